@@ -1,0 +1,57 @@
+# The two commands of the README: `make local` runs the whole service on this machine,
+# `make test` runs every test tier. Both create their own virtualenv first.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+SAM_VENV ?= .venv-sam
+PY := $(VENV)/bin/python
+# sam build targets Lambda's python3.12; use pyenv's when present.
+PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
+
+.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails openapi clean
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements-dev.txt
+	touch $@
+
+sam-venv: $(SAM_VENV)/.installed
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+	touch $@
+
+local: venv
+	$(PY) -m local
+
+test: venv sam-venv lint
+	$(PY) -m pytest
+
+unit: venv
+	$(PY) -m pytest tests/unit
+component: venv
+	$(PY) -m pytest tests/component
+e2e: venv
+	$(PY) -m pytest tests/e2e
+contract: venv sam-venv
+	$(PY) -m pytest tests/contract
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: venv
+	$(PY) -m bench
+
+sam-validate: sam-venv
+	$(SAM_VENV)/bin/sam validate --lint
+
+sam-build: sam-venv
+	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build
+
+emails: venv
+	$(PY) -m local.emails
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

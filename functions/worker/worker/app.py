@@ -1,0 +1,99 @@
+"""WorkerFunction: delivers jobs from the MSK topic and from the SQS delay queue."""
+
+from __future__ import annotations
+
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.parser import parse
+from aws_lambda_powertools.utilities.parser.models import KafkaMskEventModel
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from notify.adapters.auth import HttpUserDirectory
+from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
+from notify.adapters.ses import SesEmailSender
+from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
+from notify.clock import utc_now
+from notify.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.errors import StoreUnavailable
+from notify.settings import WorkerSettings, load
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+sqs_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@dataclass(frozen=True)
+class Services:
+    delivery: DeliveryService
+    pool: ThreadPoolExecutor
+
+
+def build_services(settings: WorkerSettings) -> Services:
+    """The composition root: every client is built here, once per container."""
+    dynamodb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+    delivery = DeliveryService(
+        store=DynamoStatusStore(dynamodb, settings.notifications_table),
+        templates=DynamoTemplateStore(dynamodb, settings.templates_table),
+        users=HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token),
+        delay_queue=SqsDelayQueue(sqs, settings.delay_queue_url),
+        dlq=SqsDeadLetterQueue(sqs, settings.dlq_url),
+        clock=utc_now,
+        email=SesEmailSender(boto3.client("sesv2"), settings.sender_email),
+        settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
+    )
+    return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
+
+
+@cache
+def services() -> Services:
+    return build_services(load(WorkerSettings))
+
+
+def _deliver(raw: str | bytes, source: str) -> Outcome:
+    outcome = services().delivery.handle_raw(raw, source)
+    metrics.add_metric(name=f"Jobs{outcome.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    return outcome
+
+
+@tracer.capture_method
+def handle_kafka(event: dict[str, Any]) -> dict[str, Any]:
+    """Deliver an MSK batch. Raises only if an outcome could not be recorded, so the batch is retried."""
+    batch = parse(event=event, model=KafkaMskEventModel)
+    values = [base64.b64decode(record.value) for records in batch.records.values() for record in records]
+    futures = [services().pool.submit(_deliver, value, "kafka") for value in values]
+    counts: dict[str, int] = {}
+    lost: list[str] = []
+    for future in futures:
+        try:
+            outcome = future.result()
+        except StoreUnavailable as exc:
+            lost.append(str(exc))
+            continue
+        counts[outcome.value] = counts.get(outcome.value, 0) + 1
+    logger.info("kafka batch done", extra={"records": len(values), "outcomes": counts, "unrecorded": len(lost)})
+    if lost:
+        raise StoreUnavailable("outcomes could not be recorded; the batch will be retried", lost)
+    return {"records": len(values), "outcomes": counts}
+
+
+def _sqs_record(record: SQSRecord) -> None:
+    _deliver(record.body, "sqs")
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("eventSource") in ("aws:kafka", "SelfManagedKafka"):
+        return handle_kafka(event)
+    return process_partial_response(event=event, record_handler=_sqs_record, processor=sqs_processor, context=context)

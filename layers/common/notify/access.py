@@ -1,0 +1,37 @@
+"""API keys: stored as SHA-256 hashes, each with scopes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Optional, Protocol
+
+from notify.errors import Forbidden, Unauthorized
+
+SCOPES = ("events:write", "notifications:read", "templates:write", "campaigns:write", "admin")
+
+
+class ApiKeyLookup(Protocol):
+    def scopes(self, key_hash: str) -> Optional[frozenset[str]]: ...
+
+
+def hash_key(key: str) -> str:
+    """The stored form of an API key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """A fresh random API key."""
+    return "nk_" + secrets.token_urlsafe(32)
+
+
+def authorize(store: ApiKeyLookup, key: Optional[str], scope: str) -> frozenset[str]:
+    """The key's scopes if it may use ``scope``; Unauthorized or Forbidden otherwise."""
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    scopes = store.scopes(hash_key(key))
+    if scopes is None:
+        raise Unauthorized("invalid API key")
+    if scope not in scopes and "admin" not in scopes:
+        raise Forbidden(f"this API key lacks the {scope!r} scope")
+    return scopes

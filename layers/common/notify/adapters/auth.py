@@ -1,0 +1,85 @@
+"""The Auth service over HTTP: timeouts, a bounded retry, a circuit breaker and a short cache."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Optional
+
+import httpx
+
+from notify.errors import NotFound, PermanentError, TransientError
+from notify.ports import UserProfile
+from notify.resilience import CircuitBreaker, TtlCache
+
+
+class HttpUserDirectory:
+    def __init__(
+        self,
+        client: httpx.Client,
+        breaker: Optional[CircuitBreaker] = None,
+        cache: Optional[TtlCache[UserProfile]] = None,
+        attempts: int = 2,
+        backoff_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._breaker = breaker or CircuitBreaker("auth")
+        self._cache = cache if cache is not None else TtlCache(ttl_seconds=60)
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
+
+    @classmethod
+    def build(cls, base_url: str, token: str, timeout_seconds: float = 2.0) -> HttpUserDirectory:
+        """A directory with its own pooled client."""
+        client = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"} if token else {},
+            timeout=httpx.Timeout(timeout_seconds, connect=min(1.0, timeout_seconds)),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+        )
+        return cls(client)
+
+    def get_user(self, user_id: str) -> UserProfile:
+        cached = self._cache.get(user_id)
+        if cached is not None:
+            return cached
+        self._breaker.before()
+        last: Exception = TransientError("no attempt made")
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(self._backoff * (2 ** (attempt - 1)))
+            try:
+                resp = self._client.get(f"/api/v1/users/{user_id}")
+            except httpx.HTTPError as exc:
+                last = TransientError(f"Auth service unreachable: {exc!r}")
+                continue
+            if resp.status_code == 404:
+                self._breaker.success()
+                raise NotFound(f"user {user_id} not found")
+            if resp.status_code == 429 or resp.status_code >= 500:
+                last = TransientError(f"Auth service answered {resp.status_code}")
+                continue
+            if resp.status_code != 200:
+                self._breaker.success()
+                raise PermanentError(f"Auth service answered {resp.status_code} for user {user_id}")
+            self._breaker.success()
+            profile = _profile(resp.json())
+            self._cache.put(user_id, profile)
+            return profile
+        self._breaker.failure()
+        raise last
+
+
+def _profile(data: dict[str, Any]) -> UserProfile:
+    return UserProfile(
+        id=str(data["id"]),
+        email=data.get("email"),
+        phone=data.get("phone"),
+        first_name=data.get("first_name"),
+        last_name=data.get("last_name"),
+        locale=data.get("locale"),
+        timezone=data.get("timezone"),
+        push_endpoints=tuple(data.get("push_endpoints") or ()),
+    )

@@ -1,0 +1,464 @@
+"""DynamoDB adapters: event records and job state, templates, API keys."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Optional
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code
+from notify.clock import iso
+from notify.errors import Conflict, StoreUnavailable
+from notify.jobs import job_id as derive_job_id
+from notify.jobs import locator, locator_of_job
+from notify.models import Channel, NotificationJob, Status
+from notify.ports import Claim, ClaimOutcome, EventRecord, JobRecord, Template, Transition
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+RETENTION = timedelta(days=90)
+RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
+
+
+def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
+
+
+def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+def _values(data: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in data.items()}
+
+
+class DynamoStatusStore:
+    """One item per event (``EVT#<locator>``) and one per job the worker has touched (``JOB#<id>``)."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    # -- events ---------------------------------------------------------------------
+
+    def put_event(self, record: EventRecord) -> None:
+        item = {
+            "pk": f"EVT#{locator(record.event_id)}",
+            "sk": f"EVT#{record.event_id}",
+            "kind": "event",
+            "event_id": record.event_id,
+            "event_type": record.event_type,
+            "user_ids": record.user_ids,
+            "channels": [c.value for c in record.channels],
+            "priority": record.priority,
+            "created_at": record.created_at,
+            "expires_at": record.expires_at,
+            "send_after": record.send_after,
+            "segment_id": record.segment_id,
+            "via": record.via,
+            "ttl": int(time.time() + RETENTION.total_seconds()),
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise Conflict(f"event {record.event_id} already exists") from exc
+            raise StoreUnavailable(f"cannot record event: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot record event: {exc}") from exc
+
+    def delete_event(self, event_id: str) -> None:
+        key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
+        try:
+            self._client.delete_item(TableName=self._table, Key=to_item(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot delete event: {exc}") from exc
+
+    def get_event(self, event_id: str) -> Optional[EventRecord]:
+        try:
+            uuid.UUID(event_id)
+        except ValueError:
+            return None
+        key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
+        item = self._get(key)
+        return _event(item) if item else None
+
+    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
+        try:
+            loc = locator_of_job(job_id)
+        except ValueError:
+            return None
+        try:
+            resp = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues=_values({":pk": f"EVT#{loc}"}),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read events: {exc}") from exc
+        for raw in resp.get("Items", []):
+            record = _event(from_item(raw))
+            for uid in record.user_ids:
+                for ch in record.channels:
+                    if derive_job_id(record.event_id, uid, ch) == job_id:
+                        return record
+        return None
+
+    # -- jobs -----------------------------------------------------------------------
+
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        item = self._get({"pk": f"JOB#{job_id}", "sk": "JOB"})
+        return _job(item) if item else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        out: dict[str, JobRecord] = {}
+        ids = list(dict.fromkeys(job_ids))
+        for i in range(0, len(ids), 100):
+            keys = [to_item({"pk": f"JOB#{j}", "sk": "JOB"}) for j in ids[i : i + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            while request:
+                try:
+                    resp = self._client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreUnavailable(f"cannot read jobs: {exc}") from exc
+                for raw in resp.get("Responses", {}).get(self._table, []):
+                    rec = _job(from_item(raw))
+                    out[rec.job_id] = rec
+                request = dict(resp.get("UnprocessedKeys") or {})
+        return out
+
+    def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
+        token = uuid.uuid4().hex
+        now_ts = int(now.timestamp())
+        created = iso(job.created_at)
+        values = {
+            ":processing": Status.PROCESSING.value,
+            ":accepted": Status.ACCEPTED.value,
+            ":retrying": Status.RETRYING.value,
+            ":scheduled": Status.SCHEDULED.value,
+            ":token": token,
+            ":lease": now_ts + lease_seconds,
+            ":nowts": now_ts,
+            ":attempt": job.attempt,
+            ":now": iso(now),
+            ":empty": [],
+            ":entry": [_entry(Status.PROCESSING, now, job.attempt)],
+            ":job_id": job.job_id,
+            ":event_id": job.event_id,
+            ":event_type": job.event_type,
+            ":user_id": job.user_id,
+            ":channel": job.channel.value,
+            ":created": created,
+            ":gsi1pk": f"USER#{job.user_id}",
+            ":gsi1sk": f"{created}#{job.job_id}",
+            ":ttl": int(job.created_at.timestamp() + RETENTION.total_seconds()),
+        }
+        sets = [
+            "#s = :processing",
+            "lease_token = :token",
+            "lease_until = :lease",
+            "attempt_n = :attempt",
+            "updated_at = :now",
+            "history = list_append(if_not_exists(history, :empty), :entry)",
+            "job_id = :job_id",
+            "event_id = :event_id",
+            "event_type = :event_type",
+            "user_id = :user_id",
+            "channel = :channel",
+            "created_at = if_not_exists(created_at, :created)",
+            "gsi1pk = :gsi1pk",
+            "gsi1sk = if_not_exists(gsi1sk, :gsi1sk)",
+            "#ttl = if_not_exists(#ttl, :ttl)",
+        ]
+        for name, moment in (("send_after", job.send_after), ("expires_at", job.expires_at)):
+            if moment is not None:
+                values[f":{name}"] = iso(moment)
+                sets.append(f"{name} = :{name}")
+        condition = (
+            "attribute_not_exists(pk) OR (attempt_n <= :attempt AND "
+            "(#s IN (:accepted, :retrying, :scheduled) OR (#s = :processing AND lease_until < :nowts)))"
+        )
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
+                ExpressionAttributeValues=_values(values),
+            )
+            return Claim(ClaimOutcome.CLAIMED, token)
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise StoreUnavailable(f"cannot claim job: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot claim job: {exc}") from exc
+        return self._contended(job, now, lease_seconds, token)
+
+    def _contended(self, job: NotificationJob, now: datetime, lease_seconds: int, token: str) -> Claim:
+        item = self._get({"pk": f"JOB#{job.job_id}", "sk": "JOB"})
+        if not item:
+            return Claim(ClaimOutcome.DUPLICATE)
+        status = Status(item["status"])
+        now_ts = int(now.timestamp())
+        stale = int(item.get("attempt_n", 0)) > job.attempt
+        if status is Status.SENDING and not stale and int(item.get("lease_until", 0)) < now_ts:
+            try:
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+                    UpdateExpression="SET lease_token = :token, lease_until = :lease",
+                    ConditionExpression="#s = :sending AND lease_token = :old",
+                    ExpressionAttributeNames={"#s": "status"},
+                    ExpressionAttributeValues=_values(
+                        {
+                            ":token": token,
+                            ":lease": now_ts + lease_seconds,
+                            ":sending": Status.SENDING.value,
+                            ":old": item.get("lease_token", ""),
+                        }
+                    ),
+                )
+                return Claim(ClaimOutcome.ABANDONED, token, status)
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(f"cannot claim job: {exc}") from exc
+                return Claim(ClaimOutcome.DUPLICATE, current=status)
+        if stale:
+            # An older copy of a job that has moved on: nothing left to do with it.
+            return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
+        return Claim(ClaimOutcome.DUPLICATE, current=status)
+
+    def transition(
+        self,
+        job: NotificationJob,
+        status: Status,
+        now: datetime,
+        token: Optional[str],
+        *,
+        attempt: Optional[int] = None,
+        error: Optional[str] = None,
+        detail: Optional[dict[str, Any]] = None,
+    ) -> bool:
+        entry_attempt = job.attempt if attempt is None else attempt
+        values: dict[str, Any] = {
+            ":s": status.value,
+            ":now": iso(now),
+            ":entry": [_entry(status, now, job.attempt, error, detail)],
+            ":token": token,
+        }
+        sets = ["#s = :s", "updated_at = :now", "history = list_append(history, :entry)"]
+        removes: list[str] = []
+        if attempt is not None:
+            values[":attempt"] = entry_attempt
+            sets.append("attempt_n = :attempt")
+        if error is not None:
+            values[":error"] = error
+            sets.append("last_error = :error")
+        for key in ("template_version", "provider_message_id"):
+            if detail and key in detail:
+                values[f":{key}"] = detail[key]
+                sets.append(f"{key} = :{key}")
+        if status in RELEASING:
+            removes = ["lease_token", "lease_until"]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+                UpdateExpression=expression,
+                ConditionExpression="lease_token = :token",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(values),
+            )
+            return True
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"cannot record {status.value}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot record {status.value}: {exc}") from exc
+
+    def _get(self, key: Mapping[str, Any]) -> Optional[dict[str, Any]]:
+        try:
+            resp = self._client.get_item(TableName=self._table, Key=to_item(key), ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read: {exc}") from exc
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+
+def _entry(
+    status: Status,
+    now: datetime,
+    attempt: int,
+    error: Optional[str] = None,
+    detail: Optional[dict[str, Any]] = None,
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"status": status.value, "at": iso(now), "attempt": attempt}
+    if error is not None:
+        entry["error"] = error
+    if detail:
+        entry["detail"] = detail
+    return entry
+
+
+def _event(item: Mapping[str, Any]) -> EventRecord:
+    return EventRecord(
+        event_id=item["event_id"],
+        event_type=item["event_type"],
+        user_ids=list(item.get("user_ids", [])),
+        channels=[Channel(c) for c in item.get("channels", [])],
+        priority=item["priority"],
+        created_at=item["created_at"],
+        expires_at=item["expires_at"],
+        send_after=item.get("send_after"),
+        segment_id=item.get("segment_id"),
+        via=item.get("via", "kafka"),
+    )
+
+
+def _job(item: Mapping[str, Any]) -> JobRecord:
+    history = [
+        Transition(
+            status=Status(h["status"]),
+            at=h["at"],
+            attempt=int(h.get("attempt", 0)),
+            error=h.get("error"),
+            detail=dict(h.get("detail", {})),
+        )
+        for h in item.get("history", [])
+    ]
+    version = item.get("template_version")
+    return JobRecord(
+        job_id=item["job_id"],
+        event_id=item["event_id"],
+        event_type=item["event_type"],
+        user_id=item["user_id"],
+        channel=Channel(item["channel"]),
+        status=Status(item["status"]),
+        attempt=int(item.get("attempt_n", 0)),
+        created_at=item["created_at"],
+        updated_at=item["updated_at"],
+        last_error=item.get("last_error"),
+        history=history,
+        send_after=item.get("send_after"),
+        expires_at=item.get("expires_at"),
+        template_version=int(version) if version is not None else None,
+        provider_message_id=item.get("provider_message_id"),
+    )
+
+
+class DynamoTemplateStore:
+    """Versioned templates: ``TPL#<type>#<channel>#<locale>`` / ``V#<000001>``; the newest wins."""
+
+    def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 30.0) -> None:
+        self._client = client
+        self._table = table
+        self._cache_seconds = cache_seconds
+        self._cache: dict[tuple[str, str, str], tuple[float, Optional[Template]]] = {}
+
+    def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
+        key = (event_type, channel.value, locale)
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self._cache_seconds:
+            return hit[1]
+        try:
+            resp = self._client.query(
+                TableName=self._table,
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
+                ExpressionAttributeValues=_values({":pk": _tpl_pk(*key), ":v": "V#"}),
+                ScanIndexForward=False,
+                Limit=1,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read templates: {exc}") from exc
+        items = resp.get("Items", [])
+        template = _template(from_item(items[0])) if items else None
+        self._cache[key] = (time.monotonic(), template)
+        return template
+
+    def save(self, template: Template) -> Template:
+        """Store ``template`` as the next version of its key."""
+        self._cache.pop((template.event_type, template.channel.value, template.locale), None)
+        for _ in range(5):
+            current = self.latest(template.event_type, template.channel, template.locale)
+            self._cache.clear()
+            version = (current.version if current else 0) + 1
+            saved = Template(**{**template.__dict__, "version": version})
+            item = {
+                "pk": _tpl_pk(template.event_type, template.channel.value, template.locale),
+                "sk": f"V#{version:06d}",
+                **{k: v for k, v in saved.__dict__.items() if k != "channel"},
+                "channel": template.channel.value,
+            }
+            try:
+                self._client.put_item(
+                    TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(sk)"
+                )
+                return saved
+            except ClientError as exc:
+                if error_code(exc) != "ConditionalCheckFailedException":
+                    raise StoreUnavailable(f"cannot save template: {exc}") from exc
+            except BotoCoreError as exc:
+                raise StoreUnavailable(f"cannot save template: {exc}") from exc
+        raise Conflict("the template changed concurrently; try again")
+
+
+def _tpl_pk(event_type: str, channel: str, locale: str) -> str:
+    return f"TPL#{event_type}#{channel}#{locale}"
+
+
+def _template(item: Mapping[str, Any]) -> Template:
+    return Template(
+        event_type=item["event_type"],
+        channel=Channel(item["channel"]),
+        locale=item["locale"],
+        version=int(item["version"]),
+        template_id=item["template_id"],
+        subject=item.get("subject"),
+        body_text=item.get("body_text"),
+        body_html=item.get("body_html"),
+        title=item.get("title"),
+        body=item.get("body"),
+        created_at=item.get("created_at", ""),
+    )
+
+
+class DynamoApiKeyStore:
+    """API keys stored by SHA-256 hash: ``KEY#<hex>`` → name, scopes."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
+        try:
+            resp = self._client.get_item(TableName=self._table, Key=to_item({"pk": f"KEY#{key_hash}"}))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read API keys: {exc}") from exc
+        item = resp.get("Item")
+        if not item:
+            return None
+        data = from_item(item)
+        if data.get("disabled"):
+            return None
+        return frozenset(data.get("scopes", []))
+
+    def put(self, key_hash: str, name: str, scopes: Sequence[str], created_at: str) -> None:
+        item = {"pk": f"KEY#{key_hash}", "name": name, "scopes": list(scopes), "created_at": created_at}
+        try:
+            self._client.put_item(TableName=self._table, Item=to_item(item))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot store API key: {exc}") from exc

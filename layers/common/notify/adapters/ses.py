@@ -1,0 +1,48 @@
+"""Email through Amazon SES v2."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code, is_transient
+from notify.errors import PermanentError, TransientError
+from notify.ports import RenderedMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sesv2 import SESV2Client
+
+PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedException", "AccountSuspendedException"})
+
+
+class SesEmailSender:
+    def __init__(self, client: SESV2Client, from_address: str, configuration_set: Optional[str] = None) -> None:
+        self._client = client
+        self._from = from_address
+        self._configuration_set = configuration_set
+
+    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+        body: dict[str, Any] = {}
+        if message.text is not None:
+            body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
+        if message.html is not None:
+            body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
+        simple: dict[str, Any] = {"Subject": {"Data": message.subject or "", "Charset": "UTF-8"}, "Body": body}
+        if headers:
+            simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+        kwargs: dict[str, Any] = {
+            "FromEmailAddress": self._from,
+            "Destination": {"ToAddresses": [to]},
+            "Content": {"Simple": simple},
+        }
+        if self._configuration_set:
+            kwargs["ConfigurationSetName"] = self._configuration_set
+        try:
+            return str(self._client.send_email(**kwargs)["MessageId"])
+        except ClientError as exc:
+            if is_transient(exc) and error_code(exc) not in PERMANENT_CODES:
+                raise TransientError(f"SES: {error_code(exc)}: {exc}") from exc
+            raise PermanentError(f"SES rejected the email: {error_code(exc)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"SES unreachable: {exc}") from exc

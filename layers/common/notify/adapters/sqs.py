@@ -1,0 +1,83 @@
+"""SQS adapters: the delay queue and the dead-letter queue."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.errors import PermanentError, TransientError
+from notify.models import NotificationJob
+from notify.ports import DeadLetter
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+
+def _batches(items: Sequence[Any], size: int = 10) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class SqsDelayQueue:
+    """Sends jobs with DelaySeconds; batches of ten, failed entries retried once then raised."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def enqueue(self, jobs: Sequence[NotificationJob], delay_seconds: int = 0) -> None:
+        for chunk in _batches(list(jobs)):
+            entries: list[dict[str, Any]] = [
+                {
+                    "Id": str(i),
+                    "MessageBody": job.model_dump_json(exclude_none=True),
+                    "DelaySeconds": delay_seconds,
+                    "MessageAttributes": {
+                        "job_id": {"DataType": "String", "StringValue": job.job_id},
+                        "event_id": {"DataType": "String", "StringValue": job.event_id},
+                    },
+                }
+                for i, job in enumerate(chunk)
+            ]
+            self._send(entries)
+
+    def _send(self, entries: list[dict[str, Any]]) -> None:
+        for _ in range(2):
+            try:
+                resp = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[arg-type]
+            except (ClientError, BotoCoreError) as exc:
+                raise TransientError(f"SQS send failed: {exc}") from exc
+            failed = {f["Id"] for f in resp.get("Failed", [])}
+            if not failed:
+                return
+            entries = [e for e in entries if e["Id"] in failed]
+        raise TransientError(f"SQS refused {len(entries)} messages")
+
+
+class SqsDeadLetterQueue:
+    """The DLQ: one JSON message per letter with the reason, the error and the job or raw record."""
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def send(self, letter: DeadLetter) -> None:
+        body = {k: v for k, v in letter.__dict__.items() if v is not None}
+        attributes = {"reason": {"DataType": "String", "StringValue": letter.reason}}
+        job_id: Optional[str] = (letter.job or {}).get("job_id")
+        if job_id:
+            attributes["job_id"] = {"DataType": "String", "StringValue": job_id}
+        try:
+            self._client.send_message(
+                QueueUrl=self._url,
+                MessageBody=json.dumps(body, default=str),
+                MessageAttributes=attributes,  # type: ignore[arg-type]
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidParameterValue":
+                raise PermanentError(f"DLQ refused the letter: {exc}") from exc
+            raise TransientError(f"DLQ send failed: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"DLQ send failed: {exc}") from exc

@@ -1,0 +1,273 @@
+"""The worker's pipeline: one job in, exactly one terminal outcome (or a scheduled retry) out."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import Enum
+from typing import Any, Optional
+
+from pydantic import ValidationError
+
+from notify.catalog import EVENT_TYPES
+from notify.clock import Clock, iso
+from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
+from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, NotificationJob, Priority, Status
+from notify.ports import (
+    ClaimOutcome,
+    DeadLetter,
+    DeadLetterQueue,
+    DelayQueue,
+    EmailSender,
+    PushSender,
+    RenderedMessage,
+    StatusStore,
+    TemplateStore,
+    UserDirectory,
+    UserProfile,
+    WebSocketSender,
+)
+from notify.rendering import locale_chain, render
+from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
+
+
+class Outcome(str, Enum):
+    SENT = "sent"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    SKIPPED = "skipped"
+    RETRYING = "retrying"
+    SCHEDULED = "scheduled"
+    DUPLICATE = "duplicate"
+    DEFERRED = "deferred"  # another worker holds the job; re-checked later
+    DEAD_LETTERED = "dead_lettered"  # not a job at all
+
+
+class InvalidJob(ValueError):
+    """A record that is not a job this worker understands."""
+
+
+def parse_job(raw: str | bytes) -> NotificationJob:
+    """Parse a Kafka value or SQS body; refuse unknown schema versions."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJob(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidJob("not a JSON object")
+    version = data.get("schema_version")
+    if version != JOB_SCHEMA_VERSION:
+        raise InvalidJob(f"unsupported schema_version {version!r}; this worker reads {JOB_SCHEMA_VERSION}")
+    try:
+        return NotificationJob.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidJob(f"invalid job: {exc.errors(include_url=False)}") from None
+
+
+@dataclass
+class DeliverySettings:
+    sender_name: str = "Notifications"
+    default_locale: str = "en"
+    lease_seconds: int = 60
+    unsubscribe_url: Optional[str] = None
+    policies: Mapping[Priority, RetryPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
+
+
+class DeliveryService:
+    """Delivers jobs once each. Raises :class:`StoreUnavailable` only when an outcome cannot be recorded."""
+
+    def __init__(
+        self,
+        store: StatusStore,
+        templates: TemplateStore,
+        users: UserDirectory,
+        delay_queue: DelayQueue,
+        dlq: DeadLetterQueue,
+        clock: Clock,
+        email: Optional[EmailSender] = None,
+        push: Optional[PushSender] = None,
+        websocket: Optional[WebSocketSender] = None,
+        settings: Optional[DeliverySettings] = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._store = store
+        self._templates = templates
+        self._users = users
+        self._delay = delay_queue
+        self._dlq = dlq
+        self._clock = clock
+        self._email = email
+        self._push = push
+        self._websocket = websocket
+        self._settings = settings or DeliverySettings()
+        self._rand = rand
+
+    # -- entry points ----------------------------------------------------------------
+
+    def handle_raw(self, raw: str | bytes, source: str) -> Outcome:
+        """Parse and deliver one record; a record that is not a job goes to the DLQ."""
+        try:
+            job = parse_job(raw)
+        except InvalidJob as exc:
+            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+            self._dead_letter(DeadLetter("invalid_job", str(exc), 0, raw=text[:200_000], source=source))
+            return Outcome.DEAD_LETTERED
+        return self.handle(job)
+
+    def handle(self, job: NotificationJob) -> Outcome:
+        """Run the pipeline for one job."""
+        now = self._clock()
+        claim = self._store.claim(job, now, self._settings.lease_seconds)
+        if claim.outcome is ClaimOutcome.DUPLICATE:
+            if claim.current is not None and not claim.current.terminal:
+                # Held by a live lease elsewhere: look again once it has run out.
+                self._enqueue(job, self._settings.lease_seconds + 1)
+                return Outcome.DEFERRED
+            return Outcome.DUPLICATE
+        token = claim.token
+        if claim.outcome is ClaimOutcome.ABANDONED:
+            error = "a worker stopped while sending; the outcome is unknown, so it is not sent again"
+            return self._fail(job, token, "outcome_unknown", error)
+        if job.expires_at is not None and now >= job.expires_at:
+            self._transition(job, Status.EXPIRED, token, error=f"expired at {iso(job.expires_at)}")
+            return Outcome.EXPIRED
+        due = job.due_at()
+        if due is not None and due > now:
+            wait = math.ceil((due - now).total_seconds())
+            self._enqueue(job, wait)
+            self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
+            return Outcome.SCHEDULED
+        try:
+            profile = self._recipient(job)
+            message = self._render(job, profile)
+            if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
+                return Outcome.DUPLICATE
+            provider_id = self._send(job, profile, message)
+        except TransientError as exc:
+            return self._retry(job, token, str(exc))
+        except (PermanentError, NotFound) as exc:
+            return self._fail(job, token, "permanent_error", str(exc))
+        self._transition(
+            job,
+            Status.SENT,
+            token,
+            detail={"provider_message_id": provider_id, "template_version": message.template_version},
+        )
+        return Outcome.SENT
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _recipient(self, job: NotificationJob) -> UserProfile:
+        explicit = job.contact
+        if explicit is not None and _reaches(explicit, job.channel):
+            return UserProfile(
+                id=job.user_id,
+                email=explicit.email,
+                phone=explicit.phone,
+                push_endpoints=tuple(explicit.push_endpoints),
+            )
+        try:
+            return self._users.get_user(job.user_id)
+        except NotFound:
+            raise PermanentError(f"user {job.user_id} does not exist in the Auth service") from None
+
+    def _render(self, job: NotificationJob, profile: UserProfile) -> RenderedMessage:
+        requested = job.locale or profile.locale
+        for locale in locale_chain(requested, self._settings.default_locale):
+            template = self._templates.latest(job.template_key, job.channel, locale)
+            if template is not None:
+                context: dict[str, Any] = dict(job.payload)
+                context["user"] = profile.template_context()
+                context["event"] = {"event_id": job.event_id, "event_type": job.event_type, "job_id": job.job_id}
+                return render(template, context)
+        raise PermanentError(
+            f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"
+        )
+
+    def _send(self, job: NotificationJob, profile: UserProfile, message: RenderedMessage) -> str:
+        data = {"event_type": job.event_type, "job_id": job.job_id, "event_id": job.event_id}
+        if job.channel is Channel.EMAIL:
+            if not profile.email:
+                raise PermanentError(f"user {job.user_id} has no email address")
+            if self._email is None:
+                raise PermanentError("the email channel is not configured")
+            return self._email.send_email(profile.email, message, self._email_headers(job))
+        if job.channel is Channel.PUSH:
+            if not profile.push_endpoints:
+                raise PermanentError(f"user {job.user_id} has no push endpoint")
+            if self._push is None:
+                raise PermanentError("the push channel is not configured")
+            ids = [self._push.send_push(endpoint, message, data) for endpoint in profile.push_endpoints]
+            return ",".join(ids)
+        connection = job.contact.connection_id if job.contact else None
+        if self._websocket is None:
+            raise PermanentError("the websocket channel is not configured")
+        if not connection:
+            raise PermanentError(f"user {job.user_id} has no websocket connection")
+        return self._websocket.send_websocket(connection, message, data)
+
+    def _email_headers(self, job: NotificationJob) -> dict[str, str]:
+        spec = EVENT_TYPES.get(job.event_type)
+        url = self._settings.unsubscribe_url
+        if url and ((spec is not None and spec.marketing) or job.priority is Priority.LOW):
+            link = url.format(user_id=job.user_id, job_id=job.job_id)
+            return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+        return {}
+
+    # -- outcomes -----------------------------------------------------------------------
+
+    def _retry(self, job: NotificationJob, token: str, error: str) -> Outcome:
+        policy = self._settings.policies[job.priority]
+        if policy.exhausted(job.attempt):
+            return self._fail(job, token, "attempts_exhausted", f"gave up after {job.attempt + 1} attempts: {error}")
+        wait = policy.delay(job.attempt, self._rand)
+        nxt = job.model_copy(update={"attempt": job.attempt + 1, "not_before": self._clock() + timedelta(seconds=wait)})
+        if nxt.expires_at is not None and nxt.not_before is not None and nxt.not_before >= nxt.expires_at:
+            self._transition(job, Status.EXPIRED, token, error=f"would expire before the next attempt: {error}")
+            return Outcome.EXPIRED
+        self._enqueue(nxt, wait)
+        self._transition(job, Status.RETRYING, token, attempt=nxt.attempt, error=error, detail={"retry_in": wait})
+        return Outcome.RETRYING
+
+    def _fail(self, job: NotificationJob, token: str, reason: str, error: str) -> Outcome:
+        # The DLQ first: a failed write after it can only duplicate the letter, never lose it.
+        self._dead_letter(DeadLetter(reason, error, job.attempt, job=job.model_dump(mode="json"), source="worker"))
+        self._transition(job, Status.FAILED, token, error=error, detail={"reason": reason})
+        return Outcome.FAILED
+
+    def _transition(
+        self,
+        job: NotificationJob,
+        status: Status,
+        token: str,
+        *,
+        attempt: Optional[int] = None,
+        error: Optional[str] = None,
+        detail: Optional[dict[str, Any]] = None,
+    ) -> bool:
+        return self._store.transition(job, status, self._clock(), token, attempt=attempt, error=error, detail=detail)
+
+    def _enqueue(self, job: NotificationJob, wait_seconds: int) -> None:
+        try:
+            self._delay.enqueue([job], min(MAX_SQS_DELAY, max(0, wait_seconds)))
+        except DeliveryError as exc:
+            raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+
+    def _dead_letter(self, letter: DeadLetter) -> None:
+        stamped = DeadLetter(**{**letter.__dict__, "failed_at": iso(self._clock())})
+        try:
+            self._dlq.send(stamped)
+        except DeliveryError as exc:
+            raise StoreUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+
+
+def _reaches(contact: Contact, channel: Channel) -> bool:
+    if channel is Channel.EMAIL:
+        return bool(contact.email)
+    if channel is Channel.PUSH:
+        return bool(contact.push_endpoints)
+    return bool(contact.connection_id)

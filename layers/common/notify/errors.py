@@ -1,0 +1,75 @@
+"""Domain errors. Adapters translate client errors into these; handlers map them to HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class NotifyError(Exception):
+    """Base class of every error the domain raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field of a request, addressed by a dotted path."""
+
+    loc: str
+    msg: str
+    type: str = "value_error"
+
+
+class ValidationFailed(NotifyError):
+    """The input breaks a rule; carries field-level errors for a 422."""
+
+    def __init__(self, errors: list[FieldError], message: str = "The request is not valid") -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = errors
+
+
+class NotFound(NotifyError):
+    """The addressed resource does not exist."""
+
+
+class Conflict(NotifyError):
+    """The request conflicts with the current state (idempotency key reuse, versions)."""
+
+
+class Unauthorized(NotifyError):
+    """No valid credentials."""
+
+
+class Forbidden(NotifyError):
+    """Valid credentials without the needed scope."""
+
+
+class DeliveryError(NotifyError):
+    """A channel, the user directory or a store failed for one job."""
+
+    transient: bool = False
+
+
+class TransientError(DeliveryError):
+    """Worth retrying later: throttling, timeouts, 5xx, a dependency down."""
+
+    transient = True
+
+
+class PermanentError(DeliveryError):
+    """Retrying cannot help: rejected address, missing template, unknown user."""
+
+
+class IngestUnavailable(NotifyError):
+    """Neither Kafka nor the fallback queue took the jobs; nothing was accepted."""
+
+    def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+@dataclass
+class StoreUnavailable(NotifyError):
+    """The status store cannot be written; a batch must be retried whole."""
+
+    reason: str = ""
+    causes: list[str] = field(default_factory=list)

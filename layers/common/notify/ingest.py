@@ -1,0 +1,100 @@
+"""Ingestion: validate an event, expand it into jobs and store them durably."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+from notify.catalog import get_event_type, validate_payload
+from notify.clock import Clock, iso
+from notify.errors import FieldError, IngestUnavailable, TransientError, ValidationFailed
+from notify.jobs import EventPlan, new_event_id
+from notify.models import AcceptedEvent, EventRequest
+from notify.ports import DelayQueue, EventRecord, JobPublisher, StatusStore
+
+
+class IngestService:
+    """Turns an :class:`EventRequest` into jobs that are in Kafka or the delay queue.
+
+    The answer is only returned once every job is durably stored; otherwise
+    :class:`IngestUnavailable` is raised and nothing is left behind.
+    """
+
+    def __init__(
+        self,
+        store: StatusStore,
+        publisher: JobPublisher,
+        fallback: DelayQueue,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._fallback = fallback
+        self._clock = clock
+
+    def plan(self, request: EventRequest, event_id: Optional[str] = None) -> EventPlan:
+        """Validate ``request`` against its type and the clock; raise ValidationFailed."""
+        spec = get_event_type(request.event_type)
+        payload = validate_payload(spec, request.payload)
+        now = self._clock()
+        expires_at = request.expires_at or now + spec.ttl
+        errors: list[FieldError] = []
+        if expires_at <= now:
+            errors.append(FieldError("expires_at", "must be in the future"))
+        if request.send_after and request.send_after >= expires_at:
+            errors.append(FieldError("send_after", "must be before expires_at"))
+        if request.recipients.segment_id is not None:
+            errors.append(
+                FieldError(
+                    "recipients.segment_id", "segment delivery is not available yet; send user_ids", "unsupported"
+                )
+            )
+        if errors:
+            raise ValidationFailed(errors)
+        return EventPlan(
+            event_id=event_id or new_event_id(),
+            event_type=spec,
+            payload=payload,
+            user_ids=request.recipients.user_ids or [],
+            channels=list(dict.fromkeys(request.channels or spec.default_channels)),
+            priority=request.priority or spec.priority,
+            created_at=now,
+            expires_at=expires_at,
+            send_after=request.send_after,
+            locale=request.locale,
+        )
+
+    def accept(self, request: EventRequest, event_id: Optional[str] = None) -> AcceptedEvent:
+        """Validate, record the event, then publish its jobs to Kafka or, failing that, the delay queue."""
+        plan = self.plan(request, event_id)
+        record = _record(plan, via="kafka")
+        self._store.put_event(record)
+        jobs = plan.jobs()
+        try:
+            self._publisher.publish(jobs)
+        except TransientError as kafka_error:
+            try:
+                self._fallback.enqueue(jobs)
+            except TransientError as queue_error:
+                self._store.delete_event(plan.event_id)
+                raise IngestUnavailable(
+                    f"no durable store took the jobs (kafka: {kafka_error}; delay queue: {queue_error})"
+                ) from queue_error
+        return AcceptedEvent(event_id=plan.event_id, job_ids=[j.job_id for j in jobs])
+
+
+def _record(plan: EventPlan, via: str) -> EventRecord:
+    def opt(moment: Optional[datetime]) -> Optional[str]:
+        return iso(moment) if moment else None
+
+    return EventRecord(
+        event_id=plan.event_id,
+        event_type=plan.event_type.name,
+        user_ids=list(plan.user_ids),
+        channels=list(plan.channels),
+        priority=plan.priority.value,
+        created_at=iso(plan.created_at),
+        expires_at=iso(plan.expires_at),
+        send_after=opt(plan.send_after),
+        via=via,
+    )

@@ -1,0 +1,95 @@
+"""Identifiers and the expansion of an accepted event into notification jobs.
+
+A job id is a UUID (RFC 9562 version 8) that is deterministic in
+(event_id, user_id, channel) — re-ingesting an event can never create a second
+job for the same user and channel — and whose first 60 bits are the event's
+*locator*. The locator lets ``GET /notifications/{job_id}`` find the event
+record of a job the worker has not touched yet, so ingestion costs one
+DynamoDB write per event instead of one per job (see docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Optional
+
+from notify.catalog import EventType
+from notify.models import Channel, Contact, NotificationJob, Priority
+
+
+def new_event_id() -> str:
+    """A fresh random event id."""
+    return str(uuid.uuid4())
+
+
+def locator(event_id: str) -> str:
+    """16 hex characters shared by an event id and all of its job ids."""
+    raw = bytearray(uuid.UUID(event_id).bytes[:8])
+    raw[6] = 0x80 | (raw[6] & 0x0F)  # the version nibble of a v8 UUID
+    return raw.hex()
+
+
+def job_id(event_id: str, user_id: str, channel: Channel | str) -> str:
+    """The deterministic id of the job for this event, user and channel."""
+    head = bytes.fromhex(locator(event_id))
+    name = f"{event_id}\x1f{user_id}\x1f{Channel(channel).value}".encode()
+    tail = bytearray(hashlib.sha256(name).digest()[:8])
+    tail[0] = 0x80 | (tail[0] & 0x3F)  # RFC 9562 variant
+    return str(uuid.UUID(bytes=head + bytes(tail)))
+
+
+def locator_of_job(job_id_: str) -> str:
+    """The locator of the event a job id belongs to."""
+    return uuid.UUID(job_id_).bytes[:8].hex()
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """Everything needed to build the jobs of one event; also what the event record stores."""
+
+    event_id: str
+    event_type: EventType
+    payload: dict[str, Any]
+    user_ids: Sequence[str]
+    channels: Sequence[Channel]
+    priority: Priority
+    created_at: datetime
+    expires_at: datetime
+    send_after: Optional[datetime] = None
+    locale: Optional[str] = None
+    campaign_id: Optional[str] = None
+    run_id: Optional[str] = None
+    contacts: Optional[dict[str, Contact]] = None
+
+    def job_ids(self) -> list[str]:
+        """Job ids in expansion order: user by user, channel by channel."""
+        return [job_id(self.event_id, uid, ch) for uid in self.user_ids for ch in self.channels]
+
+    def jobs(self) -> list[NotificationJob]:
+        """One job per user and channel."""
+        contacts = self.contacts or {}
+        return [
+            NotificationJob(
+                job_id=job_id(self.event_id, uid, ch),
+                event_id=self.event_id,
+                event_type=self.event_type.name,
+                user_id=uid,
+                channel=ch,
+                template_key=self.event_type.name,
+                payload=self.payload,
+                locale=self.locale,
+                priority=self.priority,
+                created_at=self.created_at,
+                send_after=self.send_after,
+                expires_at=self.expires_at,
+                contact=contacts.get(uid),
+                campaign_id=self.campaign_id,
+                run_id=self.run_id,
+            )
+            for uid in self.user_ids
+            for ch in self.channels
+        ]

@@ -1,0 +1,128 @@
+"""The service's data contracts: the event request, the notification job, statuses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Optional
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+JOB_SCHEMA_VERSION = 1
+MAX_RECIPIENTS = 1000
+
+
+class Channel(str, Enum):
+    EMAIL = "email"
+    PUSH = "push"
+    WEBSOCKET = "websocket"
+
+
+class Priority(str, Enum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class Status(str, Enum):
+    ACCEPTED = "ACCEPTED"
+    PROCESSING = "PROCESSING"
+    SENDING = "SENDING"
+    SCHEDULED = "SCHEDULED"
+    RETRYING = "RETRYING"
+    SENT = "SENT"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+    SKIPPED = "SKIPPED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
+
+
+class Strict(BaseModel):
+    """Base for inbound models: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipients(Strict):
+    user_ids: Optional[list[str]] = Field(default=None, min_length=1, max_length=MAX_RECIPIENTS)
+    segment_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Recipients:
+        if (self.user_ids is None) == (self.segment_id is None):
+            raise ValueError("give exactly one of user_ids or segment_id")
+        if self.user_ids is not None:
+            if any(not uid.strip() or len(uid) > 128 for uid in self.user_ids):
+                raise ValueError("user ids must be 1 to 128 non-blank characters")
+            # Deduplicate, keeping the caller's order.
+            object.__setattr__(self, "user_ids", list(dict.fromkeys(self.user_ids)))
+        return self
+
+
+class EventRequest(Strict):
+    """Body of POST /api/v1/events. ``payload`` is checked against the event type's model."""
+
+    event_type: str = Field(min_length=1, max_length=64)
+    payload: dict[str, Any]
+    recipients: Recipients
+    channels: Optional[list[Channel]] = Field(default=None, min_length=1)
+    priority: Optional[Priority] = None
+    send_after: Optional[AwareDatetime] = None
+    expires_at: Optional[AwareDatetime] = None
+    locale: Optional[str] = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+class Contact(BaseModel):
+    """Where to reach a user; explicit on a job or fetched from the Auth service."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    email: Optional[str] = None
+    phone: Optional[str] = None
+    connection_id: Optional[str] = None
+    push_endpoints: list[str] = Field(default_factory=list)
+
+
+class NotificationJob(BaseModel):
+    """One notification for one user on one channel: the Kafka and SQS message body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = JOB_SCHEMA_VERSION
+    job_id: str
+    event_id: str
+    event_type: str
+    user_id: str
+    channel: Channel
+    template_key: str
+    payload: dict[str, Any]
+    locale: Optional[str] = None
+    priority: Priority = Priority.NORMAL
+    attempt: int = 0
+    created_at: datetime
+    send_after: Optional[datetime] = None
+    expires_at: Optional[datetime] = None
+    not_before: Optional[datetime] = None
+    contact: Optional[Contact] = None
+    campaign_id: Optional[str] = None
+    run_id: Optional[str] = None
+
+    def due_at(self) -> Optional[datetime]:
+        """The earliest moment this job may be sent: its send_after or retry time."""
+        moments = [m for m in (self.send_after, self.not_before) if m is not None]
+        return max(moments) if moments else None
+
+
+class AcceptedEvent(BaseModel):
+    """The 202 answer: only returned once every job is durably stored."""
+
+    event_id: str
+    job_ids: list[str]
+    status: str = "accepted"
+    fanout: bool = False

@@ -1,0 +1,72 @@
+"""Configuration: loaded once per container into frozen models, from the variables template.yaml sets.
+
+The only module of the package that reads ``os.environ``. A missing or bad
+variable fails at cold start with every problem listed, not deep in a request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal, Optional, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=False, extra="ignore")
+
+
+class StoreSettings(_Settings):
+    notifications_table: str = Field(alias="NOTIFICATIONS_TABLE")
+    templates_table: str = Field(alias="TEMPLATES_TABLE")
+    delay_queue_url: str = Field(alias="DELAY_QUEUE_URL")
+    dlq_url: str = Field(alias="DLQ_URL")
+
+
+class KafkaSettings(_Settings):
+    kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_topic: str = Field(alias="KAFKA_TOPIC")
+    kafka_auth: Literal["none", "tls", "iam"] = Field(default="none", alias="KAFKA_AUTH")
+    kafka_timeout_seconds: float = Field(default=5.0, gt=0, le=60, alias="KAFKA_TIMEOUT_SECONDS")
+    region: Optional[str] = Field(default=None, alias="AWS_REGION")
+
+
+class ApiSettings(StoreSettings, KafkaSettings):
+    idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    api_keys_table: str = Field(alias="API_KEYS_TABLE")
+
+
+class WorkerSettings(StoreSettings):
+    auth_api_url: str = Field(alias="AUTH_API_URL")
+    auth_api_token: str = Field(default="", alias="AUTH_API_TOKEN")
+    sender_email: str = Field(alias="SENDER_EMAIL")
+    unsubscribe_url: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_URL")
+    worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
+
+
+class SchedulerSettings(StoreSettings, KafkaSettings):
+    campaigns_table: str = Field(alias="CAMPAIGNS_TABLE")
+
+
+class SettingsError(RuntimeError):
+    """The environment does not configure this function; lists every problem."""
+
+
+S = TypeVar("S", bound=_Settings)
+
+
+def load(model: type[S], environ: Optional[Mapping[str, str]] = None) -> S:
+    """Build ``model`` from the environment (empty strings count as unset)."""
+    env = os.environ if environ is None else environ
+    data = {k: v for k, v in env.items() if v != ""}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise SettingsError(f"{model.__name__} is not configured: {problems}") from None
+
+
+def env_names(model: type[_Settings]) -> set[str]:
+    """The environment variables ``model`` reads (for the template contract test)."""
+    return {f.alias for f in model.model_fields.values() if f.alias}

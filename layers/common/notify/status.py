@@ -1,0 +1,107 @@
+"""Reading job state: a job the worker has not touched yet is ACCEPTED, found via its event record."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from notify.errors import NotFound
+from notify.jobs import job_id as derive_job_id
+from notify.models import Status
+from notify.ports import EventRecord, JobRecord, StatusStore
+
+
+def job_view(record: JobRecord) -> dict[str, Any]:
+    """The public JSON shape of a job."""
+    return {
+        "job_id": record.job_id,
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "user_id": record.user_id,
+        "channel": record.channel.value,
+        "status": record.status.value,
+        "attempts": record.attempt + (0 if record.status is Status.RETRYING else 1),
+        "created_at": record.created_at,
+        "updated_at": record.updated_at,
+        "send_after": record.send_after,
+        "expires_at": record.expires_at,
+        "last_error": record.last_error,
+        "template_version": record.template_version,
+        "provider_message_id": record.provider_message_id,
+        "history": [
+            {
+                k: v
+                for k, v in {
+                    "status": h.status.value,
+                    "at": h.at,
+                    "attempt": h.attempt,
+                    "error": h.error,
+                    "detail": h.detail or None,
+                }.items()
+                if v is not None
+            }
+            for h in record.history
+        ],
+    }
+
+
+def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "user_id": user_id,
+        "channel": channel,
+        "status": Status.ACCEPTED.value,
+        "attempts": 0,
+        "created_at": event.created_at,
+        "updated_at": event.created_at,
+        "send_after": event.send_after,
+        "expires_at": event.expires_at,
+        "last_error": None,
+        "template_version": None,
+        "provider_message_id": None,
+        "history": [{"status": Status.ACCEPTED.value, "at": event.created_at, "attempt": 0}],
+    }
+
+
+class StatusQueries:
+    def __init__(self, store: StatusStore) -> None:
+        self._store = store
+
+    def notification(self, job_id: str) -> dict[str, Any]:
+        """One job with its history; NotFound if no event produced it."""
+        record = self._store.get_job(job_id)
+        if record is not None:
+            return job_view(record)
+        event = self._store.find_event_of_job(job_id)
+        if event is not None:
+            for uid in event.user_ids:
+                for ch in event.channels:
+                    if derive_job_id(event.event_id, uid, ch) == job_id:
+                        return accepted_view(event, uid, ch.value, job_id)
+        raise NotFound(f"notification {job_id} not found")
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        """An event and every job it produced, each with its current status."""
+        event: Optional[EventRecord] = self._store.get_event(event_id)
+        if event is None:
+            raise NotFound(f"event {event_id} not found")
+        pairs = [(uid, ch, derive_job_id(event.event_id, uid, ch)) for uid in event.user_ids for ch in event.channels]
+        records = self._store.get_jobs([p[2] for p in pairs])
+        jobs = [
+            job_view(records[jid]) if jid in records else accepted_view(event, uid, ch.value, jid)
+            for uid, ch, jid in pairs
+        ]
+        counts: dict[str, int] = {}
+        for job in jobs:
+            counts[job["status"]] = counts.get(job["status"], 0) + 1
+        return {
+            "event_id": event.event_id,
+            "event_type": event.event_type,
+            "priority": event.priority,
+            "created_at": event.created_at,
+            "expires_at": event.expires_at,
+            "send_after": event.send_after,
+            "status_counts": counts,
+            "jobs": [{k: v for k, v in j.items() if k != "history"} for j in jobs],
+        }
