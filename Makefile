@@ -10,7 +10,7 @@ PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 .PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails openapi clean
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
