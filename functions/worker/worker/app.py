@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
@@ -69,7 +68,8 @@ def _deliver(raw: str | bytes, source: str) -> Outcome:
 def handle_kafka(event: dict[str, Any]) -> dict[str, Any]:
     """Deliver an MSK batch. Raises only if an outcome could not be recorded, so the batch is retried."""
     batch = parse(event=event, model=KafkaMskEventModel)
-    values = [base64.b64decode(record.value) for records in batch.records.values() for record in records]
+    # The parser model has already base64-decoded each value.
+    values = [str(record.value) for records in batch.records.values() for record in records]
     futures = [services().pool.submit(_deliver, value, "kafka") for value in values]
     counts: dict[str, int] = {}
     lost: list[str] = []
@@ -93,7 +93,7 @@ def _sqs_record(record: SQSRecord) -> None:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> Any:
     if event.get("eventSource") in ("aws:kafka", "SelfManagedKafka"):
         return handle_kafka(event)
     return process_partial_response(event=event, record_handler=_sqs_record, processor=sqs_processor, context=context)

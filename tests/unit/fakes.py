@@ -1,0 +1,210 @@
+"""In-memory stand-ins for the ports, for unit tests only (component tests use moto and Kafka)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Optional, Sequence
+
+from notify.clock import iso
+from notify.errors import NotFound, PermanentError, TransientError
+from notify.models import Channel, NotificationJob, Status
+from notify.ports import (
+    Claim,
+    ClaimOutcome,
+    DeadLetter,
+    DeadLetterQueue,
+    DelayQueue,
+    EmailSender,
+    EventRecord,
+    JobPublisher,
+    JobRecord,
+    RenderedMessage,
+    StatusStore,
+    Template,
+    TemplateStore,
+    Transition,
+    UserDirectory,
+    UserProfile,
+)
+
+
+@dataclass
+class MemoryStore:
+    events: dict[str, EventRecord] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def put_event(self, record: EventRecord) -> None:
+        self.events[record.event_id] = record
+
+    def delete_event(self, event_id: str) -> None:
+        self.events.pop(event_id, None)
+
+    def get_event(self, event_id: str) -> Optional[EventRecord]:
+        return self.events.get(event_id)
+
+    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
+        return None
+
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        item = self.jobs.get(job_id)
+        if item is None:
+            return None
+        return JobRecord(
+            job_id=job_id,
+            event_id=item["event_id"],
+            event_type="t",
+            user_id=item["user_id"],
+            channel=item["channel"],
+            status=item["status"],
+            attempt=item["attempt"],
+            created_at="",
+            updated_at="",
+            last_error=item.get("error"),
+            history=list(item["history"]),
+        )
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        return {j: r for j in job_ids if (r := self.get_job(j)) is not None}
+
+    def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
+        item = self.jobs.get(job.job_id)
+        token = uuid.uuid4().hex
+        ts = now.timestamp()
+        if item is not None:
+            status: Status = item["status"]
+            if item["attempt"] > job.attempt or status.terminal:
+                return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT if item["attempt"] > job.attempt else status)
+            expired = item.get("lease_until", 0) < ts
+            if status is Status.SENDING and expired:
+                item.update(token=token, lease_until=ts + lease_seconds)
+                return Claim(ClaimOutcome.ABANDONED, token, status)
+            if status in (Status.PROCESSING, Status.SENDING) and not expired:
+                return Claim(ClaimOutcome.DUPLICATE, current=status)
+        self.jobs[job.job_id] = {
+            **(item or {"history": []}),
+            "event_id": job.event_id,
+            "user_id": job.user_id,
+            "channel": job.channel,
+            "status": Status.PROCESSING,
+            "attempt": job.attempt,
+            "token": token,
+            "lease_until": ts + lease_seconds,
+        }
+        self.jobs[job.job_id]["history"].append(Transition(Status.PROCESSING, iso(now), job.attempt))
+        return Claim(ClaimOutcome.CLAIMED, token)
+
+    def transition(
+        self,
+        job: NotificationJob,
+        status: Status,
+        now: datetime,
+        token: Optional[str],
+        *,
+        attempt: Optional[int] = None,
+        error: Optional[str] = None,
+        detail: Optional[dict[str, Any]] = None,
+    ) -> bool:
+        item = self.jobs[job.job_id]
+        if item.get("token") != token:
+            return False
+        item["status"] = status
+        if attempt is not None:
+            item["attempt"] = attempt
+        if error is not None:
+            item["error"] = error
+        item["history"].append(Transition(status, iso(now), job.attempt, error, detail or {}))
+        return True
+
+    def statuses(self, job_id: str) -> list[Status]:
+        return [t.status for t in self.jobs[job_id]["history"]]
+
+
+@dataclass
+class MemoryQueue:
+    sent: list[tuple[NotificationJob, int]] = field(default_factory=list)
+    fail: bool = False
+
+    def enqueue(self, jobs: Sequence[NotificationJob], delay_seconds: int = 0) -> None:
+        if self.fail:
+            raise TransientError("queue down")
+        self.sent += [(j, delay_seconds) for j in jobs]
+
+
+@dataclass
+class MemoryPublisher:
+    published: list[NotificationJob] = field(default_factory=list)
+    fail: bool = False
+
+    def publish(self, jobs: Sequence[NotificationJob]) -> None:
+        if self.fail:
+            raise TransientError("kafka down")
+        self.published += jobs
+
+
+@dataclass
+class MemoryDlq:
+    letters: list[DeadLetter] = field(default_factory=list)
+
+    def send(self, letter: DeadLetter) -> None:
+        self.letters.append(letter)
+
+
+@dataclass
+class MemoryTemplates:
+    templates: dict[tuple[str, Channel, str], Template] = field(default_factory=dict)
+
+    def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
+        return self.templates.get((event_type, channel, locale))
+
+    def save(self, template: Template) -> Template:
+        self.templates[(template.event_type, template.channel, template.locale)] = template
+        return template
+
+
+@dataclass
+class MemoryUsers:
+    users: dict[str, UserProfile] = field(default_factory=dict)
+    errors: list[Exception] = field(default_factory=list)
+
+    def get_user(self, user_id: str) -> UserProfile:
+        if self.errors:
+            raise self.errors.pop(0)
+        if user_id not in self.users:
+            raise NotFound(user_id)
+        return self.users[user_id]
+
+
+@dataclass
+class MemoryEmail:
+    sent: list[tuple[str, RenderedMessage, dict[str, str]]] = field(default_factory=list)
+    errors: list[Exception] = field(default_factory=list)
+
+    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((to, message, headers or {}))
+        return f"msg-{len(self.sent)}"
+
+
+# The fakes must satisfy the ports they stand in for (mypy checks these assignments).
+_checks: tuple[StatusStore, DelayQueue, JobPublisher, DeadLetterQueue, TemplateStore, UserDirectory, EmailSender] = (
+    MemoryStore(),
+    MemoryQueue(),
+    MemoryPublisher(),
+    MemoryDlq(),
+    MemoryTemplates(),
+    MemoryUsers(),
+    MemoryEmail(),
+)
+__all__ = [
+    "MemoryStore",
+    "MemoryQueue",
+    "MemoryPublisher",
+    "MemoryDlq",
+    "MemoryTemplates",
+    "MemoryUsers",
+    "MemoryEmail",
+    "PermanentError",
+]

@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from notify.catalog import EVENT_TYPES
+from notify.default_templates import seed_default_templates
+from notify.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.errors import PermanentError, StoreUnavailable, TransientError
+from notify.jobs import EventPlan, new_event_id
+from notify.models import Channel, Contact, NotificationJob, Priority, Status
+from notify.ports import UserProfile
+from notify.retry import RetryPolicy
+
+from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+class World:
+    def __init__(self) -> None:
+        self.now = T0
+        self.store = MemoryStore()
+        self.queue = MemoryQueue()
+        self.dlq = MemoryDlq()
+        self.templates = MemoryTemplates()
+        seed_default_templates(self.templates, lambda: T0)
+        self.users = MemoryUsers({"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
+        self.email = MemoryEmail()
+        policy = RetryPolicy(base_seconds=10, cap_seconds=60, max_attempts=3)
+        self.service = DeliveryService(
+            self.store,
+            self.templates,
+            self.users,
+            self.queue,
+            self.dlq,
+            lambda: self.now,
+            email=self.email,
+            settings=DeliverySettings(
+                policies={p: policy for p in Priority}, unsubscribe_url="https://x.io/u?u={user_id}"
+            ),
+            rand=lambda: 0.5,
+        )
+
+    def job(self, event_type: str = "user_registered", **changes: object) -> NotificationJob:
+        spec = EVENT_TYPES[event_type]
+        plan = EventPlan(
+            new_event_id(),
+            spec,
+            spec.sample_payload(),
+            ["u1"],
+            [Channel.EMAIL],
+            spec.priority,
+            T0,
+            T0 + timedelta(days=1),
+        )
+        return plan.jobs()[0].model_copy(update=changes)
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_a_job_is_rendered_and_sent_once(world: World) -> None:
+    job = world.job()
+    assert world.service.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.DUPLICATE
+    ((to, message, headers),) = world.email.sent
+    assert to == "u1@example.com"
+    assert "https://example.com/confirm/abc" in (message.text or "")
+    assert "Ada" in (message.subject or "")
+    assert headers == {}
+    assert world.store.statuses(job.job_id) == [Status.PROCESSING, Status.SENDING, Status.SENT]
+
+
+def test_marketing_email_carries_one_click_unsubscribe(world: World) -> None:
+    world.service.handle(world.job("new_film"))
+    ((_, _, headers),) = world.email.sent
+    assert headers["List-Unsubscribe"] == "<https://x.io/u?u=u1>"
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_expired_job_is_never_sent(world: World) -> None:
+    job = world.job(expires_at=T0 - timedelta(seconds=1))
+    assert world.service.handle(job) is Outcome.EXPIRED
+    assert world.email.sent == []
+    assert world.store.statuses(job.job_id)[-1] is Status.EXPIRED
+
+
+def test_send_after_schedules_then_sends_when_due(world: World) -> None:
+    job = world.job(send_after=T0 + timedelta(seconds=1500))
+    assert world.service.handle(job) is Outcome.SCHEDULED
+    ((queued, delay),) = world.queue.sent
+    assert delay == 900  # SQS maximum: the rest is another hop
+    assert world.service.handle(queued) is Outcome.SCHEDULED
+    world.now = T0 + timedelta(seconds=1500)
+    assert world.service.handle(queued) is Outcome.SENT
+    assert len(world.email.sent) == 1
+
+
+def test_transient_errors_retry_with_backoff_then_send(world: World) -> None:
+    world.users.errors.append(TransientError("auth down"))
+    job = world.job()
+    assert world.service.handle(job) is Outcome.RETRYING
+    ((retry, delay),) = world.queue.sent
+    assert (retry.attempt, delay) == (1, 5)
+    assert world.service.handle(retry) is Outcome.SCHEDULED  # not due yet
+    world.now = T0 + timedelta(seconds=5)
+    assert world.service.handle(retry) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.DUPLICATE  # the stale first copy
+
+
+def test_attempts_exhausted_fail_into_the_dlq(world: World) -> None:
+    job = world.job()
+    for attempt in range(3):
+        world.email.errors.append(TransientError("throttled"))
+        world.now += timedelta(minutes=5)
+        outcome = world.service.handle(job)
+        if attempt < 2:
+            assert outcome is Outcome.RETRYING
+            job = world.queue.sent[-1][0]
+    assert outcome is Outcome.FAILED
+    (letter,) = world.dlq.letters
+    assert letter.reason == "attempts_exhausted" and letter.attempt == 2 and "throttled" in letter.error
+    assert world.store.statuses(job.job_id)[-1] is Status.FAILED
+
+
+@pytest.mark.parametrize(
+    ("setup", "reason"),
+    [
+        (lambda w: w.email.errors.append(PermanentError("rejected address")), "rejected address"),
+        (lambda w: w.templates.templates.clear(), "no template"),
+        (lambda w: w.users.users.clear(), "does not exist"),
+    ],
+)
+def test_permanent_errors_fail_at_once(world: World, setup, reason: str) -> None:
+    setup(world)
+    assert world.service.handle(world.job()) is Outcome.FAILED
+    assert world.queue.sent == []
+    assert reason in world.dlq.letters[0].error
+
+
+def test_explicit_contact_skips_the_directory(world: World) -> None:
+    world.users.errors.append(TransientError("would fail"))
+    job = world.job(contact=Contact(email="direct@example.com"))
+    assert world.service.handle(job) is Outcome.SENT
+    assert world.email.sent[0][0] == "direct@example.com"
+
+
+def test_crash_mid_send_is_not_sent_again(world: World) -> None:
+    job = world.job()
+    claim = world.store.claim(job, T0, 60)
+    world.store.transition(job, Status.SENDING, T0, claim.token)  # then the worker died
+    assert world.service.handle(job) is Outcome.DEFERRED  # lease still live: look again later
+    world.now = T0 + timedelta(seconds=61)
+    assert world.service.handle(job) is Outcome.FAILED
+    assert world.email.sent == []
+    assert world.dlq.letters[0].reason == "outcome_unknown"
+
+
+def test_poison_record_goes_to_the_dlq(world: World) -> None:
+    assert world.service.handle_raw(b"{not json", "kafka") is Outcome.DEAD_LETTERED
+    assert world.service.handle_raw(b'{"schema_version": 99}', "kafka") is Outcome.DEAD_LETTERED
+    reasons = [letter.error for letter in world.dlq.letters]
+    assert "not JSON" in reasons[0] and "schema_version 99" in reasons[1]
+
+
+def test_queue_down_means_the_outcome_is_not_recorded(world: World) -> None:
+    world.queue.fail = True
+    world.users.errors.append(TransientError("auth down"))
+    with pytest.raises(StoreUnavailable):
+        world.service.handle(world.job())
