@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from notify.catalog import EVENT_TYPES, get_event_type, validate_payload
 from notify.errors import ValidationFailed
 

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from notify.catalog import EVENT_TYPES
 from notify.default_templates import seed_default_templates
 from notify.delivery import DeliveryService, DeliverySettings, Outcome
@@ -15,7 +14,7 @@ from notify.retry import RetryPolicy
 
 from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
 
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 class World:

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from notify.errors import IngestUnavailable, ValidationFailed
 from notify.ingest import IngestService
 from notify.models import Channel, EventRequest
 
 from .fakes import MemoryPublisher, MemoryQueue, MemoryStore
 
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _request(**changes: object) -> EventRequest:

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, job_id, locator, locator_of_job, new_event_id
 from notify.models import Channel, Priority
 
-NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def test_job_id_is_deterministic_and_distinct_per_user_and_channel() -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from notify.errors import PermanentError
 from notify.models import Channel, Priority
 from notify.ports import Template
