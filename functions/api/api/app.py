@@ -1,25 +1,15 @@
 """ApiFunction: the HTTP API (API Gateway HTTP API v2 → Powertools Event Handler)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
 import json
-from dataclasses import dataclass
-from functools import cache
-from typing import Annotated, Any
+from typing import Any, Optional
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from notify.access import authorize
-from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore
-from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
-from notify.adapters.sqs import SqsDelayQueue
-from notify.clock import utc_now
 from notify.errors import (
     Conflict,
     FieldError,
@@ -30,53 +20,18 @@ from notify.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from notify.ingest import IngestService
-from notify.models import AcceptedEvent, EventRequest
-from notify.settings import ApiSettings, load
-from notify.status import StatusQueries
+
+from api.routes import events
+
+TITLE = "Notification service"
+VERSION = "1.0.0"
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title="Notification service", version="1.0.0")
-
-
-@dataclass(frozen=True)
-class Services:
-    ingest: IngestService
-    status: StatusQueries
-    keys: DynamoApiKeyStore
-
-
-def build_services(settings: ApiSettings) -> Services:
-    """The composition root: every client is built here, once per container."""
-    dynamodb = boto3.client("dynamodb")
-    store = DynamoStatusStore(dynamodb, settings.notifications_table)
-    publisher = KafkaJobPublisher(
-        KafkaConfig(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            topic=settings.kafka_topic,
-            timeout_seconds=settings.kafka_timeout_seconds,
-            auth=settings.kafka_auth,
-            region=settings.region,
-        )
-    )
-    fallback = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
-    return Services(
-        ingest=IngestService(store, publisher, fallback, utc_now),
-        status=StatusQueries(store),
-        keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
-    )
-
-
-@cache
-def services() -> Services:
-    return build_services(load(ApiSettings))
-
-
-def _require(scope: str) -> None:
-    authorize(services().keys, app.current_event.headers.get("x-api-key"), scope)
+app.enable_swagger(path="/docs", title=TITLE, version=VERSION)
+app.include_router(events.router)
 
 
 @app.get("/health", tags=["ops"])
@@ -85,41 +40,18 @@ def health() -> dict[str, str]:
 
 
 @app.get("/openapi.json", include_in_schema=False)
-def openapi() -> Response:
-    return Response(
-        200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title="Notification service", version="1.0.0")
-    )
-
-
-@app.post("/api/v1/events", tags=["events"], responses={202: {"description": "Accepted: every job is durably stored"}})
-@tracer.capture_method
-def post_event(event: Annotated[EventRequest, Body(embed=False)]) -> Response:
-    """Accept a domain event; answer only once every job is in Kafka or the delay queue."""
-    _require("events:write")
-    accepted: AcceptedEvent = services().ingest.accept(event)
-    logger.append_keys(event_id=accepted.event_id)
-    logger.info("event accepted", extra={"event_type": event.event_type, "jobs": len(accepted.job_ids)})
-    metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=len(accepted.job_ids))
-    return Response(202, content_types.APPLICATION_JSON, accepted.model_dump_json())
-
-
-@app.get("/api/v1/events/<event_id>", tags=["events"])
-@tracer.capture_method
-def get_event(event_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    _require("notifications:read")
-    return services().status.event(event_id)
-
-
-@app.get("/api/v1/notifications/<job_id>", tags=["notifications"])
-@tracer.capture_method
-def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    _require("notifications:read")
-    return services().status.notification(job_id)
+def openapi() -> dict[str, Any]:
+    return dict(json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION)))
 
 
 def _error(
-    status: int, code: str, message: str, fields: list[FieldError] | None = None, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    fields: Optional[list[FieldError]] = None,
+    headers: Optional[dict[str, str]] = None,
 ) -> Response:
+    """The one error shape of the API: {"error": {code, message, fields?}}."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if fields:
         body["error"]["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
@@ -128,12 +60,14 @@ def _error(
 
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
-    fields = []
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
-        fields.append(
-            FieldError(".".join(loc) or "body", str(err.get("msg", "invalid")), str(err.get("type", "value_error")))
+    fields = [
+        FieldError(
+            ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+            str(err.get("msg", "invalid")),
+            str(err.get("type", "value_error")),
         )
+        for err in exc.errors()
+    ]
     return _error(422, "validation_error", "The request is not valid", fields)
 
 
@@ -165,12 +99,8 @@ def _conflict(exc: Conflict) -> Response:
 @app.exception_handler(IngestUnavailable)
 def _unavailable(exc: IngestUnavailable) -> Response:
     logger.error("ingestion unavailable", extra={"error": str(exc)})
-    return _error(
-        503,
-        "unavailable",
-        "The service cannot store events right now; retry later",
-        headers={"Retry-After": str(exc.retry_after_seconds)},
-    )
+    retry_after = {"Retry-After": str(exc.retry_after_seconds)}
+    return _error(503, "unavailable", "The service cannot store events right now; retry later", headers=retry_after)
 
 
 @app.exception_handler(StoreUnavailable)

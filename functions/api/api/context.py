@@ -1,0 +1,59 @@
+"""The API's composition root: clients and services, built once per container."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import boto3
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from notify.access import authorize
+from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore
+from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.sqs import SqsDelayQueue
+from notify.clock import utc_now
+from notify.ingest import IngestService
+from notify.settings import ApiSettings, load
+from notify.status import StatusQueries
+
+
+@dataclass(frozen=True)
+class Services:
+    ingest: IngestService
+    status: StatusQueries
+    keys: DynamoApiKeyStore
+    idempotency: DynamoDBPersistenceLayer
+
+
+def build_services(settings: ApiSettings) -> Services:
+    """Build every client and service from ``settings``."""
+    dynamodb = boto3.client("dynamodb")
+    store = DynamoStatusStore(dynamodb, settings.notifications_table)
+    publisher = KafkaJobPublisher(
+        KafkaConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            timeout_seconds=settings.kafka_timeout_seconds,
+            auth=settings.kafka_auth,
+            region=settings.region,
+        )
+    )
+    fallback = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
+    return Services(
+        ingest=IngestService(store, publisher, fallback, utc_now),
+        status=StatusQueries(store),
+        keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
+        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
+    )
+
+
+@cache
+def services() -> Services:
+    """The container's services, built on first use."""
+    return build_services(load(ApiSettings))
+
+
+def require(router: Router, scope: str) -> None:
+    """Authorize the current request's X-API-Key for ``scope`` (401/403 otherwise)."""
+    authorize(services().keys, router.current_event.headers.get("x-api-key"), scope)
