@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Optional
 
@@ -159,9 +159,22 @@ class MemoryTemplates:
     def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
         return self.templates.get((event_type, channel, locale))
 
+    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
+        found = self.templates.get((event_type, channel, locale))
+        return found if found is not None and found.version == version else None
+
+    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
+        found = self.templates.get((event_type, channel, locale))
+        return [found] if found else []
+
+    def keys(self) -> list[Template]:
+        return list(self.templates.values())
+
     def save(self, template: Template) -> Template:
-        self.templates[(template.event_type, template.channel, template.locale)] = template
-        return template
+        current = self.templates.get((template.event_type, template.channel, template.locale))
+        saved = replace(template, version=(current.version if current else 0) + 1)
+        self.templates[(template.event_type, template.channel, template.locale)] = saved
+        return saved
 
 
 @dataclass

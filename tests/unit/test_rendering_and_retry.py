@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from notify.errors import PermanentError
 from notify.models import Channel, Priority
@@ -8,7 +10,7 @@ from notify.rendering import locale_chain, render
 from notify.retry import DEFAULT_POLICIES, RetryPolicy
 
 
-def _template(**parts: str) -> Template:
+def _template(**parts: Any) -> Template:
     return Template("user_registered", Channel.EMAIL, "en", 3, "user_registered.email.en", **parts)
 
 

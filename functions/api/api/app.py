@@ -21,7 +21,7 @@ from notify.errors import (
     ValidationFailed,
 )
 
-from api.routes import events
+from api.routes import events, templates
 
 TITLE = "Notification service"
 VERSION = "1.0.0"
@@ -32,6 +32,7 @@ metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title=TITLE, version=VERSION)
 app.include_router(events.router)
+app.include_router(templates.router)
 
 
 @app.get("/health", tags=["ops"])

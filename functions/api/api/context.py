@@ -9,13 +9,14 @@ import boto3
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from notify.access import authorize
-from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore
+from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
 from notify.ingest import IngestService
 from notify.settings import ApiSettings, load
 from notify.status import StatusQueries
+from notify.templates import TemplateService
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Services:
     ingest: IngestService
     status: StatusQueries
     keys: DynamoApiKeyStore
+    templates: TemplateService
     idempotency: DynamoDBPersistenceLayer
 
 
@@ -44,6 +46,7 @@ def build_services(settings: ApiSettings) -> Services:
         ingest=IngestService(store, publisher, fallback, utc_now),
         status=StatusQueries(store),
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
+        templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
     )
 

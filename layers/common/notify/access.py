@@ -8,7 +8,15 @@ from typing import Optional, Protocol
 
 from notify.errors import Forbidden, Unauthorized
 
-SCOPES = ("events:write", "notifications:read", "templates:write", "campaigns:write", "admin")
+SCOPES = (
+    "events:write",
+    "notifications:read",
+    "templates:read",
+    "templates:write",
+    "campaigns:read",
+    "campaigns:write",
+    "admin",
+)
 
 
 class ApiKeyLookup(Protocol):

@@ -178,8 +178,11 @@ class DeliveryService:
     def _render(self, job: NotificationJob, profile: UserProfile) -> RenderedMessage:
         requested = job.locale or profile.locale
         for locale in locale_chain(requested, self._settings.default_locale):
-            template = self._templates.latest(job.template_key, job.channel, locale)
-            if template is not None:
+            if job.template_version is not None:
+                template = self._templates.version(job.template_key, job.channel, locale, job.template_version)
+            else:
+                template = self._templates.latest(job.template_key, job.channel, locale)
+            if template is not None and not template.deleted:
                 context: dict[str, Any] = dict(job.payload)
                 context["user"] = profile.template_context()
                 context["event"] = {"event_id": job.event_id, "event_type": job.event_type, "job_id": job.job_id}

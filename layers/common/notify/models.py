@@ -110,6 +110,7 @@ class NotificationJob(BaseModel):
     expires_at: Optional[datetime] = None
     not_before: Optional[datetime] = None
     contact: Optional[Contact] = None
+    template_version: Optional[int] = None
     campaign_id: Optional[str] = None
     run_id: Optional[str] = None
 

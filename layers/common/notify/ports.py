@@ -88,10 +88,19 @@ class Template:
     title: Optional[str] = None
     body: Optional[str] = None
     created_at: str = ""
+    deleted: bool = False
 
 
 class TemplateStore(Protocol):
+    """Versioned templates. ``latest`` skips nothing: a deleted key's newest version is a tombstone."""
+
     def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]: ...
+
+    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]: ...
+
+    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]: ...
+
+    def keys(self) -> list[Template]: ...
 
     def save(self, template: Template) -> Template: ...
 

@@ -32,7 +32,7 @@ def post_event(event: Annotated[EventRequest, Body(embed=False)]) -> Response[Ac
     logger.append_keys(event_id=accepted.event_id)
     logger.info("event accepted", extra={"event_type": event.event_type, "jobs": len(accepted.job_ids)})
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=len(accepted.job_ids))
-    return Response(202, content_types.APPLICATION_JSON, accepted.model_dump_json())
+    return Response(202, content_types.APPLICATION_JSON, accepted)
 
 
 @router.get("/api/v1/events/<event_id>", tags=["events"])

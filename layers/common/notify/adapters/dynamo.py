@@ -361,7 +361,11 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
 
 
 class DynamoTemplateStore:
-    """Versioned templates: ``TPL#<type>#<channel>#<locale>`` / ``V#<000001>``; the newest wins."""
+    """Versioned templates: ``TPL#<type>#<channel>#<locale>`` / ``V#<000001>``; the newest wins.
+
+    ``latest`` is cached for ``cache_seconds`` per container, so a worker reads
+    each template about once a minute however many jobs it renders.
+    """
 
     def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 30.0) -> None:
         self._client = client
@@ -374,28 +378,49 @@ class DynamoTemplateStore:
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self._cache_seconds:
             return hit[1]
-        try:
-            resp = self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :v)",
-                ExpressionAttributeValues=_values({":pk": _tpl_pk(*key), ":v": "V#"}),
-                ScanIndexForward=False,
-                Limit=1,
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read templates: {exc}") from exc
-        items = resp.get("Items", [])
-        template = _template(from_item(items[0])) if items else None
+        items = self._query(_tpl_pk(*key), newest_first=True, limit=1)
+        template = items[0] if items else None
         self._cache[key] = (time.monotonic(), template)
         return template
 
+    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
+        key = {"pk": _tpl_pk(event_type, channel.value, locale), "sk": f"V#{version:06d}"}
+        try:
+            resp = self._client.get_item(TableName=self._table, Key=to_item(key))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read templates: {exc}") from exc
+        item = resp.get("Item")
+        return _template(from_item(item)) if item else None
+
+    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
+        return self._query(_tpl_pk(event_type, channel.value, locale), newest_first=True)
+
+    def keys(self) -> list[Template]:
+        """The newest version of every key (a scan: the table holds types × channels × locales)."""
+        newest: dict[str, Template] = {}
+        kwargs: dict[str, Any] = {"TableName": self._table}
+        while True:
+            try:
+                resp = self._client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot read templates: {exc}") from exc
+            for raw in resp.get("Items", []):
+                template = _template(from_item(raw))
+                current = newest.get(template.template_id)
+                if current is None or template.version > current.version:
+                    newest[template.template_id] = template
+            if "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return sorted(newest.values(), key=lambda t: t.template_id)
+
     def save(self, template: Template) -> Template:
         """Store ``template`` as the next version of its key."""
-        self._cache.pop((template.event_type, template.channel.value, template.locale), None)
         for _ in range(5):
-            current = self.latest(template.event_type, template.channel, template.locale)
-            self._cache.clear()
-            version = (current.version if current else 0) + 1
+            current = self._query(
+                _tpl_pk(template.event_type, template.channel.value, template.locale), newest_first=True, limit=1
+            )
+            version = (current[0].version if current else 0) + 1
             saved = Template(**{**template.__dict__, "version": version})
             item = {
                 "pk": _tpl_pk(template.event_type, template.channel.value, template.locale),
@@ -407,6 +432,7 @@ class DynamoTemplateStore:
                 self._client.put_item(
                     TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(sk)"
                 )
+                self._cache.pop((template.event_type, template.channel.value, template.locale), None)
                 return saved
             except ClientError as exc:
                 if error_code(exc) != "ConditionalCheckFailedException":
@@ -414,6 +440,26 @@ class DynamoTemplateStore:
             except BotoCoreError as exc:
                 raise StoreUnavailable(f"cannot save template: {exc}") from exc
         raise Conflict("the template changed concurrently; try again")
+
+    def _query(self, pk: str, newest_first: bool, limit: Optional[int] = None) -> list[Template]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
+            "ExpressionAttributeValues": _values({":pk": pk, ":v": "V#"}),
+            "ScanIndexForward": not newest_first,
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        out: list[Template] = []
+        while True:
+            try:
+                resp = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot read templates: {exc}") from exc
+            out += [_template(from_item(raw)) for raw in resp.get("Items", [])]
+            if limit or "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _tpl_pk(event_type: str, channel: str, locale: str) -> str:
@@ -433,6 +479,7 @@ def _template(item: Mapping[str, Any]) -> Template:
         title=item.get("title"),
         body=item.get("body"),
         created_at=item.get("created_at", ""),
+        deleted=bool(item.get("deleted", False)),
     )
 
 

@@ -1,0 +1,195 @@
+"""Template management: validation on save, versions, tombstone deletes and previews."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from jinja2 import TemplateSyntaxError, meta
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import Field, model_validator
+
+from notify.catalog import get_event_type, validate_payload
+from notify.clock import Clock, iso
+from notify.errors import FieldError, NotFound, ValidationFailed
+from notify.models import Channel, Strict
+from notify.ports import RenderedMessage, Template, TemplateStore, UserProfile
+from notify.rendering import render
+
+PARTS: dict[Channel, tuple[str, ...]] = {
+    Channel.EMAIL: ("subject", "body_text", "body_html"),
+    Channel.PUSH: ("title", "body"),
+    Channel.WEBSOCKET: ("body",),
+}
+REQUIRED: dict[Channel, tuple[tuple[str, ...], ...]] = {
+    Channel.EMAIL: (("subject",), ("body_text", "body_html")),
+    Channel.PUSH: (("title",), ("body",)),
+    Channel.WEBSOCKET: (("body",),),
+}
+GLOBALS = frozenset({"user", "event"})
+MAX_PART = 100_000
+_parser = ImmutableSandboxedEnvironment()
+
+
+class TemplateContent(Strict):
+    """The editable parts of a template; which ones apply depends on the channel."""
+
+    subject: Optional[str] = Field(default=None, max_length=998)
+    body_text: Optional[str] = Field(default=None, max_length=MAX_PART)
+    body_html: Optional[str] = Field(default=None, max_length=MAX_PART)
+    title: Optional[str] = Field(default=None, max_length=200)
+    body: Optional[str] = Field(default=None, max_length=MAX_PART)
+
+
+class TemplateInput(TemplateContent):
+    """Body of POST /api/v1/templates."""
+
+    event_type: str = Field(min_length=1, max_length=64)
+    channel: Channel
+    locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+    @model_validator(mode="after")
+    def _parts_fit_the_channel(self) -> TemplateInput:
+        allowed = PARTS[self.channel]
+        extra = [p for p in ("subject", "body_text", "body_html", "title", "body") if p not in allowed]
+        given = [p for p in extra if getattr(self, p) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)} not used by the {self.channel.value} channel (it uses {allowed})")
+        for group in REQUIRED[self.channel]:
+            if all(getattr(self, p) in (None, "") for p in group):
+                raise ValueError(f"the {self.channel.value} channel needs {' or '.join(group)}")
+        return self
+
+
+class PreviewInput(Strict):
+    payload: Optional[dict[str, Any]] = None
+    user: Optional[dict[str, Any]] = None
+
+
+def template_id(event_type: str, channel: Channel, locale: str) -> str:
+    """The public id of a template key: ``<event_type>.<channel>.<locale>``."""
+    return f"{event_type}.{channel.value}.{locale}"
+
+
+def parse_template_id(value: str) -> tuple[str, Channel, str]:
+    """Split a template id; NotFound if it is not one."""
+    parts = value.split(".")
+    if len(parts) != 3 or parts[1] not in {c.value for c in Channel}:
+        raise NotFound(f"template {value} not found")
+    return parts[0], Channel(parts[1]), parts[2]
+
+
+def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
+    """Syntax errors and variables the event type does not provide are field errors with line numbers."""
+    spec = get_event_type(event_type)
+    provided = set(spec.payload_model.model_fields) | GLOBALS
+    errors: list[FieldError] = []
+    for name, source in parts.items():
+        if source is None:
+            continue
+        try:
+            ast = _parser.parse(source)
+        except TemplateSyntaxError as exc:
+            errors.append(FieldError(name, f"line {exc.lineno}: {exc.message}", "template_syntax"))
+            continue
+        unknown = sorted(meta.find_undeclared_variables(ast) - provided)
+        for variable in unknown:
+            line = next((i for i, text in enumerate(source.splitlines(), 1) if variable in text), 1)
+            errors.append(
+                FieldError(
+                    name,
+                    f"line {line}: {variable!r} is not provided by {event_type} "
+                    f"(available: {', '.join(sorted(provided))})",
+                    "template_variable",
+                )
+            )
+    if errors:
+        raise ValidationFailed(errors, "The template is not valid")
+
+
+def view(template: Template) -> dict[str, Any]:
+    """The public JSON shape of one template version."""
+    data: dict[str, Any] = {
+        "template_id": template.template_id,
+        "event_type": template.event_type,
+        "channel": template.channel.value,
+        "locale": template.locale,
+        "version": template.version,
+        "created_at": template.created_at,
+    }
+    for part in PARTS[template.channel]:
+        data[part] = getattr(template, part)
+    return data
+
+
+class TemplateService:
+    def __init__(self, store: TemplateStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def save(self, data: TemplateInput) -> Template:
+        """Validate and store a new version (creating the key if needed)."""
+        check_parts(data.event_type, {p: getattr(data, p) for p in PARTS[data.channel]})
+        return self._store.save(
+            Template(
+                event_type=data.event_type,
+                channel=data.channel,
+                locale=data.locale,
+                version=0,
+                template_id=template_id(data.event_type, data.channel, data.locale),
+                created_at=iso(self._clock()),
+                **{p: getattr(data, p) for p in PARTS[data.channel]},
+            )
+        )
+
+    def update(self, tid: str, content: TemplateContent) -> Template:
+        """A new version of an existing template: the parts given replace, the others are kept."""
+        event_type, channel, locale = parse_template_id(tid)
+        current = self.get(tid)
+        merged: dict[str, Any] = {"event_type": event_type, "channel": channel, "locale": locale}
+        for part in PARTS[channel]:
+            merged[part] = getattr(current, part)
+        merged.update(content.model_dump(exclude_unset=True))
+        try:
+            data = TemplateInput.model_validate({k: v for k, v in merged.items() if v is not None})
+        except ValueError as exc:
+            raise ValidationFailed([FieldError("body", str(exc))]) from None
+        return self.save(data)
+
+    def get(self, tid: str, version: Optional[int] = None) -> Template:
+        event_type, channel, locale = parse_template_id(tid)
+        if version is None:
+            found = self._store.latest(event_type, channel, locale)
+        else:
+            found = self._store.version(event_type, channel, locale, version)
+        if found is None or (found.deleted and version is None):
+            raise NotFound(f"template {tid}{'' if version is None else f' v{version}'} not found")
+        return found
+
+    def versions(self, tid: str) -> list[Template]:
+        event_type, channel, locale = parse_template_id(tid)
+        found = [t for t in self._store.versions(event_type, channel, locale) if not t.deleted]
+        if not found:
+            raise NotFound(f"template {tid} not found")
+        return found
+
+    def list(self, event_type: Optional[str] = None, channel: Optional[Channel] = None) -> list[Template]:
+        return [
+            t
+            for t in self._store.keys()
+            if not t.deleted and (event_type in (None, t.event_type)) and (channel in (None, t.channel))
+        ]
+
+    def delete(self, tid: str) -> None:
+        """Retire a template: a tombstone version; older versions stay readable."""
+        current = self.get(tid)
+        self._store.save(Template(**{**current.__dict__, "deleted": True, "created_at": iso(self._clock())}))
+
+    def preview(self, tid: str, data: PreviewInput, version: Optional[int] = None) -> RenderedMessage:
+        """Render with the given payload (validated) or the event type's sample, and a sample user."""
+        template = self.get(tid, version)
+        spec = get_event_type(template.event_type)
+        payload = validate_payload(spec, data.payload) if data.payload is not None else spec.sample_payload()
+        sample_user = UserProfile("user-1", email="user-1@example.com", first_name="Ada", last_name="Lovelace")
+        user = {**sample_user.template_context(), **(data.user or {})}
+        context = {**payload, "user": user, "event": {"event_id": "preview", "event_type": spec.name, "job_id": ""}}
+        return render(template, context)

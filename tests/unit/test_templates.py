@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from notify.errors import NotFound, ValidationFailed
+from notify.models import Channel
+from notify.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
+
+from .fakes import MemoryTemplates
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def service() -> TemplateService:
+    return TemplateService(MemoryTemplates(), lambda: T0)
+
+
+def _email(**parts: str) -> TemplateInput:
+    return TemplateInput.model_validate(
+        {"event_type": "new_episode", "channel": "email", "subject": "{{ series_title }}", "body_text": "x", **parts}
+    )
+
+
+def test_every_save_is_a_new_version(service: TemplateService) -> None:
+    first = service.save(_email())
+    second = service.update(first.template_id, TemplateContent(subject="S{{ season }}"))
+    assert (first.version, second.version) == (1, 2)
+    assert first.template_id == "new_episode.email.en"
+    assert service.get(first.template_id).subject == "S{{ season }}"
+
+
+def test_syntax_errors_carry_the_line(service: TemplateService) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        service.save(_email(body_html="<p>ok</p>\n<p>{{ series_title </p>"))
+    (error,) = info.value.errors
+    assert error.loc == "body_html" and error.msg.startswith("line 2:")
+
+
+def test_variables_the_event_does_not_provide_are_rejected(service: TemplateService) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        service.save(_email(body_text="Hi {{ user.first_name }}\n{{ film_title }}"))
+    (error,) = info.value.errors
+    assert "line 2: 'film_title' is not provided by new_episode" in error.msg
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"event_type": "new_film", "channel": "push", "title": "t", "body": "b", "subject": "s"},
+        {"event_type": "new_film", "channel": "email", "body_text": "b"},
+        {"event_type": "new_film", "channel": "websocket"},
+    ],
+)
+def test_parts_must_fit_the_channel(body: dict) -> None:
+    with pytest.raises(ValueError):
+        TemplateInput.model_validate(body)
+
+
+def test_delete_leaves_old_versions_readable(service: TemplateService) -> None:
+    saved = service.save(_email())
+    service.delete(saved.template_id)
+    with pytest.raises(NotFound):
+        service.get(saved.template_id)
+    assert service.list(channel=Channel.EMAIL) == []
+
+
+def test_preview_uses_the_sample_payload_or_validates_the_given_one(service: TemplateService) -> None:
+    saved = service.save(_email(body_text="{{ user.first_name }} S{{ season }}E{{ episode }}"))
+    assert service.preview(saved.template_id, PreviewInput()).text == "Ada S1E2"
+    with pytest.raises(ValidationFailed):
+        service.preview(saved.template_id, PreviewInput(payload={"season": 1}))
