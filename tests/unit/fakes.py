@@ -39,8 +39,22 @@ class MemoryStore:
     def put_event(self, record: EventRecord) -> None:
         self.events[record.event_id] = record
 
+    def put_events(self, records: Sequence[EventRecord]) -> None:
+        for record in records:
+            self.put_event(record)
+
     def delete_event(self, event_id: str) -> None:
         self.events.pop(event_id, None)
+
+    def user_jobs(
+        self,
+        user_id: str,
+        limit: int,
+        cursor: Optional[str] = None,
+        status: Optional[Status] = None,
+        channel: Optional[Channel] = None,
+    ) -> tuple[list[JobRecord], Optional[str]]:
+        return [], None
 
     def get_event(self, event_id: str) -> Optional[EventRecord]:
         return self.events.get(event_id)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
 from notify.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService

@@ -9,6 +9,10 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.errors import (
     Conflict,
@@ -95,6 +99,18 @@ def _not_found(exc: NotFound) -> Response:
 @app.exception_handler(Conflict)
 def _conflict(exc: Conflict) -> Response:
     return _error(409, "conflict", str(exc))
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:
+    message = "this Idempotency-Key was already used with a different body"
+    return _error(422, "idempotency_key_reused", message, [FieldError("Idempotency-Key", message)])
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response:
+    message = "a request with this Idempotency-Key is still in progress; retry shortly"
+    return _error(409, "idempotency_in_progress", message, headers={"Retry-After": "1"})
 
 
 @app.exception_handler(IngestUnavailable)

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 import boto3
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
 from notify.access import authorize
 from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
 from notify.ingest import IngestService
+from notify.models import EventRequest
 from notify.settings import ApiSettings, load
 from notify.status import StatusQueries
 from notify.templates import TemplateService
@@ -25,7 +32,8 @@ class Services:
     status: StatusQueries
     keys: DynamoApiKeyStore
     templates: TemplateService
-    idempotency: DynamoDBPersistenceLayer
+    idempotency: IdempotencyConfig
+    accept_once: Callable[..., dict[str, Any]]
 
 
 def build_services(settings: ApiSettings) -> Services:
@@ -42,13 +50,34 @@ def build_services(settings: ApiSettings) -> Services:
         )
     )
     fallback = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
+    ingest = IngestService(store, publisher, fallback, utc_now)
+    persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="body",
+        raise_on_no_idempotency_key=True,
+        expires_after_seconds=24 * 3600,
+    )
     return Services(
-        ingest=IngestService(store, publisher, fallback, utc_now),
+        ingest=ingest,
         status=StatusQueries(store),
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
-        idempotency=DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb),
+        idempotency=config,
+        accept_once=_idempotent_accept(ingest, persistence, config),
     )
+
+
+def _idempotent_accept(
+    ingest: IngestService, persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig
+) -> Callable[..., dict[str, Any]]:
+    """``accept`` keyed by the caller's Idempotency-Key; the body must match the first use."""
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
+    def accept_once(request: dict[str, Any]) -> dict[str, Any]:
+        return ingest.accept(EventRequest.model_validate(request["body"])).model_dump(mode="json")
+
+    return accept_once
 
 
 @cache

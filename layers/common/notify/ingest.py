@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
-from notify.catalog import get_event_type, validate_payload
+from pydantic import ValidationError
+
+from notify.catalog import field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import FieldError, IngestUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
 from notify.models import AcceptedEvent, EventRequest
 from notify.ports import DelayQueue, EventRecord, JobPublisher, StatusStore
+
+# Every job carries the payload; this keeps a job well under SQS's 256 KiB and Kafka's 1 MiB.
+MAX_PAYLOAD_BYTES = 64 * 1024
 
 
 class IngestService:
@@ -36,6 +43,9 @@ class IngestService:
         """Validate ``request`` against its type and the clock; raise ValidationFailed."""
         spec = get_event_type(request.event_type)
         payload = validate_payload(spec, request.payload)
+        size = len(json.dumps(payload, separators=(",", ":")).encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValidationFailed([FieldError("payload", f"{size} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")])
         now = self._clock()
         expires_at = request.expires_at or now + spec.ttl
         errors: list[FieldError] = []
@@ -67,23 +77,50 @@ class IngestService:
     def accept(self, request: EventRequest, event_id: Optional[str] = None) -> AcceptedEvent:
         """Validate, record the event, then publish its jobs to Kafka or, failing that, the delay queue."""
         plan = self.plan(request, event_id)
-        record = _record(plan, via="kafka")
-        self._store.put_event(record)
-        jobs = plan.jobs()
+        self._store.put_event(_record(plan))
+        self._deliver([plan])
+        return AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids())
+
+    def accept_many(self, requests: Sequence[dict[str, Any]]) -> list[AcceptedEvent | ValidationFailed]:
+        """Accept a batch: each event is validated alone; the valid ones share one write and one flush."""
+        results: list[AcceptedEvent | ValidationFailed] = []
+        plans: list[EventPlan] = []
+        for raw in requests:
+            try:
+                plan = self.plan(_parse(raw))
+            except ValidationFailed as exc:
+                results.append(exc)
+                continue
+            plans.append(plan)
+            results.append(AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids()))
+        if plans:
+            self._store.put_events([_record(p) for p in plans])
+            self._deliver(plans)
+        return results
+
+    def _deliver(self, plans: Sequence[EventPlan]) -> None:
+        jobs = [job for plan in plans for job in plan.jobs()]
         try:
             self._publisher.publish(jobs)
         except TransientError as kafka_error:
             try:
                 self._fallback.enqueue(jobs)
             except TransientError as queue_error:
-                self._store.delete_event(plan.event_id)
+                for plan in plans:
+                    self._store.delete_event(plan.event_id)
                 raise IngestUnavailable(
                     f"no durable store took the jobs (kafka: {kafka_error}; delay queue: {queue_error})"
                 ) from queue_error
-        return AcceptedEvent(event_id=plan.event_id, job_ids=[j.job_id for j in jobs])
 
 
-def _record(plan: EventPlan, via: str) -> EventRecord:
+def _parse(raw: dict[str, Any]) -> EventRequest:
+    try:
+        return EventRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise ValidationFailed(field_errors(exc)) from None
+
+
+def _record(plan: EventPlan, via: str = "kafka") -> EventRecord:
     def opt(moment: Optional[datetime]) -> Optional[str]:
         return iso(moment) if moment else None
 

@@ -126,4 +126,3 @@ class AcceptedEvent(BaseModel):
     event_id: str
     job_ids: list[str]
     status: str = "accepted"
-    fanout: bool = False

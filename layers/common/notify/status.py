@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from notify.errors import NotFound
 from notify.jobs import job_id as derive_job_id
-from notify.models import Status
+from notify.models import Channel, Status
 from notify.ports import EventRecord, JobRecord, StatusStore
 
 
@@ -67,6 +67,18 @@ def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -
 class StatusQueries:
     def __init__(self, store: StatusStore) -> None:
         self._store = store
+
+    def user_notifications(
+        self,
+        user_id: str,
+        limit: int = 20,
+        cursor: Optional[str] = None,
+        status: Optional[Status] = None,
+        channel: Optional[Channel] = None,
+    ) -> dict[str, Any]:
+        """A user's notifications, newest first: ``{items, next_cursor}``."""
+        records, next_cursor = self._store.user_jobs(user_id, limit, cursor, status, channel)
+        return {"items": [job_view(r) for r in records], "next_cursor": next_cursor}
 
     def notification(self, job_id: str) -> dict[str, Any]:
         """One job with its history; NotFound if no event produced it."""

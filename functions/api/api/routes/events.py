@@ -1,15 +1,17 @@
 """Events in, notification status out."""
-
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from notify.models import AcceptedEvent, EventRequest
+from notify.access import hash_key
+from notify.errors import ValidationFailed
+from notify.models import AcceptedEvent, Channel, EventRequest, Status
+from pydantic import BaseModel, Field
 
 from api.context import require, services
 
@@ -18,21 +20,67 @@ tracer = Tracer()
 metrics = Metrics()
 router = Router()
 
+MAX_BATCH = 100
+
+
+class EventBatch(BaseModel):
+    """Body of POST /api/v1/events:batch; each event is validated on its own."""
+
+    events: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BATCH)
+
 
 @router.post(
     "/api/v1/events",
     tags=["events"],
-    responses={202: {"description": "Accepted: every job is durably stored"}},
+    responses={
+        202: {"description": "Accepted: every job is durably stored"},
+        409: {"description": "A request with this Idempotency-Key is still in progress"},
+        422: {"description": "Invalid event, or Idempotency-Key reused with a different body"},
+        503: {"description": "Neither Kafka nor the delay queue could store the jobs; retry after Retry-After"},
+    },
 )
 @tracer.capture_method
-def post_event(event: Annotated[EventRequest, Body(embed=False)]) -> Response[AcceptedEvent]:
+def post_event(
+    event: Annotated[EventRequest, Body(embed=False)],
+    idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
+) -> Response[AcceptedEvent]:
     """Accept a domain event; answer only once every job is in Kafka or the delay queue."""
     require(router, "events:write")
-    accepted: AcceptedEvent = services().ingest.accept(event)
+    if idempotency_key:
+        caller = hash_key(router.current_event.headers.get("x-api-key", ""))[:16]
+        svc = services()
+        svc.idempotency.register_lambda_context(router.lambda_context)
+        data = svc.accept_once(request={"key": f"{caller}:{idempotency_key}", "body": event.model_dump(mode="json")})
+        accepted = AcceptedEvent.model_validate(data)
+    else:
+        accepted = services().ingest.accept(event)
     logger.append_keys(event_id=accepted.event_id)
     logger.info("event accepted", extra={"event_type": event.event_type, "jobs": len(accepted.job_ids)})
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=len(accepted.job_ids))
     return Response(202, content_types.APPLICATION_JSON, accepted)
+
+
+@router.post(
+    "/api/v1/events:batch",
+    tags=["events"],
+    responses={207: {"description": "One result per event, in order"}},
+)
+@tracer.capture_method
+def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[dict[str, Any]]:
+    """Accept up to 100 events in one call; invalid ones are reported without failing the rest."""
+    require(router, "events:write")
+    results = []
+    accepted = 0
+    for index, outcome in enumerate(services().ingest.accept_many(batch.events)):
+        if isinstance(outcome, ValidationFailed):
+            fields = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in outcome.errors]
+            error = {"code": "validation_error", "message": outcome.message, "fields": fields}
+            results.append({"index": index, "status": 422, "error": error})
+        else:
+            accepted += len(outcome.job_ids)
+            results.append({"index": index, **outcome.model_dump(mode="json"), "status": 202})
+    metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=accepted)
+    return Response(207, content_types.APPLICATION_JSON, {"results": results})
 
 
 @router.get("/api/v1/events/<event_id>", tags=["events"])
@@ -49,3 +97,17 @@ def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, A
     """One notification's status, attempts and full transition history."""
     require(router, "notifications:read")
     return services().status.notification(job_id)
+
+
+@router.get("/api/v1/users/<user_id>/notifications", tags=["notifications"])
+@tracer.capture_method
+def list_user_notifications(
+    user_id: Annotated[str, Path(max_length=128)],
+    status: Annotated[Optional[Status], Query()] = None,
+    channel: Annotated[Optional[Channel], Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[Optional[str], Query(max_length=2048)] = None,
+) -> dict[str, Any]:
+    """A user's notifications, newest first, with cursor pagination."""
+    require(router, "notifications:read")
+    return services().status.user_notifications(user_id, limit, cursor, status, channel)

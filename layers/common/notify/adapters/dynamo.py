@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -13,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code
 from notify.clock import iso
-from notify.errors import Conflict, StoreUnavailable
+from notify.errors import Conflict, FieldError, StoreUnavailable, ValidationFailed
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
@@ -41,6 +43,20 @@ def _values(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in data.items()}
 
 
+def _encode_cursor(key: Mapping[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(from_item(key), sort_keys=True).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+            raise ValueError("not a cursor")
+    except ValueError:
+        raise ValidationFailed([FieldError("cursor", "not a cursor this API returned")]) from None
+    return to_item(data)
+
+
 class DynamoStatusStore:
     """One item per event (``EVT#<locator>``) and one per job the worker has touched (``JOB#<id>``)."""
 
@@ -51,25 +67,11 @@ class DynamoStatusStore:
     # -- events ---------------------------------------------------------------------
 
     def put_event(self, record: EventRecord) -> None:
-        item = {
-            "pk": f"EVT#{locator(record.event_id)}",
-            "sk": f"EVT#{record.event_id}",
-            "kind": "event",
-            "event_id": record.event_id,
-            "event_type": record.event_type,
-            "user_ids": record.user_ids,
-            "channels": [c.value for c in record.channels],
-            "priority": record.priority,
-            "created_at": record.created_at,
-            "expires_at": record.expires_at,
-            "send_after": record.send_after,
-            "segment_id": record.segment_id,
-            "via": record.via,
-            "ttl": int(time.time() + RETENTION.total_seconds()),
-        }
         try:
             self._client.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+                TableName=self._table,
+                Item=to_item(_event_item(record)),
+                ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -77,6 +79,23 @@ class DynamoStatusStore:
             raise StoreUnavailable(f"cannot record event: {exc}") from exc
         except BotoCoreError as exc:
             raise StoreUnavailable(f"cannot record event: {exc}") from exc
+
+    def put_events(self, records: Sequence[EventRecord]) -> None:
+        """Batch-write fresh event records (25 a request, unprocessed items retried)."""
+        requests = [{"PutRequest": {"Item": to_item(_event_item(r))}} for r in records]
+        for i in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self._table: requests[i : i + 25]}
+            for attempt in range(8):
+                try:
+                    resp = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreUnavailable(f"cannot record events: {exc}") from exc
+                pending = dict(resp.get("UnprocessedItems") or {})
+                if not pending:
+                    break
+                time.sleep(min(1.0, 0.05 * 2**attempt))
+            if pending:
+                raise StoreUnavailable("DynamoDB left event records unprocessed")
 
     def delete_event(self, event_id: str) -> None:
         key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
@@ -137,6 +156,51 @@ class DynamoStatusStore:
                     out[rec.job_id] = rec
                 request = dict(resp.get("UnprocessedKeys") or {})
         return out
+
+    def user_jobs(
+        self,
+        user_id: str,
+        limit: int,
+        cursor: Optional[str] = None,
+        status: Optional[Status] = None,
+        channel: Optional[Channel] = None,
+    ) -> tuple[list[JobRecord], Optional[str]]:
+        """A user's jobs, newest first, from the ``by-user`` index; the cursor is opaque."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-user",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        values: dict[str, Any] = {":pk": f"USER#{user_id}"}
+        filters = []
+        if status is not None:
+            filters.append("#s = :status")
+            values[":status"] = status.value
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        if channel is not None:
+            filters.append("channel = :channel")
+            values[":channel"] = channel.value
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        kwargs["ExpressionAttributeValues"] = _values(values)
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        records: list[JobRecord] = []
+        for _ in range(20):  # filtered pages may come back short: keep reading, within bounds
+            try:
+                resp = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot read notifications: {exc}") from exc
+            records += [_job(from_item(raw)) for raw in resp.get("Items", [])]
+            last = resp.get("LastEvaluatedKey")
+            if not last or len(records) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+            kwargs["Limit"] = limit - len(records)
+        next_cursor = _encode_cursor(last) if last else None
+        return records[:limit], next_cursor
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
         token = uuid.uuid4().hex
@@ -297,6 +361,25 @@ class DynamoStatusStore:
             raise StoreUnavailable(f"cannot read: {exc}") from exc
         item = resp.get("Item")
         return from_item(item) if item else None
+
+
+def _event_item(record: EventRecord) -> dict[str, Any]:
+    return {
+        "pk": f"EVT#{locator(record.event_id)}",
+        "sk": f"EVT#{record.event_id}",
+        "kind": "event",
+        "event_id": record.event_id,
+        "event_type": record.event_type,
+        "user_ids": record.user_ids,
+        "channels": [c.value for c in record.channels],
+        "priority": record.priority,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "send_after": record.send_after,
+        "segment_id": record.segment_id,
+        "via": record.via,
+        "ttl": int(time.time() + RETENTION.total_seconds()),
+    }
 
 
 def _entry(
