@@ -15,12 +15,14 @@ from notify.ports import (
     Claim,
     ClaimOutcome,
     DeadLetter,
+    DeadLetterInbox,
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
     EventRecord,
     JobPublisher,
     JobRecord,
+    ReceivedLetter,
     RenderedMessage,
     StatusStore,
     Template,
@@ -109,6 +111,14 @@ class MemoryStore:
         }
         self.jobs[job.job_id]["history"].append(Transition(Status.PROCESSING, iso(now), job.attempt))
         return Claim(ClaimOutcome.CLAIMED, token)
+
+    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool:
+        item = self.jobs.get(job.job_id)
+        if item is None or item["status"] is not Status.FAILED:
+            return False
+        item.update(status=Status.RETRYING, attempt=attempt)
+        item["history"].append(Transition(Status.RETRYING, iso(now), attempt, None, {"redrive": note}))
+        return True
 
     def transition(
         self,
@@ -236,3 +246,18 @@ __all__ = [
     "MemoryEmail",
     "PermanentError",
 ]
+
+
+@dataclass
+class MemoryInbox:
+    letters: list[ReceivedLetter] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+
+    def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]:
+        return [letter for letter in self.letters if letter.receipt not in self.deleted][:limit]
+
+    def delete(self, receipt: str) -> None:
+        self.deleted.append(receipt)
+
+
+_inbox: DeadLetterInbox = MemoryInbox()

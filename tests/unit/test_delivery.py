@@ -160,8 +160,8 @@ def test_crash_mid_send_is_not_sent_again(world: World) -> None:
 
 
 def test_poison_record_goes_to_the_dlq(world: World) -> None:
-    assert world.service.handle_raw(b"{not json", "kafka") is Outcome.DEAD_LETTERED
-    assert world.service.handle_raw(b'{"schema_version": 99}', "kafka") is Outcome.DEAD_LETTERED
+    assert world.service.handle_raw(b"{not json", "kafka").outcome is Outcome.DEAD_LETTERED
+    assert world.service.handle_raw(b'{"schema_version": 99}', "kafka").outcome is Outcome.DEAD_LETTERED
     reasons = [letter.error for letter in world.dlq.letters]
     assert "not JSON" in reasons[0] and "schema_version 99" in reasons[1]
 

@@ -25,7 +25,7 @@ from notify.errors import (
     ValidationFailed,
 )
 
-from api.routes import events, templates
+from api.routes import dlq, events, templates
 
 TITLE = "Notification service"
 VERSION = "1.0.0"
@@ -37,6 +37,7 @@ app = APIGatewayHttpResolver(enable_validation=True)
 app.enable_swagger(path="/docs", title=TITLE, version=VERSION)
 app.include_router(events.router)
 app.include_router(templates.router)
+app.include_router(dlq.router)
 
 
 @app.get("/health", tags=["ops"])

@@ -17,8 +17,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 from notify.access import authorize
 from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
-from notify.adapters.sqs import SqsDelayQueue
+from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
+from notify.dlq import DeadLetterService
 from notify.ingest import IngestService
 from notify.models import EventRequest
 from notify.settings import ApiSettings, load
@@ -32,6 +33,7 @@ class Services:
     status: StatusQueries
     keys: DynamoApiKeyStore
     templates: TemplateService
+    dlq: DeadLetterService
     idempotency: IdempotencyConfig
     accept_once: Callable[..., dict[str, Any]]
 
@@ -49,7 +51,8 @@ def build_services(settings: ApiSettings) -> Services:
             region=settings.region,
         )
     )
-    fallback = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
+    sqs = boto3.client("sqs")
+    fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     ingest = IngestService(store, publisher, fallback, utc_now)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
     config = IdempotencyConfig(
@@ -63,6 +66,7 @@ def build_services(settings: ApiSettings) -> Services:
         status=StatusQueries(store),
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
+        dlq=DeadLetterService(SqsDeadLetterQueue(sqs, settings.dlq_url), store, fallback, utc_now),
         idempotency=config,
         accept_once=_idempotent_accept(ingest, persistence, config),
     )

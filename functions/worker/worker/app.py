@@ -9,7 +9,7 @@ from typing import Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import parse
@@ -18,9 +18,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.ses import SesEmailSender
+from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
-from notify.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.delivery import DeliveryService, DeliverySettings, Outcome, Result
 from notify.errors import StoreUnavailable
 from notify.settings import WorkerSettings, load
 
@@ -48,6 +49,7 @@ def build_services(settings: WorkerSettings) -> Services:
         dlq=SqsDeadLetterQueue(sqs, settings.dlq_url),
         clock=utc_now,
         email=SesEmailSender(boto3.client("sesv2"), settings.sender_email),
+        push=SnsPushSender(boto3.client("sns")),
         settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
@@ -58,15 +60,31 @@ def services() -> Services:
     return build_services(load(WorkerSettings))
 
 
-def _deliver(raw: str | bytes, source: str) -> Outcome:
-    outcome = services().delivery.handle_raw(raw, source)
-    metrics.add_metric(name=f"Jobs{outcome.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
-    return outcome
+def _deliver(raw: str | bytes, source: str) -> Result:
+    result = services().delivery.handle_raw(raw, source)
+    job = result.job
+    channel = job.channel.value if job else "unknown"
+    with single_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as m:
+        m.add_dimension(name="channel", value=channel)
+    if job is not None and result.outcome is Outcome.SENT:
+        latency = (utc_now() - job.created_at).total_seconds() * 1000
+        metrics.add_metric(name="EndToEndLatency", unit=MetricUnit.Milliseconds, value=latency)
+    logger.info(
+        "job handled",
+        extra={
+            "outcome": result.outcome.value,
+            "source": source,
+            "job_id": job and job.job_id,
+            "event_id": job and job.event_id,
+            "channel": channel,
+        },
+    )
+    return result
 
 
 @tracer.capture_method
 def handle_kafka(event: dict[str, Any]) -> dict[str, Any]:
-    """Deliver an MSK batch. Raises only if an outcome could not be recorded, so the batch is retried."""
+    """Deliver an MSK batch concurrently. Raises only if an outcome could not be recorded, so the batch is retried."""
     batch = parse(event=event, model=KafkaMskEventModel)
     # The parser model has already base64-decoded each value.
     values = [str(record.value) for records in batch.records.values() for record in records]
@@ -75,7 +93,7 @@ def handle_kafka(event: dict[str, Any]) -> dict[str, Any]:
     lost: list[str] = []
     for future in futures:
         try:
-            outcome = future.result()
+            outcome = future.result().outcome
         except StoreUnavailable as exc:
             lost.append(str(exc))
             continue

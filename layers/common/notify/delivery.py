@@ -47,6 +47,14 @@ class Outcome(str, Enum):
     DEAD_LETTERED = "dead_lettered"  # not a job at all
 
 
+@dataclass(frozen=True)
+class Result:
+    """What happened to one record, with the job when it was one."""
+
+    outcome: Outcome
+    job: Optional[NotificationJob]
+
+
 class InvalidJob(ValueError):
     """A record that is not a job this worker understands."""
 
@@ -108,15 +116,15 @@ class DeliveryService:
 
     # -- entry points ----------------------------------------------------------------
 
-    def handle_raw(self, raw: str | bytes, source: str) -> Outcome:
+    def handle_raw(self, raw: str | bytes, source: str) -> Result:
         """Parse and deliver one record; a record that is not a job goes to the DLQ."""
         try:
             job = parse_job(raw)
         except InvalidJob as exc:
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
             self._dead_letter(DeadLetter("invalid_job", str(exc), 0, raw=text[:200_000], source=source))
-            return Outcome.DEAD_LETTERED
-        return self.handle(job)
+            return Result(Outcome.DEAD_LETTERED, None)
+        return Result(self.handle(job), job)
 
     def handle(self, job: NotificationJob) -> Outcome:
         """Run the pipeline for one job."""
@@ -225,7 +233,7 @@ class DeliveryService:
 
     def _retry(self, job: NotificationJob, token: str, error: str) -> Outcome:
         policy = self._settings.policies[job.priority]
-        if policy.exhausted(job.attempt):
+        if policy.exhausted(job.attempt - job.retry_base):
             return self._fail(job, token, "attempts_exhausted", f"gave up after {job.attempt + 1} attempts: {error}")
         wait = policy.delay(job.attempt, self._rand)
         nxt = job.model_copy(update={"attempt": job.attempt + 1, "not_before": self._clock() + timedelta(seconds=wait)})

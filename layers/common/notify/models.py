@@ -105,6 +105,7 @@ class NotificationJob(BaseModel):
     locale: Optional[str] = None
     priority: Priority = Priority.NORMAL
     attempt: int = 0
+    retry_base: int = 0  # the attempt a redrive restarted the retry budget from
     created_at: datetime
     send_after: Optional[datetime] = None
     expires_at: Optional[datetime] = None

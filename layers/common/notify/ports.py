@@ -41,6 +41,25 @@ class DeadLetterQueue(Protocol):
 
 
 @dataclass(frozen=True)
+class ReceivedLetter:
+    """A message read from the dead-letter queue; ``receipt`` deletes it."""
+
+    message_id: str
+    receipt: str
+    body: dict[str, Any]
+    sent_at: str
+    receive_count: int
+
+
+class DeadLetterInbox(Protocol):
+    """The read side of the dead-letter queue, for operators."""
+
+    def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]: ...
+
+    def delete(self, receipt: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class UserProfile:
     """A recipient as the Auth service describes them."""
 
@@ -221,6 +240,8 @@ class StatusStore(Protocol):
     ) -> tuple[list[JobRecord], Optional[str]]: ...
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim: ...
+
+    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool: ...
 
     def transition(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Optional
@@ -29,6 +30,8 @@ class HttpUserDirectory:
         self._attempts = attempts
         self._backoff = backoff_seconds
         self._sleep = sleep
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
 
     @classmethod
     def build(cls, base_url: str, token: str, timeout_seconds: float = 2.0) -> HttpUserDirectory:
@@ -45,6 +48,20 @@ class HttpUserDirectory:
         cached = self._cache.get(user_id)
         if cached is not None:
             return cached
+        # Single flight: concurrent lookups of one user in a batch make one request.
+        with self._locks_guard:
+            lock = self._locks.setdefault(user_id, threading.Lock())
+        try:
+            with lock:
+                cached = self._cache.get(user_id)
+                if cached is not None:
+                    return cached
+                return self._fetch(user_id)
+        finally:
+            with self._locks_guard:
+                self._locks.pop(user_id, None)
+
+    def _fetch(self, user_id: str) -> UserProfile:
         self._breaker.before()
         last: Exception = TransientError("no attempt made")
         for attempt in range(self._attempts):

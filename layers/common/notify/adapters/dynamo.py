@@ -304,6 +304,33 @@ class DynamoStatusStore:
             return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
         return Claim(ClaimOutcome.DUPLICATE, current=status)
 
+    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool:
+        """FAILED → RETRYING at ``attempt`` for a redrive; False if the job is not FAILED."""
+        values = {
+            ":failed": Status.FAILED.value,
+            ":retrying": Status.RETRYING.value,
+            ":attempt": attempt,
+            ":now": iso(now),
+            ":entry": [_entry(Status.RETRYING, now, attempt, None, {"redrive": note})],
+        }
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+                UpdateExpression="SET #s = :retrying, attempt_n = :attempt, updated_at = :now, "
+                "history = list_append(history, :entry)",
+                ConditionExpression="#s = :failed",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=_values(values),
+            )
+            return True
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"cannot reopen job: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot reopen job: {exc}") from exc
+
     def transition(
         self,
         job: NotificationJob,

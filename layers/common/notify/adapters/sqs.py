@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
 from notify.models import NotificationJob
-from notify.ports import DeadLetter
+from notify.ports import DeadLetter, ReceivedLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -81,3 +81,42 @@ class SqsDeadLetterQueue:
             raise TransientError(f"DLQ send failed: {exc}") from exc
         except BotoCoreError as exc:
             raise TransientError(f"DLQ send failed: {exc}") from exc
+
+    def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]:
+        """Up to ``limit`` distinct letters, hidden from other readers for ``visibility_seconds``."""
+        seen: dict[str, ReceivedLetter] = {}
+        empty_reads = 0
+        while len(seen) < limit and empty_reads < 2:
+            try:
+                resp = self._client.receive_message(
+                    QueueUrl=self._url,
+                    MaxNumberOfMessages=min(10, limit - len(seen)),
+                    VisibilityTimeout=visibility_seconds,
+                    WaitTimeSeconds=0,
+                    MessageSystemAttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise TransientError(f"DLQ receive failed: {exc}") from exc
+            messages = resp.get("Messages", [])
+            fresh = [m for m in messages if m["MessageId"] not in seen]
+            empty_reads = 0 if fresh else empty_reads + 1
+            for m in fresh:
+                attributes = m.get("Attributes", {})
+                try:
+                    body = json.loads(m["Body"])
+                except ValueError:
+                    body = {"reason": "unreadable", "raw": m["Body"]}
+                seen[m["MessageId"]] = ReceivedLetter(
+                    message_id=m["MessageId"],
+                    receipt=m["ReceiptHandle"],
+                    body=body if isinstance(body, dict) else {"raw": body},
+                    sent_at=str(attributes.get("SentTimestamp", "")),
+                    receive_count=int(attributes.get("ApproximateReceiveCount", 1)),
+                )
+        return list(seen.values())
+
+    def delete(self, receipt: str) -> None:
+        try:
+            self._client.delete_message(QueueUrl=self._url, ReceiptHandle=receipt)
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"DLQ delete failed: {exc}") from exc

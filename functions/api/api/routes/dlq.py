@@ -1,0 +1,33 @@
+"""Dead-letter queue operations (admin scope)."""
+# No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
+
+from typing import Annotated, Any, Optional
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Query
+from pydantic import BaseModel, Field
+
+from api.context import require, services
+
+router = Router()
+
+
+class RedriveRequest(BaseModel):
+    """Which jobs to replay: the listed ones, or every letter (up to ``limit``) when ``job_ids`` is omitted."""
+
+    job_ids: Optional[list[str]] = Field(default=None, min_length=1, max_length=500)
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+@router.get("/api/v1/dlq", tags=["dlq"])
+def list_dead_letters(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    """Dead letters with their reason, last error and attempt count."""
+    require(router, "admin")
+    return {"items": services().dlq.list(limit)}
+
+
+@router.post("/api/v1/dlq/redrive", tags=["dlq"])
+def redrive(request: Annotated[RedriveRequest, Body(embed=False)]) -> dict[str, Any]:
+    """Replay dead-lettered jobs through the worker with a fresh retry budget; idempotency still applies."""
+    require(router, "admin")
+    return services().dlq.redrive(request.job_ids, request.limit)

@@ -1,0 +1,40 @@
+"""Push through Amazon SNS mobile platform endpoints (APNs, FCM)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code, is_transient
+from notify.errors import PermanentError, TransientError
+from notify.ports import RenderedMessage
+
+if TYPE_CHECKING:
+    from mypy_boto3_sns import SNSClient
+
+PERMANENT_CODES = frozenset({"EndpointDisabled", "InvalidParameter", "NotFound", "PlatformApplicationDisabled"})
+
+
+class SnsPushSender:
+    def __init__(self, client: SNSClient) -> None:
+        self._client = client
+
+    def send_push(self, endpoint: str, message: RenderedMessage, data: dict[str, Any]) -> str:
+        alert = {"title": message.title or "", "body": message.body or ""}
+        payload = {
+            "default": message.body or "",
+            "APNS": json.dumps({"aps": {"alert": alert, "sound": "default"}, **data}),
+            "APNS_SANDBOX": json.dumps({"aps": {"alert": alert, "sound": "default"}, **data}),
+            "GCM": json.dumps({"notification": alert, "data": {k: str(v) for k, v in data.items()}}),
+        }
+        try:
+            resp = self._client.publish(TargetArn=endpoint, Message=json.dumps(payload), MessageStructure="json")
+            return str(resp["MessageId"])
+        except ClientError as exc:
+            if error_code(exc) not in PERMANENT_CODES and is_transient(exc):
+                raise TransientError(f"SNS: {error_code(exc)}: {exc}") from exc
+            raise PermanentError(f"SNS rejected the push: {error_code(exc)}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"SNS unreachable: {exc}") from exc

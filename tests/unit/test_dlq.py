@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from notify.delivery import Outcome
+from notify.dlq import DeadLetterService
+from notify.errors import TransientError
+from notify.models import Status
+from notify.ports import DeadLetter, ReceivedLetter
+
+from .fakes import MemoryInbox
+from .test_delivery import T0, World
+
+
+def _letters(world: World) -> MemoryInbox:
+    return MemoryInbox(
+        [
+            ReceivedLetter(f"m{i}", f"r{i}", {**letter.__dict__}, "1795491963495", 1)
+            for i, letter in enumerate(world.dlq.letters)
+        ]
+    )
+
+
+def test_a_failed_job_is_redriven_with_a_fresh_budget_and_sent() -> None:
+    world = World()
+    job = world.job()
+    for _ in range(3):
+        world.email.errors.append(TransientError("throttled"))
+        world.now += timedelta(minutes=5)
+        world.service.handle(job)
+        job = world.queue.sent[-1][0]
+    assert world.store.statuses(job.job_id)[-1] is Status.FAILED
+    inbox = _letters(world)
+    service = DeadLetterService(inbox, world.store, world.queue, lambda: T0)
+    (listed,) = service.list()
+    assert (listed["reason"], listed["job_id"], listed["attempt"]) == ("attempts_exhausted", job.job_id, 2)
+    assert listed["dead_lettered_at"] == "2026-11-24T03:46:03.495000Z"
+
+    result = service.redrive([job.job_id])
+    assert result == {"redriven": [job.job_id], "skipped": []}
+    assert inbox.deleted == ["r0"]
+    replay, delay = world.queue.sent[-1]
+    assert (replay.attempt, replay.retry_base, delay) == (3, 3, 0)
+    world.email.errors.append(TransientError("still throttled"))
+    assert world.service.handle(replay) is Outcome.RETRYING  # the budget restarted
+    assert world.service.handle(world.queue.sent[-1][0].model_copy(update={"not_before": None})) is Outcome.SENT
+
+
+def test_letters_that_are_not_jobs_are_reported_not_redriven() -> None:
+    world = World()
+    world.service.handle_raw(b"garbage", "kafka")
+    inbox = _letters(world)
+    result = DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()
+    assert result["redriven"] == [] and "not a job" in result["skipped"][0]["reason"]
+    assert inbox.deleted == []
+
+
+def test_a_job_that_was_sent_meanwhile_is_dropped_not_resent() -> None:
+    world = World()
+    job = world.job()
+    world.email.errors.append(TransientError("throttled"))
+    world.service.handle(job)
+    world.dlq.send(DeadLetter("manual", "x", 0, job=job.model_dump(mode="json")))
+    retry = world.queue.sent[-1][0].model_copy(update={"not_before": None})
+    assert world.service.handle(retry) is Outcome.SENT
+    inbox = _letters(world)
+    result = DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()
+    assert result["redriven"] == [] and "SENT" in result["skipped"][0]["reason"]
+    assert inbox.deleted == ["r0"]
