@@ -22,8 +22,11 @@ from notify.ports import (
     EventRecord,
     JobPublisher,
     JobRecord,
+    Message,
     ReceivedLetter,
     RenderedMessage,
+    SegmentPage,
+    SegmentSource,
     StatusStore,
     Template,
     TemplateStore,
@@ -47,6 +50,19 @@ class MemoryStore:
 
     def delete_event(self, event_id: str) -> None:
         self.events.pop(event_id, None)
+
+    def put_page(self, record: EventRecord) -> bool:
+        key = f"{record.event_id}#{record.page}"
+        if key in self.events:
+            return False
+        self.events[key] = record
+        return True
+
+    def page_done(self, event_id: str, page: int) -> bool:
+        return f"{event_id}#{page}" in self.events
+
+    def event_pages(self, event_id: str) -> list[EventRecord]:
+        return [r for k, r in self.events.items() if k.startswith(f"{event_id}#")]
 
     def user_jobs(
         self,
@@ -148,10 +164,10 @@ class MemoryStore:
 
 @dataclass
 class MemoryQueue:
-    sent: list[tuple[NotificationJob, int]] = field(default_factory=list)
+    sent: list[tuple[Any, int]] = field(default_factory=list)
     fail: bool = False
 
-    def enqueue(self, jobs: Sequence[NotificationJob], delay_seconds: int = 0) -> None:
+    def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None:
         if self.fail:
             raise TransientError("queue down")
         self.sent += [(j, delay_seconds) for j in jobs]
@@ -159,10 +175,10 @@ class MemoryQueue:
 
 @dataclass
 class MemoryPublisher:
-    published: list[NotificationJob] = field(default_factory=list)
+    published: list[Any] = field(default_factory=list)
     fail: bool = False
 
-    def publish(self, jobs: Sequence[NotificationJob]) -> None:
+    def publish(self, jobs: Sequence[Message]) -> None:
         if self.fail:
             raise TransientError("kafka down")
         self.published += jobs
@@ -261,3 +277,26 @@ class MemoryInbox:
 
 
 _inbox: DeadLetterInbox = MemoryInbox()
+
+
+@dataclass
+class MemorySegments:
+    """A segment as a list, paged by offset."""
+
+    segments: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[Exception] = field(default_factory=list)
+    calls: int = 0
+
+    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        if segment_id not in self.segments:
+            raise NotFound(segment_id)
+        start = int(cursor or 0)
+        users = self.segments[segment_id][start : start + limit]
+        more = start + limit < len(self.segments[segment_id])
+        return SegmentPage(users, str(start + limit) if more else None)
+
+
+_segments: SegmentSource = MemorySegments()

@@ -13,6 +13,8 @@ WORKER_ENV = {
     "DLQ_URL": "http://q/dlq",
     "AUTH_API_URL": "http://auth",
     "SENDER_EMAIL": "from@example.com",
+    "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
+    "KAFKA_TOPIC": "notification-jobs",
 }
 
 

@@ -17,12 +17,15 @@ from aws_lambda_powertools.utilities.parser.models import KafkaMskEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
+from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
 from notify.delivery import DeliveryService, DeliverySettings, Outcome, Result
 from notify.errors import StoreUnavailable
+from notify.fanout import FanoutService
+from notify.segments import CompositeSegmentSource
 from notify.settings import WorkerSettings, load
 
 logger = Logger()
@@ -41,16 +44,33 @@ def build_services(settings: WorkerSettings) -> Services:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
+    store = DynamoStatusStore(dynamodb, settings.notifications_table)
+    users = HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token)
+    delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
+    dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
+    publisher = KafkaJobPublisher(
+        KafkaConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            timeout_seconds=settings.kafka_timeout_seconds,
+            auth=settings.kafka_auth,
+            region=settings.region,
+        )
+    )
+    fanout = FanoutService(
+        store, CompositeSegmentSource(None, users), publisher, delay_queue, dlq, utc_now, settings.fanout_page_size
+    )
     delivery = DeliveryService(
-        store=DynamoStatusStore(dynamodb, settings.notifications_table),
+        store=store,
         templates=DynamoTemplateStore(dynamodb, settings.templates_table),
-        users=HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token),
-        delay_queue=SqsDelayQueue(sqs, settings.delay_queue_url),
-        dlq=SqsDeadLetterQueue(sqs, settings.dlq_url),
+        users=users,
+        delay_queue=delay_queue,
+        dlq=dlq,
         clock=utc_now,
         email=SesEmailSender(boto3.client("sesv2"), settings.sender_email),
         push=SnsPushSender(boto3.client("sns")),
         settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
+        fanout=fanout,
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 

@@ -16,7 +16,8 @@ from pydantic import ValidationError
 from notify.catalog import EVENT_TYPES
 from notify.clock import Clock, iso
 from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
-from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, NotificationJob, Priority, Status
+from notify.fanout import FanoutService
+from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
     ClaimOutcome,
     DeadLetter,
@@ -45,6 +46,7 @@ class Outcome(str, Enum):
     DUPLICATE = "duplicate"
     DEFERRED = "deferred"  # another worker holds the job; re-checked later
     DEAD_LETTERED = "dead_lettered"  # not a job at all
+    FANNED_OUT = "fanned_out"  # a segment page became jobs
 
 
 @dataclass(frozen=True)
@@ -53,13 +55,14 @@ class Result:
 
     outcome: Outcome
     job: Optional[NotificationJob]
+    fanned_out_jobs: int = 0
 
 
 class InvalidJob(ValueError):
     """A record that is not a job this worker understands."""
 
 
-def parse_job(raw: str | bytes) -> NotificationJob:
+def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
     """Parse a Kafka value or SQS body; refuse unknown schema versions."""
     try:
         data = json.loads(raw)
@@ -71,6 +74,8 @@ def parse_job(raw: str | bytes) -> NotificationJob:
     if version != JOB_SCHEMA_VERSION:
         raise InvalidJob(f"unsupported schema_version {version!r}; this worker reads {JOB_SCHEMA_VERSION}")
     try:
+        if data.get("kind") == "fanout":
+            return FanoutTask.model_validate(data)
         return NotificationJob.model_validate(data)
     except ValidationError as exc:
         raise InvalidJob(f"invalid job: {exc.errors(include_url=False)}") from None
@@ -101,7 +106,9 @@ class DeliveryService:
         websocket: Optional[WebSocketSender] = None,
         settings: Optional[DeliverySettings] = None,
         rand: Callable[[], float] = random.random,
+        fanout: Optional[FanoutService] = None,
     ) -> None:
+        self._fanout = fanout
         self._store = store
         self._templates = templates
         self._users = users
@@ -119,12 +126,19 @@ class DeliveryService:
     def handle_raw(self, raw: str | bytes, source: str) -> Result:
         """Parse and deliver one record; a record that is not a job goes to the DLQ."""
         try:
-            job = parse_job(raw)
+            message = parse_message(raw)
         except InvalidJob as exc:
             text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
             self._dead_letter(DeadLetter("invalid_job", str(exc), 0, raw=text[:200_000], source=source))
             return Result(Outcome.DEAD_LETTERED, None)
-        return Result(self.handle(job), job)
+        if isinstance(message, FanoutTask):
+            if self._fanout is None:
+                self._dead_letter(DeadLetter("unsupported", "this worker does not fan out", 0, raw=str(raw)))
+                return Result(Outcome.DEAD_LETTERED, None)
+            page = self._fanout.handle(message)
+            outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
+            return Result(outcome, None, page.jobs)
+        return Result(self.handle(message), message)
 
     def handle(self, job: NotificationJob) -> Outcome:
         """Run the pipeline for one job."""

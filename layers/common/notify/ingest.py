@@ -1,4 +1,4 @@
-"""Ingestion: validate an event, expand it into jobs and store them durably."""
+"""Ingestion: validate an event, expand it into jobs (or a segment fan-out task) and store them durably."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
-from notify.catalog import field_errors, get_event_type, validate_payload
+from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
-from notify.errors import FieldError, IngestUnavailable, TransientError, ValidationFailed
+from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
-from notify.models import AcceptedEvent, EventRequest
-from notify.ports import DelayQueue, EventRecord, JobPublisher, StatusStore
+from notify.models import AcceptedEvent, EventRequest, FanoutTask
+from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusStore
 
 # Every job carries the payload; this keeps a job well under SQS's 256 KiB and Kafka's 1 MiB.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -24,7 +24,9 @@ class IngestService:
     """Turns an :class:`EventRequest` into jobs that are in Kafka or the delay queue.
 
     The answer is only returned once every job is durably stored; otherwise
-    :class:`IngestUnavailable` is raised and nothing is left behind.
+    :class:`IngestUnavailable` is raised and nothing is left behind. An event
+    sent to a segment is stored as one fan-out task that the worker expands
+    page by page.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class IngestService:
         """Validate ``request`` against its type and the clock; raise ValidationFailed."""
         spec = get_event_type(request.event_type)
         payload = validate_payload(spec, request.payload)
+        template_spec, template_payload = _template_source(spec, payload)
         size = len(json.dumps(payload, separators=(",", ":")).encode())
         if size > MAX_PAYLOAD_BYTES:
             raise ValidationFailed([FieldError("payload", f"{size} bytes is over the {MAX_PAYLOAD_BYTES}-byte limit")])
@@ -53,33 +56,41 @@ class IngestService:
             errors.append(FieldError("expires_at", "must be in the future"))
         if request.send_after and request.send_after >= expires_at:
             errors.append(FieldError("send_after", "must be before expires_at"))
-        if request.recipients.segment_id is not None:
-            errors.append(
-                FieldError(
-                    "recipients.segment_id", "segment delivery is not available yet; send user_ids", "unsupported"
-                )
-            )
         if errors:
             raise ValidationFailed(errors)
         return EventPlan(
             event_id=event_id or new_event_id(),
             event_type=spec,
-            payload=payload,
+            payload=template_payload,
             user_ids=request.recipients.user_ids or [],
-            channels=list(dict.fromkeys(request.channels or spec.default_channels)),
+            channels=list(dict.fromkeys(request.channels or template_spec.default_channels)),
             priority=request.priority or spec.priority,
             created_at=now,
             expires_at=expires_at,
             send_after=request.send_after,
             locale=request.locale,
+            template_key=template_spec.name,
+            segment_id=request.recipients.segment_id,
+            campaign_id=payload.get("campaign_id") if spec.name == "campaign_triggered" else None,
+            run_id=payload.get("run_id") if spec.name == "campaign_triggered" else None,
         )
 
     def accept(self, request: EventRequest, event_id: Optional[str] = None) -> AcceptedEvent:
-        """Validate, record the event, then publish its jobs to Kafka or, failing that, the delay queue."""
+        """Validate, record the event, then publish its jobs to Kafka or, failing that, the delay queue.
+
+        With an explicit ``event_id`` (a campaign run) accepting twice is safe:
+        the jobs are published again and the worker's idempotency drops them.
+        """
         plan = self.plan(request, event_id)
-        self._store.put_event(_record(plan))
-        self._deliver([plan])
-        return AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids())
+        try:
+            self._store.put_event(_record(plan))
+            created = True
+        except Conflict:
+            if event_id is None:
+                raise
+            created = False
+        self._deliver([plan], forget_on_failure=created)
+        return _accepted(plan)
 
     def accept_many(self, requests: Sequence[dict[str, Any]]) -> list[AcceptedEvent | ValidationFailed]:
         """Accept a batch: each event is validated alone; the valid ones share one write and one flush."""
@@ -92,25 +103,72 @@ class IngestService:
                 results.append(exc)
                 continue
             plans.append(plan)
-            results.append(AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids()))
+            results.append(_accepted(plan))
         if plans:
             self._store.put_events([_record(p) for p in plans])
-            self._deliver(plans)
+            self._deliver(plans, forget_on_failure=True)
         return results
 
-    def _deliver(self, plans: Sequence[EventPlan]) -> None:
-        jobs = [job for plan in plans for job in plan.jobs()]
+    def _deliver(self, plans: Sequence[EventPlan], forget_on_failure: bool) -> None:
+        messages: list[Message] = []
+        for plan in plans:
+            messages += [fanout_task(plan)] if plan.segment_id else plan.jobs()
         try:
-            self._publisher.publish(jobs)
-        except TransientError as kafka_error:
-            try:
-                self._fallback.enqueue(jobs)
-            except TransientError as queue_error:
+            publish_durably(self._publisher, self._fallback, messages)
+        except IngestUnavailable:
+            if forget_on_failure:  # nothing was accepted: leave no event record behind
                 for plan in plans:
                     self._store.delete_event(plan.event_id)
-                raise IngestUnavailable(
-                    f"no durable store took the jobs (kafka: {kafka_error}; delay queue: {queue_error})"
-                ) from queue_error
+            raise
+
+
+def publish_durably(publisher: JobPublisher, fallback: DelayQueue, messages: Sequence[Message]) -> None:
+    """Kafka first; the delay queue when Kafka cannot take them; IngestUnavailable when neither can."""
+    try:
+        publisher.publish(messages)
+    except TransientError as kafka_error:
+        try:
+            fallback.enqueue(messages)
+        except TransientError as queue_error:
+            raise IngestUnavailable(
+                f"no durable store took the jobs (kafka: {kafka_error}; delay queue: {queue_error})"
+            ) from queue_error
+
+
+def fanout_task(plan: EventPlan, page: int = 0, cursor: Optional[str] = None) -> FanoutTask:
+    """The task that expands the first (or a given) page of the plan's segment."""
+    assert plan.segment_id is not None
+    return FanoutTask(
+        event_id=plan.event_id,
+        segment_id=plan.segment_id,
+        page=page,
+        cursor=cursor,
+        event_type=plan.event_type.name,
+        template_key=plan.template_key or plan.event_type.name,
+        payload=dict(plan.payload),
+        channels=list(plan.channels),
+        priority=plan.priority,
+        locale=plan.locale,
+        created_at=plan.created_at,
+        send_after=plan.send_after,
+        expires_at=plan.expires_at,
+        campaign_id=plan.campaign_id,
+        run_id=plan.run_id,
+    )
+
+
+def _template_source(spec: EventType, payload: dict[str, Any]) -> tuple[EventType, dict[str, Any]]:
+    """A campaign_triggered event renders with the campaign's own event type and payload."""
+    if spec.name != "campaign_triggered":
+        return spec, payload
+    inner = get_event_type(payload["event_type"], loc="payload.event_type")
+    if inner.name == "campaign_triggered":
+        raise ValidationFailed([FieldError("payload.event_type", "a campaign cannot trigger another campaign")])
+    return inner, validate_payload(inner, payload["payload"], loc="payload.payload")
+
+
+def _accepted(plan: EventPlan) -> AcceptedEvent:
+    return AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids(), segment_id=plan.segment_id)
 
 
 def _parse(raw: dict[str, Any]) -> EventRequest:
@@ -120,7 +178,7 @@ def _parse(raw: dict[str, Any]) -> EventRequest:
         raise ValidationFailed(field_errors(exc)) from None
 
 
-def _record(plan: EventPlan, via: str = "kafka") -> EventRecord:
+def _record(plan: EventPlan) -> EventRecord:
     def opt(moment: Optional[datetime]) -> Optional[str]:
         return iso(moment) if moment else None
 
@@ -133,5 +191,5 @@ def _record(plan: EventPlan, via: str = "kafka") -> EventRecord:
         created_at=iso(plan.created_at),
         expires_at=iso(plan.expires_at),
         send_after=opt(plan.send_after),
-        via=via,
+        segment_id=plan.segment_id,
     )

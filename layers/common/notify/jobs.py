@@ -64,6 +64,8 @@ class EventPlan:
     campaign_id: Optional[str] = None
     run_id: Optional[str] = None
     contacts: Optional[dict[str, Contact]] = None
+    template_key: Optional[str] = None  # the event type whose templates render it, when not its own
+    segment_id: Optional[str] = None
 
     def job_ids(self) -> list[str]:
         """Job ids in expansion order: user by user, channel by channel."""
@@ -79,7 +81,7 @@ class EventPlan:
                 event_type=self.event_type.name,
                 user_id=uid,
                 channel=ch,
-                template_key=self.event_type.name,
+                template_key=self.template_key or self.event_type.name,
                 payload=self.payload,
                 locale=self.locale,
                 priority=self.priority,

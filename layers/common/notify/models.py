@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -121,9 +121,40 @@ class NotificationJob(BaseModel):
         return max(moments) if moments else None
 
 
+class FanoutTask(BaseModel):
+    """Expand one page of a segment into jobs, then hand on the next page: a Kafka/SQS message.
+
+    Everything a job needs except the user travels in the task, so a page can be
+    expanded without reading the event back.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["fanout"] = "fanout"
+    schema_version: int = JOB_SCHEMA_VERSION
+    event_id: str
+    segment_id: str
+    page: int = 0
+    cursor: Optional[str] = None
+    attempt: int = 0
+    not_before: Optional[datetime] = None
+    event_type: str
+    template_key: str
+    payload: dict[str, Any]
+    channels: list[Channel]
+    priority: Priority
+    locale: Optional[str] = None
+    created_at: datetime
+    send_after: Optional[datetime] = None
+    expires_at: datetime
+    campaign_id: Optional[str] = None
+    run_id: Optional[str] = None
+
+
 class AcceptedEvent(BaseModel):
-    """The 202 answer: only returned once every job is durably stored."""
+    """The 202 answer: only returned once every job (or the segment's fan-out task) is durably stored."""
 
     event_id: str
     job_ids: list[str]
     status: str = "accepted"
+    segment_id: Optional[str] = None

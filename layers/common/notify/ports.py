@@ -6,21 +6,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
-from typing import Any, Optional, Protocol
+from typing import Any, Optional, Protocol, TypeAlias
 
-from notify.models import Channel, Contact, NotificationJob, Status
+from notify.models import Channel, Contact, FanoutTask, NotificationJob, Status
+
+Message: TypeAlias = NotificationJob | FanoutTask
 
 
 class JobPublisher(Protocol):
-    """Durably publishes jobs (Kafka with acks=all). Raises TransientError if it cannot."""
+    """Durably publishes jobs and fan-out tasks (Kafka with acks=all). Raises TransientError if it cannot."""
 
-    def publish(self, jobs: Sequence[NotificationJob]) -> None: ...
+    def publish(self, jobs: Sequence[Message]) -> None: ...
 
 
 class DelayQueue(Protocol):
     """The SQS delay queue: retries, send_after hops and the Kafka-down fallback."""
 
-    def enqueue(self, jobs: Sequence[NotificationJob], delay_seconds: int = 0) -> None: ...
+    def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None: ...
+
+
+@dataclass(frozen=True)
+class SegmentPage:
+    user_ids: list[str]
+    next_cursor: Optional[str]
+
+
+class SegmentSource(Protocol):
+    """Pages of a segment's user ids. Raises NotFound for an unknown segment, TransientError when down."""
+
+    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage: ...
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,7 @@ class EventRecord:
     expires_at: str
     send_after: Optional[str] = None
     segment_id: Optional[str] = None
-    via: str = "kafka"
+    page: Optional[int] = None  # set on the record of one fan-out page
 
 
 class StatusStore(Protocol):
@@ -221,6 +235,12 @@ class StatusStore(Protocol):
     def put_events(self, records: Sequence[EventRecord]) -> None: ...
 
     def delete_event(self, event_id: str) -> None: ...
+
+    def put_page(self, record: EventRecord) -> bool: ...
+
+    def page_done(self, event_id: str, page: int) -> bool: ...
+
+    def event_pages(self, event_id: str) -> list[EventRecord]: ...
 
     def get_event(self, event_id: str) -> Optional[EventRecord]: ...
 

@@ -37,12 +37,13 @@ class ApiSettings(StoreSettings, KafkaSettings):
     api_keys_table: str = Field(alias="API_KEYS_TABLE")
 
 
-class WorkerSettings(StoreSettings):
+class WorkerSettings(StoreSettings, KafkaSettings):
     auth_api_url: str = Field(alias="AUTH_API_URL")
     auth_api_token: str = Field(default="", alias="AUTH_API_TOKEN")
     sender_email: str = Field(alias="SENDER_EMAIL")
     unsubscribe_url: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_URL")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
+    fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
 
 
 class SchedulerSettings(StoreSettings, KafkaSettings):

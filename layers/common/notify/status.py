@@ -64,6 +64,10 @@ def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -
     }
 
 
+# Larger segment events are summarised; their jobs are read per user or per campaign run.
+MAX_LISTED_RECIPIENTS = 1000
+
+
 class StatusQueries:
     def __init__(self, store: StatusStore) -> None:
         self._store = store
@@ -98,7 +102,15 @@ class StatusQueries:
         event: Optional[EventRecord] = self._store.get_event(event_id)
         if event is None:
             raise NotFound(f"event {event_id} not found")
-        pairs = [(uid, ch, derive_job_id(event.event_id, uid, ch)) for uid in event.user_ids for ch in event.channels]
+        users = list(event.user_ids)
+        extra: dict[str, Any] = {}
+        if event.segment_id is not None:
+            pages = self._store.event_pages(event_id)
+            users = [uid for page in sorted(pages, key=lambda p: p.page or 0) for uid in page.user_ids]
+            extra = {"segment_id": event.segment_id, "pages_expanded": len(pages), "recipients": len(users)}
+            if len(users) > MAX_LISTED_RECIPIENTS:
+                return {**_event_head(event), **extra, "jobs": None}
+        pairs = [(uid, ch, derive_job_id(event.event_id, uid, ch)) for uid in users for ch in event.channels]
         records = self._store.get_jobs([p[2] for p in pairs])
         jobs = [
             job_view(records[jid]) if jid in records else accepted_view(event, uid, ch.value, jid)
@@ -108,12 +120,19 @@ class StatusQueries:
         for job in jobs:
             counts[job["status"]] = counts.get(job["status"], 0) + 1
         return {
-            "event_id": event.event_id,
-            "event_type": event.event_type,
-            "priority": event.priority,
-            "created_at": event.created_at,
-            "expires_at": event.expires_at,
-            "send_after": event.send_after,
+            **_event_head(event),
+            **extra,
             "status_counts": counts,
             "jobs": [{k: v for k, v in j.items() if k != "history"} for j in jobs],
         }
+
+
+def _event_head(event: EventRecord) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "priority": event.priority,
+        "created_at": event.created_at,
+        "expires_at": event.expires_at,
+        "send_after": event.send_after,
+    }

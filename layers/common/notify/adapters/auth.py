@@ -10,7 +10,7 @@ from typing import Any, Optional
 import httpx
 
 from notify.errors import NotFound, PermanentError, TransientError
-from notify.ports import UserProfile
+from notify.ports import SegmentPage, UserProfile
 from notify.resilience import CircuitBreaker, TtlCache
 
 
@@ -85,6 +85,39 @@ class HttpUserDirectory:
             profile = _profile(resp.json())
             self._cache.put(user_id, profile)
             return profile
+        self._breaker.failure()
+        raise last
+
+    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
+        """One page of a dynamic segment; each profile warms the cache the worker reads next."""
+        self._breaker.before()
+        params: dict[str, Any] = {"segment": segment_id, "limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        last: Exception = TransientError("no attempt made")
+        for attempt in range(self._attempts):
+            if attempt:
+                self._sleep(self._backoff * (2 ** (attempt - 1)))
+            try:
+                resp = self._client.get("/api/v1/users", params=params)
+            except httpx.HTTPError as exc:
+                last = TransientError(f"Auth service unreachable: {exc!r}")
+                continue
+            if resp.status_code == 404:
+                self._breaker.success()
+                raise NotFound(f"segment {segment_id} not found")
+            if resp.status_code == 429 or resp.status_code >= 500:
+                last = TransientError(f"Auth service answered {resp.status_code}")
+                continue
+            if resp.status_code != 200:
+                self._breaker.success()
+                raise PermanentError(f"Auth service answered {resp.status_code} for segment {segment_id}")
+            self._breaker.success()
+            data = resp.json()
+            profiles = [_profile(item) for item in data.get("items", [])]
+            for profile in profiles:
+                self._cache.put(profile.id, profile)
+            return SegmentPage([p.id for p in profiles], data.get("next_cursor") or None)
         self._breaker.failure()
         raise last
 

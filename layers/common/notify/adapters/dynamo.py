@@ -114,25 +114,56 @@ class DynamoStatusStore:
         return _event(item) if item else None
 
     def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
+        """The event (or fan-out page) record whose users and channels derive ``job_id``."""
         try:
             loc = locator_of_job(job_id)
         except ValueError:
             return None
-        try:
-            resp = self._client.query(
-                TableName=self._table,
-                KeyConditionExpression="pk = :pk",
-                ExpressionAttributeValues=_values({":pk": f"EVT#{loc}"}),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read events: {exc}") from exc
-        for raw in resp.get("Items", []):
-            record = _event(from_item(raw))
+        for record in self._query_events(f"EVT#{loc}", "EVT#"):
             for uid in record.user_ids:
                 for ch in record.channels:
                     if derive_job_id(record.event_id, uid, ch) == job_id:
                         return record
         return None
+
+    def put_page(self, record: EventRecord) -> bool:
+        """Record one expanded page; False if it was recorded before (the page is done)."""
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_item(_event_item(record)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            return True
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"cannot record page: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot record page: {exc}") from exc
+
+    def page_done(self, event_id: str, page: int) -> bool:
+        return self._get({"pk": f"EVT#{locator(event_id)}", "sk": _event_sk(event_id, page)}) is not None
+
+    def event_pages(self, event_id: str) -> list[EventRecord]:
+        return self._query_events(f"EVT#{locator(event_id)}", f"EVT#{event_id}#P")
+
+    def _query_events(self, pk: str, sk_prefix: str) -> list[EventRecord]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
+            "ExpressionAttributeValues": _values({":pk": pk, ":sk": sk_prefix}),
+        }
+        out: list[EventRecord] = []
+        while True:
+            try:
+                resp = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot read events: {exc}") from exc
+            out += [_event(from_item(raw)) for raw in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     # -- jobs -----------------------------------------------------------------------
 
@@ -390,11 +421,15 @@ class DynamoStatusStore:
         return from_item(item) if item else None
 
 
+def _event_sk(event_id: str, page: Optional[int] = None) -> str:
+    return f"EVT#{event_id}" if page is None else f"EVT#{event_id}#P{page:06d}"
+
+
 def _event_item(record: EventRecord) -> dict[str, Any]:
     return {
         "pk": f"EVT#{locator(record.event_id)}",
-        "sk": f"EVT#{record.event_id}",
-        "kind": "event",
+        "sk": _event_sk(record.event_id, record.page),
+        "kind": "event" if record.page is None else "page",
         "event_id": record.event_id,
         "event_type": record.event_type,
         "user_ids": record.user_ids,
@@ -404,7 +439,7 @@ def _event_item(record: EventRecord) -> dict[str, Any]:
         "expires_at": record.expires_at,
         "send_after": record.send_after,
         "segment_id": record.segment_id,
-        "via": record.via,
+        "page": record.page,
         "ttl": int(time.time() + RETENTION.total_seconds()),
     }
 
@@ -435,7 +470,7 @@ def _event(item: Mapping[str, Any]) -> EventRecord:
         expires_at=item["expires_at"],
         send_after=item.get("send_after"),
         segment_id=item.get("segment_id"),
-        via=item.get("via", "kafka"),
+        page=int(item["page"]) if item.get("page") is not None else None,
     )
 
 

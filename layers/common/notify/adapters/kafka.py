@@ -12,7 +12,8 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from notify.errors import TransientError
-from notify.models import NotificationJob
+from notify.models import FanoutTask, NotificationJob
+from notify.ports import Message
 
 
 @dataclass(frozen=True)
@@ -86,16 +87,16 @@ class KafkaJobPublisher:
                     raise TransientError(f"Kafka unreachable: {exc!r}") from exc
             return self._producer
 
-    def publish(self, jobs: Sequence[NotificationJob]) -> None:
+    def publish(self, jobs: Sequence[Message]) -> None:
         producer = self._get_producer()
         deadline = time.monotonic() + self._config.timeout_seconds
         try:
             futures = [
                 producer.send(
                     self._config.topic,
-                    key=job.user_id.encode(),
+                    key=_key(job).encode(),
                     value=job.model_dump_json(exclude_none=True).encode(),
-                    headers=[("job_id", job.job_id.encode()), ("schema_version", str(job.schema_version).encode())],
+                    headers=[("kind", _kind(job)), ("schema_version", str(job.schema_version).encode())],
                 )
                 for job in jobs
             ]
@@ -110,3 +111,12 @@ class KafkaJobPublisher:
             if self._producer is not None:
                 self._producer.close(timeout=1)
                 self._producer = None
+
+
+def _key(message: Message) -> str:
+    """Jobs are keyed by user (one user's jobs stay ordered); fan-out tasks by event."""
+    return message.user_id if isinstance(message, NotificationJob) else message.event_id
+
+
+def _kind(message: Message) -> bytes:
+    return b"fanout" if isinstance(message, FanoutTask) else b"job"

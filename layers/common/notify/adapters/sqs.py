@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
 from notify.models import NotificationJob
-from notify.ports import DeadLetter, ReceivedLetter
+from notify.ports import DeadLetter, Message, ReceivedLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -20,6 +20,10 @@ def _batches(items: Sequence[Any], size: int = 10) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _kind(message: Message) -> str:
+    return "job" if isinstance(message, NotificationJob) else "fanout"
+
+
 class SqsDelayQueue:
     """Sends jobs with DelaySeconds; batches of ten, failed entries retried once then raised."""
 
@@ -27,7 +31,7 @@ class SqsDelayQueue:
         self._client = client
         self._url = queue_url
 
-    def enqueue(self, jobs: Sequence[NotificationJob], delay_seconds: int = 0) -> None:
+    def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None:
         for chunk in _batches(list(jobs)):
             entries: list[dict[str, Any]] = [
                 {
@@ -35,7 +39,10 @@ class SqsDelayQueue:
                     "MessageBody": job.model_dump_json(exclude_none=True),
                     "DelaySeconds": delay_seconds,
                     "MessageAttributes": {
-                        "job_id": {"DataType": "String", "StringValue": job.job_id},
+                        "kind": {
+                            "DataType": "String",
+                            "StringValue": "job" if isinstance(job, NotificationJob) else "fanout",
+                        },
                         "event_id": {"DataType": "String", "StringValue": job.event_id},
                     },
                 }
