@@ -9,7 +9,7 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from notify.clock import Clock
-from notify.models import NotificationJob
+from notify.models import FanoutTask, NotificationJob
 from notify.ports import DeadLetterInbox, DelayQueue, ReceivedLetter, StatusStore
 
 LIST_VISIBILITY_SECONDS = 2
@@ -68,6 +68,16 @@ class DeadLetterService:
                 continue  # becomes visible again after the visibility timeout
             if not raw_job:
                 skipped.append({"message_id": letter.message_id, "reason": "not a job; cannot be redriven"})
+                continue
+            if raw_job.get("kind") == "fanout":
+                try:
+                    task = FanoutTask.model_validate(raw_job)
+                except ValidationError as exc:
+                    skipped.append({"message_id": letter.message_id, "reason": f"invalid task: {exc.error_count()}"})
+                    continue
+                self._delay.enqueue([task.model_copy(update={"attempt": 0, "not_before": None})], 0)
+                self._inbox.delete(letter.receipt)
+                redriven.append(f"fanout:{task.event_id}:{task.page}")
                 continue
             try:
                 job = NotificationJob.model_validate(raw_job)
