@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # sam build targets Lambda's python3.12; use pyenv's when present.
 PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
-.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails openapi clean
+.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails openapi api-key seed clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
@@ -52,6 +52,14 @@ sam-build: sam-venv
 
 emails: venv
 	$(PY) -m local.emails
+
+# Operators: `make api-key NAME=shop SCOPES=events:write STACK=notification-service`
+api-key: venv
+	PYTHONPATH=layers/common $(PY) -m ops create-api-key --name "$(NAME)" --scopes "$(or $(SCOPES),events:write,notifications:read)" $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
+
+# Seed the default templates into a deployed stack: `make seed STACK=notification-service`
+seed: venv
+	PYTHONPATH=layers/common $(PY) -m ops seed-templates $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
