@@ -50,6 +50,9 @@ sam-validate: sam-venv
 sam-build: sam-venv
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build
 
+openapi: venv
+	PYTHONPATH=layers/common:functions/api $(PY) -m tools.openapi
+
 emails: venv
 	$(PY) -m local.emails
 
