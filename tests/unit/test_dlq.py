@@ -67,3 +67,14 @@ def test_a_job_that_was_sent_meanwhile_is_dropped_not_resent() -> None:
     result = DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()
     assert result["redriven"] == [] and "SENT" in result["skipped"][0]["reason"]
     assert inbox.deleted == ["r0"]
+
+
+def test_a_bare_job_moved_by_sqs_redrive_is_listed_and_redriven() -> None:
+    world = World()
+    job = world.job()
+    inbox = MemoryInbox([ReceivedLetter("m0", "r0", job.model_dump(mode="json"), "", 5)])
+    service = DeadLetterService(inbox, world.store, world.queue, lambda: T0)
+    (listed,) = service.list()
+    assert (listed["reason"], listed["job_id"], listed["receive_count"]) == ("max_receives_exceeded", job.job_id, 5)
+    assert service.redrive()["redriven"] == [job.job_id]
+    assert world.service.handle(world.queue.sent[-1][0]) is Outcome.SENT

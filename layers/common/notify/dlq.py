@@ -16,9 +16,22 @@ LIST_VISIBILITY_SECONDS = 2
 REDRIVE_VISIBILITY_SECONDS = 60
 
 
+def envelope(body: dict[str, Any]) -> dict[str, Any]:
+    """A letter's body; a bare job or task (moved by SQS's own redrive policy) gets an envelope."""
+    if "schema_version" in body and "reason" not in body:
+        return {
+            "reason": "max_receives_exceeded",
+            "error": "the worker failed on it on every receive",
+            "attempt": body.get("attempt"),
+            "job": body,
+            "source": "sqs-redrive",
+        }
+    return body
+
+
 def letter_view(letter: ReceivedLetter) -> dict[str, Any]:
     """The public JSON shape of one dead letter."""
-    body = letter.body
+    body = envelope(letter.body)
     job = body.get("job") or {}
     sent_at = None
     if letter.sent_at.isdigit():
@@ -62,7 +75,7 @@ class DeadLetterService:
         redriven: list[str] = []
         skipped: list[dict[str, Any]] = []
         for letter in self._inbox.receive(limit, REDRIVE_VISIBILITY_SECONDS):
-            raw_job = letter.body.get("job")
+            raw_job = envelope(letter.body).get("job")
             job_id = (raw_job or {}).get("job_id")
             if wanted is not None and job_id not in wanted:
                 continue  # becomes visible again after the visibility timeout
