@@ -9,6 +9,7 @@ from pydantic import ValidationError
 WORKER_ENV = {
     "NOTIFICATIONS_TABLE": "n",
     "TEMPLATES_TABLE": "t",
+    "CAMPAIGNS_TABLE": "c",
     "DELAY_QUEUE_URL": "http://q/delay",
     "DLQ_URL": "http://q/dlq",
     "AUTH_API_URL": "http://auth",

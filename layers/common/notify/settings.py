@@ -20,6 +20,7 @@ class _Settings(BaseModel):
 class StoreSettings(_Settings):
     notifications_table: str = Field(alias="NOTIFICATIONS_TABLE")
     templates_table: str = Field(alias="TEMPLATES_TABLE")
+    campaigns_table: str = Field(alias="CAMPAIGNS_TABLE")
     delay_queue_url: str = Field(alias="DELAY_QUEUE_URL")
     dlq_url: str = Field(alias="DLQ_URL")
 
@@ -47,7 +48,7 @@ class WorkerSettings(StoreSettings, KafkaSettings):
 
 
 class SchedulerSettings(StoreSettings, KafkaSettings):
-    campaigns_table: str = Field(alias="CAMPAIGNS_TABLE")
+    """The scheduler reads campaigns and ingests their runs like the API does."""
 
 
 class SettingsError(RuntimeError):
