@@ -1,0 +1,79 @@
+"""API Gateway HTTP API, locally: each HTTP request becomes a payload v2.0 event for ApiFunction."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from local.events import http_api_event
+from local.invoke import Function
+
+log = logging.getLogger("local.gateway")
+
+
+class Gateway:
+    def __init__(self, function: Function, port: int, host: str = "127.0.0.1") -> None:
+        self._function = function
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt: str, *args: Any) -> None:
+                log.debug(fmt, *args)
+
+            def _any(self) -> None:
+                gateway.handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        path, _, query = request.path.partition("?")
+        length = int(request.headers.get("content-length") or 0)
+        body = request.rfile.read(length) if length else None
+        event = http_api_event(
+            request.command, path, query, dict(request.headers.items()), body, request.client_address[0]
+        )
+        try:
+            result = self._function.invoke(event)
+        except Exception:  # the handler crashed: API Gateway answers 500
+            log.exception("ApiFunction raised")
+            result = {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
+        self._respond(request, result)
+
+    @staticmethod
+    def _respond(request: BaseHTTPRequestHandler, result: Any) -> None:
+        if not isinstance(result, dict) or "statusCode" not in result:
+            result = {"statusCode": 200, "body": json.dumps(result), "headers": {"content-type": "application/json"}}
+        raw = result.get("body") or ""
+        payload = base64.b64decode(raw) if result.get("isBase64Encoded") else str(raw).encode()
+        request.send_response(int(result["statusCode"]))
+        headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
+        for name, values in (result.get("multiValueHeaders") or {}).items():
+            for value in values:
+                request.send_header(name, str(value))
+        for name, value in headers.items():
+            if name != "content-length":
+                request.send_header(name, value)
+        for cookie in result.get("cookies") or []:
+            request.send_header("set-cookie", cookie)
+        request.send_header("content-length", str(len(payload)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(payload)

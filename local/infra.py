@@ -1,0 +1,125 @@
+"""Create template.yaml's tables, queues and topic in the local peers, and resolve each function's environment."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from local.cfn import Template
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Physical names of the created resources, by logical id."""
+
+    tables: dict[str, str]
+    queues: dict[str, str]  # logical id → URL
+    queue_arns: dict[str, str]
+    parameters: dict[str, str]
+
+
+def create_resources(template: Template, prefix: str, parameters: dict[str, str]) -> Infra:
+    """Create every DynamoDB table and SQS queue of the template (idempotently) at boto3's endpoint."""
+    dynamodb = boto3.client("dynamodb")
+    sqs = boto3.client("sqs")
+    tables = {}
+    for logical_id, resource in template.resources("AWS::DynamoDB::Table").items():
+        name = f"{prefix}-{logical_id}"
+        props = resource["Properties"]
+        kwargs: dict[str, Any] = {
+            "TableName": name,
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+        }
+        if "GlobalSecondaryIndexes" in props:
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        try:
+            dynamodb.create_table(**kwargs)
+        except dynamodb.exceptions.ResourceInUseException:
+            pass
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        tables[logical_id] = name
+
+    queues: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    pending = dict(template.resources("AWS::SQS::Queue"))
+    while pending:  # queues named in a RedrivePolicy first
+        for logical_id, resource in list(pending.items()):
+            props = dict(resource.get("Properties", {}))
+            redrive = props.pop("RedrivePolicy", None)
+            target = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0] if redrive else None
+            if target is not None and target not in arns:
+                continue
+            attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
+            if redrive:
+                attributes["RedrivePolicy"] = json.dumps(
+                    {"deadLetterTargetArn": arns[str(target)], "maxReceiveCount": int(redrive["maxReceiveCount"])}
+                )
+            url = sqs.create_queue(QueueName=f"{prefix}-{logical_id}", Attributes=attributes)["QueueUrl"]
+            queues[logical_id] = url
+            arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            del pending[logical_id]
+    return Infra(tables, queues, arns, parameters)
+
+
+def resolve(value: Any, infra: Infra) -> str:
+    """A template value the way CloudFormation would resolve it for an environment variable."""
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        ref = value["Ref"]
+        if ref in infra.parameters:
+            return infra.parameters[ref]
+        if ref in infra.tables:
+            return infra.tables[ref]
+        if ref in infra.queues:
+            return infra.queues[ref]
+        if ref == "AWS::Region":
+            return "us-east-1"
+    raise ValueError(f"the local stack cannot resolve {value!r}")
+
+
+def function_environments(template: Template, infra: Infra) -> dict[str, dict[str, str]]:
+    """Each function's environment variables, resolved."""
+    return {
+        name: {key: resolve(value, infra) for key, value in function.environment.items()}
+        for name, function in template.functions().items()
+    }
+
+
+def merged_environment(environments: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The union of the functions' environments; they may share a process only if no name differs."""
+    merged: dict[str, str] = {}
+    for function, env in environments.items():
+        for key, value in env.items():
+            if key in merged and merged[key] != value:
+                raise ValueError(f"{function} sets {key}={value!r}, another function {merged[key]!r}")
+            merged[key] = value
+    return merged
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
+    """Create the Kafka topic if it does not exist."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version=(2, 8, 0), request_timeout_ms=10_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def verify_sender(address: str) -> None:
+    """Verify the SES sender identity (moto refuses mail from unverified senders, like SES's sandbox)."""
+    boto3.client("sesv2").create_email_identity(EmailIdentity=address)

