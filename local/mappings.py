@@ -126,7 +126,7 @@ class SqsMapping(_Loop):
                     self._arn,
                     m["MessageId"],
                     m["ReceiptHandle"],
-                    dict(m.get("Attributes", {})),
+                    {str(k): v for k, v in m.get("Attributes", {}).items()},
                     m.get("MessageAttributes"),
                 )
                 for m in messages
