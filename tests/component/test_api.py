@@ -1,0 +1,173 @@
+"""ApiFunction with API Gateway v2 events against moto server (HTTP) and Tansu (Kafka over TCP)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+
+import boto3
+import pytest
+
+from local.invoke import LambdaContext
+from tests.support.events import load_event
+
+from .helpers import call_api, kafka_values, queue_bodies
+
+pytestmark = pytest.mark.usefixtures("local_stack")
+
+EVENT = {
+    "event_type": "user_registered",
+    "payload": {"confirmation_url": "https://example.com/confirm/abc", "first_name": "Ada"},
+    "recipients": {"user_ids": ["demo-user-1"]},
+}
+
+
+def _event(**changes: object) -> dict:
+    body = copy.deepcopy(EVENT)
+    body.update(changes)
+    return body
+
+
+def test_the_sample_event_is_accepted_into_kafka_and_queryable(kafka_bootstrap: str, stack_env: dict) -> None:
+    from api.app import lambda_handler
+
+    result = lambda_handler(load_event("api_post_event"), LambdaContext("ApiFunction"))
+    assert result["statusCode"] == 202
+    accepted = json.loads(result["body"])
+    (job_id,) = accepted["job_ids"]
+    (message,) = kafka_values(kafka_bootstrap, stack_env["KAFKA_TOPIC"], job_id)
+    assert (message["user_id"], message["channel"], message["event_id"]) == (
+        "demo-user-1",
+        "email",
+        accepted["event_id"],
+    )
+    status, job = call_api("GET", f"/api/v1/notifications/{job_id}")
+    assert (status, job["status"], job["user_id"]) == (200, "ACCEPTED", "demo-user-1")
+    status, event = call_api("GET", f"/api/v1/events/{accepted['event_id']}")
+    assert (status, event["status_counts"]) == (200, {"ACCEPTED": 1})
+
+
+@pytest.mark.parametrize(
+    ("body", "loc"),
+    [
+        (_event(event_type="nope"), "event_type"),
+        (_event(payload={}), "payload.confirmation_url"),
+        (_event(payload={"confirmation_url": "https://x.io", "extra": 1}), "payload.extra"),
+        (_event(recipients={"user_ids": []}), "recipients.user_ids"),
+        (_event(recipients={"user_ids": [f"u{i}" for i in range(1001)]}), "recipients.user_ids"),
+        (_event(recipients={}), "recipients"),
+        (_event(channels=["fax"]), "channels.0"),
+        (_event(send_after="tomorrow"), "send_after"),
+        (_event(expires_at="2020-01-01T00:00:00Z"), "expires_at"),
+        (_event(unknown=True), "unknown"),
+        (_event(payload={"confirmation_url": "https://x.io", "first_name": "x" * 101}), "payload.first_name"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(body: dict, loc: str) -> None:
+    status, error = call_api("POST", "/api/v1/events", body)
+    assert status == 422
+    assert error["error"]["code"] == "validation_error"
+    assert loc in [f["loc"] for f in error["error"]["fields"]]
+
+
+def test_oversized_payload_and_malformed_json_are_422_not_5xx() -> None:
+    status, _ = call_api("POST", "/api/v1/events", b"{not json")
+    assert status == 422
+    huge = _event(
+        event_type="review_liked",
+        payload={
+            "review_id": "r",
+            "movie_id": "m",
+            "movie_title": "x" * 300,
+            "liked_by": "y" * 200,
+            "likes_count": 1,
+            "extra": "z" * 70_000,
+        },
+    )
+    status, error = call_api("POST", "/api/v1/events", huge)
+    assert status == 422
+
+
+def test_keys_are_required_and_scoped() -> None:
+    from notify.access import hash_key
+    from notify.adapters.dynamo import DynamoApiKeyStore
+
+    assert call_api("POST", "/api/v1/events", EVENT, key=None)[0] == 401
+    assert call_api("POST", "/api/v1/events", EVENT, key="wrong")[0] == 401
+    reader = f"reader-{uuid.uuid4().hex}"
+    DynamoApiKeyStore(boto3.client("dynamodb"), os.environ["API_KEYS_TABLE"]).put(
+        hash_key(reader), "reader", ["notifications:read"], "now"
+    )
+    status, error = call_api("POST", "/api/v1/events", EVENT, key=reader)
+    assert (status, error["error"]["code"]) == (403, "forbidden")
+    assert call_api("GET", "/health", key=None) == (200, {"status": "ok"})
+
+
+def test_idempotency_key_replays_the_first_answer_and_refuses_a_different_body(
+    kafka_bootstrap: str, stack_env: dict
+) -> None:
+    key = f"idem-{uuid.uuid4().hex}"
+    first = call_api("POST", "/api/v1/events", EVENT, idempotency_key=key)
+    again = call_api("POST", "/api/v1/events", EVENT, idempotency_key=key)
+    assert first[0] == again[0] == 202
+    assert first[1] == again[1]
+    assert len(kafka_values(kafka_bootstrap, stack_env["KAFKA_TOPIC"], first[1]["event_id"])) == 1
+    status, error = call_api(
+        "POST", "/api/v1/events", _event(recipients={"user_ids": ["demo-user-2"]}), idempotency_key=key
+    )
+    assert (status, error["error"]["code"]) == (422, "idempotency_key_reused")
+
+
+def test_batch_accepts_the_valid_events_and_reports_the_rest() -> None:
+    status, body = call_api("POST", "/api/v1/events:batch", {"events": [EVENT, _event(event_type="nope"), EVENT]})
+    assert status == 207
+    assert [r["status"] for r in body["results"]] == [202, 422, 202]
+    assert body["results"][0]["event_id"] != body["results"][2]["event_id"]
+    assert call_api("POST", "/api/v1/events:batch", {"events": [EVENT] * 101})[0] == 422
+
+
+def test_kafka_down_parks_jobs_in_the_delay_queue_and_still_answers_202(
+    kafka_broker, stack_env: dict, fresh_services, purge_queues
+) -> None:
+    os.environ["KAFKA_TIMEOUT_SECONDS"] = "1"
+    kafka_broker.stop()
+    try:
+        status, accepted = call_api("POST", "/api/v1/events", EVENT)
+    finally:
+        kafka_broker.start()
+        os.environ["KAFKA_TIMEOUT_SECONDS"] = stack_env["KAFKA_TIMEOUT_SECONDS"]
+    assert status == 202
+    parked = queue_bodies(stack_env["DELAY_QUEUE_URL"], wait=1)
+    assert [j["job_id"] for j in parked] == accepted["job_ids"]
+
+
+def test_nothing_is_accepted_when_neither_kafka_nor_the_queue_can_store(
+    kafka_broker, stack_env: dict, fresh_services
+) -> None:
+    os.environ.update(KAFKA_TIMEOUT_SECONDS="1", DELAY_QUEUE_URL=stack_env["DELAY_QUEUE_URL"] + "-missing")
+    kafka_broker.stop()
+    try:
+        status, error = call_api("POST", "/api/v1/events", EVENT)
+    finally:
+        kafka_broker.start()
+        os.environ.update(stack_env)
+    assert (status, error["error"]["code"]) == (503, "unavailable")
+
+
+def test_templates_are_versioned_validated_and_previewed() -> None:
+    locale = f"zz-{uuid.uuid4().hex[:6]}"
+    base = {"event_type": "new_film", "channel": "push", "locale": locale, "title": "{{ title }}", "body": "b"}
+    assert call_api("POST", "/api/v1/templates", {**base, "body": "{{ nope }}"})[0] == 422
+    status, created = call_api("POST", "/api/v1/templates", base)
+    assert (status, created["version"]) == (201, 1)
+    tid = created["template_id"]
+    status, updated = call_api("PUT", f"/api/v1/templates/{tid}", {"title": "New: {{ title }}"})
+    assert (status, updated["version"], updated["body"]) == (200, 2, "b")
+    status, preview = call_api("POST", f"/api/v1/templates/{tid}/preview", {})
+    assert (status, preview["title"]) == (200, "New: Dune")
+    assert [v["version"] for v in call_api("GET", f"/api/v1/templates/{tid}/versions")[1]["items"]] == [2, 1]
+    assert call_api("DELETE", f"/api/v1/templates/{tid}")[0] == 204
+    assert call_api("GET", f"/api/v1/templates/{tid}")[0] == 404
+    assert call_api("GET", f"/api/v1/templates/{tid}?version=1")[1]["title"] == "{{ title }}"
