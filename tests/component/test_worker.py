@@ -1,0 +1,273 @@
+"""WorkerFunction with MSK and SQS events against moto server, the demo Auth service over HTTP, and SES faults.
+
+SES faults are injected with a botocore ``before-call`` hook on the default
+session (moto cannot throttle or reject an address); everything else is real.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from notify.catalog import EVENT_TYPES
+from notify.jobs import EventPlan, new_event_id
+from notify.models import Channel, NotificationJob
+
+from local.auth_service import AuthService
+from local.events import kafka_record, msk_event, sqs_event, sqs_record
+from local.invoke import LambdaContext
+from tests.support.events import load_event
+
+from .helpers import call_api, emails_to, queue_bodies
+
+pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
+_users = itertools.count(10)
+
+
+def _user(auth: AuthService) -> str:
+    """A demo user no other test has used, so caches and counters start clean."""
+    n = next(_users)
+    user = f"demo-user-{n}"
+    assert user in auth.users
+    return user
+
+
+def _job(user: str, event_type: str = "user_registered", **changes: Any) -> NotificationJob:
+    spec = EVENT_TYPES[event_type]
+    now = datetime.now(UTC)
+    plan = EventPlan(
+        new_event_id(),
+        spec,
+        spec.sample_payload(),
+        [user],
+        [Channel.EMAIL],
+        spec.priority,
+        now,
+        now + timedelta(days=1),
+    )
+    return plan.jobs()[0].model_copy(update=changes)
+
+
+def _kafka(*values: bytes | NotificationJob) -> dict[str, Any]:
+    raw = [v.model_dump_json().encode() if isinstance(v, NotificationJob) else v for v in values]
+    return msk_event([kafka_record("notification-jobs", 0, i, v, b"k") for i, v in enumerate(raw)], "127.0.0.1:9092")
+
+
+def _worker(event: dict[str, Any]) -> Any:
+    from worker.app import lambda_handler
+
+    return lambda_handler(event, LambdaContext("WorkerFunction", 120))
+
+
+def _status(job_id: str) -> dict[str, Any]:
+    status, body = call_api("GET", f"/api/v1/notifications/{job_id}")
+    assert status == 200
+    return body
+
+
+def _redeliver_from_delay_queue(stack_env: dict[str, str], wait: float = 8) -> dict[str, Any]:
+    """Receive the delay queue's messages (honouring their DelaySeconds) and give them to the worker."""
+    bodies = queue_bodies(stack_env["DELAY_QUEUE_URL"], wait=wait)
+    assert bodies, "nothing reached the delay queue"
+    records = [sqs_record(json.dumps(b), "arn:aws:sqs:us-east-1:123456789012:DelayQueue") for b in bodies]
+    return _worker(sqs_event(records))
+
+
+@pytest.fixture
+def ses_faults() -> Iterator[list[str]]:
+    """Append SES error codes; each SendEmail call pops one and fails with it."""
+    codes: list[str] = []
+
+    def fail(**_: Any) -> Any:
+        if not codes:
+            return None
+        code = codes.pop(0)
+        status = 400
+        return AWSResponse("https://email", status, {}, None), {
+            "Error": {"Code": code, "Message": f"injected {code}"},
+            "ResponseMetadata": {"HTTPStatusCode": status},
+        }
+
+    session = boto3._get_default_session()
+    session.events.register("before-call.sesv2.SendEmail", fail, unique_id="ses-faults")
+    yield codes
+    session.events.unregister("before-call.sesv2.SendEmail", unique_id="ses-faults")
+
+
+def test_the_sample_msk_batch_is_delivered(moto_endpoint: str) -> None:
+    result = _worker(load_event("msk_batch"))
+    assert result["outcomes"] == {"sent": 1}
+    job = json.loads(base64.b64decode(load_event("msk_batch")["records"]["notification-jobs-0"][0]["value"]))
+    assert [h["status"] for h in _status(job["job_id"])["history"]] == ["ACCEPTED", "PROCESSING", "SENDING", "SENT"]
+    (email,) = emails_to(moto_endpoint, "demo-user-1@example.com")[-1:]
+    assert "https://example.com/confirm/abc" in email["body"]
+
+
+def test_the_sample_sqs_batch_is_delivered_with_no_failures() -> None:
+    assert _worker(load_event("sqs_delay_batch")) == {"batchItemFailures": []}
+
+
+def test_a_redelivered_batch_is_sent_once(auth_service: AuthService, moto_endpoint: str) -> None:
+    user = _user(auth_service)
+    event = _kafka(_job(user))
+    assert _worker(event)["outcomes"] == {"sent": 1}
+    assert _worker(event)["outcomes"] == {"duplicate": 1}  # Kafka redelivers after a crash before the commit
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_a_crash_mid_send_is_not_sent_again(auth_service: AuthService, moto_endpoint: str, stack_env: dict) -> None:
+    user = _user(auth_service)
+    job = _job(user)
+    session = boto3._get_default_session()
+
+    def crash(**_: Any) -> None:
+        raise SystemExit("the worker died right after SES accepted the email")
+
+    session.events.register("after-call.sesv2.SendEmail", crash, unique_id="crash")
+    try:
+        with pytest.raises(SystemExit):
+            _worker(_kafka(job))
+    finally:
+        session.events.unregister("after-call.sesv2.SendEmail", unique_id="crash")
+    assert _status(job.job_id)["status"] == "SENDING"
+    assert _worker(_kafka(job))["outcomes"] == {"deferred": 1}  # the lease is still live
+    boto3.client("dynamodb").update_item(  # the lease runs out
+        TableName=stack_env["NOTIFICATIONS_TABLE"],
+        Key={"pk": {"S": f"JOB#{job.job_id}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+    queue_bodies(stack_env["DELAY_QUEUE_URL"])  # drop the deferral
+    assert _worker(_kafka(job))["outcomes"] == {"failed": 1}
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+    body = _status(job.job_id)
+    assert (body["status"], body["history"][-1]["detail"]["reason"]) == ("FAILED", "outcome_unknown")
+    (letter,) = queue_bodies(stack_env["DLQ_URL"])
+    assert letter["reason"] == "outcome_unknown"
+
+
+def test_an_expired_job_is_never_sent(auth_service: AuthService, moto_endpoint: str) -> None:
+    user = _user(auth_service)
+    job = _job(user, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert _worker(_kafka(job))["outcomes"] == {"expired": 1}
+    assert _status(job.job_id)["status"] == "EXPIRED"
+    assert emails_to(moto_endpoint, f"{user}@example.com") == []
+
+
+def test_send_after_is_honoured(auth_service: AuthService, moto_endpoint: str, stack_env: dict) -> None:
+    user = _user(auth_service)
+    due = datetime.now(UTC) + timedelta(seconds=3)
+    job = _job(user, send_after=due)
+    assert _worker(_kafka(job))["outcomes"] == {"scheduled": 1}
+    assert _status(job.job_id)["status"] == "SCHEDULED"
+    assert emails_to(moto_endpoint, f"{user}@example.com") == []
+    assert queue_bodies(stack_env["DELAY_QUEUE_URL"]) == []  # delayed: not visible before it is due
+    _redeliver_from_delay_queue(stack_env)
+    assert datetime.now(UTC) >= due
+    assert _status(job.job_id)["status"] == "SENT"
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_auth_failing_means_retry_then_sent(auth_service: AuthService, moto_endpoint: str, stack_env: dict) -> None:
+    user = _user(auth_service)
+    job = _job(user)
+    auth_service.faults.status = 500
+    assert _worker(_kafka(job))["outcomes"] == {"retrying": 1}
+    body = _status(job.job_id)
+    assert body["status"] == "RETRYING" and "500" in body["last_error"]
+    auth_service.faults.status = None
+    _redeliver_from_delay_queue(stack_env)
+    assert _status(job.job_id)["status"] == "SENT"
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_auth_down_past_the_last_attempt_fails_into_the_dlq(auth_service: AuthService, stack_env: dict) -> None:
+    user = _user(auth_service)
+    job = _job(user, attempt=7)  # high priority allows 8 attempts
+    auth_service.stop()
+    assert _worker(_kafka(job))["outcomes"] == {"failed": 1}
+    auth_service.start()
+    assert _status(job.job_id)["status"] == "FAILED"
+    (letter,) = queue_bodies(stack_env["DLQ_URL"])
+    assert (letter["reason"], letter["attempt"], letter["job"]["job_id"]) == ("attempts_exhausted", 7, job.job_id)
+    assert "unreachable" in letter["error"]
+
+
+def test_ses_throttling_is_retried_then_sent(
+    auth_service: AuthService, ses_faults: list[str], moto_endpoint: str, stack_env: dict
+) -> None:
+    user = _user(auth_service)
+    job = _job(user)
+    ses_faults.append("TooManyRequestsException")
+    assert _worker(_kafka(job))["outcomes"] == {"retrying": 1}
+    _redeliver_from_delay_queue(stack_env)
+    assert _status(job.job_id)["status"] == "SENT"
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_a_rejected_address_fails_at_once(auth_service: AuthService, ses_faults: list[str], stack_env: dict) -> None:
+    user = _user(auth_service)
+    job = _job(user)
+    ses_faults.append("MessageRejected")
+    assert _worker(_kafka(job))["outcomes"] == {"failed": 1}
+    assert queue_bodies(stack_env["DELAY_QUEUE_URL"]) == []
+    (letter,) = queue_bodies(stack_env["DLQ_URL"])
+    assert letter["reason"] == "permanent_error" and "MessageRejected" in letter["error"]
+
+
+def test_a_poison_record_goes_to_the_dlq_and_the_rest_are_sent(auth_service: AuthService, stack_env: dict) -> None:
+    users = [_user(auth_service) for _ in range(3)]
+    jobs = [_job(u) for u in users]
+    result = _worker(_kafka(jobs[0], b"\x00not json", jobs[1], b'{"schema_version": 2}', jobs[2]))
+    assert result["outcomes"] == {"sent": 3, "dead_lettered": 2}
+    letters = queue_bodies(stack_env["DLQ_URL"])
+    assert sorted(letter["reason"] for letter in letters) == ["invalid_job", "invalid_job"]
+
+
+def test_a_missing_template_fails_permanently(auth_service: AuthService, stack_env: dict) -> None:
+    job = _job(_user(auth_service), template_key="no_such_template")
+    assert _worker(_kafka(job))["outcomes"] == {"failed": 1}
+    body = _status(job.job_id)
+    assert body["status"] == "FAILED" and "no template" in body["last_error"]
+
+
+def test_an_unknown_user_fails_without_retry(stack_env: dict) -> None:
+    job = _job("nobody-here")
+    assert _worker(_kafka(job))["outcomes"] == {"failed": 1}
+    assert "does not exist" in _status(job.job_id)["last_error"]
+    assert queue_bodies(stack_env["DELAY_QUEUE_URL"]) == []
+
+
+def test_a_user_looked_up_by_many_records_of_a_batch_is_fetched_once(auth_service: AuthService) -> None:
+    user = _user(auth_service)
+    before = auth_service.faults.user_requests.get(user, 0)
+    events = [_job(user) for _ in range(8)]
+    assert _worker(_kafka(*events))["outcomes"] == {"sent": 8}
+    assert auth_service.faults.user_requests[user] - before == 1
+
+
+def test_the_dlq_is_listed_and_redriven_through_the_api(
+    auth_service: AuthService, ses_faults: list[str], moto_endpoint: str, stack_env: dict
+) -> None:
+    user = _user(auth_service)
+    job = _job(user)
+    ses_faults.append("MessageRejected")
+    _worker(_kafka(job))
+    status, listed = call_api("GET", "/api/v1/dlq")
+    assert status == 200 and job.job_id in [item["job_id"] for item in listed["items"]]
+    time.sleep(2.1)  # the listing hid the letters for two seconds
+    status, result = call_api("POST", "/api/v1/dlq/redrive", {"job_ids": [job.job_id]})
+    assert (status, result["redriven"]) == (200, [job.job_id])
+    _redeliver_from_delay_queue(stack_env)
+    body = _status(job.job_id)
+    assert body["status"] == "SENT"
+    assert "RETRYING" in [h["status"] for h in body["history"]]
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
