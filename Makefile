@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 SAM_VENV ?= .venv-sam
 PY := $(VENV)/bin/python
+# The import roots Lambda gives each function: the layer's package and the functions' code.
+export PYTHONPATH := layers/common:functions/api:functions/worker:functions/scheduler:.
 # sam build targets Lambda's python3.12; use pyenv's when present.
 PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
@@ -51,18 +53,18 @@ sam-build: sam-venv
 	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build
 
 openapi: venv
-	PYTHONPATH=layers/common:functions/api $(PY) -m tools.openapi
+	$(PY) -m tools.openapi
 
 emails: venv
 	$(PY) -m local.emails
 
 # Operators: `make api-key NAME=shop SCOPES=events:write STACK=notification-service`
 api-key: venv
-	PYTHONPATH=layers/common $(PY) -m ops create-api-key --name "$(NAME)" --scopes "$(or $(SCOPES),events:write,notifications:read)" $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
+	$(PY) -m ops create-api-key --name "$(NAME)" --scopes "$(or $(SCOPES),events:write,notifications:read)" $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
 
 # Seed the default templates into a deployed stack: `make seed STACK=notification-service`
 seed: venv
-	PYTHONPATH=layers/common $(PY) -m ops seed-templates $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
+	$(PY) -m ops seed-templates $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,166 @@
+"""The local stack as a black box: `python -m local` in a subprocess, driven over HTTP as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from local.cfn import ROOT
+from local.processes import free_port
+
+pytestmark = pytest.mark.e2e
+KEY = "local-dev-key"
+
+
+@dataclass
+class Stack:
+    api: str
+    moto: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+
+    def call(self, method: str, path: str, body: Any = None, key: Optional[str] = KEY) -> tuple[int, Any]:
+        headers = {"content-type": "application/json"}
+        if key:
+            headers["x-api-key"] = key
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def emails(self) -> list[dict[str, Any]]:
+        with urllib.request.urlopen(f"{self.moto}/moto-api/data.json", timeout=10) as resp:
+            return list(json.load(resp).get("ses", {}).get("Message", []))
+
+    def wait_status(self, job_id: str, want: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        body: Any = None
+        while time.monotonic() < deadline:
+            status, body = self.call("GET", f"/api/v1/notifications/{job_id}")
+            if status == 200 and body["status"] == want:
+                return dict(body)
+            time.sleep(0.5)
+        raise AssertionError(f"{job_id} never became {want}: {body}")
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(p) for p in out.stdout.split()]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
+    roots = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
+    env.update(ports, SCHEDULE_SECONDS="5", PYTHONPATH=os.pathsep.join(str(ROOT / r) for r in roots))
+    log = (tmp_path_factory.mktemp("e2e") / "local.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+    )
+    stack = Stack(f"http://127.0.0.1:{ports['API_PORT']}", f"http://127.0.0.1:{ports['MOTO_PORT']}", env, process)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if stack.call("GET", "/health", key=None) == (200, {"status": "ok"}):
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"the local stack did not come up: {Path(log.name).read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield stack
+    if process.poll() is None:
+        process.terminate()
+        process.wait(30)
+    log.close()
+
+
+def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack) -> None:
+    status, accepted = stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "user_registered",
+            "payload": {"confirmation_url": "https://example.com/confirm/e2e", "first_name": "Ada"},
+            "recipients": {"user_ids": ["demo-user-1"]},
+        },
+    )
+    assert status == 202 and accepted["status"] == "accepted"
+    (job_id,) = accepted["job_ids"]
+    job = stack.wait_status(job_id, "SENT")
+    assert [h["status"] for h in job["history"]] == ["ACCEPTED", "PROCESSING", "SENDING", "SENT"]
+    emails = [e for e in stack.emails() if "https://example.com/confirm/e2e" in e["body"]]
+    assert len(emails) == 1
+    assert emails[0]["destinations"]["ToAddresses"] == ["demo-user-1@example.com"]
+    assert emails[0]["subject"] == "Welcome, Ada! Please confirm your email"
+    status, history = stack.call("GET", "/api/v1/users/demo-user-1/notifications")
+    assert status == 200 and job_id in [item["job_id"] for item in history["items"]]
+
+
+def test_a_segment_event_reaches_every_demo_user_once(stack: Stack) -> None:
+    marker = f"https://example.com/watch/{time.time_ns()}"
+    status, accepted = stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "new_film",
+            "payload": {"film_id": "f-1", "title": "Dune", "release_date": "2026-12-01", "watch_url": marker},
+            "recipients": {"segment_id": "all"},
+            "channels": ["email"],
+        },
+    )
+    assert status == 202 and accepted["segment_id"] == "all"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        sent = [e for e in stack.emails() if marker in e["body"]]
+        if len(sent) >= 100:
+            break
+        time.sleep(1)
+    recipients = sorted(e["destinations"]["ToAddresses"][0] for e in sent)
+    assert recipients == sorted(f"demo-user-{n}@example.com" for n in range(1, 101))
+    status, event = stack.call("GET", f"/api/v1/events/{accepted['event_id']}")
+    assert (status, event["recipients"]) == (200, 100)
+
+
+def test_bad_requests_get_clear_4xx_answers(stack: Stack) -> None:
+    body = {"event_type": "user_registered", "payload": {}, "recipients": {"user_ids": ["demo-user-1"]}}
+    assert stack.call("POST", "/api/v1/events", body, key=None)[0] == 401
+    status, error = stack.call("POST", "/api/v1/events", body)
+    assert status == 422
+    assert error["error"]["fields"][0]["loc"] == "payload.confirmation_url"
+    status, spec = stack.call("GET", "/openapi.json", key=None)
+    assert status == 200 and "/api/v1/events" in spec["paths"]
+
+
+def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode == 2
+    assert "already in use" in second.stderr
+
+
+def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
+    children = _children(stack.process.pid)
+    assert len(children) >= 2  # moto server and Tansu
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(30) == 0
+    time.sleep(0.5)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
