@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from botocore.config import Config
 from notify.access import authorize
 from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
@@ -40,7 +41,9 @@ class Services:
 
 def build_services(settings: ApiSettings) -> Services:
     """Build every client and service from ``settings``."""
-    dynamodb = boto3.client("dynamodb")
+    # The adapters build every request themselves; skipping botocore's client-side validation of
+    # each attribute saves about a third of the CPU of a batch write.
+    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
     store = DynamoStatusStore(dynamodb, settings.notifications_table)
     publisher = KafkaJobPublisher(
         KafkaConfig(

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
-from notify.jobs import EventPlan, new_event_id
+from notify.jobs import EventPlan, new_event_id, new_family
 from notify.models import AcceptedEvent, EventRequest, FanoutTask
 from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusStore
 
@@ -96,9 +96,10 @@ class IngestService:
         """Accept a batch: each event is validated alone; the valid ones share one write and one flush."""
         results: list[AcceptedEvent | ValidationFailed] = []
         plans: list[EventPlan] = []
+        family = new_family()  # the batch's events share a locator, so their records share an item
         for raw in requests:
             try:
-                plan = self.plan(_parse(raw))
+                plan = self.plan(_parse(raw), new_event_id(family))
             except ValidationFailed as exc:
                 results.append(exc)
                 continue

@@ -11,6 +11,7 @@ DynamoDB write per event instead of one per job (see docs/ARCHITECTURE.md).
 from __future__ import annotations
 
 import hashlib
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,9 +22,19 @@ from notify.catalog import EventType
 from notify.models import Channel, Contact, NotificationJob, Priority
 
 
-def new_event_id() -> str:
-    """A fresh random event id."""
-    return str(uuid.uuid4())
+def new_event_id(family: Optional[bytes] = None) -> str:
+    """A fresh random event id; ids made with the same 8-byte ``family`` share one locator (a batch)."""
+    raw = bytearray(os.urandom(16))
+    if family is not None:
+        raw[:8] = family[:8]
+    raw[6] = 0x40 | (raw[6] & 0x0F)  # version 4
+    raw[8] = 0x80 | (raw[8] & 0x3F)  # RFC 9562 variant
+    return str(uuid.UUID(bytes=bytes(raw)))
+
+
+def new_family() -> bytes:
+    """8 random bytes for :func:`new_event_id`."""
+    return os.urandom(8)
 
 
 def locator(event_id: str) -> str:
@@ -69,10 +80,17 @@ class EventPlan:
 
     def job_ids(self) -> list[str]:
         """Job ids in expansion order: user by user, channel by channel."""
-        return [job_id(self.event_id, uid, ch) for uid in self.user_ids for ch in self.channels]
+        return [job.job_id for job in self.jobs()]
 
     def jobs(self) -> list[NotificationJob]:
-        """One job per user and channel."""
+        """One job per user and channel (built once per plan)."""
+        cached: Optional[list[NotificationJob]] = self.__dict__.get("_jobs")
+        if cached is None:
+            cached = self._build_jobs()
+            object.__setattr__(self, "_jobs", cached)
+        return cached
+
+    def _build_jobs(self) -> list[NotificationJob]:
         contacts = self.contacts or {}
         return [
             NotificationJob(

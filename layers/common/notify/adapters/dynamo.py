@@ -93,8 +93,28 @@ class DynamoStatusStore:
             raise StoreUnavailable(f"cannot record event: {exc}") from exc
 
     def put_events(self, records: Sequence[EventRecord]) -> None:
-        """Batch-write fresh event records (25 a request, unprocessed items retried)."""
-        requests = [{"PutRequest": {"Item": to_item(_event_item(r))}} for r in records]
+        """Store a batch's records compactly: those sharing a locator go into one item per ~300 KB.
+
+        A batch's event ids share a locator (see notify.jobs.new_event_id), so a
+        batch of 100 events costs one write, not 100.
+        """
+        groups: dict[str, list[EventRecord]] = {}
+        for record in records:
+            groups.setdefault(locator(record.event_id), []).append(record)
+        items: list[dict[str, Any]] = []
+        for loc, members in groups.items():
+            chunk: list[dict[str, Any]] = []
+            size = 0
+            for record in members:
+                data = _event_data(record)
+                size += len(json.dumps(data))
+                chunk.append(data)
+                if size > BATCH_ITEM_BYTES:
+                    items.append(_batch_item(loc, chunk))
+                    chunk, size = [], 0
+            if chunk:
+                items.append(_batch_item(loc, chunk))
+        requests = [{"PutRequest": {"Item": item}} for item in items]
         for i in range(0, len(requests), 25):
             pending: dict[str, Any] = {self._table: requests[i : i + 25]}
             for attempt in range(8):
@@ -121,9 +141,13 @@ class DynamoStatusStore:
             uuid.UUID(event_id)
         except ValueError:
             return None
-        key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
-        item = self._get(key)
-        return _event(item) if item else None
+        item = self._get({"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"})
+        if item:
+            return _event(item)
+        for record in self._query_events(f"EVT#{locator(event_id)}", "EVB#"):  # sent in a batch
+            if record.event_id == event_id:
+                return record
+        return None
 
     def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
         """The event (or fan-out page) record whose users and channels derive ``job_id``."""
@@ -131,7 +155,7 @@ class DynamoStatusStore:
             loc = locator_of_job(job_id)
         except ValueError:
             return None
-        for record in self._query_events(f"EVT#{loc}", "EVT#"):
+        for record in self._query_events(f"EVT#{loc}", "EV"):
             for uid in record.user_ids:
                 for ch in record.channels:
                     if derive_job_id(record.event_id, uid, ch) == job_id:
@@ -172,7 +196,12 @@ class DynamoStatusStore:
                 resp = self._client.query(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise StoreUnavailable(f"cannot read events: {exc}") from exc
-            out += [_event(from_item(raw)) for raw in resp.get("Items", [])]
+            for raw in resp.get("Items", []):
+                item = from_item(raw)
+                if item.get("kind") == "batch":
+                    out += [_event(data) for data in json.loads(item["events"])]
+                else:
+                    out.append(_event(item))
             if "LastEvaluatedKey" not in resp:
                 return out
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -435,6 +464,28 @@ class DynamoStatusStore:
 
 def _event_sk(event_id: str, page: Optional[int] = None) -> str:
     return f"EVT#{event_id}" if page is None else f"EVT#{event_id}#P{page:06d}"
+
+
+BATCH_ITEM_BYTES = 300_000  # DynamoDB items stop at 400 KB
+
+
+def _event_data(record: EventRecord) -> dict[str, Any]:
+    data = {k: v for k, v in record.__dict__.items() if v is not None}
+    data["channels"] = [c.value for c in record.channels]
+    return data
+
+
+def _batch_item(loc: str, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """One item holding many events' records as a JSON string: cheap to write, read whole."""
+    return to_item(
+        {
+            "pk": f"EVT#{loc}",
+            "sk": f"EVB#{events[0]['event_id']}",
+            "kind": "batch",
+            "events": json.dumps(events, separators=(",", ":")),
+            "ttl": int(time.time() + RETENTION.total_seconds()),
+        }
+    )
 
 
 def _event_item(record: EventRecord) -> dict[str, Any]:

@@ -1,0 +1,124 @@
+"""Ingestion: accepted jobs per CPU-second of the API process, next to the raw kafka-python producer.
+
+moto server and Kafka (Tansu) run in their own processes, so the CPU time
+measured here (``time.process_time``) is the API's own work: validation,
+job expansion, the DynamoDB write, producing to Kafka and waiting for acks.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.peers import peers
+from local.events import http_api_event
+from local.invoke import LambdaContext
+
+N_SINGLE = 300
+N_BATCH_CALLS = 40  # × 100 events
+N_WIDE = 20  # × 1,000 recipients
+N_RAW = 20_000
+
+
+def _event(users: list[str]) -> dict[str, Any]:
+    return {
+        "event_type": "new_episode",
+        "payload": {
+            "series_id": "s-1",
+            "series_title": "Dark",
+            "season": 1,
+            "episode": 2,
+            "watch_url": "https://example.com/watch/s-1/1/2",
+        },
+        "recipients": {"user_ids": users},
+        "channels": ["email"],
+    }
+
+
+def _cpu(fn: Callable[[], int]) -> tuple[int, float, float]:
+    """(jobs, CPU seconds, wall seconds) of ``fn``."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    jobs = fn()
+    return jobs, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def run() -> dict[str, tuple[int, float, float]]:
+    with peers() as stack:
+        from api.app import lambda_handler
+
+        headers = {"content-type": "application/json", "x-api-key": stack.config.api_key}
+
+        def post(path: str, body: Any) -> dict[str, Any]:
+            event = http_api_event("POST", path, headers=headers, body=json.dumps(body).encode())
+            result = lambda_handler(event, LambdaContext("ApiFunction"))
+            assert result["statusCode"] in (202, 207), result
+            return dict(json.loads(result["body"]))
+
+        post("/api/v1/events", _event(["warm-up"]))  # cold start and the producer's connection, not measured
+
+        def single() -> int:
+            return sum(len(post("/api/v1/events", _event([f"u{i}"]))["job_ids"]) for i in range(N_SINGLE))
+
+        def batch() -> int:
+            jobs = 0
+            for c in range(N_BATCH_CALLS):
+                body = {"events": [_event([f"b{c}-{i}"]) for i in range(100)]}
+                jobs += sum(len(r["job_ids"]) for r in post("/api/v1/events:batch", body)["results"])
+            return jobs
+
+        def wide() -> int:
+            return sum(
+                len(post("/api/v1/events", _event([f"w{c}-{i}" for i in range(1000)]))["job_ids"])
+                for c in range(N_WIDE)
+            )
+
+        results = {"single": _cpu(single), "batch": _cpu(batch), "wide": _cpu(wide)}
+        results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", N_RAW))
+        results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", 100))
+        return results
+
+
+def _raw_producer(bootstrap: str, topic: str, flush_every: int) -> int:
+    """The same producer settings and job-sized messages with no service around them, flushed every ``flush_every``."""
+    from kafka import KafkaProducer
+
+    from local.infra import create_topic
+
+    create_topic(bootstrap, topic)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, api_version=(2, 8, 0), acks="all", enable_idempotence=True, linger_ms=2
+    )
+    value = json.dumps({"job_id": "x" * 36, "payload": _event(["u"]), "pad": "y" * 300}).encode()
+    for start in range(0, N_RAW, flush_every):
+        futures = [producer.send(topic, key=f"u{i}".encode(), value=value) for i in range(start, start + flush_every)]
+        producer.flush()
+        for future in futures:
+            future.get(timeout=30)
+    producer.close()
+    return N_RAW
+
+
+def main() -> None:
+    results = run()
+    raw_rate = results["raw"][0] / results["raw"][1]
+    print("ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes)")
+    labels = {
+        "raw": f"raw producer, one flush ({N_RAW} msgs)",
+        "raw100": "raw producer, a flush per 100 msgs",
+        "single": f"POST /events, 1 job each ({N_SINGLE})",
+        "batch": f"POST /events:batch, 100 events × 1 job ({N_BATCH_CALLS})",
+        "wide": f"POST /events, 1,000 recipients ({N_WIDE})",
+    }
+    for name in ("raw", "raw100", "single", "batch", "wide"):
+        jobs, cpu, wall = results[name]
+        rate = jobs / cpu
+        print(
+            f"  {labels[name]:<46}{rate:10,.0f} jobs/CPU-s {jobs / wall:10,.0f} jobs/s wall   "
+            f"{rate / raw_rate:6.0%} of raw"
+        )
+
+
+if __name__ == "__main__":
+    main()

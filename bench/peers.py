@@ -1,0 +1,26 @@
+"""Real peers for the benchmarks: moto server and Tansu in their own processes, provisioned from template.yaml."""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from local.stack import Config, LocalStack
+
+
+@contextmanager
+def peers() -> Iterator[LocalStack]:
+    """The local stack's peers and resources, without its pollers: the benchmark drives the handlers."""
+    with tempfile.TemporaryDirectory() as state:
+        config = Config.free_ports(prefix=f"b{uuid.uuid4().hex[:8]}", state_dir=Path(state), with_mappings=False)
+        stack = LocalStack(config)
+        try:
+            stack.start_peers()
+            stack.provision()
+            stack.seed()
+            yield stack
+        finally:
+            stack.stop()
