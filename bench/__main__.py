@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from bench import cold_start
+from bench import cold_start, ingest, worker
 
 
 def main() -> None:
     cold_start.main()
+    ingest.main()
+    worker.main()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.parser.models import KafkaMskEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
@@ -42,8 +43,10 @@ class Services:
 
 def build_services(settings: WorkerSettings) -> Services:
     """The composition root: every client is built here, once per container."""
-    dynamodb = boto3.client("dynamodb")
-    sqs = boto3.client("sqs")
+    # One pooled connection per delivery thread (botocore's default pool is 10).
+    pool = Config(max_pool_connections=settings.worker_concurrency + 4)
+    dynamodb = boto3.client("dynamodb", config=pool)
+    sqs = boto3.client("sqs", config=pool)
     store = DynamoStatusStore(dynamodb, settings.notifications_table)
     users = HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token)
     delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
@@ -67,8 +70,8 @@ def build_services(settings: WorkerSettings) -> Services:
         delay_queue=delay_queue,
         dlq=dlq,
         clock=utc_now,
-        email=SesEmailSender(boto3.client("sesv2"), settings.sender_email),
-        push=SnsPushSender(boto3.client("sns")),
+        email=SesEmailSender(boto3.client("sesv2", config=pool), settings.sender_email),
+        push=SnsPushSender(boto3.client("sns", config=pool)),
         settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
         fanout=fanout,
     )
