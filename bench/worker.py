@@ -160,9 +160,11 @@ def main() -> None:
     calls = results["concurrent"]["calls"]
     writes = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
     reads = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in READS)
+    sqs = sum(v for k, v in calls.items() if k.startswith("sqs."))
+    ses = calls.get("sesv2.SendEmail", 0)
     print(
         f"  AWS requests per delivered notification: DynamoDB {writes / BATCH:.2f} writes + {reads / BATCH:.2f} reads,"
-        f" SES {calls.get('sesv2.SendEmail', 0) / BATCH:.2f}, SQS {sum(v for k, v in calls.items() if k.startswith('sqs.')) / BATCH:.2f}"
+        f" SES {ses / BATCH:.2f}, SQS {sqs / BATCH:.2f}"
     )
     print(f"  (all requests of the batch: {dict(sorted(calls.items()))})")
 
