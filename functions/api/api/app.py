@@ -25,7 +25,7 @@ from notify.errors import (
     ValidationFailed,
 )
 
-from api.routes import dlq, events, templates
+from api.routes import campaigns, dlq, events, segments, templates
 
 TITLE = "Notification service"
 VERSION = "1.0.0"
@@ -38,6 +38,8 @@ app.enable_swagger(path="/docs", title=TITLE, version=VERSION)
 app.include_router(events.router)
 app.include_router(templates.router)
 app.include_router(dlq.router)
+app.include_router(campaigns.router)
+app.include_router(segments.router)
 
 
 @app.get("/health", tags=["ops"])

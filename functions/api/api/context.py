@@ -16,9 +16,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from botocore.config import Config
 from notify.access import authorize
+from notify.adapters.campaigns import DynamoCampaignStore, DynamoSegmentStore
 from notify.adapters.dynamo import DynamoApiKeyStore, DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
+from notify.campaigns import CampaignService
 from notify.clock import utc_now
 from notify.dlq import DeadLetterService
 from notify.ingest import IngestService
@@ -35,6 +37,8 @@ class Services:
     keys: DynamoApiKeyStore
     templates: TemplateService
     dlq: DeadLetterService
+    campaigns: CampaignService
+    segments: DynamoSegmentStore
     idempotency: IdempotencyConfig
     accept_once: Callable[..., dict[str, Any]]
 
@@ -70,6 +74,8 @@ def build_services(settings: ApiSettings) -> Services:
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         dlq=DeadLetterService(SqsDeadLetterQueue(sqs, settings.dlq_url), store, fallback, utc_now),
+        campaigns=CampaignService(DynamoCampaignStore(dynamodb, settings.campaigns_table), utc_now),
+        segments=DynamoSegmentStore(dynamodb, settings.campaigns_table),
         idempotency=config,
         accept_once=_idempotent_accept(ingest, persistence, config),
     )

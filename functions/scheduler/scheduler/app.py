@@ -5,10 +5,19 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from notify.adapters.campaigns import DynamoCampaignStore
+from notify.adapters.dynamo import DynamoStatusStore
+from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.sqs import SqsDelayQueue
+from notify.campaigns import CampaignScheduler, IngestTrigger
+from notify.clock import utc_now
+from notify.ingest import IngestService
 from notify.settings import SchedulerSettings, load
 
 logger = Logger()
@@ -16,9 +25,30 @@ tracer = Tracer()
 metrics = Metrics()
 
 
+def build_scheduler(settings: SchedulerSettings) -> CampaignScheduler:
+    """The composition root: every client is built here, once per container."""
+    dynamodb = boto3.client("dynamodb")
+    publisher = KafkaJobPublisher(
+        KafkaConfig(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            timeout_seconds=settings.kafka_timeout_seconds,
+            auth=settings.kafka_auth,
+            region=settings.region,
+        )
+    )
+    ingest = IngestService(
+        DynamoStatusStore(dynamodb, settings.notifications_table),
+        publisher,
+        SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
+        utc_now,
+    )
+    return CampaignScheduler(DynamoCampaignStore(dynamodb, settings.campaigns_table), IngestTrigger(ingest), utc_now)
+
+
 @cache
-def settings() -> SchedulerSettings:
-    return load(SchedulerSettings)
+def services() -> CampaignScheduler:
+    return build_scheduler(load(SchedulerSettings))
 
 
 @logger.inject_lambda_context
@@ -26,6 +56,7 @@ def settings() -> SchedulerSettings:
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    settings()
-    logger.info("scheduler tick", extra={"scheduled_for": event.time.isoformat()})
-    return {"tick": event.time.isoformat(), "fired": []}
+    result = services().tick()
+    metrics.add_metric(name="CampaignRunsFired", unit=MetricUnit.Count, value=len(result.fired))
+    logger.info("scheduler tick", extra={"scheduled_for": event.time.isoformat(), **result.__dict__})
+    return {"tick": event.time.isoformat(), **result.__dict__}

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import KafkaMskEventModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from notify.adapters.auth import HttpUserDirectory
+from notify.adapters.campaigns import DynamoSegmentStore
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.ses import SesEmailSender
@@ -61,7 +62,13 @@ def build_services(settings: WorkerSettings) -> Services:
         )
     )
     fanout = FanoutService(
-        store, CompositeSegmentSource(None, users), publisher, delay_queue, dlq, utc_now, settings.fanout_page_size
+        store,
+        CompositeSegmentSource(DynamoSegmentStore(dynamodb, settings.campaigns_table), users),
+        publisher,
+        delay_queue,
+        dlq,
+        utc_now,
+        settings.fanout_page_size,
     )
     delivery = DeliveryService(
         store=store,

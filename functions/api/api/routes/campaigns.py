@@ -1,0 +1,94 @@
+"""Campaigns: cron-scheduled sends to a segment."""
+# No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
+
+from typing import Annotated, Any, Optional
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from notify.campaigns import CampaignInput, CampaignUpdate
+from notify.clock import iso
+
+from api.context import require, services
+
+router = Router()
+CampaignId = Annotated[str, Path(max_length=64)]
+
+
+@router.post("/api/v1/campaigns", tags=["campaigns"], responses={201: {"description": "Created, ACTIVE"}})
+def create_campaign(campaign: Annotated[CampaignInput, Body(embed=False)]) -> Response[dict[str, Any]]:
+    """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
+    require(router, "campaigns:write")
+    return Response(201, content_types.APPLICATION_JSON, services().campaigns.create(campaign).view())
+
+
+@router.get("/api/v1/campaigns", tags=["campaigns"])
+def list_campaigns(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50, cursor: Annotated[Optional[str], Query(max_length=2048)] = None
+) -> dict[str, Any]:
+    require(router, "campaigns:read")
+    items, next_cursor = services().campaigns.page(limit, cursor)
+    return {"items": [c.view() for c in items], "next_cursor": next_cursor}
+
+
+@router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"])
+def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+    require(router, "campaigns:read")
+    return services().campaigns.get(campaign_id).view()
+
+
+@router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"])
+def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, Body(embed=False)]) -> dict[str, Any]:
+    """Change fields; a new cron or time zone recomputes the next run from now."""
+    require(router, "campaigns:write")
+    return services().campaigns.update(campaign_id, changes).view()
+
+
+@router.delete("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses={204: {"description": "Deleted"}})
+def delete_campaign(campaign_id: CampaignId) -> Response[None]:
+    require(router, "campaigns:write")
+    services().campaigns.delete(campaign_id)
+    return Response(204)
+
+
+@router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"])
+def pause_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+    """PAUSED campaigns never fire."""
+    require(router, "campaigns:write")
+    return services().campaigns.pause(campaign_id).view()
+
+
+@router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"])
+def resume_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+    """ACTIVE again; the next run is computed from now (runs missed while paused are not fired)."""
+    require(router, "campaigns:write")
+    return services().campaigns.resume(campaign_id).view()
+
+
+@router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"])
+def preview_campaign(campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5) -> dict[str, Any]:
+    """The next fire times, in UTC."""
+    require(router, "campaigns:read")
+    return {"next_runs": [iso(t) for t in services().campaigns.preview(campaign_id, count)]}
+
+
+@router.get("/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"])
+def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+    """Each run, newest first, with its recipients and delivery counts so far."""
+    require(router, "campaigns:read")
+    svc = services()
+    items = []
+    for run in svc.campaigns.runs(campaign_id, limit):
+        summary = svc.status.event(run.event_id)
+        items.append(
+            {
+                "run_id": run.run_id,
+                "fire_time": iso(run.fire_time),
+                "triggered_at": iso(run.triggered_at),
+                "event_id": run.event_id,
+                "recipients": summary.get("recipients", 0),
+                "pages_expanded": summary.get("pages_expanded", 0),
+                "status_counts": summary.get("status_counts"),
+            }
+        )
+    return {"items": items}

@@ -1,0 +1,96 @@
+"""Static segments: lists of user ids managed here (other segment ids are resolved by the Auth service)."""
+# No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from notify.clock import iso, utc_now
+from notify.errors import Conflict, NotFound
+from pydantic import BaseModel, Field
+
+from api.context import require, services
+
+router = Router()
+SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+MAX_USERS_PER_CALL = 10_000
+
+
+class SegmentInput(BaseModel):
+    segment_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    name: str = Field(min_length=1, max_length=200)
+    user_ids: list[str] = Field(default_factory=list, max_length=MAX_USERS_PER_CALL)
+
+
+class Members(BaseModel):
+    user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=MAX_USERS_PER_CALL
+    )
+
+
+def _view(segment_id: str) -> dict[str, Any]:
+    store = services().segments
+    meta = store.meta(segment_id)
+    if meta is None:
+        raise NotFound(f"segment {segment_id} not found")
+    return {
+        "segment_id": segment_id,
+        "name": meta["name"],
+        "created_at": meta["created_at"],
+        "users": store.count(segment_id),
+    }
+
+
+@router.post("/api/v1/segments", tags=["segments"], responses={201: {"description": "Created"}})
+def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Response[dict[str, Any]]:
+    """A static segment, optionally with its first members (up to 10,000 per call)."""
+    require(router, "campaigns:write")
+    store = services().segments
+    if not store.create(segment.segment_id, segment.name, iso(utc_now())):
+        raise Conflict(f"segment {segment.segment_id} already exists")
+    if segment.user_ids:
+        store.add(segment.segment_id, segment.user_ids)
+    return Response(201, content_types.APPLICATION_JSON, _view(segment.segment_id))
+
+
+@router.get("/api/v1/segments", tags=["segments"])
+def list_segments() -> dict[str, Any]:
+    require(router, "campaigns:read")
+    return {
+        "items": [
+            {"segment_id": m["segment_id"], "name": m["name"], "created_at": m["created_at"]}
+            for m in services().segments.all()
+        ]
+    }
+
+
+@router.get("/api/v1/segments/<segment_id>", tags=["segments"])
+def get_segment(segment_id: SegmentId) -> dict[str, Any]:
+    require(router, "campaigns:read")
+    return _view(segment_id)
+
+
+@router.post("/api/v1/segments/<segment_id>/users", tags=["segments"])
+def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
+    """Bulk add (idempotent), up to 10,000 ids per call."""
+    require(router, "campaigns:write")
+    _view(segment_id)
+    services().segments.add(segment_id, members.user_ids)
+    return _view(segment_id)
+
+
+@router.delete("/api/v1/segments/<segment_id>/users", tags=["segments"])
+def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
+    require(router, "campaigns:write")
+    _view(segment_id)
+    services().segments.remove(segment_id, members.user_ids)
+    return _view(segment_id)
+
+
+@router.delete("/api/v1/segments/<segment_id>", tags=["segments"], responses={204: {"description": "Deleted"}})
+def delete_segment(segment_id: SegmentId) -> Response[None]:
+    require(router, "campaigns:write")
+    _view(segment_id)
+    services().segments.delete(segment_id)
+    return Response(204)

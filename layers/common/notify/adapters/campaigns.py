@@ -1,0 +1,397 @@
+"""DynamoDB adapters for CampaignsTable: campaigns with their runs, and static segments."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code
+from notify.adapters.dynamo import _values, from_item, to_item
+from notify.campaigns import Campaign, CampaignStatus, Run
+from notify.clock import iso
+from notify.errors import FieldError, NotFound, StoreUnavailable, ValidationFailed
+from notify.models import Channel, Priority
+from notify.ports import SegmentPage
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+def _dt(value: Optional[str]) -> Optional[datetime]:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _campaign_item(c: Campaign) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": f"CAMPAIGN#{c.campaign_id}",
+        "sk": "META",
+        "kind": "campaign",
+        "campaign_id": c.campaign_id,
+        "name": c.name,
+        "cron": c.cron,
+        "timezone": c.timezone,
+        "segment_id": c.segment_id,
+        "event_type": c.event_type,
+        "payload": json.dumps(c.payload),
+        "channels": [ch.value for ch in c.channels] if c.channels else None,
+        "priority": c.priority.value if c.priority else None,
+        "max_runs": c.max_runs,
+        "status": c.status.value,
+        "runs_count": c.runs_count,
+        "last_triggered_at": iso(c.last_triggered_at) if c.last_triggered_at else None,
+        # Only a campaign with a next run is in the `due` index (a sparse index).
+        "next_run_at": iso(c.next_run_at) if c.next_run_at else None,
+        "created_at": iso(c.created_at),
+        "updated_at": iso(c.updated_at),
+    }
+    return item
+
+
+def _campaign(item: Mapping[str, Any]) -> Campaign:
+    return Campaign(
+        campaign_id=item["campaign_id"],
+        name=item["name"],
+        cron=item["cron"],
+        timezone=item["timezone"],
+        segment_id=item["segment_id"],
+        event_type=item["event_type"],
+        payload=json.loads(item["payload"]),
+        channels=[Channel(c) for c in item["channels"]] if item.get("channels") else None,
+        priority=Priority(item["priority"]) if item.get("priority") else None,
+        max_runs=int(item["max_runs"]) if item.get("max_runs") is not None else None,
+        status=CampaignStatus(item["status"]),
+        runs_count=int(item.get("runs_count", 0)),
+        last_triggered_at=_dt(item.get("last_triggered_at")),
+        next_run_at=_dt(item.get("next_run_at")),
+        created_at=_dt(item["created_at"]) or datetime.min,
+        updated_at=_dt(item["updated_at"]) or datetime.min,
+    )
+
+
+def _cursor_out(key: Optional[Mapping[str, Any]]) -> Optional[str]:
+    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode() if key else None
+
+
+def _cursor_in(cursor: Optional[str]) -> Optional[dict[str, Any]]:
+    if not cursor:
+        return None
+    try:
+        return to_item(json.loads(base64.urlsafe_b64decode(cursor.encode())))
+    except ValueError:
+        raise ValidationFailed([FieldError("cursor", "not a cursor this API returned")]) from None
+
+
+class DynamoCampaignStore:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(TableName=self._table, **kwargs)
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+    def put(self, campaign: Campaign) -> None:
+        self._call("store the campaign", self._client.put_item, Item=to_item(_campaign_item(campaign)))
+
+    def get(self, campaign_id: str) -> Optional[Campaign]:
+        resp = self._call(
+            "read the campaign",
+            self._client.get_item,
+            Key=to_item({"pk": f"CAMPAIGN#{campaign_id}", "sk": "META"}),
+            ConsistentRead=True,
+        )
+        item = resp.get("Item") if resp else None
+        return _campaign(from_item(item)) if item else None
+
+    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
+        kwargs: dict[str, Any] = {
+            "FilterExpression": "kind = :kind",
+            "ExpressionAttributeValues": _values({":kind": "campaign"}),
+            "Limit": limit,
+        }
+        start = _cursor_in(cursor)
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        out: list[Campaign] = []
+        last = None
+        for _ in range(20):
+            resp = self._call("list campaigns", self._client.scan, **kwargs)
+            out += [_campaign(from_item(i)) for i in resp.get("Items", [])]
+            last = resp.get("LastEvaluatedKey")
+            if not last or len(out) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        return out[:limit], _cursor_out(last)
+
+    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
+        # A whole-item put: attributes that became None (next_run_at when paused) disappear with it.
+        resp = self._call(
+            "update the campaign",
+            self._client.put_item,
+            Item=to_item(_campaign_item(campaign)),
+            ConditionExpression="updated_at = :expected",
+            ExpressionAttributeValues=_values({":expected": iso(expected_updated_at)}),
+        )
+        return resp is not None
+
+    def delete(self, campaign_id: str) -> None:
+        for run in self.runs(campaign_id, 1000):
+            self._call("delete a run", self._client.delete_item, Key=to_item(_run_key(run.campaign_id, run.fire_time)))
+        self._call(
+            "delete the campaign",
+            self._client.delete_item,
+            Key=to_item({"pk": f"CAMPAIGN#{campaign_id}", "sk": "META"}),
+        )
+
+    def due(self, now: datetime, limit: int) -> list[Campaign]:
+        """ACTIVE campaigns whose next run is at or before ``now``: a query on the `due` index, never a scan."""
+        resp = self._call(
+            "find due campaigns",
+            self._client.query,
+            IndexName="due",
+            KeyConditionExpression="#s = :active AND next_run_at <= :now",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values({":active": CampaignStatus.ACTIVE.value, ":now": iso(now)}),
+            Limit=limit,
+        )
+        return [_campaign(from_item(i)) for i in resp.get("Items", [])]
+
+    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
+        """Only one scheduler gets a run: the campaign must still expect this run and hold no live claim."""
+        assert campaign.next_run_at is not None
+        values: dict[str, Any] = {
+            ":fire": iso(fire_time),
+            ":until": int(now.timestamp()) + lease_seconds,
+            ":now": int(now.timestamp()),
+            ":expected": iso(campaign.next_run_at),
+            ":active": CampaignStatus.ACTIVE.value,
+            ":runs": campaign.runs_count,
+        }
+        resp = self._call(
+            "claim the run",
+            self._client.update_item,
+            Key=to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"}),
+            UpdateExpression="SET claim_run = :fire, claim_until = :until",
+            ConditionExpression="#s = :active AND next_run_at = :expected AND runs_count = :runs "
+            "AND (attribute_not_exists(claim_until) OR claim_until < :now)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(values),
+        )
+        return resp is not None
+
+    def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
+        """Record the run and move the campaign on, in one transaction, only if the claim is still ours."""
+        key = to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"})
+        now = iso(run.triggered_at)
+        names = {"#s": "status"}
+        if run.run_id:  # a real run (not just "max_runs reached")
+            sets = "#s = :status, runs_count = runs_count + :one, last_triggered_at = :fire, updated_at = :now"
+            values: dict[str, Any] = {
+                ":status": status.value,
+                ":one": 1,
+                ":fire": iso(run.fire_time),
+                ":now": now,
+                ":claimed": iso(run.fire_time),
+            }
+            condition = "claim_run = :claimed"
+        else:
+            sets = "#s = :status, updated_at = :now"
+            values = {":status": status.value, ":now": now, ":expected": iso(run.fire_time)}
+            condition = "next_run_at = :expected"
+        if next_run_at is not None:
+            sets += ", next_run_at = :next"
+            values[":next"] = iso(next_run_at)
+            update = f"SET {sets} REMOVE claim_run, claim_until"
+        else:
+            update = f"SET {sets} REMOVE claim_run, claim_until, next_run_at"
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": _values(values),
+                }
+            }
+        ]
+        if run.run_id:
+            run_item = {
+                **{k: v for k, v in _run_key(run.campaign_id, run.fire_time).items()},
+                "kind": "run",
+                "campaign_id": run.campaign_id,
+                "fire_time": iso(run.fire_time),
+                "run_id": run.run_id,
+                "event_id": run.event_id,
+                "triggered_at": now,
+            }
+            items.append({"Put": {"TableName": self._table, "Item": to_item(run_item)}})
+        try:
+            self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
+            return True
+        except ClientError as exc:
+            if error_code(exc) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                return False
+            raise StoreUnavailable(f"cannot complete the run: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot complete the run: {exc}") from exc
+
+    def runs(self, campaign_id: str, limit: int) -> list[Run]:
+        resp = self._call(
+            "read runs",
+            self._client.query,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
+            ExpressionAttributeValues=_values({":pk": f"CAMPAIGN#{campaign_id}", ":run": "RUN#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [
+            Run(
+                campaign_id=i["campaign_id"],
+                fire_time=_dt(i["fire_time"]) or datetime.min,
+                run_id=i["run_id"],
+                event_id=i["event_id"],
+                triggered_at=_dt(i["triggered_at"]) or datetime.min,
+            )
+            for i in (from_item(raw) for raw in resp.get("Items", []))
+        ]
+
+
+def _run_key(campaign_id: str, fire_time: datetime) -> dict[str, str]:
+    return {"pk": f"CAMPAIGN#{campaign_id}", "sk": f"RUN#{iso(fire_time)}"}
+
+
+class DynamoSegmentStore:
+    """Static segments: ``SEG#<id>`` / ``META`` and one ``USER#<user_id>`` item per member."""
+
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def create(self, segment_id: str, name: str, created_at: str) -> bool:
+        item = {
+            "pk": f"SEG#{segment_id}",
+            "sk": "META",
+            "kind": "segment",
+            "segment_id": segment_id,
+            "name": name,
+            "created_at": created_at,
+        }
+        try:
+            self._client.put_item(
+                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+            return True
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise StoreUnavailable(f"cannot create the segment: {exc}") from exc
+
+    def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
+        try:
+            resp = self._client.get_item(TableName=self._table, Key=to_item({"pk": f"SEG#{segment_id}", "sk": "META"}))
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read the segment: {exc}") from exc
+        item = resp.get("Item")
+        return from_item(item) if item else None
+
+    def all(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "kind = :k",
+            "ExpressionAttributeValues": _values({":k": "segment"}),
+        }
+        while True:
+            try:
+                resp = self._client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot list segments: {exc}") from exc
+            out += [from_item(i) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _batch(self, requests: list[dict[str, Any]]) -> None:
+        for i in range(0, len(requests), 25):
+            pending: dict[str, Any] = {self._table: requests[i : i + 25]}
+            while pending:
+                try:
+                    resp = self._client.batch_write_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreUnavailable(f"cannot change segment members: {exc}") from exc
+                pending = dict(resp.get("UnprocessedItems") or {})
+
+    def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        self._batch(
+            [
+                {"PutRequest": {"Item": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}", "user_id": u})}}
+                for u in dict.fromkeys(user_ids)
+            ]
+        )
+
+    def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        self._batch(
+            [
+                {"DeleteRequest": {"Key": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}"})}}
+                for u in dict.fromkeys(user_ids)
+            ]
+        )
+
+    def count(self, segment_id: str) -> int:
+        total = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :u)",
+            "ExpressionAttributeValues": _values({":pk": f"SEG#{segment_id}", ":u": "USER#"}),
+            "Select": "COUNT",
+        }
+        while True:
+            try:
+                resp = self._client.query(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot count the segment: {exc}") from exc
+            total += int(resp.get("Count", 0))
+            if "LastEvaluatedKey" not in resp:
+                return total
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def delete(self, segment_id: str) -> None:
+        while True:
+            page = self.page(segment_id, None, 500)
+            self.remove(segment_id, page.user_ids)
+            if not page.next_cursor:
+                break
+        self._batch([{"DeleteRequest": {"Key": to_item({"pk": f"SEG#{segment_id}", "sk": "META"})}}])
+
+    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
+        """Up to ``limit`` members after ``cursor`` (the last user id of the previous page)."""
+        if cursor is None and self.meta(segment_id) is None:
+            raise NotFound(f"segment {segment_id} is not a static segment")
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :u)",
+            "ExpressionAttributeValues": _values({":pk": f"SEG#{segment_id}", ":u": "USER#"}),
+            "Limit": limit,
+        }
+        if cursor:
+            kwargs["ExclusiveStartKey"] = to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{cursor}"})
+        try:
+            resp = self._client.query(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreUnavailable(f"cannot read the segment: {exc}") from exc
+        users = [from_item(i)["user_id"] for i in resp.get("Items", [])]
+        more = "LastEvaluatedKey" in resp and len(users) == limit
+        return SegmentPage(users, users[-1] if more and users else None)

@@ -1,0 +1,400 @@
+"""Campaigns: cron schedules in a time zone, fired to a segment exactly once per due time.
+
+Rules (docs/CAMPAIGN.md):
+- fire times are computed by croniter in the campaign's IANA time zone and stored in UTC;
+- a local time skipped by a DST change fires at the next valid minute (croniter's rule); a local time
+  that occurs twice fires once;
+- missed runs coalesce: a tick that finds several fire times passed fires one run, for the latest;
+- a run is claimed with a conditional write before it is triggered, and the campaign's counters move
+  only after the trigger succeeded; a failed trigger is retried on the next tick.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from typing import Any, Optional, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import Field, field_validator, model_validator
+
+from notify.catalog import get_event_type, validate_payload
+from notify.clock import Clock, iso
+from notify.errors import Conflict, FieldError, NotFound, ValidationFailed
+from notify.models import AcceptedEvent, Channel, Priority, Strict
+
+CLAIM_SECONDS = 120
+MAX_PREVIEW = 50
+
+
+class CampaignStatus(str, Enum):
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    INACTIVE = "INACTIVE"
+
+
+def _check_cron(value: str) -> str:
+    if not croniter.is_valid(value):
+        raise ValueError(f"{value!r} is not a valid cron expression (5 fields: minute hour day month weekday)")
+    if len(value.split()) != 5:
+        raise ValueError("use the 5-field form: minute hour day-of-month month day-of-week")
+    return value
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (for example Europe/Berlin)") from None
+    return value
+
+
+class CampaignInput(Strict):
+    """Body of POST /api/v1/campaigns."""
+
+    name: str = Field(min_length=1, max_length=200)
+    cron: str
+    timezone: str = "UTC"
+    segment_id: str = Field(min_length=1, max_length=128)
+    event_type: str
+    payload: dict[str, Any]
+    channels: Optional[list[Channel]] = Field(default=None, min_length=1)
+    priority: Optional[Priority] = None
+    max_runs: Optional[int] = Field(default=None, ge=1)
+
+    _cron = field_validator("cron")(_check_cron)
+    _tz = field_validator("timezone")(_check_timezone)
+
+    @model_validator(mode="after")
+    def _event(self) -> CampaignInput:
+        spec = get_event_type(self.event_type)
+        if spec.name == "campaign_triggered":
+            raise ValueError("a campaign sends an event type of its own, not campaign_triggered")
+        object.__setattr__(self, "payload", validate_payload(spec, self.payload))
+        return self
+
+
+class CampaignUpdate(Strict):
+    """Body of PUT /api/v1/campaigns/{id}: the fields sent replace the current ones."""
+
+    name: Optional[str] = Field(default=None, min_length=1, max_length=200)
+    cron: Optional[str] = None
+    timezone: Optional[str] = None
+    segment_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    event_type: Optional[str] = None
+    payload: Optional[dict[str, Any]] = None
+    channels: Optional[list[Channel]] = Field(default=None, min_length=1)
+    priority: Optional[Priority] = None
+    max_runs: Optional[int] = Field(default=None, ge=1)
+
+
+@dataclass
+class Campaign:
+    campaign_id: str
+    name: str
+    cron: str
+    timezone: str
+    segment_id: str
+    event_type: str
+    payload: dict[str, Any]
+    channels: Optional[list[Channel]]
+    priority: Optional[Priority]
+    max_runs: Optional[int]
+    status: CampaignStatus
+    runs_count: int
+    last_triggered_at: Optional[datetime]
+    next_run_at: Optional[datetime]
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        """The public JSON shape."""
+        return {
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "segment_id": self.segment_id,
+            "event_type": self.event_type,
+            "payload": self.payload,
+            "channels": [c.value for c in self.channels] if self.channels else None,
+            "priority": self.priority.value if self.priority else None,
+            "max_runs": self.max_runs,
+            "status": self.status.value,
+            "runs_count": self.runs_count,
+            "last_triggered_at": iso(self.last_triggered_at) if self.last_triggered_at else None,
+            "next_run_at": iso(self.next_run_at) if self.next_run_at else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    campaign_id: str
+    fire_time: datetime
+    run_id: str
+    event_id: str
+    triggered_at: datetime
+
+
+# -- cron ----------------------------------------------------------------------------------
+
+
+def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
+    """The first fire time strictly after ``after``, in UTC; a repeated local time fires once."""
+    zone = ZoneInfo(timezone)
+    local_after = after.astimezone(zone)
+    it = croniter(cron, local_after)
+    candidate: datetime = it.get_next(datetime)
+    while candidate.replace(tzinfo=None) == local_after.replace(tzinfo=None) or candidate <= local_after:
+        candidate = it.get_next(datetime)  # the second occurrence of a wall-clock time on a DST fall-back
+    return candidate.astimezone(UTC)
+
+
+def latest_fire(cron: str, timezone: str, at_or_before: datetime) -> datetime:
+    """The last fire time at or before ``at_or_before``, in UTC (the coalesced run of missed ones)."""
+    zone = ZoneInfo(timezone)
+    moment = at_or_before.astimezone(zone)
+    it = croniter(cron, moment + timedelta(seconds=1))
+    fire: datetime = it.get_prev(datetime)
+    return fire.astimezone(UTC)
+
+
+def preview(cron: str, timezone: str, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times after ``after``, in UTC."""
+    out: list[datetime] = []
+    moment = after
+    for _ in range(count):
+        moment = next_fire(cron, timezone, moment)
+        out.append(moment)
+    return out
+
+
+def run_id(campaign_id: str, fire_time: datetime) -> str:
+    return f"{campaign_id}:{iso(fire_time)}"
+
+
+def run_event_id(campaign_id: str, fire_time: datetime) -> str:
+    """Deterministic: triggering the same run twice creates the same event, hence the same jobs."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{campaign_id}:{iso(fire_time)}"))
+
+
+# -- ports -----------------------------------------------------------------------------------
+
+
+class CampaignStore(Protocol):
+    def put(self, campaign: Campaign) -> None: ...
+
+    def get(self, campaign_id: str) -> Optional[Campaign]: ...
+
+    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]: ...
+
+    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool: ...
+
+    def delete(self, campaign_id: str) -> None: ...
+
+    def due(self, now: datetime, limit: int) -> list[Campaign]: ...
+
+    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool: ...
+
+    def complete(
+        self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus
+    ) -> bool: ...
+
+    def runs(self, campaign_id: str, limit: int) -> list[Run]: ...
+
+
+class CampaignTrigger(Protocol):
+    """Starts a run: ingests one campaign_triggered event for the campaign's segment."""
+
+    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent: ...
+
+
+# -- services ----------------------------------------------------------------------------------
+
+
+class CampaignService:
+    def __init__(self, store: CampaignStore, clock: Clock, new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+        self._store = store
+        self._clock = clock
+        self._new_id = new_id
+
+    def create(self, data: CampaignInput) -> Campaign:
+        now = self._clock()
+        campaign = Campaign(
+            campaign_id=self._new_id(),
+            name=data.name,
+            cron=data.cron,
+            timezone=data.timezone,
+            segment_id=data.segment_id,
+            event_type=data.event_type,
+            payload=data.payload,
+            channels=data.channels,
+            priority=data.priority,
+            max_runs=data.max_runs,
+            status=CampaignStatus.ACTIVE,
+            runs_count=0,
+            last_triggered_at=None,
+            next_run_at=next_fire(data.cron, data.timezone, now),
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.put(campaign)
+        return campaign
+
+    def get(self, campaign_id: str) -> Campaign:
+        campaign = self._store.get(campaign_id)
+        if campaign is None:
+            raise NotFound(f"campaign {campaign_id} not found")
+        return campaign
+
+    def page(self, limit: int = 50, cursor: Optional[str] = None) -> tuple[list[Campaign], Optional[str]]:
+        return self._store.page(limit, cursor)
+
+    def update(self, campaign_id: str, changes: CampaignUpdate) -> Campaign:
+        current = self.get(campaign_id)
+        merged = {
+            "name": current.name,
+            "cron": current.cron,
+            "timezone": current.timezone,
+            "segment_id": current.segment_id,
+            "event_type": current.event_type,
+            "payload": current.payload,
+            "channels": current.channels,
+            "priority": current.priority,
+            "max_runs": current.max_runs,
+            **changes.model_dump(exclude_unset=True),
+        }
+        try:
+            data = CampaignInput.model_validate({k: v for k, v in merged.items() if v is not None})
+        except ValidationFailed:
+            raise
+        except ValueError as exc:
+            raise ValidationFailed([FieldError("body", str(exc))]) from None
+        now = self._clock()
+        updated = Campaign(
+            **{
+                **current.__dict__,
+                **{k: getattr(data, k) for k in merged},
+                "updated_at": now,
+            }
+        )
+        if current.status is CampaignStatus.ACTIVE and (data.cron, data.timezone) != (current.cron, current.timezone):
+            updated.next_run_at = next_fire(data.cron, data.timezone, now)
+        if not self._store.replace(updated, current.updated_at):
+            raise Conflict(f"campaign {campaign_id} changed meanwhile; read it again")
+        return updated
+
+    def delete(self, campaign_id: str) -> None:
+        self.get(campaign_id)
+        self._store.delete(campaign_id)
+
+    def pause(self, campaign_id: str) -> Campaign:
+        return self._set_status(campaign_id, CampaignStatus.PAUSED)
+
+    def resume(self, campaign_id: str) -> Campaign:
+        """Active again, next run computed from now: runs missed while paused are not fired."""
+        return self._set_status(campaign_id, CampaignStatus.ACTIVE)
+
+    def _set_status(self, campaign_id: str, status: CampaignStatus) -> Campaign:
+        current = self.get(campaign_id)
+        if current.status is CampaignStatus.INACTIVE and status is CampaignStatus.ACTIVE:
+            raise Conflict(f"campaign {campaign_id} reached max_runs; raise max_runs to run it again")
+        now = self._clock()
+        updated = Campaign(**{**current.__dict__, "status": status, "updated_at": now})
+        updated.next_run_at = (
+            next_fire(current.cron, current.timezone, now) if status is CampaignStatus.ACTIVE else None
+        )
+        if not self._store.replace(updated, current.updated_at):
+            raise Conflict(f"campaign {campaign_id} changed meanwhile; try again")
+        return updated
+
+    def preview(self, campaign_id: str, count: int) -> list[datetime]:
+        campaign = self.get(campaign_id)
+        return preview(campaign.cron, campaign.timezone, self._clock(), min(count, MAX_PREVIEW))
+
+    def runs(self, campaign_id: str, limit: int = 50) -> list[Run]:
+        self.get(campaign_id)
+        return self._store.runs(campaign_id, limit)
+
+
+@dataclass
+class TickResult:
+    fired: list[str] = field(default_factory=list)  # run ids
+    skipped: list[str] = field(default_factory=list)  # claimed elsewhere
+    failed: list[str] = field(default_factory=list)  # trigger failed: retried next tick
+    finished: list[str] = field(default_factory=list)  # max_runs reached
+
+
+class CampaignScheduler:
+    """One tick: fire every due ACTIVE campaign once, for its latest passed fire time."""
+
+    def __init__(self, store: CampaignStore, trigger: CampaignTrigger, clock: Clock, batch: int = 100) -> None:
+        self._store = store
+        self._trigger = trigger
+        self._clock = clock
+        self._batch = batch
+
+    def tick(self) -> TickResult:
+        now = self._clock()
+        result = TickResult()
+        for campaign in self._store.due(now, self._batch):
+            self._fire(campaign, now, result)
+        return result
+
+    def _fire(self, campaign: Campaign, now: datetime, result: TickResult) -> None:
+        if campaign.status is not CampaignStatus.ACTIVE or campaign.next_run_at is None or campaign.next_run_at > now:
+            return
+        if campaign.max_runs is not None and campaign.runs_count >= campaign.max_runs:
+            run = Run(campaign.campaign_id, campaign.next_run_at, "", "", now)
+            if self._store.complete(campaign, run, None, CampaignStatus.INACTIVE):
+                result.finished.append(campaign.campaign_id)
+            return
+        fire = max(campaign.next_run_at, latest_fire(campaign.cron, campaign.timezone, now))  # coalesce missed runs
+        if not self._store.claim(campaign, fire, now, CLAIM_SECONDS):
+            result.skipped.append(campaign.campaign_id)
+            return
+        rid, event_id = run_id(campaign.campaign_id, fire), run_event_id(campaign.campaign_id, fire)
+        try:
+            self._trigger.trigger(campaign, rid, event_id)
+        except Exception:  # noqa: BLE001 - any failure leaves the campaign as it was; the claim expires
+            result.failed.append(rid)
+            return
+        runs = campaign.runs_count + 1
+        done = campaign.max_runs is not None and runs >= campaign.max_runs
+        status = CampaignStatus.INACTIVE if done else CampaignStatus.ACTIVE
+        next_run = None if done else next_fire(campaign.cron, campaign.timezone, max(now, fire))
+        if self._store.complete(campaign, Run(campaign.campaign_id, fire, rid, event_id, now), next_run, status):
+            result.fired.append(rid)
+
+
+class IngestTrigger:
+    """Fires a run through ingestion: one campaign_triggered event for the segment, with a deterministic id."""
+
+    def __init__(self, ingest: Any) -> None:
+        self._ingest = ingest
+
+    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
+        from notify.models import EventRequest
+
+        request = EventRequest.model_validate(
+            {
+                "event_type": "campaign_triggered",
+                "payload": {
+                    "campaign_id": campaign.campaign_id,
+                    "run_id": run_id,
+                    "event_type": campaign.event_type,
+                    "payload": campaign.payload,
+                },
+                "recipients": {"segment_id": campaign.segment_id},
+                "channels": [c.value for c in campaign.channels] if campaign.channels else None,
+                "priority": campaign.priority.value if campaign.priority else None,
+            }
+        )
+        accepted: AcceptedEvent = self._ingest.accept(request, event_id=event_id)
+        return accepted

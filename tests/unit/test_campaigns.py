@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Optional
+
+import pytest
+from notify.campaigns import (
+    Campaign,
+    CampaignInput,
+    CampaignScheduler,
+    CampaignService,
+    CampaignStatus,
+    CampaignStore,
+    CampaignTrigger,
+    CampaignUpdate,
+    Run,
+    latest_fire,
+    next_fire,
+    preview,
+    run_event_id,
+)
+from notify.errors import Conflict, TransientError, ValidationFailed
+from notify.models import AcceptedEvent
+from pydantic import ValidationError
+
+T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)
+
+
+@dataclass
+class MemoryCampaigns:
+    items: dict[str, Campaign] = field(default_factory=dict)
+    claims: dict[str, tuple[datetime, float]] = field(default_factory=dict)
+    run_log: list[Run] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def put(self, campaign: Campaign) -> None:
+        self.items[campaign.campaign_id] = copy.deepcopy(campaign)
+
+    def get(self, campaign_id: str) -> Optional[Campaign]:
+        return copy.deepcopy(self.items.get(campaign_id))
+
+    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
+        return list(self.items.values())[:limit], None
+
+    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
+        if self.items[campaign.campaign_id].updated_at != expected_updated_at:
+            return False
+        self.put(campaign)
+        return True
+
+    def delete(self, campaign_id: str) -> None:
+        self.items.pop(campaign_id, None)
+
+    def due(self, now: datetime, limit: int) -> list[Campaign]:
+        return [
+            copy.deepcopy(c)
+            for c in self.items.values()
+            if c.status is CampaignStatus.ACTIVE and c.next_run_at and c.next_run_at <= now
+        ][:limit]
+
+    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
+        with self.lock:
+            current = self.items[campaign.campaign_id]
+            held = self.claims.get(campaign.campaign_id)
+            if (
+                current.next_run_at != campaign.next_run_at
+                or current.runs_count != campaign.runs_count
+                or (held and held[1] > now.timestamp())
+            ):
+                return False
+            self.claims[campaign.campaign_id] = (fire_time, now.timestamp() + lease_seconds)
+            return True
+
+    def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
+        with self.lock:
+            current = self.items[campaign.campaign_id]
+            if run.run_id:
+                if self.claims.get(campaign.campaign_id, (None,))[0] != run.fire_time:
+                    return False
+                current.runs_count += 1
+                current.last_triggered_at = run.fire_time
+                self.run_log.append(run)
+            current.status, current.next_run_at = status, next_run_at
+            self.claims.pop(campaign.campaign_id, None)
+            return True
+
+    def runs(self, campaign_id: str, limit: int) -> list[Run]:
+        return [r for r in reversed(self.run_log) if r.campaign_id == campaign_id][:limit]
+
+
+@dataclass
+class RecordingTrigger:
+    fired: list[tuple[str, str]] = field(default_factory=list)
+    fail: int = 0
+
+    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
+        if self.fail:
+            self.fail -= 1
+            raise TransientError("kafka and the delay queue are down")
+        self.fired.append((run_id, event_id))
+        return AcceptedEvent(event_id=event_id, job_ids=[], segment_id=campaign.segment_id)
+
+
+_store: CampaignStore = MemoryCampaigns()
+_trigger: CampaignTrigger = RecordingTrigger()
+
+
+class World:
+    def __init__(self) -> None:
+        self.now = T0
+        self.store = MemoryCampaigns()
+        self.trigger = RecordingTrigger()
+        self.campaigns = CampaignService(self.store, lambda: self.now)
+        self.scheduler = CampaignScheduler(self.store, self.trigger, lambda: self.now)
+
+    def create(self, **changes: object) -> Campaign:
+        body = {
+            "name": "weekly",
+            "cron": "0 9 * * *",
+            "timezone": "UTC",
+            "segment_id": "all",
+            "event_type": "new_film",
+            "payload": {"film_id": "f", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://x.io"},
+            **changes,
+        }
+        return self.campaigns.create(CampaignInput.model_validate(body))
+
+    def at(self, when: datetime) -> list[str]:
+        self.now = when
+        return self.scheduler.tick().fired
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_bad_cron_timezone_and_payload_are_rejected() -> None:
+    base = {"name": "n", "segment_id": "s", "event_type": "new_film", "payload": {}}
+    for bad in (
+        {"cron": "61 * * * *"},
+        {"cron": "0 9 * *"},
+        {"cron": "* * * * *", "timezone": "Mars/Olympus"},
+        {"cron": "* * * * *"},
+    ):
+        with pytest.raises((ValidationError, ValidationFailed)):
+            CampaignInput.model_validate({**base, **bad})
+
+
+def test_first_run_fires_when_the_window_is_reached_and_not_before(world: World) -> None:
+    campaign = world.create()
+    assert campaign.next_run_at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert campaign.last_triggered_at is None
+    assert world.at(datetime(2026, 11, 24, 8, 59, 59, tzinfo=UTC)) == []
+    assert world.at(datetime(2026, 11, 24, 9, 0, 10, tzinfo=UTC)) == [
+        f"{campaign.campaign_id}:2026-11-24T09:00:00.000Z"
+    ]
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.runs_count, stored.last_triggered_at) == (1, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+    assert stored.next_run_at == datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+    assert world.at(datetime(2026, 11, 24, 9, 1, tzinfo=UTC)) == []  # the same window never fires twice
+
+
+def test_max_runs_reached_makes_the_campaign_inactive(world: World) -> None:
+    campaign = world.create(cron="* * * * *", max_runs=2)
+    assert len(world.at(T0 + timedelta(minutes=1))) == 1
+    assert len(world.at(T0 + timedelta(minutes=2))) == 1
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.status, stored.runs_count, stored.next_run_at) == (CampaignStatus.INACTIVE, 2, None)
+    assert world.at(T0 + timedelta(minutes=3)) == []
+    with pytest.raises(Conflict):
+        world.campaigns.resume(campaign.campaign_id)
+
+
+def test_missed_runs_coalesce_into_one_for_the_latest_time(world: World) -> None:
+    campaign = world.create(cron="0 * * * *")
+    fired = world.at(datetime(2026, 11, 24, 14, 20, tzinfo=UTC))  # the scheduler was down from 09:00 to 14:20
+    assert fired == [f"{campaign.campaign_id}:2026-11-24T14:00:00.000Z"]
+    assert world.campaigns.get(campaign.campaign_id).next_run_at == datetime(2026, 11, 24, 15, 0, tzinfo=UTC)
+
+
+def test_a_failed_trigger_changes_nothing_and_is_retried_next_tick(world: World) -> None:
+    campaign = world.create()
+    world.trigger.fail = 1
+    world.now = datetime(2026, 11, 24, 9, 0, 5, tzinfo=UTC)
+    assert world.scheduler.tick().failed == [f"{campaign.campaign_id}:2026-11-24T09:00:00.000Z"]
+    assert world.campaigns.get(campaign.campaign_id).runs_count == 0
+    assert world.at(datetime(2026, 11, 24, 9, 1, tzinfo=UTC)) == []  # the failed attempt's claim still holds
+    assert len(world.at(datetime(2026, 11, 24, 9, 3, tzinfo=UTC))) == 1  # it expired: the run is retried
+    assert world.trigger.fired[0][1] == run_event_id(campaign.campaign_id, datetime(2026, 11, 24, 9, 0, tzinfo=UTC))
+
+
+def test_pause_never_fires_and_resume_counts_from_now(world: World) -> None:
+    campaign = world.create(cron="0 * * * *")
+    world.campaigns.pause(campaign.campaign_id)
+    assert world.at(datetime(2026, 11, 24, 12, 30, tzinfo=UTC)) == []
+    resumed = world.campaigns.resume(campaign.campaign_id)
+    assert resumed.next_run_at == datetime(2026, 11, 24, 13, 0, tzinfo=UTC)
+    assert world.at(datetime(2026, 11, 24, 12, 59, tzinfo=UTC)) == []
+
+
+def test_two_schedulers_at_once_fire_a_run_once(world: World) -> None:
+    world.create(cron="* * * * *")
+    world.now = T0 + timedelta(minutes=1)
+    results = []
+    barrier = threading.Barrier(8)
+
+    def tick() -> None:
+        barrier.wait()
+        results.append(world.scheduler.tick())
+
+    threads = [threading.Thread(target=tick) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(len(r.fired) for r in results) == 1
+    assert len(world.trigger.fired) == 1
+
+
+def test_timezones_and_dst_edges() -> None:
+    # 09:00 in Berlin is 08:00 UTC in winter and 07:00 UTC in summer.
+    assert next_fire("0 9 * * *", "Europe/Berlin", T0) == datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+    assert next_fire("0 9 * * *", "Europe/Berlin", datetime(2026, 7, 1, tzinfo=UTC)) == datetime(
+        2026, 7, 1, 7, 0, tzinfo=UTC
+    )
+    # Spring forward: 02:30 does not exist in Berlin on 29 March 2026; it fires at 03:00 local (01:00 UTC).
+    spring = next_fire("30 2 * * *", "Europe/Berlin", datetime(2026, 3, 28, 12, 0, tzinfo=UTC))
+    assert spring == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    # Fall back: 01:30 happens twice in New York on 1 November 2026; it fires once, then the next day.
+    first = next_fire("30 1 * * *", "America/New_York", datetime(2026, 10, 31, 12, 0, tzinfo=UTC))
+    assert first == datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT
+    assert next_fire("30 1 * * *", "America/New_York", first) == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+    assert latest_fire("0 9 * * 1", "UTC", datetime(2026, 11, 26, tzinfo=UTC)) == datetime(
+        2026, 11, 23, 9, 0, tzinfo=UTC
+    )
+    assert [t.hour for t in preview("0 */6 * * *", "UTC", T0, 3)] == [12, 18, 0]
+
+
+def test_update_revalidates_and_moves_the_next_run(world: World) -> None:
+    campaign = world.create()
+    updated = world.campaigns.update(campaign.campaign_id, CampaignUpdate(cron="0 12 * * *", timezone="Asia/Tokyo"))
+    assert updated.next_run_at == datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+    with pytest.raises(ValidationFailed):
+        world.campaigns.update(campaign.campaign_id, CampaignUpdate(payload={"film_id": "only"}))
