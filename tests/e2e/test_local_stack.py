@@ -138,6 +138,40 @@ def test_a_segment_event_reaches_every_demo_user_once(stack: Stack) -> None:
     assert (status, event["recipients"]) == (200, 100)
 
 
+def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Stack) -> None:
+    marker = f"https://example.com/campaign/{time.time_ns()}"
+    status, campaign = stack.call(
+        "POST",
+        "/api/v1/campaigns",
+        {
+            "name": "e2e",
+            "cron": "* * * * *",
+            "timezone": "Europe/Berlin",
+            "segment_id": "all",
+            "event_type": "new_film",
+            "payload": {"film_id": "f-2", "title": "Arrival", "release_date": "2026-12-24", "watch_url": marker},
+            "channels": ["email"],
+            "max_runs": 1,
+        },
+    )
+    assert status == 201 and campaign["status"] == "ACTIVE"
+    deadline = time.monotonic() + 150  # the next minute, a 5-second tick, then 100 deliveries
+    sent: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        sent = [e for e in stack.emails() if marker in e["body"]]
+        if len(sent) >= 100:
+            break
+        time.sleep(2)
+    time.sleep(6)  # another tick or two: nothing more may arrive
+    sent = [e for e in stack.emails() if marker in e["body"]]
+    recipients = sorted(e["destinations"]["ToAddresses"][0] for e in sent)
+    assert recipients == sorted(f"demo-user-{n}@example.com" for n in range(1, 101))
+    status, stored = stack.call("GET", f"/api/v1/campaigns/{campaign['campaign_id']}")
+    assert (stored["status"], stored["runs_count"]) == ("INACTIVE", 1)
+    status, runs = stack.call("GET", f"/api/v1/campaigns/{campaign['campaign_id']}/runs")
+    assert status == 200 and runs["items"][0]["recipients"] == 100
+
+
 def test_bad_requests_get_clear_4xx_answers(stack: Stack) -> None:
     body = {"event_type": "user_registered", "payload": {}, "recipients": {"user_ids": ["demo-user-1"]}}
     assert stack.call("POST", "/api/v1/events", body, key=None)[0] == 401
