@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bench import cold_start, ingest, worker
+from bench import cold_start, fanout, ingest, worker
 
 
 def main() -> None:
     cold_start.main()
     ingest.main()
     worker.main()
+    fanout.main()
 
 
 if __name__ == "__main__":

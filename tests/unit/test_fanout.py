@@ -132,3 +132,21 @@ def test_kafka_down_sends_pages_through_the_delay_queue() -> None:
 
 def test_outcome_values_cover_page_outcomes() -> None:
     assert {Outcome(v) for v in ("duplicate", "scheduled", "retrying", "expired", "failed")}
+
+
+def test_later_pages_come_from_the_source_the_segment_was_found_in() -> None:
+    from notify.segments import CompositeSegmentSource
+
+    static = MemorySegments({"vip": ["a", "b", "c"]})
+    dynamic = MemorySegments({"all": [f"u{i}" for i in range(5)]})
+    source = CompositeSegmentSource(static, dynamic)
+    pages, cursor = [], None
+    while True:
+        page = source.page("all", cursor, 2)
+        pages.append(page.user_ids)
+        if not page.next_cursor:
+            break
+        cursor = page.next_cursor
+    assert pages == [["u0", "u1"], ["u2", "u3"], ["u4"]]
+    assert source.page("vip", None, 2).next_cursor == "s:2"
+    assert source.page("vip", "s:2", 2).user_ids == ["c"]

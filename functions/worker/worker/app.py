@@ -46,7 +46,8 @@ def build_services(settings: WorkerSettings) -> Services:
     """The composition root: every client is built here, once per container."""
     # One pooled connection per delivery thread (botocore's default pool is 10).
     pool = Config(max_pool_connections=settings.worker_concurrency + 4)
-    dynamodb = boto3.client("dynamodb", config=pool)
+    # The adapters build every request themselves: skip botocore's client-side validation of each attribute.
+    dynamodb = boto3.client("dynamodb", config=pool.merge(Config(parameter_validation=False)))
     sqs = boto3.client("sqs", config=pool)
     store = DynamoStatusStore(dynamodb, settings.notifications_table)
     users = HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token)

@@ -164,10 +164,12 @@ class DynamoStatusStore:
 
     def put_page(self, record: EventRecord) -> bool:
         """Record one expanded page; False if it was recorded before (the page is done)."""
+        item = _event_item(record)
+        item["user_ids_json"] = json.dumps(item.pop("user_ids"), separators=(",", ":"))  # one string, not 500
         try:
             self._client.put_item(
                 TableName=self._table,
-                Item=to_item(_event_item(record)),
+                Item=to_item(item),
                 ConditionExpression="attribute_not_exists(pk)",
             )
             return True
@@ -523,10 +525,11 @@ def _entry(
 
 
 def _event(item: Mapping[str, Any]) -> EventRecord:
+    users = json.loads(item["user_ids_json"]) if "user_ids_json" in item else item.get("user_ids", [])
     return EventRecord(
         event_id=item["event_id"],
         event_type=item["event_type"],
-        user_ids=list(item.get("user_ids", [])),
+        user_ids=list(users),
         channels=[Channel(c) for c in item.get("channels", [])],
         priority=item["priority"],
         created_at=item["created_at"],
