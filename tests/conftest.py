@@ -15,8 +15,15 @@ import boto3
 import pytest
 
 from local.auth_service import AuthService
+from local.cfn import template
 from local.processes import Process
 from local.stack import Config, LocalStack
+
+# Lambda sets a function's environment before importing its handler; Powertools reads these at import.
+for _key, _value in template().data["Globals"]["Function"]["Environment"]["Variables"].items():
+    if _key.startswith("POWERTOOLS_") and isinstance(_value, str):
+        os.environ.setdefault(_key, _value)
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 def current_spec() -> str:
     """The spec the API serves at /openapi.json, formatted for the repository."""
-    from api.app import TITLE, VERSION, app
+    from api.app import OPENAPI, app
 
-    return json.dumps(json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION)), indent=2) + "\n"
+    return json.dumps(json.loads(app.get_openapi_json_schema(**OPENAPI)), indent=2) + "\n"  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from notify.errors import (
     ValidationFailed,
 )
 
+from api.openapi import SECURITY, SECURITY_SCHEMES
 from api.routes import campaigns, dlq, events, segments, templates
 
 TITLE = "Notification service"
@@ -34,7 +35,8 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
-app.enable_swagger(path="/docs", title=TITLE, version=VERSION)
+OPENAPI = {"title": TITLE, "version": VERSION, "security_schemes": SECURITY_SCHEMES, "security": SECURITY}
+app.enable_swagger(path="/docs", **OPENAPI)  # type: ignore[arg-type]
 app.include_router(events.router)
 app.include_router(templates.router)
 app.include_router(dlq.router)
@@ -42,14 +44,14 @@ app.include_router(campaigns.router)
 app.include_router(segments.router)
 
 
-@app.get("/health", tags=["ops"])
+@app.get("/health", tags=["ops"], security=[])
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> dict[str, Any]:
-    return dict(json.loads(app.get_openapi_json_schema(title=TITLE, version=VERSION)))
+    return dict(json.loads(app.get_openapi_json_schema(**OPENAPI)))  # type: ignore[arg-type]
 
 
 def _error(

@@ -10,19 +10,20 @@ from notify.campaigns import CampaignInput, CampaignUpdate
 from notify.clock import iso
 
 from api.context import require, services
+from api.openapi import responses
 
 router = Router()
 CampaignId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("/api/v1/campaigns", tags=["campaigns"], responses={201: {"description": "Created, ACTIVE"}})
+@router.post("/api/v1/campaigns", tags=["campaigns"], responses=responses(409, s201={"description": "Created, ACTIVE"}))
 def create_campaign(campaign: Annotated[CampaignInput, Body(embed=False)]) -> Response[dict[str, Any]]:
     """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
     require(router, "campaigns:write")
     return Response(201, content_types.APPLICATION_JSON, services().campaigns.create(campaign).view())
 
 
-@router.get("/api/v1/campaigns", tags=["campaigns"])
+@router.get("/api/v1/campaigns", tags=["campaigns"], responses=responses())
 def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 50, cursor: Annotated[Optional[str], Query(max_length=2048)] = None
 ) -> dict[str, Any]:
@@ -31,48 +32,52 @@ def list_campaigns(
     return {"items": [c.view() for c in items], "next_cursor": next_cursor}
 
 
-@router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"])
+@router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(404))
 def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
     require(router, "campaigns:read")
     return services().campaigns.get(campaign_id).view()
 
 
-@router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"])
+@router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(404, 409))
 def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, Body(embed=False)]) -> dict[str, Any]:
     """Change fields; a new cron or time zone recomputes the next run from now."""
     require(router, "campaigns:write")
     return services().campaigns.update(campaign_id, changes).view()
 
 
-@router.delete("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses={204: {"description": "Deleted"}})
+@router.delete(
+    "/api/v1/campaigns/<campaign_id>",
+    tags=["campaigns"],
+    responses=responses(404, 409, s204={"description": "Deleted"}),
+)
 def delete_campaign(campaign_id: CampaignId) -> Response[None]:
     require(router, "campaigns:write")
     services().campaigns.delete(campaign_id)
     return Response(204)
 
 
-@router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"])
+@router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"], responses=responses(404, 409))
 def pause_campaign(campaign_id: CampaignId) -> dict[str, Any]:
     """PAUSED campaigns never fire."""
     require(router, "campaigns:write")
     return services().campaigns.pause(campaign_id).view()
 
 
-@router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"])
+@router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"], responses=responses(404, 409))
 def resume_campaign(campaign_id: CampaignId) -> dict[str, Any]:
     """ACTIVE again; the next run is computed from now (runs missed while paused are not fired)."""
     require(router, "campaigns:write")
     return services().campaigns.resume(campaign_id).view()
 
 
-@router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"])
+@router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"], responses=responses(404))
 def preview_campaign(campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5) -> dict[str, Any]:
     """The next fire times, in UTC."""
     require(router, "campaigns:read")
     return {"next_runs": [iso(t) for t in services().campaigns.preview(campaign_id, count)]}
 
 
-@router.get("/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"])
+@router.get("/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"], responses=responses(404))
 def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
     """Each run, newest first, with its recipients and delivery counts so far."""
     require(router, "campaigns:read")

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
 from api.context import require, services
+from api.openapi import responses
 
 router = Router()
 
@@ -19,14 +20,14 @@ class RedriveRequest(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-@router.get("/api/v1/dlq", tags=["dlq"])
+@router.get("/api/v1/dlq", tags=["dlq"], responses=responses())
 def list_dead_letters(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     """Dead letters with their reason, last error and attempt count."""
     require(router, "admin")
     return {"items": services().dlq.list(limit)}
 
 
-@router.post("/api/v1/dlq/redrive", tags=["dlq"])
+@router.post("/api/v1/dlq/redrive", tags=["dlq"], responses=responses(409))
 def redrive(request: Annotated[RedriveRequest, Body(embed=False)]) -> dict[str, Any]:
     """Replay dead-lettered jobs through the worker with a fresh retry budget; idempotency still applies."""
     require(router, "admin")

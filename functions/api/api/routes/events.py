@@ -14,6 +14,7 @@ from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
 from api.context import require, services
+from api.openapi import responses
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -32,12 +33,7 @@ class EventBatch(BaseModel):
 @router.post(
     "/api/v1/events",
     tags=["events"],
-    responses={
-        202: {"description": "Accepted: every job is durably stored"},
-        409: {"description": "A request with this Idempotency-Key is still in progress"},
-        422: {"description": "Invalid event, or Idempotency-Key reused with a different body"},
-        503: {"description": "Neither Kafka nor the delay queue could store the jobs; retry after Retry-After"},
-    },
+    responses=responses(409, s202={"description": "Accepted: every job is durably stored in Kafka or the delay queue"}),
 )
 @tracer.capture_method
 def post_event(
@@ -63,7 +59,7 @@ def post_event(
 @router.post(
     "/api/v1/events:batch",
     tags=["events"],
-    responses={207: {"description": "One result per event, in order"}},
+    responses=responses(409, s207={"description": "One result per event, in order"}),
 )
 @tracer.capture_method
 def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[dict[str, Any]]:
@@ -83,7 +79,7 @@ def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[dic
     return Response(207, content_types.APPLICATION_JSON, {"results": results})
 
 
-@router.get("/api/v1/events/<event_id>", tags=["events"])
+@router.get("/api/v1/events/<event_id>", tags=["events"], responses=responses(404))
 @tracer.capture_method
 def get_event(event_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """The event and every job it produced, with their statuses."""
@@ -91,7 +87,7 @@ def get_event(event_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     return services().status.event(event_id)
 
 
-@router.get("/api/v1/notifications/<job_id>", tags=["notifications"])
+@router.get("/api/v1/notifications/<job_id>", tags=["notifications"], responses=responses(404))
 @tracer.capture_method
 def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
     """One notification's status, attempts and full transition history."""
@@ -99,7 +95,7 @@ def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, A
     return services().status.notification(job_id)
 
 
-@router.get("/api/v1/users/<user_id>/notifications", tags=["notifications"])
+@router.get("/api/v1/users/<user_id>/notifications", tags=["notifications"], responses=responses())
 @tracer.capture_method
 def list_user_notifications(
     user_id: Annotated[str, Path(max_length=128)],

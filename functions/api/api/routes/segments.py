@@ -11,6 +11,7 @@ from notify.errors import Conflict, NotFound
 from pydantic import BaseModel, Field
 
 from api.context import require, services
+from api.openapi import responses
 
 router = Router()
 SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -42,7 +43,7 @@ def _view(segment_id: str) -> dict[str, Any]:
     }
 
 
-@router.post("/api/v1/segments", tags=["segments"], responses={201: {"description": "Created"}})
+@router.post("/api/v1/segments", tags=["segments"], responses=responses(409, s201={"description": "Created"}))
 def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Response[dict[str, Any]]:
     """A static segment, optionally with its first members (up to 10,000 per call)."""
     require(router, "campaigns:write")
@@ -54,7 +55,7 @@ def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Respo
     return Response(201, content_types.APPLICATION_JSON, _view(segment.segment_id))
 
 
-@router.get("/api/v1/segments", tags=["segments"])
+@router.get("/api/v1/segments", tags=["segments"], responses=responses())
 def list_segments() -> dict[str, Any]:
     require(router, "campaigns:read")
     return {
@@ -65,13 +66,13 @@ def list_segments() -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/segments/<segment_id>", tags=["segments"])
+@router.get("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(404))
 def get_segment(segment_id: SegmentId) -> dict[str, Any]:
     require(router, "campaigns:read")
     return _view(segment_id)
 
 
-@router.post("/api/v1/segments/<segment_id>/users", tags=["segments"])
+@router.post("/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(404, 409))
 def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
     """Bulk add (idempotent), up to 10,000 ids per call."""
     require(router, "campaigns:write")
@@ -80,7 +81,7 @@ def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=Fa
     return _view(segment_id)
 
 
-@router.delete("/api/v1/segments/<segment_id>/users", tags=["segments"])
+@router.delete("/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(404, 409))
 def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
     require(router, "campaigns:write")
     _view(segment_id)
@@ -88,7 +89,9 @@ def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed
     return _view(segment_id)
 
 
-@router.delete("/api/v1/segments/<segment_id>", tags=["segments"], responses={204: {"description": "Deleted"}})
+@router.delete(
+    "/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(404, 409, s204={"description": "Deleted"})
+)
 def delete_segment(segment_id: SegmentId) -> Response[None]:
     require(router, "campaigns:write")
     _view(segment_id)
