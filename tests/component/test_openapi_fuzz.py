@@ -33,12 +33,13 @@ def test_generated_requests_get_no_5xx_and_no_off_schema_response(local_stack: L
             max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None
         )
         def run(case: Any) -> None:
+            label = case.operation.label
             response = case.call(headers=headers)
-            sent.append(f"{operation.label} {response.status_code}")
+            sent.append(f"{label} {response.status_code}")
             try:
                 case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
             except AssertionError as exc:
-                failures.append(f"{operation.label}: {response.status_code} {str(exc)[:300]}")
+                failures.append(f"{label}: {response.status_code} {str(exc)[:300]}")
                 raise
 
         try:
