@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,6 +23,17 @@ def peers() -> Iterator[LocalStack]:
             stack.start_peers()
             stack.provision()
             stack.seed()
+            # The handlers' JSON logs and metric lines would drown the numbers.
+            os.environ.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
+            _forget_clients()
             yield stack
         finally:
             stack.stop()
+
+
+def _forget_clients() -> None:
+    """Handlers cache their clients per container; a new stack is a new container."""
+    for module, attribute in (("api.context", "services"), ("worker.app", "services"), ("scheduler.app", "services")):
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            getattr(loaded, attribute).cache_clear()

@@ -141,6 +141,15 @@ def test_kafka_down_parks_jobs_in_the_delay_queue_and_still_answers_202(
     assert status == 202
     parked = queue_bodies(stack_env["DELAY_QUEUE_URL"], wait=1)
     assert [j["job_id"] for j in parked] == accepted["job_ids"]
+    # Nothing is lost: the delay queue's event source mapping hands them to the worker, which sends them.
+    from worker.app import lambda_handler as worker
+
+    from local.events import sqs_event, sqs_record
+
+    records = [sqs_record(json.dumps(j), "arn:aws:sqs:us-east-1:123456789012:DelayQueue") for j in parked]
+    assert worker(sqs_event(records), LambdaContext("WorkerFunction", 120)) == {"batchItemFailures": []}
+    status, job = call_api("GET", f"/api/v1/notifications/{accepted['job_ids'][0]}")
+    assert (status, job["status"]) == (200, "SENT")
 
 
 def test_nothing_is_accepted_when_neither_kafka_nor_the_queue_can_store(

@@ -10,6 +10,7 @@ import base64
 import itertools
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -271,3 +272,31 @@ def test_the_dlq_is_listed_and_redriven_through_the_api(
     assert body["status"] == "SENT"
     assert "RETRYING" in [h["status"] for h in body["history"]]
     assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_push_goes_to_every_platform_endpoint_of_the_user(auth_service: AuthService) -> None:
+    sns = boto3.client("sns")
+    app = sns.create_platform_application(
+        Name=f"app-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
+    )["PlatformApplicationArn"]
+    endpoints = [
+        sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"device-{i}-{uuid.uuid4().hex}")["EndpointArn"]
+        for i in range(2)
+    ]
+    user = f"push-user-{uuid.uuid4().hex[:6]}"
+    auth_service.add_user(user, segments=(), email=f"{user}@example.com", push_endpoints=endpoints)
+    spec = EVENT_TYPES["review_liked"]
+    now = datetime.now(UTC)
+    plan = EventPlan(
+        new_event_id(), spec, spec.sample_payload(), [user], [Channel.PUSH], spec.priority, now, now + timedelta(days=1)
+    )
+    (job,) = plan.jobs()
+    assert _worker(_kafka(job))["outcomes"] == {"sent": 1}
+    body = _status(job.job_id)
+    assert body["status"] == "SENT" and len(body["provider_message_id"].split(",")) == 2
+    sns.set_endpoint_attributes(EndpointArn=endpoints[0], Attributes={"Enabled": "false"})
+    (again,) = EventPlan(
+        new_event_id(), spec, spec.sample_payload(), [user], [Channel.PUSH], spec.priority, now, now + timedelta(days=1)
+    ).jobs()
+    assert _worker(_kafka(again))["outcomes"] == {"failed": 1}  # a disabled endpoint is permanent
+    assert "EndpointDisabled" in _status(again.job_id)["last_error"]
