@@ -49,15 +49,7 @@ def build_services(settings: ApiSettings) -> Services:
     # each attribute saves about a third of the CPU of a batch write.
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
     store = DynamoStatusStore(dynamodb, settings.notifications_table)
-    publisher = KafkaJobPublisher(
-        KafkaConfig(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            topic=settings.kafka_topic,
-            timeout_seconds=settings.kafka_timeout_seconds,
-            auth=settings.kafka_auth,
-            region=settings.region,
-        )
-    )
+    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     ingest = IngestService(store, publisher, fallback, utc_now)

@@ -28,15 +28,7 @@ metrics = Metrics()
 def build_scheduler(settings: SchedulerSettings) -> CampaignScheduler:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb")
-    publisher = KafkaJobPublisher(
-        KafkaConfig(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            topic=settings.kafka_topic,
-            timeout_seconds=settings.kafka_timeout_seconds,
-            auth=settings.kafka_auth,
-            region=settings.region,
-        )
-    )
+    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     ingest = IngestService(
         DynamoStatusStore(dynamodb, settings.notifications_table),
         publisher,

@@ -53,15 +53,7 @@ def build_services(settings: WorkerSettings) -> Services:
     users = HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token)
     delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
     dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
-    publisher = KafkaJobPublisher(
-        KafkaConfig(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            topic=settings.kafka_topic,
-            timeout_seconds=settings.kafka_timeout_seconds,
-            auth=settings.kafka_auth,
-            region=settings.region,
-        )
-    )
+    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     fanout = FanoutService(
         store,
         CompositeSegmentSource(DynamoSegmentStore(dynamodb, settings.campaigns_table), users),

@@ -1,4 +1,5 @@
 """Where a segment's users come from: a static list stored here, else the Auth service."""
+
 from __future__ import annotations
 
 from typing import Optional

@@ -62,62 +62,43 @@ class HttpUserDirectory:
                 self._locks.pop(user_id, None)
 
     def _fetch(self, user_id: str) -> UserProfile:
-        self._breaker.before()
-        last: Exception = TransientError("no attempt made")
-        for attempt in range(self._attempts):
-            if attempt:
-                self._sleep(self._backoff * (2 ** (attempt - 1)))
-            try:
-                resp = self._client.get(f"/api/v1/users/{user_id}")
-            except httpx.HTTPError as exc:
-                last = TransientError(f"Auth service unreachable: {exc!r}")
-                continue
-            if resp.status_code == 404:
-                self._breaker.success()
-                raise NotFound(f"user {user_id} not found")
-            if resp.status_code == 429 or resp.status_code >= 500:
-                last = TransientError(f"Auth service answered {resp.status_code}")
-                continue
-            if resp.status_code != 200:
-                self._breaker.success()
-                raise PermanentError(f"Auth service answered {resp.status_code} for user {user_id}")
-            self._breaker.success()
-            profile = _profile(resp.json())
-            self._cache.put(user_id, profile)
-            return profile
-        self._breaker.failure()
-        raise last
+        data = self._request(f"/api/v1/users/{user_id}", None, f"user {user_id}")
+        profile = _profile(data)
+        self._cache.put(user_id, profile)
+        return profile
 
     def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
         """One page of a dynamic segment; each profile warms the cache the worker reads next."""
-        self._breaker.before()
         params: dict[str, Any] = {"segment": segment_id, "limit": limit}
         if cursor:
             params["cursor"] = cursor
+        data = self._request("/api/v1/users", params, f"segment {segment_id}")
+        profiles = [_profile(item) for item in data.get("items", [])]
+        for profile in profiles:
+            self._cache.put(profile.id, profile)
+        return SegmentPage([p.id for p in profiles], data.get("next_cursor") or None)
+
+    def _request(self, path: str, params: Optional[dict[str, Any]], what: str) -> dict[str, Any]:
+        """GET with the breaker, bounded retries of transient failures, and domain errors for the rest."""
+        self._breaker.before()
         last: Exception = TransientError("no attempt made")
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(self._backoff * (2 ** (attempt - 1)))
             try:
-                resp = self._client.get("/api/v1/users", params=params)
+                resp = self._client.get(path, params=params)
             except httpx.HTTPError as exc:
                 last = TransientError(f"Auth service unreachable: {exc!r}")
                 continue
-            if resp.status_code == 404:
-                self._breaker.success()
-                raise NotFound(f"segment {segment_id} not found")
             if resp.status_code == 429 or resp.status_code >= 500:
                 last = TransientError(f"Auth service answered {resp.status_code}")
                 continue
-            if resp.status_code != 200:
-                self._breaker.success()
-                raise PermanentError(f"Auth service answered {resp.status_code} for segment {segment_id}")
             self._breaker.success()
-            data = resp.json()
-            profiles = [_profile(item) for item in data.get("items", [])]
-            for profile in profiles:
-                self._cache.put(profile.id, profile)
-            return SegmentPage([p.id for p in profiles], data.get("next_cursor") or None)
+            if resp.status_code == 404:
+                raise NotFound(f"{what} not found")
+            if resp.status_code != 200:
+                raise PermanentError(f"Auth service answered {resp.status_code} for {what}")
+            return dict(resp.json())
         self._breaker.failure()
         raise last
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code
-from notify.adapters.dynamo import _values, from_item, to_item
+from notify.adapters.dynamo import _values, batch_write, conditional, from_item, to_item
 from notify.campaigns import Campaign, CampaignStatus, Run
 from notify.clock import iso
 from notify.errors import FieldError, NotFound, StoreUnavailable, ValidationFailed
@@ -238,15 +238,7 @@ class DynamoCampaignStore:
                 "triggered_at": now,
             }
             items.append({"Put": {"TableName": self._table, "Item": to_item(run_item)}})
-        try:
-            self._client.transact_write_items(TransactItems=items)  # type: ignore[arg-type]
-            return True
-        except ClientError as exc:
-            if error_code(exc) in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-                return False
-            raise StoreUnavailable(f"cannot complete the run: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot complete the run: {exc}") from exc
+        return conditional("complete the run", self._client.transact_write_items, TransactItems=items)
 
     def runs(self, campaign_id: str, limit: int) -> list[Run]:
         resp = self._call(
@@ -289,15 +281,13 @@ class DynamoSegmentStore:
             "name": name,
             "created_at": created_at,
         }
-        try:
-            self._client.put_item(
-                TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-            )
-            return True
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"cannot create the segment: {exc}") from exc
+        return conditional(
+            "create the segment",
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
         try:
@@ -325,14 +315,7 @@ class DynamoSegmentStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _batch(self, requests: list[dict[str, Any]]) -> None:
-        for i in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self._table: requests[i : i + 25]}
-            while pending:
-                try:
-                    resp = self._client.batch_write_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreUnavailable(f"cannot change segment members: {exc}") from exc
-                pending = dict(resp.get("UnprocessedItems") or {})
+        batch_write(self._client, self._table, requests, "change segment members")
 
     def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
         self._batch(

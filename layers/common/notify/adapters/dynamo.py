@@ -55,6 +55,36 @@ def _values(data: Mapping[str, Any]) -> dict[str, Any]:
     return {k: _ser.serialize(v) for k, v in data.items()}
 
 
+def conditional(what: str, call: Any, **kwargs: Any) -> bool:
+    """Run a conditional write: True if it applied, False if its condition failed, StoreUnavailable otherwise."""
+    try:
+        call(**kwargs)
+        return True
+    except ClientError as exc:
+        if error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+            return False
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+
+def batch_write(client: DynamoDBClient, table: str, requests: Sequence[dict[str, Any]], what: str) -> None:
+    """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff."""
+    for i in range(0, len(requests), 25):
+        pending: dict[str, Any] = {table: list(requests[i : i + 25])}
+        for attempt in range(8):
+            try:
+                resp = client.batch_write_item(RequestItems=pending)
+            except (ClientError, BotoCoreError) as exc:
+                raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+            pending = dict(resp.get("UnprocessedItems") or {})
+            if not pending:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        if pending:
+            raise StoreUnavailable(f"cannot {what}: DynamoDB left items unprocessed")
+
+
 def _encode_cursor(key: Mapping[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(from_item(key), sort_keys=True).encode()).decode()
 
@@ -114,20 +144,7 @@ class DynamoStatusStore:
                     chunk, size = [], 0
             if chunk:
                 items.append(_batch_item(loc, chunk))
-        requests = [{"PutRequest": {"Item": item}} for item in items]
-        for i in range(0, len(requests), 25):
-            pending: dict[str, Any] = {self._table: requests[i : i + 25]}
-            for attempt in range(8):
-                try:
-                    resp = self._client.batch_write_item(RequestItems=pending)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreUnavailable(f"cannot record events: {exc}") from exc
-                pending = dict(resp.get("UnprocessedItems") or {})
-                if not pending:
-                    break
-                time.sleep(min(1.0, 0.05 * 2**attempt))
-            if pending:
-                raise StoreUnavailable("DynamoDB left event records unprocessed")
+        batch_write(self._client, self._table, [{"PutRequest": {"Item": item}} for item in items], "record events")
 
     def delete_event(self, event_id: str) -> None:
         key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
@@ -166,19 +183,13 @@ class DynamoStatusStore:
         """Record one expanded page; False if it was recorded before (the page is done)."""
         item = _event_item(record)
         item["user_ids_json"] = json.dumps(item.pop("user_ids"), separators=(",", ":"))  # one string, not 500
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(item),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-            return True
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"cannot record page: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot record page: {exc}") from exc
+        return conditional(
+            "record the page",
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_item(item),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def page_done(self, event_id: str, page: int) -> bool:
         return self._get({"pk": f"EVT#{locator(event_id)}", "sk": _event_sk(event_id, page)}) is not None
@@ -387,23 +398,17 @@ class DynamoStatusStore:
             ":now": iso(now),
             ":entry": [_entry(Status.RETRYING, now, attempt, None, {"redrive": note})],
         }
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-                UpdateExpression="SET #s = :retrying, attempt_n = :attempt, updated_at = :now, "
-                "history = list_append(history, :entry)",
-                ConditionExpression="#s = :failed",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(values),
-            )
-            return True
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"cannot reopen job: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot reopen job: {exc}") from exc
+        return conditional(
+            "reopen the job",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+            UpdateExpression="SET #s = :retrying, attempt_n = :attempt, updated_at = :now, "
+            "history = list_append(history, :entry)",
+            ConditionExpression="#s = :failed",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(values),
+        )
 
     def transition(
         self,
@@ -438,22 +443,16 @@ class DynamoStatusStore:
         if status in RELEASING:
             removes = ["lease_token", "lease_until"]
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-                UpdateExpression=expression,
-                ConditionExpression="lease_token = :token",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues=_values(values),
-            )
-            return True
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StoreUnavailable(f"cannot record {status.value}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot record {status.value}: {exc}") from exc
+        return conditional(
+            f"record {status.value}",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+            UpdateExpression=expression,
+            ConditionExpression="lease_token = :token",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=_values(values),
+        )
 
     def _get(self, key: Mapping[str, Any]) -> Optional[dict[str, Any]]:
         try:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from notify.errors import TransientError
 from notify.models import FanoutTask, NotificationJob
 from notify.ports import Message
+from notify.settings import KafkaSettings
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -27,6 +28,16 @@ class KafkaConfig:
     auth: str = "none"  # "none" (PLAINTEXT), "tls", or "iam" (MSK IAM over SASL_SSL)
     region: Optional[str] = None
     api_version: tuple[int, ...] = (2, 8, 0)
+
+    @classmethod
+    def from_settings(cls, settings: KafkaSettings) -> KafkaConfig:
+        return cls(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.kafka_topic,
+            timeout_seconds=settings.kafka_timeout_seconds,
+            auth=settings.kafka_auth,
+            region=settings.region,
+        )
 
     def client_options(self) -> dict[str, Any]:
         """Connection options shared by producers and consumers."""
