@@ -300,3 +300,25 @@ def test_push_goes_to_every_platform_endpoint_of_the_user(auth_service: AuthServ
     ).jobs()
     assert _worker(_kafka(again))["outcomes"] == {"failed": 1}  # a disabled endpoint is permanent
     assert "EndpointDisabled" in _status(again.job_id)["last_error"]
+
+
+def test_a_users_history_is_newest_first_filtered_and_paged(auth_service: AuthService, ses_faults: list[str]) -> None:
+    user = _user(auth_service)
+    jobs = []
+    for n in range(5):
+        job = _job(user, created_at=datetime.now(UTC) + timedelta(milliseconds=n))
+        if n == 2:
+            ses_faults.append("MessageRejected")
+        _worker(_kafka(job))
+        jobs.append(job)
+    status, page = call_api("GET", f"/api/v1/users/{user}/notifications?limit=2")
+    assert status == 200 and [i["job_id"] for i in page["items"]] == [jobs[4].job_id, jobs[3].job_id]
+    status, rest = call_api("GET", f"/api/v1/users/{user}/notifications?limit=10&cursor={page['next_cursor']}")
+    assert [i["job_id"] for i in rest["items"]] == [j.job_id for j in reversed(jobs[:3])]
+    assert rest["next_cursor"] is None
+    status, failed = call_api("GET", f"/api/v1/users/{user}/notifications?status=FAILED")
+    assert [i["job_id"] for i in failed["items"]] == [jobs[2].job_id]
+    status, push = call_api("GET", f"/api/v1/users/{user}/notifications?channel=push")
+    assert (status, push["items"]) == (200, [])
+    assert call_api("GET", f"/api/v1/users/{user}/notifications?cursor=garbage")[0] == 422
+    assert call_api("GET", f"/api/v1/users/{user}/notifications?status=NOPE")[0] == 422
