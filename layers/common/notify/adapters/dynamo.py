@@ -21,6 +21,7 @@ from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
 from notify.ports import Claim, ClaimOutcome, EventRecord, JobRecord, Template, Transition
+from notify.resilience import TtlCache
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -694,13 +695,28 @@ def _template(item: Mapping[str, Any]) -> Template:
 
 
 class DynamoApiKeyStore:
-    """API keys stored by SHA-256 hash: ``KEY#<hex>`` → name, scopes."""
+    """API keys stored by SHA-256 hash: ``KEY#<hex>`` → name, scopes.
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    A valid key's scopes are cached per container for ``cache_seconds`` (as API
+    Gateway caches an authorizer's answer), so a disabled key stops working
+    within that time; unknown keys are not cached, so a new key works at once.
+    """
+
+    def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 60.0) -> None:
         self._client = client
         self._table = table
+        self._cache: TtlCache[frozenset[str]] = TtlCache(ttl_seconds=cache_seconds, max_items=1000)
 
     def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
+        cached = self._cache.get(key_hash)
+        if cached is not None:
+            return cached
+        found = self._read_scopes(key_hash)
+        if found is not None:
+            self._cache.put(key_hash, found)
+        return found
+
+    def _read_scopes(self, key_hash: str) -> Optional[frozenset[str]]:
         try:
             resp = self._client.get_item(TableName=self._table, Key=to_item({"pk": f"KEY#{key_hash}"}))
         except (ClientError, BotoCoreError) as exc:
