@@ -1,4 +1,4 @@
-"""template.yaml against the code: lint, build, handlers, environment, tables, queues, sample events."""
+"""template.yaml against the code: lint, build, handlers, environment, tables, queues, event sources, IAM."""
 
 from __future__ import annotations
 
@@ -6,125 +6,346 @@ import importlib
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parser.models import (
-    APIGatewayProxyEventV2Model,
-    EventBridgeModel,
-    KafkaMskEventModel,
-    SqsModel,
-)
-from notify.models import NotificationJob
 from notify.settings import ApiSettings, SchedulerSettings, WorkerSettings, env_names
 
-from local.cfn import ROOT, template
-from tests.support.events import load_event
+from tests.support.cfn import ROOT, Template, load_yaml, references, template
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
-SETTINGS = {"ApiFunction": ApiSettings, "WorkerFunction": WorkerSettings, "SchedulerFunction": SchedulerSettings}
+SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSettings]] = {
+    "ApiFunction": ApiSettings,
+    "WorkerFunction": WorkerSettings,
+    "SchedulerFunction": SchedulerSettings,
+}
 SET_BY_LAMBDA = {"AWS_REGION"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+CONSUMER_GROUP = "notification-worker"
 
 
-def _sam(*args: str, cwd: Path = ROOT, **env: str) -> subprocess.CompletedProcess[str]:
-    assert SAM.exists(), "the SAM CLI is missing: `make sam-venv` installs it (make test does)"
+def _sam(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    if not SAM.exists():
+        pytest.fail(f"the SAM CLI is missing at {SAM.relative_to(ROOT)}: run `make sam-venv` (make test does)")
     return subprocess.run(
-        [str(SAM), *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, "SAM_CLI_TELEMETRY": "0", **env}
+        [str(SAM), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": "us-east-1", **env},
     )
 
 
-def test_sam_validate_lint_finds_nothing() -> None:
-    result = _sam("validate", "--lint")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "is a valid SAM Template" in result.stdout + result.stderr
+@pytest.fixture(scope="module")
+def tpl() -> Template:
+    return template()
+
+
+# --- the SAM CLI -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config_env", ["default", "localstack"])
+def test_sam_validate_lint_finds_nothing(config_env: str) -> None:
+    result = _sam("validate", "--lint", "--config-env", config_env)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "is a valid SAM Template" in output
+    assert "[[" not in output, output  # cfn-lint's findings are printed as a list of matches
 
 
 def test_sam_build_succeeds(tmp_path: Path) -> None:
     # pyenv's shim may resolve to another version; its versions folder holds the real interpreter.
-    python312 = next((str(p) for p in sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))), None)
-    python312 = python312 or shutil.which("python3.12")
+    found = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    python312 = str(found[-1]) if found else shutil.which("python3.12")
     if python312 is None:
-        pytest.fail("sam build needs python3.12 on PATH (Lambda's runtime); none was found")
+        pytest.fail("sam build needs python3.12 (Lambda's runtime) on PATH or under ~/.pyenv/versions/3.12*/bin")
     path = f"{Path(python312).parent}{os.pathsep}{os.environ['PATH']}"
-    result = _sam("build", "--build-dir", str(tmp_path / "build"), PATH=path)
+    build = tmp_path / "build"
+    result = _sam("build", "--build-dir", str(build), "--cache-dir", str(tmp_path / "cache"), PATH=path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    layer = tmp_path / "build" / "CommonLayer" / "python"
-    assert (layer / "notify" / "delivery.py").exists()
-    assert (layer / "aws_lambda_powertools").is_dir() and (layer / "kafka").is_dir()
-    for function in SETTINGS:
-        assert any((tmp_path / "build" / function).rglob("app.py")), function
+    layer = build / "CommonLayer" / "python"  # BuildMethod python3.12 puts a layer's code under python/
+    assert (layer / "notify" / "settings.py").exists()
+    assert (layer / "aws_lambda_powertools").is_dir() and (layer / "kafka").is_dir() and (layer / "pydantic").is_dir()
+    for function, props in template().resources("AWS::Serverless::Function").items():
+        module = props["Properties"]["Handler"].rpartition(".")[0]
+        assert (build / function / Path(*module.split("."))).with_suffix(".py").exists(), function
+
+
+# --- handlers and environment ----------------------------------------------------------------------------
+
+
+def test_every_function_has_a_settings_model(tpl: Template) -> None:
+    assert set(tpl.functions()) == set(SETTINGS)
 
 
 @pytest.mark.parametrize("function", sorted(SETTINGS))
-def test_every_handler_exists(function: str) -> None:
-    fn = template().functions()[function]
+def test_every_handler_resolves(tpl: Template, function: str) -> None:
+    fn = tpl.functions()[function]
     module, _, attribute = fn.handler.rpartition(".")
     assert (ROOT / fn.code_uri / Path(*module.split("."))).with_suffix(".py").exists()
-    assert callable(getattr(importlib.import_module(module), attribute))
+    # Lambda imports the handler from the function's CodeUri root; pytest's pythonpath lists each of them.
+    imported = importlib.import_module(module)
+    assert Path(imported.__file__ or "").resolve().is_relative_to((ROOT / fn.code_uri).resolve())
+    assert callable(getattr(imported, attribute))
 
 
 @pytest.mark.parametrize("function", sorted(SETTINGS))
-def test_the_template_sets_exactly_what_the_code_reads(function: str) -> None:
-    env = set(template().functions()[function].environment)
+def test_the_template_sets_exactly_what_the_code_reads(tpl: Template, function: str) -> None:
+    env = set(tpl.functions()[function].environment)
     wanted = env_names(SETTINGS[function]) - SET_BY_LAMBDA
+    assert POWERTOOLS <= env
     assert env - POWERTOOLS == wanted, f"missing {wanted - env}, unused {env - POWERTOOLS - wanted}"
+    assert not env & SET_BY_LAMBDA, "Lambda sets AWS_REGION itself; a template may not"
 
 
-def test_every_reference_in_an_environment_exists() -> None:
-    tpl = template()
-    names = set(tpl.data["Resources"]) | set(tpl.data["Parameters"])
+def test_every_reference_in_an_environment_exists(tpl: Template) -> None:
+    names = set(tpl.resources()) | set(tpl.parameters) | {"AWS::Region", "AWS::AccountId", "AWS::Partition"}
     for function in tpl.functions().values():
         for key, value in function.environment.items():
-            if isinstance(value, dict):
-                assert value.get("Ref") in names, f"{function.logical_id}.{key} refers to {value}"
+            # The local runner resolves literals and a plain Ref; keep the environment to those.
+            assert isinstance(value, str | int | float) or set(value) == {"Ref"}, f"{function.logical_id}.{key}"
+            for target in references(value):
+                assert target in names, f"{function.logical_id}.{key} refers to {target}, which does not exist"
 
 
-def test_tables_and_queues_have_the_shapes_the_adapters_use() -> None:
-    tpl = template()
-    tables = tpl.resources("AWS::DynamoDB::Table")
-
-    def keys(props: dict[str, Any]) -> list[str]:
-        return [k["AttributeName"] for k in props["KeySchema"]]
-
-    def indexes(props: dict[str, Any]) -> dict[str, list[str]]:
-        return {i["IndexName"]: keys(i) for i in props.get("GlobalSecondaryIndexes", [])}
-
-    notifications = tables["NotificationsTable"]["Properties"]
-    assert keys(notifications) == ["pk", "sk"]
-    assert indexes(notifications) == {"by-user": ["gsi1pk", "gsi1sk"]}
-    assert notifications["TimeToLiveSpecification"]["AttributeName"] == "ttl"
-    assert keys(tables["IdempotencyTable"]["Properties"]) == ["id"]  # Powertools' default key
-    assert tables["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]["AttributeName"] == "expiration"
-    assert keys(tables["TemplatesTable"]["Properties"]) == ["pk", "sk"]
-    assert indexes(tables["CampaignsTable"]["Properties"]) == {"due": ["status", "next_run_at"]}
-    assert keys(tables["ApiKeysTable"]["Properties"]) == ["pk"]
-    queues = tpl.resources("AWS::SQS::Queue")
-    redrive = queues["DelayQueue"]["Properties"]["RedrivePolicy"]
-    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
-    worker_timeout = tpl.data["Resources"]["WorkerFunction"]["Properties"]["Timeout"]
-    assert queues["DelayQueue"]["Properties"]["VisibilityTimeout"] >= 6 * worker_timeout
+def test_secrets_are_not_echoed(tpl: Template) -> None:
+    assert tpl.parameters["AuthApiToken"].get("NoEcho") is True
 
 
-def test_the_worker_is_triggered_by_kafka_and_the_delay_queue() -> None:
-    tpl = template()
+# --- tables and queues -----------------------------------------------------------------------------------
+
+
+def _target(tpl: Template, function: str, variable: str) -> str:
+    value = tpl.functions()[function].environment[variable]
+    assert isinstance(value, dict) and set(value) == {"Ref"}, f"{function}.{variable} should be a !Ref"
+    return str(value["Ref"])
+
+
+@pytest.mark.parametrize("function", sorted(SETTINGS))
+def test_tables_and_queues_in_the_settings_are_resources_of_the_right_type(tpl: Template, function: str) -> None:
+    for variable in env_names(SETTINGS[function]):
+        if variable.endswith("_TABLE"):
+            kind = "AWS::DynamoDB::Table"
+        elif variable in ("DELAY_QUEUE_URL", "DLQ_URL"):
+            kind = "AWS::SQS::Queue"  # Ref of a queue is its URL
+        else:
+            continue
+        target = _target(tpl, function, variable)
+        assert target in tpl.resources(kind), f"{function}.{variable} -> {target} is not a {kind}"
+
+
+def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
+    return [(k["AttributeName"], k["KeyType"]) for k in schema]
+
+
+TABLES: dict[str, tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]], str | None]] = {
+    # table: (key schema, GSIs, TTL attribute)
+    "NotificationsTable": (
+        [("pk", "HASH"), ("sk", "RANGE")],
+        {"by-user": [("gsi1pk", "HASH"), ("gsi1sk", "RANGE")]},
+        "ttl",
+    ),
+    "IdempotencyTable": ([("id", "HASH")], {}, "expiration"),  # Powertools' DynamoDBPersistenceLayer defaults
+    "TemplatesTable": ([("pk", "HASH"), ("sk", "RANGE")], {}, None),
+    "CampaignsTable": (
+        [("pk", "HASH"), ("sk", "RANGE")],
+        {"due": [("status", "HASH"), ("next_run_at", "RANGE")]},
+        None,
+    ),
+    "ApiKeysTable": ([("pk", "HASH")], {}, None),
+}
+
+
+@pytest.mark.parametrize("table", sorted(TABLES))
+def test_tables_have_the_keys_the_adapters_use(tpl: Template, table: str) -> None:
+    keys, indexes, ttl = TABLES[table]
+    props = tpl.properties(table)
+    assert tpl.resources()[table]["Type"] == "AWS::DynamoDB::Table"
+    assert _keys(props["KeySchema"]) == keys
+    gsis = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
+    assert {name: _keys(i["KeySchema"]) for name, i in gsis.items()} == indexes
+    assert all(i["Projection"] == {"ProjectionType": "ALL"} for i in gsis.values())
+    key_names = {name for name, _ in keys} | {name for index in indexes.values() for name, _ in index}
+    assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == dict.fromkeys(
+        key_names, "S"
+    )
+    if ttl is None:
+        assert "TimeToLiveSpecification" not in props
+    else:
+        assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_every_table_is_known_here(tpl: Template) -> None:
+    assert set(tpl.resources("AWS::DynamoDB::Table")) == set(TABLES)
+
+
+def test_the_delay_queue_redrives_to_the_dead_letter_queue(tpl: Template) -> None:
+    delay, dlq = tpl.properties("DelayQueue"), tpl.properties("DeadLetterQueue")
+    assert delay["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    worker_timeout = tpl.functions()["WorkerFunction"].properties["Timeout"]
+    assert delay["VisibilityTimeout"] >= 6 * worker_timeout  # AWS's advice for an SQS event source
+    assert dlq["MessageRetentionPeriod"] == 1209600
+    assert delay["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+
+
+# --- event sources ---------------------------------------------------------------------------------------
+
+
+def test_the_api_is_every_route_of_the_http_api(tpl: Template) -> None:
+    events = tpl.functions()["ApiFunction"].events_of_type("HttpApi").values()
+    routes = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events}
+    assert routes == {("ANY", "/"), ("ANY", "/{proxy+}")}
+    assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
+    assert tpl.resources()["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert "${HttpApi}.execute-api" in tpl.outputs["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+def test_the_worker_reads_kafka_through_msk_or_self_managed_kafka(tpl: Template) -> None:
+    mappings = tpl.event_source_mappings("WorkerFunction")
+    by_condition = {m.get("Condition"): m["Properties"] for m in mappings.values()}
+    assert set(by_condition) == {"UseMsk", "UseSelfManagedKafka"}
+    assert tpl.conditions["UseSelfManagedKafka"] == {"Fn::Not": [{"Condition": "UseMsk"}]}
+    msk, self_managed = by_condition["UseMsk"], by_condition["UseSelfManagedKafka"]
+    assert msk["EventSourceArn"] == {"Ref": "MskClusterArn"}
+    assert msk["AmazonManagedKafkaEventSourceConfig"] == {"ConsumerGroupId": CONSUMER_GROUP}
+    assert self_managed["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"] == {
+        "Fn::Split": [",", {"Ref": "KafkaBootstrapServers"}]
+    }
+    assert self_managed["SelfManagedKafkaEventSourceConfig"] == {"ConsumerGroupId": CONSUMER_GROUP}
+    for props in (msk, self_managed):
+        assert props["Topics"] == [{"Ref": "KafkaTopic"}]
+        assert props["StartingPosition"] == "TRIM_HORIZON"
     assert tpl.kafka_batch_size("WorkerFunction") == 100
-    queue, batch = tpl.sqs_event("WorkerFunction")
-    assert (queue, batch) == ("DelayQueue", 10)
-    sqs = next(e for e in tpl.functions()["WorkerFunction"].events.values() if e["Type"] == "SQS")
+    # The Kafka the functions produce to is the one the worker consumes.
+    env = tpl.functions()["WorkerFunction"].environment
+    assert env["KAFKA_TOPIC"] == {"Ref": "KafkaTopic"}
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == {"Ref": "KafkaBootstrapServers"}
+
+
+def test_the_worker_reads_the_delay_queue_with_partial_batch_failures(tpl: Template) -> None:
+    assert tpl.sqs_event("WorkerFunction") == ("DelayQueue", 10)
+    (sqs,) = tpl.functions()["WorkerFunction"].events_of_type("SQS").values()
     assert sqs["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert sqs["Properties"]["MaximumBatchingWindowInSeconds"] >= 0
+
+
+def test_the_scheduler_ticks_every_minute(tpl: Template) -> None:
     assert tpl.schedule("SchedulerFunction") == "rate(1 minute)"
 
 
-def test_sample_events_match_the_aws_shapes_and_carry_valid_jobs() -> None:
-    APIGatewayProxyEventV2Model.model_validate(load_event("api_post_event"))
-    EventBridgeModel.model_validate(load_event("schedule_tick"))
-    msk = KafkaMskEventModel.model_validate(load_event("msk_batch"))
-    for records in msk.records.values():
-        for record in records:
-            NotificationJob.model_validate_json(str(record.value))
-            assert record.headers and record.key == b"demo-user-1"
-    sqs = SqsModel.model_validate(load_event("sqs_delay_batch"))
-    for sqs_record in sqs.Records:
-        NotificationJob.model_validate_json(sqs_record.body)
+def test_kafka_parameters_match_the_settings(tpl: Template) -> None:
+    params = tpl.parameters
+    assert params["KafkaTopic"]["Default"] == "notification-jobs"
+    assert set(params["KafkaAuth"]["AllowedValues"]) == {"none", "tls", "iam"}
+    assert params["KafkaAuth"]["Default"] == "iam"
+
+
+# --- IAM -------------------------------------------------------------------------------------------------
+
+
+def _statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
+    """Every inline statement of the template, with where it is."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for name, fn in tpl.functions().items():
+        for policy in fn.properties.get("Policies", []):
+            if isinstance(policy, dict) and "Statement" in policy:
+                out += [(name, s) for s in policy["Statement"]]
+    for name, resource in tpl.resources("AWS::IAM::Policy").items():
+        out += [(name, s) for s in resource["Properties"]["PolicyDocument"]["Statement"]]
+    return out
+
+
+# Actions AWS grants on "*" only.
+STAR_ONLY = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+}
+
+
+def test_no_statement_grants_star_where_a_scope_exists(tpl: Template) -> None:
+    for where, statement in _statements(tpl):
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if "*" in resources:
+            assert set(actions) <= STAR_ONLY, f"{where}: {actions} on '*'"
+
+
+def _policy_tables(tpl: Template, function: str) -> dict[str, str]:
+    """Table logical id -> the SAM policy template that grants it."""
+    out = {}
+    for policy in tpl.functions()[function].properties.get("Policies", []):
+        for name, args in policy.items() if isinstance(policy, dict) else ():
+            if name.startswith("DynamoDB") and isinstance(args, dict):
+                out[args["TableName"]["Ref"]] = name
+    return out
+
+
+def test_each_function_may_use_the_tables_it_writes(tpl: Template) -> None:
+    assert _policy_tables(tpl, "ApiFunction") == {
+        "NotificationsTable": "DynamoDBCrudPolicy",
+        "IdempotencyTable": "DynamoDBCrudPolicy",
+        "TemplatesTable": "DynamoDBCrudPolicy",
+        "CampaignsTable": "DynamoDBCrudPolicy",
+        "ApiKeysTable": "DynamoDBReadPolicy",
+    }
+    worker = _policy_tables(tpl, "WorkerFunction")
+    assert worker["NotificationsTable"] == "DynamoDBCrudPolicy" and worker["TemplatesTable"] == "DynamoDBReadPolicy"
+    scheduler = _policy_tables(tpl, "SchedulerFunction")
+    assert scheduler["CampaignsTable"] == scheduler["NotificationsTable"] == "DynamoDBCrudPolicy"
+
+
+def test_email_may_only_be_sent_as_the_sender(tpl: Template) -> None:
+    ses = [s for where, s in _statements(tpl) if any(str(a).startswith("ses:") for a in s["Action"])]
+    assert ses and all(s["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}} for s in ses)
+
+
+def test_msk_permissions_exist_only_with_msk(tpl: Template) -> None:
+    for name, resource in tpl.resources("AWS::IAM::Policy").items():
+        actions = {a for s in resource["Properties"]["PolicyDocument"]["Statement"] for a in s["Action"]}
+        if any(a.startswith("kafka") for a in actions):
+            assert resource["Condition"] == "UseMsk", name
+
+
+# --- samconfig.toml --------------------------------------------------------------------------------------
+
+
+def test_samconfig_has_an_aws_and_a_localstack_environment() -> None:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    assert config["version"] == 0.1
+    for env in ("default", "localstack"):
+        assert config[env]["global"]["parameters"]["stack_name"] == "notification-service"
+        deploy = config[env]["deploy"]["parameters"]
+        assert deploy["capabilities"] == "CAPABILITY_IAM" and deploy["resolve_s3"] is True
+    assert config["default"]["deploy"]["parameters"]["confirm_changeset"] is True
+    overrides = config["localstack"]["deploy"]["parameters"]["parameter_overrides"]
+    names = {pair.split("=", 1)[0] for pair in overrides.split()}
+    required = {k for k, v in template().parameters.items() if "Default" not in v}
+    assert required <= names, f"localstack does not set {required - names}"
+
+
+def test_the_cfn_loader_reads_every_short_form() -> None:
+    text = (
+        "A: !Ref X\nB: !GetAtt Q.Arn\nC: !Sub ['${a}', {a: !Ref Y}]\n"
+        "D: !If [C, 1, !Ref AWS::NoValue]\nE: !Condition C\n"
+    )
+    assert load_yaml(text) == {
+        "A": {"Ref": "X"},
+        "B": {"Fn::GetAtt": ["Q", "Arn"]},
+        "C": {"Fn::Sub": ["${a}", {"a": {"Ref": "Y"}}]},
+        "D": {"Fn::If": ["C", 1, {"Ref": "AWS::NoValue"}]},
+        "E": {"Condition": "C"},
+    }
+    assert sorted(references(load_yaml(text))) == ["AWS::NoValue", "Q", "X", "Y"]

@@ -1,0 +1,196 @@
+"""The sample events in events/ have AWS's shapes, carry valid jobs, and match the builders in tests/support."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.parser.models import (
+    APIGatewayProxyEventV2Model,
+    EventBridgeModel,
+    KafkaMskEventModel,
+    KafkaSelfManagedEventModel,
+    SqsModel,
+)
+from notify.jobs import job_id
+from notify.models import JOB_SCHEMA_VERSION, EventRequest, NotificationJob
+from pydantic import BaseModel
+
+from tests.support.events import (
+    event_names,
+    load_event,
+    msk_batch,
+    scheduled_event,
+    self_managed_kafka_batch,
+    sqs_batch,
+)
+
+MODELS: dict[str, type[BaseModel]] = {
+    "api_post_event": APIGatewayProxyEventV2Model,
+    "msk_batch": KafkaMskEventModel,
+    "msk_batch_selfmanaged": KafkaSelfManagedEventModel,
+    "sqs_delay_batch": SqsModel,
+    "schedule_tick": EventBridgeModel,
+}
+
+
+def test_every_sample_event_is_known_here() -> None:
+    assert event_names() == sorted(MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sample_events_parse_with_the_powertools_models(name: str) -> None:
+    MODELS[name].model_validate(load_event(name))
+
+
+def test_load_event_returns_a_fresh_copy() -> None:
+    event = load_event("msk_batch")
+    event["records"].clear()
+    assert load_event("msk_batch")["records"]
+
+
+def _check_job(raw: str | bytes, user_id: str) -> NotificationJob:
+    job = NotificationJob.model_validate_json(raw)
+    assert job.schema_version == JOB_SCHEMA_VERSION
+    assert uuid.UUID(job.event_id).version == 4
+    assert job.job_id == job_id(job.event_id, job.user_id, job.channel)  # deterministic, never random
+    assert (job.event_type, job.template_key, job.channel.value, job.user_id) == (
+        "user_registered",
+        "user_registered",
+        "email",
+        user_id,
+    )
+    assert job.expires_at is not None and job.expires_at > datetime.now(UTC)  # never expired when a test runs
+    return job
+
+
+def test_the_api_event_posts_a_valid_event() -> None:
+    event = APIGatewayProxyEventV2Model.model_validate(load_event("api_post_event"))
+    assert (event.requestContext.http.method, event.rawPath) == ("POST", "/api/v1/events")
+    assert event.headers["x-api-key"] == "local-dev-key"
+    assert event.headers["content-type"] == "application/json"
+    assert event.body is not None and not event.isBase64Encoded
+    request = EventRequest.model_validate_json(str(event.body))
+    assert request.event_type == "user_registered" and request.recipients.user_ids == ["demo-user-1"]
+    # The proxy route of the HTTP API delivers the path as {proxy}.
+    assert event.pathParameters == {"proxy": "api/v1/events"}
+
+
+@pytest.mark.parametrize(("name", "user_id"), [("msk_batch", "demo-user-1"), ("msk_batch_selfmanaged", "demo-user-3")])
+def test_the_kafka_batches_carry_valid_jobs_keyed_by_user(name: str, user_id: str) -> None:
+    model = MODELS[name].model_validate(load_event(name))
+    assert isinstance(model, KafkaMskEventModel | KafkaSelfManagedEventModel)
+    assert list(model.records) == ["notification-jobs-0"]
+    for records in model.records.values():
+        for record in records:
+            _check_job(str(record.value), user_id)  # the parser model base64-decodes the value
+            assert record.key == user_id.encode()
+            assert record.headers == [{"kind": b"job"}, {"schema_version": b"1"}]
+
+
+def test_the_sqs_batch_carries_a_valid_job_with_a_true_checksum() -> None:
+    event = load_event("sqs_delay_batch")
+    model = SqsModel.model_validate(event)
+    (record,) = model.Records
+    body = str(record.body)
+    _check_job(body, "demo-user-2")
+    assert record.md5OfBody == hashlib.md5(body.encode()).hexdigest()  # noqa: S324
+    assert record.eventSourceARN.endswith("DelayQueue")
+
+
+def test_the_samples_carry_different_jobs() -> None:
+    msk = load_event("msk_batch")["records"]["notification-jobs-0"][0]["value"]
+    smk = load_event("msk_batch_selfmanaged")["records"]["notification-jobs-0"][0]["value"]
+    sqs = load_event("sqs_delay_batch")["Records"][0]["body"]
+    ids = {json.loads(base64.b64decode(v))["job_id"] for v in (msk, smk)} | {json.loads(sqs)["job_id"]}
+    assert len(ids) == 3
+
+
+def test_the_schedule_tick_is_a_scheduled_event() -> None:
+    event = EventBridgeModel.model_validate(load_event("schedule_tick"))
+    assert (event.source, event.detail_type) == ("aws.events", "Scheduled Event")
+
+
+# --- the builders make exactly the shapes of the files ---------------------------------------------------
+
+
+def _shape(value: Any) -> Any:
+    """The keys and types of ``value``, not its values."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return type(value).__name__
+
+
+def _first_value(event: dict[str, Any]) -> bytes:
+    return base64.b64decode(event["records"]["notification-jobs-0"][0]["value"])
+
+
+def test_msk_batch_builds_the_sample_exactly() -> None:
+    sample = load_event("msk_batch")
+    record = sample["records"]["notification-jobs-0"][0]
+    built = msk_batch(
+        [_first_value(sample)],
+        keys=["demo-user-1"],
+        headers=[("kind", "job"), ("schema_version", "1")],
+        first_offset=record["offset"],
+        timestamp_ms=record["timestamp"],
+    )
+    assert built == sample
+
+
+def test_self_managed_kafka_batch_builds_the_sample_exactly() -> None:
+    sample = load_event("msk_batch_selfmanaged")
+    record = sample["records"]["notification-jobs-0"][0]
+    built = self_managed_kafka_batch(
+        [_first_value(sample).decode()],
+        keys=[b"demo-user-3"],
+        headers={"kind": b"job", "schema_version": b"1"},
+        first_offset=record["offset"],
+        timestamp_ms=record["timestamp"],
+    )
+    assert built == sample
+
+
+def test_kafka_batches_of_many_values_parse() -> None:
+    values: list[bytes | str] = [b"one", "two", "tr\u00e8s"]
+    event = msk_batch(values, keys=[b"k1", None, "k3"], partition=2, first_offset=10)
+    parsed = KafkaMskEventModel.model_validate(event).records["notification-jobs-2"]
+    assert [r.offset for r in parsed] == [10, 11, 12]
+    assert [r.key for r in parsed] == [b"k1", None, b"k3"]
+    assert [r.value for r in parsed] == ["one", "two", "tr\u00e8s"]
+    assert KafkaSelfManagedEventModel.model_validate(self_managed_kafka_batch(values))
+    with pytest.raises(ValueError):
+        msk_batch(values, keys=[b"k1"])
+
+
+def test_kafka_builders_carry_any_bytes() -> None:
+    # Powertools' parser models reject a value that is not UTF-8; the builders must still deliver it, as
+    # Lambda does, so poison records can be tested.
+    event = msk_batch([b"\x00\xff"])
+    assert base64.b64decode(event["records"]["notification-jobs-0"][0]["value"]) == b"\x00\xff"
+
+
+def test_sqs_batch_has_the_shape_of_the_sample() -> None:
+    sample = load_event("sqs_delay_batch")
+    built = sqs_batch([sample["Records"][0]["body"], b"second"], message_attributes={"kind": "job"})
+    assert _shape(built) == _shape(sample)
+    first = built["Records"][0]
+    assert {k: first[k] for k in ("body", "md5OfBody", "messageAttributes", "eventSourceARN", "awsRegion")} == {
+        k: sample["Records"][0][k] for k in ("body", "md5OfBody", "messageAttributes", "eventSourceARN", "awsRegion")
+    }
+    model = SqsModel.model_validate(built)
+    assert len({r.messageId for r in model.Records}) == 2
+
+
+def test_scheduled_event_has_the_shape_of_the_sample() -> None:
+    sample = load_event("schedule_tick")
+    built = scheduled_event(datetime(2026, 11, 24, 12, 1, tzinfo=UTC))
+    assert _shape(built) == _shape(sample)
+    assert {k: v for k, v in built.items() if k != "id"} == {k: v for k, v in sample.items() if k != "id"}
