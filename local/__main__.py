@@ -7,9 +7,14 @@ import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
+from typing import Optional
 
 from local.processes import port_open
 from local.stack import Config, LocalStack
+
+log = logging.getLogger("local")
 
 
 def _busy(config: Config) -> list[str]:
@@ -19,12 +24,22 @@ def _busy(config: Config) -> list[str]:
     return [f"{name}={port}" for name, port in ports.items() if port_open(port)]
 
 
-def _banner(stack: LocalStack) -> str:
+def _running_pid(pid_file: Path) -> Optional[int]:
+    """The pid in the lock file, if that process still runs."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def _banner(stack: LocalStack, seconds: float) -> str:
     c = stack.config
     return "\n".join(
         [
             "",
-            "Notification service: local stack is up",
+            f"Notification service: local stack is up (started in {seconds:.1f} s)",
             f"  API               {stack.api_url}   (X-API-Key: {c.api_key})",
             f"  Swagger UI        {stack.api_url}/docs",
             f"  OpenAPI           {stack.api_url}/openapi.json",
@@ -45,9 +60,9 @@ def main() -> int:
     config = Config.from_env()
     busy = _busy(config)
     if busy:
-        pid_file = config.state_dir / "pid"
-        owner = f" (a local stack with pid {pid_file.read_text().strip()} may be running)" if pid_file.exists() else ""
-        print(f"make local: ports already in use: {', '.join(busy)}{owner}.", file=sys.stderr)
+        pid = _running_pid(config.state_dir / "pid")
+        owner = f" by the local stack already running as pid {pid}" if pid else ""
+        print(f"make local: ports already in use{owner}: {', '.join(busy)}.", file=sys.stderr)
         print(
             "Stop the other stack, or choose other ports with API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT.",
             file=sys.stderr,
@@ -55,13 +70,32 @@ def main() -> int:
         return 2
     stack = LocalStack(config)
     stopped = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not stopped.is_set() and not started.is_set():
+            stopped.set()
+            raise KeyboardInterrupt  # interrupt the start-up; `finally` stops what already runs
+        stopped.set()
+
+    started = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopped.set())
+        signal.signal(sig, on_signal)
+    began = time.monotonic()
     try:
         stack.start()
+        started.set()
         (config.state_dir / "pid").write_text(str(os.getpid()))
-        print(_banner(stack), flush=True)
-        stopped.wait()
+        print(_banner(stack, time.monotonic() - began), flush=True)
+        while not stopped.wait(1.0):
+            if dead := stack.dead_peers():
+                print(f"make local: {', '.join(dead)} exited; see {config.state_dir}/*.log", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        log.exception("the local stack could not start")
+        print(f"make local: could not start: {exc} (logs in {config.state_dir}/)", file=sys.stderr)
+        return 1
     finally:
         print("stopping the local stack…", file=sys.stderr, flush=True)
         stack.stop()

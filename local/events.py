@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Optional
+from urllib.parse import unquote_plus
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -29,8 +30,6 @@ def http_api_event(
     params: dict[str, str] = {}
     for pair in filter(None, query.split("&")):
         key, _, value = pair.partition("=")
-        from urllib.parse import unquote_plus
-
         key, value = unquote_plus(key), unquote_plus(value)
         params[key] = f"{params[key]},{value}" if key in params else value
     now = datetime.now(UTC)

@@ -47,9 +47,12 @@ class Gateway:
         path, _, query = request.path.partition("?")
         length = int(request.headers.get("content-length") or 0)
         body = request.rfile.read(length) if length else None
-        event = http_api_event(
-            request.command, path, query, dict(request.headers.items()), body, request.client_address[0]
-        )
+        headers: dict[str, str] = {}
+        for name, value in request.headers.items():  # API Gateway joins repeated headers
+            name = name.lower()
+            separator = "; " if name == "cookie" else ","
+            headers[name] = f"{headers[name]}{separator}{value}" if name in headers else value
+        event = http_api_event(request.command, path, query, headers, body, request.client_address[0])
         try:
             result = self._function.invoke(event)
         except Exception:  # the handler crashed: API Gateway answers 500

@@ -39,13 +39,14 @@ class LambdaContext:
 class Function:
     """A handler loaded by its ``module.attribute`` path, invoked one event at a time."""
 
-    def __init__(self, name: str, handler: str, timeout_seconds: int = 30) -> None:
+    def __init__(self, name: str, handler: str, timeout_seconds: int = 30, memory_mb: int = 512) -> None:
         module, _, attribute = handler.rpartition(".")
         self.name = name
         self._handler: Callable[[dict[str, Any], Any], Any] = getattr(importlib.import_module(module), attribute)
         self._timeout = timeout_seconds
+        self._memory = memory_mb
         self._lock = threading.Lock()  # one container: Lambda never runs two events in one at once
 
     def invoke(self, event: dict[str, Any]) -> Any:
         with self._lock:
-            return self._handler(event, LambdaContext(self.name, self._timeout))
+            return self._handler(event, LambdaContext(self.name, self._timeout, self._memory))

@@ -38,13 +38,14 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 @dataclass
 class Process:
-    """A peer we started: stopped (with its process group) by ``stop``."""
+    """A peer process on a fixed port: ``start`` spawns it and waits until it serves; ``stop`` ends its group."""
 
     name: str
     port: int
     popen: Optional[subprocess.Popen[bytes]]
     command: list[str]
     log_path: Optional[Path]
+    ready: Optional[Callable[[], bool]] = None  # beyond an open port
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -61,7 +62,13 @@ class Process:
         if self.popen is not None and self.popen.poll() is None:
             return
         self.popen = _spawn(self.command, self.log_path)
-        wait_for(lambda: port_open(self.port), self.name)
+        wait_for(self._serving, self.name)
+
+    def _serving(self) -> bool:
+        if self.popen is not None and self.popen.poll() is not None:
+            log = f"; see {self.log_path}" if self.log_path else ""
+            raise RuntimeError(f"{self.name} exited with status {self.popen.returncode}{log}")
+        return port_open(self.port) and (self.ready is None or self.ready())
 
     @property
     def pid(self) -> Optional[int]:
@@ -73,12 +80,10 @@ def _spawn(command: list[str], log_path: Optional[Path]) -> subprocess.Popen[byt
     return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
-def start_moto(port: int = 0, log_path: Optional[Path] = None) -> Process:
-    """moto in server mode: every AWS API over real HTTP on 127.0.0.1:``port``."""
+def moto_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """moto in server mode (every AWS API over real HTTP on 127.0.0.1:``port``), not yet started."""
     port = port or free_port()
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    process = Process("moto server", port, None, command, log_path)
-    process.start()
 
     def ready() -> bool:
         try:
@@ -87,7 +92,13 @@ def start_moto(port: int = 0, log_path: Optional[Path] = None) -> Process:
         except OSError:
             return False
 
-    wait_for(ready, "moto server")
+    return Process("moto server", port, None, command, log_path, ready)
+
+
+def start_moto(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """moto server, started and serving."""
+    process = moto_process(port, log_path)
+    process.start()
     return process
 
 
@@ -100,8 +111,8 @@ def tansu_binary() -> str:
     return str(path)
 
 
-def start_tansu(port: int = 0, log_path: Optional[Path] = None) -> Process:
-    """Tansu, a Kafka-compatible broker, in memory on 127.0.0.1:``port``."""
+def tansu_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """Tansu, a Kafka-compatible broker, in memory on 127.0.0.1:``port``, not yet started."""
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     command = [
@@ -114,6 +125,11 @@ def start_tansu(port: int = 0, log_path: Optional[Path] = None) -> Process:
         "--storage-engine",
         "memory://tansu/",
     ]
-    process = Process("Kafka (Tansu)", port, None, command, log_path)
+    return Process("Kafka (Tansu)", port, None, command, log_path)
+
+
+def start_tansu(port: int = 0, log_path: Optional[Path] = None) -> Process:
+    """Tansu, started and accepting connections."""
+    process = tansu_process(port, log_path)
     process.start()
     return process

@@ -17,11 +17,12 @@ from local.infra import (
     create_topic,
     function_environments,
     merged_environment,
+    resolve,
     verify_sender,
 )
 from local.invoke import Function
 from local.mappings import KafkaMapping, Schedule, SqsMapping, rate_seconds
-from local.processes import Process, free_port, start_moto, start_tansu
+from local.processes import Process, free_port, moto_process, tansu_process
 
 log = logging.getLogger("local.stack")
 
@@ -59,6 +60,7 @@ class Config:
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
+            state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
         )
 
     @classmethod
@@ -109,9 +111,12 @@ class LocalStack:
         """moto server, Kafka and the Auth service; AWS clients in this process point at moto."""
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        self.moto = start_moto(self.config.moto_port, state / "moto.log")
+        # Kept before they are waited on, so that `stop` ends them even if start-up is interrupted.
+        self.moto = moto_process(self.config.moto_port, state / "moto.log")
+        self.moto.start()
         if self.config.kafka_bootstrap is None:
-            self.kafka = start_tansu(self.config.kafka_port, state / "tansu.log")
+            self.kafka = tansu_process(self.config.kafka_port, state / "tansu.log")
+            self.kafka.start()
         self.auth.start()
         os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=self.endpoint)
 
@@ -139,26 +144,29 @@ class LocalStack:
             hash_key(self.config.api_key), "local-dev", ["admin"], iso(utc_now())
         )
 
+    def function(self, logical_id: str) -> Function:
+        """A handler loaded as Lambda would, with the template's timeout and memory size."""
+        spec = self.template.functions()[logical_id]
+        return Function(logical_id, spec.handler, spec.timeout, spec.memory_size)
+
     def start_functions(self) -> None:
         """Load the handlers and wire their triggers, as template.yaml describes them."""
         assert self.infra is not None
-        functions = self.template.functions()
-        api = Function("ApiFunction", functions["ApiFunction"].handler)
-        worker = Function("WorkerFunction", functions["WorkerFunction"].handler, 120)
-        scheduler = Function("SchedulerFunction", functions["SchedulerFunction"].handler, 55)
+        api, worker, scheduler = (self.function(f) for f in ("ApiFunction", "WorkerFunction", "SchedulerFunction"))
         self.gateway = Gateway(api, self.config.api_port)
         self.gateway.start()
         if not self.config.with_mappings:
             return
         queue, sqs_batch = self.template.sqs_event("WorkerFunction")
+        kafka = self.template.kafka_source("WorkerFunction", self.infra.parameters)
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
         self._loops = [
             KafkaMapping(
                 worker,
                 self.bootstrap,
-                os.environ["KAFKA_TOPIC"],
-                "notification-worker",
-                self.template.kafka_batch_size("WorkerFunction"),
+                resolve(kafka.topic, self.infra),
+                kafka.consumer_group,
+                kafka.batch_size,
             ),
             SqsMapping(worker, self.infra.queues[queue], self.infra.queue_arns[queue], sqs_batch),
             Schedule(scheduler, seconds),
@@ -172,6 +180,10 @@ class LocalStack:
         self.seed()
         self.start_functions()
         return self
+
+    def dead_peers(self) -> list[str]:
+        """The peer processes this stack started that have exited since."""
+        return [p.name for p in (self.moto, self.kafka) if p is not None and p.popen and p.popen.poll() is not None]
 
     def stop(self) -> None:
         for loop in self._loops:

@@ -68,8 +68,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
     roots = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
-    env.update(ports, SCHEDULE_SECONDS="5", PYTHONPATH=os.pathsep.join(str(ROOT / r) for r in roots))
-    log = (tmp_path_factory.mktemp("e2e") / "local.log").open("w")
+    state = tmp_path_factory.mktemp("e2e")  # logs and the pid file, away from a `make local` of the developer's
+    env.update(ports, SCHEDULE_SECONDS="5", LOCAL_STATE_DIR=str(state))
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in roots)
+    log = (state / "local.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
     )
@@ -187,7 +189,8 @@ def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
         [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
     )
     assert second.returncode == 2
-    assert "already in use" in second.stderr
+    assert f"already running as pid {stack.process.pid}" in second.stderr
+    assert f"API_PORT={stack.api.rsplit(':', 1)[1]}" in second.stderr
 
 
 def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
