@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -46,6 +46,7 @@ class Process:
     command: list[str]
     log_path: Optional[Path]
     ready: Optional[Callable[[], bool]] = None  # beyond an open port
+    after_start: list[Callable[[], None]] = field(default_factory=list)  # e.g. re-create state lost in a restart
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -63,6 +64,8 @@ class Process:
             return
         self.popen = _spawn(self.command, self.log_path)
         wait_for(self._serving, self.name)
+        for hook in self.after_start:
+            hook()
 
     def _serving(self) -> bool:
         if self.popen is not None and self.popen.poll() is not None:

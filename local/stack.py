@@ -127,6 +127,8 @@ class LocalStack:
         env = merged_environment(self.environments)
         os.environ.update(env)
         create_topic(self.bootstrap, env["KAFKA_TOPIC"])
+        if self.kafka is not None:  # Tansu keeps topics in memory: a restarted broker gets it again
+            self.kafka.after_start.append(lambda: create_topic(self.bootstrap, env["KAFKA_TOPIC"]))
         verify_sender(env["SENDER_EMAIL"])
         return env
 

@@ -54,6 +54,8 @@ class Stack:
             status, body = self.call("GET", f"/api/v1/notifications/{job_id}")
             if status == 200 and body["status"] == want:
                 return dict(body)
+            if status == 200 and body["status"] in ("FAILED", "EXPIRED", "SKIPPED"):
+                break  # final: waiting longer cannot help
             time.sleep(0.5)
         raise AssertionError(f"{job_id} never became {want}: {body}")
 
@@ -113,6 +115,26 @@ def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack)
     assert emails[0]["subject"] == "Welcome, Ada! Please confirm your email"
     status, history = stack.call("GET", "/api/v1/users/demo-user-1/notifications")
     assert status == 200 and job_id in [item["job_id"] for item in history["items"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the default user_registered template tests `first_name` under StrictUndefined: "
+    "'first_name' is undefined when the optional field is omitted (layers/common/notify/default_templates.py)",
+)
+def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: Stack) -> None:
+    status, accepted = stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "user_registered",
+            "payload": {"confirmation_url": "https://example.com/confirm/no-name"},
+            "recipients": {"user_ids": ["demo-user-2"]},
+        },
+    )
+    assert status == 202
+    job = stack.wait_status(accepted["job_ids"][0], "SENT", timeout=30)
+    assert job["last_error"] is None
 
 
 def test_a_segment_event_reaches_every_demo_user_once(stack: Stack) -> None:
