@@ -59,6 +59,13 @@ class PermanentError(DeliveryError):
     """Retrying cannot help: rejected address, missing template, unknown user."""
 
 
+class TemplateFailed(PermanentError):
+    """A template could not be rendered: a syntax error, an exception it raised, or a broken render budget.
+
+    The worker fails the job permanently with reason ``template_error``; a preview answers 422.
+    """
+
+
 class IngestUnavailable(NotifyError):
     """Neither Kafka nor the fallback queue took the jobs; nothing was accepted."""
 
