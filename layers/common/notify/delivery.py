@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import logging
 import math
 import random
 from collections.abc import Callable, Mapping
@@ -15,7 +17,7 @@ from pydantic import ValidationError
 
 from notify.catalog import EVENT_TYPES
 from notify.clock import Clock, iso
-from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
+from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TemplateFailed, TransientError
 from notify.fanout import FanoutService
 from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
@@ -34,6 +36,12 @@ from notify.ports import (
 )
 from notify.rendering import locale_chain, render
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
+
+log = logging.getLogger(__name__)
+
+# A dead letter keeps at most this much of a raw record (SQS takes 256 KiB per message, base64 adds a third).
+MAX_RAW_BYTES = 96 * 1024
+MAX_ERROR_CHARS = 2000
 
 
 class Outcome(str, Enum):
@@ -64,10 +72,17 @@ class InvalidJob(ValueError):
 
 def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
     """Parse a Kafka value or SQS body; refuse unknown schema versions."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidJob(f"not UTF-8 text: {exc}") from None
     try:
         data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except ValueError as exc:
         raise InvalidJob(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidJob("not a job: JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise InvalidJob("not a JSON object")
     version = data.get("schema_version")
@@ -124,25 +139,44 @@ class DeliveryService:
     # -- entry points ----------------------------------------------------------------
 
     def handle_raw(self, raw: str | bytes, source: str) -> Result:
-        """Parse and deliver one record; a record that is not a job goes to the DLQ."""
+        """Parse and deliver one record. Whatever it holds, it ends in a recorded outcome or in the DLQ.
+
+        Only :class:`StoreUnavailable` escapes (the outcome could not be recorded): the caller reports that
+        record alone for a retry. Any other exception dead-letters the record with its raw bytes and the reason,
+        so no record can stop the records behind it.
+        """
         try:
             message = parse_message(raw)
         except InvalidJob as exc:
-            text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-            self._dead_letter(DeadLetter("invalid_job", str(exc), 0, raw=text[:200_000], source=source))
+            self._dead_letter(raw_letter("invalid_job", str(exc), raw, source))
             return Result(Outcome.DEAD_LETTERED, None)
-        if isinstance(message, FanoutTask):
-            if self._fanout is None:
-                self._dead_letter(DeadLetter("unsupported", "this worker does not fan out", 0, raw=str(raw)))
-                return Result(Outcome.DEAD_LETTERED, None)
-            page = self._fanout.handle(message)
-            outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
-            return Result(outcome, None, page.jobs)
-        return Result(self.handle(message), message)
+        try:
+            if isinstance(message, FanoutTask):
+                if self._fanout is None:
+                    raise PermanentError("this worker does not fan out")
+                page = self._fanout.handle(message)
+                outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
+                return Result(outcome, None, page.jobs)
+            return Result(self.handle(message), message)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - isolation: one record must never stop the batch
+            log.exception("a record made the worker raise; it is dead-lettered")
+            self._dead_letter(raw_letter("internal_error", _describe(exc), raw, source))
+            return Result(Outcome.DEAD_LETTERED, message if isinstance(message, NotificationJob) else None)
+
+    def dead_letter_raw(self, reason: str, error: str, raw: str | bytes, source: str) -> None:
+        """Dead-letter a record the trigger could not even hand over as bytes."""
+        self._dead_letter(raw_letter(reason, error, raw, source))
 
     def handle(self, job: NotificationJob) -> Outcome:
         """Run the pipeline for one job."""
         now = self._clock()
+        due = job.due_at()
+        if job.waiting and due is not None and due > now and (job.expires_at is None or job.expires_at > due):
+            # A hop of a long wait already recorded as SCHEDULED/RETRYING: park it again, write nothing.
+            self._enqueue(job, math.ceil((due - now).total_seconds()))
+            return Outcome.SCHEDULED
         claim = self._store.claim(job, now, self._settings.lease_seconds)
         if claim.outcome is ClaimOutcome.DUPLICATE:
             if claim.current is not None and not claim.current.terminal:
@@ -160,19 +194,30 @@ class DeliveryService:
         due = job.due_at()
         if due is not None and due > now:
             wait = math.ceil((due - now).total_seconds())
-            self._enqueue(job, wait)
+            self._enqueue(job.model_copy(update={"waiting": True}), wait)
             self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
             return Outcome.SCHEDULED
+        sending = False
         try:
             profile = self._recipient(job)
             message = self._render(job, profile)
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
+            sending = True
             provider_id = self._send(job, profile, message)
         except TransientError as exc:
             return self._retry(job, token, str(exc))
+        except TemplateFailed as exc:
+            return self._fail(job, token, "template_error", str(exc))
         except (PermanentError, NotFound) as exc:
             return self._fail(job, token, "permanent_error", str(exc))
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug or a peer's nonsense fails this job, not the batch
+            log.exception("delivering job %s raised", job.job_id)
+            # Raised while sending, the provider may have taken it: never send again, let an operator decide.
+            reason = "outcome_unknown" if sending else "internal_error"
+            return self._fail(job, token, reason, _describe(exc))
         self._transition(
             job,
             Status.SENT,
@@ -250,7 +295,9 @@ class DeliveryService:
         if policy.exhausted(job.attempt - job.retry_base):
             return self._fail(job, token, "attempts_exhausted", f"gave up after {job.attempt + 1} attempts: {error}")
         wait = policy.delay(job.attempt, self._rand)
-        nxt = job.model_copy(update={"attempt": job.attempt + 1, "not_before": self._clock() + timedelta(seconds=wait)})
+        nxt = job.model_copy(
+            update={"attempt": job.attempt + 1, "not_before": self._clock() + timedelta(seconds=wait), "waiting": True}
+        )
         if nxt.expires_at is not None and nxt.not_before is not None and nxt.not_before >= nxt.expires_at:
             self._transition(job, Status.EXPIRED, token, error=f"would expire before the next attempt: {error}")
             return Outcome.EXPIRED
@@ -260,7 +307,8 @@ class DeliveryService:
 
     def _fail(self, job: NotificationJob, token: str, reason: str, error: str) -> Outcome:
         # The DLQ first: a failed write after it can only duplicate the letter, never lose it.
-        self._dead_letter(DeadLetter(reason, error, job.attempt, job=job.model_dump(mode="json"), source="worker"))
+        job_data = job.model_dump(mode="json", exclude={"waiting"})
+        self._dead_letter(DeadLetter(reason, error, job.attempt, job=job_data, source="worker"))
         self._transition(job, Status.FAILED, token, error=error, detail={"reason": reason})
         return Outcome.FAILED
 
@@ -274,6 +322,8 @@ class DeliveryService:
         error: Optional[str] = None,
         detail: Optional[dict[str, Any]] = None,
     ) -> bool:
+        if error is not None and len(error) > MAX_ERROR_CHARS:
+            error = error[:MAX_ERROR_CHARS] + "…"
         return self._store.transition(job, status, self._clock(), token, attempt=attempt, error=error, detail=detail)
 
     def _enqueue(self, job: NotificationJob, wait_seconds: int) -> None:
@@ -288,6 +338,37 @@ class DeliveryService:
             self._dlq.send(stamped)
         except DeliveryError as exc:
             raise StoreUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+
+
+def raw_letter(reason: str, error: str, raw: str | bytes, source: str) -> DeadLetter:
+    """A dead letter for a record that is not (or could not be handled as) a job: its raw bytes and the reason.
+
+    Text is kept as text; bytes that are not UTF-8 are kept base64-encoded in ``raw_base64``. Both are cut at
+    :data:`MAX_RAW_BYTES` (``raw_size`` says how big the record was).
+    """
+    data = raw.encode() if isinstance(raw, str) else bytes(raw)
+    kept = data[:MAX_RAW_BYTES]
+    text: Optional[str] = None
+    try:
+        text = kept.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    if text is not None and len(json.dumps(text)) > 2 * MAX_RAW_BYTES:
+        text = None  # mostly escapes (control characters): base64 is smaller
+    encoded = None if text is not None else base64.b64encode(kept).decode()
+    return DeadLetter(
+        reason,
+        error[:MAX_ERROR_CHARS],
+        0,
+        raw=text,
+        raw_base64=encoded,
+        raw_size=len(data),
+        source=source,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
 def _reaches(contact: Contact, channel: Channel) -> bool:

@@ -45,9 +45,11 @@ class DeadLetter:
     error: str
     attempt: int
     job: Optional[dict[str, Any]] = None
-    raw: Optional[str] = None
+    raw: Optional[str] = None  # a record that is not a job, as text
     source: str = ""
     failed_at: str = ""
+    raw_base64: Optional[str] = None  # ... or base64 when it is not UTF-8
+    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.delivery.MAX_RAW_BYTES)
 
 
 class DeadLetterQueue(Protocol):
