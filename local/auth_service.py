@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 
 @dataclass
@@ -22,6 +22,9 @@ class Faults:
     status: Optional[int] = None
     requests: int = 0
     user_requests: dict[str, int] = field(default_factory=dict)
+    # A peer that answers nonsense: the profile of these users is answered 200 with these exact bytes.
+    raw_answers: dict[str, bytes] = field(default_factory=dict)
+    paths: list[str] = field(default_factory=list)  # every request's path, as sent (still percent-encoded)
 
 
 class AuthService:
@@ -80,9 +83,11 @@ class AuthService:
             return self.faults.status, {"error": "injected fault"}
         if self.token and authorization != f"Bearer {self.token}":
             return 401, {"error": "missing or invalid service token"}
-        if path.startswith("/api/v1/users/"):
-            user_id = path.removeprefix("/api/v1/users/")
+        if path.startswith("/api/v1/users/") and "/" not in path.removeprefix("/api/v1/users/"):
+            user_id = unquote(path.removeprefix("/api/v1/users/"))
             self.faults.user_requests[user_id] = self.faults.user_requests.get(user_id, 0) + 1
+            if user_id in self.faults.raw_answers:
+                return 200, self.faults.raw_answers[user_id]
             user = self.users.get(user_id)
             return (200, user) if user else (404, {"error": f"user {user_id} not found"})
         if path == "/api/v1/users":
@@ -107,8 +112,9 @@ class AuthService:
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
                 url = urlparse(self.path)
+                service.faults.paths.append(self.path)
                 status, body = service._answer(url.path, parse_qs(url.query), self.headers.get("authorization", ""))
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(data)))

@@ -78,3 +78,23 @@ def test_a_bare_job_moved_by_sqs_redrive_is_listed_and_redriven() -> None:
     assert (listed["reason"], listed["job_id"], listed["receive_count"]) == ("max_receives_exceeded", job.job_id, 5)
     assert service.redrive()["redriven"] == [job.job_id]
     assert world.service.handle(world.queue.sent[-1][0]) is Outcome.SENT
+
+
+def test_a_kafka_event_source_failure_record_is_a_letter_that_names_the_records() -> None:
+    from notify.dlq import letter_view
+    from notify.ports import ReceivedLetter
+
+    body = {
+        "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+        "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+        "version": "1.0",
+        "timestamp": "2026-11-25T10:00:00.000Z",
+        "KafkaBatchInfo": {
+            "batchSize": 2,
+            "recordsInfo": {"jobs-0": {"firstRecordOffset": "7", "lastRecordOffset": "8"}},
+        },
+    }
+    view = letter_view(ReceivedLetter("m1", "r1", body, "1795492800000", 1))
+    assert view["reason"] == "kafka_event_source_gave_up" and view["attempt"] == 6
+    assert "RetryAttemptsExhausted" in view["error"] and "jobs-0 offsets 7-8" in view["error"]
+    assert view["kafka"] == {"jobs-0": {"firstRecordOffset": "7", "lastRecordOffset": "8"}}

@@ -192,6 +192,9 @@ class DeliveryService:
             self._transition(job, Status.EXPIRED, token, error=f"expired at {iso(job.expires_at)}")
             return Outcome.EXPIRED
         due = job.due_at()
+        if due is not None and job.expires_at is not None and due >= job.expires_at:
+            self._transition(job, Status.EXPIRED, token, error=f"due at {iso(due)}, after it expires")
+            return Outcome.EXPIRED
         if due is not None and due > now:
             wait = math.ceil((due - now).total_seconds())
             self._enqueue(job.model_copy(update={"waiting": True}), wait)

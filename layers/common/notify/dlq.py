@@ -17,7 +17,26 @@ REDRIVE_VISIBILITY_SECONDS = 60
 
 
 def envelope(body: dict[str, Any]) -> dict[str, Any]:
-    """A letter's body; a bare job or task (moved by SQS's own redrive policy) gets an envelope."""
+    """A letter's body in the worker's shape, whoever wrote it.
+
+    A bare job or task was moved here by the delay queue's own redrive policy; an invocation record with
+    ``KafkaBatchInfo`` was sent by a Kafka event source that gave up on records (its on-failure destination):
+    it names the records (partition and offsets), which stay in Kafka until the topic's retention drops them.
+    """
+    if "KafkaBatchInfo" in body and "requestContext" in body:
+        context, batch = body.get("requestContext") or {}, body.get("KafkaBatchInfo") or {}
+        where = ", ".join(
+            f"{partition} offsets {info.get('firstRecordOffset')}-{info.get('lastRecordOffset')}"
+            for partition, info in (batch.get("recordsInfo") or {}).items()
+        )
+        return {
+            "reason": "kafka_event_source_gave_up",
+            "error": f"{context.get('condition')} after {context.get('approximateInvokeCount')} invocations: {where}",
+            "attempt": context.get("approximateInvokeCount"),
+            "failed_at": body.get("timestamp"),
+            "source": "kafka-event-source",
+            "kafka": batch.get("recordsInfo"),
+        }
     if "schema_version" in body and "reason" not in body:
         return {
             "reason": "max_receives_exceeded",
@@ -49,6 +68,9 @@ def letter_view(letter: ReceivedLetter) -> dict[str, Any]:
         "user_id": job.get("user_id"),
         "channel": job.get("channel"),
         "raw": body.get("raw"),
+        "raw_base64": body.get("raw_base64"),
+        "raw_size": body.get("raw_size"),
+        "kafka": body.get("kafka"),
         "dead_lettered_at": sent_at,
         "receive_count": letter.receive_count,
     }

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from notify.catalog import get_event_type
 from notify.clock import Clock, iso
-from notify.errors import DeliveryError, IngestUnavailable, NotFound, StoreUnavailable, TransientError
+from notify.errors import DeliveryError, IngestUnavailable, NotFound, PermanentError, StoreUnavailable, TransientError
 from notify.ingest import publish_durably
 from notify.jobs import EventPlan
 from notify.models import FanoutTask
@@ -74,6 +74,9 @@ class FanoutService:
             return PageOutcome("failed")
         except TransientError as exc:
             return self._retry(task, str(exc))
+        except PermanentError as exc:  # the segment's source answered something unusable
+            self._dead_letter(task, "permanent_error", str(exc))
+            return PageOutcome("failed")
         plan = EventPlan(
             event_id=task.event_id,
             event_type=get_event_type(task.event_type),

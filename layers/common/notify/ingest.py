@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from pydantic import ValidationError
@@ -18,6 +18,11 @@ from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusS
 
 # Every job carries the payload; this keeps a job well under SQS's 256 KiB and Kafka's 1 MiB.
 MAX_PAYLOAD_BYTES = 64 * 1024
+# send_after and expires_at lie within this horizon, well inside the 90 days a job's status is kept.
+MAX_HORIZON = timedelta(days=60)
+# One events:batch call produces at most this many jobs (a segment's fan-out task counts as one), so a
+# request stays a bounded amount of work: 100 events × 1,000 users × 3 channels would be 300,000.
+MAX_BATCH_JOBS = 10_000
 
 
 class IngestService:
@@ -56,6 +61,10 @@ class IngestService:
             errors.append(FieldError("expires_at", "must be in the future"))
         if request.send_after and request.send_after >= expires_at:
             errors.append(FieldError("send_after", "must be before expires_at"))
+        horizon = now + MAX_HORIZON
+        for name, moment in (("send_after", request.send_after), ("expires_at", request.expires_at)):
+            if moment is not None and moment > horizon:
+                errors.append(FieldError(name, f"must be within {MAX_HORIZON.days} days from now", "horizon"))
         if errors:
             raise ValidationFailed(errors)
         return EventPlan(
@@ -105,6 +114,10 @@ class IngestService:
                 continue
             plans.append(plan)
             results.append(_accepted(plan))
+        jobs = sum(1 if p.segment_id else len(p.user_ids) * len(p.channels) for p in plans)
+        if jobs > MAX_BATCH_JOBS:
+            message = f"the batch makes {jobs} jobs, over the {MAX_BATCH_JOBS} a batch may make; split it"
+            raise ValidationFailed([FieldError("events", message, "too_many_jobs")], message)
         if plans:
             self._store.put_events([_record(p) for p in plans])
             self._deliver(plans, forget_on_failure=True)

@@ -4,12 +4,29 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 JOB_SCHEMA_VERSION = 1
 MAX_RECIPIENTS = 1000
+# Ids are bounded in bytes, not characters, so that 1,000 of them fit in one DynamoDB item (400 KB) whatever
+# the script: 1,000 × 128 bytes, with the rest of an event record, stays under 150 KB.
+MAX_ID_BYTES = 128
+
+
+def _check_id(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    if len(value.encode()) > MAX_ID_BYTES:
+        raise ValueError(f"must be at most {MAX_ID_BYTES} bytes in UTF-8")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters (tab, newline, NUL...)")
+    return value
+
+
+# A user id (or another caller-chosen id): 1 to 128 bytes of UTF-8, not blank, no control characters.
+UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_BYTES), AfterValidator(_check_id)]
 
 
 class Channel(str, Enum):
@@ -50,16 +67,14 @@ class Strict(BaseModel):
 
 
 class Recipients(Strict):
-    user_ids: Optional[list[str]] = Field(default=None, min_length=1, max_length=MAX_RECIPIENTS)
-    segment_id: Optional[str] = Field(default=None, min_length=1, max_length=128)
+    user_ids: Optional[list[UserId]] = Field(default=None, min_length=1, max_length=MAX_RECIPIENTS)
+    segment_id: Optional[UserId] = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipients:
         if (self.user_ids is None) == (self.segment_id is None):
             raise ValueError("give exactly one of user_ids or segment_id")
         if self.user_ids is not None:
-            if any(not uid.strip() or len(uid) > 128 for uid in self.user_ids):
-                raise ValueError("user ids must be 1 to 128 non-blank characters")
             # Deduplicate, keeping the caller's order.
             object.__setattr__(self, "user_ids", list(dict.fromkeys(self.user_ids)))
         return self
@@ -98,7 +113,7 @@ class NotificationJob(BaseModel):
     job_id: str
     event_id: str
     event_type: str
-    user_id: str
+    user_id: UserId
     channel: Channel
     template_key: str
     payload: dict[str, Any]
@@ -114,6 +129,9 @@ class NotificationJob(BaseModel):
     template_version: Optional[int] = None
     campaign_id: Optional[str] = None
     run_id: Optional[str] = None
+    # Set on the copies the worker parks in the delay queue once it has recorded SCHEDULED (or RETRYING) for
+    # their due time: a copy that comes back early only hops again, without writing (one history entry per wait).
+    waiting: bool = False
 
     def due_at(self) -> Optional[datetime]:
         """The earliest moment this job may be sent: its send_after or retry time."""

@@ -2,16 +2,46 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, Optional
+from urllib.parse import quote
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notify.errors import NotFound, PermanentError, TransientError
+from notify.models import UserId
 from notify.ports import SegmentPage, UserProfile
 from notify.resilience import CircuitBreaker, TtlCache
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER_BYTES = 1024 * 1024  # a profile or a page of 500 is a few hundred KB at most
+
+
+class AuthUser(BaseModel):
+    """A user as the Auth service must describe them; anything else is the peer's error, not ours."""
+
+    model_config = ConfigDict(extra="ignore", coerce_numbers_to_str=True)
+
+    id: UserId
+    email: Optional[str] = Field(default=None, max_length=320)
+    phone: Optional[str] = Field(default=None, max_length=64)
+    first_name: Optional[str] = Field(default=None, max_length=200)
+    last_name: Optional[str] = Field(default=None, max_length=200)
+    locale: Optional[str] = Field(default=None, max_length=35)
+    timezone: Optional[str] = Field(default=None, max_length=64)
+    push_endpoints: list[str] = Field(default_factory=list, max_length=20)
+
+
+class AuthPage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    items: list[Any] = Field(max_length=10_000)
+    next_cursor: Optional[str] = Field(default=None, max_length=4096)
 
 
 class HttpUserDirectory:
@@ -62,21 +92,38 @@ class HttpUserDirectory:
                 self._locks.pop(user_id, None)
 
     def _fetch(self, user_id: str) -> UserProfile:
-        data = self._request(f"/api/v1/users/{user_id}", None, f"user {user_id}")
-        profile = _profile(data)
+        # The id is one path segment, whatever it holds ("../admin?x=1" stays /api/v1/users/..%2Fadmin%3Fx%3D1).
+        data = self._request(f"/api/v1/users/{quote(user_id, safe='')}", None, f"user {user_id}")
+        user = _user(data, f"user {user_id}")
+        if user.id != user_id:
+            raise PermanentError(f"the Auth service answered user {user.id!r} for user {user_id!r}")
+        profile = _profile(user)
         self._cache.put(user_id, profile)
         return profile
 
     def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
-        """One page of a dynamic segment; each profile warms the cache the worker reads next."""
+        """One page of a dynamic segment; each profile warms the cache the worker reads next.
+
+        Members the Auth service describes wrongly (no id, an id over 128 bytes...) cannot be reached: they are
+        left out of the page and logged, so one bad entry does not stop the segment.
+        """
         params: dict[str, Any] = {"segment": segment_id, "limit": limit}
         if cursor:
             params["cursor"] = cursor
         data = self._request("/api/v1/users", params, f"segment {segment_id}")
-        profiles = [_profile(item) for item in data.get("items", [])]
+        try:
+            page = AuthPage.model_validate(data)
+        except ValidationError as exc:
+            raise PermanentError(f"the Auth service answered an invalid page of segment {segment_id}: {exc}") from None
+        profiles = []
+        for item in page.items:
+            try:
+                profiles.append(_profile(AuthUser.model_validate(item)))
+            except ValidationError as exc:
+                log.warning("segment %s: skipped a member the Auth service described wrongly: %s", segment_id, exc)
         for profile in profiles:
             self._cache.put(profile.id, profile)
-        return SegmentPage([p.id for p in profiles], data.get("next_cursor") or None)
+        return SegmentPage([p.id for p in profiles], page.next_cursor or None)
 
     def _request(self, path: str, params: Optional[dict[str, Any]], what: str) -> dict[str, Any]:
         """GET with the breaker, bounded retries of transient failures, and domain errors for the rest."""
@@ -98,19 +145,40 @@ class HttpUserDirectory:
                 raise NotFound(f"{what} not found")
             if resp.status_code != 200:
                 raise PermanentError(f"Auth service answered {resp.status_code} for {what}")
-            return dict(resp.json())
+            return _json_object(resp, what)
         self._breaker.failure()
         raise last
 
 
-def _profile(data: dict[str, Any]) -> UserProfile:
+def _json_object(resp: httpx.Response, what: str) -> dict[str, Any]:
+    """The answer as a JSON object, or PermanentError saying what the Auth service got wrong."""
+    if len(resp.content) > MAX_ANSWER_BYTES:
+        raise PermanentError(f"the Auth service answered {len(resp.content)} bytes for {what}")
+    try:
+        data = resp.json()
+    except (ValueError, RecursionError):
+        raise PermanentError(f"the Auth service answered something that is not JSON for {what}") from None
+    if not isinstance(data, dict):
+        raise PermanentError(f"the Auth service answered a JSON {type(data).__name__}, not an object, for {what}")
+    return data
+
+
+def _user(data: dict[str, Any], what: str) -> AuthUser:
+    try:
+        return AuthUser.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise PermanentError(f"the Auth service answered an invalid profile for {what}: {errors}") from None
+
+
+def _profile(user: AuthUser) -> UserProfile:
     return UserProfile(
-        id=str(data["id"]),
-        email=data.get("email"),
-        phone=data.get("phone"),
-        first_name=data.get("first_name"),
-        last_name=data.get("last_name"),
-        locale=data.get("locale"),
-        timezone=data.get("timezone"),
-        push_endpoints=tuple(data.get("push_endpoints") or ()),
+        id=user.id,
+        email=user.email,
+        phone=user.phone,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        locale=user.locale,
+        timezone=user.timezone,
+        push_endpoints=tuple(user.push_endpoints),
     )

@@ -138,11 +138,13 @@ class DynamoStatusStore:
             size = 0
             for record in members:
                 data = _event_data(record)
-                size += len(json.dumps(data))
-                chunk.append(data)
-                if size > BATCH_ITEM_BYTES:
+                # Measured as stored: UTF-8 bytes, and a record that would overflow the item starts the next one.
+                record_size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()) + 1
+                if chunk and size + record_size > BATCH_ITEM_BYTES:
                     items.append(_batch_item(loc, chunk))
                     chunk, size = [], 0
+                size += record_size
+                chunk.append(data)
             if chunk:
                 items.append(_batch_item(loc, chunk))
         batch_write(self._client, self._table, [{"PutRequest": {"Item": item}} for item in items], "record events")
@@ -468,7 +470,9 @@ def _event_sk(event_id: str, page: Optional[int] = None) -> str:
     return f"EVT#{event_id}" if page is None else f"EVT#{event_id}#P{page:06d}"
 
 
-BATCH_ITEM_BYTES = 300_000  # DynamoDB items stop at 400 KB
+# DynamoDB items stop at 400 KB; one event's record is at most ~140 KB (1,000 ids of 128 bytes), so a chunk
+# closed before it passes 250 KB leaves room for the keys and attributes.
+BATCH_ITEM_BYTES = 250_000
 
 
 def _event_data(record: EventRecord) -> dict[str, Any]:
@@ -484,7 +488,7 @@ def _batch_item(loc: str, events: list[dict[str, Any]]) -> dict[str, Any]:
             "pk": f"EVT#{loc}",
             "sk": f"EVB#{events[0]['event_id']}",
             "kind": "batch",
-            "events": json.dumps(events, separators=(",", ":")),
+            "events": json.dumps(events, ensure_ascii=False, separators=(",", ":")),
             "ttl": int(time.time() + RETENTION.total_seconds()),
         }
     )
