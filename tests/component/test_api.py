@@ -72,9 +72,9 @@ def test_bad_input_is_a_422_naming_the_field(body: dict, loc: str) -> None:
     assert loc in [f["loc"] for f in error["error"]["fields"]]
 
 
-def test_oversized_payload_and_malformed_json_are_422_not_5xx() -> None:
-    status, _ = call_api("POST", "/api/v1/events", b"{not json")
-    assert status == 422
+def test_oversized_payload_is_422_and_malformed_json_400_not_5xx() -> None:
+    status, error = call_api("POST", "/api/v1/events", b"{not json")
+    assert (status, error["error"]["code"]) == (400, "invalid_json")
     huge = _event(
         event_type="review_liked",
         payload={

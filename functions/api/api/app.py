@@ -3,11 +3,18 @@
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
 import json
+import re
+from functools import cache
 from typing import Any, Optional
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
@@ -25,8 +32,10 @@ from notify.errors import (
     ValidationFailed,
 )
 
-from api.openapi import SECURITY, SECURITY_SCHEMES
+from api.body import BodyProblem, UnreadableBody, body_problem, parse_json
+from api.openapi import SECURITY, SECURITY_SCHEMES, responses
 from api.routes import campaigns, dlq, events, segments, templates
+from api.views import Health
 
 TITLE = "Notification service"
 VERSION = "1.0.0"
@@ -34,7 +43,7 @@ VERSION = "1.0.0"
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayHttpResolver(enable_validation=True)
+app = APIGatewayHttpResolver(enable_validation=True, json_body_deserializer=parse_json)
 OPENAPI = {"title": TITLE, "version": VERSION, "security_schemes": SECURITY_SCHEMES, "security": SECURITY}
 app.enable_swagger(path="/docs", **OPENAPI)  # type: ignore[arg-type]
 app.include_router(events.router)
@@ -44,9 +53,20 @@ app.include_router(campaigns.router)
 app.include_router(segments.router)
 
 
-@app.get("/health", tags=["ops"], security=[])
-def health() -> dict[str, str]:
-    return {"status": "ok"}
+def refuse_unreadable_bodies(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """A body the route would get must be JSON, UTF-8 and within the limit (see api.body)."""
+    problem = body_problem(app.current_event)
+    if problem is not None:
+        raise UnreadableBody(problem)
+    return next_middleware(app)
+
+
+app.use(middlewares=[refuse_unreadable_bodies])
+
+
+@app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
+def health() -> Health:
+    return Health(status="ok")
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -68,17 +88,89 @@ def _error(
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
+def _refused(problem: BodyProblem) -> Response:
+    return _error(problem.status, problem.code, problem.message)
+
+
+def _unexpected(exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered 500 in the error shape."""
+    logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+    return _error(500, "internal_error", "An unexpected error occurred; it has been logged")
+
+
+@app.exception_handler(UnreadableBody)
+def _unreadable(exc: UnreadableBody) -> Response:
+    return _refused(exc.problem)
+
+
 @app.exception_handler(RequestValidationError)
 def _invalid_request(exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    if any(tuple(err.get("loc", ()))[:1] == ("response",) for err in errors):
+        return _unexpected(exc)  # the route's answer broke its own schema
+    if any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors):
+        problem = body_problem(app.current_event)  # e.g. a form body Powertools parsed before asking
+        if problem is not None:
+            return _refused(problem)
+    if any(err.get("type") == "json_invalid" for err in errors):
+        reason = next(str(e.get("ctx", {}).get("error", "")) for e in errors if e.get("type") == "json_invalid")
+        return _error(400, "invalid_json", f"The body is not valid JSON: {reason}")
     fields = [
         FieldError(
             ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
             str(err.get("msg", "invalid")),
             str(err.get("type", "value_error")),
         )
-        for err in exc.errors()
+        for err in errors
     ]
     return _error(422, "validation_error", "The request is not valid", fields)
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
+    problem = body_problem(app.current_event)
+    return _refused(problem) if problem else _error(415, "unsupported_media_type", "send application/json")
+
+
+@app.exception_handler(ValueError)
+def _value_error(exc: ValueError) -> Response:
+    """Powertools decodes the body before any middleware: base64, UTF-8 and multipart errors surface here.
+
+    The middleware refuses unreadable bodies before a route runs, so when ``body_problem`` finds
+    nothing wrong with the request, the error came from the code: a bug, not bad input.
+    """
+    problem = body_problem(app.current_event)
+    return _refused(problem) if problem else _unexpected(exc)
+
+
+@app.exception_handler(Exception)
+def _unhandled(exc: Exception) -> Response:
+    return _unexpected(exc)
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response:
+    method, path = app.current_event.http_method.upper(), app.current_event.path
+    allowed = _allowed_methods(path)
+    if allowed:
+        allow = ", ".join(allowed)
+        return _error(405, "method_not_allowed", f"{method} is not allowed here; use {allow}", headers={"Allow": allow})
+    return _error(404, "not_found", f"no operation at {path}")
+
+
+@cache
+def _routes() -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each documented path as a pattern, with its methods (from the OpenAPI document itself)."""
+    table = []
+    for path, item in (app.get_openapi_schema(**OPENAPI).paths or {}).items():  # type: ignore[arg-type]
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
+        methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if getattr(item, m, None)]
+        table.append((re.compile(f"^{pattern}$"), methods))
+    return table
+
+
+def _allowed_methods(path: str) -> list[str]:
+    return next((methods for pattern, methods in _routes() if pattern.match(path)), [])
 
 
 @app.exception_handler(ValidationFailed)

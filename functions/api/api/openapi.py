@@ -6,6 +6,8 @@ from typing import Any, Optional
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
 from pydantic import BaseModel
 
+from api.body import JSON_MEDIA_TYPE, MAX_BODY_BYTES, MAX_JSON_DEPTH
+
 
 class FieldErrorModel(BaseModel):
     loc: str
@@ -26,25 +28,37 @@ class ErrorResponse(BaseModel):
 
 
 _DESCRIPTIONS = {
+    400: f"The body cannot be read: not UTF-8 text, not JSON, or nested deeper than {MAX_JSON_DEPTH} levels",
     401: "Missing or invalid X-API-Key",
     403: "The key lacks the scope",
     404: "Not found",
     409: "Conflict (a concurrent change, or an Idempotency-Key still in progress)",
-    413: "Body too large",
+    413: f"The body is larger than {MAX_BODY_BYTES:,} bytes",
+    415: f"The body is not {JSON_MEDIA_TYPE}",
     422: "Field-level validation errors",
+    500: "An unexpected error: a bug, logged with the request's correlation id",
     503: "A dependency is down; nothing was changed; retry after Retry-After",
 }
+# What any request can get: a body the API cannot read, field errors, a bug.
+_ALWAYS = (400, 413, 415, 422, 500)
+# What any operation behind an API key can get: the key refused, or its store down.
+_PROTECTED = (401, 403, 503)
 
 SECURITY_SCHEMES = {"ApiKey": APIKey.model_validate({"name": "X-API-Key", "in": APIKeyIn.header})}
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
-def responses(*codes: int, **documented: dict[str, Any]) -> dict[int, Any]:
-    """401, 403, 422 and 503 with the error model, plus ``codes``, plus route-specific successes."""
+def responses(success: int, description: str, *errors: int, public: bool = False) -> dict[int, Any]:
+    """The operation's success (its schema comes from the route's return annotation) and its errors.
+
+    Every error has the one error shape. ``errors`` adds route-specific ones (404, 409) to those any
+    request can get (400, 413, 415, 422, 500) and, unless ``public``, those of the API key (401, 403, 503).
+    """
+    codes = {*_ALWAYS, *errors, *(() if public else _PROTECTED)}
     out: dict[int, Any] = {
         code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"model": ErrorResponse}}}
-        for code in sorted({401, 403, 422, 503, *codes})
+        for code in sorted(codes)
     }
-    for key, value in documented.items():
-        out[int(key.removeprefix("s"))] = value
+    # 204 has no body: an explicit empty content keeps the return annotation out of it.
+    out[success] = {"description": description, **({"content": {}} if success == 204 else {})}
     return out

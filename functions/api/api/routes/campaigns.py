@@ -1,7 +1,7 @@
 """Campaigns: cron-scheduled sends to a segment."""
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -11,44 +11,46 @@ from notify.clock import iso
 
 from api.context import require, services
 from api.openapi import responses
+from api.views import CampaignPage, CampaignView, NextRuns, RunList
 
 router = Router()
 CampaignId = Annotated[str, Path(max_length=64)]
 
 
-@router.post("/api/v1/campaigns", tags=["campaigns"], responses=responses(409, s201={"description": "Created, ACTIVE"}))
-def create_campaign(campaign: Annotated[CampaignInput, Body(embed=False)]) -> Response[dict[str, Any]]:
+@router.post("/api/v1/campaigns", tags=["campaigns"], responses=responses(201, "Created, ACTIVE", 409))
+def create_campaign(campaign: Annotated[CampaignInput, Body(embed=False)]) -> Response[CampaignView]:
     """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
     require(router, "campaigns:write")
-    return Response(201, content_types.APPLICATION_JSON, services().campaigns.create(campaign).view())
+    created = services().campaigns.create(campaign)
+    return Response(201, content_types.APPLICATION_JSON, CampaignView.model_validate(created.view()))
 
 
-@router.get("/api/v1/campaigns", tags=["campaigns"], responses=responses())
+@router.get("/api/v1/campaigns", tags=["campaigns"], responses=responses(200, "A page of campaigns"))
 def list_campaigns(
     limit: Annotated[int, Query(ge=1, le=100)] = 50, cursor: Annotated[Optional[str], Query(max_length=2048)] = None
-) -> dict[str, Any]:
+) -> CampaignPage:
     require(router, "campaigns:read")
     items, next_cursor = services().campaigns.page(limit, cursor)
-    return {"items": [c.view() for c in items], "next_cursor": next_cursor}
+    return CampaignPage.model_validate({"items": [c.view() for c in items], "next_cursor": next_cursor})
 
 
-@router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(404))
-def get_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+@router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(200, "The campaign", 404))
+def get_campaign(campaign_id: CampaignId) -> CampaignView:
     require(router, "campaigns:read")
-    return services().campaigns.get(campaign_id).view()
+    return CampaignView.model_validate(services().campaigns.get(campaign_id).view())
 
 
-@router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(404, 409))
-def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, Body(embed=False)]) -> dict[str, Any]:
+@router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(200, "Updated", 404, 409))
+def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, Body(embed=False)]) -> CampaignView:
     """Change fields; a new cron or time zone recomputes the next run from now."""
     require(router, "campaigns:write")
-    return services().campaigns.update(campaign_id, changes).view()
+    return CampaignView.model_validate(services().campaigns.update(campaign_id, changes).view())
 
 
 @router.delete(
     "/api/v1/campaigns/<campaign_id>",
     tags=["campaigns"],
-    responses=responses(404, 409, s204={"description": "Deleted"}),
+    responses=responses(204, "Deleted", 404, 409),
 )
 def delete_campaign(campaign_id: CampaignId) -> Response[None]:
     require(router, "campaigns:write")
@@ -56,29 +58,31 @@ def delete_campaign(campaign_id: CampaignId) -> Response[None]:
     return Response(204)
 
 
-@router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"], responses=responses(404, 409))
-def pause_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+@router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"], responses=responses(200, "PAUSED", 404, 409))
+def pause_campaign(campaign_id: CampaignId) -> CampaignView:
     """PAUSED campaigns never fire."""
     require(router, "campaigns:write")
-    return services().campaigns.pause(campaign_id).view()
+    return CampaignView.model_validate(services().campaigns.pause(campaign_id).view())
 
 
-@router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"], responses=responses(404, 409))
-def resume_campaign(campaign_id: CampaignId) -> dict[str, Any]:
+@router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"], responses=responses(200, "ACTIVE", 404, 409))
+def resume_campaign(campaign_id: CampaignId) -> CampaignView:
     """ACTIVE again; the next run is computed from now (runs missed while paused are not fired)."""
     require(router, "campaigns:write")
-    return services().campaigns.resume(campaign_id).view()
+    return CampaignView.model_validate(services().campaigns.resume(campaign_id).view())
 
 
-@router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"], responses=responses(404))
-def preview_campaign(campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5) -> dict[str, Any]:
+@router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"], responses=responses(200, "Next runs", 404))
+def preview_campaign(campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5) -> NextRuns:
     """The next fire times, in UTC."""
     require(router, "campaigns:read")
-    return {"next_runs": [iso(t) for t in services().campaigns.preview(campaign_id, count)]}
+    return NextRuns(next_runs=[iso(t) for t in services().campaigns.preview(campaign_id, count)])
 
 
-@router.get("/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"], responses=responses(404))
-def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
+@router.get(
+    "/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"], responses=responses(200, "Runs, newest first", 404)
+)
+def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunList:
     """Each run, newest first, with its recipients and delivery counts so far."""
     require(router, "campaigns:read")
     svc = services()
@@ -96,4 +100,4 @@ def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)
                 "status_counts": summary.get("status_counts"),
             }
         )
-    return {"items": items}
+    return RunList.model_validate({"items": items})

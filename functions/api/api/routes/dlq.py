@@ -1,7 +1,7 @@
 """Dead-letter queue operations (admin scope)."""
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from api.context import require, services
 from api.openapi import responses
+from api.views import DeadLetterList, RedriveResult
 
 router = Router()
 
@@ -20,15 +21,15 @@ class RedriveRequest(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
-@router.get("/api/v1/dlq", tags=["dlq"], responses=responses())
-def list_dead_letters(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+@router.get("/api/v1/dlq", tags=["dlq"], responses=responses(200, "Dead letters"))
+def list_dead_letters(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> DeadLetterList:
     """Dead letters with their reason, last error and attempt count."""
     require(router, "admin")
-    return {"items": services().dlq.list(limit)}
+    return DeadLetterList.model_validate({"items": services().dlq.list(limit)})
 
 
-@router.post("/api/v1/dlq/redrive", tags=["dlq"], responses=responses(409))
-def redrive(request: Annotated[RedriveRequest, Body(embed=False)]) -> dict[str, Any]:
+@router.post("/api/v1/dlq/redrive", tags=["dlq"], responses=responses(200, "What was replayed and what was not", 409))
+def redrive(request: Annotated[RedriveRequest, Body(embed=False)]) -> RedriveResult:
     """Replay dead-lettered jobs through the worker with a fresh retry budget; idempotency still applies."""
     require(router, "admin")
-    return services().dlq.redrive(request.job_ids, request.limit)
+    return RedriveResult.model_validate(services().dlq.redrive(request.job_ids, request.limit))

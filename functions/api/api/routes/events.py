@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.context import require, services
 from api.openapi import responses
+from api.views import BatchResults, EventStatus, Notification, NotificationPage
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -33,7 +34,7 @@ class EventBatch(BaseModel):
 @router.post(
     "/api/v1/events",
     tags=["events"],
-    responses=responses(409, s202={"description": "Accepted: every job is durably stored in Kafka or the delay queue"}),
+    responses=responses(202, "Accepted: every job is durably stored in Kafka or the delay queue", 409),
 )
 @tracer.capture_method
 def post_event(
@@ -59,10 +60,10 @@ def post_event(
 @router.post(
     "/api/v1/events:batch",
     tags=["events"],
-    responses=responses(409, s207={"description": "One result per event, in order"}),
+    responses=responses(207, "One result per event, in order", 409),
 )
 @tracer.capture_method
-def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[dict[str, Any]]:
+def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[BatchResults]:
     """Accept up to 100 events in one call; invalid ones are reported without failing the rest."""
     require(router, "events:write")
     results = []
@@ -76,26 +77,30 @@ def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[dic
             accepted += len(outcome.job_ids)
             results.append({"index": index, **outcome.model_dump(mode="json"), "status": 202})
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=accepted)
-    return Response(207, content_types.APPLICATION_JSON, {"results": results})
+    return Response(207, content_types.APPLICATION_JSON, BatchResults.model_validate({"results": results}))
 
 
-@router.get("/api/v1/events/<event_id>", tags=["events"], responses=responses(404))
+@router.get("/api/v1/events/<event_id>", tags=["events"], responses=responses(200, "The event and its jobs", 404))
 @tracer.capture_method
-def get_event(event_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def get_event(event_id: Annotated[str, Path(max_length=64)]) -> EventStatus:
     """The event and every job it produced, with their statuses."""
     require(router, "notifications:read")
-    return services().status.event(event_id)
+    return EventStatus.model_validate(services().status.event(event_id))
 
 
-@router.get("/api/v1/notifications/<job_id>", tags=["notifications"], responses=responses(404))
+@router.get("/api/v1/notifications/<job_id>", tags=["notifications"], responses=responses(200, "The notification", 404))
 @tracer.capture_method
-def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> Notification:
     """One notification's status, attempts and full transition history."""
     require(router, "notifications:read")
-    return services().status.notification(job_id)
+    return Notification.model_validate(services().status.notification(job_id))
 
 
-@router.get("/api/v1/users/<user_id>/notifications", tags=["notifications"], responses=responses())
+@router.get(
+    "/api/v1/users/<user_id>/notifications",
+    tags=["notifications"],
+    responses=responses(200, "A page of notifications, newest first"),
+)
 @tracer.capture_method
 def list_user_notifications(
     user_id: Annotated[str, Path(max_length=128)],
@@ -103,7 +108,8 @@ def list_user_notifications(
     channel: Annotated[Optional[Channel], Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Annotated[Optional[str], Query(max_length=2048)] = None,
-) -> dict[str, Any]:
+) -> NotificationPage:
     """A user's notifications, newest first, with cursor pagination."""
     require(router, "notifications:read")
-    return services().status.user_notifications(user_id, limit, cursor, status, channel)
+    page = services().status.user_notifications(user_id, limit, cursor, status, channel)
+    return NotificationPage.model_validate(page)

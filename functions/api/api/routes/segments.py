@@ -1,7 +1,7 @@
 """Static segments: lists of user ids managed here (other segment ids are resolved by the Auth service)."""
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from api.context import require, services
 from api.openapi import responses
+from api.views import SegmentList, SegmentView
 
 router = Router()
 SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -30,21 +31,18 @@ class Members(BaseModel):
     )
 
 
-def _view(segment_id: str) -> dict[str, Any]:
+def _view(segment_id: str) -> SegmentView:
     store = services().segments
     meta = store.meta(segment_id)
     if meta is None:
         raise NotFound(f"segment {segment_id} not found")
-    return {
-        "segment_id": segment_id,
-        "name": meta["name"],
-        "created_at": meta["created_at"],
-        "users": store.count(segment_id),
-    }
+    return SegmentView(
+        segment_id=segment_id, name=meta["name"], created_at=meta["created_at"], users=store.count(segment_id)
+    )
 
 
-@router.post("/api/v1/segments", tags=["segments"], responses=responses(409, s201={"description": "Created"}))
-def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Response[dict[str, Any]]:
+@router.post("/api/v1/segments", tags=["segments"], responses=responses(201, "Created", 409))
+def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Response[SegmentView]:
     """A static segment, optionally with its first members (up to 10,000 per call)."""
     require(router, "campaigns:write")
     store = services().segments
@@ -55,25 +53,29 @@ def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Respo
     return Response(201, content_types.APPLICATION_JSON, _view(segment.segment_id))
 
 
-@router.get("/api/v1/segments", tags=["segments"], responses=responses())
-def list_segments() -> dict[str, Any]:
+@router.get("/api/v1/segments", tags=["segments"], responses=responses(200, "Every static segment"))
+def list_segments() -> SegmentList:
     require(router, "campaigns:read")
-    return {
-        "items": [
-            {"segment_id": m["segment_id"], "name": m["name"], "created_at": m["created_at"]}
-            for m in services().segments.all()
-        ]
-    }
+    return SegmentList.model_validate(
+        {
+            "items": [
+                {"segment_id": m["segment_id"], "name": m["name"], "created_at": m["created_at"]}
+                for m in services().segments.all()
+            ]
+        }
+    )
 
 
-@router.get("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(404))
-def get_segment(segment_id: SegmentId) -> dict[str, Any]:
+@router.get("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(200, "The segment", 404))
+def get_segment(segment_id: SegmentId) -> SegmentView:
     require(router, "campaigns:read")
     return _view(segment_id)
 
 
-@router.post("/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(404, 409))
-def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
+@router.post(
+    "/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(200, "The segment", 404, 409)
+)
+def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> SegmentView:
     """Bulk add (idempotent), up to 10,000 ids per call."""
     require(router, "campaigns:write")
     _view(segment_id)
@@ -81,17 +83,17 @@ def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=Fa
     return _view(segment_id)
 
 
-@router.delete("/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(404, 409))
-def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> dict[str, Any]:
+@router.delete(
+    "/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(200, "The segment", 404, 409)
+)
+def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> SegmentView:
     require(router, "campaigns:write")
     _view(segment_id)
     services().segments.remove(segment_id, members.user_ids)
     return _view(segment_id)
 
 
-@router.delete(
-    "/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(404, 409, s204={"description": "Deleted"})
-)
+@router.delete("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(204, "Deleted", 404, 409))
 def delete_segment(segment_id: SegmentId) -> Response[None]:
     require(router, "campaigns:write")
     _view(segment_id)

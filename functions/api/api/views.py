@@ -1,0 +1,246 @@
+"""What each operation answers: the response models the OpenAPI document is generated from.
+
+The services build plain dicts (``job_view``, ``view()``, ``letter_view``...); these models describe
+exactly those shapes, and the Event Handler validates every answer against them, so the documented
+schema and the wire cannot drift. A key the service leaves out stays out (see ``Compact``).
+"""
+# No `from __future__ import annotations`: the Event Handler reads these models at runtime.
+
+from typing import Any, Optional
+
+from notify.campaigns import CampaignStatus
+from notify.models import Channel, Priority, Status
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+from api.openapi import ErrorBody
+
+
+class View(BaseModel):
+    """A response shape. A key the service adds without the model is an error, so the schema cannot lag behind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Compact(View):
+    """A shape whose optional keys are absent rather than null when the service leaves them out."""
+
+    # No return annotation: with one, pydantic would publish the annotation's schema instead of the model's.
+    @model_serializer(mode="wrap")
+    def _drop_absent(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        data = handler(self)
+        return {k: v for k, v in data.items() if k in self.model_fields_set or v is not None}
+
+
+class Health(View):
+    status: str = Field(examples=["ok"])
+
+
+# -- events and notifications --------------------------------------------------------------
+
+
+class BatchResult(Compact):
+    """One event of a batch: 202 with its ids, or 422 with the error."""
+
+    index: int
+    status: int = Field(description="202 accepted, 422 invalid")
+    event_id: Optional[str] = None
+    job_ids: Optional[list[str]] = None
+    segment_id: Optional[str] = None
+    error: Optional[ErrorBody] = None
+
+
+class BatchResults(View):
+    results: list[BatchResult]
+
+
+class Transition(Compact):
+    """One entry of a job's history."""
+
+    status: Status
+    at: str
+    attempt: int
+    error: Optional[str] = None
+    detail: Optional[dict[str, Any]] = None
+
+
+class JobSummary(View):
+    """A job's current state."""
+
+    job_id: str
+    event_id: str
+    event_type: str
+    user_id: str
+    channel: Channel
+    status: Status
+    attempts: int
+    created_at: str
+    updated_at: str
+    send_after: Optional[str]
+    expires_at: Optional[str]
+    last_error: Optional[str]
+    template_version: Optional[int]
+    provider_message_id: Optional[str]
+
+
+class Notification(JobSummary):
+    """A job with its transition history."""
+
+    history: list[Transition]
+
+
+class NotificationPage(View):
+    items: list[Notification]
+    next_cursor: Optional[str]
+
+
+class EventStatus(Compact):
+    """An event and its jobs. Segment events add the expansion's progress; past 1,000 recipients
+    ``jobs`` is null and ``status_counts`` absent (follow the jobs per user or per campaign run)."""
+
+    event_id: str
+    event_type: str
+    priority: Priority
+    created_at: str
+    expires_at: str
+    send_after: Optional[str]
+    segment_id: Optional[str] = None
+    pages_expanded: Optional[int] = None
+    recipients: Optional[int] = None
+    status_counts: Optional[dict[str, int]] = None
+    jobs: Optional[list[JobSummary]]
+
+
+# -- templates -----------------------------------------------------------------------------
+
+
+class TemplateView(Compact):
+    """One template version; the parts are the channel's (email: subject, body_text, body_html;
+    push: title, body; websocket: body), each present even when empty (null)."""
+
+    template_id: str = Field(examples=["new_film.email.en"])
+    event_type: str
+    channel: Channel
+    locale: str
+    version: int
+    created_at: str
+    subject: Optional[str] = None
+    body_text: Optional[str] = None
+    body_html: Optional[str] = None
+    title: Optional[str] = None
+    body: Optional[str] = None
+
+
+class TemplateList(View):
+    items: list[TemplateView]
+
+
+class RenderedPreview(Compact):
+    """A rendered template; parts the template does not have are absent."""
+
+    template_id: str
+    template_version: int
+    locale: str
+    subject: Optional[str] = None
+    text: Optional[str] = None
+    html: Optional[str] = None
+    title: Optional[str] = None
+    body: Optional[str] = None
+
+
+# -- dead letters --------------------------------------------------------------------------
+
+
+class DeadLetter(View):
+    """One letter on the dead-letter queue; job fields are null for records that were not jobs."""
+
+    message_id: str
+    reason: Optional[str]
+    error: Optional[str]
+    attempt: Optional[int]
+    failed_at: Optional[str]
+    source: Optional[str]
+    job_id: Optional[str]
+    event_id: Optional[str]
+    event_type: Optional[str]
+    user_id: Optional[str]
+    channel: Optional[str]
+    raw: Any = Field(description="the original record when it was not a job, as text (cut at a limit)")
+    raw_base64: Optional[str] = Field(description="the original record, base64, when it was not UTF-8 text")
+    raw_size: Optional[int] = Field(description="the original record's size in bytes")
+    kafka: Optional[dict[str, Any]] = Field(description="partitions and offsets a Kafka event source gave up on")
+    dead_lettered_at: Optional[str]
+    receive_count: int
+
+
+class DeadLetterList(View):
+    items: list[DeadLetter]
+
+
+class Skipped(Compact):
+    message_id: Optional[str] = None
+    job_id: Optional[str] = None
+    reason: str
+
+
+class RedriveResult(View):
+    redriven: list[str] = Field(description="job ids, or fanout:<event_id>:<page> for fan-out tasks")
+    skipped: list[Skipped]
+
+
+# -- campaigns and segments ----------------------------------------------------------------
+
+
+class CampaignView(View):
+    campaign_id: str
+    name: str
+    cron: str
+    timezone: str
+    segment_id: str
+    event_type: str
+    payload: dict[str, Any]
+    channels: Optional[list[Channel]]
+    priority: Optional[Priority]
+    max_runs: Optional[int]
+    status: CampaignStatus
+    runs_count: int
+    last_triggered_at: Optional[str]
+    next_run_at: Optional[str]
+    created_at: str
+    updated_at: str
+
+
+class CampaignPage(View):
+    items: list[CampaignView]
+    next_cursor: Optional[str]
+
+
+class NextRuns(View):
+    next_runs: list[str] = Field(description="fire times in UTC, ISO 8601")
+
+
+class RunView(View):
+    run_id: str
+    fire_time: str
+    triggered_at: str
+    event_id: str
+    recipients: int
+    pages_expanded: int
+    status_counts: Optional[dict[str, int]]
+
+
+class RunList(View):
+    items: list[RunView]
+
+
+class SegmentSummary(View):
+    segment_id: str
+    name: str
+    created_at: str
+
+
+class SegmentView(SegmentSummary):
+    users: int
+
+
+class SegmentList(View):
+    items: list[SegmentSummary]
