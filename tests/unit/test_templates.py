@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
+from notify.ports import Template
 from notify.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
 
 from .fakes import MemoryTemplates
@@ -71,3 +73,69 @@ def test_preview_uses_the_sample_payload_or_validates_the_given_one(service: Tem
     assert service.preview(saved.template_id, PreviewInput()).text == "Ada S1E2"
     with pytest.raises(ValidationFailed):
         service.preview(saved.template_id, PreviewInput(payload={"season": 1}))
+
+
+@pytest.mark.parametrize(
+    ("body_text", "reason"),
+    [
+        ("{{ 1/0 }}", "ZeroDivisionError: division by zero (rendering with the sample payload)"),
+        ("{% for a in range(10000) %}{% for b in range(10000) %}.{% endfor %}{% endfor %}", "loop iterations"),
+        ("{{ 'x' * 10**9 }}", "repeating with *"),
+        ("{{ episode_title.upper() }}", "the new_episode payload has no 'episode_title'"),
+    ],
+)
+def test_a_template_that_cannot_render_is_refused_at_save(
+    service: TemplateService, body_text: str, reason: str
+) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        service.save(_email(body_text=body_text))
+    (error,) = info.value.errors
+    assert (error.loc, error.type) == ("body_text", "template_render")
+    assert reason in error.msg
+    assert service.list() == []
+
+
+def test_an_update_that_cannot_render_is_refused(service: TemplateService) -> None:
+    saved = service.save(_email())
+    with pytest.raises(ValidationFailed) as info:
+        service.update(saved.template_id, TemplateContent(subject="{{ season / 0 }}"))
+    assert info.value.errors[0].loc == "subject"
+    assert service.get(saved.template_id).version == 1
+
+
+def test_optional_fields_may_be_tested_and_defaulted(service: TemplateService) -> None:
+    saved = service.save(
+        _email(body_text="{% if episode_title %}{{ episode_title }}{% endif %}{{ episode_title|default('-') }}")
+    )
+    assert service.preview(saved.template_id, PreviewInput()).text == "-"
+
+
+def test_preview_of_a_stored_runaway_template_is_a_field_error(service: TemplateService) -> None:
+    store = MemoryTemplates()
+    service = TemplateService(store, lambda: T0)
+    saved = service.save(_email())
+    # An old version saved before the render check, written straight to the store.
+    store.save(
+        Template(
+            **{
+                **saved.__dict__,
+                "body_text": "{% for a in range(9999) %}{% for b in range(9999) %}{{ a * b }}{% endfor %}{% endfor %}",
+            }
+        )
+    )
+    with pytest.raises(ValidationFailed) as info:
+        service.preview(saved.template_id, PreviewInput())
+    (error,) = info.value.errors
+    assert (error.loc, error.type) == ("body_text", "template_render")
+    assert "loop iterations" in error.msg
+
+
+def test_checking_a_save_folds_no_constants(service: TemplateService) -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValidationFailed):
+            service.save(_email(body_text="{{ 'x' * 10**9 }}{{ 'y' * 999999999 }}"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024 * 1024

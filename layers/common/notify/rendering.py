@@ -1,17 +1,68 @@
-"""Template rendering with Jinja2's sandbox; HTML autoescaped, text not."""
+"""Template rendering in a budgeted Jinja2 sandbox; HTML autoescaped, text not.
+
+Every way a template can fail to render (a syntax error, an unknown variable, an exception the template
+raises such as ``{{ 1/0 }}``, or a broken render budget, see :mod:`notify.sandbox`) raises
+:class:`RenderFailed`, a :class:`notify.errors.TemplateFailed`: the worker fails the job permanently
+(``template_error``), a preview or a save answers 422 naming the part.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateSyntaxError, Undefined
 
-from notify.errors import PermanentError
+from notify.catalog import EVENT_TYPES
+from notify.errors import TemplateFailed
 from notify.ports import RenderedMessage, Template
+from notify.sandbox import (
+    MAX_INT_BITS,
+    MAX_ITEMS,
+    MAX_ITERATIONS,
+    MAX_OUTPUT_CHARS,
+    MAX_RENDER_SECONDS,
+    MAX_VALUE_CHARS,
+    MAX_WORK_CHARS,
+    Budget,
+    BudgetExceeded,
+    render_source,
+)
 
-_text_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_html_env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+__all__ = [
+    "MAX_INT_BITS",
+    "MAX_ITEMS",
+    "MAX_ITERATIONS",
+    "MAX_OUTPUT_CHARS",
+    "MAX_RENDER_SECONDS",
+    "MAX_VALUE_CHARS",
+    "MAX_WORK_CHARS",
+    "PART_FIELDS",
+    "RenderFailed",
+    "locale_chain",
+    "render",
+    "render_context",
+]
+
+#: The template's parts, the RenderedMessage field each renders into, and whether it is HTML.
+PART_FIELDS: tuple[tuple[str, str, bool], ...] = (
+    ("subject", "subject", False),
+    ("body_text", "text", False),
+    ("body_html", "html", True),
+    ("title", "title", False),
+    ("body", "body", False),
+)
+_MAX_REASON = 300
+
+
+class RenderFailed(TemplateFailed):
+    """One part of a template could not be rendered; ``part`` and ``reason`` say which and why."""
+
+    def __init__(self, template_id: str, version: int, part: str, reason: str) -> None:
+        super().__init__(f"template {template_id} v{version} {part}: {reason}")
+        self.part = part
+        self.reason = reason
 
 
 def locale_chain(requested: Optional[str], default: str = "en") -> list[str]:
@@ -25,25 +76,62 @@ def locale_chain(requested: Optional[str], default: str = "en") -> list[str]:
     return chain
 
 
-def render(template: Template, context: dict[str, Any]) -> RenderedMessage:
-    """Render every part of ``template``. A syntax or variable error is permanent."""
+def _absent(name: str, hint: str) -> Undefined:
+    return Undefined(hint=hint, name=name)
 
-    def text(source: Optional[str]) -> Optional[str]:
-        return None if source is None else _text_env.from_string(source).render(context)
 
-    def html(source: Optional[str]) -> Optional[str]:
-        return None if source is None else _html_env.from_string(source).render(context)
+def render_context(
+    event_type: str, payload: Mapping[str, Any], user: Mapping[str, Any], event: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The variables a template of ``event_type`` sees: the payload's fields, ``user`` and ``event``.
 
-    try:
-        return RenderedMessage(
-            template_id=template.template_id,
-            template_version=template.version,
-            locale=template.locale,
-            subject=text(template.subject),
-            text=text(template.body_text),
-            html=html(template.body_html),
-            title=text(template.title),
-            body=text(template.body),
-        )
-    except TemplateError as exc:
-        raise PermanentError(f"template {template.template_id} v{template.version} failed to render: {exc}") from exc
+    Every field the type's payload model declares but ``payload`` omits (an optional one) is present
+    as an absent value: falsy, rendered as the empty string, so ``{% if first_name %}`` works. The same
+    holds for the user's empty profile fields. Names nobody declares stay strict errors.
+    """
+    context: dict[str, Any] = {}
+    spec = EVENT_TYPES.get(event_type)
+    if spec is not None:
+        for name in spec.payload_model.model_fields:
+            context[name] = _absent(name, f"the {event_type} payload has no {name!r}")
+    for name, value in payload.items():
+        context[name] = _absent(name, f"the {event_type} payload has no {name!r}") if value is None else value
+    context["user"] = {
+        name: _absent(f"user.{name}", f"the user has no {name!r}") if value is None else value
+        for name, value in user.items()
+    }
+    context["event"] = dict(event)
+    return context
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, BudgetExceeded):
+        text = str(exc)
+    elif isinstance(exc, TemplateSyntaxError):
+        text = f"line {exc.lineno}: {exc.message}"
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
+def render(
+    template: Template, context: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic
+) -> RenderedMessage:
+    """Render every part of ``template`` under one render budget; any failure is a :class:`RenderFailed`."""
+    budget = Budget(clock=clock)
+    rendered: dict[str, Optional[str]] = {}
+    for part, target, html in PART_FIELDS:
+        source: Optional[str] = getattr(template, part)
+        if source is None:
+            rendered[target] = None
+            continue
+        try:
+            rendered[target] = render_source(source, context, budget, html=html)
+        except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
+            raise RenderFailed(template.template_id, template.version, part, _reason(exc)) from exc
+    return RenderedMessage(
+        template_id=template.template_id,
+        template_version=template.version,
+        locale=template.locale,
+        **rendered,
+    )

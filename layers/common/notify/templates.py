@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from jinja2 import TemplateSyntaxError, meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import Field, model_validator
 
-from notify.catalog import get_event_type, validate_payload
+from notify.catalog import EventType, get_event_type, validate_payload
 from notify.clock import Clock, iso
-from notify.errors import FieldError, NotFound, ValidationFailed
+from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
 from notify.models import Channel, Strict
 from notify.ports import RenderedMessage, Template, TemplateStore, UserProfile
-from notify.rendering import render
+from notify.rendering import RenderFailed, render, render_context
+from notify.sandbox import BoundedEnvironment
 
 PARTS: dict[Channel, tuple[str, ...]] = {
     Channel.EMAIL: ("subject", "body_text", "body_html"),
@@ -27,7 +27,12 @@ REQUIRED: dict[Channel, tuple[tuple[str, ...], ...]] = {
 }
 GLOBALS = frozenset({"user", "event"})
 MAX_PART = 100_000
-_parser = ImmutableSandboxedEnvironment()
+# The bounded sandbox also for parsing: Jinja2 folds constants while looking for variables, and a plain
+# sandbox would fold ``{{ 'x' * 10**9 }}`` right there.
+_parser = BoundedEnvironment(autoescape=False)
+SAMPLE_USER = UserProfile("user-1", email="user-1@example.com", first_name="Ada", last_name="Lovelace")
+#: The recipient with only what every profile has, for the "optional fields absent" check at save.
+BARE_USER = UserProfile("user-1", email="user-1@example.com")
 
 
 class TemplateContent(Strict):
@@ -106,6 +111,35 @@ def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
         raise ValidationFailed(errors, "The template is not valid")
 
 
+def required_payload(spec: EventType) -> dict[str, Any]:
+    """The event type's sample payload with its optional fields left out."""
+    fields = spec.payload_model.model_fields
+    return {k: v for k, v in spec.sample_payload().items() if k in fields and fields[k].is_required()}
+
+
+def _event(spec: EventType, event_id: str) -> dict[str, Any]:
+    return {"event_id": event_id, "event_type": spec.name, "job_id": ""}
+
+
+def check_renders(template: Template) -> None:
+    """Render every part under the render budget with the sample payload and user, then with only the
+    required payload fields and a bare user; a part that raises or breaks the budget is a field error."""
+    spec = get_event_type(template.event_type)
+    samples = (
+        ("the sample payload", spec.sample_payload(), SAMPLE_USER),
+        ("only the required payload fields", required_payload(spec), BARE_USER),
+    )
+    for label, payload, user in samples:
+        context = render_context(spec.name, payload, user.template_context(), _event(spec, "check"))
+        try:
+            render(template, context)
+        except RenderFailed as exc:
+            raise ValidationFailed(
+                [FieldError(exc.part, f"{exc.reason} (rendering with {label})", "template_render")],
+                "The template cannot be rendered",
+            ) from None
+
+
 def view(template: Template) -> dict[str, Any]:
     """The public JSON shape of one template version."""
     data: dict[str, Any] = {
@@ -129,17 +163,17 @@ class TemplateService:
     def save(self, data: TemplateInput) -> Template:
         """Validate and store a new version (creating the key if needed)."""
         check_parts(data.event_type, {p: getattr(data, p) for p in PARTS[data.channel]})
-        return self._store.save(
-            Template(
-                event_type=data.event_type,
-                channel=data.channel,
-                locale=data.locale,
-                version=0,
-                template_id=template_id(data.event_type, data.channel, data.locale),
-                created_at=iso(self._clock()),
-                **{p: getattr(data, p) for p in PARTS[data.channel]},
-            )
+        template = Template(
+            event_type=data.event_type,
+            channel=data.channel,
+            locale=data.locale,
+            version=0,
+            template_id=template_id(data.event_type, data.channel, data.locale),
+            created_at=iso(self._clock()),
+            **{p: getattr(data, p) for p in PARTS[data.channel]},
         )
+        check_renders(template)
+        return self._store.save(template)
 
     def update(self, tid: str, content: TemplateContent) -> Template:
         """A new version of an existing template: the parts given replace, the others are kept."""
@@ -185,11 +219,20 @@ class TemplateService:
         self._store.save(Template(**{**current.__dict__, "deleted": True, "created_at": iso(self._clock())}))
 
     def preview(self, tid: str, data: PreviewInput, version: Optional[int] = None) -> RenderedMessage:
-        """Render with the given payload (validated) or the event type's sample, and a sample user."""
+        """Render with the given payload (validated) or the event type's sample, and a sample user.
+
+        A template that fails to render (it raises, or breaks the render budget) is a 422 on its part.
+        """
         template = self.get(tid, version)
         spec = get_event_type(template.event_type)
         payload = validate_payload(spec, data.payload) if data.payload is not None else spec.sample_payload()
-        sample_user = UserProfile("user-1", email="user-1@example.com", first_name="Ada", last_name="Lovelace")
-        user = {**sample_user.template_context(), **(data.user or {})}
-        context = {**payload, "user": user, "event": {"event_id": "preview", "event_type": spec.name, "job_id": ""}}
-        return render(template, context)
+        user = {**SAMPLE_USER.template_context(), **(data.user or {})}
+        context = render_context(spec.name, payload, user, _event(spec, "preview"))
+        try:
+            return render(template, context)
+        except RenderFailed as exc:
+            raise ValidationFailed(
+                [FieldError(exc.part, exc.reason, "template_render")], "The template cannot be rendered"
+            ) from None
+        except TemplateFailed as exc:
+            raise ValidationFailed([FieldError("body", str(exc), "template_render")]) from None
