@@ -117,11 +117,6 @@ def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack)
     assert status == 200 and job_id in [item["job_id"] for item in history["items"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the default user_registered template tests `first_name` under StrictUndefined: "
-    "'first_name' is undefined when the optional field is omitted (layers/common/notify/default_templates.py)",
-)
 def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: Stack) -> None:
     status, accepted = stack.call(
         "POST",

@@ -34,7 +34,7 @@ from notify.ports import (
     UserProfile,
     WebSocketSender,
 )
-from notify.rendering import locale_chain, render
+from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -253,9 +253,8 @@ class DeliveryService:
             else:
                 template = self._templates.latest(job.template_key, job.channel, locale)
             if template is not None and not template.deleted:
-                context: dict[str, Any] = dict(job.payload)
-                context["user"] = profile.template_context()
-                context["event"] = {"event_id": job.event_id, "event_type": job.event_type, "job_id": job.job_id}
+                event = {"event_id": job.event_id, "event_type": job.event_type, "job_id": job.job_id}
+                context = render_context(job.template_key, job.payload, profile.template_context(), event)
                 return render(template, context)
         raise PermanentError(
             f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"
