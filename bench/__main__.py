@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import cold_start, fanout, ingest, worker
+from bench import cold_start, fanout, ingest, templates, worker
 
 
 def main() -> None:
@@ -10,6 +10,7 @@ def main() -> None:
     ingest.main()
     worker.main()
     fanout.main()
+    templates.main()
 
 
 if __name__ == "__main__":
