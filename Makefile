@@ -9,7 +9,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build targets Lambda's python3.12; use pyenv's when present.
 PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
-.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails openapi api-key seed clean
+.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails invoke events openapi api-key seed clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
@@ -57,6 +57,15 @@ openapi: venv
 
 emails: venv
 	$(PY) -m local.emails
+
+# `sam local invoke -e` without Docker, against the running `make local`:
+# `make invoke FN=WorkerFunction EVENT=events/msk_batch_selfmanaged.json`
+invoke: venv
+	$(PY) -m local.invoke "$(FN)" "$(EVENT)"
+
+# Regenerate events/*.json (a contract test fails when they are stale).
+events: venv
+	$(PY) -m tools.sample_events
 
 # Operators: `make api-key NAME=shop SCOPES=events:write STACK=notification-service`
 api-key: venv

@@ -1,113 +1,275 @@
-"""Reading template.yaml: a YAML loader for CloudFormation's short-form tags, and its resources."""
+"""Reading template.yaml: a YAML loader for CloudFormation's short-form tags, a view of its resources, and
+evaluating its Conditions. The one reader of the template for the local runner, the tests, the tools and the
+benchmarks.
+
+Pure Python (PyYAML only). Intrinsic functions load in their long form, as CloudFormation's JSON has them:
+``!Ref X`` -> ``{"Ref": "X"}``, ``!GetAtt A.B`` -> ``{"Fn::GetAtt": ["A", "B"]}``, ``!Sub s`` ->
+``{"Fn::Sub": "s"}``, ``!If [c, a, b]`` -> ``{"Fn::If": [...]}``, ``!Condition C`` -> ``{"Condition": "C"}``.
+"""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
+NO_VALUE = {"Ref": "AWS::NoValue"}
+# Functions of resources and of the deployment, not of parameters: evaluate() leaves them as they are.
+_LEFT_TO_THE_CALLER = ("Fn::GetAtt", "Fn::Sub", "Fn::ImportValue", "Fn::Base64", "Fn::GetAZs", "Fn::Cidr")
 
-class _Loader(yaml.SafeLoader):
-    pass
+
+class CfnLoader(yaml.SafeLoader):
+    """A SafeLoader that also understands ``!Ref``, ``!GetAtt``, ``!Sub``, ``!If`` and the other short forms."""
 
 
-def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
     name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    value: Any
     if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if suffix == "GetAtt" and isinstance(value, str):
-            value = value.split(".", 1)
+        value = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - YAML has no other node kinds
+        raise yaml.constructor.ConstructorError(None, None, f"unexpected node for !{suffix}", node.start_mark)
     return {name: value}
 
 
-_Loader.add_multi_constructor("!", _tag)
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse CloudFormation YAML text."""
+    return yaml.load(text, Loader=CfnLoader)  # noqa: S506 - CfnLoader is a SafeLoader
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """The template as plain data, intrinsic functions as ``{"Ref": …}`` / ``{"Fn::…": …}``."""
-    with path.open() as fh:
-        data = yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    assert isinstance(data, dict)
+    """The template as plain data, intrinsic functions in their long form."""
+    data = load_yaml(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a CloudFormation template")
     return data
+
+
+def references(value: Any) -> Iterator[str]:
+    """Every logical id or parameter that ``value`` names through ``Ref`` or ``Fn::GetAtt`` (nested too)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref" and isinstance(inner, str):
+                yield inner
+            elif key == "Fn::GetAtt":
+                target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
+                yield str(target)
+            else:
+                yield from references(inner)
+    elif isinstance(value, list):
+        for item in value:
+            yield from references(item)
 
 
 @dataclass(frozen=True)
 class Function:
+    """An ``AWS::Serverless::Function`` with the Globals merged in (environment, and so on)."""
+
     logical_id: str
     handler: str
     code_uri: str
     environment: dict[str, Any]
     events: dict[str, Any] = field(default_factory=dict)
-    timeout: int = 3  # Lambda's defaults
-    memory_size: int = 128
+    properties: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timeout(self) -> int:
+        """Timeout in seconds, Lambda's default (3) when neither the function nor Globals sets it."""
+        return int(self.properties.get("Timeout", 3))
+
+    @property
+    def memory_size(self) -> int:
+        """MemorySize in MB, Lambda's default (128) when neither the function nor Globals sets it."""
+        return int(self.properties.get("MemorySize", 128))
+
+    def events_of_type(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {name: e for name, e in self.events.items() if e.get("Type") == kind}
+
+
+MSK = "aws:kafka"
+SELF_MANAGED_KAFKA = "SelfManagedKafka"
 
 
 @dataclass(frozen=True)
 class KafkaSource:
-    """A Kafka event source mapping (MSK or self-managed) of a function."""
+    """A function's active Kafka event source mapping, as Lambda would run it with given parameters.
+
+    ``event_source`` is the ``eventSource`` of the events it delivers (``aws:kafka`` for Amazon MSK,
+    ``SelfManagedKafka`` otherwise). Template values that name resources (``topic``, ``on_failure``) are left
+    for the caller to resolve; values that name parameters are resolved.
+    """
 
     logical_id: str
-    topic: Any  # a template value: resolve it
+    event_source: str
+    event_source_arn: Optional[str]  # MSK's cluster ARN; self-managed Kafka events carry none
+    bootstrap_servers: Optional[str]  # the self-managed mapping's endpoints, comma-separated
+    topic: Any
     batch_size: int
     consumer_group: str
+    starting_position: str = "TRIM_HORIZON"
+    report_batch_item_failures: bool = False
+    maximum_retry_attempts: int = -1  # Lambda's defaults: retry until the record expires
+    maximum_record_age_seconds: int = -1
+    bisect_batch_on_function_error: bool = False
+    on_failure: Any = None  # DestinationConfig.OnFailure.Destination (a template value), if any
+    pollers: Optional[tuple[int, int]] = None  # ProvisionedPollerConfig (MinimumPollers, MaximumPollers)
+
+    @property
+    def retry_limit(self) -> Optional[int]:
+        """Retries after the first invocation; None for never giving up.
+
+        Lambda caps "infinite" (-1) at 10 retries when the mapping has an on-failure destination.
+        """
+        if self.maximum_retry_attempts >= 0:
+            return self.maximum_retry_attempts
+        return 10 if self.on_failure is not None else None
+
+    @property
+    def record_age_limit(self) -> Optional[int]:
+        return self.maximum_record_age_seconds if self.maximum_record_age_seconds >= 0 else None
 
 
 @dataclass(frozen=True)
 class Template:
-    """The parts of template.yaml the local stack wires."""
+    """The parts of template.yaml that tests and local wiring read."""
 
     data: dict[str, Any]
 
-    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {k: v for k, v in self.data["Resources"].items() if v["Type"] == kind}
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data.get("Parameters", {}))
+
+    @property
+    def conditions(self) -> dict[str, Any]:
+        return dict(self.data.get("Conditions", {}))
+
+    @property
+    def outputs(self) -> dict[str, dict[str, Any]]:
+        return dict(self.data.get("Outputs", {}))
+
+    def resources(self, kind: Optional[str] = None) -> dict[str, dict[str, Any]]:
+        """Resources by logical id, all of them or those of type ``kind``."""
+        resources: dict[str, dict[str, Any]] = self.data["Resources"]
+        return {k: v for k, v in resources.items() if kind is None or v["Type"] == kind}
+
+    def properties(self, logical_id: str) -> dict[str, Any]:
+        return dict(self.data["Resources"][logical_id].get("Properties", {}))
 
     def parameter_defaults(self) -> dict[str, str]:
-        return {k: str(v["Default"]) for k, v in self.data.get("Parameters", {}).items() if "Default" in v}
+        return {k: _parameter_string(v["Default"]) for k, v in self.parameters.items() if "Default" in v}
+
+    def globals_function(self) -> dict[str, Any]:
+        return dict(self.data.get("Globals", {}).get("Function", {}))
 
     def functions(self) -> dict[str, Function]:
-        globals_fn = self.data.get("Globals", {}).get("Function", {})
-        globals_env = globals_fn.get("Environment", {}).get("Variables", {})
+        """Every serverless function, its environment being Globals' variables updated by its own."""
+        glob = self.globals_function()
+        glob_env = glob.get("Environment", {}).get("Variables", {})
         out = {}
         for logical_id, resource in self.resources("AWS::Serverless::Function").items():
-            props = {**globals_fn, **resource["Properties"]}
-            env = {**globals_env, **resource["Properties"].get("Environment", {}).get("Variables", {})}
+            props = {**glob, **resource["Properties"]}
+            env = {**glob_env, **resource["Properties"].get("Environment", {}).get("Variables", {})}
             out[logical_id] = Function(
-                logical_id,
-                props["Handler"],
-                props["CodeUri"],
-                env,
-                props.get("Events", {}),
-                int(props.get("Timeout", 3)),
-                int(props.get("MemorySize", 128)),
+                logical_id, props["Handler"], props["CodeUri"], env, dict(props.get("Events", {})), props
             )
         return out
 
-    def condition(self, name: str, parameters: dict[str, str]) -> bool:
-        """Evaluate one of the template's Conditions with these parameter values."""
-        return bool(self._evaluate({"Condition": name}, parameters))
+    def http_routes(self, function: str) -> list[tuple[str, str]]:
+        """(method, path) of the function's HttpApi events, e.g. ``("ANY", "/{proxy+}")``."""
+        return [
+            (str(e["Properties"].get("Method", "ANY")).upper(), str(e["Properties"]["Path"]))
+            for e in self.functions()[function].events_of_type("HttpApi").values()
+        ]
 
-    def _evaluate(self, node: Any, parameters: dict[str, str]) -> Any:
-        if not isinstance(node, dict) or len(node) != 1:
+    def event_source_mappings(self, function: str) -> dict[str, dict[str, Any]]:
+        """The plain ``AWS::Lambda::EventSourceMapping`` resources that invoke ``function``."""
+        return {
+            k: v
+            for k, v in self.resources("AWS::Lambda::EventSourceMapping").items()
+            if v["Properties"].get("FunctionName") == {"Ref": function}
+        }
+
+    def kafka_batch_size(self, function: str) -> int:
+        """BatchSize of the function's Kafka event source (MSK or self-managed; they agree)."""
+        sizes = {
+            int(m["Properties"].get("BatchSize", 100))
+            for m in self.event_source_mappings(function).values()
+            if "Topics" in m["Properties"]
+        }
+        if len(sizes) != 1:
+            raise LookupError(f"{function} has no Kafka event source, or its sources disagree: {sizes}")
+        return sizes.pop()
+
+    def sqs_event(self, function: str) -> tuple[str, int]:
+        """(queue logical id, BatchSize) of the function's SQS event."""
+        for event in self.functions()[function].events_of_type("SQS").values():
+            queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
+            return str(queue), int(event["Properties"].get("BatchSize", 10))
+        raise LookupError(f"{function} has no SQS event")
+
+    def schedule(self, function: str) -> str:
+        """The schedule expression of the function's Schedule or ScheduleV2 event."""
+        for event in self.functions()[function].events.values():
+            if event["Type"] == "Schedule":
+                return str(event["Properties"]["Schedule"])
+            if event["Type"] == "ScheduleV2":
+                return str(event["Properties"]["ScheduleExpression"])
+        raise LookupError(f"{function} has no schedule")
+
+    # --- evaluating the template with parameter values ------------------------------------------------
+
+    def condition(self, name: str, parameters: Mapping[str, str]) -> bool:
+        """Evaluate one of the template's Conditions with these parameter values."""
+        return bool(self.evaluate({"Condition": name}, parameters))
+
+    def evaluate(self, node: Any, parameters: Mapping[str, str]) -> Any:
+        """``node`` with Conditions, ``Fn::If`` and the functions over parameters evaluated.
+
+        ``Ref``s to parameters become their values; ``Ref``s to resources, ``Fn::GetAtt`` and ``Fn::Sub`` stay as
+        they are (the caller knows the physical resources); a property that resolves to ``AWS::NoValue`` is
+        dropped.
+        """
+        if isinstance(node, list):
+            return [v for v in (self.evaluate(item, parameters) for item in node) if v != NO_VALUE]
+        if not isinstance(node, dict):
             return node
+        if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
+            evaluated = {k: self.evaluate(v, parameters) for k, v in node.items()}
+            return {k: v for k, v in evaluated.items() if v != NO_VALUE}
         ((fn, arg),) = node.items()
         if fn == "Condition":
-            return self._evaluate(self.data["Conditions"][arg], parameters)
+            return bool(self.evaluate(self.conditions[arg], parameters))
         if fn == "Ref":
-            if arg not in parameters:
-                raise ValueError(f"the local stack has no value for the parameter {arg}")
-            return parameters[arg]
-        args = [self._evaluate(a, parameters) for a in arg] if isinstance(arg, list) else arg
+            if arg in self.parameters:
+                if arg not in parameters:
+                    raise ValueError(f"no value for the parameter {arg}")
+                return _parameter_value(parameters[arg], self.parameters[arg])
+            return node  # AWS::NoValue, a pseudo parameter or a resource
+        if fn in _LEFT_TO_THE_CALLER:
+            return node
+        if fn == "Fn::If":
+            name, if_true, if_false = arg
+            return self.evaluate(if_true if self.condition(name, parameters) else if_false, parameters)
+        args = self.evaluate(arg, parameters)
         if fn == "Fn::Equals":
-            return str(args[0]) == str(args[1])
+            return _comparable(args[0]) == _comparable(args[1])
         if fn == "Fn::Not":
             return not args[0]
         if fn == "Fn::And":
@@ -115,52 +277,76 @@ class Template:
         if fn == "Fn::Or":
             return any(args)
         if fn == "Fn::Join":
-            items = args[1] if isinstance(args[1], list) else str(args[1]).split(",")
-            return str(args[0]).join(map(str, items))
-        raise ValueError(f"the local stack cannot evaluate {fn}")
+            return str(args[0]).join(str(a) for a in args[1])
+        if fn == "Fn::Split":
+            return str(args[1]).split(str(args[0]))
+        if fn == "Fn::Select":
+            return args[1][int(args[0])]
+        raise ValueError(f"cannot evaluate {fn} here")
 
-    def kafka_source(self, function: str, parameters: dict[str, str]) -> KafkaSource:
+    def kafka_source(self, function: str, parameters: Mapping[str, str]) -> KafkaSource:
         """The function's Kafka event source mapping whose Condition holds (MSK or self-managed)."""
-        for logical_id, resource in self.resources("AWS::Lambda::EventSourceMapping").items():
-            props = resource["Properties"]
-            if props.get("FunctionName") != {"Ref": function} or "Topics" not in props:
+        for logical_id, resource in self.event_source_mappings(function).items():
+            if "Topics" not in resource["Properties"]:
                 continue
             if "Condition" in resource and not self.condition(resource["Condition"], parameters):
                 continue
-            config = props.get("AmazonManagedKafkaEventSourceConfig") or props.get(
-                "SelfManagedKafkaEventSourceConfig", {}
-            )
-            group = config.get("ConsumerGroupId") or logical_id  # AWS defaults the group to the mapping's UUID
+            props = self.evaluate(resource["Properties"], parameters)
+            if "SelfManagedEventSource" in props:
+                event_source, arn = SELF_MANAGED_KAFKA, None
+                endpoints = props["SelfManagedEventSource"]["Endpoints"]["KafkaBootstrapServers"]
+                bootstrap: Optional[str] = ",".join(endpoints)
+                config = props.get("SelfManagedKafkaEventSourceConfig", {})
+            else:
+                event_source, arn, bootstrap = MSK, str(props["EventSourceArn"]), None
+                config = props.get("AmazonManagedKafkaEventSourceConfig", {})
+            pollers = props.get("ProvisionedPollerConfig")
             (topic,) = props["Topics"]
-            return KafkaSource(logical_id, topic, int(props.get("BatchSize", 100)), str(group))
+            return KafkaSource(
+                logical_id=logical_id,
+                event_source=event_source,
+                event_source_arn=arn,
+                bootstrap_servers=bootstrap,
+                topic=topic,
+                batch_size=int(props.get("BatchSize", 100)),
+                consumer_group=str(config.get("ConsumerGroupId") or logical_id),  # AWS: the mapping's UUID
+                starting_position=str(props.get("StartingPosition", "TRIM_HORIZON")),
+                report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                maximum_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+                maximum_record_age_seconds=int(props.get("MaximumRecordAgeInSeconds", -1)),
+                bisect_batch_on_function_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                on_failure=props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"),
+                pollers=(
+                    (int(pollers.get("MinimumPollers", 1)), int(pollers.get("MaximumPollers", 200)))
+                    if pollers
+                    else None
+                ),
+            )
         raise LookupError(f"{function} has no active Kafka event source mapping")
 
-    def kafka_batch_size(self, function: str) -> int:
-        """BatchSize of the function's Kafka event source mappings (the same in both; the contract test checks)."""
-        sizes = {
-            int(r["Properties"].get("BatchSize", 100))
-            for r in self.resources("AWS::Lambda::EventSourceMapping").values()
-            if r["Properties"].get("FunctionName") == {"Ref": function} and "Topics" in r["Properties"]
-        }
-        if len(sizes) != 1:
-            raise LookupError(f"{function} has Kafka event source mappings with batch sizes {sorted(sizes)}")
-        return sizes.pop()
 
-    def sqs_event(self, function: str) -> tuple[str, int]:
-        """(queue logical id, BatchSize) of the function's SQS event."""
-        for event in self.functions()[function].events.values():
-            if event["Type"] == "SQS":
-                queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
-                return queue, int(event["Properties"].get("BatchSize", 10))
-        raise LookupError(f"{function} has no SQS event")
-
-    def schedule(self, function: str) -> str:
-        for event in self.functions()[function].events.values():
-            if event["Type"] in ("Schedule", "ScheduleV2"):
-                key = "Schedule" if event["Type"] == "Schedule" else "ScheduleExpression"
-                return str(event["Properties"][key])
-        raise LookupError(f"{function} has no schedule")
+def _parameter_string(value: Any) -> str:
+    """A parameter default as CloudFormation passes it: a string (lists comma-joined)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def template() -> Template:
-    return Template(load_template())
+def _parameter_value(value: str, declaration: Mapping[str, Any]) -> Any:
+    """A parameter's value as ``Ref`` yields it: a list for list types, a string otherwise."""
+    kind = str(declaration.get("Type", "String"))
+    if kind == "CommaDelimitedList" or kind.startswith("List<"):
+        return value.split(",")
+    return value
+
+
+def _comparable(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@cache
+def _cached(path: Path, mtime_ns: int) -> dict[str, Any]:
+    return load_template(path)
+
+
+def template(path: Path = TEMPLATE) -> Template:
+    """template.yaml, parsed once per version of the file (a fresh copy each call)."""
+    return Template(copy.deepcopy(_cached(path, path.stat().st_mtime_ns)))

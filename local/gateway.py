@@ -1,13 +1,15 @@
-"""API Gateway HTTP API, locally: each HTTP request becomes a payload v2.0 event for ApiFunction."""
+"""API Gateway HTTP API, locally: each request that matches a route becomes a payload v2.0 event for ApiFunction."""
 
 from __future__ import annotations
 
 import base64
 import json
 import logging
+import re
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Optional
 
 from local.events import http_api_event
 from local.invoke import Function
@@ -15,9 +17,45 @@ from local.invoke import Function
 log = logging.getLogger("local.gateway")
 
 
+class Route:
+    """One route of an HTTP API, e.g. ``ANY /{proxy+}``, matched the way API Gateway matches it."""
+
+    def __init__(self, method: str, path: str) -> None:
+        self.method = method.upper()
+        self.path = path
+        self.key = f"{self.method} {path}"
+        pattern = ""
+        for segment in path.strip("/").split("/") if path != "/" else []:
+            if segment.startswith("{") and segment.endswith("+}"):
+                pattern += f"/(?P<{segment[1:-2]}>.+)"  # greedy: the rest of the path
+            elif segment.startswith("{") and segment.endswith("}"):
+                pattern += f"/(?P<{segment[1:-1]}>[^/]+)"
+            else:
+                pattern += "/" + re.escape(segment)
+        self._regex = re.compile(f"^{pattern or '/'}$")
+        self.greedy = path.endswith("+}")
+        self.variables = path.count("{")
+
+    def match(self, method: str, path: str) -> Optional[dict[str, str]]:
+        if self.method not in ("ANY", method.upper()):
+            return None
+        found = self._regex.match(path)
+        return None if found is None else found.groupdict()
+
+
+def choose(routes: Sequence[Route], method: str, path: str) -> Optional[tuple[Route, dict[str, str]]]:
+    """The most specific matching route: no variables before variables, greedy last, a method before ANY."""
+    candidates = [(r, params) for r in routes if (params := r.match(method, path)) is not None]
+    candidates.sort(key=lambda c: (c[0].greedy, c[0].variables, c[0].method == "ANY"))
+    return candidates[0] if candidates else None
+
+
 class Gateway:
-    def __init__(self, function: Function, port: int, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, function: Function, port: int, routes: Sequence[tuple[str, str]] = (), host: str = "127.0.0.1"
+    ) -> None:
         self._function = function
+        self._routes = [Route(method, path) for method, path in routes]  # none: a $default route takes all
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,12 +85,23 @@ class Gateway:
         path, _, query = request.path.partition("?")
         length = int(request.headers.get("content-length") or 0)
         body = request.rfile.read(length) if length else None
+        route_key, parameters = "$default", None
+        if self._routes:
+            chosen = choose(self._routes, request.command, path)
+            if chosen is None:  # API Gateway answers without invoking the function
+                self._respond(request, {"statusCode": 404, "body": json.dumps({"message": "Not Found"})})
+                return
+            route_key, parameters = chosen[0].key, chosen[1] or None
+        client = request.client_address[0]
         headers: dict[str, str] = {}
         for name, value in request.headers.items():  # API Gateway joins repeated headers
             name = name.lower()
             separator = "; " if name == "cookie" else ","
             headers[name] = f"{headers[name]}{separator}{value}" if name in headers else value
-        event = http_api_event(request.command, path, query, headers, body, request.client_address[0])
+        headers.setdefault("x-forwarded-for", client)
+        headers.setdefault("x-forwarded-proto", "http")
+        headers.setdefault("x-forwarded-port", str(self.port))
+        event = http_api_event(request.command, path, query, headers, body, client, route_key, parameters)
         try:
             result = self._function.invoke(event)
         except Exception:  # the handler crashed: API Gateway answers 500
@@ -69,6 +118,7 @@ class Gateway:
         request.send_response(int(result["statusCode"]))
         headers = {k.lower(): str(v) for k, v in (result.get("headers") or {}).items()}
         for name, values in (result.get("multiValueHeaders") or {}).items():
+            headers.pop(name.lower(), None)
             for value in values:
                 request.send_header(name, str(value))
         for name, value in headers.items():

@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 
 from local.cfn import Template
+from local.events import ACCOUNT, REGION
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,26 @@ class Infra:
     queues: dict[str, str]  # logical id → URL
     queue_arns: dict[str, str]
     parameters: dict[str, str]
+
+
+STATE_FILE = "stack.json"
+
+
+@dataclass(frozen=True)
+class StackState:
+    """What a running local stack leaves in its state directory (``stack.json``) for other processes."""
+
+    pid: int
+    endpoint: str  # moto server (AWS_ENDPOINT_URL)
+    bootstrap: str  # Kafka
+    api_url: str
+    auth_url: str
+    infra: Infra
+
+    @classmethod
+    def from_json(cls, text: str) -> StackState:
+        data = json.loads(text)
+        return cls(**{**data, "infra": Infra(**data["infra"])})
 
 
 def create_resources(template: Template, prefix: str, parameters: dict[str, str]) -> Infra:
@@ -74,6 +95,15 @@ def resolve(value: Any, infra: Infra) -> str:
     """A template value the way CloudFormation would resolve it for an environment variable."""
     if isinstance(value, (str, int, float)):
         return str(value)
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        logical_id, attribute = value["Fn::GetAtt"]
+        if logical_id in infra.queues and attribute in ("Arn", "QueueUrl", "QueueName"):
+            url = infra.queues[logical_id]
+            return {"Arn": infra.queue_arns[logical_id], "QueueUrl": url, "QueueName": url.rsplit("/", 1)[-1]}[
+                attribute
+            ]
+        if logical_id in infra.tables and attribute == "Arn":
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{infra.tables[logical_id]}"
     if isinstance(value, dict) and set(value) == {"Ref"}:
         ref = value["Ref"]
         if ref in infra.parameters:
@@ -83,8 +113,19 @@ def resolve(value: Any, infra: Infra) -> str:
         if ref in infra.queues:
             return infra.queues[ref]
         if ref == "AWS::Region":
-            return "us-east-1"
+            return REGION
+        if ref == "AWS::AccountId":
+            return ACCOUNT
     raise ValueError(f"the local stack cannot resolve {value!r}")
+
+
+def queue_url(value: Any, infra: Infra) -> str:
+    """The URL of the queue a template value names (its ARN, its URL or a ``Ref``/``Fn::GetAtt`` of it)."""
+    resolved = resolve(value, infra)
+    for logical_id, arn in infra.queue_arns.items():
+        if resolved in (arn, infra.queues[logical_id]):
+            return infra.queues[logical_id]
+    raise ValueError(f"{value!r} is no queue of the local stack (only SQS on-failure destinations are emulated)")
 
 
 def function_environments(template: Template, infra: Infra) -> dict[str, dict[str, str]]:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from typing import Any, Optional
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
 
 import boto3
 
-from local.events import kafka_record, msk_event, scheduled_event, sqs_event, sqs_record
+from local.cfn import KafkaSource
+from local.events import (
+    consumer_record,
+    function_arn,
+    kafka_event,
+    kafka_on_failure_record,
+    scheduled_event,
+    sqs_event,
+    sqs_record,
+)
 from local.invoke import Function
 
 log = logging.getLogger("local.mappings")
@@ -39,62 +51,220 @@ class _Loop:
         raise NotImplementedError
 
 
-class KafkaMapping(_Loop):
-    """Like Lambda's Kafka event source mapping: batches of up to ``batch_size``; on error the batch is retried."""
+class Invocable(Protocol):
+    name: str
 
-    def __init__(self, function: Function, bootstrap: str, topic: str, group: str, batch_size: int) -> None:
+    def invoke(self, event: dict[str, Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class KafkaWiring:
+    """A Kafka event source mapping with its template values resolved to this machine's resources."""
+
+    source: KafkaSource
+    bootstrap: str  # where the poller connects
+    topic: str
+    on_failure_url: Optional[str] = None  # the SQS queue of DestinationConfig.OnFailure, if any
+
+    @property
+    def event_bootstrap(self) -> str:
+        """``bootstrapServers`` of the events: the mapping's endpoints (self-managed) or the cluster's brokers."""
+        return self.source.bootstrap_servers or self.bootstrap
+
+
+Key = tuple[str, int, int]  # topic, partition, offset
+
+
+class KafkaMapping(_Loop):
+    """Like Lambda's Kafka event source mapping (Amazon MSK or self-managed) with its error handling controls.
+
+    Batches of up to BatchSize records in the event shape of the mapping's kind. After an invocation, each
+    partition is committed past its records, except where records failed: the function raised (the whole batch
+    failed; with BisectBatchOnFunctionError the batch is split in halves and each retried, without using up
+    retries) or, with ReportBatchItemFailures, returned ``{"batchItemFailures": [{"itemIdentifier": {"partition":
+    "<topic>-<partition>", "offset": n}}]}``. Such a partition is committed up to, and re-delivered from, its
+    lowest failed offset. A record that failed more than MaximumRetryAttempts times (10 when -1 with an
+    on-failure destination), or that is older than MaximumRecordAgeInSeconds, is discarded: its invocation record
+    (metadata, no payload) goes to the on-failure destination and the partition moves past it. With -1 and no
+    destination Lambda would retry forever, and so does this (loudly).
+    """
+
+    RETRY_DELAY = 0.5
+
+    def __init__(self, function: Invocable, wiring: KafkaWiring, sqs: Optional[Any] = None) -> None:
         super().__init__("kafka-mapping")
         self._function = function
-        self._bootstrap = bootstrap
-        self._topic = topic
-        self._group = group
-        self._batch_size = batch_size
+        self._wiring = wiring
+        self._source = wiring.source
         self._consumer: Optional[Any] = None
+        self._sqs = sqs if sqs is not None or wiring.on_failure_url is None else boto3.client("sqs")
+        self._failures: dict[Key, int] = {}  # failed invocations per record still to be committed
+        self._function_error: dict[Key, Optional[str]] = {}
+        if self._source.retry_limit is None and wiring.on_failure_url is None:
+            log.warning(
+                "%s retries failing records forever (MaximumRetryAttempts -1, no on-failure destination)",
+                self._source.logical_id,
+            )
 
     def _connect(self) -> Any:
         from kafka import KafkaConsumer
 
         return KafkaConsumer(
-            self._topic,
-            bootstrap_servers=self._bootstrap,
-            group_id=self._group,
+            self._wiring.topic,
+            bootstrap_servers=self._wiring.bootstrap,
+            group_id=self._source.consumer_group,
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset="latest" if self._source.starting_position == "LATEST" else "earliest",
             api_version=(2, 8, 0),
+            # Tansu needs these: a consumer that left is noticed within seconds, not minutes.
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
             max_poll_interval_ms=10000,
             request_timeout_ms=8000,
         )
 
+    def event(self, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """The event this mapping sends for these records (``kafka_record`` dicts)."""
+        return kafka_event(
+            records,
+            event_source=self._source.event_source,
+            bootstrap_servers=self._wiring.event_bootstrap,
+            event_source_arn=self._source.event_source_arn,
+        )
+
     def poll(self) -> None:
         if self._consumer is None:
             self._consumer = self._connect()
-        batch = self._consumer.poll(timeout_ms=500, max_records=self._batch_size)
-        records = [r for partition_records in batch.values() for r in partition_records]
-        if not records:
-            return
-        event = msk_event(
-            [
-                kafka_record(r.topic, r.partition, r.offset, r.value, r.key, r.headers or (), r.timestamp)
-                for r in records
-            ],
-            self._bootstrap,
+        batch = self._consumer.poll(timeout_ms=500, max_records=self._source.batch_size)
+        fetched = sorted(
+            (consumer_record(r) for rs in batch.values() for r in rs),
+            key=lambda r: (r["topic"], r["partition"], r["offset"]),
         )
-        try:
-            self._function.invoke(event)
-        except Exception:
-            log.exception("worker raised on a Kafka batch of %d; retrying it", len(records))
-            for tp, partition_records in batch.items():
-                self._consumer.seek(tp, partition_records[0].offset)
-            self._stop.wait(1.0)
+        if not fetched:
             return
-        self._consumer.commit()
+        try:
+            retry = self.handle(fetched)
+        except Exception:
+            for tp, rs in batch.items():  # nothing committed: fetch these again
+                self._consumer.seek(tp, min(r.offset for r in rs))
+            raise
+        self._commit(batch, retry)
+        if retry:
+            self._stop.wait(self.RETRY_DELAY)
+
+    def handle(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], int]:
+        """Deliver one fetched batch; the offsets to re-deliver from, by (topic, partition)."""
+        age_limit = self._source.record_age_limit
+        fresh = list(records)
+        if age_limit is not None:
+            oldest = (time.time() - age_limit) * 1000
+            expired = [r for r in records if r["timestamp"] < oldest]
+            fresh = [r for r in records if r["timestamp"] >= oldest]
+            for record in expired:
+                self._discard(record, "RecordAgeExceeded")
+        failed = self._deliver(fresh) if fresh else set()
+        retry: dict[tuple[str, int], int] = {}
+        for record in fresh:
+            key = _key(record)
+            if key not in failed:
+                continue
+            self._failures[key] = self._failures.get(key, 0) + 1
+            limit = self._source.retry_limit
+            if limit is not None and self._failures[key] > limit:
+                self._discard(record, "RetryAttemptsExhausted")
+                continue
+            tp = (record["topic"], record["partition"])
+            retry[tp] = min(retry.get(tp, record["offset"]), record["offset"])
+        committed = {(r["topic"], r["partition"]): r["offset"] + 1 for r in records}  # sorted: the last wins
+        committed |= retry
+        for key in [k for k in self._failures if k[2] < committed.get((k[0], k[1]), -1)]:
+            del self._failures[key]  # committed past: forget it
+            self._function_error.pop(key, None)
+        return retry
+
+    def _deliver(self, records: Sequence[dict[str, Any]]) -> set[Key]:
+        """Invoke the function with these records; the keys of the records that failed."""
+        event = self.event(records)
+        try:
+            result = self._function.invoke(event)
+        except Exception as exc:
+            log.warning("%s raised on a Kafka batch of %d: %r", self._function.name, len(records), exc)
+            if self._source.bisect_batch_on_function_error and len(records) > 1:
+                half = len(records) // 2
+                return self._deliver(records[:half]) | self._deliver(records[half:])
+            for record in records:
+                self._function_error[_key(record)] = "Unhandled"
+            return {_key(r) for r in records}
+        failed = self._reported(result, records)
+        for key in failed:
+            self._function_error[key] = None
+        return failed
+
+    def _reported(self, result: Any, records: Sequence[dict[str, Any]]) -> set[Key]:
+        """The records a partial batch response names; all of them if it names something not in the batch."""
+        if not self._source.report_batch_item_failures or not isinstance(result, dict):
+            return set()  # without ReportBatchItemFailures, Lambda reads any answer as success
+        items = result.get("batchItemFailures") or []
+        keys = {_key(r) for r in records}
+        failed: set[Key] = set()
+        for item in items:
+            identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+            partition = identifier.get("partition") if isinstance(identifier, dict) else None
+            offset = identifier.get("offset") if isinstance(identifier, dict) else None
+            topic, _, number = str(partition).rpartition("-")
+            key = (topic, int(number), offset) if number.isdigit() and type(offset) is int else None
+            if key is None or key not in keys:
+                log.warning(
+                    "%s reported a failure of no record in the batch: %r; the whole batch failed",
+                    self._function.name,
+                    item,
+                )
+                return keys
+            failed.add(key)
+        return failed
+
+    def _discard(self, record: dict[str, Any], condition: str) -> None:
+        """Send the record's invocation record to the on-failure destination (if any); the mapping moves on."""
+        key = _key(record)
+        invokes = self._failures.get(key, 0)
+        body = kafka_on_failure_record(
+            [record],
+            function_arn=function_arn(self._function.name),
+            condition=condition,
+            invoke_count=invokes,
+            bootstrap_servers=self._wiring.event_bootstrap,
+            event_source_arn=self._source.event_source_arn,
+            function_error=self._function_error.get(key),
+            invoked=invokes > 0,
+            payload_size=len(json.dumps(self.event([record]))),
+        )
+        log.error(
+            "%s: discarding %s-%d@%d after %d invocations (%s)", self._source.logical_id, *key, invokes, condition
+        )
+        if self._wiring.on_failure_url is not None:
+            assert self._sqs is not None
+            self._sqs.send_message(QueueUrl=self._wiring.on_failure_url, MessageBody=json.dumps(body))
+
+    def _commit(self, batch: dict[Any, list[Any]], retry: dict[tuple[str, int], int]) -> None:
+        from kafka.structs import OffsetAndMetadata
+
+        assert self._consumer is not None
+        offsets = {}
+        for tp, rs in batch.items():
+            position = retry.get((tp.topic, tp.partition))
+            if position is not None:
+                self._consumer.seek(tp, position)
+            offsets[tp] = OffsetAndMetadata(position if position is not None else max(r.offset for r in rs) + 1, "", -1)
+        self._consumer.commit(offsets)
 
     def stop(self) -> None:
         super().stop()
         if self._consumer is not None:
             self._consumer.close()
+
+
+def _key(record: dict[str, Any]) -> Key:
+    return (str(record["topic"]), int(record["partition"]), int(record["offset"]))
 
 
 class SqsMapping(_Loop):

@@ -2,37 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from local.auth_service import AuthService
 from local.cfn import ROOT, Template, template
+from local.events import ACCOUNT, REGION
 from local.gateway import Gateway
 from local.infra import (
+    STATE_FILE,
     Infra,
+    StackState,
     create_resources,
     create_topic,
     function_environments,
     merged_environment,
+    queue_url,
     resolve,
     verify_sender,
 )
-from local.invoke import Function
-from local.mappings import KafkaMapping, Schedule, SqsMapping, rate_seconds
+from local.invoke import AWS_ENV, Function
+from local.mappings import KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate_seconds
 from local.processes import Process, free_port, moto_process, tansu_process
 
 log = logging.getLogger("local.stack")
-
-AWS_ENV = {
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1",
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
-}
 
 
 @dataclass
@@ -42,6 +39,7 @@ class Config:
     kafka_port: int = 9092
     auth_port: int = 3001
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
+    kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     api_key: str = "local-dev-key"
     prefix: str = "notify-local"
     schedule_seconds: Optional[float] = None  # the template's rate by default
@@ -58,6 +56,7 @@ class Config:
             kafka_port=int(env.get("KAFKA_PORT", 9092)),
             auth_port=int(env.get("AUTH_PORT", 3001)),
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            kafka_mode=env.get("KAFKA_MODE") or None,
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
             state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
@@ -94,11 +93,22 @@ class LocalStack:
         return f"http://127.0.0.1:{self.config.api_port}"
 
     def parameters(self) -> dict[str, str]:
-        """The template's parameters as the local stack sets them."""
+        """The template's parameters as the local stack sets them.
+
+        KafkaMode is the template's default unless ``KAFKA_MODE`` says otherwise: the Kafka here is Tansu either
+        way, but the worker gets the events of that mode's event source mapping (``SelfManagedKafka`` or
+        ``aws:kafka``), as it would in AWS.
+        """
+        defaults = self.template.parameter_defaults()
+        mode = self.config.kafka_mode or defaults["KafkaMode"]
+        allowed = self.template.parameters["KafkaMode"].get("AllowedValues")
+        if allowed and mode not in allowed:
+            raise ValueError(f"KAFKA_MODE={mode!r}: the template allows {', '.join(allowed)}")
+        msk = f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/{self.config.prefix}/00000000-0000-0000-0000-000000000000-1"
         return {
-            **self.template.parameter_defaults(),
-            "KafkaMode": "self-managed",
-            "MskClusterArn": "",
+            **defaults,
+            "KafkaMode": mode,
+            "MskClusterArn": msk if mode == "msk" else "",
             "KafkaBootstrapServers": self.bootstrap,
             "KafkaAuth": "none",
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
@@ -111,6 +121,8 @@ class LocalStack:
         """moto server, Kafka and the Auth service; AWS clients in this process point at moto."""
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
+        for name in ("moto.log", "tansu.log"):  # this run's logs only; restarts within the run append
+            (state / name).write_bytes(b"")
         # Kept before they are waited on, so that `stop` ends them even if start-up is interrupted.
         self.moto = moto_process(self.config.moto_port, state / "moto.log")
         self.moto.start()
@@ -130,7 +142,18 @@ class LocalStack:
         if self.kafka is not None:  # Tansu keeps topics in memory: a restarted broker gets it again
             self.kafka.after_start.append(lambda: create_topic(self.bootstrap, env["KAFKA_TOPIC"]))
         verify_sender(env["SENDER_EMAIL"])
+        self.write_state()
         return env
+
+    @property
+    def state_file(self) -> Path:
+        return self.config.state_dir / STATE_FILE
+
+    def write_state(self) -> None:
+        """Where this stack's peers and resources are, for ``make invoke`` (``python -m local.invoke``)."""
+        assert self.infra is not None
+        state = StackState(os.getpid(), self.endpoint, self.bootstrap, self.api_url, self.auth.url, self.infra)
+        self.state_file.write_text(json.dumps(asdict(state), indent=2) + "\n")
 
     def seed(self) -> None:
         """The default templates and the dev API key."""
@@ -151,25 +174,29 @@ class LocalStack:
         spec = self.template.functions()[logical_id]
         return Function(logical_id, spec.handler, spec.timeout, spec.memory_size)
 
+    def kafka_wiring(self, function: str = "WorkerFunction") -> KafkaWiring:
+        """The function's active Kafka event source mapping, resolved to this stack's topic and queues."""
+        assert self.infra is not None
+        source = self.template.kafka_source(function, self.infra.parameters)
+        return KafkaWiring(
+            source,
+            self.bootstrap,
+            resolve(source.topic, self.infra),
+            queue_url(source.on_failure, self.infra) if source.on_failure is not None else None,
+        )
+
     def start_functions(self) -> None:
         """Load the handlers and wire their triggers, as template.yaml describes them."""
         assert self.infra is not None
         api, worker, scheduler = (self.function(f) for f in ("ApiFunction", "WorkerFunction", "SchedulerFunction"))
-        self.gateway = Gateway(api, self.config.api_port)
+        self.gateway = Gateway(api, self.config.api_port, self.template.http_routes("ApiFunction"))
         self.gateway.start()
         if not self.config.with_mappings:
             return
         queue, sqs_batch = self.template.sqs_event("WorkerFunction")
-        kafka = self.template.kafka_source("WorkerFunction", self.infra.parameters)
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
         self._loops = [
-            KafkaMapping(
-                worker,
-                self.bootstrap,
-                resolve(kafka.topic, self.infra),
-                kafka.consumer_group,
-                kafka.batch_size,
-            ),
+            KafkaMapping(worker, self.kafka_wiring("WorkerFunction")),
             SqsMapping(worker, self.infra.queues[queue], self.infra.queue_arns[queue], sqs_batch),
             Schedule(scheduler, seconds),
         ]
@@ -188,6 +215,8 @@ class LocalStack:
         return [p.name for p in (self.moto, self.kafka) if p is not None and p.popen and p.popen.poll() is not None]
 
     def stop(self) -> None:
+        if self.infra is not None:
+            self.state_file.unlink(missing_ok=True)
         for loop in self._loops:
             loop.stop()
         if self.gateway is not None:

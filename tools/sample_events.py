@@ -1,80 +1,162 @@
-"""Write events/*.json: one AWS-shaped sample event per function and trigger (``sam local invoke -e``).
+"""``make events``: write events/*.json, one AWS-shaped sample event per function and trigger.
 
-The files are committed; the tests load them through tests/support/events.py and
-check them against Powertools' parser models, so they cannot drift from AWS's shapes.
+They are what ``sam local invoke -e`` and ``make invoke`` take, and what the component tests invoke the handlers
+with. They are built with the local runner's own builders (``local/events.py``), the HTTP API route and the Kafka
+event sources read from template.yaml, and fixed ids and times, so the output is the same on every run: a
+contract test regenerates them and fails when the committed files are stale.
+
+    python -m tools.sample_events [--out DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan
 from notify.models import Channel
 
-from local.events import dumps, http_api_event, kafka_record, msk_event, scheduled_event, sqs_event, sqs_record
+from local.cfn import Template, template
+from local.events import (
+    DELAY_QUEUE_ARN,
+    EVENTS,
+    MSK_BOOTSTRAP_SERVERS,
+    MSK_CLUSTER_ARN,
+    SELF_MANAGED_BOOTSTRAP_SERVERS,
+    TOPIC,
+    dumps,
+    http_api_event,
+    kafka_event,
+    kafka_record,
+    scheduled_event,
+    sqs_event,
+    sqs_record,
+)
+from local.gateway import Route, choose
 
-EVENTS = Path(__file__).resolve().parent.parent / "events"
 CREATED = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 EXPIRES = datetime(2036, 1, 1, tzinfo=UTC)
+PRODUCED_MS = 1795492800000  # when the sample jobs were produced to Kafka
+JOB_HEADERS = [("kind", "job"), ("schema_version", "1")]
 
 
 def _job(event_id: str, user: str) -> str:
+    """The JSON of the email job a ``user_registered`` event makes for ``user`` (deterministic ids)."""
     spec = EVENT_TYPES["user_registered"]
-    plan = EventPlan(event_id, spec, spec.sample_payload(), [user], [Channel.EMAIL], spec.priority, CREATED, EXPIRES)
+    payload = {"confirmation_url": "https://example.com/confirm/abc", "first_name": "Ada"}
+    plan = EventPlan(event_id, spec, payload, [user], [Channel.EMAIL], spec.priority, CREATED, EXPIRES)
     return plan.jobs()[0].model_dump_json(exclude_none=True)
 
 
-def main() -> None:
-    body = {
-        "event_type": "user_registered",
-        "payload": {"confirmation_url": "https://example.com/confirm/abc", "first_name": "Ada"},
-        "recipients": {"user_ids": ["demo-user-1"]},
+def api_post_event(tpl: Template) -> dict[str, Any]:
+    """POST /api/v1/events through the HTTP API route template.yaml gives it, as curl would send it."""
+    body = json.dumps(
+        {
+            "event_type": "user_registered",
+            "payload": {"confirmation_url": "https://example.com/confirm/abc", "first_name": "Ada"},
+            "recipients": {"user_ids": ["demo-user-1"]},
+        }
+    ).encode()
+    chosen = choose([Route(m, p) for m, p in tpl.http_routes("ApiFunction")], "POST", "/api/v1/events")
+    assert chosen is not None, "no route of the HTTP API takes POST /api/v1/events"
+    route, parameters = chosen
+    domain = "a1b2c3d4e5.execute-api.us-east-1.amazonaws.com"
+    headers = {
+        "accept": "application/json",
+        "content-length": str(len(body)),
+        "content-type": "application/json",
+        "host": domain,
+        "user-agent": "curl/8.5.0",
+        "x-amzn-trace-id": "Root=1-6742f4a3-0d2c3b4a5e6f708192a3b4c5",
+        "x-api-key": "local-dev-key",
+        "x-forwarded-for": "203.0.113.10",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
     }
-    api = http_api_event(
+    return http_api_event(
         "POST",
         "/api/v1/events",
-        headers={"content-type": "application/json", "x-api-key": "local-dev-key", "host": "api.example.com"},
-        body=json.dumps(body).encode(),
+        "",
+        headers,
+        body,
+        "203.0.113.10",
+        route.key,
+        parameters,
+        api_id="a1b2c3d4e5",
+        request_id="Bx7QkjJMoAMEVdA=",
+        at=CREATED,
     )
-    kafka_value = _job("0b6a3c52-2f6e-4a51-9a39-5f0d1c2e7a10", "demo-user-1")
-    msk = msk_event(
-        [
-            kafka_record(
-                "notification-jobs",
-                0,
-                42,
-                kafka_value.encode(),
-                b"demo-user-1",
-                [("kind", b"job"), ("schema_version", b"1")],
-                1795492800000,
-            )
-        ],
-        "b-1.notifications.abc123.c2.kafka.us-east-1.amazonaws.com:9098",
-        cluster="notifications",
+
+
+def kafka_batch(tpl: Template, mode: str, offset: int, job: str, user: str) -> dict[str, Any]:
+    """A one-record batch as the worker's Kafka event source of KafkaMode ``mode`` delivers it."""
+    parameters = {
+        **tpl.parameter_defaults(),
+        "KafkaMode": mode,
+        "MskClusterArn": MSK_CLUSTER_ARN if mode == "msk" else "",
+        "KafkaBootstrapServers": MSK_BOOTSTRAP_SERVERS if mode == "msk" else SELF_MANAGED_BOOTSTRAP_SERVERS,
+    }
+    source = tpl.kafka_source("WorkerFunction", parameters)
+    record = kafka_record(TOPIC, 0, offset, job, user, JOB_HEADERS, PRODUCED_MS)
+    return kafka_event(
+        [record],
+        event_source=source.event_source,
+        bootstrap_servers=source.bootstrap_servers or parameters["KafkaBootstrapServers"],
+        event_source_arn=source.event_source_arn,
     )
-    sqs_value = _job("4c1f6a8e-93b2-4d0e-8f5a-2b7c9d1e3f40", "demo-user-2")
-    sqs = sqs_event(
-        [
-            sqs_record(
-                sqs_value,
-                "arn:aws:sqs:us-east-1:123456789012:notification-service-DelayQueue",
-                "059f36b4-87a3-44ab-83d2-661975830a7d",
-                "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
-                message_attributes={"kind": {"DataType": "String", "StringValue": "job"}},
-            )
-        ]
+
+
+def sqs_delay_batch() -> dict[str, Any]:
+    """A job parked in the delay queue, as the worker's SQS event source delivers it."""
+    record = sqs_record(
+        _job("4c1f6a8e-93b2-4d0e-8f5a-2b7c9d1e3f40", "demo-user-2"),
+        DELAY_QUEUE_ARN,
+        "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a",
+        message_attributes={"kind": "job"},
+        sent_timestamp_ms=1795493947058,
     )
-    EVENTS.mkdir(exist_ok=True)
-    for name, event in {
-        "api_post_event": api,
-        "msk_batch": msk,
-        "sqs_delay_batch": sqs,
-        "schedule_tick": scheduled_event(),
-    }.items():
-        (EVENTS / f"{name}.json").write_text(dumps(event))
+    return sqs_event([record])
+
+
+def samples(tpl: Template) -> dict[str, Callable[[], dict[str, Any]]]:
+    """Every sample event by file name (without .json)."""
+    return {
+        "api_post_event": lambda: api_post_event(tpl),
+        "msk_batch": lambda: kafka_batch(
+            tpl, "msk", 42, _job("0b6a3c52-2f6e-4a51-9a39-5f0d1c2e7a10", "demo-user-1"), "demo-user-1"
+        ),
+        "msk_batch_selfmanaged": lambda: kafka_batch(
+            tpl, "self-managed", 7, _job("7e3d2b91-5c4a-4f6e-8b1d-3a9c0e2f4d65", "demo-user-3"), "demo-user-3"
+        ),
+        "sqs_delay_batch": sqs_delay_batch,
+        "schedule_tick": lambda: scheduled_event(
+            datetime(2026, 11, 24, 12, 1, tzinfo=UTC), event_id="4d82212c-8768-43c7-951e-cdb5bb900fe2"
+        ),
+    }
+
+
+def write_events(directory: Path) -> list[Path]:
+    """Write every sample event into ``directory``; the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, build in samples(template()).items():
+        path = directory / f"{name}.json"
+        path.write_text(dumps(build()))
+        written.append(path)
+    return written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.sample_events", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=EVENTS, help="directory to write to (default: events/)")
+    for path in write_events(parser.parse_args().out):
+        print(path)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ import uuid
 import boto3
 import pytest
 
+from local.events import load_event
 from local.invoke import LambdaContext
-from tests.support.events import load_event
 
 from .helpers import call_api, kafka_values, queue_bodies
 

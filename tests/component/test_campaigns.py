@@ -15,9 +15,8 @@ from notify.adapters.campaigns import DynamoCampaignStore
 from notify.campaigns import CampaignStatus
 from notify.clock import iso
 
-from local.events import kafka_record, msk_event
+from local.events import kafka_record, load_event, msk_event
 from local.invoke import LambdaContext
-from tests.support.events import load_event
 
 from .helpers import call_api, kafka_values
 

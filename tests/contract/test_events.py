@@ -1,4 +1,5 @@
-"""The sample events in events/ have AWS's shapes, carry valid jobs, and match the builders in tests/support."""
+"""The sample events in events/ have AWS's shapes, carry valid jobs, and are what `make events` writes; the
+builders in local/events.py, which the local runner delivers with, make exactly those shapes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,11 +19,15 @@ from aws_lambda_powertools.utilities.parser.models import (
     KafkaSelfManagedEventModel,
     SqsModel,
 )
+from kafka.consumer.fetcher import ConsumerRecord
 from notify.jobs import job_id
 from notify.models import JOB_SCHEMA_VERSION, EventRequest, NotificationJob
 from pydantic import BaseModel
 
-from tests.support.events import (
+from local.cfn import template
+from local.events import (
+    EVENTS,
+    consumer_record,
     event_names,
     load_event,
     msk_batch,
@@ -29,6 +35,9 @@ from tests.support.events import (
     self_managed_kafka_batch,
     sqs_batch,
 )
+from local.mappings import KafkaMapping, KafkaWiring
+from local.stack import Config, LocalStack
+from tools.sample_events import write_events
 
 MODELS: dict[str, type[BaseModel]] = {
     "api_post_event": APIGatewayProxyEventV2Model,
@@ -46,6 +55,13 @@ def test_every_sample_event_is_known_here() -> None:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_sample_events_parse_with_the_powertools_models(name: str) -> None:
     MODELS[name].model_validate(load_event(name))
+
+
+def test_the_committed_events_are_what_make_events_writes(tmp_path: Path) -> None:
+    written = {p.name: p.read_text() for p in write_events(tmp_path)}
+    assert sorted(written) == sorted(p.name for p in EVENTS.glob("*.json"))
+    stale = [name for name, text in written.items() if (EVENTS / name).read_text() != text]
+    assert not stale, f"events/ is stale ({', '.join(stale)}): run `make events` and commit the result"
 
 
 def test_load_event_returns_a_fresh_copy() -> None:
@@ -194,3 +210,81 @@ def test_scheduled_event_has_the_shape_of_the_sample() -> None:
     built = scheduled_event(datetime(2026, 11, 24, 12, 1, tzinfo=UTC))
     assert _shape(built) == _shape(sample)
     assert {k: v for k, v in built.items() if k != "id"} == {k: v for k, v in sample.items() if k != "id"}
+
+
+# --- the local runner delivers the Kafka shape of the template's KafkaMode ----------------------------------
+
+
+class _Unused:
+    name = "WorkerFunction"
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        raise AssertionError("not invoked here")
+
+
+def _delivered(mode: str | None) -> tuple[str, dict[str, Any]]:
+    """(KafkaMode, the event the runner's Kafka mapping makes of two fetched records) for a stack in ``mode``."""
+    stack = LocalStack(Config(kafka_mode=mode))
+    parameters = stack.parameters()
+    source = stack.template.kafka_source("WorkerFunction", parameters)
+    mapping = KafkaMapping(_Unused(), KafkaWiring(source, stack.bootstrap, str(source.topic)))
+    value = base64.b64decode(load_event("msk_batch")["records"]["notification-jobs-0"][0]["value"])
+    fetched = [
+        ConsumerRecord(
+            "notification-jobs",
+            1,
+            -1,
+            5,
+            1795492800000,
+            0,
+            b"demo-user-1",
+            value,
+            [("kind", b"job")],
+            None,
+            11,
+            len(value),
+            -1,
+        ),
+        ConsumerRecord("notification-jobs", 1, -1, 6, 1795492800001, 0, None, b"\xff\x00", [], None, -1, 2, -1),
+    ]
+    return parameters["KafkaMode"], mapping.event([consumer_record(r) for r in fetched])
+
+
+def _same_shape(event: dict[str, Any], sample: dict[str, Any]) -> bool:
+    """The same keys, and records with the same keys and types, whatever the topic-partition."""
+    (records,) = event["records"].values()
+    (sample_records,) = sample["records"].values()
+    return set(event) == set(sample) and _shape(records[0]) == _shape(sample_records[0])
+
+
+def test_the_local_stack_delivers_self_managed_kafka_events_by_default() -> None:
+    mode, event = _delivered(None)
+    assert mode == template().parameter_defaults()["KafkaMode"] == "self-managed"
+    assert event["eventSource"] == "SelfManagedKafka" and "eventSourceArn" not in event
+    assert _same_shape(event, load_event("msk_batch_selfmanaged"))
+    parsed = KafkaSelfManagedEventModel.model_validate(
+        {**event, "records": {k: v[:1] for k, v in event["records"].items()}}
+    )
+    (record,) = parsed.records["notification-jobs-1"]
+    _check_job(str(record.value), "demo-user-1")
+
+
+def test_the_local_stack_delivers_msk_events_in_msk_mode() -> None:
+    mode, event = _delivered("msk")
+    assert mode == "msk"
+    assert event["eventSource"] == "aws:kafka" and event["eventSourceArn"].startswith("arn:aws:kafka:")
+    assert _same_shape(event, load_event("msk_batch"))
+    parsed = KafkaMskEventModel.model_validate({**event, "records": {k: v[:1] for k, v in event["records"].items()}})
+    assert parsed.records["notification-jobs-1"][0].key == b"demo-user-1"
+
+
+def test_the_runner_delivers_any_bytes_and_keyless_records() -> None:
+    _, event = _delivered(None)
+    second = event["records"]["notification-jobs-1"][1]
+    assert "key" not in second and base64.b64decode(second["value"]) == b"\xff\x00"
+    assert [r["offset"] for r in event["records"]["notification-jobs-1"]] == [5, 6]
+
+
+def test_an_unknown_kafka_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="KAFKA_MODE"):
+        LocalStack(Config(kafka_mode="confluent")).parameters()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from notify.settings import ApiSettings, SchedulerSettings, WorkerSettings, env_names
 
-from tests.support.cfn import ROOT, Template, load_yaml, references, template
+from local.cfn import ROOT, Template, load_yaml, references, template
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSettings]] = {
