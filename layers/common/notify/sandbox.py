@@ -526,7 +526,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         budget = current()
-        _check_inputs(budget, "a call", (args, kwargs))
+        owner = getattr(getattr(obj, "__wrapped__", obj), "__self__", None)
+        receiver = owner if isinstance(owner, (*_SEQUENCES, dict, set, frozenset)) else None
+        _check_inputs(budget, "a call", (receiver, args, kwargs))
+        if isinstance(owner, (str, bytes)) and getattr(obj, "__name__", "") == "join" and len(args) == 1:
+            items = budget.account(list(args[0]))  # a generator is listed first, so it can be measured
+            budget.within(_join_estimate(budget, items, owner), "str.join")
+            args = (items,)
         _estimate_method(budget, obj, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         if isinstance(obj, (Macro, LoopContext)):  # their output was charged as it was produced
