@@ -139,3 +139,12 @@ def test_checking_a_save_folds_no_constants(service: TemplateService) -> None:
     finally:
         tracemalloc.stop()
     assert peak < 64 * 1024 * 1024
+
+
+def test_every_default_template_passes_the_save_check(service: TemplateService) -> None:
+    from notify.default_templates import DEFAULTS
+
+    for (event_type, channel), parts in DEFAULTS.items():
+        saved = service.save(TemplateInput.model_validate({"event_type": event_type, "channel": channel, **parts}))
+        preview = service.preview(saved.template_id, PreviewInput())
+        assert "None" not in " ".join(p for p in (preview.subject, preview.text, preview.title, preview.body) if p)
