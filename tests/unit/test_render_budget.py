@@ -257,3 +257,13 @@ def test_each_thread_renders_under_its_own_budget() -> None:
         results = list(pool.map(attempt, [runaway, small, runaway, small]))
     assert results[1] == results[3] == "." * 5000
     assert "loop iterations" in results[0] and "loop iterations" in results[2]
+
+
+def test_the_compiled_template_cache_is_bounded_by_source_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from notify import sandbox
+
+    monkeypatch.setattr(sandbox, "CACHE_SOURCE_CHARS", 1_000)
+    for i in range(10):
+        sandbox.compile_source(f"{i}" + "x" * 300, False)
+    assert sandbox._cache_chars <= 1_000
+    assert sandbox.compile_source("9" + "x" * 300, False) is sandbox.compile_source("9" + "x" * 300, False)
