@@ -76,12 +76,15 @@ def test_repetition_is_refused_before_it_allocates(source: str) -> None:
     assert "repeating with *" in _fails(source, {"n": 10**9}).reason or "bits" in _fails(source, {"n": 10**9}).reason
 
 
-@pytest.mark.parametrize("source", ["{{ 10 ** 100000 }}", "{{ 2 ** 2000 }}", "{{ (10 ** 300) * (10 ** 300) }}"])
+@pytest.mark.parametrize(
+    "source", ["{{ 10 ** 100000 }}", "{{ 2 ** 2000 }}", "{{ 3 ** 1000 }}", "{{ (10 ** 300) * (10 ** 300) }}"]
+)
 def test_big_integers_are_refused(source: str) -> None:
     assert "bits" in _fails(source).reason
 
 
 def test_ordinary_arithmetic_still_works() -> None:
+    assert render(_template(body_text="{{ (2 ** 1000) % 7 }}"), {}).text == "2"
     text = "{{ 2 ** 10 }} {{ 7 // 2 }} {{ 7 % 3 }} {{ 1 / 4 }} {{ 'ab' * 2 }} {{ [1] + [2] }} {{ '%s=%d' % ('a', 1) }}"
     assert render(_template(body_text=text), {}).text == "1024 3 1 0.25 abab [1, 2] a=1"
 

@@ -549,7 +549,8 @@ def _check_binop(budget: Budget, op: str, left: Any, right: Any) -> None:
     a, b = _int(left), _int(right)
     both_int = isinstance(left, int) and isinstance(right, int)
     if op == "**" and both_int:
-        if b > 0 and abs(a) > 1 and max(a.bit_length(), 1) * b > MAX_INT_BITS:
+        # at least (bits - 1) * b + 1 bits, at most bits * b: refuse the sure ones, the result check does the rest
+        if b > 0 and abs(a) > 1 and (a.bit_length() - 1) * b + 1 > MAX_INT_BITS:
             budget.fail(f"{a} ** {b} would be over {MAX_INT_BITS:,} bits")
     elif op == "*":
         if both_int:
