@@ -121,6 +121,8 @@ def test_operations_that_multiply_their_input_are_estimated_first(source: str) -
 def test_a_huge_structure_cannot_be_turned_into_text_or_compared() -> None:
     assert "over 100,000 characters" in _fails("{% set l = ['x' * 90000] * 1000 %}{{ l }}").reason
     assert "comparison" in _fails("{% set a = [[1] * 10000] * 10000 %}{{ a == [a] }}").reason
+    shared = "{% set ns = namespace(a='x' * 90000) %}{% set x %}{{ [ns, ns] }}{% endset %}{{ x|length }}"
+    assert "over 100,000 characters" in _fails(shared).reason
 
 
 def test_output_is_cut_at_the_limit() -> None:

@@ -156,7 +156,6 @@ def measure(value: Any, budget: Budget, limit: int = MAX_VALUE_CHARS) -> Size:
     """The size of ``value``'s text form, walked iteratively; stops as soon as it passes ``limit``."""
     size = Size()
     stack: list[tuple[Any, int]] = [(value, 1)]
-    seen: set[int] = set()
     while stack:
         item, depth = stack.pop()
         size.nodes += 1
@@ -181,10 +180,9 @@ def measure(value: Any, budget: Budget, limit: int = MAX_VALUE_CHARS) -> Size:
             stack.extend((v, depth + 1) for v in item)
         elif isinstance(item, range):
             size.chars += 8 * len(item)
-        elif isinstance(item, Namespace):
-            if id(item) not in seen:
-                seen.add(id(item))
-                stack.append((dict(item._Namespace__attrs), depth + 1))  # type: ignore[attr-defined]
+        elif isinstance(item, Namespace):  # walked at every reference: a cycle only grows until the limit
+            size.chars += 13
+            stack.append((dict(item._Namespace__attrs), depth + 1))  # type: ignore[attr-defined]
         else:
             size.chars += 64
         if size.chars > limit:
