@@ -123,6 +123,8 @@ def test_a_huge_structure_cannot_be_turned_into_text_or_compared() -> None:
     assert "comparison" in _fails("{% set a = [[1] * 10000] * 10000 %}{{ a == [a] }}").reason
     shared = "{% set ns = namespace(a='x' * 90000) %}{% set x %}{{ [ns, ns] }}{% endset %}{{ x|length }}"
     assert "over 100,000 characters" in _fails(shared).reason
+    control = "{% set x %}{{ [c * 90000] }}{% endset %}{{ x|length }}"  # each prints as four characters
+    assert "a value of 360,004 characters" in _fails(control, {"c": "\x01"}).reason
 
 
 def test_output_is_cut_at_the_limit() -> None:

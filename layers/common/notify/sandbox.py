@@ -416,8 +416,14 @@ def _finalize(value: Any) -> Any:
     size = measure(value, budget)
     if size.chars > MAX_VALUE_CHARS:
         budget.fail(f"an expression whose text would be over {MAX_VALUE_CHARS:,} characters")
-    budget.charge(size.chars)
-    return value
+    if not isinstance(value, (list, tuple, dict, set, frozenset, Namespace)):
+        budget.charge(size.chars)
+        return value
+    # A structure's text can be a few times its measure (a control character prints as four), so it is
+    # turned into text here and charged for what it is; escape(str(x)) is what the output would do anyway.
+    text = str(value)
+    budget.account(text)
+    return text
 
 
 # -- code generation: budget ticks in loops and macros, checked concatenation and comparisons ----------
