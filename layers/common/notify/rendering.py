@@ -117,7 +117,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def render(
-    template: Template, context: Mapping[str, Any], *, clock: Callable[[], float] = time.monotonic
+    template: Template, context: Mapping[str, Any], *, clock: Callable[[], float] = time.thread_time
 ) -> RenderedMessage:
     """Render every part of ``template`` under one render budget; any failure is a :class:`RenderFailed`.
 

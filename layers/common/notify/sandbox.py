@@ -14,7 +14,8 @@ call. :class:`BoundedEnvironment` closes those holes where the template's code r
   :data:`MAX_ITERATIONS` per render) and wraps ``~`` concatenation and comparison operands;
 - everything produced is charged to a work budget (:data:`MAX_WORK_CHARS` per render), which bounds
   the memory a render can take even inside ``{% set %}`` blocks, macros and filter blocks;
-- every hook checks the wall-clock deadline (:data:`MAX_RENDER_SECONDS`);
+- every hook checks the deadline (:data:`MAX_RENDER_SECONDS` of this thread's CPU time, so other threads
+  of a busy worker cannot make a template miss it);
 - output is streamed with ``Template.generate()`` and cut at :data:`MAX_OUTPUT_CHARS`.
 
 A broken limit raises :class:`BudgetExceeded` (a :class:`notify.errors.TemplateFailed`).
@@ -53,7 +54,7 @@ MAX_ITERATIONS = 10_000
 MAX_WORK_CHARS = 1_000_000
 #: Bits an integer may reach through ``*`` or ``**`` (about 308 decimal digits).
 MAX_INT_BITS = 1_024
-#: Wall-clock time one render (every part together) may take.
+#: CPU time of the rendering thread one render (every part together) may take.
 MAX_RENDER_SECONDS = 0.25
 
 _TIME_CHECK_EVERY = 256  # nodes walked between two clock reads when measuring a large structure
@@ -67,7 +68,7 @@ class BudgetExceeded(TemplateFailed):
 class Budget:
     """What one render may still spend; shared by every part rendered under it."""
 
-    clock: Callable[[], float] = time.monotonic
+    clock: Callable[[], float] = time.thread_time
     seconds: float = MAX_RENDER_SECONDS
     deadline: float = 0.0
     iterations: int = 0
