@@ -9,7 +9,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build targets Lambda's python3.12; use pyenv's when present.
 PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
-.PHONY: venv sam-venv local test unit component e2e contract lint bench sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv local test unit component e2e contract lint bench fuzz sam-validate sam-build emails invoke events openapi api-key seed clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
@@ -45,6 +45,11 @@ lint: venv
 
 bench: venv
 	$(PY) -m bench
+
+# schemathesis, every phase and check, FUZZ_EXAMPLES (100) per operation, against its own local stack
+# (ports 3200/4766/9292/3201) or FUZZ_URL; prints the counts per check (docs/TEST.md).
+fuzz: venv
+	$(PY) -m tools.fuzz
 
 sam-validate: sam-venv
 	$(SAM_VENV)/bin/sam validate --lint

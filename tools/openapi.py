@@ -11,9 +11,9 @@ SPEC_PATH = Path(__file__).resolve().parent.parent / "docs" / "openapi.json"
 
 def current_spec() -> str:
     """The spec the API serves at /openapi.json, formatted for the repository."""
-    from api.app import OPENAPI, app
+    from api.app import openapi_document
 
-    return json.dumps(json.loads(app.get_openapi_json_schema(**OPENAPI)), indent=2) + "\n"  # type: ignore[arg-type]
+    return json.dumps(openapi_document(), indent=2) + "\n"
 
 
 if __name__ == "__main__":

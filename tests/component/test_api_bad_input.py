@@ -179,3 +179,13 @@ def test_a_bug_is_a_logged_500_not_a_4xx(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setattr(queries, "user_notifications", lambda *a: 1 / 0)
     assert_error(send("GET", "/api/v1/users/u/notifications"), 500, "internal_error")
     assert [e["error_type"] for e in logged] == ["ValueError", "ValidationError", "ZeroDivisionError"]
+
+
+def test_path_parameters_are_percent_decoded_before_validation() -> None:
+    # API Gateway passes the path as sent; an encoded id names the same resource as the plain one.
+    status, _, template = send("GET", "/api/v1/templates/%6Eew_film.email.en")
+    assert (status, template["template_id"]) == (200, "new_film.email.en")
+    status, _, page = send("GET", "/api/v1/users/" + "%C3%A9" * 64 + "/notifications")  # 64 characters, 384 bytes
+    assert (status, page["items"]) == (200, [])
+    error = assert_error(send("GET", "/api/v1/notifications/%FF"), 422, "validation_error")
+    assert error["fields"][0]["loc"] == "path.job_id"

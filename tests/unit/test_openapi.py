@@ -21,3 +21,21 @@ def test_spec_documents_every_public_route() -> None:
         "/api/v1/dlq/redrive",
     ):
         assert path in paths
+
+
+def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() -> None:
+    spec = json.loads(current_spec())
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            label = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            (success,) = [code for code in responses if code.startswith("2")]
+            if success != "204":
+                assert "$ref" in responses[success]["content"]["application/json"]["schema"], label
+            errors = [code for code in responses if not code.startswith("2")]
+            assert {"400", "413", "415", "422", "500"} <= set(errors), label
+            for code in errors:
+                assert responses[code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+            public = operation.get("security") == []
+            assert public == (path == "/health"), label
+            assert public or {"401", "403", "503"} <= set(errors), label

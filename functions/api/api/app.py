@@ -71,7 +71,21 @@ def health() -> Health:
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> dict[str, Any]:
-    return dict(json.loads(app.get_openapi_json_schema(**OPENAPI)))  # type: ignore[arg-type]
+    return openapi_document()
+
+
+# Operations anyone may call. Powertools drops an empty `security` list, which would leave them under the
+# document's API key requirement; the document says so explicitly.
+PUBLIC_OPERATIONS = (("/health", "get"),)
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document the API serves (and docs/openapi.json holds)."""
+    spec: dict[str, Any] = json.loads(app.get_openapi_json_schema(**OPENAPI))  # type: ignore[arg-type]
+    for path, method in PUBLIC_OPERATIONS:
+        spec["paths"][path][method]["security"] = []
+    return spec
 
 
 def _error(
@@ -162,9 +176,9 @@ def _no_route(exc: NotFoundError) -> Response:
 def _routes() -> list[tuple[re.Pattern[str], list[str]]]:
     """Each documented path as a pattern, with its methods (from the OpenAPI document itself)."""
     table = []
-    for path, item in (app.get_openapi_schema(**OPENAPI).paths or {}).items():  # type: ignore[arg-type]
+    for path, item in openapi_document()["paths"].items():
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
-        methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if getattr(item, m, None)]
+        methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if m in item]
         table.append((re.compile(f"^{pattern}$"), methods))
     return table
 

@@ -11,10 +11,11 @@ from notify.clock import iso
 
 from api.context import require, services
 from api.openapi import responses
+from api.params import PercentDecoded
 from api.views import CampaignPage, CampaignView, NextRuns, RunList
 
 router = Router()
-CampaignId = Annotated[str, Path(max_length=64)]
+CampaignId = Annotated[str, Path(max_length=64), PercentDecoded]
 
 
 @router.post("/api/v1/campaigns", tags=["campaigns"], responses=responses(201, "Created, ACTIVE", 409))

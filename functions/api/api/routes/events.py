@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from api.context import require, services
 from api.openapi import responses
+from api.params import PercentDecoded
 from api.views import BatchResults, EventStatus, Notification, NotificationPage
 
 logger = Logger(child=True)
@@ -82,7 +83,7 @@ def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[Bat
 
 @router.get("/api/v1/events/<event_id>", tags=["events"], responses=responses(200, "The event and its jobs", 404))
 @tracer.capture_method
-def get_event(event_id: Annotated[str, Path(max_length=64)]) -> EventStatus:
+def get_event(event_id: Annotated[str, Path(max_length=64), PercentDecoded]) -> EventStatus:
     """The event and every job it produced, with their statuses."""
     require(router, "notifications:read")
     return EventStatus.model_validate(services().status.event(event_id))
@@ -90,7 +91,7 @@ def get_event(event_id: Annotated[str, Path(max_length=64)]) -> EventStatus:
 
 @router.get("/api/v1/notifications/<job_id>", tags=["notifications"], responses=responses(200, "The notification", 404))
 @tracer.capture_method
-def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> Notification:
+def get_notification(job_id: Annotated[str, Path(max_length=64), PercentDecoded]) -> Notification:
     """One notification's status, attempts and full transition history."""
     require(router, "notifications:read")
     return Notification.model_validate(services().status.notification(job_id))
@@ -103,7 +104,7 @@ def get_notification(job_id: Annotated[str, Path(max_length=64)]) -> Notificatio
 )
 @tracer.capture_method
 def list_user_notifications(
-    user_id: Annotated[str, Path(max_length=128)],
+    user_id: Annotated[str, Path(max_length=128), PercentDecoded],
     status: Annotated[Optional[Status], Query()] = None,
     channel: Annotated[Optional[Channel], Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

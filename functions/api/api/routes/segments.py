@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 
 from api.context import require, services
 from api.openapi import responses
+from api.params import PercentDecoded
 from api.views import SegmentList, SegmentView
 
 router = Router()
-SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"), PercentDecoded]
 MAX_USERS_PER_CALL = 10_000
 
 

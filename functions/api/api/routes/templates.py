@@ -11,10 +11,11 @@ from notify.templates import PreviewInput, TemplateContent, TemplateInput, view
 
 from api.context import require, services
 from api.openapi import responses
+from api.params import PercentDecoded
 from api.views import RenderedPreview, TemplateList, TemplateView
 
 router = Router()
-TemplateId = Annotated[str, Path(max_length=200, description="<event_type>.<channel>.<locale>")]
+TemplateId = Annotated[str, Path(max_length=200, description="<event_type>.<channel>.<locale>"), PercentDecoded]
 
 
 @router.post("/api/v1/templates", tags=["templates"], responses=responses(201, "Created a new version", 409))
