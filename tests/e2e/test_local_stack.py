@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional
 
@@ -218,3 +220,47 @@ def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
     time.sleep(0.5)
     for pid in children:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stack) -> None:
+    """Bad bytes written straight to the stack's topic, between good jobs, as any producer could."""
+    from kafka import KafkaProducer
+    from notify.catalog import EVENT_TYPES
+    from notify.jobs import EventPlan, new_event_id
+    from notify.models import Channel
+
+    spec = EVENT_TYPES["new_film"]
+    now = datetime.now(UTC)
+    users = [f"demo-user-{n}" for n in range(60, 66)]
+    plan = EventPlan(
+        new_event_id(),
+        spec,
+        spec.sample_payload(),
+        users,
+        [Channel.EMAIL],
+        spec.priority,
+        now,
+        now + timedelta(hours=1),
+    )
+    jobs = plan.jobs()
+    poison = [b"\xff\xfe not text", b'{"key":"value"}', b"[1, 2]", b"[" * 5000 + b"]" * 5000, b""]
+    producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.env['KAFKA_PORT']}", api_version=(2, 8, 0))
+    for i, job in enumerate(jobs):  # one partition: good, bad, good, bad, ...
+        producer.send("notification-jobs", value=job.model_dump_json().encode(), key=b"k", partition=0)
+        if i < len(poison):
+            producer.send("notification-jobs", value=poison[i], key=b"k", partition=0)
+    producer.flush(timeout=10)
+    producer.close()
+    for job in jobs:
+        stack.wait_status(job.job_id, "SENT", timeout=60)
+    deadline = time.monotonic() + 30
+    letters: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        status, body = stack.call("GET", "/api/v1/dlq?limit=200")
+        assert status == 200
+        letters = [x for x in body["items"] if x["reason"] == "invalid_job" and x["source"].startswith("kafka:")]
+        if len(letters) >= len(poison):
+            break
+        time.sleep(1)
+    kept = {base64.b64decode(x["raw_base64"]) if x["raw_base64"] else (x["raw"] or "").encode() for x in letters}
+    assert set(poison) <= kept
