@@ -425,6 +425,18 @@ def _message_attribute(value: Union[str, Mapping[str, Any]]) -> dict[str, Any]:
     return {**attribute, "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
 
 
+def received_message(message: Mapping[str, Any], queue_arn: str) -> dict[str, Any]:
+    """The SQS record for a message as boto3's ReceiveMessage returns it (what the event source mapping sends)."""
+    return sqs_record(
+        message["Body"],
+        queue_arn,
+        message["MessageId"],
+        message["ReceiptHandle"],
+        {str(k): str(v) for k, v in message.get("Attributes", {}).items()},
+        message.get("MessageAttributes"),
+    )
+
+
 def sqs_event(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """An SQS event source batch of ready-made records."""
     return {"Records": list(records)}

@@ -18,9 +18,9 @@ from local.events import (
     function_arn,
     kafka_event,
     kafka_on_failure_record,
+    received_message,
     scheduled_event,
     sqs_event,
-    sqs_record,
 )
 from local.invoke import Function
 
@@ -289,19 +289,7 @@ class SqsMapping(_Loop):
         messages = resp.get("Messages", [])
         if not messages:
             return
-        event = sqs_event(
-            [
-                sqs_record(
-                    m["Body"],
-                    self._arn,
-                    m["MessageId"],
-                    m["ReceiptHandle"],
-                    {str(k): v for k, v in m.get("Attributes", {}).items()},
-                    m.get("MessageAttributes"),
-                )
-                for m in messages
-            ]
-        )
+        event = sqs_event([received_message(m, self._arn) for m in messages])
         try:
             result = self._function.invoke(event) or {}
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}

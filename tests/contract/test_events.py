@@ -31,9 +31,11 @@ from local.events import (
     event_names,
     load_event,
     msk_batch,
+    received_message,
     scheduled_event,
     self_managed_kafka_batch,
     sqs_batch,
+    sqs_event,
 )
 from local.mappings import KafkaMapping, KafkaWiring
 from local.stack import Config, LocalStack
@@ -288,3 +290,18 @@ def test_the_runner_delivers_any_bytes_and_keyless_records() -> None:
 def test_an_unknown_kafka_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="KAFKA_MODE"):
         LocalStack(Config(kafka_mode="confluent")).parameters()
+
+
+def test_the_runner_delivers_received_sqs_messages_in_the_sample_shape() -> None:
+    sample = load_event("sqs_delay_batch")["Records"][0]
+    received = {  # as boto3's ReceiveMessage answers with AttributeNames and MessageAttributeNames "All"
+        "MessageId": sample["messageId"],
+        "ReceiptHandle": sample["receiptHandle"],
+        "MD5OfBody": sample["md5OfBody"],
+        "Body": sample["body"],
+        "Attributes": sample["attributes"],
+        "MessageAttributes": {"kind": {"StringValue": "job", "DataType": "String"}},
+    }
+    record = received_message(received, sample["eventSourceARN"])
+    assert record == sample
+    SqsModel.model_validate(sqs_event([record]))
