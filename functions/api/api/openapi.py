@@ -1,6 +1,7 @@
 """What the OpenAPI document says about errors and access, shared by every route."""
 # No `from __future__ import annotations`: the Event Handler reads these models at runtime.
 
+import re
 from typing import Any, Optional
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
@@ -48,11 +49,18 @@ SECURITY_SCHEMES = {"ApiKey": APIKey.model_validate({"name": "X-API-Key", "in": 
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
 
 
-def responses(success: int, description: str, *errors: int, public: bool = False) -> dict[int, Any]:
+def responses(
+    success: int,
+    description: str,
+    *errors: int,
+    public: bool = False,
+    links: Optional[dict[str, Any]] = None,
+) -> dict[int, Any]:
     """The operation's success (its schema comes from the route's return annotation) and its errors.
 
     Every error has the one error shape. ``errors`` adds route-specific ones (404, 409) to those any
     request can get (400, 413, 415, 422, 500) and, unless ``public``, those of the API key (401, 403, 503).
+    ``links`` (see ``links_to``) go on the success.
     """
     codes = {*_ALWAYS, *errors, *(() if public else _PROTECTED)}
     out: dict[int, Any] = {
@@ -61,4 +69,21 @@ def responses(success: int, description: str, *errors: int, public: bool = False
     }
     # 204 has no body: an explicit empty content keeps the return annotation out of it.
     out[success] = {"description": description, **({"content": {}} if success == 204 else {})}
+    if links:
+        out[success]["links"] = links
     return out
+
+
+def links_to(parameter: str, value: str, *operations: tuple[str, str]) -> dict[str, Any]:
+    """OpenAPI links from an answer to the operations its ``value`` (a JSON pointer into the body) addresses.
+
+    They tell clients, and schemathesis' stateful phase, that a created id can be used right away:
+    ``links_to("campaign_id", "/campaign_id", ("get", "/api/v1/campaigns/{campaign_id}"))``.
+    """
+    return {
+        re.sub(r"[^A-Za-z0-9]+", "_", f"{method} {path}").strip("_"): {
+            "operationRef": "#/paths/" + path.replace("~", "~0").replace("/", "~1") + f"/{method}",
+            "parameters": {parameter: f"$response.body#{value}"},
+        }
+        for method, path in operations
+    }

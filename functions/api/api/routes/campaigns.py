@@ -5,12 +5,13 @@ from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.campaigns import CampaignInput, CampaignUpdate
 from notify.clock import iso
 
 from api.context import require, services
-from api.openapi import responses
+from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import CampaignPage, CampaignView, NextRuns, RunList
 
@@ -18,8 +19,48 @@ router = Router()
 CampaignId = Annotated[str, Path(max_length=64), PercentDecoded]
 
 
-@router.post("/api/v1/campaigns", tags=["campaigns"], responses=responses(201, "Created, ACTIVE", 409))
-def create_campaign(campaign: Annotated[CampaignInput, Body(embed=False)]) -> Response[CampaignView]:
+ON_CAMPAIGN = links_to(
+    "campaign_id",
+    "/campaign_id",
+    *(
+        (method, f"/api/v1/campaigns/{{campaign_id}}{suffix}")
+        for method, suffix in (
+            ("get", ""),
+            ("put", ""),
+            ("post", "/pause"),
+            ("post", "/resume"),
+            ("get", "/preview"),
+            ("get", "/runs"),
+            ("delete", ""),
+        )
+    ),
+)
+WEEKLY = Example(
+    summary="Every Monday at 09:00 in Berlin, to the demo segment",
+    value={
+        "name": "Weekly picks",
+        "cron": "0 9 * * 1",
+        "timezone": "Europe/Berlin",
+        "segment_id": "all",
+        "event_type": "new_film",
+        "payload": {
+            "film_id": "f-1",
+            "title": "Dune",
+            "release_date": "2026-12-01",
+            "watch_url": "https://example.com/watch/f-1",
+        },
+        "channels": ["email"],
+        "max_runs": 10,
+    },
+)
+
+
+@router.post(
+    "/api/v1/campaigns", tags=["campaigns"], responses=responses(201, "Created, ACTIVE", 409, links=ON_CAMPAIGN)
+)
+def create_campaign(
+    campaign: Annotated[CampaignInput, Body(embed=False, openapi_examples={"weekly": WEEKLY})],
+) -> Response[CampaignView]:
     """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
     require(router, "campaigns:write")
     created = services().campaigns.create(campaign)

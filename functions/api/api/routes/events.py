@@ -6,6 +6,7 @@ from typing import Annotated, Any, Optional
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
 from notify.access import hash_key
@@ -14,7 +15,7 @@ from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
 from api.context import require, services
-from api.openapi import responses
+from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import BatchResults, EventStatus, Notification, NotificationPage
 
@@ -24,6 +25,29 @@ metrics = Metrics()
 router = Router()
 
 MAX_BATCH = 100
+SIGNUP = {
+    "event_type": "user_registered",
+    "payload": {"confirmation_url": "https://example.com/confirm/42", "first_name": "Ada"},
+    "recipients": {"user_ids": ["demo-user-42"]},
+}
+EVENT_EXAMPLES = {
+    "signup": Example(summary="One user, the type's default channels", value=SIGNUP),
+    "segment": Example(
+        summary="A segment, on chosen channels",
+        value={
+            "event_type": "new_film",
+            "payload": {
+                "film_id": "f-1",
+                "title": "Dune",
+                "release_date": "2026-12-01",
+                "watch_url": "https://example.com/watch/f-1",
+            },
+            "recipients": {"segment_id": "all"},
+            "channels": ["email", "websocket"],
+            "priority": "low",
+        },
+    ),
+}
 
 
 class EventBatch(BaseModel):
@@ -35,11 +59,19 @@ class EventBatch(BaseModel):
 @router.post(
     "/api/v1/events",
     tags=["events"],
-    responses=responses(202, "Accepted: every job is durably stored in Kafka or the delay queue", 409),
+    responses=responses(
+        202,
+        "Accepted: every job is durably stored in Kafka or the delay queue",
+        409,
+        links={
+            **links_to("event_id", "/event_id", ("get", "/api/v1/events/{event_id}")),
+            **links_to("job_id", "/job_ids/0", ("get", "/api/v1/notifications/{job_id}")),
+        },
+    ),
 )
 @tracer.capture_method
 def post_event(
-    event: Annotated[EventRequest, Body(embed=False)],
+    event: Annotated[EventRequest, Body(embed=False, openapi_examples=EVENT_EXAMPLES)],
     idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response[AcceptedEvent]:
     """Accept a domain event; answer only once every job is in Kafka or the delay queue."""
@@ -64,7 +96,11 @@ def post_event(
     responses=responses(207, "One result per event, in order", 409),
 )
 @tracer.capture_method
-def post_events(batch: Annotated[EventBatch, Body(embed=False)]) -> Response[BatchResults]:
+def post_events(
+    batch: Annotated[
+        EventBatch, Body(embed=False, openapi_examples={"two": Example(value={"events": [SIGNUP, SIGNUP]})})
+    ],
+) -> Response[BatchResults]:
     """Accept up to 100 events in one call; invalid ones are reported without failing the rest."""
     require(router, "events:write")
     results = []

@@ -5,13 +5,14 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from notify.clock import iso, utc_now
 from notify.errors import Conflict, NotFound
 from pydantic import BaseModel, Field
 
 from api.context import require, services
-from api.openapi import responses
+from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import SegmentList, SegmentView
 
@@ -42,8 +43,21 @@ def _view(segment_id: str) -> SegmentView:
     )
 
 
-@router.post("/api/v1/segments", tags=["segments"], responses=responses(201, "Created", 409))
-def create_segment(segment: Annotated[SegmentInput, Body(embed=False)]) -> Response[SegmentView]:
+ON_SEGMENT = links_to(
+    "segment_id",
+    "/segment_id",
+    ("get", "/api/v1/segments/{segment_id}"),
+    ("post", "/api/v1/segments/{segment_id}/users"),
+    ("delete", "/api/v1/segments/{segment_id}/users"),
+    ("delete", "/api/v1/segments/{segment_id}"),
+)
+VIPS = Example(value={"segment_id": "vips", "name": "VIPs", "user_ids": ["demo-user-1", "demo-user-2"]})
+
+
+@router.post("/api/v1/segments", tags=["segments"], responses=responses(201, "Created", 409, links=ON_SEGMENT))
+def create_segment(
+    segment: Annotated[SegmentInput, Body(embed=False, openapi_examples={"vips": VIPS})],
+) -> Response[SegmentView]:
     """A static segment, optionally with its first members (up to 10,000 per call)."""
     require(router, "campaigns:write")
     store = services().segments

@@ -5,12 +5,13 @@ from typing import Annotated, Optional
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.models import Channel
 from notify.templates import PreviewInput, TemplateContent, TemplateInput, view
 
 from api.context import require, services
-from api.openapi import responses
+from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import RenderedPreview, TemplateList, TemplateView
 
@@ -18,8 +19,41 @@ router = Router()
 TemplateId = Annotated[str, Path(max_length=200, description="<event_type>.<channel>.<locale>"), PercentDecoded]
 
 
-@router.post("/api/v1/templates", tags=["templates"], responses=responses(201, "Created a new version", 409))
-def create_template(template: Annotated[TemplateInput, Body(embed=False)]) -> Response[TemplateView]:
+ON_TEMPLATE = links_to(
+    "template_id",
+    "/template_id",
+    ("get", "/api/v1/templates/{template_id}"),
+    ("put", "/api/v1/templates/{template_id}"),
+    ("get", "/api/v1/templates/{template_id}/versions"),
+    ("post", "/api/v1/templates/{template_id}/preview"),
+    ("delete", "/api/v1/templates/{template_id}"),
+)
+TEMPLATE_EXAMPLES = {
+    "push": Example(
+        summary="A push template",
+        value={"event_type": "new_film", "channel": "push", "locale": "pt", "title": "{{ title }}", "body": "Já está"},
+    ),
+    "email": Example(
+        summary="An email template",
+        value={
+            "event_type": "new_film",
+            "channel": "email",
+            "locale": "de",
+            "subject": "{{ title }} ist da",
+            "body_text": "Hallo {{ user.first_name }}: {{ watch_url }}",
+        },
+    ),
+}
+
+
+@router.post(
+    "/api/v1/templates",
+    tags=["templates"],
+    responses=responses(201, "Created a new version", 409, links=ON_TEMPLATE),
+)
+def create_template(
+    template: Annotated[TemplateInput, Body(embed=False, openapi_examples=TEMPLATE_EXAMPLES)],
+) -> Response[TemplateView]:
     """Create a template, or a new version when the event type × channel × locale already has one."""
     require(router, "templates:write")
     saved = services().templates.save(template)
