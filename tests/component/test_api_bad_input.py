@@ -162,11 +162,11 @@ def test_an_unknown_path_is_404_in_the_error_shape(path: str) -> None:
 
 
 def test_a_bug_is_a_logged_500_not_a_4xx(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api import app
+    from api import errors
     from api.context import services
 
     logged: list[dict[str, Any]] = []
-    monkeypatch.setattr(app.logger, "exception", lambda msg, extra: logged.append({"message": msg, **extra}))
+    monkeypatch.setattr(errors.logger, "exception", lambda msg, extra: logged.append({"message": msg, **extra}))
     queries = services().status
 
     def broken(*args: Any) -> Any:

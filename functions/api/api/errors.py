@@ -1,0 +1,172 @@
+"""Every error the API answers, mapped in one place to the one error shape.
+
+Domain errors become their 4xx/503; a request the API cannot read becomes 400/413/415 (see api.body);
+a path without the method is 405 with ``Allow``, an unknown path 404; anything else is a bug: logged
+with its traceback and answered 500.
+"""
+# No `from __future__ import annotations`: the Event Handler reads annotations at runtime.
+
+import json
+from collections.abc import Callable
+from typing import Any, Optional
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from notify.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    IngestUnavailable,
+    NotFound,
+    StoreUnavailable,
+    Unauthorized,
+    ValidationFailed,
+)
+
+from api.body import BodyProblem, UnreadableBody, body_problem
+
+logger = Logger(child=True)
+
+
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    fields: Optional[list[FieldError]] = None,
+    headers: Optional[dict[str, str]] = None,
+) -> Response:
+    """The one error shape of the API: {"error": {code, message, fields?}}."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
+    return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
+
+
+def _refused(problem: BodyProblem) -> Response:
+    return _error(problem.status, problem.code, problem.message)
+
+
+def _unexpected(exc: Exception) -> Response:
+    """A bug: logged with its traceback, answered 500 in the error shape."""
+    logger.exception("unhandled error", extra={"error_type": type(exc).__name__})
+    return _error(500, "internal_error", "An unexpected error occurred; it has been logged")
+
+
+def refuse_unreadable_bodies(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """A body the route would get must be JSON, UTF-8 and within the limit (see api.body)."""
+    problem = body_problem(app.current_event)
+    if problem is not None:
+        raise UnreadableBody(problem)
+    return next_middleware(app)
+
+
+def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[str]]) -> None:
+    """Install the body check and every error handler on ``app``; ``allowed_methods(path)`` feeds the 405s."""
+    app.use(middlewares=[refuse_unreadable_bodies])
+
+    @app.exception_handler(UnreadableBody)
+    def _unreadable(exc: UnreadableBody) -> Response:
+        return _refused(exc.problem)
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(tuple(err.get("loc", ()))[:1] == ("response",) for err in errors):
+            return _unexpected(exc)  # the route's answer broke its own schema
+        if any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors):
+            problem = body_problem(app.current_event)  # e.g. a form body Powertools parsed before asking
+            if problem is not None:
+                return _refused(problem)
+        if any(err.get("type") == "json_invalid" for err in errors):
+            reason = next(str(e.get("ctx", {}).get("error", "")) for e in errors if e.get("type") == "json_invalid")
+            return _error(400, "invalid_json", f"The body is not valid JSON: {reason}")
+        fields = [
+            FieldError(
+                ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+                str(err.get("msg", "invalid")),
+                str(err.get("type", "value_error")),
+            )
+            for err in errors
+        ]
+        return _error(422, "validation_error", "The request is not valid", fields)
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def _unsupported_content_type(exc: RequestUnsupportedContentType) -> Response:
+        problem = body_problem(app.current_event)
+        return _refused(problem) if problem else _error(415, "unsupported_media_type", "send application/json")
+
+    @app.exception_handler(ValueError)
+    def _value_error(exc: ValueError) -> Response:
+        """Powertools decodes the body before any middleware: base64, UTF-8 and multipart errors surface here.
+
+        The middleware refuses unreadable bodies before a route runs, so when ``body_problem`` finds
+        nothing wrong with the request, the error came from the code: a bug, not bad input.
+        """
+        problem = body_problem(app.current_event)
+        return _refused(problem) if problem else _unexpected(exc)
+
+    @app.exception_handler(Exception)
+    def _unhandled(exc: Exception) -> Response:
+        return _unexpected(exc)
+
+    @app.not_found
+    def _no_route(exc: NotFoundError) -> Response:
+        method, path = app.current_event.http_method.upper(), app.current_event.path
+        allowed = allowed_methods(path)
+        if allowed:
+            allow = ", ".join(allowed)
+            return _error(
+                405, "method_not_allowed", f"{method} is not allowed here; use {allow}", headers={"Allow": allow}
+            )
+        return _error(404, "not_found", f"no operation at {path}")
+
+    @app.exception_handler(ValidationFailed)
+    def _invalid(exc: ValidationFailed) -> Response:
+        return _error(422, "validation_error", exc.message, exc.errors)
+
+    @app.exception_handler(Unauthorized)
+    def _unauthorized(exc: Unauthorized) -> Response:
+        return _error(401, "unauthorized", str(exc))
+
+    @app.exception_handler(Forbidden)
+    def _forbidden(exc: Forbidden) -> Response:
+        return _error(403, "forbidden", str(exc))
+
+    @app.exception_handler(NotFound)
+    def _not_found(exc: NotFound) -> Response:
+        return _error(404, "not_found", str(exc))
+
+    @app.exception_handler(Conflict)
+    def _conflict(exc: Conflict) -> Response:
+        return _error(409, "conflict", str(exc))
+
+    @app.exception_handler(IdempotencyValidationError)
+    def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:
+        message = "this Idempotency-Key was already used with a different body"
+        return _error(422, "idempotency_key_reused", message, [FieldError("Idempotency-Key", message)])
+
+    @app.exception_handler(IdempotencyAlreadyInProgressError)
+    def _idempotency_in_progress(exc: IdempotencyAlreadyInProgressError) -> Response:
+        message = "a request with this Idempotency-Key is still in progress; retry shortly"
+        return _error(409, "idempotency_in_progress", message, headers={"Retry-After": "1"})
+
+    @app.exception_handler(IngestUnavailable)
+    def _unavailable(exc: IngestUnavailable) -> Response:
+        logger.error("ingestion unavailable", extra={"error": str(exc)})
+        retry_after = {"Retry-After": str(exc.retry_after_seconds)}
+        return _error(503, "unavailable", "The service cannot store events right now; retry later", headers=retry_after)
+
+    @app.exception_handler(StoreUnavailable)
+    def _store_unavailable(exc: StoreUnavailable) -> Response:
+        logger.error("store unavailable", extra={"error": str(exc)})
+        return _error(503, "unavailable", "The status store is unavailable; retry later", headers={"Retry-After": "5"})
