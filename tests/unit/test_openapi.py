@@ -39,3 +39,9 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
             public = operation.get("security") == []
             assert public == (path == "/health"), label
             assert public or {"401", "403", "503"} <= set(errors), label
+
+
+def test_path_parameters_keep_their_constraints_in_the_document() -> None:
+    # Percent-decoding the parameter (api.params) must not cost the document its pattern or length.
+    (segment_id,) = json.loads(current_spec())["paths"]["/api/v1/segments/{segment_id}"]["get"]["parameters"]
+    assert segment_id["schema"]["pattern"] == "^[A-Za-z0-9_.:-]+$" and segment_id["schema"]["maxLength"] == 128

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from notify.clock import iso, utc_now
 from notify.errors import Conflict, NotFound
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.context import require, services
 from api.openapi import links_to, responses
@@ -17,12 +17,15 @@ from api.params import PercentDecoded
 from api.views import SegmentList, SegmentView
 
 router = Router()
-SegmentId = Annotated[str, Path(max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$"), PercentDecoded]
+SEGMENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+# The pattern as a separate constraint: inside Path(), Powertools would drop it from the document once the
+# parameter has a validator (PercentDecoded).
+SegmentId = Annotated[str, Path(max_length=128), StringConstraints(pattern=SEGMENT_ID_PATTERN), PercentDecoded]
 MAX_USERS_PER_CALL = 10_000
 
 
 class SegmentInput(BaseModel):
-    segment_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    segment_id: str = Field(min_length=1, max_length=128, pattern=SEGMENT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     user_ids: list[str] = Field(default_factory=list, max_length=MAX_USERS_PER_CALL)
 
