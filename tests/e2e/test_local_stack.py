@@ -203,25 +203,6 @@ def test_bad_requests_get_clear_4xx_answers(stack: Stack) -> None:
     assert status == 200 and "/api/v1/events" in spec["paths"]
 
 
-def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
-    second = subprocess.run(
-        [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
-    )
-    assert second.returncode == 2
-    assert f"already running as pid {stack.process.pid}" in second.stderr
-    assert f"API_PORT={stack.api.rsplit(':', 1)[1]}" in second.stderr
-
-
-def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
-    children = _children(stack.process.pid)
-    assert len(children) >= 2  # moto server and Tansu
-    stack.process.send_signal(signal.SIGINT)
-    assert stack.process.wait(30) == 0
-    time.sleep(0.5)
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
-
-
 def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stack) -> None:
     """Bad bytes written straight to the stack's topic, between good jobs, as any producer could."""
     from kafka import KafkaProducer
@@ -264,3 +245,22 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
         time.sleep(1)
     kept = {base64.b64decode(x["raw_base64"]) if x["raw_base64"] else (x["raw"] or "").encode() for x in letters}
     assert set(poison) <= kept
+
+
+def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
+    second = subprocess.run(
+        [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode == 2
+    assert f"already running as pid {stack.process.pid}" in second.stderr
+    assert f"API_PORT={stack.api.rsplit(':', 1)[1]}" in second.stderr
+
+
+def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
+    children = _children(stack.process.pid)
+    assert len(children) >= 2  # moto server and Tansu
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(30) == 0
+    time.sleep(0.5)
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
