@@ -17,12 +17,15 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 PHASES = "examples,coverage,fuzzing,stateful"
+IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
 FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AUTH_PORT": "3201"}
 # The schema cannot say everything the API checks (a payload per event type, exactly one of user_ids and
 # segment_id, cron syntax, a channel's template parts, cursors only the API issues), so some "valid"
@@ -30,17 +33,32 @@ FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AU
 NOT_GATED = frozenset({"positive_data_acceptance"})
 
 
-def start_stack(state_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in FUZZ_PORTS.items()}, "LOCAL_STATE_DIR": str(state_dir)}
-    log = (state_dir / "stack.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+@contextmanager
+def own_stack(state_dir: Path, ports: dict[str, str]) -> Iterator[str]:
+    """``python -m local`` on ``ports`` (API_PORT…) with nothing of the caller's AWS or Kafka settings; its URL."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
+    env.update(ports, LOCAL_STATE_DIR=str(state_dir), PYTHONPATH=os.pathsep.join(str(ROOT / r) for r in IMPORT_ROOTS))
+    with (state_dir / "stack.log").open("wb") as log:
+        stack = subprocess.Popen(
+            [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{ports['API_PORT']}"
+        try:
+            wait_until_up(url, stack)
+            yield url
+        finally:
+            stack.send_signal(signal.SIGINT)  # the stack stops what it started
+            try:
+                stack.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                stack.kill()
 
 
-def wait_until_up(url: str, stack: Optional[subprocess.Popen[bytes]], timeout: float = 180.0) -> None:
+def wait_until_up(url: str, stack: subprocess.Popen[bytes], timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if stack is not None and stack.poll() is not None:
-            raise SystemExit(f"the local stack exited with {stack.returncode}; see its log")
+        if stack.poll() is not None:
+            raise SystemExit(f"the local stack exited with {stack.returncode}; see its stack.log")
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
                 if response.status == 200:
@@ -105,24 +123,15 @@ def counts(report: Path) -> tuple[dict[str, Counter[str]], Counter[str], int]:
 
 def main() -> int:
     examples = int(os.environ.get("FUZZ_EXAMPLES", "100"))
-    url = os.environ.get("FUZZ_URL", "").rstrip("/")
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         state = Path(tmp)
-        stack = None
-        if not url:
-            url = f"http://127.0.0.1:{os.environ.get('API_PORT', FUZZ_PORTS['API_PORT'])}"
-            stack = start_stack(state)
-        try:
-            wait_until_up(url, stack)
-            report = state / "events.ndjson"
-            code = run_schemathesis(url, examples, report, os.environ.get("FUZZ_API_KEY", "local-dev-key"))
-        finally:
-            if stack is not None:
-                stack.send_signal(signal.SIGINT)
-                try:
-                    stack.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    stack.kill()
+        report = state / "events.ndjson"
+        key = os.environ.get("FUZZ_API_KEY", "local-dev-key")
+        if os.environ.get("FUZZ_URL"):
+            code = run_schemathesis(os.environ["FUZZ_URL"].rstrip("/"), examples, report, key)
+        else:
+            with own_stack(state, {name: os.environ.get(name, port) for name, port in FUZZ_PORTS.items()}) as url:
+                code = run_schemathesis(url, examples, report, key)
         if not report.exists():
             print(f"schemathesis exited {code} without running", file=sys.stderr)
             return code or 1
