@@ -132,10 +132,12 @@ def test_a_wrongly_typed_body_names_the_problem() -> None:
     assert [f["loc"] for f in error["fields"]] == ["events"]
 
 
-def test_no_content_type_is_read_as_json() -> None:
+def test_json_is_accepted_without_content_type_with_a_charset_and_in_base64() -> None:
     status, _, accepted = send("POST", "/api/v1/events", json.dumps(EVENT).encode(), content_type=None)
     assert (status, accepted["status"]) == (202, "accepted")
     status, _, _ = send("POST", "/api/v1/events", json.dumps(EVENT).encode(), "application/json; charset=utf-8")
+    assert status == 202
+    status, _, _ = send("POST", "/api/v1/events", json.dumps(EVENT).encode(), as_base64=True)  # base64 of UTF-8 JSON
     assert status == 202
 
 
