@@ -191,3 +191,39 @@ def test_path_parameters_are_percent_decoded_before_validation() -> None:
     assert (status, page["items"]) == (200, [])
     error = assert_error(send("GET", "/api/v1/notifications/%FF"), 422, "validation_error")
     assert error["fields"][0]["loc"] == "path.job_id"
+
+
+# --- sizes: nothing accepted can outgrow a DynamoDB item or a Kafka message ------------------------------------
+
+
+def _event(**changes: Any) -> bytes:
+    return json.dumps({**EVENT, **changes}).encode()
+
+
+@pytest.mark.parametrize(
+    ("user_id", "why"),
+    [("demo\tuser", "control characters"), ("é" * 65, "128 bytes"), ("../x\n", "control characters")],
+    ids=["tab", "130-bytes", "newline"],
+)
+def test_user_ids_are_refused_by_byte_size_and_control_characters(user_id: str, why: str) -> None:
+    for path, body in (
+        ("/api/v1/events", _event(recipients={"user_ids": [user_id]})),
+        ("/api/v1/segments", json.dumps({"segment_id": "s-bad-id", "name": "n", "user_ids": [user_id]}).encode()),
+    ):
+        status, _, answer = send("POST", path, body)
+        assert status == 422, (path, answer)
+        assert why in json.dumps(answer), answer
+
+
+def test_a_batch_may_not_make_more_than_ten_thousand_jobs() -> None:
+    users = [f"u-{n}" for n in range(1000)]
+    event = {**EVENT, "recipients": {"user_ids": users}}
+    status, _, answer = send("POST", "/api/v1/events:batch", json.dumps({"events": [event] * 11}).encode())
+    assert status == 422 and answer["error"]["fields"][0]["loc"] == "events", answer
+    assert "11000 jobs" in answer["error"]["message"]
+
+
+@pytest.mark.parametrize("field", ["send_after", "expires_at"])
+def test_send_after_and_expires_at_lie_within_sixty_days(field: str) -> None:
+    status, _, answer = send("POST", "/api/v1/events", _event(**{field: "2099-01-01T00:00:00Z"}))
+    assert status == 422 and any(f["loc"] == field for f in answer["error"]["fields"]), answer

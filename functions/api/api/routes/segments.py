@@ -9,6 +9,7 @@ from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from notify.clock import iso, utc_now
 from notify.errors import Conflict, NotFound
+from notify.models import UserId
 from pydantic import BaseModel, Field, StringConstraints
 
 from api.context import require, services
@@ -27,13 +28,11 @@ MAX_USERS_PER_CALL = 10_000
 class SegmentInput(BaseModel):
     segment_id: str = Field(min_length=1, max_length=128, pattern=SEGMENT_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
-    user_ids: list[str] = Field(default_factory=list, max_length=MAX_USERS_PER_CALL)
+    user_ids: list[UserId] = Field(default_factory=list, max_length=MAX_USERS_PER_CALL)
 
 
 class Members(BaseModel):
-    user_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
-        min_length=1, max_length=MAX_USERS_PER_CALL
-    )
+    user_ids: list[UserId] = Field(min_length=1, max_length=MAX_USERS_PER_CALL)
 
 
 def _view(segment_id: str) -> SegmentView:
