@@ -20,11 +20,11 @@ from typing import Any, Optional, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from notify.catalog import get_event_type, validate_payload
+from notify.catalog import field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
-from notify.errors import Conflict, FieldError, NotFound, ValidationFailed
+from notify.errors import Conflict, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
 
 CLAIM_SECONDS = 120
@@ -274,8 +274,8 @@ class CampaignService:
             data = CampaignInput.model_validate({k: v for k, v in merged.items() if v is not None})
         except ValidationFailed:
             raise
-        except ValueError as exc:
-            raise ValidationFailed([FieldError("body", str(exc))]) from None
+        except ValidationError as exc:  # the merged document breaks a rule: one field error per problem
+            raise ValidationFailed(field_errors(exc)) from None
         now = self._clock()
         updated = Campaign(
             **{

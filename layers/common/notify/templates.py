@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from jinja2 import TemplateSyntaxError, meta
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from notify.catalog import EventType, get_event_type, validate_payload
+from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
 from notify.models import Channel, Strict
@@ -185,8 +185,8 @@ class TemplateService:
         merged.update(content.model_dump(exclude_unset=True))
         try:
             data = TemplateInput.model_validate({k: v for k, v in merged.items() if v is not None})
-        except ValueError as exc:
-            raise ValidationFailed([FieldError("body", str(exc))]) from None
+        except ValidationError as exc:  # the merged document breaks a rule: one field error per problem
+            raise ValidationFailed(field_errors(exc)) from None
         return self.save(data)
 
     def get(self, tid: str, version: Optional[int] = None) -> Template:
