@@ -179,4 +179,7 @@ def test_templates_are_versioned_validated_and_previewed() -> None:
     assert [v["version"] for v in call_api("GET", f"/api/v1/templates/{tid}/versions")[1]["items"]] == [2, 1]
     assert call_api("DELETE", f"/api/v1/templates/{tid}")[0] == 204
     assert call_api("GET", f"/api/v1/templates/{tid}")[0] == 404
-    assert call_api("GET", f"/api/v1/templates/{tid}?version=1")[1]["title"] == "{{ title }}"
+    assert call_api("GET", f"/api/v1/templates/{tid}?version=1")[0] == 404
+    assert call_api("GET", f"/api/v1/templates/{tid}/versions")[0] == 404
+    status, preview = call_api("POST", f"/api/v1/templates/{tid}/preview?version=1", {})  # what a job got
+    assert (status, preview["title"]) == (200, "Dune")

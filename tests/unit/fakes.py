@@ -194,26 +194,27 @@ class MemoryDlq:
 
 @dataclass
 class MemoryTemplates:
-    templates: dict[tuple[str, Channel, str], Template] = field(default_factory=dict)
+    """Every version of every key, newest last (a tombstone is a version too)."""
+
+    templates: dict[tuple[str, Channel, str], list[Template]] = field(default_factory=dict)
 
     def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
-        return self.templates.get((event_type, channel, locale))
+        found = self.templates.get((event_type, channel, locale))
+        return found[-1] if found else None
 
     def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
-        found = self.templates.get((event_type, channel, locale))
-        return found if found is not None and found.version == version else None
+        return next((t for t in self.versions(event_type, channel, locale) if t.version == version), None)
 
     def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
-        found = self.templates.get((event_type, channel, locale))
-        return [found] if found else []
+        return list(reversed(self.templates.get((event_type, channel, locale), [])))
 
     def keys(self) -> list[Template]:
-        return list(self.templates.values())
+        return [versions[-1] for versions in self.templates.values()]
 
     def save(self, template: Template) -> Template:
-        current = self.templates.get((template.event_type, template.channel, template.locale))
-        saved = replace(template, version=(current.version if current else 0) + 1)
-        self.templates[(template.event_type, template.channel, template.locale)] = saved
+        versions = self.templates.setdefault((template.event_type, template.channel, template.locale), [])
+        saved = replace(template, version=len(versions) + 1)
+        versions.append(saved)
         return saved
 
 

@@ -60,12 +60,19 @@ def test_parts_must_fit_the_channel(body: dict) -> None:
         TemplateInput.model_validate(body)
 
 
-def test_delete_leaves_old_versions_readable(service: TemplateService) -> None:
+def test_a_retired_template_is_gone_but_a_version_still_previews(service: TemplateService) -> None:
     saved = service.save(_email())
     service.delete(saved.template_id)
-    with pytest.raises(NotFound):
-        service.get(saved.template_id)
+    for read in (
+        lambda: service.get(saved.template_id),
+        lambda: service.get(saved.template_id, saved.version),
+        lambda: service.versions(saved.template_id),
+    ):
+        with pytest.raises(NotFound, match="retired"):
+            read()
     assert service.list(channel=Channel.EMAIL) == []
+    # What a job was rendered with can still be shown (POST …/preview?version=N).
+    assert service.preview(saved.template_id, PreviewInput(), saved.version).subject
 
 
 def test_preview_uses_the_sample_payload_or_validates_the_given_one(service: TemplateService) -> None:

@@ -189,22 +189,23 @@ class TemplateService:
             raise ValidationFailed(field_errors(exc)) from None
         return self.save(data)
 
-    def get(self, tid: str, version: Optional[int] = None) -> Template:
+    def get(self, tid: str, version: Optional[int] = None, *, retired: bool = False) -> Template:
+        """The newest (or the given) version. A retired (deleted) template is gone for reads: NotFound,
+        unless ``retired`` asks for one of its versions (a preview of what a job was rendered with)."""
         event_type, channel, locale = parse_template_id(tid)
-        if version is None:
-            found = self._store.latest(event_type, channel, locale)
-        else:
-            found = self._store.version(event_type, channel, locale, version)
-        if found is None or (found.deleted and version is None):
+        latest = self._store.latest(event_type, channel, locale)
+        if latest is None or (latest.deleted and not retired):
+            raise NotFound(f"template {tid} not found" + (" (it was retired)" if latest is not None else ""))
+        found = latest if version is None else self._store.version(event_type, channel, locale, version)
+        if found is None or found.deleted:
             raise NotFound(f"template {tid}{'' if version is None else f' v{version}'} not found")
         return found
 
     def versions(self, tid: str) -> list[Template]:
+        """Every version, newest first; NotFound once the template is retired."""
+        self.get(tid)
         event_type, channel, locale = parse_template_id(tid)
-        found = [t for t in self._store.versions(event_type, channel, locale) if not t.deleted]
-        if not found:
-            raise NotFound(f"template {tid} not found")
-        return found
+        return [t for t in self._store.versions(event_type, channel, locale) if not t.deleted]
 
     def list(self, event_type: Optional[str] = None, channel: Optional[Channel] = None) -> list[Template]:
         return [
@@ -223,7 +224,7 @@ class TemplateService:
 
         A template that fails to render (it raises, or breaks the render budget) is a 422 on its part.
         """
-        template = self.get(tid, version)
+        template = self.get(tid, version, retired=version is not None)
         spec = get_event_type(template.event_type)
         payload = validate_payload(spec, data.payload) if data.payload is not None else spec.sample_payload()
         user = {**SAMPLE_USER.template_context(), **(data.user or {})}
