@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import EndpointConnectionError
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, NotificationJob
@@ -278,7 +279,41 @@ def test_the_dlq_is_listed_and_redriven_through_the_api(
     _redeliver_from_delay_queue(stack_env)
     body = _status(job.job_id)
     assert body["status"] == "SENT"
-    assert "RETRYING" in [h["status"] for h in body["history"]]
+    assert [h["status"] for h in body["history"]][-5:] == ["SENDING", "FAILED", "PROCESSING", "SENDING", "SENT"]
+    assert body["history"][-3]["detail"] == {"redrive": True} and body["history"][-3]["attempt"] == 1
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
+
+
+def test_a_redrive_whose_delay_queue_fails_keeps_the_letter_and_the_job_as_they_were(
+    auth_service: AuthService, ses_faults: list[str], moto_endpoint: str, stack_env: dict
+) -> None:
+    from api import context as api_context
+
+    user = _user(auth_service)
+    job = _job(user)
+    ses_faults.append("MessageRejected")
+    _worker(_kafka(job))
+
+    def queue_down(**_: Any) -> Any:
+        raise EndpointConnectionError(endpoint_url="http://sqs")
+
+    session = boto3._get_default_session()
+    session.events.register("before-call.sqs.SendMessageBatch", queue_down, unique_id="queue-down")
+    try:
+        status, result = call_api("POST", "/api/v1/dlq/redrive", {"job_ids": [job.job_id]})
+    finally:
+        session.events.unregister("before-call.sqs.SendMessageBatch", unique_id="queue-down")
+        api_context.services.cache_clear()  # its clients copied the hook when they were built
+    assert (status, result["redriven"]) == (200, [])
+    assert "the letter is kept" in result["skipped"][0]["reason"]
+    assert _status(job.job_id)["status"] == "FAILED"
+    status, listed = call_api("GET", "/api/v1/dlq")  # visible again at once, not after the 60 s redrive lease
+    assert job.job_id in [item["job_id"] for item in listed["items"]]
+    time.sleep(2.1)
+    again = call_api("POST", "/api/v1/dlq/redrive", {"job_ids": [job.job_id]})[1]
+    assert again["redriven"] == [job.job_id], again
+    _redeliver_from_delay_queue(stack_env)
+    assert _status(job.job_id)["status"] == "SENT"
     assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
 
 

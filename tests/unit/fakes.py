@@ -107,7 +107,8 @@ class MemoryStore:
         ts = now.timestamp()
         if item is not None:
             status: Status = item["status"]
-            if item["attempt"] > job.attempt or status.terminal:
+            redrive = status is Status.FAILED and 0 < job.attempt == job.retry_base and item["attempt"] < job.attempt
+            if (item["attempt"] > job.attempt or status.terminal) and not redrive:
                 return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT if item["attempt"] > job.attempt else status)
             expired = item.get("lease_until", 0) < ts
             if status is Status.SENDING and expired:
@@ -127,14 +128,6 @@ class MemoryStore:
         }
         self.jobs[job.job_id]["history"].append(Transition(Status.PROCESSING, iso(now), job.attempt))
         return Claim(ClaimOutcome.CLAIMED, token)
-
-    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool:
-        item = self.jobs.get(job.job_id)
-        if item is None or item["status"] is not Status.FAILED:
-            return False
-        item.update(status=Status.RETRYING, attempt=attempt)
-        item["history"].append(Transition(Status.RETRYING, iso(now), attempt, None, {"redrive": note}))
-        return True
 
     def transition(
         self,
@@ -269,12 +262,16 @@ __all__ = [
 class MemoryInbox:
     letters: list[ReceivedLetter] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
     def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]:
         return [letter for letter in self.letters if letter.receipt not in self.deleted][:limit]
 
     def delete(self, receipt: str) -> None:
         self.deleted.append(receipt)
+
+    def release(self, receipt: str) -> None:
+        self.released.append(receipt)
 
 
 _inbox: DeadLetterInbox = MemoryInbox()

@@ -4,8 +4,8 @@ from datetime import timedelta
 
 from notify.delivery import Outcome
 from notify.dlq import DeadLetterService
-from notify.errors import TransientError
-from notify.models import Status
+from notify.errors import PermanentError, TransientError
+from notify.models import NotificationJob, Status
 from notify.ports import DeadLetter, ReceivedLetter
 
 from .fakes import MemoryInbox
@@ -98,3 +98,44 @@ def test_a_kafka_event_source_failure_record_is_a_letter_that_names_the_records(
     assert view["reason"] == "kafka_event_source_gave_up" and view["attempt"] == 6
     assert "RetryAttemptsExhausted" in view["error"] and "jobs-0 offsets 7-8" in view["error"]
     assert view["kafka"] == {"jobs-0": {"firstRecordOffset": "7", "lastRecordOffset": "8"}}
+
+
+def _failed(world: World) -> NotificationJob:
+    job = world.job()
+    world.email.errors.append(PermanentError("rejected"))
+    assert world.service.handle(job) is Outcome.FAILED
+    return job
+
+
+def test_a_redrive_whose_enqueue_fails_changes_nothing_and_keeps_the_letter() -> None:
+    world = World()
+    job = _failed(world)
+    inbox = _letters(world)
+    service = DeadLetterService(inbox, world.store, world.queue, lambda: T0)
+    world.queue.fail = True
+    result = service.redrive()
+    assert result["redriven"] == [] and "kept" in result["skipped"][0]["reason"]
+    assert inbox.deleted == [] and inbox.released == ["r0"]
+    assert world.store.statuses(job.job_id)[-1] is Status.FAILED  # nothing to strand
+    world.queue.fail = False
+    assert service.redrive()["redriven"] == [job.job_id]
+    assert world.service.handle(world.queue.sent[-1][0]) is Outcome.SENT
+
+
+def test_a_letter_of_a_job_that_is_not_terminal_is_queued_again_not_dropped() -> None:
+    world = World()
+    job = world.job()
+    world.store.claim(job, T0, 60)  # e.g. DynamoDB failed after the claim, five receives in a row
+    inbox = MemoryInbox([ReceivedLetter("m0", "r0", job.model_dump(mode="json"), "", 5)])
+    world.now = T0 + timedelta(seconds=61)  # the lease ran out
+    assert DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()["redriven"] == [job.job_id]
+    assert inbox.deleted == ["r0"]
+    assert world.service.handle(world.queue.sent[-1][0]) is Outcome.SENT
+
+
+def test_a_stray_copy_of_an_older_attempt_never_revives_a_failed_job() -> None:
+    world = World()
+    job = _failed(world)
+    stray = job.model_copy(update={"attempt": job.attempt + 1})  # a retry copy, not a redrive's
+    assert world.service.handle(stray) is Outcome.DUPLICATE
+    assert world.email.sent == []

@@ -9,8 +9,9 @@ from typing import Any, Optional
 from pydantic import ValidationError
 
 from notify.clock import Clock
-from notify.models import FanoutTask, NotificationJob
-from notify.ports import DeadLetterInbox, DelayQueue, ReceivedLetter, StatusStore
+from notify.errors import DeliveryError
+from notify.models import FanoutTask, NotificationJob, Status
+from notify.ports import DeadLetterInbox, DelayQueue, JobRecord, ReceivedLetter, StatusStore
 
 LIST_VISIBILITY_SECONDS = 2
 REDRIVE_VISIBILITY_SECONDS = 60
@@ -76,6 +77,22 @@ def letter_view(letter: ReceivedLetter) -> dict[str, Any]:
     }
 
 
+def replay(job: NotificationJob, record: Optional[JobRecord]) -> NotificationJob:
+    """The copy of a dead-lettered job that a redrive queues.
+
+    A FAILED job gets a redrive copy (``retry_base == attempt``, one attempt past the recorded one): the
+    worker's claim lets exactly such a copy take a FAILED job back, so there is no separate reopen write that
+    an enqueue failure could strand, and a stray copy of an older attempt can never revive a FAILED job. A job
+    that is not terminal (its letter came from the delay queue's own redrive policy, say after a DynamoDB
+    outage) is queued again as it stands; the claim decides, as for any redelivery.
+    """
+    recorded = record.attempt if record is not None else job.attempt
+    if record is None or record.status is Status.FAILED:
+        attempt = max(recorded, job.attempt) + 1
+        return job.model_copy(update={"attempt": attempt, "retry_base": attempt, "not_before": None, "waiting": False})
+    return job.model_copy(update={"attempt": max(recorded, job.attempt), "not_before": None, "waiting": False})
+
+
 class DeadLetterService:
     def __init__(self, inbox: DeadLetterInbox, store: StatusStore, delay_queue: DelayQueue, clock: Clock) -> None:
         self._inbox = inbox
@@ -90,8 +107,9 @@ class DeadLetterService:
     def redrive(self, job_ids: Optional[Sequence[str]] = None, limit: int = 100) -> dict[str, Any]:
         """Send the selected (or all) jobs back through the worker with a fresh retry budget.
 
-        Idempotency still applies: a job that is not FAILED any more is dropped
-        from the queue without being sent again.
+        A letter is deleted only after its copy is queued, so a failure part-way keeps it. A job that was
+        SENT, EXPIRED or SKIPPED meanwhile is not queued again (its letter is deleted); letters that are not
+        jobs, and the Kafka event source's records, stay.
         """
         wanted = set(job_ids) if job_ids else None
         redriven: list[str] = []
@@ -110,7 +128,12 @@ class DeadLetterService:
                 except ValidationError as exc:
                     skipped.append({"message_id": letter.message_id, "reason": f"invalid task: {exc.error_count()}"})
                     continue
-                self._delay.enqueue([task.model_copy(update={"attempt": 0, "not_before": None})], 0)
+                try:
+                    self._delay.enqueue([task.model_copy(update={"attempt": 0, "not_before": None})], 0)
+                except DeliveryError as exc:
+                    self._inbox.release(letter.receipt)
+                    skipped.append({"message_id": letter.message_id, "reason": f"not queued, kept: {exc}"})
+                    continue
                 self._inbox.delete(letter.receipt)
                 redriven.append(f"fanout:{task.event_id}:{task.page}")
                 continue
@@ -120,13 +143,17 @@ class DeadLetterService:
                 skipped.append({"message_id": letter.message_id, "reason": f"invalid job: {exc.error_count()} errors"})
                 continue
             record = self._store.get_job(job.job_id)
-            attempt = (record.attempt if record else job.attempt) + 1
-            if record is not None and not self._store.reopen(job, self._clock(), attempt, letter.message_id):
-                self._inbox.delete(letter.receipt)
+            if record is not None and record.status.terminal and record.status is not Status.FAILED:
+                self._inbox.delete(letter.receipt)  # SENT, EXPIRED or SKIPPED meanwhile: nothing to replay
                 skipped.append({"job_id": job.job_id, "reason": f"job is {record.status.value}, not FAILED"})
                 continue
-            again = job.model_copy(update={"attempt": attempt, "retry_base": attempt, "not_before": None})
-            self._delay.enqueue([again], 0)
-            self._inbox.delete(letter.receipt)
+            try:
+                self._delay.enqueue([replay(job, record)], 0)
+            except DeliveryError as exc:
+                # Nothing changed: the job is as it was and its letter stays, visible again for the next try.
+                self._inbox.release(letter.receipt)
+                skipped.append({"job_id": job.job_id, "reason": f"not queued, the letter is kept: {exc}"})
+                continue
+            self._inbox.delete(letter.receipt)  # only once the copy is queued
             redriven.append(job.job_id)
         return {"redriven": redriven, "skipped": skipped}

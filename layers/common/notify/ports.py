@@ -74,6 +74,10 @@ class DeadLetterInbox(Protocol):
 
     def delete(self, receipt: str) -> None: ...
 
+    def release(self, receipt: str) -> None:
+        """Make a received letter visible again now (it was not acted on)."""
+        ...
+
 
 @dataclass(frozen=True)
 class UserProfile:
@@ -262,8 +266,6 @@ class StatusStore(Protocol):
     ) -> tuple[list[JobRecord], Optional[str]]: ...
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim: ...
-
-    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool: ...
 
     def transition(
         self,

@@ -341,6 +341,11 @@ class DynamoStatusStore:
             "attribute_not_exists(pk) OR (attempt_n <= :attempt AND "
             "(#s IN (:accepted, :retrying, :scheduled) OR (#s = :processing AND lease_until < :nowts)))"
         )
+        if 0 < job.attempt == job.retry_base:
+            # A redrive's copy (notify.dlq.replay) takes a FAILED job back; a stray older copy never does.
+            values[":failed"] = Status.FAILED.value
+            values[":entry"] = [_entry(Status.PROCESSING, now, job.attempt, None, {"redrive": True})]
+            condition += " OR (#s = :failed AND attempt_n < :attempt)"
         try:
             self._client.update_item(
                 TableName=self._table,
@@ -391,27 +396,6 @@ class DynamoStatusStore:
             # An older copy of a job that has moved on: nothing left to do with it.
             return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
         return Claim(ClaimOutcome.DUPLICATE, current=status)
-
-    def reopen(self, job: NotificationJob, now: datetime, attempt: int, note: str) -> bool:
-        """FAILED → RETRYING at ``attempt`` for a redrive; False if the job is not FAILED."""
-        values = {
-            ":failed": Status.FAILED.value,
-            ":retrying": Status.RETRYING.value,
-            ":attempt": attempt,
-            ":now": iso(now),
-            ":entry": [_entry(Status.RETRYING, now, attempt, None, {"redrive": note})],
-        }
-        return conditional(
-            "reopen the job",
-            self._client.update_item,
-            TableName=self._table,
-            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-            UpdateExpression="SET #s = :retrying, attempt_n = :attempt, updated_at = :now, "
-            "history = list_append(history, :entry)",
-            ConditionExpression="#s = :failed",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_values(values),
-        )
 
     def transition(
         self,

@@ -127,3 +127,10 @@ class SqsDeadLetterQueue:
             self._client.delete_message(QueueUrl=self._url, ReceiptHandle=receipt)
         except (ClientError, BotoCoreError) as exc:
             raise TransientError(f"DLQ delete failed: {exc}") from exc
+
+    def release(self, receipt: str) -> None:
+        """Make a received letter visible again at once (best effort: it returns after its timeout anyway)."""
+        try:
+            self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        except (ClientError, BotoCoreError):
+            pass
