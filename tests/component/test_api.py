@@ -6,10 +6,13 @@ import copy
 import json
 import os
 import uuid
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError
 
+from local.emails import sent_emails
 from local.events import load_event
 from local.invoke import LambdaContext
 
@@ -163,6 +166,111 @@ def test_nothing_is_accepted_when_neither_kafka_nor_the_queue_can_store(
         kafka_broker.start()
         os.environ.update(stack_env)
     assert (status, error["error"]["code"]) == (503, "unavailable")
+
+
+def _part_of_the_event_stored(stack_env: dict, kafka_broker, body: dict, **headers: str) -> tuple[int, dict]:
+    """POST the event with Kafka down and the delay queue failing after its first batch of ten jobs."""
+    from api import context as api_context
+
+    calls = []
+
+    def queue_fails_after_one_batch(**_: Any) -> Any:
+        calls.append(1)
+        if len(calls) > 1:
+            raise EndpointConnectionError(endpoint_url="http://sqs")
+        return None
+
+    session = boto3._get_default_session()
+    session.events.register("before-call.sqs.SendMessageBatch", queue_fails_after_one_batch, unique_id="part-way")
+    api_context.services.cache_clear()  # clients copy the session's hooks when they are built
+    os.environ["KAFKA_TIMEOUT_SECONDS"] = "1"
+    kafka_broker.stop()
+    try:
+        return call_api("POST", "/api/v1/events", body, **headers)
+    finally:
+        session.events.unregister("before-call.sqs.SendMessageBatch", unique_id="part-way")
+        api_context.services.cache_clear()
+
+
+def _deliver_every_copy(stack_env: dict) -> list[str]:
+    """Run the worker over everything parked in the delay queue, first copies first; the job ids it saw."""
+    from worker.app import lambda_handler as worker
+
+    from local.events import sqs_event, sqs_record
+
+    parked = queue_bodies(stack_env["DELAY_QUEUE_URL"], wait=1)
+    firsts: dict[str, dict] = {}
+    seconds: list[dict] = []
+    for job in parked:
+        if job["job_id"] in firsts:
+            seconds.append(job)
+        else:
+            firsts[job["job_id"]] = job
+    arn = "arn:aws:sqs:us-east-1:123456789012:DelayQueue"
+    for copies in (list(firsts.values()), seconds):
+        if copies:
+            records = [sqs_record(json.dumps(j), arn) for j in copies]
+            assert worker(sqs_event(records), LambdaContext("WorkerFunction", 120)) == {"batchItemFailures": []}
+    return [j["job_id"] for j in parked]
+
+
+@pytest.mark.parametrize("retry_with", ["idempotency_key", "event_id", "the_503s_event_id"])
+def test_a_retry_after_a_part_way_503_completes_the_event_and_sends_each_email_once(
+    retry_with: str, kafka_broker, stack_env: dict, moto_endpoint: str, fresh_services, purge_queues
+) -> None:
+    marker = f"https://example.com/confirm/{uuid.uuid4().hex}"
+    users = [f"demo-user-{n}" for n in range(1, 16)]  # 15 jobs: the delay queue takes 10, then fails
+    body = _event(payload={"confirmation_url": marker}, recipients={"user_ids": users}, channels=["email"])
+    headers = {"idempotency_key": f"idem-{uuid.uuid4().hex}"} if retry_with == "idempotency_key" else {}
+    if retry_with == "event_id":
+        body["event_id"] = str(uuid.uuid4())
+    try:
+        status, error = _part_of_the_event_stored(stack_env, kafka_broker, body, **headers)
+        assert (status, error["error"]["code"]) == (503, "unavailable")
+        event_id = error["error"]["event_id"]
+        if retry_with == "event_id":
+            assert event_id == body["event_id"]
+        if retry_with == "the_503s_event_id":  # a client that sent neither adds the id the 503 named
+            body["event_id"] = event_id
+        status, accepted = call_api("POST", "/api/v1/events", body, **headers)  # Kafka still down: the queue
+    finally:
+        kafka_broker.start()
+        os.environ["KAFKA_TIMEOUT_SECONDS"] = stack_env["KAFKA_TIMEOUT_SECONDS"]
+    assert (status, accepted["event_id"]) == (202, event_id)
+    assert call_api("POST", "/api/v1/events", body, **headers) == (202, accepted)  # and again: the same answer
+
+    published = _deliver_every_copy(stack_env)
+    assert sorted(set(published)) == sorted(accepted["job_ids"])  # the first attempt's 10 are the same jobs
+    assert len(published) > len(accepted["job_ids"])  # ...so the delay queue held duplicates
+    sent = [m for m in sent_emails(moto_endpoint) if marker in str(m.get("body", ""))]
+    recipients = sorted(a for m in sent for a in m["destinations"]["ToAddresses"])
+    assert recipients == sorted(f"{u}@example.com" for u in users)  # each exactly once
+    for job_id in accepted["job_ids"]:
+        assert call_api("GET", f"/api/v1/notifications/{job_id}")[1]["status"] == "SENT"
+
+
+def test_an_event_id_names_one_event_whatever_the_retries() -> None:
+    body = _event(event_id=str(uuid.uuid4()).upper())
+    first = call_api("POST", "/api/v1/events", body)
+    assert first[0] == 202 and first[1]["event_id"] == body["event_id"].lower()
+    assert call_api("POST", "/api/v1/events", body) == first
+    status, error = call_api("POST", "/api/v1/events", {**body, "recipients": {"user_ids": ["demo-user-2"]}})
+    assert (status, error["error"]["code"]) == (409, "conflict")
+    status, error = call_api("POST", "/api/v1/events", _event(event_id="not-a-uuid"))
+    assert (status, error["error"]["fields"][0]["loc"]) == (422, "event_id")
+
+
+def test_the_same_idempotency_key_and_body_name_the_same_event_even_after_the_record_is_gone() -> None:
+    from api import context as api_context
+
+    key = f"idem-{uuid.uuid4().hex}"
+    status, first = call_api("POST", "/api/v1/events", EVENT, idempotency_key=key)
+    assert status == 202
+    table = boto3.resource("dynamodb").Table(os.environ["IDEMPOTENCY_TABLE"])
+    (record,) = [i for i in table.scan()["Items"] if first["event_id"] in str(i.get("data", ""))]
+    table.delete_item(Key={"id": record["id"]})  # as after a 503, or 24 hours later
+    api_context.services.cache_clear()
+    assert call_api("POST", "/api/v1/events", EVENT, idempotency_key=key) == (202, first)
 
 
 def test_templates_are_versioned_validated_and_previewed() -> None:

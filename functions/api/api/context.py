@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, Optional
 
 import boto3
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -14,6 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.config import Config
 from notify.access import authorize
 from notify.adapters.campaigns import DynamoCampaignStore, DynamoSegmentStore
@@ -23,8 +26,10 @@ from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.campaigns import CampaignService
 from notify.clock import utc_now
 from notify.dlq import DeadLetterService
+from notify.errors import Conflict
 from notify.ingest import IngestService
-from notify.models import EventRequest
+from notify.jobs import keyed_event_id
+from notify.models import AcceptedEvent, EventRequest
 from notify.settings import ApiSettings, load
 from notify.status import StatusQueries
 from notify.templates import TemplateService
@@ -76,13 +81,48 @@ def build_services(settings: ApiSettings) -> Services:
 def _idempotent_accept(
     ingest: IngestService, persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig
 ) -> Callable[..., dict[str, Any]]:
-    """``accept`` keyed by the caller's Idempotency-Key; the body must match the first use."""
+    """``accept`` keyed by ``request["key"]``, under the event id ``request["event_id"]``.
+
+    The body must match the first use. Powertools drops the record when ``accept`` raises (a 503), so
+    the event id does not come from the record: it is the client's own or derived from the key and
+    body, and a retry after a 503 or a timeout publishes the same job ids again.
+    """
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def accept_once(request: dict[str, Any]) -> dict[str, Any]:
-        return ingest.accept(EventRequest.model_validate(request["body"])).model_dump(mode="json")
+        event = EventRequest.model_validate(request["body"])
+        return ingest.accept(event, request["event_id"]).model_dump(mode="json")
 
     return accept_once
+
+
+def accept_retryable(
+    event: EventRequest, caller: str, idempotency_key: Optional[str], lambda_context: Any
+) -> AcceptedEvent:
+    """Accept an event that carries an Idempotency-Key or its own ``event_id``: a retry never sends twice.
+
+    The event id is fixed before anything is published: the client's ``event_id``, or one derived from
+    the caller, the key and the body. So a retry after a timeout or a 503 (when Powertools has dropped
+    the key's record) publishes the same job ids, and the worker's claim on each drops the second copy.
+    Without a key, the ``event_id`` itself is the idempotency key: another body with it is a 409.
+    """
+    svc = services()
+    svc.idempotency.register_lambda_context(lambda_context)
+    body = event.model_dump(mode="json")
+    if idempotency_key:
+        key = f"{caller}:{idempotency_key}"
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        event_id = event.event_id or keyed_event_id(caller, idempotency_key, hashlib.sha256(canonical).hexdigest())
+    else:
+        assert event.event_id is not None
+        key, event_id = f"event:{event.event_id}", event.event_id
+    try:
+        data = svc.accept_once(request={"key": key, "body": body, "event_id": event_id})
+    except IdempotencyValidationError:
+        if idempotency_key:
+            raise
+        raise Conflict(f"event_id {event_id} was already used with a different body") from None
+    return AcceptedEvent.model_validate(data)
 
 
 @cache

@@ -32,6 +32,7 @@ from notify.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from notify.ingest import IngestIncomplete
 
 from api.body import BodyProblem, UnreadableBody, body_problem
 
@@ -44,11 +45,14 @@ def _error(
     message: str,
     fields: Optional[list[FieldError]] = None,
     headers: Optional[dict[str, str]] = None,
+    event_id: Optional[str] = None,
 ) -> Response:
-    """The one error shape of the API: {"error": {code, message, fields?}}."""
+    """The one error shape of the API: {"error": {code, message, fields?, event_id?}}."""
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if fields:
         body["error"]["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
+    if event_id:
+        body["error"]["event_id"] = event_id
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
@@ -165,6 +169,21 @@ def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[
         logger.error("ingestion unavailable", extra={"error": str(exc)})
         retry_after = {"Retry-After": str(exc.retry_after_seconds)}
         return _error(503, "unavailable", "The service cannot store events right now; retry later", headers=retry_after)
+
+    @app.exception_handler(IngestIncomplete)
+    def _incomplete(exc: IngestIncomplete) -> Response:
+        """Some jobs may be stored: the answer names the event, whose retry sends nothing twice."""
+        logger.error("ingestion incomplete", extra={"error": str(exc), "event_ids": exc.event_ids})
+        retry_after = {"Retry-After": str(exc.retry_after_seconds)}
+        if len(exc.event_ids) != 1:
+            message = "The service cannot store events right now; resend them with their event_id after Retry-After"
+            return _error(503, "unavailable", message, headers=retry_after)
+        (event_id,) = exc.event_ids
+        message = (
+            "The event was not accepted whole and part of it may still be delivered: resend the same body with "
+            "the same Idempotency-Key, or with this event_id, after Retry-After; nothing will be sent twice"
+        )
+        return _error(503, "unavailable", message, headers=retry_after, event_id=event_id)
 
     @app.exception_handler(StoreUnavailable)
     def _store_unavailable(exc: StoreUnavailable) -> Response:

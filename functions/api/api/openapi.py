@@ -5,7 +5,7 @@ import re
 from typing import Any, Optional
 
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.body import JSON_MEDIA_TYPE, MAX_BODY_BYTES, MAX_JSON_DEPTH
 
@@ -20,6 +20,13 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     fields: Optional[list[FieldErrorModel]] = None
+    event_id: Optional[str] = Field(
+        default=None,
+        description=(
+            "On a 503 from POST /api/v1/events: the event that may be partly stored. Resend the same body with "
+            "the same Idempotency-Key, or with this event_id, to complete it; nothing is sent twice."
+        ),
+    )
 
 
 class ErrorResponse(BaseModel):
@@ -38,7 +45,7 @@ _DESCRIPTIONS = {
     415: f"The body is not {JSON_MEDIA_TYPE}",
     422: "Field-level validation errors",
     500: "An unexpected error: a bug, logged with the request's correlation id",
-    503: "A dependency is down; nothing was changed; retry after Retry-After",
+    503: "A dependency is down; retry after Retry-After (an event's answer may carry the event_id to resend it with)",
 }
 # What any request can get: a body the API cannot read, field errors, a bug.
 _ALWAYS = (400, 413, 415, 422, 500)

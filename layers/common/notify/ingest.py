@@ -13,7 +13,7 @@ from notify.catalog import EventType, field_errors, get_event_type, validate_pay
 from notify.clock import Clock, iso
 from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id, new_family
-from notify.models import AcceptedEvent, EventRequest, FanoutTask
+from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask
 from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusStore
 
 # Every job carries the payload; this keeps a job well under SQS's 256 KiB and Kafka's 1 MiB.
@@ -25,13 +25,27 @@ MAX_HORIZON = timedelta(days=60)
 MAX_BATCH_JOBS = 10_000
 
 
+class IngestIncomplete(IngestUnavailable):
+    """Neither Kafka nor the delay queue took every job: some may be stored and will be delivered.
+
+    Which ones cannot be known (a Kafka send that timed out may still be written), so the answer names
+    the event ids instead: accepting the same event again under the same id publishes the same job ids,
+    and the worker's claim on each job id drops whichever copy comes second.
+    """
+
+    def __init__(self, message: str, event_ids: Sequence[str], retry_after_seconds: int = 5) -> None:
+        super().__init__(message, retry_after_seconds)
+        self.event_ids = list(event_ids)
+
+
 class IngestService:
     """Turns an :class:`EventRequest` into jobs that are in Kafka or the delay queue.
 
     The answer is only returned once every job is durably stored; otherwise
-    :class:`IngestUnavailable` is raised and nothing is left behind. An event
-    sent to a segment is stored as one fan-out task that the worker expands
-    page by page.
+    :class:`IngestIncomplete` is raised, naming the event ids to accept again:
+    job ids are deterministic in the event id, so a retry under the same id
+    completes the event without a second notification. An event sent to a
+    segment is stored as one fan-out task that the worker expands page by page.
     """
 
     def __init__(
@@ -87,9 +101,12 @@ class IngestService:
     def accept(self, request: EventRequest, event_id: Optional[str] = None) -> AcceptedEvent:
         """Validate, record the event, then publish its jobs to Kafka or, failing that, the delay queue.
 
-        With an explicit ``event_id`` (a campaign run) accepting twice is safe:
-        the jobs are published again and the worker's idempotency drops them.
+        With an explicit ``event_id`` (a campaign run, a client's own ``event_id``, one derived from an
+        Idempotency-Key) accepting twice is safe: the same job ids are published again and the worker's
+        claim drops them. An existing event of that id with another type, recipients or channels is a
+        :class:`Conflict`.
         """
+        event_id = event_id or request.event_id
         plan = self.plan(request, event_id)
         try:
             self._store.put_event(_record(plan))
@@ -97,6 +114,7 @@ class IngestService:
         except Conflict:
             if event_id is None:
                 raise
+            self._check_same_event(plan)
             created = False
         self._deliver([plan], forget_on_failure=created)
         return _accepted(plan)
@@ -106,12 +124,17 @@ class IngestService:
         results: list[AcceptedEvent | ValidationFailed] = []
         plans: list[EventPlan] = []
         family = new_family()  # the batch's events share a locator, so their records share an item
+        seen: set[str] = set()
         for raw in requests:
             try:
-                plan = self.plan(_parse(raw), new_event_id(family))
+                request = _parse(raw)
+                if request.event_id in seen:
+                    raise ValidationFailed([FieldError("event_id", "appears twice in the batch", "duplicate")])
+                plan = self.plan(request, request.event_id or new_event_id(family))
             except ValidationFailed as exc:
                 results.append(exc)
                 continue
+            seen.add(plan.event_id)
             plans.append(plan)
             results.append(_accepted(plan))
         jobs = sum(1 if p.segment_id else len(p.user_ids) * len(p.channels) for p in plans)
@@ -129,11 +152,24 @@ class IngestService:
             messages += [fanout_task(plan)] if plan.segment_id else plan.jobs()
         try:
             publish_durably(self._publisher, self._fallback, messages)
-        except IngestUnavailable:
-            if forget_on_failure:  # nothing was accepted: leave no event record behind
+        except IngestUnavailable as exc:
+            if forget_on_failure:  # the event is not accepted until a retry completes it
                 for plan in plans:
                     self._store.delete_event(plan.event_id)
-            raise
+            raise IngestIncomplete(str(exc), [plan.event_id for plan in plans], exc.retry_after_seconds) from exc
+
+    def _check_same_event(self, plan: EventPlan) -> None:
+        """An event id already recorded must name the same event: type, recipients and channels."""
+        stored = self._store.get_event(plan.event_id)
+        if stored is None:
+            return
+        planned = _record(plan)
+        if (stored.event_type, stored.user_ids, stored.segment_id) != (
+            planned.event_type,
+            planned.user_ids,
+            planned.segment_id,
+        ) or [Channel(c) for c in stored.channels] != [Channel(c) for c in planned.channels]:
+            raise Conflict(f"event {plan.event_id} already exists with a different type, recipients or channels")
 
 
 def publish_durably(publisher: JobPublisher, fallback: DelayQueue, messages: Sequence[Message]) -> None:

@@ -32,6 +32,15 @@ def new_event_id(family: Optional[bytes] = None) -> str:
     return str(uuid.UUID(bytes=bytes(raw)))
 
 
+# The namespace of event ids derived from a caller's Idempotency-Key (a fixed, random UUID).
+KEYED_EVENTS = uuid.UUID("5f0f9d7e-2b1c-4c8e-9a51-7d3e0c6b8a24")
+
+
+def keyed_event_id(*parts: str) -> str:
+    """An event id deterministic in ``parts`` (a UUID5): the same caller, key and body always name one event."""
+    return str(uuid.uuid5(KEYED_EVENTS, "\x1f".join(parts)))
+
+
 def new_family() -> bytes:
     """8 random bytes for :func:`new_event_id`."""
     return os.urandom(8)

@@ -60,6 +60,14 @@ class Status(str, Enum):
 TERMINAL_STATUSES = frozenset({Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
 
 
+UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+
+
+def _canonical_uuid(value: Optional[str]) -> Optional[str]:
+    """A UUID in its canonical lower-case form, so one id is never two keys."""
+    return None if value is None else value.lower()
+
+
 class Strict(BaseModel):
     """Base for inbound models: unknown fields are errors, not silently dropped."""
 
@@ -91,6 +99,15 @@ class EventRequest(Strict):
     send_after: Optional[AwareDatetime] = None
     expires_at: Optional[AwareDatetime] = None
     locale: Optional[str] = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    event_id: Annotated[Optional[str], AfterValidator(_canonical_uuid)] = Field(
+        default=None,
+        pattern=UUID_PATTERN,
+        description=(
+            "Optional: the event's id, chosen by the client (a UUID). Resending the same body with the same "
+            "event_id (after a timeout or a 503) completes the event and sends nothing twice; a different "
+            "body with it is a 409."
+        ),
+    )
 
 
 class Contact(BaseModel):
@@ -132,6 +149,9 @@ class NotificationJob(BaseModel):
     # Set on the copies the worker parks in the delay queue once it has recorded SCHEDULED (or RETRYING) for
     # their due time: a copy that comes back early only hops again, without writing (one history entry per wait).
     waiting: bool = False
+    # Push progress: the endpoints an earlier attempt published to, with the provider's message ids. A retry (or a
+    # redrive of its dead letter) publishes only to the others. Absent until a push attempt stops part-way.
+    pushed: Optional[dict[str, str]] = None
 
     def due_at(self) -> Optional[datetime]:
         """The earliest moment this job may be sent: its send_after or retry time."""

@@ -14,7 +14,7 @@ from notify.errors import ValidationFailed
 from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
-from api.context import require, services
+from api.context import accept_retryable, require, services
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import BatchResults, EventStatus, Notification, NotificationPage
@@ -74,14 +74,16 @@ def post_event(
     event: Annotated[EventRequest, Body(embed=False, openapi_examples=EVENT_EXAMPLES)],
     idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response[AcceptedEvent]:
-    """Accept a domain event; answer only once every job is in Kafka or the delay queue."""
+    """Accept a domain event; answer only once every job is in Kafka or the delay queue.
+
+    With an Idempotency-Key or an ``event_id`` the event's id is known before anything is published
+    (the client's, or derived from the caller, the key and the body), so a retry after a timeout or a
+    503 publishes the same job ids and the worker sends each once.
+    """
     require(router, "events:write")
-    if idempotency_key:
+    if idempotency_key or event.event_id:
         caller = hash_key(router.current_event.headers.get("x-api-key", ""))[:16]
-        svc = services()
-        svc.idempotency.register_lambda_context(router.lambda_context)
-        data = svc.accept_once(request={"key": f"{caller}:{idempotency_key}", "body": event.model_dump(mode="json")})
-        accepted = AcceptedEvent.model_validate(data)
+        accepted = accept_retryable(event, caller, idempotency_key, router.lambda_context)
     else:
         accepted = services().ingest.accept(event)
     logger.append_keys(event_id=accepted.event_id)
