@@ -164,3 +164,8 @@ def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
 def verify_sender(address: str) -> None:
     """Verify the SES sender identity (moto refuses mail from unverified senders, like SES's sandbox)."""
     boto3.client("sesv2").create_email_identity(EmailIdentity=address)
+
+
+def put_secret(name: str, value: str) -> None:
+    """Store a SecureString in SSM Parameter Store (what an operator does once for a deployed stack)."""
+    boto3.client("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)

@@ -21,6 +21,7 @@ from local.infra import (
     create_topic,
     function_environments,
     merged_environment,
+    put_secret,
     queue_url,
     resolve,
     verify_sender,
@@ -112,7 +113,6 @@ class LocalStack:
             "KafkaBootstrapServers": self.bootstrap,
             "KafkaAuth": "none",
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
-            "AuthApiToken": self.auth.token,
             "SenderEmail": "notifications@example.com",
             "UnsubscribeUrl": f"{self.api_url}/unsubscribe?u={{user_id}}&j={{job_id}}",
         }
@@ -135,6 +135,8 @@ class LocalStack:
     def provision(self) -> dict[str, str]:
         """Create the template's resources, the topic and the sender identity; set and return the env."""
         self.infra = create_resources(self.template, self.config.prefix, self.parameters())
+        # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
+        put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
         self.environments = function_environments(self.template, self.infra)
         env = merged_environment(self.environments)
         os.environ.update(env)

@@ -111,8 +111,11 @@ def test_every_reference_in_an_environment_exists(tpl: Template) -> None:
                 assert target in names, f"{function.logical_id}.{key} refers to {target}, which does not exist"
 
 
-def test_secrets_are_not_echoed(tpl: Template) -> None:
-    assert tpl.parameters["AuthApiToken"].get("NoEcho") is True
+def test_no_secret_is_a_parameter_or_an_environment_value(tpl: Template) -> None:
+    # Secrets live in SSM Parameter Store; the template and the functions' environment only name them.
+    assert not [name for name in tpl.parameters if name.endswith(("Token", "Secret", "Password", "Key"))]
+    for function in tpl.functions().values():
+        assert not [k for k in function.environment if k.endswith(("_TOKEN", "_SECRET", "_PASSWORD"))]
 
 
 # --- tables and queues -----------------------------------------------------------------------------------

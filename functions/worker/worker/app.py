@@ -21,6 +21,7 @@ from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.campaigns import DynamoSegmentStore
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
@@ -49,7 +50,9 @@ def build_services(settings: WorkerSettings) -> Services:
     dynamodb = boto3.client("dynamodb", config=pool.merge(Config(parameter_validation=False)))
     sqs = boto3.client("sqs", config=pool)
     store = DynamoStatusStore(dynamodb, settings.notifications_table)
-    users = HttpUserDirectory.build(settings.auth_api_url, settings.auth_api_token)
+    # The Auth token comes from SSM Parameter Store (cached 5 minutes, so a rotation needs no deployment).
+    token = SsmSecret(settings.auth_api_token_parameter) if settings.auth_api_token_parameter else None
+    users = HttpUserDirectory.build(settings.auth_api_url, token)
     delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
     dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
     publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))

@@ -40,7 +40,9 @@ class ApiSettings(StoreSettings, KafkaSettings):
 
 class WorkerSettings(StoreSettings, KafkaSettings):
     auth_api_url: str = Field(alias="AUTH_API_URL")
-    auth_api_token: str = Field(default="", alias="AUTH_API_TOKEN")
+    # The SSM SecureString holding the Auth service token (read through Powertools' parameters utility, cached
+    # 5 minutes); unset: the Auth service is called without a token.
+    auth_api_token_parameter: Optional[str] = Field(default=None, alias="AUTH_API_TOKEN_PARAMETER")
     sender_email: str = Field(alias="SENDER_EMAIL")
     unsubscribe_url: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_URL")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any, Optional
 from urllib.parse import quote
 
@@ -44,6 +44,17 @@ class AuthPage(BaseModel):
     next_cursor: Optional[str] = Field(default=None, max_length=4096)
 
 
+class _BearerToken(httpx.Auth):
+    """``Authorization: Bearer <token>`` with the token its source holds now."""
+
+    def __init__(self, token: Callable[[], str]) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token()}"
+        yield request
+
+
 class HttpUserDirectory:
     def __init__(
         self,
@@ -64,11 +75,15 @@ class HttpUserDirectory:
         self._locks_guard = threading.Lock()
 
     @classmethod
-    def build(cls, base_url: str, token: str, timeout_seconds: float = 2.0) -> HttpUserDirectory:
-        """A directory with its own pooled client."""
+    def build(
+        cls, base_url: str, token: Optional[Callable[[], str]] = None, timeout_seconds: float = 2.0
+    ) -> HttpUserDirectory:
+        """A directory with its own pooled client; ``token`` gives the current service token (read per request,
+        so a rotated token is picked up as soon as its source returns it), none for an Auth service without one."""
         client = httpx.Client(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"} if token else {},
+            headers={"Accept": "application/json"},
+            auth=_BearerToken(token) if token is not None else None,
             timeout=httpx.Timeout(timeout_seconds, connect=min(1.0, timeout_seconds)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
         )

@@ -1,0 +1,225 @@
+"""template.yaml's operations side against the template and the code: alarms, dashboard, log groups, secrets."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from notify.delivery import Outcome
+from notify.models import Channel
+
+from local.cfn import ROOT, Template, references, template
+
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "SchedulerFunction")
+PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix"}
+
+
+@pytest.fixture(scope="module")
+def tpl() -> Template:
+    return template()
+
+
+def _alarms(tpl: Template) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in tpl.resources("AWS::CloudWatch::Alarm").items()}
+
+
+def _metrics(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm watches: its single metric, or each MetricStat of its metric math."""
+    if "MetricName" in alarm:
+        return [{k: alarm.get(k) for k in ("Namespace", "MetricName", "Dimensions")}]
+    return [m["MetricStat"]["Metric"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
+def _powertools(tpl: Template, name: str) -> str:
+    return str(tpl.globals_function()["Environment"]["Variables"][name])
+
+
+# --- alarms ----------------------------------------------------------------------------------------------
+
+
+def test_every_alarm_notifies_the_alarm_topic_when_it_fires_and_clears(tpl: Template) -> None:
+    assert tpl.resources()["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+    for name, alarm in _alarms(tpl).items():
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["OKActions"] == [{"Ref": "AlarmTopic"}], name
+        assert alarm["TreatMissingData"] == "notBreaching", name  # no traffic is no incident
+        assert "docs/OPERATIONS.md#" in alarm["AlarmDescription"], name
+
+
+def test_the_alarm_email_is_optional(tpl: Template) -> None:
+    subscription = tpl.resources()["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert tpl.parameters["AlarmEmail"]["Default"] == ""
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def test_every_alarm_watches_a_metric_of_this_stack(tpl: Template) -> None:
+    """Each alarm's dimensions name a resource of the template that emits that metric."""
+    resources = tpl.resources()
+    outcomes = {o.value for o in Outcome}
+    channels = {c.value for c in Channel} | {"unknown"}  # `unknown`: a record that was no job
+    for name, alarm in _alarms(tpl).items():
+        for metric in _metrics(alarm):
+            dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            namespace = metric["Namespace"]
+            if namespace == "AWS/SQS":
+                assert set(dims) == {"QueueName"}, name
+                (queue,) = references(dims["QueueName"])
+                assert resources[queue]["Type"] == "AWS::SQS::Queue", name
+                assert dims["QueueName"] == {"Fn::GetAtt": [queue, "QueueName"]}, name
+            elif namespace == "AWS/Lambda":
+                assert set(dims) == {"FunctionName"}, name
+                assert dims["FunctionName"]["Ref"] in FUNCTIONS, name
+                assert metric["MetricName"] in {"Errors", "Throttles", "OffsetLag"}, name
+            elif namespace == "AWS/ApiGateway":
+                assert dims == {"ApiId": {"Ref": "HttpApi"}}, name
+                assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+            else:
+                # The worker's Powertools metrics: the template's namespace and service, a real outcome and channel.
+                assert namespace == _powertools(tpl, "POWERTOOLS_METRICS_NAMESPACE"), name
+                assert dims["service"] == _powertools(tpl, "POWERTOOLS_SERVICE_NAME"), name
+                assert metric["MetricName"] in outcomes, name
+                assert dims["channel"] in channels, name
+
+
+def test_the_alarms_cover_the_signals_an_operator_needs(tpl: Template) -> None:
+    watched = {
+        (m["Namespace"], m["MetricName"], json.dumps(m["Dimensions"], sort_keys=True))
+        for alarm in _alarms(tpl).values()
+        for m in _metrics(alarm)
+    }
+
+    def has(namespace: str, metric: str, **dims: Any) -> bool:
+        wanted = json.dumps([{"Name": k, "Value": v} for k, v in dims.items()], sort_keys=True)
+        return (namespace, metric, wanted) in watched
+
+    dlq, delay = ({"Fn::GetAtt": [q, "QueueName"]} for q in ("DeadLetterQueue", "DelayQueue"))
+    assert has("AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=dlq)
+    assert has("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=delay)
+    assert has("AWS/Lambda", "OffsetLag", FunctionName={"Ref": "WorkerFunction"})
+    for function in FUNCTIONS:
+        assert has("AWS/Lambda", "Errors", FunctionName={"Ref": function}), function
+        assert has("AWS/Lambda", "Throttles", FunctionName={"Ref": function}), function
+    assert has("AWS/ApiGateway", "5xx", ApiId={"Ref": "HttpApi"})
+    assert set(tpl.functions()) == set(FUNCTIONS), "a new function needs its Errors and Throttles alarms"
+
+
+def test_the_dlq_alarm_fires_on_the_first_letter(tpl: Template) -> None:
+    alarm = tpl.properties("DeadLetterQueueDepthAlarm")
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_tunable_thresholds_are_parameters(tpl: Template) -> None:
+    for name, alarm in _alarms(tpl).items():
+        threshold = alarm["Threshold"]
+        if isinstance(threshold, dict):
+            assert threshold["Ref"] in tpl.parameters, name
+            assert "Default" in tpl.parameters[threshold["Ref"]], name
+    # A delay-queue message waits up to 900 s by design; the age alarm must not fire on a healthy queue.
+    assert tpl.parameters["DelayQueueMaxAgeSeconds"]["MinValue"] > 900
+
+
+# --- dashboard -------------------------------------------------------------------------------------------
+
+
+def _dashboard(tpl: Template) -> tuple[str, dict[str, Any]]:
+    body = tpl.properties("Dashboard")["DashboardBody"]["Fn::Sub"]
+    assert isinstance(body, str)
+    return body, json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
+
+
+def test_the_dashboard_is_valid_json_naming_only_what_exists(tpl: Template) -> None:
+    body, parsed = _dashboard(tpl)
+    assert parsed["widgets"]
+    names = set(tpl.resources()) | set(tpl.parameters) | PSEUDO
+    for placeholder in re.findall(r"\$\{([^}]+)\}", body):
+        assert placeholder.split(".", 1)[0] in names, placeholder
+
+
+def test_the_dashboard_shows_every_alarm_and_the_throughput(tpl: Template) -> None:
+    body, parsed = _dashboard(tpl)
+    (alarm_widget,) = [w for w in parsed["widgets"] if w["type"] == "alarm"]
+    assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(tpl))
+    assert {f"${{{name}.Arn}}" for name in _alarms(tpl)} <= set(re.findall(r"\$\{[^}]+\.Arn\}", body))
+    metrics = {m[1] for w in parsed["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]}
+    assert {"JobsAccepted", "sent", "failed", "OffsetLag", "5xx", "ApproximateAgeOfOldestMessage"} <= metrics
+
+
+def test_the_dashboards_custom_metrics_are_the_ones_the_code_emits() -> None:
+    api = (ROOT / "functions/api/api/routes/events.py").read_text()
+    worker = (ROOT / "functions/worker/worker/app.py").read_text()
+    assert 'name="JobsAccepted"' in api
+    assert 'name="EndToEndLatency"' in worker
+    assert "single_metric(name=result.outcome.value" in worker  # one metric per outcome, named by its value
+    assert 'add_dimension(name="channel"' in worker
+
+
+# --- log groups ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_logs_to_its_own_group_with_a_retention(tpl: Template, function: str) -> None:
+    props = tpl.functions()[function].properties
+    group = props["LoggingConfig"]["LogGroup"]["Ref"]
+    resource = tpl.resources()[group]
+    assert resource["Type"] == "AWS::Logs::LogGroup"
+    assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    # The group carries Lambda's own name for the function's logs, and names it without referring to the
+    # function (which refers to the group): no dependency cycle.
+    assert resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{props['FunctionName']['Fn::Sub']}"}
+    assert function not in set(references(resource)) and "${" + function not in json.dumps(resource)
+
+
+def test_log_retention_is_a_parameter_cloudwatch_accepts(tpl: Template) -> None:
+    retention = tpl.parameters["LogRetentionDays"]
+    assert retention["Default"] in retention["AllowedValues"]
+    assert {1, 7, 30, 365, 3653} <= set(retention["AllowedValues"])
+
+
+def test_every_log_group_belongs_to_a_function(tpl: Template) -> None:
+    groups = set(tpl.resources("AWS::Logs::LogGroup"))
+    used = {tpl.functions()[f].properties["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS}
+    assert groups == used
+
+
+# --- secrets ---------------------------------------------------------------------------------------------
+
+
+def _ssm_statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for name, fn in tpl.functions().items():
+        for policy in fn.properties.get("Policies", []):
+            if isinstance(policy, dict):
+                assert not any(k.startswith("SSM") for k in policy), f"{name}: a SAM SSM policy is broader"
+                for statement in policy.get("Statement", []):
+                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                    if any(str(a).startswith(("ssm:", "kms:")) for a in actions):
+                        out.append((name, statement))
+    for name, resource in tpl.resources("AWS::IAM::Policy").items():
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert not any(str(a).startswith(("ssm:", "kms:")) for a in actions), name
+    return out
+
+
+def test_only_the_worker_may_read_the_auth_token_and_nothing_else(tpl: Template) -> None:
+    ((function, statement),) = _ssm_statements(tpl)
+    assert function == "WorkerFunction"
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "ssm:GetParameter"
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${AuthApiTokenParameter}"
+    }
+    # The ARN joins "parameter" and the name, so the name must start with its slash.
+    pattern = tpl.parameters["AuthApiTokenParameter"]["AllowedPattern"]
+    assert re.fullmatch(pattern, tpl.parameters["AuthApiTokenParameter"]["Default"])
+    assert not re.fullmatch(pattern, "notifications/auth-api-token")
+    assert not re.fullmatch(pattern, "/notifications/*")
+
+
+def test_the_worker_is_given_the_parameter_name_not_the_token(tpl: Template) -> None:
+    env = tpl.functions()["WorkerFunction"].environment
+    assert env["AUTH_API_TOKEN_PARAMETER"] == {"Ref": "AuthApiTokenParameter"}
+    assert "AUTH_API_TOKEN" not in env
