@@ -7,10 +7,13 @@ from bench import cold_start, fanout, ingest, templates, worker
 
 def main() -> None:
     cold_start.main()
-    ingest.main()
-    worker.main()
+    quantities = ingest.main()
+    quantities.update(worker.main())
     fanout.main()
     templates.main()
+    print("per-notification quantities docs/COST.md rests on (measured above; no timing is asserted)")
+    for name, value in quantities.items():
+        print(f"  {name:<26}{value:12.6g}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.peers import peers
+from bench.worker import largest_item
+from local.cfn import template
 from local.events import http_api_event
 from local.invoke import LambdaContext
 
@@ -75,6 +77,7 @@ def run() -> dict[str, tuple[int, float, float]]:
             )
 
         results = {"single": _cpu(single), "batch": _cpu(batch), "wide": _cpu(wide)}
+        results["event item"] = (largest_item("EVT#"), 0.0, 0.0)
         results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", N_RAW))
         results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", 100))
         return results
@@ -100,7 +103,34 @@ def _raw_producer(bootstrap: str, topic: str, flush_every: int) -> int:
     return N_RAW
 
 
-def main() -> None:
+def job_bytes() -> dict[str, int]:
+    """Bytes one typical job puts on Kafka: its JSON value (as the API's producer serialises it), key and headers."""
+    from datetime import UTC, datetime, timedelta
+
+    from notify.catalog import EVENT_TYPES
+    from notify.jobs import EventPlan, new_event_id
+    from notify.models import Channel
+
+    spec = EVENT_TYPES["new_episode"]
+    now = datetime.now(UTC)
+    plan = EventPlan(
+        new_event_id(),
+        spec,
+        _event([])["payload"],
+        ["demo-user-100"],
+        [Channel.EMAIL, Channel.PUSH],
+        spec.priority,
+        now,
+        now + timedelta(days=1),
+    )
+    sizes = [len(job.model_dump_json(exclude_none=True).encode()) for job in plan.jobs()]
+    key = len(b"demo-user-100")
+    headers = len(b"kind") + len(b"job") + len(b"schema_version") + len(b"1")
+    return {"value": max(sizes), "key": key, "headers": headers, "total": max(sizes) + key + headers}
+
+
+def main() -> dict[str, float]:
+    """Print the run; return the per-job quantities docs/COST.md rests on."""
     results = run()
     raw_rate = results["raw"][0] / results["raw"][1]
     print("ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes)")
@@ -118,6 +148,29 @@ def main() -> None:
             f"  {labels[name]:<46}{rate:10,.0f} jobs/CPU-s {jobs / wall:10,.0f} jobs/s wall   "
             f"{rate / raw_rate:6.0%} of raw"
         )
+    # Lambda bills each invocation's wall time × MemorySize (wall time here includes waiting for moto and Kafka).
+    memory_gb = template().functions()["ApiFunction"].memory_size / 1024
+    calls = {"single": N_SINGLE, "batch": N_BATCH_CALLS, "wide": N_WIDE}
+    quantities: dict[str, float] = {}
+    print(f"  per accepted job ({memory_gb:g} GB API function): invocations, GB-s from wall time (from CPU time)")
+    for name in ("single", "batch", "wide"):
+        jobs, cpu, wall = results[name]
+        quantities[f"api_invocations_{name}"] = calls[name] / jobs
+        quantities[f"api_gb_s_{name}"] = wall * memory_gb / jobs
+        print(
+            f"    {labels[name]:<44}{calls[name] / jobs:9.4f} invocations {wall * memory_gb / jobs:10.6f} GB-s"
+            f" ({cpu * memory_gb / jobs:.6f})"
+        )
+    item = results["event item"][0]
+    print(f"  largest event item the API wrote: {item} bytes = {-(-item // 1024)} write request unit(s)")
+    quantities["api_event_item_bytes"] = item
+    size = job_bytes()
+    quantities["kafka_bytes_per_job"] = size["total"]
+    print(
+        f"  bytes per job on Kafka: {size['total']} (JSON value {size['value']} + key {size['key']}"
+        f" + headers {size['headers']}; record framing not counted)"
+    )
+    return quantities
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel
 
 from bench.peers import peers
+from local.cfn import template
 from local.events import kafka_record, msk_event
 from local.invoke import LambdaContext
 
@@ -78,6 +79,7 @@ def run() -> dict[str, dict[str, Any]]:
                 assert app.kafka_processor.outcomes == {"sent": BATCH}, outcome
                 results[label] = {"seconds": elapsed, "rate": BATCH / elapsed, "calls": dict(calls), "moto": moto_busy}
                 if label == "concurrent":
+                    results["job item"] = {"bytes": largest_item("JOB#")}
                     results["store in memory"] = _in_memory_store_run(app, stack)
     finally:
         session.events.unregister("before-send", unique_id="bench-count")
@@ -130,6 +132,37 @@ def _in_memory_store_run(app: Any, stack: Any) -> dict[str, Any]:
         delivery._store = real_store
 
 
+def largest_item(prefix: str) -> int:
+    """Bytes of the largest status-table item whose key starts with ``prefix``, by DynamoDB's sizing rules
+    (a write is billed one write request unit per started KB)."""
+    client: Any = boto3.client("dynamodb")
+    table, largest = os.environ["NOTIFICATIONS_TABLE"], 0
+    for page in client.get_paginator("scan").paginate(TableName=table):
+        for item in page["Items"]:
+            if any(v.get("S", "").startswith(prefix) for v in item.values()):
+                largest = max(largest, sum(len(k.encode()) + _attribute_size(v) for k, v in item.items()))
+    return largest
+
+
+def _attribute_size(value: dict[str, Any]) -> int:
+    """DynamoDB's size of one attribute value: strings and binaries by length, numbers ~1 byte per 2 digits + 1,
+    maps and lists 3 bytes plus 1 per element plus their contents (names included)."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return (len(v.lstrip("-").replace(".", "")) + 1) // 2 + 1
+    if kind == "B":
+        return len(v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _attribute_size(x) for k, x in v.items())
+    if kind == "L":
+        return 3 + sum(1 + _attribute_size(x) for x in v)
+    if kind in ("SS", "NS"):
+        return sum(len(x.encode()) for x in v)
+    return 1  # BOOL, NULL
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (from /proc)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -140,7 +173,8 @@ def _ctx() -> LambdaContext:
     return LambdaContext("WorkerFunction", 120)
 
 
-def main() -> None:
+def main() -> dict[str, float]:
+    """Print the run; return the per-notification quantities docs/COST.md rests on."""
     results = run()
     base = results["sequential"]["rate"]
     print(
@@ -167,6 +201,26 @@ def main() -> None:
         f" SES {ses / BATCH:.2f}, SQS {sqs / BATCH:.2f}"
     )
     print(f"  (all requests of the batch: {dict(sorted(calls.items()))})")
+    # Lambda bills the invocation's wall time × MemorySize: one batch of BATCH records is one invocation.
+    memory_gb = template().functions()["WorkerFunction"].memory_size / 1024
+    quantities = {
+        "worker_gb_s": results["concurrent"]["seconds"] * memory_gb / BATCH,
+        "worker_gb_s_in_memory": m["seconds"] * memory_gb / BATCH,
+        "worker_invocations": 1 / BATCH,
+        "dynamodb_writes": writes / BATCH,
+        "dynamodb_reads": reads / BATCH,
+        "ses_sends": ses / BATCH,
+        "sqs_requests": sqs / BATCH,
+        "job_item_bytes": results["job item"]["bytes"],
+    }
+    print(
+        f"  worker GB-s per notification ({memory_gb:g} GB × time per batch / {BATCH}): "
+        f"{quantities['worker_gb_s']:.5f} with moto (its latency inflates it), "
+        f"{quantities['worker_gb_s_in_memory']:.5f} with job state in memory"
+    )
+    size = results["job item"]["bytes"]
+    print(f"  largest job item after SENT: {size} bytes = {-(-size // 1024)} write request unit(s) per write")
+    return quantities
 
 
 if __name__ == "__main__":
