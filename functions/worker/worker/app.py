@@ -18,6 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from notify.adapters.auth import HttpUserDirectory
+from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.campaigns import DynamoSegmentStore
 from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
@@ -28,6 +29,7 @@ from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
 from notify.delivery import DeliveryService, DeliverySettings, Outcome, Result
 from notify.fanout import FanoutService
+from notify.ratelimit import RateLimitedEmailSender, TokenBucket
 from notify.segments import CompositeSegmentSource
 from notify.settings import WorkerSettings, load
 
@@ -72,8 +74,12 @@ def build_services(settings: WorkerSettings) -> Services:
         delay_queue=delay_queue,
         dlq=dlq,
         clock=utc_now,
-        email=SesEmailSender(boto3.client("sesv2", config=pool), settings.sender_email),
-        push=SnsPushSender(boto3.client("sns", config=pool)),
+        # Sends: one HTTP attempt each, timeouts well inside the lease; emails under the account's SES rate.
+        email=RateLimitedEmailSender(
+            SesEmailSender(boto3.client("sesv2", config=pool.merge(SEND_CONFIG)), settings.sender_email),
+            TokenBucket(settings.ses_max_send_rate),
+        ),
+        push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),
         settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
         fanout=fanout,
     )

@@ -9,7 +9,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Optional
 
@@ -17,7 +17,15 @@ from pydantic import ValidationError
 
 from notify.catalog import EVENT_TYPES
 from notify.clock import Clock, iso
-from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TemplateFailed, TransientError
+from notify.errors import (
+    DeliveryError,
+    NotFound,
+    OutcomeUnknown,
+    PermanentError,
+    StoreUnavailable,
+    TemplateFailed,
+    TransientError,
+)
 from notify.fanout import FanoutService
 from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
@@ -101,6 +109,10 @@ class DeliverySettings:
     sender_name: str = "Notifications"
     default_locale: str = "en"
     lease_seconds: int = 60
+    # The longest one provider call may take: the clients' connect + read timeouts (2 s + 10 s, see
+    # notify.adapters.aws.SEND_CONFIG) and the send-rate limiter's longest wait (2 s), rounded up. A call starts
+    # only if it can end before the claim's lease does, so no other worker can take the job while it runs.
+    call_seconds: float = 15.0
     unsubscribe_url: Optional[str] = None
     policies: Mapping[Priority, RetryPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
 
@@ -200,6 +212,8 @@ class DeliveryService:
             self._enqueue(job.model_copy(update={"waiting": True}), wait)
             self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
             return Outcome.SCHEDULED
+        deadline = now + timedelta(seconds=self._settings.lease_seconds)
+        progress: dict[str, str] = dict(job.pushed or {})  # push endpoints done, by this attempt or earlier ones
         sending = False
         try:
             profile = self._recipient(job)
@@ -207,20 +221,23 @@ class DeliveryService:
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
             sending = True
-            provider_id = self._send(job, profile, message)
+            provider_id = self._send(job, profile, message, deadline, progress)
         except TransientError as exc:
-            return self._retry(job, token, str(exc))
+            return self._retry(_progressed(job, progress), token, str(exc))
+        except OutcomeUnknown as exc:
+            # The request may have reached the provider: sending again could deliver twice.
+            return self._fail(_progressed(job, progress), token, "outcome_unknown", str(exc))
         except TemplateFailed as exc:
             return self._fail(job, token, "template_error", str(exc))
         except (PermanentError, NotFound) as exc:
-            return self._fail(job, token, "permanent_error", str(exc))
+            return self._fail(_progressed(job, progress), token, "permanent_error", str(exc))
         except StoreUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug or a peer's nonsense fails this job, not the batch
             log.exception("delivering job %s raised", job.job_id)
             # Raised while sending, the provider may have taken it: never send again, let an operator decide.
             reason = "outcome_unknown" if sending else "internal_error"
-            return self._fail(job, token, reason, _describe(exc))
+            return self._fail(_progressed(job, progress), token, reason, _describe(exc))
         self._transition(
             job,
             Status.SENT,
@@ -260,27 +277,45 @@ class DeliveryService:
             f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"
         )
 
-    def _send(self, job: NotificationJob, profile: UserProfile, message: RenderedMessage) -> str:
+    def _send(
+        self,
+        job: NotificationJob,
+        profile: UserProfile,
+        message: RenderedMessage,
+        deadline: datetime,
+        progress: dict[str, str],
+    ) -> str:
+        """Call the channel's provider, once per recipient address; ``progress`` collects the push endpoints done."""
         data = {"event_type": job.event_type, "job_id": job.job_id, "event_id": job.event_id}
         if job.channel is Channel.EMAIL:
             if not profile.email:
                 raise PermanentError(f"user {job.user_id} has no email address")
             if self._email is None:
                 raise PermanentError("the email channel is not configured")
+            self._before_call(deadline)
             return self._email.send_email(profile.email, message, self._email_headers(job))
         if job.channel is Channel.PUSH:
             if not profile.push_endpoints:
                 raise PermanentError(f"user {job.user_id} has no push endpoint")
             if self._push is None:
                 raise PermanentError("the push channel is not configured")
-            ids = [self._push.send_push(endpoint, message, data) for endpoint in profile.push_endpoints]
-            return ",".join(ids)
+            for endpoint in profile.push_endpoints:
+                if endpoint not in progress:  # an earlier attempt published to it already
+                    self._before_call(deadline)
+                    progress[endpoint] = self._push.send_push(endpoint, message, data)
+            return ",".join(progress[e] for e in profile.push_endpoints)
         connection = job.contact.connection_id if job.contact else None
         if self._websocket is None:
             raise PermanentError("the websocket channel is not configured")
         if not connection:
             raise PermanentError(f"user {job.user_id} has no websocket connection")
+        self._before_call(deadline)
         return self._websocket.send_websocket(connection, message, data)
+
+    def _before_call(self, deadline: datetime) -> None:
+        """Refuse to start a provider call that could outlive the claim's lease (the rest of the job retries)."""
+        if self._clock() + timedelta(seconds=self._settings.call_seconds) > deadline:
+            raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
 
     def _email_headers(self, job: NotificationJob) -> dict[str, str]:
         spec = EVENT_TYPES.get(job.event_type)
@@ -304,7 +339,10 @@ class DeliveryService:
             self._transition(job, Status.EXPIRED, token, error=f"would expire before the next attempt: {error}")
             return Outcome.EXPIRED
         self._enqueue(nxt, wait)
-        self._transition(job, Status.RETRYING, token, attempt=nxt.attempt, error=error, detail={"retry_in": wait})
+        detail: dict[str, Any] = {"retry_in": wait}
+        if job.pushed:
+            detail["endpoints_done"] = len(job.pushed)
+        self._transition(job, Status.RETRYING, token, attempt=nxt.attempt, error=error, detail=detail)
         return Outcome.RETRYING
 
     def _fail(self, job: NotificationJob, token: str, reason: str, error: str) -> Outcome:
@@ -367,6 +405,13 @@ def raw_letter(reason: str, error: str, raw: str | bytes, source: str) -> DeadLe
         raw_size=len(data),
         source=source,
     )
+
+
+def _progressed(job: NotificationJob, progress: dict[str, str]) -> NotificationJob:
+    """The job carrying its push progress, so its retry and its dead letter skip the endpoints already done."""
+    if not progress or progress == (job.pushed or {}):
+        return job
+    return job.model_copy(update={"pushed": dict(progress)})
 
 
 def _describe(exc: BaseException) -> str:

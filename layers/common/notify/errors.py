@@ -59,6 +59,14 @@ class PermanentError(DeliveryError):
     """Retrying cannot help: rejected address, missing template, unknown user."""
 
 
+class OutcomeUnknown(DeliveryError):
+    """The request may have reached the provider but its answer was lost (a read timeout, a dropped connection).
+
+    Neither transient nor permanent: sending again could deliver twice, so the worker never retries it. The job
+    ends ``FAILED`` with reason ``outcome_unknown`` and a dead letter, for an operator to check and redrive.
+    """
+
+
 class TemplateFailed(PermanentError):
     """A template could not be rendered: a syntax error, an exception it raised, or a broken render budget.
 

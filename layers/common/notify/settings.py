@@ -47,6 +47,12 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     unsubscribe_url: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_URL")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
+    # Emails a second one worker container may send (a token bucket shared by its delivery threads). The account's
+    # SES maximum send rate is account- and region-specific (see the SES console or GetAccount); the account sees
+    # this rate times the worker's concurrent containers, so set it to the account's rate divided by the worker's
+    # ReservedConcurrentExecutions.
+    ses_max_send_rate: float = Field(default=14.0, gt=0, le=10000, alias="SES_MAX_SEND_RATE")
+
 
 
 class SchedulerSettings(StoreSettings, KafkaSettings):

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notify.adapters.aws import error_code, is_transient
+from notify.adapters.aws import error_code, is_transient, send_failure
 from notify.errors import PermanentError, TransientError
 from notify.ports import RenderedMessage
 
@@ -45,4 +45,4 @@ class SesEmailSender:
                 raise TransientError(f"SES: {error_code(exc)}: {exc}") from exc
             raise PermanentError(f"SES rejected the email: {error_code(exc)}: {exc}") from exc
         except BotoCoreError as exc:
-            raise TransientError(f"SES unreachable: {exc}") from exc
+            raise send_failure("SES", exc) from exc

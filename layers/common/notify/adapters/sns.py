@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from notify.adapters.aws import error_code, is_transient
+from notify.adapters.aws import error_code, is_transient, send_failure
 from notify.errors import PermanentError, TransientError
 from notify.ports import RenderedMessage
 
@@ -37,4 +37,4 @@ class SnsPushSender:
                 raise TransientError(f"SNS: {error_code(exc)}: {exc}") from exc
             raise PermanentError(f"SNS rejected the push: {error_code(exc)}: {exc}") from exc
         except BotoCoreError as exc:
-            raise TransientError(f"SNS unreachable: {exc}") from exc
+            raise send_failure("SNS", exc) from exc

@@ -1,0 +1,76 @@
+"""A send-rate limit: a token bucket shared by the delivery threads of one container.
+
+SES caps an account's sends per second (its "maximum send rate", account- and region-specific); going over it
+answers ``Throttling`` and costs a retry. The worker wraps its email sender in :class:`RateLimitedEmailSender`
+so one container stays under ``SES_MAX_SEND_RATE``. The limit is per container: the account sees the rate times
+the number of concurrent worker containers (see docs/WORKER.md).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Optional
+
+from notify.errors import TransientError
+from notify.ports import EmailSender, RenderedMessage
+
+
+class RateLimited(TransientError):
+    """No send slot within the longest wait allowed: nothing was sent, the job retries later."""
+
+
+class TokenBucket:
+    """``rate`` tokens a second, up to ``burst`` saved; thread-safe, with an injected clock and sleep.
+
+    :meth:`acquire` reserves the next token and sleeps (outside the lock) until it is due, so waiting threads
+    are served in the order they asked, at exactly ``rate`` a second. It never waits longer than ``max_wait``
+    seconds: when the next free token is further away it takes nothing and raises :class:`RateLimited`.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: Optional[float] = None,
+        *,
+        max_wait: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self.max_wait = max_wait
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._tokens = self.burst
+        self._updated = clock()
+
+    def acquire(self) -> float:
+        """Take one token, sleeping until it is due; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            wait = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self.rate
+            if wait > self.max_wait:
+                raise RateLimited(f"send rate {self.rate:g}/s reached; no slot within {self.max_wait:g} s")
+            self._tokens -= 1  # may go negative: the threads behind this one wait for later tokens
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+
+class RateLimitedEmailSender:
+    """An :class:`~notify.ports.EmailSender` that takes a token from ``bucket`` before each send."""
+
+    def __init__(self, sender: EmailSender, bucket: TokenBucket) -> None:
+        self._sender = sender
+        self._bucket = bucket
+
+    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+        self._bucket.acquire()
+        return self._sender.send_email(to, message, headers)
