@@ -54,7 +54,6 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     ses_max_send_rate: float = Field(default=14.0, gt=0, le=10000, alias="SES_MAX_SEND_RATE")
 
 
-
 class SchedulerSettings(StoreSettings, KafkaSettings):
     """The scheduler reads campaigns and ingests their runs like the API does."""
 
