@@ -75,7 +75,11 @@ class TemplateFailed(PermanentError):
 
 
 class IngestUnavailable(NotifyError):
-    """Neither Kafka nor the fallback queue took the jobs; nothing was accepted."""
+    """Neither Kafka nor the fallback queue took every job of the event.
+
+    Some jobs may still have reached Kafka (a timed-out write can land), so the 503 names the event id: a
+    retry under it makes the same job ids, and the worker's claim drops any copy already delivered.
+    """
 
     def __init__(self, message: str, retry_after_seconds: int = 5) -> None:
         super().__init__(message)
