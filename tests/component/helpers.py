@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any, Optional
 
 import boto3
@@ -70,3 +71,15 @@ def queue_bodies(url: str, wait: float = 0.0) -> list[dict[str, Any]]:
             return bodies
         if not messages:
             time.sleep(0.2)
+
+
+def push_endpoints(count: int) -> list[str]:
+    """``count`` SNS platform endpoints (GCM) of a fresh platform application in moto."""
+    sns = boto3.client("sns")
+    app = sns.create_platform_application(
+        Name=f"app-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
+    )["PlatformApplicationArn"]
+    return [
+        sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"device-{i}-{uuid.uuid4().hex}")["EndpointArn"]
+        for i in range(count)
+    ]

@@ -30,7 +30,7 @@ from local.auth_service import AuthService
 from local.events import kafka_record, msk_event, sqs_event, sqs_record
 from local.invoke import LambdaContext
 
-from .helpers import call_api, emails_to, queue_bodies
+from .helpers import call_api, emails_to, push_endpoints, queue_bodies
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 _users = itertools.count(200)
@@ -181,14 +181,7 @@ def test_a_connect_timeout_sent_nothing_so_it_retries_and_is_delivered_once(
 def test_a_push_retry_publishes_only_to_the_endpoints_not_yet_done(
     auth_service: AuthService, stack_env: dict[str, str], hooks: Hooks
 ) -> None:
-    sns = boto3.client("sns")
-    app = sns.create_platform_application(
-        Name=f"app-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
-    )["PlatformApplicationArn"]
-    endpoints = [
-        sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"device-{i}-{uuid.uuid4().hex}")["EndpointArn"]
-        for i in range(3)
-    ]
+    endpoints = push_endpoints(3)
     published: Counter[str] = Counter()  # HTTP attempts that reached moto, per endpoint
     throttle = [endpoints[1]]
 

@@ -27,7 +27,7 @@ from local.auth_service import AuthService
 from local.events import kafka_record, load_event, msk_event, sqs_event, sqs_record
 from local.invoke import LambdaContext
 
-from .helpers import call_api, emails_to, queue_bodies
+from .helpers import call_api, emails_to, push_endpoints, queue_bodies
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 _users = itertools.count(10)
@@ -264,13 +264,19 @@ def test_a_user_looked_up_by_many_records_of_a_batch_is_fetched_once(auth_servic
     assert auth_service.faults.user_requests[user] - before == 1
 
 
-def test_the_dlq_is_listed_and_redriven_through_the_api(
-    auth_service: AuthService, ses_faults: list[str], moto_endpoint: str, stack_env: dict
-) -> None:
+def _dead_lettered(auth_service: AuthService, ses_faults: list[str]) -> tuple[str, NotificationJob]:
+    """A fresh user's job that SES rejected: FAILED, with its letter in the DLQ."""
     user = _user(auth_service)
     job = _job(user)
     ses_faults.append("MessageRejected")
-    _worker(_kafka(job))
+    assert _outcomes(_kafka(job)) == {"failed": 1}
+    return user, job
+
+
+def test_the_dlq_is_listed_and_redriven_through_the_api(
+    auth_service: AuthService, ses_faults: list[str], moto_endpoint: str, stack_env: dict
+) -> None:
+    user, job = _dead_lettered(auth_service, ses_faults)
     status, listed = call_api("GET", "/api/v1/dlq")
     assert status == 200 and job.job_id in [item["job_id"] for item in listed["items"]]
     time.sleep(2.1)  # the listing hid the letters for two seconds
@@ -289,10 +295,7 @@ def test_a_redrive_whose_delay_queue_fails_keeps_the_letter_and_the_job_as_they_
 ) -> None:
     from api import context as api_context
 
-    user = _user(auth_service)
-    job = _job(user)
-    ses_faults.append("MessageRejected")
-    _worker(_kafka(job))
+    user, job = _dead_lettered(auth_service, ses_faults)
 
     def queue_down(**_: Any) -> Any:
         raise EndpointConnectionError(endpoint_url="http://sqs")
@@ -318,14 +321,7 @@ def test_a_redrive_whose_delay_queue_fails_keeps_the_letter_and_the_job_as_they_
 
 
 def test_push_goes_to_every_platform_endpoint_of_the_user(auth_service: AuthService) -> None:
-    sns = boto3.client("sns")
-    app = sns.create_platform_application(
-        Name=f"app-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
-    )["PlatformApplicationArn"]
-    endpoints = [
-        sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"device-{i}-{uuid.uuid4().hex}")["EndpointArn"]
-        for i in range(2)
-    ]
+    endpoints = push_endpoints(2)
     user = f"push-user-{uuid.uuid4().hex[:6]}"
     auth_service.add_user(user, segments=(), email=f"{user}@example.com", push_endpoints=endpoints)
     spec = EVENT_TYPES["review_liked"]
@@ -337,7 +333,7 @@ def test_push_goes_to_every_platform_endpoint_of_the_user(auth_service: AuthServ
     assert _outcomes(_kafka(job)) == {"sent": 1}
     body = _status(job.job_id)
     assert body["status"] == "SENT" and len(body["provider_message_id"].split(",")) == 2
-    sns.set_endpoint_attributes(EndpointArn=endpoints[0], Attributes={"Enabled": "false"})
+    boto3.client("sns").set_endpoint_attributes(EndpointArn=endpoints[0], Attributes={"Enabled": "false"})
     (again,) = EventPlan(
         new_event_id(), spec, spec.sample_payload(), [user], [Channel.PUSH], spec.priority, now, now + timedelta(days=1)
     ).jobs()
