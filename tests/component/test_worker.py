@@ -337,8 +337,16 @@ def test_push_goes_to_every_platform_endpoint_of_the_user(auth_service: AuthServ
     (again,) = EventPlan(
         new_event_id(), spec, spec.sample_payload(), [user], [Channel.PUSH], spec.priority, now, now + timedelta(days=1)
     ).jobs()
-    assert _outcomes(_kafka(again)) == {"failed": 1}  # a disabled endpoint is permanent
-    assert "EndpointDisabled" in _status(again.job_id)["last_error"]
+    assert _outcomes(_kafka(again)) == {"sent": 1}  # the disabled endpoint is skipped, the other one gets it
+    body = _status(again.job_id)
+    assert body["status"] == "SENT" and len(body["provider_message_id"].split(",")) == 1
+    for endpoint in endpoints:
+        boto3.client("sns").set_endpoint_attributes(EndpointArn=endpoint, Attributes={"Enabled": "false"})
+    (third,) = EventPlan(
+        new_event_id(), spec, spec.sample_payload(), [user], [Channel.PUSH], spec.priority, now, now + timedelta(days=1)
+    ).jobs()
+    assert _outcomes(_kafka(third)) == {"failed": 1}  # every endpoint refused: the job fails
+    assert "EndpointDisabled" in _status(third.job_id)["last_error"]
 
 
 def test_a_users_history_is_newest_first_filtered_and_paged(auth_service: AuthService, ses_faults: list[str]) -> None:

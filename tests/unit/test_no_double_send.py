@@ -20,8 +20,7 @@ from notify.ratelimit import RateLimited, RateLimitedEmailSender, TokenBucket
 
 from .test_delivery import T0, World
 
-ENDPOINTS = ["arn:aws:sns:eu-west-1:1:endpoint/GCM/app/e1", "arn:aws:sns:eu-west-1:1:endpoint/GCM/app/e2"]
-ENDPOINTS.append("arn:aws:sns:eu-west-1:1:endpoint/GCM/app/e3")
+ENDPOINTS = [f"arn:aws:sns:eu-west-1:1:endpoint/GCM/app/e{n}" for n in (1, 2, 3)]
 
 
 class MemoryPush:
@@ -137,11 +136,34 @@ def test_a_push_retry_publishes_only_to_the_endpoints_not_yet_done() -> None:
 
 def test_a_failed_push_dead_letters_its_progress_so_a_redrive_skips_the_endpoints_done() -> None:
     world, push = _push_world()
-    push.errors[ENDPOINTS[1]] = [PermanentError("SNS: EndpointDisabled")]
+    push.errors[ENDPOINTS[1]] = [OutcomeUnknown("SNS: read timeout")]
     assert world.service.handle(_push_job(world)) is Outcome.FAILED
     (letter,) = world.dlq.letters
     assert letter.job is not None and letter.job["pushed"] == {ENDPOINTS[0]: "m-e1-1"}
     assert push.published == [ENDPOINTS[0]]
+
+
+def test_an_endpoint_that_refuses_for_good_is_skipped_and_the_others_still_get_the_push() -> None:
+    world, push = _push_world()
+    push.errors[ENDPOINTS[0]] = [PermanentError("SNS: EndpointDisabled")]
+    job = _push_job(world)
+    assert world.service.handle(job) is Outcome.SENT
+    assert push.published == ENDPOINTS[1:]
+    sent = world.store.jobs[job.job_id]["history"][-1]
+    assert sent.detail["provider_message_id"] == "m-e2-1,m-e3-2"
+    assert list(sent.detail["endpoints_rejected"]) == [ENDPOINTS[0]]
+    assert "EndpointDisabled" in sent.detail["endpoints_rejected"][ENDPOINTS[0]]
+    assert world.dlq.letters == []
+
+
+def test_a_push_fails_only_when_every_endpoint_refuses() -> None:
+    world, push = _push_world()
+    for endpoint in ENDPOINTS:
+        push.errors[endpoint] = [PermanentError("SNS: EndpointDisabled")]
+    job = _push_job(world)
+    assert world.service.handle(job) is Outcome.FAILED
+    (letter,) = world.dlq.letters
+    assert letter.reason == "permanent_error" and all(e in letter.error for e in ENDPOINTS)
 
 
 def test_a_single_endpoint_push_costs_three_writes_and_carries_no_progress() -> None:

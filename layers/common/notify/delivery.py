@@ -214,6 +214,7 @@ class DeliveryService:
             return Outcome.SCHEDULED
         deadline = now + timedelta(seconds=self._settings.lease_seconds)
         progress: dict[str, str] = dict(job.pushed or {})  # push endpoints done, by this attempt or earlier ones
+        rejected: dict[str, str] = {}  # push endpoints that refused this attempt for good (disabled, deleted)
         sending = False
         try:
             profile = self._recipient(job)
@@ -221,7 +222,7 @@ class DeliveryService:
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
             sending = True
-            provider_id = self._send(job, profile, message, deadline, progress)
+            provider_id = self._send(job, profile, message, deadline, progress, rejected)
         except TransientError as exc:
             return self._retry(_progressed(job, progress), token, str(exc))
         except OutcomeUnknown as exc:
@@ -238,12 +239,10 @@ class DeliveryService:
             # Raised while sending, the provider may have taken it: never send again, let an operator decide.
             reason = "outcome_unknown" if sending else "internal_error"
             return self._fail(_progressed(job, progress), token, reason, _describe(exc))
-        self._transition(
-            job,
-            Status.SENT,
-            token,
-            detail={"provider_message_id": provider_id, "template_version": message.template_version},
-        )
+        detail: dict[str, Any] = {"provider_message_id": provider_id, "template_version": message.template_version}
+        if rejected:
+            detail["endpoints_rejected"] = rejected
+        self._transition(job, Status.SENT, token, detail=detail)
         return Outcome.SENT
 
     # -- steps --------------------------------------------------------------------------
@@ -284,8 +283,14 @@ class DeliveryService:
         message: RenderedMessage,
         deadline: datetime,
         progress: dict[str, str],
+        rejected: dict[str, str],
     ) -> str:
-        """Call the channel's provider, once per recipient address; ``progress`` collects the push endpoints done."""
+        """Call the channel's provider, once per recipient address.
+
+        ``progress`` collects the push endpoints done; ``rejected`` the ones that refused for good (a disabled or
+        deleted endpoint), which are skipped so that the user's other devices still get the push. The job fails
+        only when every endpoint refused.
+        """
         data = {"event_type": job.event_type, "job_id": job.job_id, "event_id": job.event_id}
         if job.channel is Channel.EMAIL:
             if not profile.email:
@@ -302,8 +307,13 @@ class DeliveryService:
             for endpoint in profile.push_endpoints:
                 if endpoint not in progress:  # an earlier attempt published to it already
                     self._before_call(deadline)
-                    progress[endpoint] = self._push.send_push(endpoint, message, data)
-            return ",".join(progress[e] for e in profile.push_endpoints)
+                    try:
+                        progress[endpoint] = self._push.send_push(endpoint, message, data)
+                    except PermanentError as exc:
+                        rejected[endpoint] = str(exc)[:MAX_ERROR_CHARS]
+            if not any(e in progress for e in profile.push_endpoints):
+                raise PermanentError("; ".join(f"{e}: {error}" for e, error in rejected.items()))
+            return ",".join(progress[e] for e in profile.push_endpoints if e in progress)
         connection = job.contact.connection_id if job.contact else None
         if self._websocket is None:
             raise PermanentError("the websocket channel is not configured")
