@@ -227,12 +227,20 @@ class MemoryUsers:
 @dataclass
 class MemoryEmail:
     sent: list[tuple[str, RenderedMessage, dict[str, str]]] = field(default_factory=list)
+    tags: list[dict[str, str]] = field(default_factory=list)  # of each sent email
     errors: list[Exception] = field(default_factory=list)
 
-    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+    def send_email(
+        self,
+        to: str,
+        message: RenderedMessage,
+        headers: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+    ) -> str:
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append((to, message, headers or {}))
+        self.tags.append(tags or {})
         return f"msg-{len(self.sent)}"
 
 

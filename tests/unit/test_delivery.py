@@ -71,6 +71,7 @@ def test_a_job_is_rendered_and_sent_once(world: World) -> None:
     assert "https://example.com/confirm/abc" in (message.text or "")
     assert "Ada" in (message.subject or "")
     assert headers == {}
+    assert world.email.tags == [{"job_id": job.job_id, "event_type": "user_registered"}]  # SES's mail.tags
     assert world.store.statuses(job.job_id) == [Status.PROCESSING, Status.SENDING, Status.SENT]
 
 

@@ -298,7 +298,8 @@ class DeliveryService:
             if self._email is None:
                 raise PermanentError("the email channel is not configured")
             self._before_call(deadline)
-            return self._email.send_email(profile.email, message, self._email_headers(job))
+            tags = {"job_id": job.job_id, "event_type": job.event_type}
+            return self._email.send_email(profile.email, message, self._email_headers(job), tags)
         if job.channel is Channel.PUSH:
             if not profile.push_endpoints:
                 raise PermanentError(f"user {job.user_id} has no push endpoint")

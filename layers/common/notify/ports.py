@@ -159,9 +159,19 @@ class RenderedMessage:
 
 
 class EmailSender(Protocol):
-    """Returns the provider's message id. Raises TransientError or PermanentError."""
+    """Returns the provider's message id. Raises TransientError, PermanentError or OutcomeUnknown.
 
-    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str: ...
+    ``headers`` are added to the message; ``tags`` (name to value, letters, digits, ``_-.@``) travel with the
+    send to the provider's own events (SES's ``mail.tags``), so a delivery or bounce can be traced to its job.
+    """
+
+    def send_email(
+        self,
+        to: str,
+        message: RenderedMessage,
+        headers: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+    ) -> str: ...
 
 
 class PushSender(Protocol):

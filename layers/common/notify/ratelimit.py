@@ -71,6 +71,12 @@ class RateLimitedEmailSender:
         self._sender = sender
         self._bucket = bucket
 
-    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+    def send_email(
+        self,
+        to: str,
+        message: RenderedMessage,
+        headers: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+    ) -> str:
         self._bucket.acquire()
-        return self._sender.send_email(to, message, headers)
+        return self._sender.send_email(to, message, headers, tags)

@@ -22,7 +22,13 @@ class SesEmailSender:
         self._from = from_address
         self._configuration_set = configuration_set
 
-    def send_email(self, to: str, message: RenderedMessage, headers: Optional[dict[str, str]] = None) -> str:
+    def send_email(
+        self,
+        to: str,
+        message: RenderedMessage,
+        headers: Optional[dict[str, str]] = None,
+        tags: Optional[dict[str, str]] = None,
+    ) -> str:
         body: dict[str, Any] = {}
         if message.text is not None:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
@@ -36,6 +42,8 @@ class SesEmailSender:
             "Destination": {"ToAddresses": [to]},
             "Content": {"Simple": simple},
         }
+        if tags:
+            kwargs["EmailTags"] = [{"Name": k, "Value": v} for k, v in tags.items()]
         if self._configuration_set:
             kwargs["ConfigurationSetName"] = self._configuration_set
         try:
