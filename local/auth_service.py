@@ -6,6 +6,7 @@ Users ``demo-user-1`` … ``demo-user-N`` (email ``demo-user-K@example.com``), a
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,10 +17,20 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 @dataclass
 class Faults:
-    """Set these to simulate trouble: every request waits ``latency`` seconds, then answers ``status`` if set."""
+    """Set these to simulate trouble: every request waits ``latency`` seconds, then answers ``status`` if set.
+
+    For a flaky peer rather than a broken one: a share ``error_rate`` of requests answers 500 and a share
+    ``slow_rate`` waits ``slow_seconds`` first, drawn from ``rng`` (seed it to repeat a run).
+    """
 
     latency: float = 0.0
     status: Optional[int] = None
+    error_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
+    injected_errors: int = 0
+    injected_delays: int = 0
     requests: int = 0
     user_requests: dict[str, int] = field(default_factory=dict)
     # A peer that answers nonsense: the profile of these users is answered 200 with these exact bytes.
@@ -43,6 +54,7 @@ class AuthService:
         self._port = port
         self._server: Optional[ThreadingHTTPServer] = None
         self._lock = threading.Lock()
+        self._draw = threading.Lock()  # the fault draws, from any request thread
 
     def add_user(self, user_id: str, segments: tuple[str, ...] = ("all",), **profile: Any) -> None:
         self.users[user_id] = {"id": user_id, "locale": "en", "timezone": "UTC", **profile}
@@ -81,6 +93,16 @@ class AuthService:
             time.sleep(self.faults.latency)
         if self.faults.status is not None:
             return self.faults.status, {"error": "injected fault"}
+        if self.faults.slow_rate or self.faults.error_rate:
+            with self._draw:
+                slow = self.faults.rng.random() < self.faults.slow_rate
+                error = self.faults.rng.random() < self.faults.error_rate
+                self.faults.injected_delays += slow
+                self.faults.injected_errors += error
+            if slow:
+                time.sleep(self.faults.slow_seconds)
+            if error:
+                return 500, {"error": "injected fault"}
         if self.token and authorization != f"Bearer {self.token}":
             return 401, {"error": "missing or invalid service token"}
         if path.startswith("/api/v1/users/") and "/" not in path.removeprefix("/api/v1/users/"):

@@ -98,7 +98,7 @@ def _deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _error(exc: BaseException) -> dict[str, Any]:
+def error_document(exc: BaseException) -> dict[str, Any]:
     """The error document Lambda returns for an invocation whose handler raised."""
     return {
         "errorMessage": str(exc),
@@ -169,7 +169,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             answer = json.dumps(result, indent=2)
         except Exception as exc:
             traceback.print_exc()
-            print(json.dumps(_error(exc), indent=2), file=out)
+            print(json.dumps(error_document(exc), indent=2), file=out)
             return 1
     print(answer, file=out)
     return 0

@@ -47,6 +47,7 @@ class Process:
     log_path: Optional[Path]
     ready: Optional[Callable[[], bool]] = None  # beyond an open port
     after_start: list[Callable[[], None]] = field(default_factory=list)  # e.g. re-create state lost in a restart
+    env: Optional[dict[str, str]] = None  # added to this process's environment
 
     def stop(self, timeout: float = 5.0) -> None:
         if self.popen is None or self.popen.poll() is not None:
@@ -62,7 +63,7 @@ class Process:
         """(Re)start on the same port."""
         if self.popen is not None and self.popen.poll() is None:
             return
-        self.popen = _spawn(self.command, self.log_path)
+        self.popen = _spawn(self.command, self.log_path, self.env)
         wait_for(self._serving, self.name)
         for hook in self.after_start:
             hook()
@@ -78,9 +79,12 @@ class Process:
         return self.popen.pid if self.popen else None
 
 
-def _spawn(command: list[str], log_path: Optional[Path]) -> subprocess.Popen[bytes]:
+def _spawn(
+    command: list[str], log_path: Optional[Path], env: Optional[dict[str, str]] = None
+) -> subprocess.Popen[bytes]:
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    environment = {**os.environ, **env} if env else None
+    return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=environment)
 
 
 def moto_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
@@ -114,8 +118,13 @@ def tansu_binary() -> str:
     return str(path)
 
 
-def tansu_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
-    """Tansu, a Kafka-compatible broker, in memory on 127.0.0.1:``port``, not yet started."""
+def tansu_process(port: int = 0, log_path: Optional[Path] = None, s3: Optional[tuple[str, str]] = None) -> Process:
+    """Tansu, a Kafka-compatible broker on 127.0.0.1:``port``, not yet started.
+
+    It keeps its log in memory, so a restart loses every record and committed offset; with ``s3`` (an S3
+    endpoint and a bucket, moto server's here) it keeps them in that bucket and a restart loses nothing, as a
+    replicated MSK cluster would not.
+    """
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
     command = [
@@ -126,9 +135,19 @@ def tansu_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
         "--advertised-listener-url",
         url,
         "--storage-engine",
-        "memory://tansu/",
+        f"s3://{s3[1]}/" if s3 else "memory://tansu/",
     ]
-    return Process("Kafka (Tansu)", port, None, command, log_path)
+    env = None
+    if s3:
+        env = {
+            "AWS_ENDPOINT": s3[0],
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+    return Process("Kafka (Tansu)", port, None, command, log_path, env=env)
 
 
 def start_tansu(port: int = 0, log_path: Optional[Path] = None) -> Process:

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import boto3
+
 from local.auth_service import AuthService
 from local.cfn import ROOT, Template, template
 from local.events import ACCOUNT, REGION
@@ -31,6 +33,7 @@ from local.mappings import KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate
 from local.processes import Process, free_port, moto_process, tansu_process
 
 log = logging.getLogger("local.stack")
+_LOCAL_CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 @dataclass
@@ -41,6 +44,7 @@ class Config:
     auth_port: int = 3001
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
+    kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
     api_key: str = "local-dev-key"
     prefix: str = "notify-local"
     schedule_seconds: Optional[float] = None  # the template's rate by default
@@ -58,6 +62,7 @@ class Config:
             auth_port=int(env.get("AUTH_PORT", 3001)),
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_mode=env.get("KAFKA_MODE") or None,
+            kafka_storage=env.get("KAFKA_STORAGE") or "memory",
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
             state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
@@ -127,7 +132,14 @@ class LocalStack:
         self.moto = moto_process(self.config.moto_port, state / "moto.log")
         self.moto.start()
         if self.config.kafka_bootstrap is None:
-            self.kafka = tansu_process(self.config.kafka_port, state / "tansu.log")
+            s3 = None
+            if self.config.kafka_storage == "s3":
+                bucket = f"{self.config.prefix}-kafka"
+                boto3.client("s3", endpoint_url=self.endpoint, **_LOCAL_CREDENTIALS).create_bucket(Bucket=bucket)
+                s3 = (self.endpoint, bucket)
+            elif self.config.kafka_storage != "memory":
+                raise ValueError(f"KAFKA_STORAGE={self.config.kafka_storage!r}: memory or s3")
+            self.kafka = tansu_process(self.config.kafka_port, state / "tansu.log", s3)
             self.kafka.start()
         self.auth.start()
         os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=self.endpoint)

@@ -21,6 +21,7 @@ SEND_CONFIG = Config(
 TRANSIENT_CODES = frozenset(
     {
         "Throttling",
+        "Throttled",  # SNS's ThrottledException (HTTP 429)
         "ThrottlingException",
         "ThrottledException",
         "TooManyRequestsException",
@@ -44,10 +45,10 @@ def error_code(exc: ClientError) -> str:
 
 
 def is_transient(exc: Exception) -> bool:
-    """Throttling, 5xx and connection problems are worth retrying; the rest is not."""
+    """Throttling (by its code, or HTTP 429), 5xx and connection problems are worth retrying; the rest is not."""
     if isinstance(exc, ClientError):
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return error_code(exc) in TRANSIENT_CODES or status >= 500
+        return error_code(exc) in TRANSIENT_CODES or status == 429 or status >= 500
     return isinstance(exc, BotoCoreError)
 
 

@@ -1,0 +1,132 @@
+"""The chaos run's instruments, against real peers: the provider-fault proxy in front of moto server, a function
+run in a child process that can be cut off like a Lambda timeout, and Tansu keeping its log in moto's S3."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from notify.adapters.aws import SEND_CONFIG
+from notify.adapters.ses import SesEmailSender
+from notify.adapters.sns import SnsPushSender
+from notify.errors import TransientError
+from notify.ports import RenderedMessage
+
+from local.container import ContainerFunction
+from local.infra import create_topic
+from local.invoke import TaskTimedOut
+from local.processes import tansu_process
+from local.provider_faults import ProviderFaults
+
+from .helpers import push_endpoints
+
+MESSAGE = RenderedMessage("t", 1, "en", subject="Hi", text="Hello", title="Hi", body="Hello")
+
+
+def _clients(url: str) -> tuple[Any, Any]:
+    return boto3.client("sesv2", endpoint_url=url, config=SEND_CONFIG), boto3.client(
+        "sns", endpoint_url=url, config=SEND_CONFIG
+    )
+
+
+def test_the_proxy_throttles_sends_in_the_providers_own_format_and_counts_the_rest_per_job(
+    moto_endpoint: str, stack_env: dict[str, str]
+) -> None:
+    proxy = ProviderFaults(moto_endpoint, email_throttle_rate=1.0, push_throttle_rate=1.0, seed=1).start()
+    try:
+        ses, sns = _clients(proxy.url)
+        email = SesEmailSender(ses, stack_env["SENDER_EMAIL"])
+        push = SnsPushSender(sns)
+        (endpoint,) = push_endpoints(1)
+        # botocore parses both as throttling, and the adapters call them transient (SNS's code is "Throttled").
+        with pytest.raises(TransientError, match="TooManyRequestsException"):
+            email.send_email("a@example.com", MESSAGE, tags={"job_id": "job-1"})
+        with pytest.raises(TransientError, match="Throttled"):
+            push.send_push(endpoint, MESSAGE, {"job_id": "job-2"})
+        assert (proxy.ledger.throttled_emails, proxy.ledger.throttled_pushes) == (1, 1)
+        assert proxy.ledger.reached() == set()
+
+        proxy.email_throttle_rate = proxy.push_throttle_rate = 0.0
+        email.send_email("a@example.com", MESSAGE, tags={"job_id": "job-1"})
+        email.send_email("a@example.com", MESSAGE, tags={"job_id": "job-1"})
+        push.send_push(endpoint, MESSAGE, {"job_id": "job-2"})
+        assert proxy.ledger.emails == {"job-1": 2}
+        assert proxy.ledger.pushes == {("job-2", endpoint): 1}
+        assert proxy.ledger.duplicates() == {"job-1": 1}
+    finally:
+        proxy.stop()
+
+
+def slow_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Test handler: writes one line per record to MARKS, 0.1 s apart; answers its container's pid."""
+    with open(os.environ["MARKS"], "a") as marks:
+        for record in event["Records"]:
+            time.sleep(0.1)
+            marks.write(record["body"] + "\n")
+            marks.flush()
+    return {"pid": os.getpid()}
+
+
+def test_a_cut_off_kills_the_container_mid_batch_and_the_next_invocation_gets_a_fresh_one(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    function = ContainerFunction("Slow", "tests.component.test_chaos_tools.slow_handler", 10, env={"MARKS": str(marks)})
+    event = {"Records": [{"body": str(n)} for n in range(10)]}
+    try:
+        small = {"Records": [{"body": "small"}]}
+        first = function.invoke(small)["pid"]
+        cut = function.cut_off(after=0.45, min_records=5)
+        assert function.invoke(small)["pid"] == first  # too small for the cut: same container, cut still armed
+        with pytest.raises(TaskTimedOut, match="cut off"):
+            function.invoke(event)
+        done = marks.read_text().split()[2:]
+        assert 0 < len(done) < 10  # killed part-way: what it had done stays done
+        assert (cut.records, function.cut) == (10, [cut])
+        time.sleep(0.3)
+        assert len(marks.read_text().split()[2:]) == len(done)  # and nothing more happened after the kill
+        assert function.invoke(event)["pid"] != first  # delivered again, to a fresh container
+        assert function.containers == 2
+    finally:
+        function.stop()
+
+
+def test_tansu_on_s3_keeps_its_records_across_a_restart(moto_endpoint: str, tmp_path: Path) -> None:
+    from kafka import KafkaConsumer, KafkaProducer
+
+    bucket = f"kafka-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    broker = tansu_process(0, tmp_path / "tansu.log", (moto_endpoint, bucket))
+    broker.start()
+    bootstrap = f"127.0.0.1:{broker.port}"
+    try:
+        create_topic(bootstrap, "jobs", partitions=3)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=(2, 8, 0), acks="all")
+        for n in range(30):
+            producer.send("jobs", str(n).encode(), partition=n % 3)
+        producer.flush()
+        producer.close()
+        broker.stop()
+        broker.start()
+        consumer = KafkaConsumer(
+            "jobs",
+            bootstrap_servers=bootstrap,
+            api_version=(2, 8, 0),
+            group_id="g",
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=2000,
+            max_poll_interval_ms=10000,
+            request_timeout_ms=8000,
+        )
+        seen: list[bytes] = []
+        deadline = time.monotonic() + 20
+        while len(seen) < 30 and time.monotonic() < deadline:
+            seen += [r.value for rs in consumer.poll(500).values() for r in rs]
+        consumer.close()
+        assert sorted(int(v) for v in seen) == list(range(30))
+    finally:
+        broker.stop()
