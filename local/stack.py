@@ -33,7 +33,6 @@ from local.mappings import KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate
 from local.processes import Process, free_port, moto_process, tansu_process
 
 log = logging.getLogger("local.stack")
-_LOCAL_CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "local", "aws_secret_access_key": "local"}
 
 
 @dataclass
@@ -131,18 +130,18 @@ class LocalStack:
         # Kept before they are waited on, so that `stop` ends them even if start-up is interrupted.
         self.moto = moto_process(self.config.moto_port, state / "moto.log")
         self.moto.start()
+        os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=self.endpoint)
         if self.config.kafka_bootstrap is None:
             s3 = None
             if self.config.kafka_storage == "s3":
                 bucket = f"{self.config.prefix}-kafka"
-                boto3.client("s3", endpoint_url=self.endpoint, **_LOCAL_CREDENTIALS).create_bucket(Bucket=bucket)
+                boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=bucket)  # Tansu's region
                 s3 = (self.endpoint, bucket)
             elif self.config.kafka_storage != "memory":
                 raise ValueError(f"KAFKA_STORAGE={self.config.kafka_storage!r}: memory or s3")
             self.kafka = tansu_process(self.config.kafka_port, state / "tansu.log", s3)
             self.kafka.start()
         self.auth.start()
-        os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=self.endpoint)
 
     def provision(self) -> dict[str, str]:
         """Create the template's resources, the topic and the sender identity; set and return the env."""
