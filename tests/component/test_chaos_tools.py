@@ -6,21 +6,26 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from notify.adapters.aws import SEND_CONFIG
+from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
+from notify.catalog import EVENT_TYPES
 from notify.errors import TransientError
+from notify.jobs import EventPlan, new_event_id
+from notify.models import Channel
 from notify.ports import RenderedMessage
 
 from local.container import ContainerFunction
 from local.infra import create_topic
 from local.invoke import TaskTimedOut
-from local.processes import tansu_process
+from local.processes import Process, tansu_process
 from local.provider_faults import ProviderFaults
 
 from .helpers import push_endpoints
@@ -130,3 +135,27 @@ def test_tansu_on_s3_keeps_its_records_across_a_restart(moto_endpoint: str, tmp_
         assert sorted(int(v) for v in seen) == list(range(30))
     finally:
         broker.stop()
+
+
+def test_a_producer_that_failed_is_replaced_so_a_broker_restart_cannot_leave_it_crawling(
+    kafka_broker: Process, kafka_bootstrap: str, stack_env: dict[str, str]
+) -> None:
+    # Found by `make chaos`: after a restart, the producer that had failed took seconds per publish for good.
+    spec = EVENT_TYPES["password_reset"]
+    now = datetime.now(UTC)
+    jobs = EventPlan(
+        new_event_id(), spec, spec.sample_payload(), ["u1"], [Channel.EMAIL], spec.priority, now, now + timedelta(1)
+    ).jobs()
+    publisher = KafkaJobPublisher(KafkaConfig(kafka_bootstrap, stack_env["KAFKA_TOPIC"], 2.0))
+    publisher.publish(jobs)
+    first = publisher._producer
+    kafka_broker.stop()
+    try:
+        with pytest.raises(TransientError):
+            publisher.publish(jobs)
+        assert publisher._producer is None  # dropped, not kept for the next call
+    finally:
+        kafka_broker.start()
+    publisher.publish(jobs)
+    assert publisher._producer is not None and publisher._producer is not first
+    publisher.close()

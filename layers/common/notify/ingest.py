@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Optional
@@ -15,6 +16,8 @@ from notify.errors import Conflict, FieldError, IngestUnavailable, TransientErro
 from notify.jobs import EventPlan, new_event_id, new_family
 from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask
 from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusStore
+
+log = logging.getLogger(__name__)
 
 # Every job carries the payload; this keeps a job well under SQS's 256 KiB and Kafka's 1 MiB.
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -177,6 +180,7 @@ def publish_durably(publisher: JobPublisher, fallback: DelayQueue, messages: Seq
     try:
         publisher.publish(messages)
     except TransientError as kafka_error:
+        log.warning("Kafka did not take %d messages; parking them in the delay queue: %s", len(messages), kafka_error)
         try:
             fallback.enqueue(messages)
         except TransientError as queue_error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -12,6 +13,8 @@ from notify.errors import TransientError
 from notify.models import FanoutTask, NotificationJob
 from notify.ports import Message
 from notify.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from kafka import KafkaProducer
@@ -123,7 +126,19 @@ class KafkaJobPublisher:
             for future in futures:
                 future.get(timeout=max(0.1, deadline - time.monotonic()))
         except KafkaError as exc:
+            # A producer that failed (a broker restart, a lost leader) may keep failing or crawling on its stale
+            # connections and batches: the next call starts a fresh one.
+            self._discard(producer)
             raise TransientError(f"Kafka did not acknowledge the jobs: {exc!r}") from exc
+
+    def _discard(self, producer: KafkaProducer) -> None:
+        with self._lock:
+            if self._producer is producer:
+                self._producer = None
+        try:
+            producer.close(timeout=0)
+        except Exception:  # noqa: BLE001 - it is being dropped; its unsent batches fail their own futures
+            log.debug("closing a failed Kafka producer raised", exc_info=True)
 
     def close(self) -> None:
         with self._lock:
