@@ -9,7 +9,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build targets Lambda's python3.12; use pyenv's when present.
 PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
 
-.PHONY: venv sam-venv local test unit component e2e contract lint bench fuzz sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
@@ -82,3 +82,8 @@ seed: venv
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+
+# Thousands of notifications through a local stack of its own while Kafka, Auth, SES/SNS and the worker fail;
+# prints accepted/SENT/FAILED/EXPIRED/SKIPPED/stuck/lost/duplicates (docs/RELIABILITY.md). CHAOS_SEED=1.
+chaos: venv
+	$(PY) -m tools.chaos

@@ -65,6 +65,7 @@ class ContainerFunction:
         self._log_path = log_path
         self._child: Optional[subprocess.Popen[bytes]] = None
         self._lock = threading.Lock()  # one event at a time per container
+        self._cut_lock = threading.Lock()  # arming a cut-off does not wait for the invocation under way
         self._cuts: list[CutOff] = []
         self.cut: list[CutOff] = []  # the cut-offs that happened
         self.containers = 0  # started so far
@@ -76,7 +77,7 @@ class ContainerFunction:
         the invocation fails with :class:`TaskTimedOut`, and the next one starts a fresh container.
         """
         cut = CutOff(after, min_records)
-        with self._lock:
+        with self._cut_lock:
             self._cuts.append(cut)
         return cut
 
@@ -85,7 +86,8 @@ class ContainerFunction:
             child = self._child if self._child is not None and self._child.poll() is None else self._spawn()
             assert child.stdin is not None and child.stdout is not None
             size = records_in(event)
-            cut = next((c for c in self._cuts if size >= c.min_records), None)
+            with self._cut_lock:
+                cut = next((c for c in self._cuts if size >= c.min_records), None)
             limit = min(self.timeout, cut.after) if cut is not None else self.timeout
             try:
                 child.stdin.write(json.dumps(event).encode() + b"\n")
@@ -97,7 +99,8 @@ class ContainerFunction:
             if line is None:
                 self._kill()
                 if cut is not None and limit < self.timeout:
-                    self._cuts.remove(cut)
+                    with self._cut_lock:
+                        self._cuts.remove(cut)
                     cut.records, cut.at = size, time.time()
                     self.cut.append(cut)
                     raise TaskTimedOut(f"cut off after {cut.after:.2f} seconds, with {size} records")

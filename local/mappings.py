@@ -270,7 +270,7 @@ def _key(record: dict[str, Any]) -> Key:
 class SqsMapping(_Loop):
     """Like Lambda's SQS event source mapping with ReportBatchItemFailures."""
 
-    def __init__(self, function: Function, queue_url: str, queue_arn: str, batch_size: int) -> None:
+    def __init__(self, function: Invocable, queue_url: str, queue_arn: str, batch_size: int) -> None:
         super().__init__("sqs-mapping")
         self._function = function
         self._url = queue_url

@@ -13,6 +13,7 @@ import boto3
 
 from local.auth_service import AuthService
 from local.cfn import ROOT, Template, template
+from local.container import ContainerFunction
 from local.events import ACCOUNT, REGION
 from local.gateway import Gateway
 from local.infra import (
@@ -29,7 +30,7 @@ from local.infra import (
     verify_sender,
 )
 from local.invoke import AWS_ENV, Function
-from local.mappings import KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate_seconds
+from local.mappings import Invocable, KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate_seconds
 from local.processes import Process, free_port, moto_process, tansu_process
 
 log = logging.getLogger("local.stack")
@@ -49,6 +50,10 @@ class Config:
     schedule_seconds: Optional[float] = None  # the template's rate by default
     state_dir: Path = field(default_factory=lambda: ROOT / ".local-stack")
     with_mappings: bool = True
+    # Run the worker's invocations in child processes, one container per event source mapping, as Lambda
+    # would: timeouts enforced, invocations that can be cut off (the chaos run); logs in state_dir/worker-*.log.
+    containers: bool = False
+    worker_env: dict[str, str] = field(default_factory=dict)  # added to the worker containers' environment
 
     @classmethod
     def from_env(cls) -> Config:
@@ -62,6 +67,7 @@ class Config:
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_mode=env.get("KAFKA_MODE") or None,
             kafka_storage=env.get("KAFKA_STORAGE") or "memory",
+            containers=env.get("LOCAL_CONTAINERS", "") not in ("", "0", "false"),
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
             state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
@@ -84,6 +90,7 @@ class LocalStack:
         self.environments: dict[str, dict[str, str]] = {}
         self.gateway: Optional[Gateway] = None
         self._loops: list[KafkaMapping | SqsMapping | Schedule] = []
+        self.workers: dict[str, ContainerFunction] = {}  # by trigger (kafka, sqs) when config.containers
 
     @property
     def bootstrap(self) -> str:
@@ -198,10 +205,26 @@ class LocalStack:
             queue_url(source.on_failure, self.infra) if source.on_failure is not None else None,
         )
 
+    def container(self, logical_id: str, trigger: str) -> ContainerFunction:
+        """The function in its own container (child process) for one trigger, as Lambda scales per mapping."""
+        spec = self.template.functions()[logical_id]
+        log_path = self.config.state_dir / f"{logical_id}-{trigger}.log"
+        env = self.config.worker_env if logical_id == "WorkerFunction" else {}
+        function = ContainerFunction(logical_id, spec.handler, spec.timeout, spec.memory_size, env, log_path)
+        self.workers[trigger] = function
+        return function
+
     def start_functions(self) -> None:
         """Load the handlers and wire their triggers, as template.yaml describes them."""
         assert self.infra is not None
         api, worker, scheduler = (self.function(f) for f in ("ApiFunction", "WorkerFunction", "SchedulerFunction"))
+        kafka_worker: Invocable = worker
+        sqs_worker: Invocable = worker
+        if self.config.containers:
+            kafka_worker, sqs_worker = (
+                self.container("WorkerFunction", "kafka"),
+                self.container("WorkerFunction", "sqs"),
+            )
         self.gateway = Gateway(api, self.config.api_port, self.template.http_routes("ApiFunction"))
         self.gateway.start()
         if not self.config.with_mappings:
@@ -209,8 +232,8 @@ class LocalStack:
         queue, sqs_batch = self.template.sqs_event("WorkerFunction")
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
         self._loops = [
-            KafkaMapping(worker, self.kafka_wiring("WorkerFunction")),
-            SqsMapping(worker, self.infra.queues[queue], self.infra.queue_arns[queue], sqs_batch),
+            KafkaMapping(kafka_worker, self.kafka_wiring("WorkerFunction")),
+            SqsMapping(sqs_worker, self.infra.queues[queue], self.infra.queue_arns[queue], sqs_batch),
             Schedule(scheduler, seconds),
         ]
         for loop in self._loops:
@@ -232,6 +255,8 @@ class LocalStack:
             self.state_file.unlink(missing_ok=True)
         for loop in self._loops:
             loop.stop()
+        for container in self.workers.values():
+            container.stop()
         if self.gateway is not None:
             self.gateway.stop()
         self.auth.stop()

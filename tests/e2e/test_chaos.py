@@ -1,0 +1,43 @@
+"""`make chaos` at a small size: the same faults on a shorter timeline, and the same goal (docs/RELIABILITY.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from local.cfn import ROOT
+
+IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
+
+
+def test_a_quick_chaos_run_loses_nothing_sends_nothing_twice_and_leaves_nothing_stuck(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in IMPORT_ROOTS)
+    run = subprocess.run(
+        [sys.executable, "-m", "tools.chaos", "--quick", "--seed", "7", "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert (tmp_path / "result.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((tmp_path / "result.json").read_text())
+    summary = {k: result[k] for k in ("accepted", "statuses", "stuck", "lost", "duplicates", "cut_offs")}
+    assert run.returncode == 0, (summary, run.stdout[-3000:])
+    assert (result["lost"], result["duplicates"], result["stuck"]) == (0, 0, 0)
+    # Every fault happened, or the run proved nothing.
+    assert result["accepted"] >= 150 and result["accepted_by"].get("segment") == 40
+    assert len(result["cut_offs"]) == 2 and all(c["records"] >= 10 for c in result["cut_offs"])
+    assert result["poison_produced"] > 0 and result["poison_records_lettered"] == result["poison_produced"]
+    runaway = result["runaway_statuses"]
+    assert result["runaway_failed_template_error"] + runaway.get("EXPIRED", 0) == result["runaway_jobs"]
+    assert result["auth"]["errors_injected"] > 0 and result["auth"]["delays_injected"] > 0
+    calls = result["provider_calls"]
+    assert calls["emails_throttled"] > 0 and calls["emails_accepted"] == calls["emails_in_moto"]
+    assert result["sent_but_provider_never_reached"] == 0
+    assert result["failed_without_letter"] == 0
+    assert any("Kafka broker restarted" in what for _, what in result["timeline"])

@@ -1,0 +1,603 @@
+"""``make chaos``: thousands of notifications through the running local stack while its peers fail, then a count.
+
+It starts its own local stack on free loopback ports, with the worker's invocations in child processes (one
+container per trigger, as Lambda would run them) and Tansu keeping its log in moto's S3. Then, while a load of
+single events, ``events:batch`` calls and one segment event goes through the API (emails and pushes):
+
+- the Auth service answers 20% of requests with a 500 and delays 10% past the worker's read timeout;
+- SES throttles 10% of sends and SNS 5% of publishes (a proxy in front of moto answers with their own 429s);
+- the Kafka broker is stopped, then restarted;
+- poison records land on every partition of the jobs topic;
+- a worker invocation is cut off mid-batch (at least twice), as a Lambda timeout would, and the batch is
+  delivered again to a fresh container;
+- one template runs away (a loop over a payload number) for the events that feed it a large one.
+
+After a drain window it reads every accepted job's status, every letter in the DLQ and the ledger of provider
+calls, prints a table (accepted, SENT, FAILED with a letter, EXPIRED, SKIPPED, stuck, lost, duplicates, and the
+one documented ambiguous window on its own line), writes it as JSON to the state directory, and exits 1 unless
+lost, duplicates and stuck are all 0. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import random
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import boto3
+import httpx
+
+from local.cfn import ROOT
+from local.provider_faults import ProviderFaults
+from local.stack import Config, LocalStack
+
+log = logging.getLogger("chaos")
+TERMINAL = ("SENT", "FAILED", "EXPIRED", "SKIPPED")
+RUNAWAY_BODY = (
+    "{{ liked_by }} liked your review of {{ movie_title }}.\n"
+    "{% for i in range(likes_count) %}{% for j in range(likes_count) %}{{ liked_by }} {% endfor %}{% endfor %}"
+)
+
+
+@dataclass
+class Settings:
+    seed: int = 1
+    users: int = 300
+    singles: int = 700  # POST /api/v1/events, 1 to 3 recipients each
+    batches: int = 25  # POST /api/v1/events:batch, 10 events each
+    load_seconds: float = 60.0
+    drain_seconds: float = 420.0  # at most; the drain ends as soon as every accepted job is terminal
+    auth_error_rate: float = 0.2
+    auth_slow_rate: float = 0.1
+    auth_slow_seconds: float = 2.5  # the Auth client's read timeout is 2 s
+    email_throttle_rate: float = 0.1
+    push_throttle_rate: float = 0.05
+    kafka_down_at: float = 15.0  # stopped then (SIGTERM), started again kafka_down_seconds after it exited
+    kafka_down_seconds: float = 10.0
+    poison_at: float = 30.0
+    poison_per_partition: int = 3
+    cut_offs: tuple[float, ...] = (5.0, 38.0)  # armed at these seconds; each kills the next batch of 10+ records
+    cut_after: float = 0.5  # seconds into that invocation
+    segment_at: float = 22.0
+    runaway_share: float = 0.15  # of review_liked events by email carry a likes_count the template cannot afford
+    ses_rate: int = 200  # SES_MAX_SEND_RATE of each worker container (moto's "account" is not the limit here)
+
+
+# A small run for the test suite (tests/e2e/test_chaos.py): the same faults on a shorter timeline.
+QUICK: dict[str, Any] = {
+    "users": 40,
+    "singles": 80,
+    "batches": 4,
+    "load_seconds": 20.0,
+    "kafka_down_at": 6.0,
+    "kafka_down_seconds": 4.0,
+    "poison_at": 9.0,
+    "cut_offs": (2.0, 12.0),
+    "segment_at": 8.0,
+    "drain_seconds": 300.0,
+}
+
+
+@dataclass
+class Load:
+    """What the API accepted, by job id, and what it refused for good."""
+
+    jobs: dict[str, str] = field(default_factory=dict)  # job id → how it came (single, batch, segment)
+    segment_events: list[str] = field(default_factory=list)
+    refused: Counter[str] = field(default_factory=Counter)  # final answers other than 202, by status
+    retried: int = 0  # requests sent again with the same Idempotency-Key after a 503 or a timeout
+    runaway_jobs: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, ids: list[str], how: str) -> None:
+        with self.lock:
+            for job in ids:
+                self.jobs[job] = how
+
+
+class Client:
+    """The API caller a product team would write: a retry with the same Idempotency-Key on 503 or a timeout."""
+
+    def __init__(self, url: str, key: str, load: Load) -> None:
+        self._http = httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=15.0)
+        self._load = load
+
+    def post(self, path: str, body: Any) -> tuple[int, Any]:
+        key = str(uuid.uuid4())
+        status, answer = 0, None
+        for attempt in range(8):
+            try:
+                resp = self._http.post(path, json=body, headers={"Idempotency-Key": key})
+                status, answer = resp.status_code, resp.json()
+            except httpx.HTTPError as exc:
+                status, answer = 0, str(exc)
+            if status not in (0, 409, 503):
+                return status, answer
+            with self._load.lock:
+                self._load.retried += 1
+            time.sleep(min(8.0, 0.5 * 2**attempt))
+        return status, answer
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def _payload(event_type: str, rng: random.Random, n: int, runaway: bool = False) -> dict[str, Any]:
+    if event_type == "review_liked":
+        count = 5000 if runaway else rng.randint(1, 20)
+        return {
+            "review_id": f"r-{n}",
+            "movie_id": f"m-{n}",
+            "movie_title": "Dune",
+            "liked_by": "Ana",
+            "likes_count": count,
+        }
+    if event_type == "new_episode":
+        return {
+            "series_id": f"s-{n}",
+            "series_title": "Dark",
+            "season": 1,
+            "episode": n % 10 + 1,
+            "watch_url": f"https://example.com/watch/{n}",
+        }
+    if event_type == "new_film":
+        return {"film_id": f"f-{n}", "title": "Dune", "release_date": "2026-12-01", "watch_url": f"https://e.x/{n}"}
+    if event_type == "password_reset":
+        return {"reset_url": f"https://example.com/reset/{n}", "expires_in_minutes": 30}
+    return {"confirmation_url": f"https://example.com/confirm/{n}", "first_name": "Ana"}
+
+
+def _event(rng: random.Random, n: int, users: list[str], runaway_share: float) -> tuple[dict[str, Any], bool]:
+    """One event for 1–3 users; True when it feeds the runaway template."""
+    event_type = rng.choice(["user_registered", "password_reset", "new_episode", "new_film", "review_liked"])
+    channels = {
+        "user_registered": ["email"],
+        "password_reset": ["email"],
+        "new_episode": rng.choice([["email"], ["push"], ["email", "push"]]),
+        "new_film": rng.choice([["email"], ["email", "push"]]),
+        "review_liked": rng.choice([["push"], ["email"], ["email", "push"]]),
+    }[event_type]
+    runaway = event_type == "review_liked" and "email" in channels and rng.random() < runaway_share
+    body: dict[str, Any] = {
+        "event_type": event_type,
+        "payload": _payload(event_type, rng, n, runaway),
+        "recipients": {"user_ids": rng.sample(users, rng.randint(1, 3))},
+        "channels": channels,
+        # The retry policies of high and normal priority: a low-priority retry may wait up to an hour.
+        "priority": rng.choice(["high", "normal"]),
+    }
+    if rng.random() < 0.05:  # short-lived: some of these expire while their peers fail (set when sent)
+        body["expires_at"] = rng.uniform(10, 40)
+    return body, runaway
+
+
+def _stamped(body: dict[str, Any]) -> dict[str, Any]:
+    """The event as sent now: a relative ``expires_at`` (seconds) becomes a time."""
+    if isinstance(body.get("expires_at"), float):
+        return {**body, "expires_at": _iso(time.time() + body["expires_at"])}
+    return body
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+class Chaos:
+    def __init__(self, settings: Settings, state_dir: Path) -> None:
+        self.s = settings
+        self.rng = random.Random(settings.seed)
+        self.state_dir = state_dir
+        config = Config.free_ports(
+            prefix=f"chaos{settings.seed}",
+            state_dir=state_dir,
+            kafka_storage="s3",
+            containers=True,
+        )
+        self.proxy = ProviderFaults(
+            f"http://127.0.0.1:{config.moto_port}",
+            email_throttle_rate=settings.email_throttle_rate,
+            push_throttle_rate=settings.push_throttle_rate,
+            seed=settings.seed,
+        )
+        config.worker_env = {
+            "AWS_ENDPOINT_URL_SESV2": self.proxy.url,
+            "AWS_ENDPOINT_URL_SNS": self.proxy.url,
+            "SES_MAX_SEND_RATE": str(settings.ses_rate),
+        }
+        self.stack = LocalStack(config)
+        self.load = Load()
+        self.timeline: list[tuple[float, str]] = []
+        self.users = [f"chaos-user-{n}" for n in range(1, settings.users + 1)]
+        self._t0 = 0.0
+        self.out: Any = sys.stdout  # where progress goes
+
+    def note(self, what: str) -> None:
+        at = time.monotonic() - self._t0
+        self.timeline.append((round(at, 1), what))
+        print(f"  t={at:6.1f}s  {what}", file=self.out, flush=True)
+
+    # -- set-up -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.proxy.start()
+        self.stack.start()
+        sns = boto3.client("sns")
+        app = sns.create_platform_application(Name="chaos", Platform="GCM", Attributes={"PlatformCredential": "key"})[
+            "PlatformApplicationArn"
+        ]
+        for n, user in enumerate(self.users):
+            devices = 1 + n % 2
+            endpoints = [
+                sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"{user}-device-{d}")["EndpointArn"]
+                for d in range(devices)
+            ]
+            self.stack.auth.add_user(
+                user,
+                segments=("chaos",),
+                email=f"{user}@example.com",
+                first_name="Chaos",
+                last_name=str(n),
+                push_endpoints=endpoints,
+            )
+        client = httpx.Client(base_url=self.stack.api_url, headers={"X-API-Key": self.stack.config.api_key})
+        resp = client.put("/api/v1/templates/review_liked.email.en", json={"body_text": RUNAWAY_BODY})
+        client.close()
+        if resp.status_code != 200:
+            raise SystemExit(f"could not save the runaway template: {resp.status_code} {resp.text}")
+        faults = self.stack.auth.faults
+        faults.rng = random.Random(self.s.seed)
+        faults.error_rate, faults.slow_rate = self.s.auth_error_rate, self.s.auth_slow_rate
+        faults.slow_seconds = self.s.auth_slow_seconds
+
+    # -- the run ------------------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        self._t0 = time.monotonic()
+        self.note(f"load starts: {self.s.singles} events and {self.s.batches} batches over {self.s.load_seconds:.0f} s")
+        chaos = threading.Thread(target=self._faults, name="chaos-faults", daemon=True)
+        chaos.start()
+        self._send_load()
+        chaos.join()
+        self.note(f"load done: {len(self.load.jobs)} jobs accepted; draining")
+        self._drain()
+        return self.report()
+
+    def _send_load(self) -> None:
+        client = Client(self.stack.api_url, self.stack.config.api_key, self.load)
+        plan: list[tuple[str, Any, bool]] = []
+        for n in range(self.s.singles):
+            body, runaway = _event(self.rng, n, self.users, self.s.runaway_share)
+            plan.append(("single", body, runaway))
+        for b in range(self.s.batches):
+            events = [_event(self.rng, 100_000 + b * 10 + i, self.users, self.s.runaway_share) for i in range(10)]
+            plan.append(("batch", {"events": [e for e, _ in events]}, any(r for _, r in events)))
+        self.rng.shuffle(plan)
+        pace = self.s.load_seconds / len(plan)
+        start = time.monotonic()
+        segment_sent = False
+
+        def send(kind: str, body: Any) -> None:
+            path = "/api/v1/events:batch" if kind == "batch" else "/api/v1/events"
+            body = {"events": [_stamped(e) for e in body["events"]]} if kind == "batch" else _stamped(body)
+            status, answer = client.post(path, body)
+            if kind == "batch" and status == 207:
+                for result, event in zip(answer["results"], body["events"], strict=True):
+                    if result["status"] == 202:
+                        self._accept(result, "batch", event)
+                    else:
+                        self.load.refused[str(result["status"])] += 1
+            elif status == 202:
+                self._accept(answer, kind, body)
+            else:
+                log.warning("%s refused for good: %s %s", kind, status, str(answer)[:300])
+                self.load.refused[str(status)] += 1
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            for i, (kind, body, _) in enumerate(plan):
+                at = start + i * pace
+                time.sleep(max(0.0, at - time.monotonic()))
+                if not segment_sent and time.monotonic() - self._t0 >= self.s.segment_at:
+                    segment_sent = True
+                    pool.submit(self._segment, client)
+                pool.submit(send, kind, body)
+        client.close()
+
+    def _accept(self, answer: dict[str, Any], how: str, body: dict[str, Any]) -> None:
+        from notify.jobs import job_id
+
+        self.load.add(answer["job_ids"], how)
+        if (
+            body["event_type"] == "review_liked"
+            and body["payload"]["likes_count"] >= 5000
+            and "email" in body["channels"]
+        ):
+            emails = [job_id(answer["event_id"], user, "email") for user in body["recipients"]["user_ids"]]
+            with self.load.lock:
+                self.load.runaway_jobs.update(emails)
+
+    def _segment(self, client: Client) -> None:
+        from notify.jobs import job_id
+
+        body = {
+            "event_type": "new_film",
+            "payload": _payload("new_film", self.rng, 999_999),
+            "recipients": {"segment_id": "chaos"},
+            "channels": ["email"],
+            "priority": "high",
+        }
+        status, answer = client.post("/api/v1/events", body)
+        if status != 202:
+            self.load.refused[str(status)] += 1
+            return
+        event_id = answer["event_id"]
+        self.load.segment_events.append(event_id)
+        self.load.add([job_id(event_id, user, "email") for user in self.users], "segment")
+        self.note(f"segment event {event_id} accepted ({len(self.users)} users)")
+
+    def _faults(self) -> None:
+        """The timeline of faults, in its own thread while the load runs."""
+        events: list[tuple[float, str]] = [(t, "cut") for t in self.s.cut_offs]
+        events += [(self.s.kafka_down_at, "kafka")]
+        events += [(self.s.poison_at, "poison")]
+        self.note(
+            f"Auth fails {self.s.auth_error_rate:.0%} (500) and delays {self.s.auth_slow_rate:.0%} "
+            f"by {self.s.auth_slow_seconds} s; SES throttles {self.s.email_throttle_rate:.0%}, "
+            f"SNS {self.s.push_throttle_rate:.0%}"
+        )
+        for at, what in sorted(events):
+            time.sleep(max(0.0, self._t0 + at - time.monotonic()))
+            if what == "cut":
+                self.stack.workers["kafka"].cut_off(self.s.cut_after, min_records=10)
+                self.note(f"armed: cut off the next Kafka batch of 10+ records {self.s.cut_after} s in")
+            elif what == "kafka":
+                assert self.stack.kafka is not None
+                self.stack.kafka.stop()
+                self.note("Kafka broker stopped")
+                time.sleep(self.s.kafka_down_seconds)
+                self.stack.kafka.start()
+                self.note("Kafka broker restarted")
+            elif what == "poison":
+                self.note(f"poison: {self._poison()} records on every partition")
+
+    def _poison(self) -> int:
+        from kafka import KafkaProducer
+
+        topic = os.environ["KAFKA_TOPIC"]
+        producer = KafkaProducer(bootstrap_servers=self.stack.bootstrap, api_version=(2, 8, 0), acks="all")
+        samples = [b"\xff\xfe\x00 not utf-8", b"[1, 2, 3]", b"[" * 5000 + b"]" * 5000, b"", b'{"job_id": 7}']
+        partitions = sorted(producer.partitions_for(topic) or {0})
+        for partition in partitions:
+            for value in samples[: self.s.poison_per_partition]:
+                producer.send(topic, value, partition=partition)
+        producer.flush()
+        producer.close()
+        self.poison = len(partitions) * self.s.poison_per_partition
+        self.partitions = len(partitions)
+        return self.s.poison_per_partition
+
+    def _drain(self) -> None:
+        deadline = time.monotonic() + self.s.drain_seconds
+        last = -1
+        while time.monotonic() < deadline:
+            statuses = self.statuses()
+            done = sum(1 for s in statuses.values() if s in TERMINAL)
+            if done != last:
+                self.note(f"drain: {done}/{len(self.load.jobs)} terminal")
+                last = done
+            if done == len(self.load.jobs):
+                return
+            time.sleep(5)
+        self.note("drain window over")
+
+    # -- the count ----------------------------------------------------------------------------------------
+
+    def statuses(self) -> dict[str, str]:
+        from notify.adapters.dynamo import DynamoStatusStore
+
+        store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
+        return {job: rec.status.value for job, rec in store.get_jobs(list(self.load.jobs)).items()}
+
+    def letters(self) -> list[dict[str, Any]]:
+        from notify.adapters.sqs import SqsDeadLetterQueue
+        from notify.dlq import letter_view
+
+        dlq = SqsDeadLetterQueue(boto3.client("sqs"), os.environ["DLQ_URL"])
+        return [letter_view(letter) for letter in dlq.receive(100_000, 900)]
+
+    def report(self) -> dict[str, Any]:
+        from notify.adapters.dynamo import DynamoStatusStore
+
+        statuses = self.statuses()
+        letters = self.letters()
+        lettered = Counter(letter["job_id"] for letter in letters if letter["job_id"])
+        reasons = Counter(str(letter["reason"]) for letter in letters)
+        raw_letters = [letter for letter in letters if not letter["job_id"]]
+        # A record is lettered again when a cut-off makes its batch come back: count records by their coordinates.
+        poison_records = len({letter["source"] for letter in raw_letters})
+        ledger = self.proxy.ledger
+        duplicates = ledger.duplicates()
+        reached = ledger.reached()
+        accepted = list(self.load.jobs)
+        count = Counter(statuses.get(j, "MISSING") for j in accepted)
+        failed = [j for j in accepted if statuses.get(j) == "FAILED"]
+        stuck = [j for j in accepted if statuses.get(j) not in TERMINAL]
+        lost = [j for j in stuck if j not in lettered]
+        store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
+        records = store.get_jobs(failed)
+        reason_of = {j: str((rec.history[-1].detail or {}).get("reason")) for j, rec in records.items()}
+        unknown = [j for j in failed if reason_of.get(j) == "outcome_unknown"]
+        sent_not_reached = [j for j in accepted if statuses.get(j) == "SENT" and j not in reached]
+        moto_emails = _moto_email_count(self.stack.endpoint)
+        cut = self.stack.workers["kafka"].cut
+        result = {
+            "settings": asdict(self.s),
+            "timeline": self.timeline,
+            "accepted": len(accepted),
+            "accepted_by": dict(Counter(self.load.jobs.values())),
+            "refused": dict(self.load.refused),
+            "client_retries": self.load.retried,
+            "statuses": dict(count),
+            "failed_with_letter": sum(1 for j in failed if j in lettered),
+            "failed_without_letter": sum(1 for j in failed if j not in lettered),
+            "failed_reasons": dict(Counter(reason_of.get(j, "?") for j in failed)),
+            "outcome_unknown": len(unknown),
+            "outcome_unknown_reached_provider": sum(1 for j in unknown if j in reached),
+            "runaway_jobs": len(self.load.runaway_jobs),
+            "runaway_failed_template_error": sum(
+                1 for j in self.load.runaway_jobs if reason_of.get(j) == "template_error"
+            ),
+            "stuck": len(stuck),
+            "lost": len(lost),
+            "duplicates": len(duplicates),
+            "sent_but_provider_never_reached": len(sent_not_reached),
+            "letters": len(letters),
+            "letter_reasons": dict(reasons),
+            "poison_produced": getattr(self, "poison", 0),
+            "poison_letters": len(raw_letters),
+            "poison_records_lettered": poison_records,
+            "provider_calls": {
+                "emails_accepted": sum(ledger.emails.values()),
+                "emails_in_moto": moto_emails,
+                "pushes_accepted": sum(ledger.pushes.values()),
+                "emails_throttled": ledger.throttled_emails,
+                "pushes_throttled": ledger.throttled_pushes,
+            },
+            "auth": {
+                "requests": self.stack.auth.faults.requests,
+                "errors_injected": self.stack.auth.faults.injected_errors,
+                "delays_injected": self.stack.auth.faults.injected_delays,
+            },
+            "cut_offs": [{"records": c.records, "after_seconds": c.after} for c in cut],
+            "worker_containers": {k: f.containers for k, f in self.stack.workers.items()},
+            "runaway_statuses": dict(Counter(statuses.get(j, "MISSING") for j in self.load.runaway_jobs)),
+            # Letters beyond one per FAILED job: a job with several, or a letter whose job did not end FAILED.
+            "jobs_with_several_letters": {j: n for j, n in lettered.items() if n > 1},
+            "letters_of_jobs_not_failed": {
+                j: statuses.get(j, "MISSING") for j in lettered if statuses.get(j, "MISSING") != "FAILED"
+            },
+            "examples": {"stuck": stuck[:5], "lost": lost[:5], "duplicates": list(duplicates)[:5]},
+        }
+        return result
+
+    def stop(self) -> None:
+        self.stack.stop()
+        self.proxy.stop()
+
+
+def _moto_email_count(endpoint: str) -> int:
+    from local.emails import sent_emails
+
+    return len(sent_emails(endpoint))
+
+
+def table(r: dict[str, Any]) -> str:
+    st = r["statuses"]
+    rows = [
+        ("accepted (jobs)", r["accepted"], ", ".join(f"{k} {v}" for k, v in sorted(r["accepted_by"].items()))),
+        ("SENT", st.get("SENT", 0), f"{r['sent_but_provider_never_reached']} without a provider call on record"),
+        (
+            "FAILED with a DLQ letter",
+            r["failed_with_letter"],
+            ", ".join(f"{k} {v}" for k, v in sorted(r["failed_reasons"].items())),
+        ),
+        (
+            "  of which outcome_unknown",
+            r["outcome_unknown"],
+            f"{r['outcome_unknown_reached_provider']} had reached the provider (the documented window)",
+        ),
+        ("FAILED without a letter", r["failed_without_letter"], ""),
+        ("EXPIRED", st.get("EXPIRED", 0), ""),
+        ("SKIPPED", st.get("SKIPPED", 0), ""),
+        ("stuck (not terminal)", r["stuck"], "goal 0"),
+        ("lost (neither terminal nor in the DLQ)", r["lost"], "goal 0"),
+        ("duplicates (a job at its provider twice)", r["duplicates"], "goal 0"),
+        (
+            "poison records → lettered",
+            f"{r['poison_produced']} → {r['poison_records_lettered']}",
+            f"{r['poison_letters']} letters (a batch that was cut off comes back)",
+        ),
+        (
+            "runaway template → template_error",
+            f"{r['runaway_jobs']} → {r['runaway_failed_template_error']}",
+            f"{r['runaway_statuses'].get('EXPIRED', 0)} expired before their turn",
+        ),
+        ("worker cut off mid-batch", len(r["cut_offs"]), ", ".join(f"{c['records']} records" for c in r["cut_offs"])),
+    ]
+    calls = r["provider_calls"]
+    width = max(len(str(name)) for name, _, _ in rows)
+    lines = [f"{name:<{width}}  {value!s:>11}  {note}".rstrip() for name, value, note in rows]
+    lines.append("")
+    lines.append(
+        f"provider: {calls['emails_accepted']} emails accepted ({calls['emails_in_moto']} in moto's store), "
+        f"{calls['pushes_accepted']} pushes; throttled {calls['emails_throttled']} emails, "
+        f"{calls['pushes_throttled']} pushes"
+    )
+    a = r["auth"]
+    lines.append(
+        f"Auth: {a['requests']} requests, {a['errors_injected']} answered 500, {a['delays_injected']} delayed; "
+        f"API: {r['client_retries']} client retries with the same Idempotency-Key, refused {r['refused'] or 'none'}"
+    )
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(r["letter_reasons"].items()))
+    extra = sum(n - 1 for n in r["jobs_with_several_letters"].values()) + len(r["letters_of_jobs_not_failed"])
+    extra += r["poison_letters"] - r["poison_records_lettered"]
+    lines.append(
+        f"DLQ letters: {r['letters']} ({reasons}); {extra} beyond one per FAILED job or poison record "
+        "(a container cut off after lettering, before recording, letters it again on redelivery)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", "1")))
+    parser.add_argument("--quick", action="store_true", help="a small run: 40 users, about 200 jobs, 20 s of load")
+    parser.add_argument("--singles", type=int, help=f"single events (default {Settings.singles})")
+    parser.add_argument("--batches", type=int, help=f"events:batch calls of 10 events (default {Settings.batches})")
+    parser.add_argument("--load-seconds", type=float, help=f"seconds of load (default {Settings.load_seconds:g})")
+    parser.add_argument("--state-dir", type=Path, help="where logs and result.json go (default .chaos/seed-N)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    logging.getLogger("local.mappings").setLevel(logging.ERROR)
+    chosen = {"singles": args.singles, "batches": args.batches, "load_seconds": args.load_seconds}
+    settings = dataclasses.replace(
+        Settings(seed=args.seed), **(QUICK if args.quick else {}), **{k: v for k, v in chosen.items() if v is not None}
+    )
+    state_dir = args.state_dir or ROOT / ".chaos" / f"seed-{settings.seed}"
+    state_dir.mkdir(parents=True, exist_ok=True)
+    chaos = Chaos(settings, state_dir)
+    began = time.monotonic()
+    print(f"make chaos: seed {settings.seed}, logs in {state_dir}/", flush=True)
+    # The in-process API's logs (Powertools writes JSON to stdout) go to a file; the progress stays here.
+    with (state_dir / "api.log").open("w") as api_log, contextlib.redirect_stdout(api_log):
+        chaos.out = sys.__stdout__
+        try:
+            chaos.start()
+            result = chaos.run()
+        finally:
+            chaos.stop()
+    result["wall_seconds"] = round(time.monotonic() - began, 1)
+    (state_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    print()
+    print(table(result))
+    print(f"\n{result['wall_seconds']} s in all; the full result is in {state_dir / 'result.json'}")
+    ok = result["lost"] == 0 and result["duplicates"] == 0 and result["stuck"] == 0
+    print("GOAL MET: lost 0, duplicates 0, stuck 0" if ok else "GOAL NOT MET", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
