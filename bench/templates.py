@@ -48,7 +48,7 @@ def measure(name: str) -> dict[str, object]:
     from notify.default_templates import DEFAULTS
     from notify.errors import TemplateFailed
     from notify.models import Channel
-    from notify.ports import Template, UserProfile
+    from notify.records import Template, UserProfile
     from notify.rendering import render, render_context
 
     spec = EVENT_TYPES["new_episode"]

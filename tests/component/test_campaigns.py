@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 from notify.adapters.campaigns import DynamoCampaignStore
-from notify.campaigns import CampaignStatus
 from notify.clock import iso
+from notify.records import CampaignStatus
 
 from local.events import kafka_record, load_event, msk_event
 from local.invoke import LambdaContext

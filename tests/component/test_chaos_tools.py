@@ -20,7 +20,7 @@ from notify.catalog import EVENT_TYPES
 from notify.errors import TransientError
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel
-from notify.ports import RenderedMessage
+from notify.records import RenderedMessage
 
 from local.container import ContainerFunction
 from local.infra import create_topic

@@ -20,7 +20,7 @@ from notify.adapters.dynamo import DynamoTemplateStore
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, NotificationJob
-from notify.ports import Template
+from notify.records import Template
 
 from local.auth_service import AuthService
 from local.events import MSK, SELF_MANAGED_KAFKA, consumer_record, kafka_event

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from notify.adapters.dynamo import DynamoTemplateStore
 from notify.models import Channel
-from notify.ports import Template
+from notify.records import Template
 
 from .helpers import call_api
 

@@ -10,28 +10,29 @@ from typing import Any, Optional
 
 from notify.clock import iso
 from notify.errors import NotFound, PermanentError, TransientError
-from notify.models import Channel, NotificationJob, Status
+from notify.models import Channel, Message, NotificationJob, Status
 from notify.ports import (
-    Claim,
-    ClaimOutcome,
-    DeadLetter,
     DeadLetterInbox,
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
-    EventRecord,
     JobPublisher,
+    SegmentSource,
+    StatusStore,
+    TemplateStore,
+    UserDirectory,
+)
+from notify.records import (
+    Claim,
+    ClaimOutcome,
+    DeadLetter,
+    EventRecord,
     JobRecord,
-    Message,
     ReceivedLetter,
     RenderedMessage,
     SegmentPage,
-    SegmentSource,
-    StatusStore,
     Template,
-    TemplateStore,
     Transition,
-    UserDirectory,
     UserProfile,
 )
 

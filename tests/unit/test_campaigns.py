@@ -8,15 +8,10 @@ from typing import Optional
 
 import pytest
 from notify.campaigns import (
-    Campaign,
     CampaignInput,
     CampaignScheduler,
     CampaignService,
-    CampaignStatus,
-    CampaignStore,
-    CampaignTrigger,
     CampaignUpdate,
-    Run,
     latest_fire,
     next_fire,
     preview,
@@ -24,6 +19,8 @@ from notify.campaigns import (
 )
 from notify.errors import Conflict, TransientError, ValidationFailed
 from notify.models import AcceptedEvent
+from notify.ports import CampaignStore, CampaignTrigger
+from notify.records import Campaign, CampaignStatus, Run
 from pydantic import ValidationError
 
 T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)

@@ -9,7 +9,7 @@ from notify.delivery import DeliveryService, DeliverySettings, Outcome
 from notify.errors import PermanentError, StoreUnavailable, TransientError
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, Contact, NotificationJob, Priority, Status
-from notify.ports import UserProfile
+from notify.records import UserProfile
 from notify.retry import RetryPolicy
 
 from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers

@@ -6,7 +6,7 @@ from notify.delivery import Outcome
 from notify.dlq import DeadLetterService
 from notify.errors import PermanentError, TransientError
 from notify.models import NotificationJob, Status
-from notify.ports import DeadLetter, ReceivedLetter
+from notify.records import DeadLetter, ReceivedLetter
 
 from .fakes import MemoryInbox
 from .test_delivery import T0, World
@@ -82,7 +82,7 @@ def test_a_bare_job_moved_by_sqs_redrive_is_listed_and_redriven() -> None:
 
 def test_a_kafka_event_source_failure_record_is_a_letter_that_names_the_records() -> None:
     from notify.dlq import letter_view
-    from notify.ports import ReceivedLetter
+    from notify.records import ReceivedLetter
 
     body = {
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},

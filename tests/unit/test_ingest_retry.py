@@ -10,7 +10,7 @@ from notify.errors import Conflict, ValidationFailed
 from notify.ingest import IngestIncomplete, IngestService
 from notify.jobs import keyed_event_id
 from notify.models import EventRequest
-from notify.ports import EventRecord
+from notify.records import EventRecord
 
 from .fakes import MemoryPublisher, MemoryQueue, MemoryStore
 

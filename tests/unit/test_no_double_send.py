@@ -15,8 +15,9 @@ from notify.adapters.sns import SnsPushSender
 from notify.delivery import Outcome
 from notify.errors import OutcomeUnknown, PermanentError, TransientError
 from notify.models import Channel, Contact, Status
-from notify.ports import EmailSender, PushSender, RenderedMessage
+from notify.ports import EmailSender, PushSender
 from notify.ratelimit import RateLimited, RateLimitedEmailSender, TokenBucket
+from notify.records import RenderedMessage
 
 from .test_delivery import T0, World
 

@@ -11,7 +11,7 @@ from notify.catalog import EVENT_TYPES
 from notify.default_templates import DEFAULTS
 from notify.errors import PermanentError, TemplateFailed
 from notify.models import Channel
-from notify.ports import Template, UserProfile
+from notify.records import Template, UserProfile
 from notify.rendering import (
     MAX_ITEMS,
     MAX_ITERATIONS,

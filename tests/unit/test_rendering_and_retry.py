@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 from notify.errors import PermanentError
 from notify.models import Channel, Priority
-from notify.ports import Template
+from notify.records import Template
 from notify.rendering import locale_chain, render
 from notify.retry import DEFAULT_POLICIES, RetryPolicy
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
-from notify.ports import Template
+from notify.records import Template
 from notify.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
 
 from .fakes import MemoryTemplates

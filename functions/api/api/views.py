@@ -8,8 +8,8 @@ schema and the wire cannot drift. A key the service leaves out stays out (see ``
 
 from typing import Any, Optional
 
-from notify.campaigns import CampaignStatus
 from notify.models import Channel, Priority, Status
+from notify.records import CampaignStatus
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from api.openapi import ErrorBody

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Optional, Protocol
+from typing import Optional
 
 from notify.errors import Forbidden, Unauthorized
+from notify.ports import ApiKeyLookup
 
 SCOPES = (
     "events:write",
@@ -17,10 +18,6 @@ SCOPES = (
     "campaigns:write",
     "admin",
 )
-
-
-class ApiKeyLookup(Protocol):
-    def scopes(self, key_hash: str) -> Optional[frozenset[str]]: ...
 
 
 def hash_key(key: str) -> str:

@@ -15,8 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from enum import Enum
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -26,15 +25,11 @@ from notify.catalog import field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import Conflict, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
+from notify.ports import CampaignStore, CampaignTrigger
+from notify.records import Campaign, CampaignStatus, Run
 
 CLAIM_SECONDS = 120
 MAX_PREVIEW = 50
-
-
-class CampaignStatus(str, Enum):
-    ACTIVE = "ACTIVE"
-    PAUSED = "PAUSED"
-    INACTIVE = "INACTIVE"
 
 
 def _check_cron(value: str) -> str:
@@ -92,56 +87,6 @@ class CampaignUpdate(Strict):
     max_runs: Optional[int] = Field(default=None, ge=1)
 
 
-@dataclass
-class Campaign:
-    campaign_id: str
-    name: str
-    cron: str
-    timezone: str
-    segment_id: str
-    event_type: str
-    payload: dict[str, Any]
-    channels: Optional[list[Channel]]
-    priority: Optional[Priority]
-    max_runs: Optional[int]
-    status: CampaignStatus
-    runs_count: int
-    last_triggered_at: Optional[datetime]
-    next_run_at: Optional[datetime]
-    created_at: datetime
-    updated_at: datetime
-
-    def view(self) -> dict[str, Any]:
-        """The public JSON shape."""
-        return {
-            "campaign_id": self.campaign_id,
-            "name": self.name,
-            "cron": self.cron,
-            "timezone": self.timezone,
-            "segment_id": self.segment_id,
-            "event_type": self.event_type,
-            "payload": self.payload,
-            "channels": [c.value for c in self.channels] if self.channels else None,
-            "priority": self.priority.value if self.priority else None,
-            "max_runs": self.max_runs,
-            "status": self.status.value,
-            "runs_count": self.runs_count,
-            "last_triggered_at": iso(self.last_triggered_at) if self.last_triggered_at else None,
-            "next_run_at": iso(self.next_run_at) if self.next_run_at else None,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-        }
-
-
-@dataclass(frozen=True)
-class Run:
-    campaign_id: str
-    fire_time: datetime
-    run_id: str
-    event_id: str
-    triggered_at: datetime
-
-
 # -- cron ----------------------------------------------------------------------------------
 
 
@@ -182,37 +127,6 @@ def run_id(campaign_id: str, fire_time: datetime) -> str:
 def run_event_id(campaign_id: str, fire_time: datetime) -> str:
     """Deterministic: triggering the same run twice creates the same event, hence the same jobs."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{campaign_id}:{iso(fire_time)}"))
-
-
-# -- ports -----------------------------------------------------------------------------------
-
-
-class CampaignStore(Protocol):
-    def put(self, campaign: Campaign) -> None: ...
-
-    def get(self, campaign_id: str) -> Optional[Campaign]: ...
-
-    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]: ...
-
-    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool: ...
-
-    def delete(self, campaign_id: str) -> None: ...
-
-    def due(self, now: datetime, limit: int) -> list[Campaign]: ...
-
-    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool: ...
-
-    def complete(
-        self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus
-    ) -> bool: ...
-
-    def runs(self, campaign_id: str, limit: int) -> list[Run]: ...
-
-
-class CampaignTrigger(Protocol):
-    """Starts a run: ingests one campaign_triggered event for the campaign's segment."""
-
-    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent: ...
 
 
 # -- services ----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from typing import Any
 
 from notify.clock import Clock, iso
 from notify.models import Channel
-from notify.ports import Template, TemplateStore
+from notify.ports import TemplateStore
+from notify.records import Template
 
 _HI = "Hi {{ user.first_name or 'there' }},"
 

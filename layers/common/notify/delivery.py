@@ -29,19 +29,16 @@ from notify.errors import (
 from notify.fanout import FanoutService
 from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
-    ClaimOutcome,
-    DeadLetter,
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
     PushSender,
-    RenderedMessage,
     StatusStore,
     TemplateStore,
     UserDirectory,
-    UserProfile,
     WebSocketSender,
 )
+from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserProfile
 from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 

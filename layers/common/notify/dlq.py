@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from notify.clock import Clock
 from notify.errors import DeliveryError
 from notify.models import FanoutTask, NotificationJob, Status
-from notify.ports import DeadLetterInbox, DelayQueue, JobRecord, ReceivedLetter, StatusStore
+from notify.ports import DeadLetterInbox, DelayQueue, StatusStore
+from notify.records import JobRecord, ReceivedLetter
 
 LIST_VISIBILITY_SECONDS = 2
 REDRIVE_VISIBILITY_SECONDS = 60

@@ -19,7 +19,8 @@ from notify.errors import DeliveryError, IngestUnavailable, NotFound, PermanentE
 from notify.ingest import publish_durably
 from notify.jobs import EventPlan
 from notify.models import FanoutTask
-from notify.ports import DeadLetter, DeadLetterQueue, DelayQueue, EventRecord, JobPublisher, SegmentSource, StatusStore
+from notify.ports import DeadLetterQueue, DelayQueue, JobPublisher, SegmentSource, StatusStore
+from notify.records import DeadLetter, EventRecord
 from notify.retry import MAX_SQS_DELAY, RetryPolicy
 
 DEFAULT_PAGE_SIZE = 500

@@ -14,8 +14,9 @@ from notify.catalog import EventType, field_errors, get_event_type, validate_pay
 from notify.clock import Clock, iso
 from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id, new_family
-from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask
-from notify.ports import DelayQueue, EventRecord, JobPublisher, Message, StatusStore
+from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask, Message
+from notify.ports import DelayQueue, JobPublisher, StatusStore
+from notify.records import EventRecord
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, TypeAlias
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -196,3 +196,6 @@ class AcceptedEvent(BaseModel):
     job_ids: list[str]
     status: str = "accepted"
     segment_id: Optional[str] = None
+
+
+Message: TypeAlias = NotificationJob | FanoutTask  # what goes onto the jobs topic and the delay queue

@@ -1,169 +1,122 @@
-"""Ports: what the domain needs from the outside world. Adapters implement them."""
+"""Ports: every interface the domain needs from the outside world. Adapters implement them.
+
+Records (the data these methods take and return) are in :mod:`notify.records`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
-from typing import Any, Optional, Protocol, TypeAlias
+from typing import Any, Optional, Protocol
 
-from notify.models import Channel, Contact, FanoutTask, NotificationJob, Status
-
-Message: TypeAlias = NotificationJob | FanoutTask
+from notify.models import AcceptedEvent, Channel, Message, NotificationJob, Status
+from notify.records import (
+    Campaign,
+    CampaignStatus,
+    Claim,
+    DeadLetter,
+    EventRecord,
+    JobRecord,
+    ReceivedLetter,
+    RenderedMessage,
+    Run,
+    SegmentPage,
+    Template,
+    UserProfile,
+)
 
 
 class JobPublisher(Protocol):
-    """Durably publishes jobs and fan-out tasks (Kafka with acks=all). Raises TransientError if it cannot."""
+    """The jobs topic (Kafka, acks=all, keyed by user so one user's jobs stay in order)."""
 
-    def publish(self, jobs: Sequence[Message]) -> None: ...
+    def publish(self, jobs: Sequence[Message]) -> None:
+        """Return once every message is acknowledged by the broker; raise TransientError if any is not.
+
+        After an error some messages may have landed: callers make them idempotent (deterministic job ids).
+        """
+        ...
 
 
 class DelayQueue(Protocol):
-    """The SQS delay queue: retries, send_after hops and the Kafka-down fallback."""
+    """The SQS delay queue: retries, ``send_after`` hops, deferrals and the Kafka-down fallback."""
 
-    def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None: ...
+    def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None:
+        """Queue the messages, visible after ``delay_seconds`` (at most 900).
 
-
-@dataclass(frozen=True)
-class SegmentPage:
-    user_ids: list[str]
-    next_cursor: Optional[str]
+        Raises TransientError if SQS refused any of them.
+        """
+        ...
 
 
 class SegmentSource(Protocol):
-    """Pages of a segment's user ids. Raises NotFound for an unknown segment, TransientError when down."""
+    """Segments of users: static ones in DynamoDB or dynamic ones the Auth service answers."""
 
-    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage: ...
+    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
+        """Up to ``limit`` user ids from ``cursor`` (None: the start) and the cursor of the next page (None: last).
 
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """A job (or a raw record that is not one) that will not be delivered, and why."""
-
-    reason: str
-    error: str
-    attempt: int
-    job: Optional[dict[str, Any]] = None
-    raw: Optional[str] = None  # a record that is not a job, as text
-    source: str = ""
-    failed_at: str = ""
-    raw_base64: Optional[str] = None  # ... or base64 when it is not UTF-8
-    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.delivery.MAX_RAW_BYTES)
+        Raises NotFound for an unknown segment, TransientError when the source is down.
+        """
+        ...
 
 
 class DeadLetterQueue(Protocol):
-    def send(self, letter: DeadLetter) -> None: ...
+    """The write side of the DLQ: where every job that will not be delivered ends, with its reason."""
 
-
-@dataclass(frozen=True)
-class ReceivedLetter:
-    """A message read from the dead-letter queue; ``receipt`` deletes it."""
-
-    message_id: str
-    receipt: str
-    body: dict[str, Any]
-    sent_at: str
-    receive_count: int
+    def send(self, letter: DeadLetter) -> None:
+        """Store the letter; raise TransientError (retry) or PermanentError (the queue refused its content)."""
+        ...
 
 
 class DeadLetterInbox(Protocol):
-    """The read side of the dead-letter queue, for operators."""
+    """The read side of the DLQ, for operators (list and redrive)."""
 
-    def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]: ...
+    def receive(self, limit: int, visibility_seconds: int) -> list[ReceivedLetter]:
+        """Up to ``limit`` distinct letters, hidden from other readers for ``visibility_seconds``."""
+        ...
 
-    def delete(self, receipt: str) -> None: ...
+    def delete(self, receipt: str) -> None:
+        """Remove a received letter for good (its job was queued again, or it is no longer needed)."""
+        ...
 
     def release(self, receipt: str) -> None:
         """Make a received letter visible again now (it was not acted on)."""
         ...
 
 
-@dataclass(frozen=True)
-class UserProfile:
-    """A recipient as the Auth service describes them."""
-
-    id: str
-    email: Optional[str] = None
-    phone: Optional[str] = None
-    first_name: Optional[str] = None
-    last_name: Optional[str] = None
-    locale: Optional[str] = None
-    timezone: Optional[str] = None
-    push_endpoints: tuple[str, ...] = ()
-
-    def contact(self) -> Contact:
-        return Contact(email=self.email, phone=self.phone, push_endpoints=list(self.push_endpoints))
-
-    def template_context(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "email": self.email,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "locale": self.locale,
-            "timezone": self.timezone,
-        }
-
-
 class UserDirectory(Protocol):
-    """The Auth service. Raises NotFound for an unknown user, TransientError when unreachable."""
+    """The Auth service's users."""
 
-    def get_user(self, user_id: str) -> UserProfile: ...
-
-
-@dataclass(frozen=True)
-class Template:
-    """One version of the template for an event type, channel and locale."""
-
-    event_type: str
-    channel: Channel
-    locale: str
-    version: int
-    template_id: str
-    subject: Optional[str] = None
-    body_text: Optional[str] = None
-    body_html: Optional[str] = None
-    title: Optional[str] = None
-    body: Optional[str] = None
-    created_at: str = ""
-    deleted: bool = False
+    def get_user(self, user_id: str) -> UserProfile:
+        """The user's profile; NotFound if unknown, TransientError when unreachable, PermanentError on nonsense."""
+        ...
 
 
 class TemplateStore(Protocol):
-    """Versioned templates. ``latest`` skips nothing: a deleted key's newest version is a tombstone."""
+    """Versioned templates by (event type, channel, locale). A deleted key's newest version is a tombstone."""
 
-    def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]: ...
+    def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
+        """The newest version, tombstone included (check ``deleted``); None if the key never existed."""
+        ...
 
-    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]: ...
+    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
+        """One version exactly, or None."""
+        ...
 
-    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]: ...
+    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
+        """Every version of the key, newest first."""
+        ...
 
-    def keys(self) -> list[Template]: ...
+    def keys(self) -> list[Template]:
+        """The newest version of every key."""
+        ...
 
-    def save(self, template: Template) -> Template: ...
-
-
-@dataclass(frozen=True)
-class RenderedMessage:
-    """A template rendered for one recipient."""
-
-    template_id: str
-    template_version: int
-    locale: str
-    subject: Optional[str] = None
-    text: Optional[str] = None
-    html: Optional[str] = None
-    title: Optional[str] = None
-    body: Optional[str] = None
+    def save(self, template: Template) -> Template:
+        """Store the next version of the key (its number assigned here) and return it as stored."""
+        ...
 
 
 class EmailSender(Protocol):
-    """Returns the provider's message id. Raises TransientError, PermanentError or OutcomeUnknown.
-
-    ``headers`` are added to the message; ``tags`` (name to value, letters, digits, ``_-.@``) travel with the
-    send to the provider's own events (SES's ``mail.tags``), so a delivery or bounce can be traced to its job.
-    """
+    """An email provider (SES v2). One call is one attempt: the worker owns retries."""
 
     def send_email(
         self,
@@ -171,100 +124,80 @@ class EmailSender(Protocol):
         message: RenderedMessage,
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
-    ) -> str: ...
+    ) -> str:
+        """Send one email and return the provider's message id.
+
+        ``headers`` are added to the message; ``tags`` (name to value, letters, digits, ``_-.@``) travel with
+        the send to the provider's own events (SES's ``mail.tags``), so a delivery or bounce leads to its job.
+        Raises TransientError (nothing was sent: retry), PermanentError (never retry) or OutcomeUnknown (the
+        request went out and no answer came back: never retry).
+        """
+        ...
 
 
 class PushSender(Protocol):
-    def send_push(self, endpoint: str, message: RenderedMessage, data: dict[str, Any]) -> str: ...
+    """A push provider (SNS mobile endpoints). One call is one attempt."""
+
+    def send_push(self, endpoint: str, message: RenderedMessage, data: dict[str, Any]) -> str:
+        """Publish to one endpoint and return the provider's message id; errors as :meth:`EmailSender.send_email`."""
+        ...
 
 
 class WebSocketSender(Protocol):
-    def send_websocket(self, connection_id: str, message: RenderedMessage, data: dict[str, Any]) -> str: ...
+    """Delivery to a live in-app connection."""
 
-
-class ClaimOutcome(str, Enum):
-    CLAIMED = "claimed"
-    DUPLICATE = "duplicate"  # already terminal, or owned by a live lease, or a stale attempt
-    ABANDONED = "abandoned"  # a crashed worker left it mid-send: outcome unknown
-
-
-@dataclass(frozen=True)
-class Claim:
-    outcome: ClaimOutcome
-    token: str = ""
-    current: Optional[Status] = None
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One entry of a job's history."""
-
-    status: Status
-    at: str
-    attempt: int
-    error: Optional[str] = None
-    detail: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobRecord:
-    """A job's current state and full history as stored."""
-
-    job_id: str
-    event_id: str
-    event_type: str
-    user_id: str
-    channel: Channel
-    status: Status
-    attempt: int
-    created_at: str
-    updated_at: str
-    last_error: Optional[str]
-    history: list[Transition]
-    send_after: Optional[str] = None
-    expires_at: Optional[str] = None
-    template_version: Optional[int] = None
-    provider_message_id: Optional[str] = None
-
-
-@dataclass(frozen=True)
-class EventRecord:
-    """One accepted event: enough to re-derive every job id it produced."""
-
-    event_id: str
-    event_type: str
-    user_ids: list[str]
-    channels: list[Channel]
-    priority: str
-    created_at: str
-    expires_at: str
-    send_after: Optional[str] = None
-    segment_id: Optional[str] = None
-    page: Optional[int] = None  # set on the record of one fan-out page
+    def send_websocket(self, connection_id: str, message: RenderedMessage, data: dict[str, Any]) -> str:
+        """Post to one connection and return an id for the history; errors as :meth:`EmailSender.send_email`."""
+        ...
 
 
 class StatusStore(Protocol):
-    """Event records and job state. Every write that fails raises StoreUnavailable."""
+    """Event records and job state (DynamoDB). Every call that cannot reach the store raises StoreUnavailable.
 
-    def put_event(self, record: EventRecord) -> None: ...
+    The job's item is its idempotency record: ``claim`` and ``transition`` are conditional writes, and their
+    results are how two copies of one job (Kafka and SQS redeliver) never both send it.
+    """
 
-    def put_events(self, records: Sequence[EventRecord]) -> None: ...
+    def put_event(self, record: EventRecord) -> None:
+        """Record one accepted event (enough to re-derive its job ids)."""
+        ...
 
-    def delete_event(self, event_id: str) -> None: ...
+    def put_events(self, records: Sequence[EventRecord]) -> None:
+        """Record many accepted events at once (a batch costs one write per chunk, not one per event)."""
+        ...
 
-    def put_page(self, record: EventRecord) -> bool: ...
+    def delete_event(self, event_id: str) -> None:
+        """Forget an event that was not accepted after all (nothing of it was published)."""
+        ...
 
-    def page_done(self, event_id: str, page: int) -> bool: ...
+    def put_page(self, record: EventRecord) -> bool:
+        """Record one expanded page of a segment event. True: recorded now, so publish its jobs. False: it was
+        recorded before, the page is done and its jobs must not be published again."""
+        ...
 
-    def event_pages(self, event_id: str) -> list[EventRecord]: ...
+    def page_done(self, event_id: str, page: int) -> bool:
+        """True if that page of the event was recorded (expanded and published) already."""
+        ...
 
-    def get_event(self, event_id: str) -> Optional[EventRecord]: ...
+    def event_pages(self, event_id: str) -> list[EventRecord]:
+        """The recorded pages of a segment event, in page order."""
+        ...
 
-    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]: ...
+    def get_event(self, event_id: str) -> Optional[EventRecord]:
+        """The event's record, or None."""
+        ...
 
-    def get_job(self, job_id: str) -> Optional[JobRecord]: ...
+    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
+        """The record of the event that produced the job (located by the job id's first 64 bits), or None."""
+        ...
 
-    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]: ...
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        """The job's state and history, or None until a worker first claimed it."""
+        ...
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """Many jobs at once, by id; ids without a record are missing from the result."""
+        ...
 
     def user_jobs(
         self,
@@ -273,9 +206,21 @@ class StatusStore(Protocol):
         cursor: Optional[str] = None,
         status: Optional[Status] = None,
         channel: Optional[Channel] = None,
-    ) -> tuple[list[JobRecord], Optional[str]]: ...
+    ) -> tuple[list[JobRecord], Optional[str]]:
+        """A user's jobs, newest first, optionally filtered, and the cursor of the next page (None: last)."""
+        ...
 
-    def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim: ...
+    def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
+        """Take the job for one attempt, holding a lease of ``lease_seconds``.
+
+        ``CLAIMED`` (with a lease token): this copy owns the attempt; pass the token to ``transition``.
+        ``DUPLICATE``: do nothing: the job is terminal, a live lease holds it (``current`` says its status; the
+        caller looks again after the lease), or this copy is of an older attempt.
+        ``ABANDONED`` (with a token): the job was left ``SENDING`` by a worker whose lease ran out, so the outcome
+        of its provider call is unknown; this copy owns it only to end it ``FAILED``/``outcome_unknown``.
+        A redrive's copy (``attempt == retry_base > 0``) may also claim a ``FAILED`` job of an earlier attempt.
+        """
+        ...
 
     def transition(
         self,
@@ -287,4 +232,73 @@ class StatusStore(Protocol):
         attempt: Optional[int] = None,
         error: Optional[str] = None,
         detail: Optional[dict[str, Any]] = None,
-    ) -> bool: ...
+    ) -> bool:
+        """Move the job to ``status`` and append it to the history, if ``token`` still holds the lease.
+
+        True: written. False: the lease is no longer this copy's (another copy took the job over): stop, and
+        never call a provider after a False. Terminal statuses release the lease.
+        """
+        ...
+
+
+class CampaignStore(Protocol):
+    """Campaigns and their runs (DynamoDB). Calls that cannot reach the store raise StoreUnavailable."""
+
+    def put(self, campaign: Campaign) -> None:
+        """Store a new campaign."""
+        ...
+
+    def get(self, campaign_id: str) -> Optional[Campaign]:
+        """The campaign, or None."""
+        ...
+
+    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
+        """Up to ``limit`` campaigns from ``cursor`` and the next cursor (None: last page)."""
+        ...
+
+    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
+        """Store the changed campaign if nobody changed it since ``expected_updated_at``. False: someone did."""
+        ...
+
+    def delete(self, campaign_id: str) -> None:
+        """Remove the campaign and its runs."""
+        ...
+
+    def due(self, now: datetime, limit: int) -> list[Campaign]:
+        """Up to ``limit`` active campaigns whose next run is at or before ``now`` (the sparse ``due`` index)."""
+        ...
+
+    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
+        """Take the run at ``fire_time``. True: this scheduler fires it. False: another scheduler holds it or the
+        campaign moved on (changed, paused, already fired)."""
+        ...
+
+    def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
+        """Record the run and move the campaign on, in one transaction, if the claim is still this scheduler's.
+
+        False: it is not (the lease ran out and another scheduler took the run); nothing was written.
+        """
+        ...
+
+    def runs(self, campaign_id: str, limit: int) -> list[Run]:
+        """The campaign's most recent runs, newest first."""
+        ...
+
+
+class CampaignTrigger(Protocol):
+    """Starts a campaign run."""
+
+    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
+        """Ingest one ``campaign_triggered`` event for the campaign's segment under ``event_id``.
+
+        The event id is deterministic per run, so triggering the same run twice yields the same jobs.
+        """
+        ...
+
+
+class ApiKeyLookup(Protocol):
+    """Stored API keys."""
+
+    def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
+        """The scopes of the key with this SHA-256 hash, or None if no such key exists."""
+        ...

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from typing import Optional
 
 from notify.errors import TransientError
-from notify.ports import EmailSender, RenderedMessage
+from notify.ports import EmailSender
+from notify.records import RenderedMessage
 
 
 class RateLimited(TransientError):

@@ -17,7 +17,7 @@ from jinja2 import TemplateSyntaxError, Undefined
 
 from notify.catalog import EVENT_TYPES
 from notify.errors import TemplateFailed
-from notify.ports import RenderedMessage, Template
+from notify.records import RenderedMessage, Template
 from notify.sandbox import (
     MAX_INT_BITS,
     MAX_ITEMS,

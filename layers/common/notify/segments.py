@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Optional
 
 from notify.errors import NotFound
-from notify.ports import SegmentPage, SegmentSource
+from notify.ports import SegmentSource
+from notify.records import SegmentPage
 
 
 class CompositeSegmentSource:

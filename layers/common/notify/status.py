@@ -7,7 +7,8 @@ from typing import Any, Optional
 from notify.errors import NotFound
 from notify.jobs import job_id as derive_job_id
 from notify.models import Channel, Status
-from notify.ports import EventRecord, JobRecord, StatusStore
+from notify.ports import StatusStore
+from notify.records import EventRecord, JobRecord
 
 
 def job_view(record: JobRecord) -> dict[str, Any]:

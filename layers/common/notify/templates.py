@@ -11,7 +11,8 @@ from notify.catalog import EventType, field_errors, get_event_type, validate_pay
 from notify.clock import Clock, iso
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
 from notify.models import Channel, Strict
-from notify.ports import RenderedMessage, Template, TemplateStore, UserProfile
+from notify.ports import TemplateStore
+from notify.records import RenderedMessage, Template, UserProfile
 from notify.rendering import RenderFailed, render, render_context
 from notify.sandbox import BoundedEnvironment
 

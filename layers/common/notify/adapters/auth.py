@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notify.errors import NotFound, PermanentError, TransientError
 from notify.models import UserId
-from notify.ports import SegmentPage, UserProfile
+from notify.records import SegmentPage, UserProfile
 from notify.resilience import CircuitBreaker, TtlCache
 
 log = logging.getLogger(__name__)

@@ -12,11 +12,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code
 from notify.adapters.dynamo import _values, batch_write, conditional, from_item, to_item
-from notify.campaigns import Campaign, CampaignStatus, Run
 from notify.clock import iso
 from notify.errors import FieldError, NotFound, StoreUnavailable, ValidationFailed
 from notify.models import Channel, Priority
-from notify.ports import SegmentPage
+from notify.records import Campaign, CampaignStatus, Run, SegmentPage
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -20,7 +20,7 @@ from notify.errors import Conflict, FieldError, StoreUnavailable, ValidationFail
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
-from notify.ports import Claim, ClaimOutcome, EventRecord, JobRecord, Template, Transition
+from notify.records import Claim, ClaimOutcome, EventRecord, JobRecord, Template, Transition
 from notify.resilience import TtlCache
 
 if TYPE_CHECKING:

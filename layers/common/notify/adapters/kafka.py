@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from notify.errors import TransientError
-from notify.models import FanoutTask, NotificationJob
-from notify.ports import Message
+from notify.models import FanoutTask, Message, NotificationJob
 from notify.settings import KafkaSettings
 
 log = logging.getLogger(__name__)

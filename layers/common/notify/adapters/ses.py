@@ -8,7 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code, is_transient, send_failure
 from notify.errors import PermanentError, TransientError
-from notify.ports import RenderedMessage
+from notify.records import RenderedMessage
 
 if TYPE_CHECKING:
     from mypy_boto3_sesv2 import SESV2Client

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
-from notify.models import NotificationJob
-from notify.ports import DeadLetter, Message, ReceivedLetter
+from notify.models import Message, NotificationJob
+from notify.records import DeadLetter, ReceivedLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -1,0 +1,231 @@
+"""Records: the plain data the domain and its ports exchange (no behaviour beyond small conversions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Optional
+
+from notify.clock import iso
+from notify.models import Channel, Contact, Priority, Status
+
+
+@dataclass(frozen=True)
+class SegmentPage:
+    """One page of a segment: its user ids and the cursor of the next page (None on the last)."""
+
+    user_ids: list[str]
+    next_cursor: Optional[str]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job (or a raw record that is not one) that will not be delivered, and why."""
+
+    reason: str
+    error: str
+    attempt: int
+    job: Optional[dict[str, Any]] = None
+    raw: Optional[str] = None  # a record that is not a job, as text
+    source: str = ""
+    failed_at: str = ""
+    raw_base64: Optional[str] = None  # ... or base64 when it is not UTF-8
+    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.delivery.MAX_RAW_BYTES)
+
+
+@dataclass(frozen=True)
+class ReceivedLetter:
+    """A message read from the dead-letter queue; ``receipt`` deletes it."""
+
+    message_id: str
+    receipt: str
+    body: dict[str, Any]
+    sent_at: str
+    receive_count: int
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """A recipient as the Auth service describes them."""
+
+    id: str
+    email: Optional[str] = None
+    phone: Optional[str] = None
+    first_name: Optional[str] = None
+    last_name: Optional[str] = None
+    locale: Optional[str] = None
+    timezone: Optional[str] = None
+    push_endpoints: tuple[str, ...] = ()
+
+    def contact(self) -> Contact:
+        return Contact(email=self.email, phone=self.phone, push_endpoints=list(self.push_endpoints))
+
+    def template_context(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "email": self.email,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "locale": self.locale,
+            "timezone": self.timezone,
+        }
+
+
+@dataclass(frozen=True)
+class Template:
+    """One version of the template for an event type, channel and locale."""
+
+    event_type: str
+    channel: Channel
+    locale: str
+    version: int
+    template_id: str
+    subject: Optional[str] = None
+    body_text: Optional[str] = None
+    body_html: Optional[str] = None
+    title: Optional[str] = None
+    body: Optional[str] = None
+    created_at: str = ""
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """A template rendered for one recipient."""
+
+    template_id: str
+    template_version: int
+    locale: str
+    subject: Optional[str] = None
+    text: Optional[str] = None
+    html: Optional[str] = None
+    title: Optional[str] = None
+    body: Optional[str] = None
+
+
+class ClaimOutcome(str, Enum):
+    """What :meth:`notify.ports.StatusStore.claim` found (its docstring says what each means for the caller)."""
+
+    CLAIMED = "claimed"
+    DUPLICATE = "duplicate"  # already terminal, or owned by a live lease, or a stale attempt
+    ABANDONED = "abandoned"  # a crashed worker left it mid-send: outcome unknown
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The result of a claim: the outcome, the lease token when this copy owns the job, and the status seen."""
+
+    outcome: ClaimOutcome
+    token: str = ""
+    current: Optional[Status] = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One entry of a job's history."""
+
+    status: Status
+    at: str
+    attempt: int
+    error: Optional[str] = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's current state and full history as stored."""
+
+    job_id: str
+    event_id: str
+    event_type: str
+    user_id: str
+    channel: Channel
+    status: Status
+    attempt: int
+    created_at: str
+    updated_at: str
+    last_error: Optional[str]
+    history: list[Transition]
+    send_after: Optional[str] = None
+    expires_at: Optional[str] = None
+    template_version: Optional[int] = None
+    provider_message_id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One accepted event: enough to re-derive every job id it produced."""
+
+    event_id: str
+    event_type: str
+    user_ids: list[str]
+    channels: list[Channel]
+    priority: str
+    created_at: str
+    expires_at: str
+    send_after: Optional[str] = None
+    segment_id: Optional[str] = None
+    page: Optional[int] = None  # set on the record of one fan-out page
+
+
+class CampaignStatus(str, Enum):
+    """``ACTIVE`` fires on its cron; ``PAUSED`` does not until resumed; ``INACTIVE`` is done (``max_runs`` used)."""
+
+    ACTIVE = "ACTIVE"
+    PAUSED = "PAUSED"
+    INACTIVE = "INACTIVE"
+
+
+@dataclass
+class Campaign:
+    """A cron-scheduled send of one event type to a segment, as stored."""
+
+    campaign_id: str
+    name: str
+    cron: str
+    timezone: str
+    segment_id: str
+    event_type: str
+    payload: dict[str, Any]
+    channels: Optional[list[Channel]]
+    priority: Optional[Priority]
+    max_runs: Optional[int]
+    status: CampaignStatus
+    runs_count: int
+    last_triggered_at: Optional[datetime]
+    next_run_at: Optional[datetime]
+    created_at: datetime
+    updated_at: datetime
+
+    def view(self) -> dict[str, Any]:
+        """The public JSON shape."""
+        return {
+            "campaign_id": self.campaign_id,
+            "name": self.name,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "segment_id": self.segment_id,
+            "event_type": self.event_type,
+            "payload": self.payload,
+            "channels": [c.value for c in self.channels] if self.channels else None,
+            "priority": self.priority.value if self.priority else None,
+            "max_runs": self.max_runs,
+            "status": self.status.value,
+            "runs_count": self.runs_count,
+            "last_triggered_at": iso(self.last_triggered_at) if self.last_triggered_at else None,
+            "next_run_at": iso(self.next_run_at) if self.next_run_at else None,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+        }
+
+
+@dataclass(frozen=True)
+class Run:
+    """One firing of a campaign: when it was due, and the event it produced."""
+
+    campaign_id: str
+    fire_time: datetime
+    run_id: str
+    event_id: str
+    triggered_at: datetime
