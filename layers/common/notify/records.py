@@ -170,7 +170,7 @@ class EventRecord:
 
 
 class CampaignStatus(str, Enum):
-    """``ACTIVE`` fires on its cron; ``PAUSED`` does not until resumed; ``INACTIVE`` is done (``max_runs`` used)."""
+    """ACTIVE fires on its cron; PAUSED does not until resumed; INACTIVE is done (its max_runs are used)."""
 
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
