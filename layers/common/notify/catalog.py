@@ -19,16 +19,22 @@ class Payload(BaseModel):
 
 
 class UserRegistered(Payload):
+    """``user_registered``: the link that confirms the new account, and the user's first name if known."""
+
     confirmation_url: HttpUrl
     first_name: Optional[str] = Field(default=None, max_length=100)
 
 
 class PasswordReset(Payload):
+    """``password_reset``: the reset link and how many minutes it stays valid (at most a week)."""
+
     reset_url: HttpUrl
     expires_in_minutes: int = Field(gt=0, le=7 * 24 * 60)
 
 
 class ReviewLiked(Payload):
+    """``review_liked``: which review of which film was liked, by whom, and its number of likes now."""
+
     review_id: str = Field(min_length=1, max_length=128)
     movie_id: str = Field(min_length=1, max_length=128)
     movie_title: str = Field(min_length=1, max_length=300)
@@ -37,6 +43,8 @@ class ReviewLiked(Payload):
 
 
 class NewEpisode(Payload):
+    """``new_episode``: the series, the season and episode numbers, and where to watch it."""
+
     series_id: str = Field(min_length=1, max_length=128)
     series_title: str = Field(min_length=1, max_length=300)
     season: int = Field(ge=1)
@@ -46,6 +54,8 @@ class NewEpisode(Payload):
 
 
 class NewFilm(Payload):
+    """``new_film``: the film, its release date and where to watch it."""
+
     film_id: str = Field(min_length=1, max_length=128)
     title: str = Field(min_length=1, max_length=300)
     release_date: date

@@ -50,6 +50,8 @@ MAX_ERROR_CHARS = 2000
 
 
 class Outcome(str, Enum):
+    """What became of one record in the worker; each value is counted as a metric of that name."""
+
     SENT = "sent"
     FAILED = "failed"
     EXPIRED = "expired"
@@ -103,6 +105,8 @@ def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
 
 @dataclass
 class DeliverySettings:
+    """The worker's delivery knobs: fallback locale, claim lease, longest provider call, unsubscribe link, retries."""
+
     sender_name: str = "Notifications"
     default_locale: str = "en"
     lease_seconds: int = 60

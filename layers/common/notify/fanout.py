@@ -29,6 +29,8 @@ FANOUT_RETRY = RetryPolicy(base_seconds=5, cap_seconds=300, max_attempts=10)
 
 @dataclass(frozen=True)
 class PageOutcome:
+    """What handling one fan-out task did, and for an expanded page how many users and jobs and whether more follow."""
+
     outcome: str  # "expanded", "duplicate", "scheduled", "retrying", "expired", "failed"
     users: int = 0
     jobs: int = 0
@@ -36,6 +38,12 @@ class PageOutcome:
 
 
 class FanoutService:
+    """Expands a segment event one page per task: reads the page, publishes its jobs and the next task, records it.
+
+    Expired tasks are dropped, tasks not yet due re-queued, a source that is down retried with backoff, and an
+    unknown segment, an unusable answer or spent retries dead-lettered; see :meth:`handle`.
+    """
+
     def __init__(
         self,
         store: StatusStore,

@@ -30,18 +30,35 @@ UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_BYTES), AfterValid
 
 
 class Channel(str, Enum):
+    """How a notification reaches the user: email, push to their mobile devices, or websocket to an open app session."""
+
     EMAIL = "email"
     PUSH = "push"
     WEBSOCKET = "websocket"
 
 
 class Priority(str, Enum):
+    """How hard delivery tries after a failure.
+
+    High retries soonest and most often (up to 8 attempts in all), normal up to 6, and low up to 5 with the
+    longest waits between them. An event that gives no priority gets its event type's.
+    """
+
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
 
 
 class Status(str, Enum):
+    """Where a notification stands.
+
+    ACCEPTED: queued, not yet picked up by a worker. PROCESSING: a worker has taken it. SENDING: the provider is
+    being called. SCHEDULED: waiting until its send_after time (or a retry's). RETRYING: an attempt failed for a
+    passing reason and another is planned. The other four are final: SENT (the provider accepted it), FAILED (a
+    permanent error, no attempts left, or a send whose outcome is unknown; a copy goes to the dead-letter queue),
+    EXPIRED (its expires_at passed before it could be sent) and SKIPPED (not to be sent).
+    """
+
     ACCEPTED = "ACCEPTED"
     PROCESSING = "PROCESSING"
     SENDING = "SENDING"
@@ -54,6 +71,7 @@ class Status(str, Enum):
 
     @property
     def terminal(self) -> bool:
+        """True for SENT, FAILED, EXPIRED and SKIPPED: no worker moves the job again (a redrive may restart FAILED)."""
         return self in TERMINAL_STATUSES
 
 
@@ -75,6 +93,8 @@ class Strict(BaseModel):
 
 
 class Recipients(Strict):
+    """Who receives the event: either user_ids (1 to 1,000 ids; repeated ids count once) or one segment_id, not both."""
+
     user_ids: Optional[list[UserId]] = Field(default=None, min_length=1, max_length=MAX_RECIPIENTS)
     segment_id: Optional[UserId] = None
 
@@ -89,7 +109,7 @@ class Recipients(Strict):
 
 
 class EventRequest(Strict):
-    """Body of POST /api/v1/events. ``payload`` is checked against the event type's model."""
+    """Body of POST /api/v1/events. The payload is checked against the fields its event type defines."""
 
     event_type: str = Field(min_length=1, max_length=64)
     payload: dict[str, Any]

@@ -79,5 +79,6 @@ class RateLimitedEmailSender:
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
     ) -> str:
+        """Take a token (waiting for it; RateLimited if none is due within ``max_wait``), then send with ``sender``."""
         self._bucket.acquire()
         return self._sender.send_email(to, message, headers, tags)

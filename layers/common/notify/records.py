@@ -59,9 +59,11 @@ class UserProfile:
     push_endpoints: tuple[str, ...] = ()
 
     def contact(self) -> Contact:
+        """Where to reach the user, as a job's Contact: email, phone and push endpoints."""
         return Contact(email=self.email, phone=self.phone, push_endpoints=list(self.push_endpoints))
 
     def template_context(self) -> dict[str, Any]:
+        """The profile as templates see it (``user``): id, email, names, locale and timezone; no phone or endpoints."""
         return {
             "id": self.id,
             "email": self.email,

@@ -37,6 +37,7 @@ class CircuitBreaker:
 
     @property
     def state(self) -> str:
+        """The circuit's state: "closed", "open" (calls refused), or "half-open" once ``reset_seconds`` have passed."""
         with self._lock:
             if self._opened_at is None:
                 return "closed"
@@ -48,11 +49,13 @@ class CircuitBreaker:
             raise CircuitOpen(f"{self.name} circuit is open after {self._failures} consecutive failures")
 
     def success(self) -> None:
+        """Record a call that worked: the failure count restarts and the circuit closes."""
         with self._lock:
             self._failures = 0
             self._opened_at = None
 
     def failure(self) -> None:
+        """Record a failed call; the ``threshold``-th in a row opens the circuit, and one while half-open reopens it."""
         with self._lock:
             self._failures += 1
             if self._failures >= self._threshold:
@@ -72,6 +75,7 @@ class TtlCache(Generic[V]):
         self._lock = threading.Lock()
 
     def get(self, key: str) -> Optional[V]:
+        """The value stored under ``key``, or None if there is none or it is older than the TTL (then it is dropped)."""
         with self._lock:
             hit = self._items.get(key)
             if hit is None:
@@ -83,6 +87,7 @@ class TtlCache(Generic[V]):
             return hit[1]
 
     def put(self, key: str, value: V) -> None:
+        """Store ``value`` as of now, evicting the least recently used entries beyond ``max_items``."""
         with self._lock:
             self._items[key] = (self._now(), value)
             self._items.move_to_end(key)

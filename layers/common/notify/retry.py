@@ -13,6 +13,12 @@ MAX_SQS_DELAY = 900
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """How often and how far apart a job is tried.
+
+    ``max_attempts`` in all; before attempt n + 1, a random wait of up to ``base_seconds * 2**n``, at most
+    ``cap_seconds``.
+    """
+
     base_seconds: float
     cap_seconds: float
     max_attempts: int

@@ -86,6 +86,7 @@ class Budget:
         raise BudgetExceeded(reason)
 
     def check_time(self) -> None:
+        """Raise BudgetExceeded once the render's CPU time passes its deadline."""
         if self.clock() > self.deadline:
             self.fail(f"rendering took longer than {self.seconds:g} s")
 
@@ -148,6 +149,8 @@ def budget_scope(budget: Budget) -> Iterator[Budget]:
 
 @dataclass
 class Size:
+    """The measure of a value: about how long its text is, how many objects it holds, and how deep they nest."""
+
     chars: int = 0  # about the length of str(value)
     nodes: int = 0  # objects walked
     depth: int = 0  # deepest nesting
@@ -451,21 +454,25 @@ class BudgetCodeGenerator(CodeGenerator):
     """Jinja2's code generator plus the budget's hooks."""
 
     def visit_ExprStmt(self, node: nodes.ExprStmt, frame: Frame) -> None:
+        """Emit a budget tick for the marker statements this generator inserted; other statements as Jinja2 does."""
         if isinstance(node.node, nodes.Const) and isinstance(node.node.value, _Tick):
             self.writeline(f"environment.budget_tick({int(node.node.value.chars)})", node)
         else:
             super().visit_ExprStmt(node, frame)
 
     def visit_For(self, node: nodes.For, frame: Frame) -> None:
+        """A loop whose body starts with a budget tick, charged with the body's literal text."""
         node.body = [_tick_node(node.body, node.lineno), *node.body]
         super().visit_For(node, frame)
 
     def macro_body(self, node: Any, frame: Frame) -> Any:
+        """A macro whose body starts with a budget tick, so recursion counts against the iteration limit."""
         node.body = [_tick_node(node.body, node.lineno), *node.body]
         return super().macro_body(node, frame)
 
     @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        """``~`` through :meth:`BoundedEnvironment.budget_concat`, so a concatenation is sized before it is built."""
         if frame.eval_ctx.volatile:
             func_name = "(markup_join if context.eval_ctx.volatile else str_join)"
         elif frame.eval_ctx.autoescape:
@@ -480,6 +487,7 @@ class BudgetCodeGenerator(CodeGenerator):
 
     @optimizeconst
     def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        """Comparisons with every operand through :meth:`BoundedEnvironment.budget_operand`."""
         self.write("(environment.budget_operand(")
         self.visit(node.expr, frame)
         self.write(")")
@@ -507,15 +515,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     # hooks called from generated code ------------------------------------------------------------
     def budget_tick(self, chars: int) -> None:
+        """Called at the top of every loop body and macro body: one iteration, charged with its literal text."""
         current().tick(chars)
 
     def budget_concat(self, join: Callable[[Any], str], parts: tuple[Any, ...]) -> str:
+        """Join ``parts`` with ``join`` unless their measured size passes the value limit; the result is charged."""
         budget = current()
         total = sum(measure(p, budget).chars for p in parts)
         budget.within(total, "concatenation (~)")
         return budget.account(join(parts))  # type: ignore[no-any-return]
 
     def budget_operand(self, value: Any) -> Any:
+        """Return a comparison operand unchanged, refusing a structure whose text form would pass the value limit."""
         if isinstance(value, (list, tuple, dict, set, frozenset)):
             budget = current()
             size = measure(value, budget)
@@ -525,12 +536,14 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     # the sandbox's own interception points ---------------------------------------------------------
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        """Every arithmetic operator: refused before it runs when the result would pass a limit, then charged."""
         budget = current()
         budget.check_time()
         _check_binop(budget, operator, left, right)
         return budget.account(self.binop_table[operator](left, right))
 
     def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Every call (method, macro, global): inputs checked, multiplying methods estimated, and the result charged."""
         budget = current()
         owner = getattr(getattr(obj, "__wrapped__", obj), "__self__", None)
         receiver = owner if isinstance(owner, (*_SEQUENCES, dict, set, frozenset)) else None

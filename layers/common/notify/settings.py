@@ -18,6 +18,8 @@ class _Settings(BaseModel):
 
 
 class StoreSettings(_Settings):
+    """The tables and queues every function uses."""
+
     notifications_table: str = Field(alias="NOTIFICATIONS_TABLE")
     templates_table: str = Field(alias="TEMPLATES_TABLE")
     campaigns_table: str = Field(alias="CAMPAIGNS_TABLE")
@@ -26,6 +28,8 @@ class StoreSettings(_Settings):
 
 
 class KafkaSettings(_Settings):
+    """The jobs topic: brokers, topic, authentication (none, tls or iam) and the publish timeout."""
+
     kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic: str = Field(alias="KAFKA_TOPIC")
     kafka_auth: Literal["none", "tls", "iam"] = Field(default="none", alias="KAFKA_AUTH")
@@ -34,11 +38,16 @@ class KafkaSettings(_Settings):
 
 
 class ApiSettings(StoreSettings, KafkaSettings):
+    """The API function's: the stores and Kafka, plus the idempotency and API key tables."""
+
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
+    signing_key_parameter: str = Field(alias="SIGNING_KEY_PARAMETER")
     api_keys_table: str = Field(alias="API_KEYS_TABLE")
 
 
 class WorkerSettings(StoreSettings, KafkaSettings):
+    """The worker's: the stores and Kafka, plus the Auth service, sender, concurrency, fan-out page size, send rate."""
+
     auth_api_url: str = Field(alias="AUTH_API_URL")
     # The SSM SecureString holding the Auth service token (read through Powertools' parameters utility, cached
     # 5 minutes); unset: the Auth service is called without a token.

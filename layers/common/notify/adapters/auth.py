@@ -38,6 +38,8 @@ class AuthUser(BaseModel):
 
 
 class AuthPage(BaseModel):
+    """A page of segment members as the Auth service answers it; each item is validated on its own, later."""
+
     model_config = ConfigDict(extra="ignore")
 
     items: list[Any] = Field(max_length=10_000)
@@ -56,6 +58,13 @@ class _BearerToken(httpx.Auth):
 
 
 class HttpUserDirectory:
+    """The Auth service over HTTP: the user directory, and the source of dynamic segments.
+
+    Every request passes a circuit breaker and is retried (``attempts`` in all, exponential backoff) when there
+    is no connection or the answer is 429 or 5xx. Profiles are cached (60 s unless another cache is given), and
+    every page of a segment warms the cache for the lookups that follow it.
+    """
+
     def __init__(
         self,
         client: httpx.Client,
@@ -90,6 +99,12 @@ class HttpUserDirectory:
         return cls(client)
 
     def get_user(self, user_id: str) -> UserProfile:
+        """``GET /api/v1/users/{id}`` (the id escaped as one path segment), unless the cache holds the profile.
+
+        Concurrent lookups of one user share one request. 404 is NotFound; no connection, 429 and 5xx are
+        TransientError once the retries are spent (CircuitOpen while the breaker is open); any other status, an
+        answer over 1 MiB, not a JSON object, not a valid profile, or the profile of another user is PermanentError.
+        """
         cached = self._cache.get(user_id)
         if cached is not None:
             return cached

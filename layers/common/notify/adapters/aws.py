@@ -41,6 +41,7 @@ TRANSIENT_CODES = frozenset(
 
 
 def error_code(exc: ClientError) -> str:
+    """The ``Error.Code`` of a botocore ClientError, or "" when the answer carries none."""
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 

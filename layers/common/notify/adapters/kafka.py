@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class KafkaConfig:
+    """How to reach the jobs topic: brokers, topic, the time one publish may take, and authentication."""
+
     bootstrap_servers: str
     topic: str
     timeout_seconds: float = 5.0
@@ -33,6 +35,7 @@ class KafkaConfig:
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaConfig:
+        """The config a function's ``KAFKA_*`` variables (and ``AWS_REGION``, for MSK IAM) describe."""
         return cls(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.kafka_topic,
@@ -107,6 +110,12 @@ class KafkaJobPublisher:
             return self._producer
 
     def publish(self, jobs: Sequence[Message]) -> None:
+        """``send`` every message (key: the user id for a job, the event id for a fan-out task; headers ``kind`` and
+        ``schema_version``), then ``flush`` and wait for each acknowledgement, all within ``timeout_seconds``.
+
+        A KafkaError (an acknowledgement that timed out included) is TransientError, and the producer is closed and
+        dropped, so the next call connects afresh.
+        """
         from kafka.errors import KafkaError
 
         producer = self._get_producer()
@@ -140,6 +149,7 @@ class KafkaJobPublisher:
             log.debug("closing a failed Kafka producer raised", exc_info=True)
 
     def close(self) -> None:
+        """Close the producer if one was made (waiting up to 1 s for unsent batches); a later publish makes another."""
         with self._lock:
             if self._producer is not None:
                 self._producer.close(timeout=1)

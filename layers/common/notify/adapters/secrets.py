@@ -39,6 +39,7 @@ class SsmSecret:
         self._provider = SSMProvider(boto3_client=client)
 
     def __call__(self) -> str:
+        """The current value: ``GetParameter`` with decryption, through the cache; TransientError if unreadable."""
         try:
             value = self._provider.get(self.name, decrypt=True, max_age=self._max_age)
         except GetParameterError as exc:

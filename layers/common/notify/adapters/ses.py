@@ -17,6 +17,8 @@ PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedExcept
 
 
 class SesEmailSender:
+    """Email through SES v2 ``SendEmail`` (simple content, UTF-8) from one address, in a configuration set if given."""
+
     def __init__(self, client: SESV2Client, from_address: str, configuration_set: Optional[str] = None) -> None:
         self._client = client
         self._from = from_address
@@ -29,6 +31,12 @@ class SesEmailSender:
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
     ) -> str:
+        """``SendEmail`` with the text and/or HTML body, ``headers`` as message headers and ``tags`` as ``EmailTags``.
+
+        Throttling, 5xx and the other transient codes are TransientError; any other ClientError, and always
+        MessageRejected, an unverified MAIL FROM domain or a suspended account, is PermanentError. A call that got
+        no answer is mapped by :func:`~notify.adapters.aws.send_failure`.
+        """
         body: dict[str, Any] = {}
         if message.text is not None:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}

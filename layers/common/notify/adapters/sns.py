@@ -18,10 +18,19 @@ PERMANENT_CODES = frozenset({"EndpointDisabled", "InvalidParameter", "NotFound",
 
 
 class SnsPushSender:
+    """Push through SNS ``Publish`` to a mobile platform endpoint's ARN, one message shaped for APNs and FCM."""
+
     def __init__(self, client: SNSClient) -> None:
         self._client = client
 
     def send_push(self, endpoint: str, message: RenderedMessage, data: dict[str, Any]) -> str:
+        """``Publish`` with ``MessageStructure=json``: an APNs alert (sandbox included) with ``data`` beside it, an FCM
+        notification with ``data`` as strings, and the body as the default.
+
+        A disabled or unknown endpoint, an invalid parameter or a disabled platform application is PermanentError;
+        throttling and 5xx otherwise are TransientError, anything else PermanentError. A call that got no answer is
+        mapped by :func:`~notify.adapters.aws.send_failure`.
+        """
         alert = {"title": message.title or "", "body": message.body or ""}
         payload = {
             "default": message.body or "",

@@ -32,6 +32,11 @@ class SqsDelayQueue:
         self._url = queue_url
 
     def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None:
+        """``SendMessageBatch`` in chunks of ten: each message as JSON, with ``kind`` and ``event_id`` attributes.
+
+        Entries SQS reports as failed are sent once more; any still failing, or a call that fails, is TransientError
+        (the chunks sent before it stay sent).
+        """
         for chunk in _batches(list(jobs)):
             entries: list[dict[str, Any]] = [
                 {
@@ -71,6 +76,10 @@ class SqsDeadLetterQueue:
         self._url = queue_url
 
     def send(self, letter: DeadLetter) -> None:
+        """``SendMessage`` of the letter's fields (those set) as JSON, with ``reason`` and ``job_id`` attributes.
+
+        InvalidParameterValue (the queue refused the content) is PermanentError; any other failure is TransientError.
+        """
         body = {k: v for k, v in letter.__dict__.items() if v is not None}
         attributes = {"reason": {"DataType": "String", "StringValue": letter.reason}}
         job_id: Optional[str] = (letter.job or {}).get("job_id")
@@ -123,6 +132,7 @@ class SqsDeadLetterQueue:
         return list(seen.values())
 
     def delete(self, receipt: str) -> None:
+        """``DeleteMessage`` by receipt handle; TransientError if SQS cannot be reached or refuses it."""
         try:
             self._client.delete_message(QueueUrl=self._url, ReceiptHandle=receipt)
         except (ClientError, BotoCoreError) as exc:
