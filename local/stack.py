@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -155,6 +156,7 @@ class LocalStack:
         self.infra = create_resources(self.template, self.config.prefix, self.parameters())
         # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
         put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
+        put_secret(self.infra.parameters["SigningKeyParameter"], secrets.token_urlsafe(48))  # this stack's own
         self.environments = function_environments(self.template, self.infra)
         env = merged_environment(self.environments)
         os.environ.update(env)
@@ -179,7 +181,8 @@ class LocalStack:
         """The default templates and the dev API key."""
         import boto3
         from notify.access import hash_key
-        from notify.adapters.dynamo import DynamoApiKeyStore, DynamoTemplateStore
+        from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
+        from notify.adapters.dynamodb.templates import DynamoTemplateStore
         from notify.clock import iso, utc_now
         from notify.default_templates import seed_default_templates
 

@@ -13,7 +13,8 @@ from typing import Optional
 
 import boto3
 from notify.access import SCOPES, hash_key, new_key
-from notify.adapters.dynamo import DynamoApiKeyStore, DynamoTemplateStore
+from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
+from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.clock import iso, utc_now
 from notify.default_templates import seed_default_templates
 

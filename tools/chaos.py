@@ -405,7 +405,7 @@ class Chaos:
     # -- the count ----------------------------------------------------------------------------------------
 
     def statuses(self) -> dict[str, str]:
-        from notify.adapters.dynamo import DynamoStatusStore
+        from notify.adapters.dynamodb.status import DynamoStatusStore
 
         store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
         return {job: rec.status.value for job, rec in store.get_jobs(list(self.load.jobs)).items()}
@@ -418,7 +418,7 @@ class Chaos:
         return [letter_view(letter) for letter in dlq.receive(100_000, 900)]
 
     def report(self) -> dict[str, Any]:
-        from notify.adapters.dynamo import DynamoStatusStore
+        from notify.adapters.dynamodb.status import DynamoStatusStore
 
         statuses = self.statuses()
         letters = self.letters()

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 import pytest
-from notify.adapters.campaigns import DynamoCampaignStore
+from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.clock import iso
 from notify.records import CampaignStatus
 

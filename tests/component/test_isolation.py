@@ -16,7 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
-from notify.adapters.dynamo import DynamoTemplateStore
+from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, NotificationJob

@@ -7,7 +7,7 @@ import uuid
 
 import boto3
 import pytest
-from notify.adapters.dynamo import DynamoTemplateStore
+from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.models import Channel
 from notify.records import Template
 

@@ -19,6 +19,8 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
+from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.items import to_item
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, NotificationJob
@@ -369,3 +371,22 @@ def test_a_users_history_is_newest_first_filtered_and_paged(auth_service: AuthSe
     assert (status, push["items"]) == (200, [])
     assert call_api("GET", f"/api/v1/users/{user}/notifications?cursor=garbage")[0] == 422
     assert call_api("GET", f"/api/v1/users/{user}/notifications?status=NOPE")[0] == 422
+
+
+def test_a_cursor_the_api_did_not_issue_is_refused_before_dynamodb_sees_it(auth_service: AuthService) -> None:
+    user, other = _user(auth_service), _user(auth_service)
+    for owner in (user, user, other):
+        _worker(_kafka(_job(owner)))
+    status, page = call_api("GET", f"/api/v1/users/{user}/notifications?limit=1")
+    cursor = page["next_cursor"]
+    assert status == 200 and cursor and "USER#" not in cursor  # opaque
+    assert call_api("GET", f"/api/v1/users/{user}/notifications?cursor={cursor}")[0] == 200
+    body, _, signature = cursor.partition(".")
+    key = json.loads(base64.urlsafe_b64decode(body))
+    key["gsi1pk"] = f"USER#{other}"  # start inside someone else's partition, keeping the signature
+    forged = base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode() + "." + signature
+    resigned = CursorCodec(lambda: "not the service's key").encode(to_item(key))
+    for bad in (forged, resigned, body, cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB"), "x" * 3000):
+        status, error = call_api("GET", f"/api/v1/users/{user}/notifications?cursor={bad}")
+        assert status == 422, (bad, error)
+        assert error["error"]["fields"][0]["loc"].endswith("cursor"), error

@@ -204,22 +204,30 @@ def _ssm_statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def test_only_the_worker_may_read_the_auth_token_and_nothing_else(tpl: Template) -> None:
-    ((function, statement),) = _ssm_statements(tpl)
-    assert function == "WorkerFunction"
-    assert statement["Effect"] == "Allow"
-    assert statement["Action"] == "ssm:GetParameter"
-    assert statement["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${AuthApiTokenParameter}"
-    }
-    # The ARN joins "parameter" and the name, so the name must start with its slash.
-    pattern = tpl.parameters["AuthApiTokenParameter"]["AllowedPattern"]
-    assert re.fullmatch(pattern, tpl.parameters["AuthApiTokenParameter"]["Default"])
-    assert not re.fullmatch(pattern, "notifications/auth-api-token")
-    assert not re.fullmatch(pattern, "/notifications/*")
+SECRETS = {"WorkerFunction": "AuthApiTokenParameter", "ApiFunction": "SigningKeyParameter"}
 
 
-def test_the_worker_is_given_the_parameter_name_not_the_token(tpl: Template) -> None:
+def test_each_function_may_read_only_its_own_secret_and_nothing_else(tpl: Template) -> None:
+    statements = _ssm_statements(tpl)
+    assert sorted(function for function, _ in statements) == sorted(SECRETS)
+    for function, statement in statements:
+        parameter = SECRETS[function]
+        assert statement["Effect"] == "Allow"
+        assert statement["Action"] == "ssm:GetParameter"
+        assert statement["Resource"] == {
+            "Fn::Sub": f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{parameter}}}"
+        }
+        # The ARN joins "parameter" and the name, so the name must start with its slash.
+        pattern = tpl.parameters[parameter]["AllowedPattern"]
+        assert re.fullmatch(pattern, tpl.parameters[parameter]["Default"])
+        assert not re.fullmatch(pattern, "notifications/auth-api-token")
+        assert not re.fullmatch(pattern, "/notifications/*")
+
+
+def test_functions_are_given_parameter_names_not_secrets(tpl: Template) -> None:
     env = tpl.functions()["WorkerFunction"].environment
     assert env["AUTH_API_TOKEN_PARAMETER"] == {"Ref": "AuthApiTokenParameter"}
     assert "AUTH_API_TOKEN" not in env
+    api = tpl.functions()["ApiFunction"].environment
+    assert api["SIGNING_KEY_PARAMETER"] == {"Ref": "SigningKeyParameter"}
+    assert not any("SIGNING_KEY" == k for k in api)

@@ -11,8 +11,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from notify.adapters.campaigns import DynamoCampaignStore
-from notify.adapters.dynamo import DynamoStatusStore
+from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
+from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.campaigns import CampaignScheduler, IngestTrigger

@@ -19,8 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
-from notify.adapters.campaigns import DynamoSegmentStore
-from notify.adapters.dynamo import DynamoStatusStore, DynamoTemplateStore
+from notify.adapters.dynamodb.segments import DynamoSegmentStore
+from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender

@@ -1,21 +1,17 @@
-"""DynamoDB adapters for CampaignsTable: campaigns with their runs, and static segments."""
+"""Campaigns and their runs (CampaignsTable)."""
 
 from __future__ import annotations
 
-import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from notify.adapters.aws import error_code
-from notify.adapters.dynamo import _values, batch_write, conditional, from_item, to_item
+from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.items import call, conditional, expression_values, from_item, to_item
 from notify.clock import iso
-from notify.errors import FieldError, NotFound, StoreUnavailable, ValidationFailed
 from notify.models import Channel, Priority
-from notify.records import Campaign, CampaignStatus, Run, SegmentPage
+from notify.records import Campaign, CampaignStatus, Run
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -72,41 +68,26 @@ def _campaign(item: Mapping[str, Any]) -> Campaign:
     )
 
 
-def _cursor_out(key: Optional[Mapping[str, Any]]) -> Optional[str]:
-    return base64.urlsafe_b64encode(json.dumps(from_item(key)).encode()).decode() if key else None
-
-
-def _cursor_in(cursor: Optional[str]) -> Optional[dict[str, Any]]:
-    if not cursor:
-        return None
-    try:
-        return to_item(json.loads(base64.urlsafe_b64decode(cursor.encode())))
-    except ValueError:
-        raise ValidationFailed([FieldError("cursor", "not a cursor this API returned")]) from None
-
-
 class DynamoCampaignStore:
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cursors: Optional[CursorCodec] = None) -> None:
         self._client = client
         self._table = table
+        self._cursors = cursors
 
-    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(TableName=self._table, **kwargs)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+    def _codec(self) -> CursorCodec:
+        """The cursor codec; a store built without one (the worker's, the scheduler's) never pages."""
+        if self._cursors is None:
+            raise RuntimeError("this store was built without a cursor codec, so it cannot page")
+        return self._cursors
 
     def put(self, campaign: Campaign) -> None:
-        self._call("store the campaign", self._client.put_item, Item=to_item(_campaign_item(campaign)))
+        call("store the campaign", self._client.put_item, TableName=self._table, Item=to_item(_campaign_item(campaign)))
 
     def get(self, campaign_id: str) -> Optional[Campaign]:
-        resp = self._call(
+        resp = call(
             "read the campaign",
             self._client.get_item,
+            TableName=self._table,
             Key=to_item({"pk": f"CAMPAIGN#{campaign_id}", "sk": "META"}),
             ConsistentRead=True,
         )
@@ -116,52 +97,59 @@ class DynamoCampaignStore:
     def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
         kwargs: dict[str, Any] = {
             "FilterExpression": "kind = :kind",
-            "ExpressionAttributeValues": _values({":kind": "campaign"}),
+            "ExpressionAttributeValues": expression_values({":kind": "campaign"}),
             "Limit": limit,
         }
-        start = _cursor_in(cursor)
+        start = self._codec().decode(cursor)
         if start:
             kwargs["ExclusiveStartKey"] = start
         out: list[Campaign] = []
         last = None
         for _ in range(20):
-            resp = self._call("list campaigns", self._client.scan, **kwargs)
+            resp = call("list campaigns", self._client.scan, TableName=self._table, **kwargs)
             out += [_campaign(from_item(i)) for i in resp.get("Items", [])]
             last = resp.get("LastEvaluatedKey")
             if not last or len(out) >= limit:
                 break
             kwargs["ExclusiveStartKey"] = last
-        return out[:limit], _cursor_out(last)
+        return out[:limit], self._codec().encode(last)
 
     def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
         # A whole-item put: attributes that became None (next_run_at when paused) disappear with it.
-        resp = self._call(
+        return conditional(
             "update the campaign",
             self._client.put_item,
+            TableName=self._table,
             Item=to_item(_campaign_item(campaign)),
             ConditionExpression="updated_at = :expected",
-            ExpressionAttributeValues=_values({":expected": iso(expected_updated_at)}),
+            ExpressionAttributeValues=expression_values({":expected": iso(expected_updated_at)}),
         )
-        return resp is not None
 
     def delete(self, campaign_id: str) -> None:
         for run in self.runs(campaign_id, 1000):
-            self._call("delete a run", self._client.delete_item, Key=to_item(_run_key(run.campaign_id, run.fire_time)))
-        self._call(
+            call(
+                "delete a run",
+                self._client.delete_item,
+                TableName=self._table,
+                Key=to_item(_run_key(run.campaign_id, run.fire_time)),
+            )
+        call(
             "delete the campaign",
             self._client.delete_item,
+            TableName=self._table,
             Key=to_item({"pk": f"CAMPAIGN#{campaign_id}", "sk": "META"}),
         )
 
     def due(self, now: datetime, limit: int) -> list[Campaign]:
         """ACTIVE campaigns whose next run is at or before ``now``: a query on the `due` index, never a scan."""
-        resp = self._call(
+        resp = call(
             "find due campaigns",
             self._client.query,
+            TableName=self._table,
             IndexName="due",
             KeyConditionExpression="#s = :active AND next_run_at <= :now",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_values({":active": CampaignStatus.ACTIVE.value, ":now": iso(now)}),
+            ExpressionAttributeValues=expression_values({":active": CampaignStatus.ACTIVE.value, ":now": iso(now)}),
             Limit=limit,
         )
         return [_campaign(from_item(i)) for i in resp.get("Items", [])]
@@ -177,17 +165,17 @@ class DynamoCampaignStore:
             ":active": CampaignStatus.ACTIVE.value,
             ":runs": campaign.runs_count,
         }
-        resp = self._call(
+        return conditional(
             "claim the run",
             self._client.update_item,
+            TableName=self._table,
             Key=to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"}),
             UpdateExpression="SET claim_run = :fire, claim_until = :until",
             ConditionExpression="#s = :active AND next_run_at = :expected AND runs_count = :runs "
             "AND (attribute_not_exists(claim_until) OR claim_until < :now)",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_values(values),
+            ExpressionAttributeValues=expression_values(values),
         )
-        return resp is not None
 
     def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
         """Record the run and move the campaign on, in one transaction, only if the claim is still ours."""
@@ -222,7 +210,7 @@ class DynamoCampaignStore:
                     "UpdateExpression": update,
                     "ConditionExpression": condition,
                     "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": _values(values),
+                    "ExpressionAttributeValues": expression_values(values),
                 }
             }
         ]
@@ -240,11 +228,12 @@ class DynamoCampaignStore:
         return conditional("complete the run", self._client.transact_write_items, TransactItems=items)
 
     def runs(self, campaign_id: str, limit: int) -> list[Run]:
-        resp = self._call(
+        resp = call(
             "read runs",
             self._client.query,
+            TableName=self._table,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :run)",
-            ExpressionAttributeValues=_values({":pk": f"CAMPAIGN#{campaign_id}", ":run": "RUN#"}),
+            ExpressionAttributeValues=expression_values({":pk": f"CAMPAIGN#{campaign_id}", ":run": "RUN#"}),
             ScanIndexForward=False,
             Limit=limit,
         )
@@ -262,118 +251,3 @@ class DynamoCampaignStore:
 
 def _run_key(campaign_id: str, fire_time: datetime) -> dict[str, str]:
     return {"pk": f"CAMPAIGN#{campaign_id}", "sk": f"RUN#{iso(fire_time)}"}
-
-
-class DynamoSegmentStore:
-    """Static segments: ``SEG#<id>`` / ``META`` and one ``USER#<user_id>`` item per member."""
-
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
-        self._client = client
-        self._table = table
-
-    def create(self, segment_id: str, name: str, created_at: str) -> bool:
-        item = {
-            "pk": f"SEG#{segment_id}",
-            "sk": "META",
-            "kind": "segment",
-            "segment_id": segment_id,
-            "name": name,
-            "created_at": created_at,
-        }
-        return conditional(
-            "create the segment",
-            self._client.put_item,
-            TableName=self._table,
-            Item=to_item(item),
-            ConditionExpression="attribute_not_exists(pk)",
-        )
-
-    def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
-        try:
-            resp = self._client.get_item(TableName=self._table, Key=to_item({"pk": f"SEG#{segment_id}", "sk": "META"}))
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read the segment: {exc}") from exc
-        item = resp.get("Item")
-        return from_item(item) if item else None
-
-    def all(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "FilterExpression": "kind = :k",
-            "ExpressionAttributeValues": _values({":k": "segment"}),
-        }
-        while True:
-            try:
-                resp = self._client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot list segments: {exc}") from exc
-            out += [from_item(i) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-    def _batch(self, requests: list[dict[str, Any]]) -> None:
-        batch_write(self._client, self._table, requests, "change segment members")
-
-    def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
-        self._batch(
-            [
-                {"PutRequest": {"Item": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}", "user_id": u})}}
-                for u in dict.fromkeys(user_ids)
-            ]
-        )
-
-    def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
-        self._batch(
-            [
-                {"DeleteRequest": {"Key": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}"})}}
-                for u in dict.fromkeys(user_ids)
-            ]
-        )
-
-    def count(self, segment_id: str) -> int:
-        total = 0
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :u)",
-            "ExpressionAttributeValues": _values({":pk": f"SEG#{segment_id}", ":u": "USER#"}),
-            "Select": "COUNT",
-        }
-        while True:
-            try:
-                resp = self._client.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot count the segment: {exc}") from exc
-            total += int(resp.get("Count", 0))
-            if "LastEvaluatedKey" not in resp:
-                return total
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-    def delete(self, segment_id: str) -> None:
-        while True:
-            page = self.page(segment_id, None, 500)
-            self.remove(segment_id, page.user_ids)
-            if not page.next_cursor:
-                break
-        self._batch([{"DeleteRequest": {"Key": to_item({"pk": f"SEG#{segment_id}", "sk": "META"})}}])
-
-    def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
-        """Up to ``limit`` members after ``cursor`` (the last user id of the previous page)."""
-        if cursor is None and self.meta(segment_id) is None:
-            raise NotFound(f"segment {segment_id} is not a static segment")
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :u)",
-            "ExpressionAttributeValues": _values({":pk": f"SEG#{segment_id}", ":u": "USER#"}),
-            "Limit": limit,
-        }
-        if cursor:
-            kwargs["ExclusiveStartKey"] = to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{cursor}"})
-        try:
-            resp = self._client.query(**kwargs)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read the segment: {exc}") from exc
-        users = [from_item(i)["user_id"] for i in resp.get("Items", [])]
-        more = "LastEvaluatedKey" in resp and len(users) == limit
-        return SegmentPage(users, users[-1] if more and users else None)

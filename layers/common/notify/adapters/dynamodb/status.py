@@ -1,127 +1,55 @@
-"""DynamoDB adapters: event records and job state, templates, API keys."""
+"""Event records and job state (NotificationsTable): the job item is its own idempotency record."""
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Optional
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import BotoCoreError, ClientError
-
-from notify.adapters.aws import error_code
+from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.items import batch_write, call, conditional, expression_values, from_item, to_item
 from notify.clock import iso
-from notify.errors import Conflict, FieldError, StoreUnavailable, ValidationFailed
+from notify.errors import Conflict
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
-from notify.records import Claim, ClaimOutcome, EventRecord, JobRecord, Template, Transition
-from notify.resilience import TtlCache
+from notify.records import Claim, ClaimOutcome, EventRecord, JobRecord, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
-
-RETENTION = timedelta(days=90)
+RETENTION = timedelta(days=90)  # a job's item and an event's record expire (TTL) this long after they are made
 RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
-
-
-def to_item(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in data.items() if v is not None}
-
-
-def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _plain(_de.deserialize(v)) for k, v in item.items()}
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers come back as Decimal: make them int or float again, recursively."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, set)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _values(data: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in data.items()}
-
-
-def conditional(what: str, call: Any, **kwargs: Any) -> bool:
-    """Run a conditional write: True if it applied, False if its condition failed, StoreUnavailable otherwise."""
-    try:
-        call(**kwargs)
-        return True
-    except ClientError as exc:
-        if error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
-            return False
-        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
-
-
-def batch_write(client: DynamoDBClient, table: str, requests: Sequence[dict[str, Any]], what: str) -> None:
-    """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff."""
-    for i in range(0, len(requests), 25):
-        pending: dict[str, Any] = {table: list(requests[i : i + 25])}
-        for attempt in range(8):
-            try:
-                resp = client.batch_write_item(RequestItems=pending)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot {what}: {exc}") from exc
-            pending = dict(resp.get("UnprocessedItems") or {})
-            if not pending:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        if pending:
-            raise StoreUnavailable(f"cannot {what}: DynamoDB left items unprocessed")
-
-
-def _encode_cursor(key: Mapping[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(from_item(key), sort_keys=True).encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise ValueError("not a cursor")
-    except ValueError:
-        raise ValidationFailed([FieldError("cursor", "not a cursor this API returned")]) from None
-    return to_item(data)
 
 
 class DynamoStatusStore:
     """One item per event (``EVT#<locator>``) and one per job the worker has touched (``JOB#<id>``)."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cursors: Optional[CursorCodec] = None) -> None:
         self._client = client
         self._table = table
+        self._cursors = cursors
+
+    def _codec(self) -> CursorCodec:
+        """The cursor codec; a store built without one (the worker's, the scheduler's) never pages."""
+        if self._cursors is None:
+            raise RuntimeError("this store was built without a cursor codec, so it cannot page")
+        return self._cursors
 
     # -- events ---------------------------------------------------------------------
 
     def put_event(self, record: EventRecord) -> None:
-        try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=to_item(_event_item(record)),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                raise Conflict(f"event {record.event_id} already exists") from exc
-            raise StoreUnavailable(f"cannot record event: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot record event: {exc}") from exc
+        if not conditional(
+            "record event",
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_item(_event_item(record)),
+            ConditionExpression="attribute_not_exists(pk)",
+        ):
+            raise Conflict(f"event {record.event_id} already exists")
 
     def put_events(self, records: Sequence[EventRecord]) -> None:
         """Store a batch's records compactly: those sharing a locator go into one item per ~300 KB.
@@ -151,10 +79,7 @@ class DynamoStatusStore:
 
     def delete_event(self, event_id: str) -> None:
         key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
-        try:
-            self._client.delete_item(TableName=self._table, Key=to_item(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot delete event: {exc}") from exc
+        call("delete event", self._client.delete_item, TableName=self._table, Key=to_item(key))
 
     def get_event(self, event_id: str) -> Optional[EventRecord]:
         try:
@@ -204,14 +129,11 @@ class DynamoStatusStore:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
-            "ExpressionAttributeValues": _values({":pk": pk, ":sk": sk_prefix}),
+            "ExpressionAttributeValues": expression_values({":pk": pk, ":sk": sk_prefix}),
         }
         out: list[EventRecord] = []
         while True:
-            try:
-                resp = self._client.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read events: {exc}") from exc
+            resp = call("read events", self._client.query, **kwargs)
             for raw in resp.get("Items", []):
                 item = from_item(raw)
                 if item.get("kind") == "batch":
@@ -235,10 +157,7 @@ class DynamoStatusStore:
             keys = [to_item({"pk": f"JOB#{j}", "sk": "JOB"}) for j in ids[i : i + 100]]
             request: dict[str, Any] = {self._table: {"Keys": keys}}
             while request:
-                try:
-                    resp = self._client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreUnavailable(f"cannot read jobs: {exc}") from exc
+                resp = call("read jobs", self._client.batch_get_item, RequestItems=request)
                 for raw in resp.get("Responses", {}).get(self._table, []):
                     rec = _job(from_item(raw))
                     out[rec.job_id] = rec
@@ -272,23 +191,20 @@ class DynamoStatusStore:
             values[":channel"] = channel.value
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
-        kwargs["ExpressionAttributeValues"] = _values(values)
-        if cursor:
-            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor)
+        kwargs["ExpressionAttributeValues"] = expression_values(values)
+        start = self._codec().decode(cursor)
+        if start:
+            kwargs["ExclusiveStartKey"] = start
         records: list[JobRecord] = []
         for _ in range(20):  # filtered pages may come back short: keep reading, within bounds
-            try:
-                resp = self._client.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read notifications: {exc}") from exc
+            resp = call("read notifications", self._client.query, **kwargs)
             records += [_job(from_item(raw)) for raw in resp.get("Items", [])]
             last = resp.get("LastEvaluatedKey")
             if not last or len(records) >= limit:
                 break
             kwargs["ExclusiveStartKey"] = last
             kwargs["Limit"] = limit - len(records)
-        next_cursor = _encode_cursor(last) if last else None
-        return records[:limit], next_cursor
+        return records[:limit], self._codec().encode(last)
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
         token = uuid.uuid4().hex
@@ -346,22 +262,17 @@ class DynamoStatusStore:
             values[":failed"] = Status.FAILED.value
             values[":entry"] = [_entry(Status.PROCESSING, now, job.attempt, None, {"redrive": True})]
             condition += " OR (#s = :failed AND attempt_n < :attempt)"
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
-                ExpressionAttributeValues=_values(values),
-            )
-            return Claim(ClaimOutcome.CLAIMED, token)
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise StoreUnavailable(f"cannot claim job: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot claim job: {exc}") from exc
-        return self._contended(job, now, lease_seconds, token)
+        claimed = conditional(
+            "claim job",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
+            ExpressionAttributeValues=expression_values(values),
+        )
+        return Claim(ClaimOutcome.CLAIMED, token) if claimed else self._contended(job, now, lease_seconds, token)
 
     def _contended(self, job: NotificationJob, now: datetime, lease_seconds: int, token: str) -> Claim:
         item = self._get({"pk": f"JOB#{job.job_id}", "sk": "JOB"})
@@ -371,27 +282,26 @@ class DynamoStatusStore:
         now_ts = int(now.timestamp())
         stale = int(item.get("attempt_n", 0)) > job.attempt
         if status is Status.SENDING and not stale and int(item.get("lease_until", 0)) < now_ts:
-            try:
-                self._client.update_item(
-                    TableName=self._table,
-                    Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-                    UpdateExpression="SET lease_token = :token, lease_until = :lease",
-                    ConditionExpression="#s = :sending AND lease_token = :old",
-                    ExpressionAttributeNames={"#s": "status"},
-                    ExpressionAttributeValues=_values(
-                        {
-                            ":token": token,
-                            ":lease": now_ts + lease_seconds,
-                            ":sending": Status.SENDING.value,
-                            ":old": item.get("lease_token", ""),
-                        }
-                    ),
-                )
+            taken = conditional(
+                "claim job",
+                self._client.update_item,
+                TableName=self._table,
+                Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
+                UpdateExpression="SET lease_token = :token, lease_until = :lease",
+                ConditionExpression="#s = :sending AND lease_token = :old",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=expression_values(
+                    {
+                        ":token": token,
+                        ":lease": now_ts + lease_seconds,
+                        ":sending": Status.SENDING.value,
+                        ":old": item.get("lease_token", ""),
+                    }
+                ),
+            )
+            if taken:
                 return Claim(ClaimOutcome.ABANDONED, token, status)
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise StoreUnavailable(f"cannot claim job: {exc}") from exc
-                return Claim(ClaimOutcome.DUPLICATE, current=status)
+            return Claim(ClaimOutcome.DUPLICATE, current=status)
         if stale:
             # An older copy of a job that has moved on: nothing left to do with it.
             return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
@@ -438,14 +348,11 @@ class DynamoStatusStore:
             UpdateExpression=expression,
             ConditionExpression="lease_token = :token",
             ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=_values(values),
+            ExpressionAttributeValues=expression_values(values),
         )
 
     def _get(self, key: Mapping[str, Any]) -> Optional[dict[str, Any]]:
-        try:
-            resp = self._client.get_item(TableName=self._table, Key=to_item(key), ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read: {exc}") from exc
+        resp = call("read", self._client.get_item, TableName=self._table, Key=to_item(key), ConsistentRead=True)
         item = resp.get("Item")
         return from_item(item) if item else None
 
@@ -557,169 +464,3 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         template_version=int(version) if version is not None else None,
         provider_message_id=item.get("provider_message_id"),
     )
-
-
-class DynamoTemplateStore:
-    """Versioned templates: ``TPL#<type>#<channel>#<locale>`` / ``V#<000001>``; the newest wins.
-
-    ``latest`` is cached for ``cache_seconds`` per container, so a worker reads
-    each template about once a minute however many jobs it renders.
-    """
-
-    def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 30.0) -> None:
-        self._client = client
-        self._table = table
-        self._cache_seconds = cache_seconds
-        self._cache: dict[tuple[str, str, str], tuple[float, Optional[Template]]] = {}
-
-    def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
-        key = (event_type, channel.value, locale)
-        hit = self._cache.get(key)
-        if hit and time.monotonic() - hit[0] < self._cache_seconds:
-            return hit[1]
-        items = self._query(_tpl_pk(*key), newest_first=True, limit=1)
-        template = items[0] if items else None
-        self._cache[key] = (time.monotonic(), template)
-        return template
-
-    def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
-        key = {"pk": _tpl_pk(event_type, channel.value, locale), "sk": f"V#{version:06d}"}
-        try:
-            resp = self._client.get_item(TableName=self._table, Key=to_item(key))
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read templates: {exc}") from exc
-        item = resp.get("Item")
-        return _template(from_item(item)) if item else None
-
-    def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
-        return self._query(_tpl_pk(event_type, channel.value, locale), newest_first=True)
-
-    def keys(self) -> list[Template]:
-        """The newest version of every key (a scan: the table holds types × channels × locales)."""
-        newest: dict[str, Template] = {}
-        kwargs: dict[str, Any] = {"TableName": self._table}
-        while True:
-            try:
-                resp = self._client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read templates: {exc}") from exc
-            for raw in resp.get("Items", []):
-                template = _template(from_item(raw))
-                current = newest.get(template.template_id)
-                if current is None or template.version > current.version:
-                    newest[template.template_id] = template
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return sorted(newest.values(), key=lambda t: t.template_id)
-
-    def save(self, template: Template) -> Template:
-        """Store ``template`` as the next version of its key."""
-        for _ in range(5):
-            current = self._query(
-                _tpl_pk(template.event_type, template.channel.value, template.locale), newest_first=True, limit=1
-            )
-            version = (current[0].version if current else 0) + 1
-            saved = Template(**{**template.__dict__, "version": version})
-            item = {
-                "pk": _tpl_pk(template.event_type, template.channel.value, template.locale),
-                "sk": f"V#{version:06d}",
-                **{k: v for k, v in saved.__dict__.items() if k != "channel"},
-                "channel": template.channel.value,
-            }
-            try:
-                self._client.put_item(
-                    TableName=self._table, Item=to_item(item), ConditionExpression="attribute_not_exists(sk)"
-                )
-                self._cache.pop((template.event_type, template.channel.value, template.locale), None)
-                return saved
-            except ClientError as exc:
-                if error_code(exc) != "ConditionalCheckFailedException":
-                    raise StoreUnavailable(f"cannot save template: {exc}") from exc
-            except BotoCoreError as exc:
-                raise StoreUnavailable(f"cannot save template: {exc}") from exc
-        raise Conflict("the template changed concurrently; try again")
-
-    def _query(self, pk: str, newest_first: bool, limit: Optional[int] = None) -> list[Template]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :v)",
-            "ExpressionAttributeValues": _values({":pk": pk, ":v": "V#"}),
-            "ScanIndexForward": not newest_first,
-        }
-        if limit:
-            kwargs["Limit"] = limit
-        out: list[Template] = []
-        while True:
-            try:
-                resp = self._client.query(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise StoreUnavailable(f"cannot read templates: {exc}") from exc
-            out += [_template(from_item(raw)) for raw in resp.get("Items", [])]
-            if limit or "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-
-
-def _tpl_pk(event_type: str, channel: str, locale: str) -> str:
-    return f"TPL#{event_type}#{channel}#{locale}"
-
-
-def _template(item: Mapping[str, Any]) -> Template:
-    return Template(
-        event_type=item["event_type"],
-        channel=Channel(item["channel"]),
-        locale=item["locale"],
-        version=int(item["version"]),
-        template_id=item["template_id"],
-        subject=item.get("subject"),
-        body_text=item.get("body_text"),
-        body_html=item.get("body_html"),
-        title=item.get("title"),
-        body=item.get("body"),
-        created_at=item.get("created_at", ""),
-        deleted=bool(item.get("deleted", False)),
-    )
-
-
-class DynamoApiKeyStore:
-    """API keys stored by SHA-256 hash: ``KEY#<hex>`` → name, scopes.
-
-    A valid key's scopes are cached per container for ``cache_seconds`` (as API
-    Gateway caches an authorizer's answer), so a disabled key stops working
-    within that time; unknown keys are not cached, so a new key works at once.
-    """
-
-    def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 60.0) -> None:
-        self._client = client
-        self._table = table
-        self._cache: TtlCache[frozenset[str]] = TtlCache(ttl_seconds=cache_seconds, max_items=1000)
-
-    def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
-        cached = self._cache.get(key_hash)
-        if cached is not None:
-            return cached
-        found = self._read_scopes(key_hash)
-        if found is not None:
-            self._cache.put(key_hash, found)
-        return found
-
-    def _read_scopes(self, key_hash: str) -> Optional[frozenset[str]]:
-        try:
-            resp = self._client.get_item(TableName=self._table, Key=to_item({"pk": f"KEY#{key_hash}"}))
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot read API keys: {exc}") from exc
-        item = resp.get("Item")
-        if not item:
-            return None
-        data = from_item(item)
-        if data.get("disabled"):
-            return None
-        return frozenset(data.get("scopes", []))
-
-    def put(self, key_hash: str, name: str, scopes: Sequence[str], created_at: str) -> None:
-        item = {"pk": f"KEY#{key_hash}", "name": name, "scopes": list(scopes), "created_at": created_at}
-        try:
-            self._client.put_item(TableName=self._table, Item=to_item(item))
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreUnavailable(f"cannot store API key: {exc}") from exc

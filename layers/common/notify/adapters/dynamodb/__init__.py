@@ -1,0 +1,10 @@
+"""DynamoDB adapters, one store per module.
+
+- ``status``: event records and job state (the StatusStore port), NotificationsTable
+- ``templates``: versioned templates (TemplateStore), TemplatesTable
+- ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
+- ``campaigns``: campaigns and runs (CampaignStore), CampaignsTable
+- ``segments``: static segments (SegmentSource), CampaignsTable
+- ``items``: the helpers they share: item (de)serialisation, ``call`` and the one ``conditional`` write
+- ``cursors``: signed page cursors
+"""
