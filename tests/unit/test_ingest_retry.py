@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from notify.errors import Conflict, ValidationFailed
-from notify.ingest import IngestIncomplete, IngestService
+from notify.ingest import IngestIncomplete, IngestService, KeyReused, RunOnce
 from notify.jobs import keyed_event_id
 from notify.models import EventRequest
 from notify.records import EventRecord
@@ -72,3 +74,57 @@ def test_keyed_event_ids_are_deterministic_uuids() -> None:
     assert keyed_event_id("caller", "key", "body") == keyed_event_id("caller", "key", "body")
     assert keyed_event_id("caller", "key", "body") != keyed_event_id("other", "key", "body")
     assert uuid.UUID(keyed_event_id("caller", "key", "body")).version == 5
+
+
+class MemoryOnce:
+    """RunOnce as Powertools idempotency behaves: one answer per key, the body checked."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+
+    def __call__(self, key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if key in self.records:
+            stored_body, answer = self.records[key]
+            if stored_body != body:
+                raise KeyReused(key)
+            return answer
+        answer = action()
+        self.records[key] = (body, answer)
+        return answer
+
+
+def _submitting() -> tuple[IngestService, MemoryPublisher, MemoryOnce]:
+    once: RunOnce = MemoryOnce()
+    store, publisher, queue = RecordOnce(), MemoryPublisher(), MemoryQueue()
+    assert isinstance(once, MemoryOnce)
+    return IngestService(store, publisher, queue, lambda: T0, once=once), publisher, once
+
+
+def test_submit_with_an_idempotency_key_derives_the_event_id_and_answers_a_repeat_from_the_record() -> None:
+    service, publisher, once = _submitting()
+    request = EventRequest.model_validate(BODY)
+    first = service.submit(request, "caller", "key-1")
+    again = service.submit(request, "caller", "key-1")
+    assert first == again and len(publisher.published) == 2  # published once, answered twice
+    assert uuid.UUID(first.event_id) == uuid.UUID(service.submit(request, "caller", "key-1").event_id)
+    assert list(once.records) == ["caller:key-1"]
+    assert service.submit(request, "other-caller", "key-1").event_id != first.event_id
+
+
+def test_submit_refuses_a_reused_key_with_another_body_and_a_reused_event_id_as_a_conflict() -> None:
+    service = _submitting()[0]
+    service.submit(EventRequest.model_validate(BODY), "caller", "key-1")
+    other = EventRequest.model_validate({**BODY, "recipients": {"user_ids": ["u3"]}})
+    with pytest.raises(KeyReused):
+        service.submit(other, "caller", "key-1")
+    event_id = str(uuid.uuid4())
+    service.submit(EventRequest.model_validate({**BODY, "event_id": event_id}), "caller")
+    with pytest.raises(Conflict):
+        service.submit(EventRequest.model_validate({**BODY, "event_id": event_id, "priority": "low"}), "caller")
+
+
+def test_submit_without_a_key_or_event_id_accepts_a_new_event_every_time() -> None:
+    service, _, once = _submitting()
+    request = EventRequest.model_validate(BODY)
+    assert service.submit(request, "caller").event_id != service.submit(request, "caller").event_id
+    assert once.records == {}

@@ -27,6 +27,7 @@ from notify.errors import Conflict, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
 from notify.ports import CampaignStore, CampaignTrigger
 from notify.records import Campaign, CampaignStatus, Run
+from notify.status import StatusQueries
 
 CLAIM_SECONDS = 120
 MAX_PREVIEW = 50
@@ -121,6 +122,7 @@ def preview(cron: str, timezone: str, after: datetime, count: int) -> list[datet
 
 
 def run_id(campaign_id: str, fire_time: datetime) -> str:
+    """A run's id: the campaign and the fire time, ``<campaign_id>:<ISO time>``."""
     return f"{campaign_id}:{iso(fire_time)}"
 
 
@@ -133,12 +135,26 @@ def run_event_id(campaign_id: str, fire_time: datetime) -> str:
 
 
 class CampaignService:
-    def __init__(self, store: CampaignStore, clock: Clock, new_id: Callable[[], str] = lambda: str(uuid.uuid4())):
+    """Campaign management: create, read, change, pause and resume campaigns, and report on their runs.
+
+    ``status`` reads the events a run triggered, for :meth:`run_summaries`; without it a run is reported
+    with no recipients yet.
+    """
+
+    def __init__(
+        self,
+        store: CampaignStore,
+        clock: Clock,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        status: Optional[StatusQueries] = None,
+    ):
         self._store = store
         self._clock = clock
         self._new_id = new_id
+        self._status = status
 
     def create(self, data: CampaignInput) -> Campaign:
+        """Store a new ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
         now = self._clock()
         campaign = Campaign(
             campaign_id=self._new_id(),
@@ -162,15 +178,21 @@ class CampaignService:
         return campaign
 
     def get(self, campaign_id: str) -> Campaign:
+        """The campaign; NotFound if there is none."""
         campaign = self._store.get(campaign_id)
         if campaign is None:
             raise NotFound(f"campaign {campaign_id} not found")
         return campaign
 
     def page(self, limit: int = 50, cursor: Optional[str] = None) -> tuple[list[Campaign], Optional[str]]:
+        """Up to ``limit`` campaigns from ``cursor`` on, and the cursor of the next page (None: the last)."""
         return self._store.page(limit, cursor)
 
     def update(self, campaign_id: str, changes: CampaignUpdate) -> Campaign:
+        """Replace the fields sent; a new cron or time zone of an ACTIVE campaign recomputes the next run.
+
+        The merged campaign is validated as a whole (ValidationFailed); a concurrent change is a Conflict.
+        """
         current = self.get(campaign_id)
         merged = {
             "name": current.name,
@@ -205,10 +227,12 @@ class CampaignService:
         return updated
 
     def delete(self, campaign_id: str) -> None:
+        """Delete the campaign; NotFound if there is none."""
         self.get(campaign_id)
         self._store.delete(campaign_id)
 
     def pause(self, campaign_id: str) -> Campaign:
+        """PAUSED: it never fires until resumed."""
         return self._set_status(campaign_id, CampaignStatus.PAUSED)
 
     def resume(self, campaign_id: str) -> Campaign:
@@ -229,16 +253,38 @@ class CampaignService:
         return updated
 
     def preview(self, campaign_id: str, count: int) -> list[datetime]:
+        """The next ``count`` (at most MAX_PREVIEW) fire times from now, in UTC."""
         campaign = self.get(campaign_id)
         return preview(campaign.cron, campaign.timezone, self._clock(), min(count, MAX_PREVIEW))
 
     def runs(self, campaign_id: str, limit: int = 50) -> list[Run]:
+        """The campaign's runs, newest first; NotFound if there is no such campaign."""
         self.get(campaign_id)
         return self._store.runs(campaign_id, limit)
+
+    def run_summaries(self, campaign_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Each run, newest first, with its recipients and delivery counts so far (from the run's event)."""
+        summaries = []
+        for run in self.runs(campaign_id, limit):
+            summary = self._status.event(run.event_id) if self._status is not None else {}
+            summaries.append(
+                {
+                    "run_id": run.run_id,
+                    "fire_time": iso(run.fire_time),
+                    "triggered_at": iso(run.triggered_at),
+                    "event_id": run.event_id,
+                    "recipients": summary.get("recipients", 0),
+                    "pages_expanded": summary.get("pages_expanded", 0),
+                    "status_counts": summary.get("status_counts"),
+                }
+            )
+        return summaries
 
 
 @dataclass
 class TickResult:
+    """What one scheduler tick did, by campaign or run id."""
+
     fired: list[str] = field(default_factory=list)  # run ids
     skipped: list[str] = field(default_factory=list)  # claimed elsewhere
     failed: list[str] = field(default_factory=list)  # trigger failed: retried next tick
@@ -255,6 +301,7 @@ class CampaignScheduler:
         self._batch = batch
 
     def tick(self) -> TickResult:
+        """Fire every campaign due now (up to ``batch``); see the module's rules."""
         now = self._clock()
         result = TickResult()
         for campaign in self._store.due(now, self._batch):
@@ -294,6 +341,7 @@ class IngestTrigger:
         self._ingest = ingest
 
     def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
+        """Accept the run's campaign_triggered event under ``event_id``; accepting it again sends nothing new."""
         from notify.models import EventRequest
 
         request = EventRequest.model_validate(

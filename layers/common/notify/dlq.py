@@ -95,6 +95,9 @@ def replay(job: NotificationJob, record: Optional[JobRecord]) -> NotificationJob
 
 
 class DeadLetterService:
+    """The dead-letter queue for operators: list letters with their reasons, and redrive jobs with a fresh
+    retry budget (the worker's claim still drops a job that was delivered meanwhile)."""
+
     def __init__(self, inbox: DeadLetterInbox, store: StatusStore, delay_queue: DelayQueue, clock: Clock) -> None:
         self._inbox = inbox
         self._store = store

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from pydantic import ValidationError
 
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
-from notify.jobs import EventPlan, new_event_id, new_family
+from notify.jobs import EventPlan, keyed_event_id, new_event_id, new_family
 from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask, Message
 from notify.ports import DelayQueue, JobPublisher, StatusStore
 from notify.records import EventRecord
@@ -42,6 +43,22 @@ class IngestIncomplete(IngestUnavailable):
         self.event_ids = list(event_ids)
 
 
+class KeyReused(Exception):
+    """An idempotency key came back with a body other than the one first accepted under it."""
+
+
+class RunOnce(Protocol):
+    """Runs an action at most once per key, remembering its answer for a while (the API's Idempotency-Key).
+
+    A second call with the same key and the same ``body`` answers the first call's result without running
+    ``action``; with another ``body`` it raises :class:`KeyReused`.
+    """
+
+    def __call__(self, key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``action()``'s answer, or the answer remembered for ``key``; KeyReused if ``body`` differs."""
+        ...
+
+
 class IngestService:
     """Turns an :class:`EventRequest` into jobs that are in Kafka or the delay queue.
 
@@ -58,11 +75,13 @@ class IngestService:
         publisher: JobPublisher,
         fallback: DelayQueue,
         clock: Clock,
+        once: Optional[RunOnce] = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._fallback = fallback
         self._clock = clock
+        self._once = once
 
     def plan(self, request: EventRequest, event_id: Optional[str] = None) -> EventPlan:
         """Validate ``request`` against its type and the clock; raise ValidationFailed."""
@@ -122,6 +141,38 @@ class IngestService:
             created = False
         self._deliver([plan], forget_on_failure=created)
         return _accepted(plan)
+
+    def submit(self, request: EventRequest, caller: str, idempotency_key: Optional[str] = None) -> AcceptedEvent:
+        """Accept an event sent by ``caller`` (an id of its API key); a retry with the same key never sends twice.
+
+        With an ``idempotency_key`` or the event's own ``event_id``, the event id is fixed before anything
+        is published: the client's ``event_id``, or one derived from the caller, the key and the body. So a
+        retry after a timeout or an :class:`IngestIncomplete` (when the idempotency record is gone) publishes
+        the same job ids, and the worker's claim on each drops the second copy. The key (or, without one,
+        ``event:<event_id>``) runs through ``once``: the same body answers the first answer, another body
+        is :class:`KeyReused` under an Idempotency-Key and a :class:`Conflict` under a bare ``event_id``.
+        """
+        if not idempotency_key and request.event_id is None:
+            return self.accept(request)
+        body = request.model_dump(mode="json")
+        if idempotency_key:
+            key = f"{caller}:{idempotency_key}"
+            canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            event_id = request.event_id or keyed_event_id(
+                caller, idempotency_key, hashlib.sha256(canonical).hexdigest()
+            )
+        else:
+            assert request.event_id is not None
+            key, event_id = f"event:{request.event_id}", request.event_id
+        if self._once is None:
+            return self.accept(request, event_id)
+        try:
+            data = self._once(key, body, lambda: self.accept(request, event_id).model_dump(mode="json"))
+        except KeyReused:
+            if idempotency_key:
+                raise
+            raise Conflict(f"event_id {event_id} was already used with a different body") from None
+        return AcceptedEvent.model_validate(data)
 
     def accept_many(self, requests: Sequence[dict[str, Any]]) -> list[AcceptedEvent | ValidationFailed]:
         """Accept a batch: each event is validated alone; the valid ones share one write and one flush."""

@@ -1,12 +1,99 @@
-"""Where a segment's users come from: a static list stored here, else the Auth service."""
+"""Segments: static lists of user ids managed here, and where a segment's users come from (a static
+list, else the Auth service)."""
 
 from __future__ import annotations
 
-from typing import Optional
+from collections.abc import Sequence
+from typing import Any, Optional, Protocol
 
-from notify.errors import NotFound
+from notify.clock import Clock, iso
+from notify.errors import Conflict, NotFound
 from notify.ports import SegmentSource
 from notify.records import SegmentPage
+
+
+class StaticSegments(Protocol):
+    """Where static segments are kept: one record per segment (id, name, created_at) and its members."""
+
+    def create(self, segment_id: str, name: str, created_at: str) -> bool:
+        """Record a new segment; False if one with that id exists."""
+        ...
+
+    def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
+        """The segment's record (``segment_id``, ``name``, ``created_at``), None if there is none."""
+        ...
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every segment's record."""
+        ...
+
+    def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Add members (adding one twice is a no-op)."""
+        ...
+
+    def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Remove members (removing one that is absent is a no-op)."""
+        ...
+
+    def count(self, segment_id: str) -> int:
+        """How many members the segment has."""
+        ...
+
+    def delete(self, segment_id: str) -> None:
+        """Delete the segment and its members."""
+        ...
+
+
+class SegmentService:
+    """Managing static segments; answers are the public views (``segment_id``, ``name``, ``created_at``,
+    and ``users`` for one segment)."""
+
+    def __init__(self, store: StaticSegments, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def create(self, segment_id: str, name: str, user_ids: Sequence[str] = ()) -> dict[str, Any]:
+        """A new segment with its first members; Conflict if the id is taken."""
+        if not self._store.create(segment_id, name, iso(self._clock())):
+            raise Conflict(f"segment {segment_id} already exists")
+        if user_ids:
+            self._store.add(segment_id, user_ids)
+        return self.get(segment_id)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every static segment, without its member count."""
+        return [
+            {"segment_id": m["segment_id"], "name": m["name"], "created_at": m["created_at"]} for m in self._store.all()
+        ]
+
+    def get(self, segment_id: str) -> dict[str, Any]:
+        """The segment with its member count; NotFound if there is none."""
+        meta = self._store.meta(segment_id)
+        if meta is None:
+            raise NotFound(f"segment {segment_id} not found")
+        return {
+            "segment_id": segment_id,
+            "name": meta["name"],
+            "created_at": meta["created_at"],
+            "users": self._store.count(segment_id),
+        }
+
+    def add(self, segment_id: str, user_ids: Sequence[str]) -> dict[str, Any]:
+        """Add members (idempotent) to an existing segment; its view after the change."""
+        self.get(segment_id)
+        self._store.add(segment_id, user_ids)
+        return self.get(segment_id)
+
+    def remove(self, segment_id: str, user_ids: Sequence[str]) -> dict[str, Any]:
+        """Remove members from an existing segment; its view after the change."""
+        self.get(segment_id)
+        self._store.remove(segment_id, user_ids)
+        return self.get(segment_id)
+
+    def delete(self, segment_id: str) -> None:
+        """Delete an existing segment and its members; NotFound if there is none."""
+        self.get(segment_id)
+        self._store.delete(segment_id)
 
 
 class CompositeSegmentSource:
@@ -21,6 +108,7 @@ class CompositeSegmentSource:
         self._dynamic = dynamic
 
     def page(self, segment_id: str, cursor: Optional[str], limit: int) -> SegmentPage:
+        """Up to ``limit`` users of the segment from ``cursor`` on; NotFound if neither source knows it."""
         if cursor is not None:
             source, _, inner = cursor.partition(":")
             if source == "s" and self._static is not None:

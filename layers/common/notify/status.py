@@ -46,6 +46,7 @@ def job_view(record: JobRecord) -> dict[str, Any]:
 
 
 def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -> dict[str, Any]:
+    """The public JSON shape of a job the worker has not touched yet: ACCEPTED, from its event's record."""
     return {
         "job_id": job_id,
         "event_id": event.event_id,
@@ -70,6 +71,8 @@ MAX_LISTED_RECIPIENTS = 1000
 
 
 class StatusQueries:
+    """Reading events and jobs for the API, in their public JSON shapes."""
+
     def __init__(self, store: StatusStore) -> None:
         self._store = store
 

@@ -67,6 +67,8 @@ class TemplateInput(TemplateContent):
 
 
 class PreviewInput(Strict):
+    """Body of a template preview: the payload (else the event type's sample) and user fields to render with."""
+
     payload: Optional[dict[str, Any]] = None
     user: Optional[dict[str, Any]] = None
 
@@ -157,6 +159,8 @@ def view(template: Template) -> dict[str, Any]:
 
 
 class TemplateService:
+    """Template management: validated saves as new versions, reads, tombstone deletes and previews."""
+
     def __init__(self, store: TemplateStore, clock: Clock) -> None:
         self._store = store
         self._clock = clock
@@ -209,6 +213,7 @@ class TemplateService:
         return [t for t in self._store.versions(event_type, channel, locale) if not t.deleted]
 
     def list(self, event_type: Optional[str] = None, channel: Optional[Channel] = None) -> list[Template]:
+        """The newest version of every template not retired, optionally of one event type or channel."""
         return [
             t
             for t in self._store.keys()
