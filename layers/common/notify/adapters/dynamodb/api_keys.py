@@ -26,6 +26,7 @@ class DynamoApiKeyStore:
         self._cache: TtlCache[frozenset[str]] = TtlCache(ttl_seconds=cache_seconds, max_items=1000)
 
     def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
+        """A GetItem on ``KEY#<hash>``, cached per container; a disabled or unknown key is None (and not cached)."""
         cached = self._cache.get(key_hash)
         if cached is not None:
             return cached
@@ -47,5 +48,6 @@ class DynamoApiKeyStore:
         return frozenset(data.get("scopes", []))
 
     def put(self, key_hash: str, name: str, scopes: Sequence[str], created_at: str) -> None:
+        """Store a key's hash with its name and scopes (``make api-key``); the key itself is never stored."""
         item = {"pk": f"KEY#{key_hash}", "name": name, "scopes": list(scopes), "created_at": created_at}
         call("store API key", self._client.put_item, TableName=self._table, Item=to_item(item))

@@ -69,6 +69,8 @@ def _campaign(item: Mapping[str, Any]) -> Campaign:
 
 
 class DynamoCampaignStore:
+    """Campaigns (``CAMPAIGN#<id>`` / ``META``) with their runs (``RUN#<fire time>``) in CampaignsTable."""
+
     def __init__(self, client: DynamoDBClient, table: str, cursors: Optional[CursorCodec] = None) -> None:
         self._client = client
         self._table = table
@@ -81,9 +83,11 @@ class DynamoCampaignStore:
         return self._cursors
 
     def put(self, campaign: Campaign) -> None:
+        """PutItem of the campaign's META item."""
         call("store the campaign", self._client.put_item, TableName=self._table, Item=to_item(_campaign_item(campaign)))
 
     def get(self, campaign_id: str) -> Optional[Campaign]:
+        """A consistent GetItem of the campaign's META item."""
         resp = call(
             "read the campaign",
             self._client.get_item,
@@ -95,6 +99,7 @@ class DynamoCampaignStore:
         return _campaign(from_item(item)) if item else None
 
     def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
+        """A scan of META items (filtered on ``kind``), with a signed cursor for the next page."""
         kwargs: dict[str, Any] = {
             "FilterExpression": "kind = :kind",
             "ExpressionAttributeValues": expression_values({":kind": "campaign"}),
@@ -115,6 +120,7 @@ class DynamoCampaignStore:
         return out[:limit], self._codec().encode(last)
 
     def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
+        """A whole-item PutItem conditional on ``updated_at``: attributes that became None disappear with it."""
         # A whole-item put: attributes that became None (next_run_at when paused) disappear with it.
         return conditional(
             "update the campaign",
@@ -126,6 +132,7 @@ class DynamoCampaignStore:
         )
 
     def delete(self, campaign_id: str) -> None:
+        """Delete the campaign's runs, then its META item."""
         for run in self.runs(campaign_id, 1000):
             call(
                 "delete a run",
@@ -228,6 +235,7 @@ class DynamoCampaignStore:
         return conditional("complete the run", self._client.transact_write_items, TransactItems=items)
 
     def runs(self, campaign_id: str, limit: int) -> list[Run]:
+        """A query of ``RUN#`` items, newest first."""
         resp = call(
             "read runs",
             self._client.query,

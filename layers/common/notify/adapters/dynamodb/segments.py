@@ -21,6 +21,7 @@ class DynamoSegmentStore:
         self._table = table
 
     def create(self, segment_id: str, name: str, created_at: str) -> bool:
+        """PutItem of ``SEG#<id>`` / ``META`` if absent; False if the segment exists already."""
         item = {
             "pk": f"SEG#{segment_id}",
             "sk": "META",
@@ -38,6 +39,7 @@ class DynamoSegmentStore:
         )
 
     def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
+        """The segment's META item (name, creation time), or None if it is not a static segment."""
         resp = call(
             "read the segment",
             self._client.get_item,
@@ -48,6 +50,7 @@ class DynamoSegmentStore:
         return from_item(item) if item else None
 
     def all(self) -> list[dict[str, Any]]:
+        """Every static segment's META item (a scan filtered on ``kind``)."""
         out: list[dict[str, Any]] = []
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -65,6 +68,7 @@ class DynamoSegmentStore:
         batch_write(self._client, self._table, requests, "change segment members")
 
     def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Put one ``USER#<id>`` item per member (BatchWriteItem; duplicates removed)."""
         self._batch(
             [
                 {"PutRequest": {"Item": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}", "user_id": u})}}
@@ -73,6 +77,7 @@ class DynamoSegmentStore:
         )
 
     def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Delete the members' ``USER#<id>`` items (BatchWriteItem)."""
         self._batch(
             [
                 {"DeleteRequest": {"Key": to_item({"pk": f"SEG#{segment_id}", "sk": f"USER#{u}"})}}
@@ -81,6 +86,7 @@ class DynamoSegmentStore:
         )
 
     def count(self, segment_id: str) -> int:
+        """The number of members (a COUNT query over the ``USER#`` items, all pages)."""
         total = 0
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -96,6 +102,7 @@ class DynamoSegmentStore:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def delete(self, segment_id: str) -> None:
+        """Remove every member, then the META item."""
         while True:
             page = self.page(segment_id, None, 500)
             self.remove(segment_id, page.user_ids)

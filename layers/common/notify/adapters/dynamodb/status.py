@@ -42,6 +42,7 @@ class DynamoStatusStore:
     # -- events ---------------------------------------------------------------------
 
     def put_event(self, record: EventRecord) -> None:
+        """PutItem of the event's record if absent; Conflict if an event with this id was recorded already."""
         if not conditional(
             "record event",
             self._client.put_item,
@@ -78,10 +79,12 @@ class DynamoStatusStore:
         batch_write(self._client, self._table, [{"PutRequest": {"Item": item}} for item in items], "record events")
 
     def delete_event(self, event_id: str) -> None:
+        """DeleteItem of the event's own record (a batch's shared item is never deleted)."""
         key = {"pk": f"EVT#{locator(event_id)}", "sk": f"EVT#{event_id}"}
         call("delete event", self._client.delete_item, TableName=self._table, Key=to_item(key))
 
     def get_event(self, event_id: str) -> Optional[EventRecord]:
+        """The event's record: its own item, or its entry in the batch item of its locator."""
         try:
             uuid.UUID(event_id)
         except ValueError:
@@ -120,9 +123,11 @@ class DynamoStatusStore:
         )
 
     def page_done(self, event_id: str, page: int) -> bool:
+        """Whether the page's record item exists."""
         return self._get({"pk": f"EVT#{locator(event_id)}", "sk": _event_sk(event_id, page)}) is not None
 
     def event_pages(self, event_id: str) -> list[EventRecord]:
+        """A query of the event's ``#P`` page records, in page order."""
         return self._query_events(f"EVT#{locator(event_id)}", f"EVT#{event_id}#P")
 
     def _query_events(self, pk: str, sk_prefix: str) -> list[EventRecord]:
@@ -147,10 +152,12 @@ class DynamoStatusStore:
     # -- jobs -----------------------------------------------------------------------
 
     def get_job(self, job_id: str) -> Optional[JobRecord]:
+        """A consistent GetItem of ``JOB#<id>``."""
         item = self._get({"pk": f"JOB#{job_id}", "sk": "JOB"})
         return _job(item) if item else None
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys."""
         out: dict[str, JobRecord] = {}
         ids = list(dict.fromkeys(job_ids))
         for i in range(0, len(ids), 100):
@@ -207,6 +214,7 @@ class DynamoStatusStore:
         return records[:limit], self._codec().encode(last)
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
+        """One conditional UpdateItem; if its condition fails, a read decides between DUPLICATE and ABANDONED."""
         token = uuid.uuid4().hex
         now_ts = int(now.timestamp())
         created = iso(job.created_at)
@@ -318,6 +326,7 @@ class DynamoStatusStore:
         error: Optional[str] = None,
         detail: Optional[dict[str, Any]] = None,
     ) -> bool:
+        """An UpdateItem conditional on ``lease_token``: appends the history entry; terminal statuses drop the lease."""
         entry_attempt = job.attempt if attempt is None else attempt
         values: dict[str, Any] = {
             ":s": status.value,

@@ -29,6 +29,7 @@ class DynamoTemplateStore:
         self._cache: dict[tuple[str, str, str], tuple[float, Optional[Template]]] = {}
 
     def latest(self, event_type: str, channel: Channel, locale: str) -> Optional[Template]:
+        """The newest version (a one-item query, newest first), cached for ``cache_seconds`` per container."""
         key = (event_type, channel.value, locale)
         hit = self._cache.get(key)
         if hit and time.monotonic() - hit[0] < self._cache_seconds:
@@ -39,12 +40,14 @@ class DynamoTemplateStore:
         return template
 
     def version(self, event_type: str, channel: Channel, locale: str, version: int) -> Optional[Template]:
+        """A GetItem of ``V#<version>``."""
         key = {"pk": _tpl_pk(event_type, channel.value, locale), "sk": f"V#{version:06d}"}
         resp = call("read templates", self._client.get_item, TableName=self._table, Key=to_item(key))
         item = resp.get("Item")
         return _template(from_item(item)) if item else None
 
     def versions(self, event_type: str, channel: Channel, locale: str) -> list[Template]:
+        """A query of every version, newest first."""
         return self._query(_tpl_pk(event_type, channel.value, locale), newest_first=True)
 
     def keys(self) -> list[Template]:
