@@ -1,21 +1,40 @@
-"""Real peers for the benchmarks: moto server and Tansu in their own processes, provisioned from template.yaml."""
+"""Real peers for the benchmarks: moto server and Tansu in their own processes, provisioned from template.yaml;
+dynalite (a DynamoDB implementation in Node.js) for the worker benchmark's DynamoDB, installed on first use."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Optional
 
+from local.processes import Process, free_port
 from local.stack import Config, LocalStack
+
+ROOT = Path(__file__).resolve().parent.parent
+# Git-ignored: what the benchmarks install (dynalite's node_modules) and the handlers' stdout.
+WORK_DIR = ROOT / ".bench"
+NODE_DIR = WORK_DIR / "node"
+HANDLER_LOG = WORK_DIR / "handlers.log"
+DYNALITE_VERSION = "4.0.0"
 
 
 @contextmanager
 def peers() -> Iterator[LocalStack]:
-    """The local stack's peers and resources, without its pollers: the benchmark drives the handlers."""
+    """The local stack's peers and resources, without its pollers: the benchmark drives the handlers.
+
+    While it is open, this process's stdout goes to ``.bench/handlers.log``: Powertools' ``single_metric``
+    prints its metric line whatever ``POWERTOOLS_METRICS_DISABLED`` says, and the numbers are printed after.
+    """
     with tempfile.TemporaryDirectory() as state:
         config = Config.free_ports(prefix=f"b{uuid.uuid4().hex[:8]}", state_dir=Path(state), with_mappings=False)
         stack = LocalStack(config)
@@ -26,9 +45,18 @@ def peers() -> Iterator[LocalStack]:
             # The handlers' JSON logs and metric lines would drown the numbers.
             os.environ.update(POWERTOOLS_LOG_LEVEL="ERROR", POWERTOOLS_METRICS_DISABLED="true")
             _forget_clients()
-            yield stack
+            with handler_output():
+                yield stack
         finally:
             stack.stop()
+
+
+@contextmanager
+def handler_output() -> Iterator[Path]:
+    """Send what the handlers print (metric lines, logs) to ``.bench/handlers.log`` instead of the terminal."""
+    WORK_DIR.mkdir(exist_ok=True)
+    with open(HANDLER_LOG, "a") as log, contextlib.redirect_stdout(log):
+        yield HANDLER_LOG
 
 
 def _forget_clients() -> None:
@@ -37,3 +65,91 @@ def _forget_clients() -> None:
         loaded = sys.modules.get(module)
         if loaded is not None:
             getattr(loaded, attribute).cache_clear()
+
+
+def dynalite_cli() -> Path:
+    """dynalite's command-line script, installed with npm into ``.bench/node`` the first time."""
+    cli = NODE_DIR / "node_modules" / "dynalite" / "cli.js"
+    if not cli.exists():
+        npm = shutil.which("npm")
+        if npm is None or shutil.which("node") is None:
+            raise RuntimeError("the worker benchmark needs node and npm to install dynalite")
+        print(f"(installing dynalite {DYNALITE_VERSION} into {NODE_DIR.relative_to(ROOT)} with npm)", file=sys.stderr)
+        NODE_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                npm,
+                "install",
+                "--prefix",
+                str(NODE_DIR),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                f"dynalite@{DYNALITE_VERSION}",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+    return cli
+
+
+@contextmanager
+def dynalite(path: Optional[Path] = None) -> Iterator[Process]:
+    """dynalite serving DynamoDB's API on 127.0.0.1, its data in memory, or in a LevelDB at ``path``."""
+    port = free_port()
+    command = [
+        shutil.which("node") or "node",
+        str(dynalite_cli()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--createTableMs",
+        "0",
+        "--deleteTableMs",
+        "0",
+        "--updateTableMs",
+        "0",
+        *(["--path", str(path)] if path else []),
+    ]
+
+    def ready() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).close()
+        except urllib.error.HTTPError:
+            return True  # it answers (400 to a request without an operation)
+        except OSError:
+            return False
+        return True
+
+    WORK_DIR.mkdir(exist_ok=True)
+    process = Process("dynalite", port, None, command, WORK_DIR / "dynalite.log", ready)
+    try:
+        process.start()
+        yield process
+    finally:
+        process.stop()
+
+
+def copy_tables(stack: LocalStack, endpoint: str) -> None:
+    """Create the stack's DynamoDB tables at ``endpoint`` under the same names, and seed the default templates."""
+    import boto3
+    from notify.adapters.dynamodb.templates import DynamoTemplateStore
+    from notify.clock import utc_now
+    from notify.default_templates import seed_default_templates
+
+    assert stack.infra is not None
+    client: Any = boto3.client("dynamodb", endpoint_url=endpoint)
+    for logical_id, resource in stack.template.resources("AWS::DynamoDB::Table").items():
+        props = resource["Properties"]
+        kwargs: dict[str, Any] = {
+            "TableName": stack.infra.tables[logical_id],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+        }
+        if "GlobalSecondaryIndexes" in props:
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        client.create_table(**kwargs)  # no TTL: dynalite has none, and nothing here expires
+    store = DynamoTemplateStore(client, os.environ["TEMPLATES_TABLE"], cache_seconds=0)
+    seed_default_templates(store, utc_now)
