@@ -11,9 +11,11 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from notify import snapstart
 
 from api import errors
 from api.body import parse_json
+from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
 from api.routes import campaigns, dlq, events, segments, templates
 from api.views import Health
@@ -35,11 +37,13 @@ app.include_router(segments.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
+@tracer.capture_method
 def health() -> Health:
     return Health(status="ok")
 
 
 @app.get("/openapi.json", include_in_schema=False)
+@tracer.capture_method
 def openapi() -> dict[str, Any]:
     return openapi_document()
 
@@ -75,10 +79,13 @@ def allowed_methods(path: str) -> list[str]:
 
 
 errors.register(app, allowed_methods)
+# SnapStart (template.yaml): the snapshot holds the built services; each restored environment builds its own.
+snapstart.register(services)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
     return app.resolve(event, context)

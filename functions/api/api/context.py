@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Optional
+from typing import Any
 
 import boto3
-from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
@@ -18,7 +15,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.config import Config
-from notify.access import authorize
 from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.cursors import CursorCodec
@@ -31,26 +27,35 @@ from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.campaigns import CampaignService
 from notify.clock import utc_now
 from notify.dlq import DeadLetterService
-from notify.errors import Conflict
-from notify.ingest import IngestService
-from notify.jobs import keyed_event_id
-from notify.models import AcceptedEvent, EventRequest
+from notify.ingest import IngestService, KeyReused, RunOnce
+from notify.ports import ApiKeyLookup
+from notify.segments import SegmentService
 from notify.settings import ApiSettings, load
 from notify.status import StatusQueries
 from notify.templates import TemplateService
 
+# The Idempotency-Key's record: keyed by ``key``, the body must match the first use, kept 24 hours. The
+# handler registers each invocation's Lambda context with it (so an in-progress record expires with a
+# function that timed out).
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="body",
+    raise_on_no_idempotency_key=True,
+    expires_after_seconds=24 * 3600,
+)
+
 
 @dataclass(frozen=True)
 class Services:
+    """Every service a route may be given (see api.deps), and the API key store behind the scope checks."""
+
     ingest: IngestService
     status: StatusQueries
-    keys: DynamoApiKeyStore
+    keys: ApiKeyLookup
     templates: TemplateService
     dlq: DeadLetterService
     campaigns: CampaignService
-    segments: DynamoSegmentStore
-    idempotency: IdempotencyConfig
-    accept_once: Callable[..., dict[str, Any]]
+    segments: SegmentService
 
 
 def build_services(settings: ApiSettings) -> Services:
@@ -64,80 +69,45 @@ def build_services(settings: ApiSettings) -> Services:
     publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
-    ingest = IngestService(store, publisher, fallback, utc_now)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
-    config = IdempotencyConfig(
-        event_key_jmespath="key",
-        payload_validation_jmespath="body",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=24 * 3600,
-    )
+    status = StatusQueries(store)
     return Services(
-        ingest=ingest,
-        status=StatusQueries(store),
+        ingest=IngestService(store, publisher, fallback, utc_now, once=_idempotent_accept(persistence, IDEMPOTENCY)),
+        status=status,
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         dlq=DeadLetterService(SqsDeadLetterQueue(sqs, settings.dlq_url), store, fallback, utc_now),
-        campaigns=CampaignService(DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now),
-        segments=DynamoSegmentStore(dynamodb, settings.campaigns_table),
-        idempotency=config,
-        accept_once=_idempotent_accept(ingest, persistence, config),
+        campaigns=CampaignService(
+            DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now, status=status
+        ),
+        segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),
     )
 
 
-def _idempotent_accept(
-    ingest: IngestService, persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig
-) -> Callable[..., dict[str, Any]]:
-    """``accept`` keyed by ``request["key"]``, under the event id ``request["event_id"]``.
+def _idempotent_accept(persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig) -> RunOnce:
+    """Powertools idempotency as the ingest service's ``RunOnce``: one record per key, the body checked.
 
-    The body must match the first use. Powertools drops the record when ``accept`` raises (a 503), so
-    the event id does not come from the record: it is the client's own or derived from the key and
-    body, and a retry after a 503 or a timeout publishes the same job ids again.
+    Powertools drops the record when the action raises (a 503), so the event id does not come from the
+    record: the service fixes it beforehand (the client's own or derived from the key and body), and a
+    retry after a 503 or a timeout publishes the same job ids again.
     """
 
+    # The record's name includes this function's qualified name: keep it, or records written before a
+    # deployment stop matching.
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
-    def accept_once(request: dict[str, Any]) -> dict[str, Any]:
-        event = EventRequest.model_validate(request["body"])
-        return ingest.accept(event, request["event_id"]).model_dump(mode="json")
+    def accept_once(request: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        return action()
 
-    return accept_once
+    def once(key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return accept_once(request={"key": key, "body": body}, action=action)
+        except IdempotencyValidationError:
+            raise KeyReused(key) from None
 
-
-def accept_retryable(
-    event: EventRequest, caller: str, idempotency_key: Optional[str], lambda_context: Any
-) -> AcceptedEvent:
-    """Accept an event that carries an Idempotency-Key or its own ``event_id``: a retry never sends twice.
-
-    The event id is fixed before anything is published: the client's ``event_id``, or one derived from
-    the caller, the key and the body. So a retry after a timeout or a 503 (when Powertools has dropped
-    the key's record) publishes the same job ids, and the worker's claim on each drops the second copy.
-    Without a key, the ``event_id`` itself is the idempotency key: another body with it is a 409.
-    """
-    svc = services()
-    svc.idempotency.register_lambda_context(lambda_context)
-    body = event.model_dump(mode="json")
-    if idempotency_key:
-        key = f"{caller}:{idempotency_key}"
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        event_id = event.event_id or keyed_event_id(caller, idempotency_key, hashlib.sha256(canonical).hexdigest())
-    else:
-        assert event.event_id is not None
-        key, event_id = f"event:{event.event_id}", event.event_id
-    try:
-        data = svc.accept_once(request={"key": key, "body": body, "event_id": event_id})
-    except IdempotencyValidationError:
-        if idempotency_key:
-            raise
-        raise Conflict(f"event_id {event_id} was already used with a different body") from None
-    return AcceptedEvent.model_validate(data)
+    return once
 
 
 @cache
 def services() -> Services:
     """The container's services, built on first use."""
     return build_services(load(ApiSettings))
-
-
-def require(router: Router, scope: str) -> None:
-    """Authorize the current request's X-API-Key for ``scope`` (401/403 otherwise)."""
-    authorize(services().keys, router.current_event.headers.get("x-api-key"), scope)

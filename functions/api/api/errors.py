@@ -18,10 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from notify.errors import (
     Conflict,
     FieldError,
@@ -32,11 +29,26 @@ from notify.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from notify.ingest import IngestIncomplete
+from notify.ingest import IngestIncomplete, KeyReused
 
 from api.body import BodyProblem, UnreadableBody, body_problem
 
 logger = Logger(child=True)
+
+
+def error_body(
+    code: str, message: str, fields: Optional[list[FieldError]] = None, event_id: Optional[str] = None
+) -> dict[str, Any]:
+    """The one error shape of the API: {"error": {code, message, fields?, event_id?}}.
+
+    Every error answer has it, and so has each invalid event in a batch's 207.
+    """
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
+    if event_id:
+        error["event_id"] = event_id
+    return {"error": error}
 
 
 def _error(
@@ -47,12 +59,8 @@ def _error(
     headers: Optional[dict[str, str]] = None,
     event_id: Optional[str] = None,
 ) -> Response:
-    """The one error shape of the API: {"error": {code, message, fields?, event_id?}}."""
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if fields:
-        body["error"]["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
-    if event_id:
-        body["error"]["event_id"] = event_id
+    """An error answer: ``status`` with the one error shape (``error_body``)."""
+    body = error_body(code, message, fields, event_id)
     return Response(status, content_types.APPLICATION_JSON, json.dumps(body), headers=headers)
 
 
@@ -154,8 +162,8 @@ def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[
     def _conflict(exc: Conflict) -> Response:
         return _error(409, "conflict", str(exc))
 
-    @app.exception_handler(IdempotencyValidationError)
-    def _idempotency_mismatch(exc: IdempotencyValidationError) -> Response:
+    @app.exception_handler(KeyReused)
+    def _idempotency_mismatch(exc: KeyReused) -> Response:
         message = "this Idempotency-Key was already used with a different body"
         return _error(422, "idempotency_key_reused", message, [FieldError("Idempotency-Key", message)])
 

@@ -3,6 +3,7 @@
 
 from typing import Annotated, Optional
 
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
@@ -10,11 +11,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.campaigns import CampaignInput, CampaignUpdate
 from notify.clock import iso
 
-from api.context import require, services
+from api.deps import Campaigns, CampaignsReader, CampaignsWriter
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import CampaignPage, CampaignView, NextRuns, RunList
 
+tracer = Tracer()
 router = Router()
 CampaignId = Annotated[str, Path(max_length=64), PercentDecoded]
 
@@ -58,35 +60,45 @@ WEEKLY = Example(
 @router.post(
     "/api/v1/campaigns", tags=["campaigns"], responses=responses(201, "Created, ACTIVE", 409, links=ON_CAMPAIGN)
 )
+@tracer.capture_method
 def create_campaign(
+    _: CampaignsWriter,
+    campaigns: Campaigns,
     campaign: Annotated[CampaignInput, Body(embed=False, openapi_examples={"weekly": WEEKLY})],
 ) -> Response[CampaignView]:
     """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
-    require(router, "campaigns:write")
-    created = services().campaigns.create(campaign)
+    created = campaigns.create(campaign)
     return Response(201, content_types.APPLICATION_JSON, CampaignView.model_validate(created.view()))
 
 
 @router.get("/api/v1/campaigns", tags=["campaigns"], responses=responses(200, "A page of campaigns"))
+@tracer.capture_method
 def list_campaigns(
-    limit: Annotated[int, Query(ge=1, le=100)] = 50, cursor: Annotated[Optional[str], Query(max_length=2048)] = None
+    _: CampaignsReader,
+    campaigns: Campaigns,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[Optional[str], Query(max_length=2048)] = None,
 ) -> CampaignPage:
-    require(router, "campaigns:read")
-    items, next_cursor = services().campaigns.page(limit, cursor)
+    items, next_cursor = campaigns.page(limit, cursor)
     return CampaignPage.model_validate({"items": [c.view() for c in items], "next_cursor": next_cursor})
 
 
 @router.get("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(200, "The campaign", 404))
-def get_campaign(campaign_id: CampaignId) -> CampaignView:
-    require(router, "campaigns:read")
-    return CampaignView.model_validate(services().campaigns.get(campaign_id).view())
+@tracer.capture_method
+def get_campaign(_: CampaignsReader, campaigns: Campaigns, campaign_id: CampaignId) -> CampaignView:
+    return CampaignView.model_validate(campaigns.get(campaign_id).view())
 
 
 @router.put("/api/v1/campaigns/<campaign_id>", tags=["campaigns"], responses=responses(200, "Updated", 404, 409))
-def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, Body(embed=False)]) -> CampaignView:
+@tracer.capture_method
+def update_campaign(
+    _: CampaignsWriter,
+    campaigns: Campaigns,
+    campaign_id: CampaignId,
+    changes: Annotated[CampaignUpdate, Body(embed=False)],
+) -> CampaignView:
     """Change fields; a new cron or time zone recomputes the next run from now."""
-    require(router, "campaigns:write")
-    return CampaignView.model_validate(services().campaigns.update(campaign_id, changes).view())
+    return CampaignView.model_validate(campaigns.update(campaign_id, changes).view())
 
 
 @router.delete(
@@ -94,52 +106,41 @@ def update_campaign(campaign_id: CampaignId, changes: Annotated[CampaignUpdate, 
     tags=["campaigns"],
     responses=responses(204, "Deleted", 404, 409),
 )
-def delete_campaign(campaign_id: CampaignId) -> Response[None]:
-    require(router, "campaigns:write")
-    services().campaigns.delete(campaign_id)
+@tracer.capture_method
+def delete_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: CampaignId) -> Response[None]:
+    campaigns.delete(campaign_id)
     return Response(204)
 
 
 @router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"], responses=responses(200, "PAUSED", 404, 409))
-def pause_campaign(campaign_id: CampaignId) -> CampaignView:
+@tracer.capture_method
+def pause_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: CampaignId) -> CampaignView:
     """PAUSED campaigns never fire."""
-    require(router, "campaigns:write")
-    return CampaignView.model_validate(services().campaigns.pause(campaign_id).view())
+    return CampaignView.model_validate(campaigns.pause(campaign_id).view())
 
 
 @router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"], responses=responses(200, "ACTIVE", 404, 409))
-def resume_campaign(campaign_id: CampaignId) -> CampaignView:
+@tracer.capture_method
+def resume_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: CampaignId) -> CampaignView:
     """ACTIVE again; the next run is computed from now (runs missed while paused are not fired)."""
-    require(router, "campaigns:write")
-    return CampaignView.model_validate(services().campaigns.resume(campaign_id).view())
+    return CampaignView.model_validate(campaigns.resume(campaign_id).view())
 
 
 @router.get("/api/v1/campaigns/<campaign_id>/preview", tags=["campaigns"], responses=responses(200, "Next runs", 404))
-def preview_campaign(campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5) -> NextRuns:
+@tracer.capture_method
+def preview_campaign(
+    _: CampaignsReader, campaigns: Campaigns, campaign_id: CampaignId, count: Annotated[int, Query(ge=1, le=50)] = 5
+) -> NextRuns:
     """The next fire times, in UTC."""
-    require(router, "campaigns:read")
-    return NextRuns(next_runs=[iso(t) for t in services().campaigns.preview(campaign_id, count)])
+    return NextRuns(next_runs=[iso(t) for t in campaigns.preview(campaign_id, count)])
 
 
 @router.get(
     "/api/v1/campaigns/<campaign_id>/runs", tags=["campaigns"], responses=responses(200, "Runs, newest first", 404)
 )
-def list_runs(campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> RunList:
+@tracer.capture_method
+def list_runs(
+    _: CampaignsReader, campaigns: Campaigns, campaign_id: CampaignId, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> RunList:
     """Each run, newest first, with its recipients and delivery counts so far."""
-    require(router, "campaigns:read")
-    svc = services()
-    items = []
-    for run in svc.campaigns.runs(campaign_id, limit):
-        summary = svc.status.event(run.event_id)
-        items.append(
-            {
-                "run_id": run.run_id,
-                "fire_time": iso(run.fire_time),
-                "triggered_at": iso(run.triggered_at),
-                "event_id": run.event_id,
-                "recipients": summary.get("recipients", 0),
-                "pages_expanded": summary.get("pages_expanded", 0),
-                "status_counts": summary.get("status_counts"),
-            }
-        )
-    return RunList.model_validate({"items": items})
+    return RunList.model_validate({"items": campaigns.run_summaries(campaign_id, limit)})

@@ -3,14 +3,16 @@
 
 from typing import Annotated, Optional
 
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, Field
 
-from api.context import require, services
+from api.deps import Admin, DeadLetters
 from api.openapi import responses
 from api.views import DeadLetterList, RedriveResult
 
+tracer = Tracer()
 router = Router()
 
 
@@ -22,14 +24,14 @@ class RedriveRequest(BaseModel):
 
 
 @router.get("/api/v1/dlq", tags=["dlq"], responses=responses(200, "Dead letters"))
-def list_dead_letters(limit: Annotated[int, Query(ge=1, le=200)] = 50) -> DeadLetterList:
+@tracer.capture_method
+def list_dead_letters(_: Admin, dlq: DeadLetters, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> DeadLetterList:
     """Dead letters with their reason, last error and attempt count."""
-    require(router, "admin")
-    return DeadLetterList.model_validate({"items": services().dlq.list(limit)})
+    return DeadLetterList.model_validate({"items": dlq.list(limit)})
 
 
 @router.post("/api/v1/dlq/redrive", tags=["dlq"], responses=responses(200, "What was replayed and what was not", 409))
-def redrive(request: Annotated[RedriveRequest, Body(embed=False)]) -> RedriveResult:
+@tracer.capture_method
+def redrive(_: Admin, dlq: DeadLetters, request: Annotated[RedriveRequest, Body(embed=False)]) -> RedriveResult:
     """Replay dead-lettered jobs through the worker with a fresh retry budget; idempotency still applies."""
-    require(router, "admin")
-    return RedriveResult.model_validate(services().dlq.redrive(request.job_ids, request.limit))
+    return RedriveResult.model_validate(dlq.redrive(request.job_ids, request.limit))

@@ -9,12 +9,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
-from notify.access import hash_key
 from notify.errors import ValidationFailed
 from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
-from api.context import accept_retryable, require, services
+from api.deps import EventsWriter, Ingest, NotificationsReader, Queries
+from api.errors import error_body
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import BatchResults, EventStatus, Notification, NotificationPage
@@ -71,6 +71,8 @@ class EventBatch(BaseModel):
 )
 @tracer.capture_method
 def post_event(
+    caller: EventsWriter,
+    ingest: Ingest,
     event: Annotated[EventRequest, Body(embed=False, openapi_examples=EVENT_EXAMPLES)],
     idempotency_key: Annotated[Optional[str], Header(alias="Idempotency-Key", min_length=1, max_length=255)] = None,
 ) -> Response[AcceptedEvent]:
@@ -80,12 +82,7 @@ def post_event(
     (the client's, or derived from the caller, the key and the body), so a retry after a timeout or a
     503 publishes the same job ids and the worker sends each once.
     """
-    require(router, "events:write")
-    if idempotency_key or event.event_id:
-        caller = hash_key(router.current_event.headers.get("x-api-key", ""))[:16]
-        accepted = accept_retryable(event, caller, idempotency_key, router.lambda_context)
-    else:
-        accepted = services().ingest.accept(event)
+    accepted = ingest.submit(event, caller.id, idempotency_key)
     logger.append_keys(event_id=accepted.event_id)
     logger.info("event accepted", extra={"event_type": event.event_type, "jobs": len(accepted.job_ids)})
     metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=len(accepted.job_ids))
@@ -99,19 +96,19 @@ def post_event(
 )
 @tracer.capture_method
 def post_events(
+    _: EventsWriter,
+    ingest: Ingest,
     batch: Annotated[
         EventBatch, Body(embed=False, openapi_examples={"two": Example(value={"events": [SIGNUP, SIGNUP]})})
     ],
 ) -> Response[BatchResults]:
     """Accept up to 100 events in one call; invalid ones are reported without failing the rest."""
-    require(router, "events:write")
     results = []
     accepted = 0
-    for index, outcome in enumerate(services().ingest.accept_many(batch.events)):
+    for index, outcome in enumerate(ingest.accept_many(batch.events)):
         if isinstance(outcome, ValidationFailed):
-            fields = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in outcome.errors]
-            error = {"code": "validation_error", "message": outcome.message, "fields": fields}
-            results.append({"index": index, "status": 422, "error": error})
+            error = error_body("validation_error", outcome.message, outcome.errors)
+            results.append({"index": index, "status": 422, **error})
         else:
             accepted += len(outcome.job_ids)
             results.append({"index": index, **outcome.model_dump(mode="json"), "status": 202})
@@ -121,18 +118,20 @@ def post_events(
 
 @router.get("/api/v1/events/<event_id>", tags=["events"], responses=responses(200, "The event and its jobs", 404))
 @tracer.capture_method
-def get_event(event_id: Annotated[str, Path(max_length=64), PercentDecoded]) -> EventStatus:
+def get_event(
+    _: NotificationsReader, queries: Queries, event_id: Annotated[str, Path(max_length=64), PercentDecoded]
+) -> EventStatus:
     """The event and every job it produced, with their statuses."""
-    require(router, "notifications:read")
-    return EventStatus.model_validate(services().status.event(event_id))
+    return EventStatus.model_validate(queries.event(event_id))
 
 
 @router.get("/api/v1/notifications/<job_id>", tags=["notifications"], responses=responses(200, "The notification", 404))
 @tracer.capture_method
-def get_notification(job_id: Annotated[str, Path(max_length=64), PercentDecoded]) -> Notification:
+def get_notification(
+    _: NotificationsReader, queries: Queries, job_id: Annotated[str, Path(max_length=64), PercentDecoded]
+) -> Notification:
     """One notification's status, attempts and full transition history."""
-    require(router, "notifications:read")
-    return Notification.model_validate(services().status.notification(job_id))
+    return Notification.model_validate(queries.notification(job_id))
 
 
 @router.get(
@@ -142,6 +141,8 @@ def get_notification(job_id: Annotated[str, Path(max_length=64), PercentDecoded]
 )
 @tracer.capture_method
 def list_user_notifications(
+    _: NotificationsReader,
+    queries: Queries,
     user_id: Annotated[str, Path(max_length=128), PercentDecoded],
     status: Annotated[Optional[Status], Query()] = None,
     channel: Annotated[Optional[Channel], Query()] = None,
@@ -149,6 +150,5 @@ def list_user_notifications(
     cursor: Annotated[Optional[str], Query(max_length=2048)] = None,
 ) -> NotificationPage:
     """A user's notifications, newest first, with cursor pagination."""
-    require(router, "notifications:read")
-    page = services().status.user_notifications(user_id, limit, cursor, status, channel)
+    page = queries.user_notifications(user_id, limit, cursor, status, channel)
     return NotificationPage.model_validate(page)

@@ -3,20 +3,20 @@
 
 from typing import Annotated
 
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from notify.clock import iso, utc_now
-from notify.errors import Conflict, NotFound
 from notify.models import UserId
 from pydantic import BaseModel, Field, StringConstraints
 
-from api.context import require, services
+from api.deps import CampaignsReader, CampaignsWriter, Segments
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import SegmentList, SegmentView
 
+tracer = Tracer()
 router = Router()
 SEGMENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 # The pattern as a separate constraint: inside Path(), Powertools would drop it from the document once the
@@ -35,16 +35,6 @@ class Members(BaseModel):
     user_ids: list[UserId] = Field(min_length=1, max_length=MAX_USERS_PER_CALL)
 
 
-def _view(segment_id: str) -> SegmentView:
-    store = services().segments
-    meta = store.meta(segment_id)
-    if meta is None:
-        raise NotFound(f"segment {segment_id} not found")
-    return SegmentView(
-        segment_id=segment_id, name=meta["name"], created_at=meta["created_at"], users=store.count(segment_id)
-    )
-
-
 ON_SEGMENT = links_to(
     "segment_id",
     "/segment_id",
@@ -57,62 +47,52 @@ VIPS = Example(value={"segment_id": "vips", "name": "VIPs", "user_ids": ["demo-u
 
 
 @router.post("/api/v1/segments", tags=["segments"], responses=responses(201, "Created", 409, links=ON_SEGMENT))
+@tracer.capture_method
 def create_segment(
+    _: CampaignsWriter,
+    segments: Segments,
     segment: Annotated[SegmentInput, Body(embed=False, openapi_examples={"vips": VIPS})],
 ) -> Response[SegmentView]:
     """A static segment, optionally with its first members (up to 10,000 per call)."""
-    require(router, "campaigns:write")
-    store = services().segments
-    if not store.create(segment.segment_id, segment.name, iso(utc_now())):
-        raise Conflict(f"segment {segment.segment_id} already exists")
-    if segment.user_ids:
-        store.add(segment.segment_id, segment.user_ids)
-    return Response(201, content_types.APPLICATION_JSON, _view(segment.segment_id))
+    created = segments.create(segment.segment_id, segment.name, segment.user_ids)
+    return Response(201, content_types.APPLICATION_JSON, SegmentView.model_validate(created))
 
 
 @router.get("/api/v1/segments", tags=["segments"], responses=responses(200, "Every static segment"))
-def list_segments() -> SegmentList:
-    require(router, "campaigns:read")
-    return SegmentList.model_validate(
-        {
-            "items": [
-                {"segment_id": m["segment_id"], "name": m["name"], "created_at": m["created_at"]}
-                for m in services().segments.all()
-            ]
-        }
-    )
+@tracer.capture_method
+def list_segments(_: CampaignsReader, segments: Segments) -> SegmentList:
+    return SegmentList.model_validate({"items": segments.list()})
 
 
 @router.get("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(200, "The segment", 404))
-def get_segment(segment_id: SegmentId) -> SegmentView:
-    require(router, "campaigns:read")
-    return _view(segment_id)
+@tracer.capture_method
+def get_segment(_: CampaignsReader, segments: Segments, segment_id: SegmentId) -> SegmentView:
+    return SegmentView.model_validate(segments.get(segment_id))
 
 
 @router.post(
     "/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(200, "The segment", 404, 409)
 )
-def add_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> SegmentView:
+@tracer.capture_method
+def add_members(
+    _: CampaignsWriter, segments: Segments, segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]
+) -> SegmentView:
     """Bulk add (idempotent), up to 10,000 ids per call."""
-    require(router, "campaigns:write")
-    _view(segment_id)
-    services().segments.add(segment_id, members.user_ids)
-    return _view(segment_id)
+    return SegmentView.model_validate(segments.add(segment_id, members.user_ids))
 
 
 @router.delete(
     "/api/v1/segments/<segment_id>/users", tags=["segments"], responses=responses(200, "The segment", 404, 409)
 )
-def remove_members(segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]) -> SegmentView:
-    require(router, "campaigns:write")
-    _view(segment_id)
-    services().segments.remove(segment_id, members.user_ids)
-    return _view(segment_id)
+@tracer.capture_method
+def remove_members(
+    _: CampaignsWriter, segments: Segments, segment_id: SegmentId, members: Annotated[Members, Body(embed=False)]
+) -> SegmentView:
+    return SegmentView.model_validate(segments.remove(segment_id, members.user_ids))
 
 
 @router.delete("/api/v1/segments/<segment_id>", tags=["segments"], responses=responses(204, "Deleted", 404, 409))
-def delete_segment(segment_id: SegmentId) -> Response[None]:
-    require(router, "campaigns:write")
-    _view(segment_id)
-    services().segments.delete(segment_id)
+@tracer.capture_method
+def delete_segment(_: CampaignsWriter, segments: Segments, segment_id: SegmentId) -> Response[None]:
+    segments.delete(segment_id)
     return Response(204)

@@ -3,6 +3,7 @@
 
 from typing import Annotated, Optional
 
+from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
@@ -10,11 +11,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.models import Channel
 from notify.templates import PreviewInput, TemplateContent, TemplateInput, view
 
-from api.context import require, services
+from api.deps import Templates, TemplatesReader, TemplatesWriter
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
 from api.views import RenderedPreview, TemplateList, TemplateView
 
+tracer = Tracer()
 router = Router()
 TemplateId = Annotated[str, Path(max_length=200, description="<event_type>.<channel>.<locale>"), PercentDecoded]
 
@@ -51,48 +53,62 @@ TEMPLATE_EXAMPLES = {
     tags=["templates"],
     responses=responses(201, "Created a new version", 409, links=ON_TEMPLATE),
 )
+@tracer.capture_method
 def create_template(
+    _: TemplatesWriter,
+    templates: Templates,
     template: Annotated[TemplateInput, Body(embed=False, openapi_examples=TEMPLATE_EXAMPLES)],
 ) -> Response[TemplateView]:
     """Create a template, or a new version when the event type × channel × locale already has one."""
-    require(router, "templates:write")
-    saved = services().templates.save(template)
+    saved = templates.save(template)
     return Response(201, content_types.APPLICATION_JSON, TemplateView.model_validate(view(saved)))
 
 
 @router.get("/api/v1/templates", tags=["templates"], responses=responses(200, "The newest version of each"))
+@tracer.capture_method
 def list_templates(
+    _: TemplatesReader,
+    templates: Templates,
     event_type: Annotated[Optional[str], Query(max_length=64)] = None,
     channel: Annotated[Optional[Channel], Query()] = None,
 ) -> TemplateList:
     """The newest version of every template, optionally filtered."""
-    require(router, "templates:read")
-    return TemplateList.model_validate({"items": [view(t) for t in services().templates.list(event_type, channel)]})
+    return TemplateList.model_validate({"items": [view(t) for t in templates.list(event_type, channel)]})
 
 
 @router.get("/api/v1/templates/<template_id>", tags=["templates"], responses=responses(200, "One version", 404))
-def get_template(template_id: TemplateId, version: Annotated[Optional[int], Query(ge=1)] = None) -> TemplateView:
+@tracer.capture_method
+def get_template(
+    _: TemplatesReader,
+    templates: Templates,
+    template_id: TemplateId,
+    version: Annotated[Optional[int], Query(ge=1)] = None,
+) -> TemplateView:
     """The newest version, or the one asked for."""
-    require(router, "templates:read")
-    return TemplateView.model_validate(view(services().templates.get(template_id, version)))
+    return TemplateView.model_validate(view(templates.get(template_id, version)))
 
 
 @router.get(
     "/api/v1/templates/<template_id>/versions", tags=["templates"], responses=responses(200, "Newest first", 404)
 )
-def list_versions(template_id: TemplateId) -> TemplateList:
+@tracer.capture_method
+def list_versions(_: TemplatesReader, templates: Templates, template_id: TemplateId) -> TemplateList:
     """Every version, newest first."""
-    require(router, "templates:read")
-    return TemplateList.model_validate({"items": [view(t) for t in services().templates.versions(template_id)]})
+    return TemplateList.model_validate({"items": [view(t) for t in templates.versions(template_id)]})
 
 
 @router.put(
     "/api/v1/templates/<template_id>", tags=["templates"], responses=responses(200, "The new version", 404, 409)
 )
-def update_template(template_id: TemplateId, content: Annotated[TemplateContent, Body(embed=False)]) -> TemplateView:
+@tracer.capture_method
+def update_template(
+    _: TemplatesWriter,
+    templates: Templates,
+    template_id: TemplateId,
+    content: Annotated[TemplateContent, Body(embed=False)],
+) -> TemplateView:
     """A new version: the parts sent replace the current ones, the others are kept."""
-    require(router, "templates:write")
-    return TemplateView.model_validate(view(services().templates.update(template_id, content)))
+    return TemplateView.model_validate(view(templates.update(template_id, content)))
 
 
 @router.delete(
@@ -100,20 +116,22 @@ def update_template(template_id: TemplateId, content: Annotated[TemplateContent,
     tags=["templates"],
     responses=responses(204, "Retired", 404, 409),
 )
-def delete_template(template_id: TemplateId) -> Response[None]:
+@tracer.capture_method
+def delete_template(_: TemplatesWriter, templates: Templates, template_id: TemplateId) -> Response[None]:
     """Retire a template; its versions stay readable for the jobs that used them."""
-    require(router, "templates:write")
-    services().templates.delete(template_id)
+    templates.delete(template_id)
     return Response(204)
 
 
 @router.post("/api/v1/templates/<template_id>/preview", tags=["templates"], responses=responses(200, "Rendered", 404))
+@tracer.capture_method
 def preview_template(
+    _: TemplatesReader,
+    templates: Templates,
     template_id: TemplateId,
     data: Annotated[PreviewInput, Body(embed=False)],
     version: Annotated[Optional[int], Query(ge=1)] = None,
 ) -> RenderedPreview:
     """Render with the given (or the event type's sample) payload and user."""
-    require(router, "templates:read")
-    rendered = services().templates.preview(template_id, data, version)
+    rendered = templates.preview(template_id, data, version)
     return RenderedPreview.model_validate({k: v for k, v in rendered.__dict__.items() if v is not None})
