@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from notify.errors import Conflict, ValidationFailed
-from notify.ingest import IngestIncomplete, IngestService, KeyReused, RunOnce
+from notify.errors import Conflict, KeyReused, ValidationFailed
+from notify.ingest import IngestIncomplete, IngestService
 from notify.jobs import keyed_event_id
 from notify.models import EventRequest
+from notify.ports import RunOnce
 from notify.records import EventRecord
 
 from .fakes import MemoryPublisher, MemoryQueue, MemoryStore

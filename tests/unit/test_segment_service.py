@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import pytest
 from notify.errors import Conflict, NotFound
-from notify.segments import SegmentService, StaticSegments
+from notify.ports import StaticSegments
+from notify.segments import SegmentService
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

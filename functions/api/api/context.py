@@ -27,8 +27,9 @@ from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.campaigns import CampaignService
 from notify.clock import utc_now
 from notify.dlq import DeadLetterService
-from notify.ingest import IngestService, KeyReused, RunOnce
-from notify.ports import ApiKeyLookup
+from notify.errors import KeyReused
+from notify.ingest import IngestService
+from notify.ports import ApiKeyLookup, RunOnce
 from notify.segments import SegmentService
 from notify.settings import ApiSettings, load
 from notify.status import StatusQueries

@@ -24,12 +24,13 @@ from notify.errors import (
     FieldError,
     Forbidden,
     IngestUnavailable,
+    KeyReused,
     NotFound,
     StoreUnavailable,
     Unauthorized,
     ValidationFailed,
 )
-from notify.ingest import IngestIncomplete, KeyReused
+from notify.ingest import IngestIncomplete
 
 from api.body import BodyProblem, UnreadableBody, body_problem
 

@@ -92,3 +92,7 @@ class StoreUnavailable(NotifyError):
 
     reason: str = ""
     causes: list[str] = field(default_factory=list)
+
+
+class KeyReused(Exception):
+    """An idempotency key came back with a body other than the one first accepted under it."""

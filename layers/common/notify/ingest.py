@@ -5,18 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 from pydantic import ValidationError
 
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
-from notify.errors import Conflict, FieldError, IngestUnavailable, TransientError, ValidationFailed
+from notify.errors import Conflict, FieldError, IngestUnavailable, KeyReused, TransientError, ValidationFailed
 from notify.jobs import EventPlan, keyed_event_id, new_event_id, new_family
 from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask, Message
-from notify.ports import DelayQueue, JobPublisher, StatusStore
+from notify.ports import DelayQueue, JobPublisher, RunOnce, StatusStore
 from notify.records import EventRecord
 
 log = logging.getLogger(__name__)
@@ -41,22 +41,6 @@ class IngestIncomplete(IngestUnavailable):
     def __init__(self, message: str, event_ids: Sequence[str], retry_after_seconds: int = 5) -> None:
         super().__init__(message, retry_after_seconds)
         self.event_ids = list(event_ids)
-
-
-class KeyReused(Exception):
-    """An idempotency key came back with a body other than the one first accepted under it."""
-
-
-class RunOnce(Protocol):
-    """Runs an action at most once per key, remembering its answer for a while (the API's Idempotency-Key).
-
-    A second call with the same key and the same ``body`` answers the first call's result without running
-    ``action``; with another ``body`` it raises :class:`KeyReused`.
-    """
-
-    def __call__(self, key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """``action()``'s answer, or the answer remembered for ``key``; KeyReused if ``body`` differs."""
-        ...
 
 
 class IngestService:

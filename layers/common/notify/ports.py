@@ -5,7 +5,7 @@ Records (the data these methods take and return) are in :mod:`notify.records`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
@@ -301,4 +301,48 @@ class ApiKeyLookup(Protocol):
 
     def scopes(self, key_hash: str) -> Optional[frozenset[str]]:
         """The scopes of the key with this SHA-256 hash, or None if no such key exists."""
+        ...
+
+
+class StaticSegments(Protocol):
+    """Where static segments are kept: one record per segment (id, name, created_at) and its members."""
+
+    def create(self, segment_id: str, name: str, created_at: str) -> bool:
+        """Record a new segment; False if one with that id exists."""
+        ...
+
+    def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
+        """The segment's record (``segment_id``, ``name``, ``created_at``), None if there is none."""
+        ...
+
+    def all(self) -> list[dict[str, Any]]:
+        """Every segment's record."""
+        ...
+
+    def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Add members (adding one twice is a no-op)."""
+        ...
+
+    def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
+        """Remove members (removing one that is absent is a no-op)."""
+        ...
+
+    def count(self, segment_id: str) -> int:
+        """How many members the segment has."""
+        ...
+
+    def delete(self, segment_id: str) -> None:
+        """Delete the segment and its members."""
+        ...
+
+
+class RunOnce(Protocol):
+    """Runs an action at most once per key, remembering its answer for a while (the API's Idempotency-Key).
+
+    A second call with the same key and the same ``body`` answers the first call's result without running
+    ``action``; with another ``body`` it raises :class:`notify.errors.KeyReused`.
+    """
+
+    def __call__(self, key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """``action()``'s answer, or the answer remembered for ``key``; KeyReused if ``body`` differs."""
         ...

@@ -4,44 +4,12 @@ list, else the Auth service)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
 from notify.clock import Clock, iso
 from notify.errors import Conflict, NotFound
-from notify.ports import SegmentSource
+from notify.ports import SegmentSource, StaticSegments
 from notify.records import SegmentPage
-
-
-class StaticSegments(Protocol):
-    """Where static segments are kept: one record per segment (id, name, created_at) and its members."""
-
-    def create(self, segment_id: str, name: str, created_at: str) -> bool:
-        """Record a new segment; False if one with that id exists."""
-        ...
-
-    def meta(self, segment_id: str) -> Optional[dict[str, Any]]:
-        """The segment's record (``segment_id``, ``name``, ``created_at``), None if there is none."""
-        ...
-
-    def all(self) -> list[dict[str, Any]]:
-        """Every segment's record."""
-        ...
-
-    def add(self, segment_id: str, user_ids: Sequence[str]) -> None:
-        """Add members (adding one twice is a no-op)."""
-        ...
-
-    def remove(self, segment_id: str, user_ids: Sequence[str]) -> None:
-        """Remove members (removing one that is absent is a no-op)."""
-        ...
-
-    def count(self, segment_id: str) -> int:
-        """How many members the segment has."""
-        ...
-
-    def delete(self, segment_id: str) -> None:
-        """Delete the segment and its members."""
-        ...
 
 
 class SegmentService:
