@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import call, conditional, expression_values, from_item, to_item
 from notify.clock import iso
 from notify.models import Channel, Priority
@@ -71,16 +71,10 @@ def _campaign(item: Mapping[str, Any]) -> Campaign:
 class DynamoCampaignStore:
     """Campaigns (``CAMPAIGN#<id>`` / ``META``) with their runs (``RUN#<fire time>``) in CampaignsTable."""
 
-    def __init__(self, client: DynamoDBClient, table: str, cursors: Optional[CursorCodec] = None) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cursors: CursorCodec = NO_PAGING) -> None:
         self._client = client
         self._table = table
         self._cursors = cursors
-
-    def _codec(self) -> CursorCodec:
-        """The cursor codec; a store built without one (the worker's, the scheduler's) never pages."""
-        if self._cursors is None:
-            raise RuntimeError("this store was built without a cursor codec, so it cannot page")
-        return self._cursors
 
     def put(self, campaign: Campaign) -> None:
         """PutItem of the campaign's META item."""
@@ -105,7 +99,7 @@ class DynamoCampaignStore:
             "ExpressionAttributeValues": expression_values({":kind": "campaign"}),
             "Limit": limit,
         }
-        start = self._codec().decode(cursor)
+        start = self._cursors.decode(cursor)
         if start:
             kwargs["ExclusiveStartKey"] = start
         out: list[Campaign] = []
@@ -117,7 +111,7 @@ class DynamoCampaignStore:
             if not last or len(out) >= limit:
                 break
             kwargs["ExclusiveStartKey"] = last
-        return out[:limit], self._codec().encode(last)
+        return out[:limit], self._cursors.encode(last)
 
     def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
         """A whole-item PutItem conditional on ``updated_at``: attributes that became None disappear with it."""

@@ -60,5 +60,19 @@ class CursorCodec:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+class _NoPaging(CursorCodec):
+    """The codec of a store that never pages (the worker's, the scheduler's): it has no key to sign with."""
+
+    def __init__(self) -> None:
+        super().__init__(self._no_key)
+
+    @staticmethod
+    def _no_key() -> str:
+        raise RuntimeError("this store was built without a cursor codec, so it cannot page")
+
+
+NO_PAGING: CursorCodec = _NoPaging()
+
+
 def _refused() -> ValidationFailed:
     return ValidationFailed([FieldError("cursor", "not a cursor this API returned, or it was altered")])

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import batch_write, call, conditional, expression_values, from_item, to_item
 from notify.clock import iso
 from notify.errors import Conflict
@@ -28,16 +28,10 @@ RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FA
 class DynamoStatusStore:
     """One item per event (``EVT#<locator>``) and one per job the worker has touched (``JOB#<id>``)."""
 
-    def __init__(self, client: DynamoDBClient, table: str, cursors: Optional[CursorCodec] = None) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, cursors: CursorCodec = NO_PAGING) -> None:
         self._client = client
         self._table = table
         self._cursors = cursors
-
-    def _codec(self) -> CursorCodec:
-        """The cursor codec; a store built without one (the worker's, the scheduler's) never pages."""
-        if self._cursors is None:
-            raise RuntimeError("this store was built without a cursor codec, so it cannot page")
-        return self._cursors
 
     # -- events ---------------------------------------------------------------------
 
@@ -199,7 +193,7 @@ class DynamoStatusStore:
         if filters:
             kwargs["FilterExpression"] = " AND ".join(filters)
         kwargs["ExpressionAttributeValues"] = expression_values(values)
-        start = self._codec().decode(cursor)
+        start = self._cursors.decode(cursor)
         if start:
             kwargs["ExclusiveStartKey"] = start
         records: list[JobRecord] = []
@@ -211,7 +205,7 @@ class DynamoStatusStore:
                 break
             kwargs["ExclusiveStartKey"] = last
             kwargs["Limit"] = limit - len(records)
-        return records[:limit], self._codec().encode(last)
+        return records[:limit], self._cursors.encode(last)
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
         """One conditional UpdateItem; if its condition fails, a read decides between DUPLICATE and ABANDONED."""
