@@ -46,6 +46,7 @@ from local.processes import free_port
 
 BATCH = 100
 CONCURRENCY = 16
+REPEAT = 3  # concurrent batches per peer (a second each): the median is reported, the others printed beside it
 AUTH_LATENCY = 0.020
 SES_LATENCY = 0.030
 # SES_MAX_SEND_RATE models the account's SES quota (default 14 a second per container), not the worker: raised
@@ -78,6 +79,7 @@ class Measured:
     cpu: float  # this process's CPU seconds during the batch
     peers_cpu: dict[str, float]  # each peer process's CPU seconds during the batch
     calls: dict[str, int]
+    machine: float  # CPU seconds the whole machine spent during the batch (every process, ours or not)
 
     @property
     def rate(self) -> float:
@@ -98,7 +100,7 @@ class PeerRuns:
     sequential: Measured
     concurrent: Measured
     bare: Bare
-    processes: dict[str, int] = field(default_factory=dict)
+    concurrent_rates: list[float] = field(default_factory=list)  # every concurrent batch, the median reported
 
 
 @dataclass
@@ -149,19 +151,27 @@ def run() -> dict[str, Any]:
                 if peer == "dynalite":
                     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint  # the worker's DynamoDB client only
                     processes["dynalite"] = dyn.pid
-                runs: dict[str, Measured] = {}
+                runs: dict[str, list[Measured]] = {}
                 captured: list[tuple[str, dict[str, Any]]] = []
-                for label, concurrency in (("sequential", 1), ("concurrent", CONCURRENCY)):
+                for label, concurrency, repeat in (("sequential", 1, 1), ("concurrent", CONCURRENCY, REPEAT)):
                     os.environ["WORKER_CONCURRENCY"] = str(concurrency)
                     app.services.cache_clear()  # a new container: clients, caches and pool of this size
                     hooks.capture = captured if not captured else None
                     _handle(app, _batch([AUTH_USERS]))  # warm-up: cold start, template cache, connections
                     hooks.capture = None
-                    runs[label] = _measure(app, hooks, range(first, first + BATCH), processes)
-                    first += BATCH
+                    runs[label] = []
+                    for _ in range(repeat):
+                        runs[label].append(_measure(app, hooks, range(first, first + BATCH), processes))
+                        first += BATCH
                 if peer == "moto":
                     results["job item"] = {"bytes": largest_item("JOB#")}
-                results[peer] = PeerRuns(runs["sequential"], runs["concurrent"], _bare(captured, hooks, processes))
+                concurrent = sorted(runs["concurrent"], key=lambda m: m.rate)
+                results[peer] = PeerRuns(
+                    runs["sequential"][0],
+                    concurrent[len(concurrent) // 2],
+                    _bare(captured, hooks, processes),
+                    [m.rate for m in runs["concurrent"]],
+                )
     finally:
         os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
         session.events.unregister("before-send", unique_id="bench-count")
@@ -190,11 +200,12 @@ def _measure(app: Any, hooks: _Hooks, users: range, processes: dict[str, int]) -
     event = _batch(list(users))
     hooks.calls.clear()
     peers_cpu = {name: _cpu_seconds(pid) for name, pid in processes.items()}
-    cpu, started = time.process_time(), time.perf_counter()
+    machine, cpu, started = _machine_cpu_seconds(), time.process_time(), time.perf_counter()
     _handle(app, event)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    machine = _machine_cpu_seconds() - machine
     peers_cpu = {name: _cpu_seconds(pid) - peers_cpu[name] for name, pid in processes.items()}
-    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls))
+    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine)
 
 
 def _handle(app: Any, event: dict[str, Any]) -> None:
@@ -287,6 +298,13 @@ def _attribute_size(value: dict[str, Any]) -> int:
     return 1  # BOOL, NULL
 
 
+def _machine_cpu_seconds() -> float:
+    """CPU seconds every core of the machine has been busy (from /proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(t) for t in stat.readline().split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU seconds a process has used (from /proc)."""
     fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
@@ -302,25 +320,35 @@ def main() -> dict[str, float]:
         f" threads\n  SES_MAX_SEND_RATE raised to {SES_RATE:,}/s for this benchmark: its default (14/s per"
         " container) models the account's SES quota, not the worker"
     )
+    cores = os.cpu_count() or 1
     for peer, title in PEERS.items():
         runs: PeerRuns = results[peer]
         base = runs.sequential.rate
         print(f"  {title}:")
         for label in ("sequential", "concurrent"):
             r: Measured = getattr(runs, label)
-            busy = ", ".join(
-                f"{name} {cpu / BATCH * 1000:4.1f} ms ({cpu / r.seconds:4.0%} of a core)"
-                for name, cpu in r.peers_cpu.items()
-            )
+            others = ", ".join(f"{name} {cpu / BATCH * 1000:.1f}" for name, cpu in r.peers_cpu.items())
             print(
                 f"    {label:<11}{r.seconds:6.2f} s {r.rate:7.1f} notifications/s {r.rate / base:5.1f}×"
-                f"   CPU per notification: worker {r.cpu / BATCH * 1000:4.1f} ms, {busy}"
+                f"   CPU ms per notification: worker {r.cpu / BATCH * 1000:.1f} | {others};"
+                f" machine busy {r.machine / r.seconds:.1f} of {cores} cores"
             )
+        print(f"      (concurrent batches: {', '.join(f'{x:.1f}' for x in runs.concurrent_rates)} notifications/s)")
         b = runs.bare
-        peers_cpu = ", ".join(f"{name} {cpu / BATCH * 1000:4.1f} ms" for name, cpu in b.peers_cpu.items())
+        others = ", ".join(f"{name} {cpu / BATCH * 1000:.1f}" for name, cpu in b.peers_cpu.items())
         print(
-            f"    bare AWS calls of one notification (3 UpdateItem + 1 SendEmail, one thread, no injected latency):"
-            f" {b.seconds / BATCH * 1000:4.1f} ms each, CPU {b.cpu / BATCH * 1000:4.1f} ms here, {peers_cpu}"
+            f"    bare AWS calls, the same 3 UpdateItem + 1 SendEmail per notification in one thread, no injected"
+            f" latency: {b.seconds / BATCH * 1000:.1f} ms per notification;"
+            f" CPU ms per notification: here {b.cpu / BATCH * 1000:.1f} | {others}"
+        )
+        c = runs.concurrent
+        everything = (c.cpu + sum(c.peers_cpu.values())) / BATCH
+        worker = c.cpu / BATCH
+        print(
+            f"    CPU ceilings (arithmetic): the worker and its peers use {everything * 1000:.1f} ms of CPU per"
+            f" notification, so {cores} cores deliver at most {cores / everything:.0f}/s"
+            f" ({cores / everything / base:.1f}×); the worker alone, on one core (the GIL), at most"
+            f" {1 / worker:.0f}/s ({1 / worker / base:.1f}×)"
         )
     calls = results["dynalite"].concurrent.calls
     writes = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
