@@ -51,12 +51,20 @@ def peers() -> Iterator[LocalStack]:
             stack.stop()
 
 
+_logged: set[Path] = set()  # the logs this process has started: the first use empties them, later ones append
+
+
 @contextmanager
 def handler_output() -> Iterator[Path]:
-    """Send what the handlers print (metric lines, logs) to ``.bench/handlers.log`` instead of the terminal."""
-    WORK_DIR.mkdir(exist_ok=True)
-    with open(HANDLER_LOG, "a") as log, contextlib.redirect_stdout(log):
-        yield HANDLER_LOG
+    """Send what the handlers print (metric lines, logs) to ``.bench/handlers.log`` instead of the terminal.
+
+    The file holds one ``make bench`` (or one ``python -m bench.x``) run: this process's first use empties it.
+    """
+    path = HANDLER_LOG
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a" if path in _logged else "w") as log, contextlib.redirect_stdout(log):
+        _logged.add(path)
+        yield path
 
 
 def _forget_clients() -> None:

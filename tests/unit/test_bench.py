@@ -1,0 +1,66 @@
+"""The benchmarks' own plumbing (no timing is asserted anywhere: `make bench` prints its numbers)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from bench import peers, worker
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def test_bench_does_not_import_the_test_tree() -> None:
+    for source in sorted(BENCH.glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(), str(source))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            assert not any(n == "tests" or n.startswith("tests.") for n in names), f"{source.name} imports {names}"
+
+
+def test_handler_output_goes_to_the_log_not_the_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "bench" / "handlers.log"
+    log.parent.mkdir()
+    log.write_text("an earlier run\n")
+    monkeypatch.setattr(peers, "HANDLER_LOG", log)
+    with peers.handler_output() as path:
+        print('{"_aws": "a metric line"}')
+    with peers.handler_output():
+        print("the next benchmark's line")
+    print("a number")
+    assert path == log
+    assert log.read_text() == '{"_aws": "a metric line"}\nthe next benchmark\'s line\n'
+    assert capsys.readouterr().out == "a number\n"
+
+
+def test_hooks_capture_a_copy_of_each_request_and_count_it() -> None:
+    hooks = worker._Hooks()
+    params = {"Key": {"pk": {"S": "JOB#1"}}}
+    hooks.record(params, "before-parameter-build.dynamodb.UpdateItem")  # not capturing: nothing kept
+    hooks.capture = []
+    hooks.record(params, "before-parameter-build.dynamodb.UpdateItem")
+    params["Key"]["pk"] = {"S": "changed"}
+    hooks.count("before-send.sesv2.SendEmail")
+    assert hooks.capture == [("UpdateItem", {"Key": {"pk": {"S": "JOB#1"}}})]
+    assert hooks.calls == {"sesv2.SendEmail": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "size"),
+    [
+        ({"S": "abc"}, 3),
+        ({"N": "12345"}, 4),
+        ({"BOOL": True}, 1),
+        ({"L": [{"S": "ab"}]}, 3 + 1 + 2),
+        ({"M": {"k": {"S": "v"}}}, 3 + 1 + 1 + 1),
+    ],
+)
+def test_item_sizes_follow_dynamodb_rules(value: dict[str, object], size: int) -> None:
+    assert worker._attribute_size(value) == size
