@@ -1,19 +1,32 @@
 # The two commands of the README: `make local` runs the whole service on this machine,
 # `make test` runs every test tier. Both create their own virtualenv first.
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# Lambda runs python3.13 (template.yaml's Runtime), so the tests, `make local` and `sam build` run the same minor
+# version when this machine has it: python3.13 on PATH (a pyenv shim counts only if it runs), else pyenv's 3.13.
+# Without one they fall back to python3.11 or python3, with a warning.
+LAMBDA_PYTHON := 3.13
+_runs = $(if $(shell "$(1)" -c "" 2>/dev/null && echo yes),$(1))
+LAMBDA_PYTHON_BIN := $(firstword $(foreach p,$(shell command -v python$(LAMBDA_PYTHON)) \
+  $(wildcard $(HOME)/.pyenv/versions/$(LAMBDA_PYTHON)*/bin/python$(LAMBDA_PYTHON)),$(call _runs,$(p))))
+PYTHON ?= $(or $(LAMBDA_PYTHON_BIN),$(shell command -v python3.11 || command -v python3))
+PYTHON_VERSION := $(shell "$(PYTHON)" -c "import platform; print(platform.python_version())" 2>/dev/null)
+ifneq ($(basename $(PYTHON_VERSION)),$(LAMBDA_PYTHON))
+$(warning WARNING: Lambda runs python$(LAMBDA_PYTHON), but this uses Python $(or $(PYTHON_VERSION),?) ($(PYTHON)); \
+  install python$(LAMBDA_PYTHON) (pyenv install $(LAMBDA_PYTHON)) to test what Lambda runs)
+endif
 VENV ?= .venv
 SAM_VENV ?= .venv-sam
 PY := $(VENV)/bin/python
 # The import roots Lambda gives each function: the layer's package and the functions' code.
 export PYTHONPATH := layers/common:functions/api:functions/worker:functions/scheduler:.
-# sam build targets Lambda's python3.12; use pyenv's when present.
-PY312_DIR := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin))
+# sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
+LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 
-.PHONY: venv sam-venv local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: layers/common/requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+# The marker names the interpreter's version, so another Python (python3.13 installed later, say) rebuilds the venv.
+venv: $(VENV)/.installed-$(PYTHON_VERSION)
+$(VENV)/.installed-$(PYTHON_VERSION): layers/common/requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv --clear $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
@@ -27,8 +40,11 @@ $(SAM_VENV)/.installed:
 local: venv
 	$(PY) -m local
 
-test: venv sam-venv lint
+test: python-version venv sam-venv lint
 	$(PY) -m pytest
+
+python-version:
+	@echo "Python $(PYTHON_VERSION) (Lambda runtime python$(LAMBDA_PYTHON)): $(PYTHON)"
 
 unit: venv
 	$(PY) -m pytest tests/unit
@@ -55,7 +71,7 @@ sam-validate: sam-venv
 	$(SAM_VENV)/bin/sam validate --lint
 
 sam-build: sam-venv
-	PATH="$(PY312_DIR):$$PATH" $(SAM_VENV)/bin/sam build
+	$(if $(LAMBDA_PYTHON_DIR),PATH="$(LAMBDA_PYTHON_DIR):$$PATH") $(SAM_VENV)/bin/sam build
 
 openapi: venv
 	$(PY) -m tools.openapi

@@ -198,12 +198,24 @@ class Template:
             for e in self.functions()[function].events_of_type("HttpApi").values()
         ]
 
+    def function_refs(self, function: str) -> list[dict[str, str]]:
+        """The ``Ref``s that name ``function`` or its alias: ``{"Ref": "F"}``, SAM's ``{"Ref": "F.Alias"}`` and the
+        alias SAM generates for ``AutoPublishAlias: live``, ``{"Ref": "FAliaslive"}`` (a published version, which
+        SnapStart needs; locally the same handler)."""
+        refs = [{"Ref": function}]
+        alias = self.functions()[function].properties.get("AutoPublishAlias")
+        if isinstance(alias, str):
+            generated = f"{function}Alias{''.join(c for c in alias if c.isalnum())}"
+            refs += [{"Ref": f"{function}.Alias"}, {"Ref": generated}]
+        return refs
+
     def event_source_mappings(self, function: str) -> dict[str, dict[str, Any]]:
-        """The plain ``AWS::Lambda::EventSourceMapping`` resources that invoke ``function``."""
+        """The plain ``AWS::Lambda::EventSourceMapping`` resources that invoke ``function`` (or its alias)."""
+        refs = self.function_refs(function)
         return {
             k: v
             for k, v in self.resources("AWS::Lambda::EventSourceMapping").items()
-            if v["Properties"].get("FunctionName") == {"Ref": function}
+            if v["Properties"].get("FunctionName") in refs
         }
 
     def kafka_batch_size(self, function: str) -> int:

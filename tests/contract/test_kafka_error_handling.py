@@ -32,7 +32,8 @@ def test_a_kafka_mapping_reports_items_retries_boundedly_and_dead_letters(name: 
     assert props["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
     # AWS offers these controls for Kafka only with provisioned pollers.
     assert int(props["ProvisionedPollerConfig"]["MinimumPollers"]) >= 1
-    assert props["FunctionName"] == {"Ref": "WorkerFunction"}
+    # The alias (SAM's AutoPublishAlias): SnapStart runs published versions only.
+    assert props["FunctionName"] == {"Ref": "WorkerFunction.Alias"}
 
 
 def test_the_worker_may_send_to_its_on_failure_destination() -> None:

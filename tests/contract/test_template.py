@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,11 @@ SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSet
 SET_BY_LAMBDA = {"AWS_REGION"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
 CONSUMER_GROUP = "notification-worker"
+# Lambda's runtime for every function and the layer; the Makefile and mypy use the same minor version.
+LAMBDA_RUNTIME = "python3.13"
+# Functions with SnapStart (the scheduler's one-a-minute tick keeps it warm: docs/ARCHITECTURE.md).
+SNAPSTART = {"ApiFunction", "WorkerFunction"}
+ALIAS = "live"
 
 
 def _sam(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -58,20 +66,176 @@ def test_sam_validate_lint_finds_nothing(config_env: str) -> None:
 
 def test_sam_build_succeeds(tmp_path: Path) -> None:
     # pyenv's shim may resolve to another version; its versions folder holds the real interpreter.
-    found = sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
-    python312 = str(found[-1]) if found else shutil.which("python3.12")
-    if python312 is None:
-        pytest.fail("sam build needs python3.12 (Lambda's runtime) on PATH or under ~/.pyenv/versions/3.12*/bin")
-    path = f"{Path(python312).parent}{os.pathsep}{os.environ['PATH']}"
+    version = LAMBDA_RUNTIME.removeprefix("python")
+    found = sorted(Path.home().glob(f".pyenv/versions/{version}*/bin/{LAMBDA_RUNTIME}"))
+    python = str(found[-1]) if found else shutil.which(LAMBDA_RUNTIME)
+    if python is None:
+        pytest.fail(f"sam build needs {LAMBDA_RUNTIME} (Lambda's runtime) on PATH or under ~/.pyenv/versions")
+    path = f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}"
     build = tmp_path / "build"
     result = _sam("build", "--build-dir", str(build), "--cache-dir", str(tmp_path / "cache"), PATH=path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    layer = build / "CommonLayer" / "python"  # BuildMethod python3.12 puts a layer's code under python/
+    layer = build / "CommonLayer" / "python"  # BuildMethod python3.x puts a layer's code under python/
     assert (layer / "notify" / "settings.py").exists()
     assert (layer / "aws_lambda_powertools").is_dir() and (layer / "kafka").is_dir() and (layer / "pydantic").is_dir()
     for function, props in template().resources("AWS::Serverless::Function").items():
         module = props["Properties"]["Handler"].rpartition(".")[0]
         assert (build / function / Path(*module.split("."))).with_suffix(".py").exists(), function
+
+
+# --- runtime and SnapStart -------------------------------------------------------------------------------
+
+
+def test_every_function_and_the_layer_run_one_python(tpl: Template) -> None:
+    assert tpl.globals_function()["Runtime"] == LAMBDA_RUNTIME
+    for name, function in tpl.functions().items():
+        assert function.properties["Runtime"] == LAMBDA_RUNTIME, name
+    (layer,) = tpl.resources("AWS::Serverless::LayerVersion").values()
+    assert layer["Properties"]["CompatibleRuntimes"] == [LAMBDA_RUNTIME]
+    assert layer["Metadata"]["BuildMethod"] == LAMBDA_RUNTIME
+
+
+def test_the_makefile_and_mypy_use_the_runtimes_python() -> None:
+    version = LAMBDA_RUNTIME.removeprefix("python")
+    assert re.search(rf"^LAMBDA_PYTHON := {re.escape(version)}$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mypy"]["python_version"] == version
+
+
+def test_snapstart_runs_published_versions_behind_an_alias(tpl: Template) -> None:
+    for name, function in tpl.functions().items():
+        props = function.properties
+        if name not in SNAPSTART:
+            assert "SnapStart" not in props, name
+            continue
+        assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}, name
+        assert props["AutoPublishAlias"] == ALIAS, name  # SnapStart never runs $LATEST
+        # What SnapStart does not support.
+        assert "ProvisionedConcurrencyConfig" not in props and "FileSystemConfigs" not in props, name
+        assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512, name
+    mappings = tpl.event_source_mappings("WorkerFunction")
+    assert {m["Properties"]["FunctionName"]["Ref"] for m in mappings.values()} == {"WorkerFunction.Alias"}
+
+
+# SAM's own transform of template.yaml (the SAM CLI's virtualenv has the translator), with code URIs as S3 ones.
+TRANSFORM = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+document = yaml_parse(open(sys.argv[1]).read())
+for resource in document["Resources"].values():
+    for key in ("CodeUri", "ContentUri"):
+        if key in resource.get("Properties", {}):
+            resource["Properties"][key] = "s3://bucket/key"
+pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
+json.dump(transform(document, pseudo, NoManagedPolicies()), sys.stdout)
+"""
+
+
+def test_every_trigger_of_a_snapstart_function_invokes_its_alias() -> None:
+    python = ROOT / ".venv-sam" / "bin" / "python"
+    if not python.exists():
+        pytest.fail("the SAM CLI's virtualenv is missing: run `make sam-venv` (make test does)")
+    out = subprocess.run(
+        [str(python), "-c", TRANSFORM, str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    resources: dict[str, Any] = json.loads(out.stdout)["Resources"]
+    alias = {name: {"Ref": f"{name}Alias{ALIAS}"} for name in SNAPSTART}
+    for name in SNAPSTART:
+        assert resources[f"{name}Alias{ALIAS}"]["Type"] == "AWS::Lambda::Alias"
+        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    # Kafka (both modes) and the delay queue.
+    mappings = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"}
+    assert {k: p["FunctionName"] for k, p in mappings.items()} == dict.fromkeys(
+        ("WorkerMskEventSource", "WorkerSelfManagedKafkaEventSource", "WorkerFunctionDelayQueue"),
+        alias["WorkerFunction"],
+    )
+    # The HTTP API's routes and the permissions that let it invoke.
+    body = json.dumps(resources["HttpApi"]["Properties"]["Body"])
+    assert body.count("${ApiFunctionAlias" + ALIAS + "}/invocations") == 2 and "ApiFunction.Arn" not in body
+    permissions = {
+        k: v["Properties"]["FunctionName"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Permission"
+    }
+    assert permissions["ApiFunctionRootPermission"] == permissions["ApiFunctionProxyPermission"] == alias["ApiFunction"]
+    # The scheduler keeps invoking the function itself.
+    assert permissions["SchedulerFunctionTickPermission"] == {"Ref": "SchedulerFunction"}
+
+
+# Registers the hooks the way Lambda's snapshot_restore_py does, then runs them as a snapshot and a restore would.
+HOOKS = """
+import importlib, json, random, sys, types
+hooks = types.ModuleType("snapshot_restore_py")
+hooks.before, hooks.after = [], []
+hooks.register_before_snapshot = lambda f, *a, **k: hooks.before.append((f, a, k)) or f
+hooks.register_after_restore = lambda f, *a, **k: hooks.after.append((f, a, k)) or f
+sys.modules["snapshot_restore_py"] = hooks
+importlib.import_module(sys.argv[1])
+(before, args, kwargs), = hooks.before
+(after, after_args, after_kwargs), = hooks.after
+services = args[0]
+before(*args, **kwargs)
+snapshot = services()
+random.seed(0)
+state = random.getstate()
+after(*after_args, **after_kwargs)
+print(json.dumps({
+    "kafka imported before the snapshot": "kafka" in sys.modules,
+    "same factory": after_args[0] is services,
+    "services rebuilt after the restore": services() is not snapshot,
+    "random reseeded": random.getstate() != state,
+}))
+"""
+
+
+def _placeholder_environment(model: type[ApiSettings] | type[WorkerSettings]) -> dict[str, str]:
+    """A value of the right type for each variable the settings read (nothing is called)."""
+    env = {}
+    for field in model.model_fields.values():
+        if not field.alias:
+            continue
+        kind = str(field.annotation)
+        if field.alias == "KAFKA_AUTH":
+            env[field.alias] = "none"
+        elif field.alias.endswith("_URL"):
+            env[field.alias] = "http://127.0.0.1:9/placeholder"
+        elif "int" in kind or "float" in kind:
+            env[field.alias] = "4"
+        else:
+            env[field.alias] = "placeholder"
+    return env
+
+
+@pytest.mark.parametrize("function", sorted(SNAPSTART))
+def test_snapstart_functions_register_hooks_that_rebuild_their_services(tpl: Template, function: str) -> None:
+    module = tpl.functions()[function].handler.rpartition(".")[0]
+    settings = SETTINGS[function]
+    assert settings is not SchedulerSettings
+    env = {
+        **os.environ,
+        **_placeholder_environment(settings),  # type: ignore[arg-type]
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "placeholder",
+        "AWS_SECRET_ACCESS_KEY": "placeholder",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    out = subprocess.run([sys.executable, "-c", HOOKS, module], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "kafka imported before the snapshot": True,
+        "same factory": True,
+        "services rebuilt after the restore": True,
+        "random reseeded": True,
+    }
 
 
 # --- handlers and environment ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.kafka_event import KafkaEventR
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from notify import snapstart
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
@@ -90,6 +91,10 @@ def build_services(settings: WorkerSettings) -> Services:
 @cache
 def services() -> Services:
     return build_services(load(WorkerSettings))
+
+
+# SnapStart (template.yaml): the snapshot holds the built services; each restored environment builds its own.
+snapstart.register(services)
 
 
 def _deliver(raw: str | bytes, source: str) -> Result:
