@@ -4,7 +4,7 @@ Latency is injected where the real services would add it: the demo Auth service 
 20 ms per request, and a botocore ``before-send`` hook holds every SES SendEmail for 30 ms. The batch runs
 twice per peer, through the real handler with a pool of one (sequential) and of ``WORKER_CONCURRENCY`` threads:
 
-- **moto**: DynamoDB and SES on one moto server process. moto spends ~20 ms of CPU per notification, so that
+- **moto**: DynamoDB and SES on one moto server process. moto spends ~30 ms of CPU per notification, so that
   one process is the ceiling, not the worker.
 - **dynalite**: DynamoDB on dynalite (Node.js, its LevelDB in a temporary directory: cheaper per write than its
   in-memory store; installed with npm into ``.bench/node`` on first use), SES still on moto.
