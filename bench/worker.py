@@ -1,8 +1,8 @@
 """Worker throughput: notifications per second for one 100-record MSK batch, concurrent vs sequential, on two peers.
 
 Latency is injected where the real services would add it: the demo Auth service (in its own process) sleeps
-20 ms per request, and a botocore ``before-send`` hook holds every SES SendEmail for 30 ms. The batch runs
-twice per peer, through the real handler with a pool of one (sequential) and of ``WORKER_CONCURRENCY`` threads:
+20 ms per request, and a botocore ``before-send`` hook holds every SES SendEmail for 30 ms. Per peer, batches go
+through the real handler with a pool of one (sequential, once) and of 16 threads (concurrent, three times):
 
 - **moto**: DynamoDB and SES on one moto server process. moto spends ~30 ms of CPU per notification, so that
   one process is the ceiling, not the worker.
