@@ -64,7 +64,7 @@ class KafkaConfig:
 
 def _msk_token_provider(region: str) -> Any:
     from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
-    from kafka.sasl.oauth import AbstractTokenProvider
+    from kafka.net.sasl.oauth import AbstractTokenProvider
 
     class MskIamTokenProvider(AbstractTokenProvider):  # type: ignore[misc]
         def token(self) -> str:
