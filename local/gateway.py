@@ -17,6 +17,10 @@ from local.invoke import Function
 log = logging.getLogger("local.gateway")
 
 
+# HTTP API's quota: "Total combined size of request line and header values: 10240 bytes" (not adjustable).
+MAX_LINE_AND_HEADERS = 10_240
+
+
 class Route:
     """One route of an HTTP API, e.g. ``ANY /{proxy+}``, matched the way API Gateway matches it."""
 
@@ -67,6 +71,14 @@ class Gateway:
             def _any(self) -> None:
                 gateway.handle(self)
 
+            def send_error(self, code: int, message: Optional[str] = None, explain: Optional[str] = None) -> None:
+                """http.server's own refusals of a request line or headers over 64 KiB: API Gateway's quota."""
+                if code in (414, 431):
+                    self.close_connection = True
+                    gateway._too_large(self)
+                    return
+                super().send_error(code, message, explain)
+
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
 
         self.server = ThreadingHTTPServer((host, port), Handler)
@@ -82,6 +94,9 @@ class Gateway:
         self.server.server_close()
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
+        if len(request.requestline) + sum(len(k) + len(v) for k, v in request.headers.items()) > MAX_LINE_AND_HEADERS:
+            self._too_large(request)
+            return
         path, _, query = request.path.partition("?")
         length = int(request.headers.get("content-length") or 0)
         body = request.rfile.read(length) if length else None
@@ -108,6 +123,14 @@ class Gateway:
             log.exception("ApiFunction raised")
             result = {"statusCode": 500, "body": json.dumps({"message": "Internal Server Error"})}
         self._respond(request, result)
+
+    def _too_large(self, request: BaseHTTPRequestHandler) -> None:
+        """API Gateway refuses the request before the function sees it; answered in the API's error shape."""
+        message = f"The request line and headers are larger than the {MAX_LINE_AND_HEADERS:,} bytes API Gateway accepts"
+        body = {"error": {"code": "request_too_large", "message": message}}
+        self._respond(
+            request, {"statusCode": 413, "body": json.dumps(body), "headers": {"content-type": "application/json"}}
+        )
 
     @staticmethod
     def _respond(request: BaseHTTPRequestHandler, result: Any) -> None:

@@ -41,7 +41,8 @@ _DESCRIPTIONS = {
     403: "The key lacks the scope",
     404: "Not found",
     409: "Conflict (a concurrent change, or an Idempotency-Key still in progress)",
-    413: f"The body is larger than {MAX_BODY_BYTES:,} bytes",
+    413: f"The body is larger than {MAX_BODY_BYTES:,} bytes, or the request line and headers larger than the "
+    "10,240 bytes API Gateway accepts (refused before the function)",
     415: f"The body is not {JSON_MEDIA_TYPE}",
     422: "Field-level validation errors",
     500: "An unexpected error: a bug, logged with the request's correlation id",
