@@ -180,11 +180,11 @@ class LocalStack:
     def seed(self) -> None:
         """The default templates and the dev API key."""
         import boto3
-        from notify.access import hash_key
         from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
         from notify.adapters.dynamodb.templates import DynamoTemplateStore
         from notify.clock import iso, utc_now
         from notify.default_templates import seed_default_templates
+        from notify.services.access import hash_key
 
         dynamodb = boto3.client("dynamodb")
         seed_default_templates(DynamoTemplateStore(dynamodb, os.environ["TEMPLATES_TABLE"], cache_seconds=0), utc_now)

@@ -12,11 +12,11 @@ import sys
 from typing import Optional
 
 import boto3
-from notify.access import SCOPES, hash_key, new_key
 from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.clock import iso, utc_now
 from notify.default_templates import seed_default_templates
+from notify.services.access import SCOPES, hash_key, new_key
 
 
 def stack_output(stack: str, key: str) -> str:

@@ -412,7 +412,7 @@ class Chaos:
 
     def letters(self) -> list[dict[str, Any]]:
         from notify.adapters.sqs import SqsDeadLetterQueue
-        from notify.dlq import letter_view
+        from notify.services.dlq import letter_view
 
         dlq = SqsDeadLetterQueue(boto3.client("sqs"), os.environ["DLQ_URL"])
         return [letter_view(letter) for letter in dlq.receive(100_000, 900)]

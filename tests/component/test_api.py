@@ -94,8 +94,8 @@ def test_oversized_payload_is_422_and_malformed_json_400_not_5xx() -> None:
 
 
 def test_keys_are_required_and_scoped() -> None:
-    from notify.access import hash_key
     from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
+    from notify.services.access import hash_key
 
     assert call_api("POST", "/api/v1/events", EVENT, key=None)[0] == 401
     assert call_api("POST", "/api/v1/events", EVENT, key="wrong")[0] == 401

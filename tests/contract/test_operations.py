@@ -7,8 +7,8 @@ import re
 from typing import Any
 
 import pytest
-from notify.delivery import Outcome
 from notify.models import Channel
+from notify.services.delivery import Outcome
 
 from local.cfn import ROOT, Template, references, template
 

@@ -227,6 +227,7 @@ def test_snapstart_functions_register_hooks_that_rebuild_their_services(tpl: Tem
         "AWS_ACCESS_KEY_ID": "placeholder",
         "AWS_SECRET_ACCESS_KEY": "placeholder",
         "POWERTOOLS_TRACE_DISABLED": "true",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),  # the Lambda import roots, however pytest got them
     }
     out = subprocess.run([sys.executable, "-c", HOOKS, module], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -7,7 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Optional
 
 import pytest
-from notify.campaigns import (
+from notify.errors import Conflict, TransientError, ValidationFailed
+from notify.models import AcceptedEvent
+from notify.ports import CampaignStore, CampaignTrigger
+from notify.records import Campaign, CampaignStatus, Run
+from notify.services.campaigns import (
     CampaignInput,
     CampaignScheduler,
     CampaignService,
@@ -17,10 +21,6 @@ from notify.campaigns import (
     preview,
     run_event_id,
 )
-from notify.errors import Conflict, TransientError, ValidationFailed
-from notify.models import AcceptedEvent
-from notify.ports import CampaignStore, CampaignTrigger
-from notify.records import Campaign, CampaignStatus, Run
 from pydantic import ValidationError
 
 T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)

@@ -5,12 +5,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from notify.catalog import EVENT_TYPES
 from notify.default_templates import seed_default_templates
-from notify.delivery import DeliveryService, DeliverySettings, Outcome
 from notify.errors import PermanentError, StoreUnavailable, TransientError
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, Contact, NotificationJob, Priority, Status
 from notify.records import UserProfile
 from notify.retry import RetryPolicy
+from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
 
 from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from notify.delivery import Outcome
-from notify.dlq import DeadLetterService
 from notify.errors import PermanentError, TransientError
 from notify.models import NotificationJob, Status
 from notify.records import DeadLetter, ReceivedLetter
+from notify.services.delivery import Outcome
+from notify.services.dlq import DeadLetterService
 
 from .fakes import MemoryInbox
 from .test_delivery import T0, World
@@ -81,8 +81,8 @@ def test_a_bare_job_moved_by_sqs_redrive_is_listed_and_redriven() -> None:
 
 
 def test_a_kafka_event_source_failure_record_is_a_letter_that_names_the_records() -> None:
-    from notify.dlq import letter_view
     from notify.records import ReceivedLetter
+    from notify.services.dlq import letter_view
 
     body = {
         "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},

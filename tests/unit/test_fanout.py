@@ -3,11 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from notify.delivery import Outcome
 from notify.errors import StoreUnavailable, TransientError
-from notify.fanout import FanoutService
-from notify.ingest import IngestService
 from notify.models import EventRequest, FanoutTask, NotificationJob
+from notify.services.delivery import Outcome
+from notify.services.fanout import FanoutService
+from notify.services.ingest import IngestService
 
 from .fakes import MemoryDlq, MemoryPublisher, MemoryQueue, MemorySegments, MemoryStore
 
@@ -135,7 +135,7 @@ def test_outcome_values_cover_page_outcomes() -> None:
 
 
 def test_later_pages_come_from_the_source_the_segment_was_found_in() -> None:
-    from notify.segments import CompositeSegmentSource
+    from notify.services.segments import CompositeSegmentSource
 
     static = MemorySegments({"vip": ["a", "b", "c"]})
     dynamic = MemorySegments({"all": [f"u{i}" for i in range(5)]})

@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from notify.errors import IngestUnavailable, ValidationFailed
-from notify.ingest import IngestService
 from notify.models import Channel, EventRequest
+from notify.services.ingest import IngestService
 
 from .fakes import MemoryPublisher, MemoryQueue, MemoryStore
 

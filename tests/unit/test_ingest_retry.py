@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 from notify.errors import Conflict, KeyReused, ValidationFailed
-from notify.ingest import IngestIncomplete, IngestService
 from notify.jobs import keyed_event_id
 from notify.models import EventRequest
 from notify.ports import RunOnce
 from notify.records import EventRecord
+from notify.services.ingest import IngestIncomplete, IngestService
 
 from .fakes import MemoryPublisher, MemoryQueue, MemoryStore
 

@@ -7,9 +7,9 @@ import json
 from datetime import timedelta
 
 import pytest
-from notify.delivery import MAX_RAW_BYTES, Outcome
 from notify.errors import StoreUnavailable, TemplateFailed
 from notify.models import MAX_ID_BYTES, NotificationJob, Recipients, Status
+from notify.services.delivery import MAX_RAW_BYTES, Outcome
 from pydantic import ValidationError
 
 from .test_delivery import T0, World

@@ -12,12 +12,12 @@ from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, Re
 from notify.adapters.aws import SEND_CONFIG, SEND_CONNECT_TIMEOUT, SEND_READ_TIMEOUT
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
-from notify.delivery import Outcome
 from notify.errors import OutcomeUnknown, PermanentError, TransientError
 from notify.models import Channel, Contact, Status
 from notify.ports import EmailSender, PushSender
 from notify.ratelimit import RateLimited, RateLimitedEmailSender, TokenBucket
 from notify.records import RenderedMessage
+from notify.services.delivery import Outcome
 
 from .test_delivery import T0, World
 

@@ -21,7 +21,7 @@ from notify.rendering import (
     render,
     render_context,
 )
-from notify.templates import required_payload
+from notify.services.templates import required_payload
 
 
 def _template(**parts: Any) -> Template:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import pytest
 from notify.errors import Conflict, NotFound
 from notify.ports import StaticSegments
-from notify.segments import SegmentService
+from notify.services.segments import SegmentService
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ import pytest
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
 from notify.records import Template
-from notify.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
+from notify.services.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
 
 from .fakes import MemoryTemplates
 

@@ -24,16 +24,16 @@ from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
-from notify.campaigns import CampaignService
 from notify.clock import utc_now
-from notify.dlq import DeadLetterService
 from notify.errors import KeyReused
-from notify.ingest import IngestService
 from notify.ports import ApiKeyLookup, RunOnce
-from notify.segments import SegmentService
+from notify.services.campaigns import CampaignService
+from notify.services.dlq import DeadLetterService
+from notify.services.ingest import IngestService
+from notify.services.segments import SegmentService
+from notify.services.status import StatusQueries
+from notify.services.templates import TemplateService
 from notify.settings import ApiSettings, load
-from notify.status import StatusQueries
-from notify.templates import TemplateService
 
 # The Idempotency-Key's record: keyed by ``key``, the body must match the first use, kept 24 hours. The
 # handler registers each invocation's Lambda context with it (so an in-progress record expires with a

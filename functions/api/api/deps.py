@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Request
-from notify.access import authorize, hash_key
-from notify.campaigns import CampaignService
-from notify.dlq import DeadLetterService
-from notify.ingest import IngestService
-from notify.segments import SegmentService
-from notify.status import StatusQueries
-from notify.templates import TemplateService
+from notify.services.access import authorize, hash_key
+from notify.services.campaigns import CampaignService
+from notify.services.dlq import DeadLetterService
+from notify.services.ingest import IngestService
+from notify.services.segments import SegmentService
+from notify.services.status import StatusQueries
+from notify.services.templates import TemplateService
 
 from api.context import Services, services
 

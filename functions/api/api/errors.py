@@ -30,7 +30,7 @@ from notify.errors import (
     Unauthorized,
     ValidationFailed,
 )
-from notify.ingest import IngestIncomplete
+from notify.services.ingest import IngestIncomplete
 
 from api.body import BodyProblem, UnreadableBody, body_problem
 

@@ -15,9 +15,9 @@ from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
-from notify.campaigns import CampaignScheduler, IngestTrigger
 from notify.clock import utc_now
-from notify.ingest import IngestService
+from notify.services.campaigns import CampaignScheduler, IngestTrigger
+from notify.services.ingest import IngestService
 from notify.settings import SchedulerSettings, load
 
 logger = Logger()

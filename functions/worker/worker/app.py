@@ -29,10 +29,10 @@ from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
-from notify.delivery import DeliveryService, DeliverySettings, Outcome, Result
-from notify.fanout import FanoutService
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
-from notify.segments import CompositeSegmentSource
+from notify.services.delivery import DeliveryService, DeliverySettings, Outcome, Result
+from notify.services.fanout import FanoutService
+from notify.services.segments import CompositeSegmentSource
 from notify.settings import WorkerSettings, load
 
 logger = Logger()

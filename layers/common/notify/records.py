@@ -31,7 +31,7 @@ class DeadLetter:
     source: str = ""
     failed_at: str = ""
     raw_base64: Optional[str] = None  # ... or base64 when it is not UTF-8
-    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.delivery.MAX_RAW_BYTES)
+    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.services.delivery.MAX_RAW_BYTES)
 
 
 @dataclass(frozen=True)

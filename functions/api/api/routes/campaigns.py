@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from notify.campaigns import CampaignInput, CampaignUpdate
 from notify.clock import iso
+from notify.services.campaigns import CampaignInput, CampaignUpdate
 
 from api.deps import Campaigns, CampaignsReader, CampaignsWriter
 from api.openapi import links_to, responses

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.models import Channel
-from notify.templates import PreviewInput, TemplateContent, TemplateInput, view
+from notify.services.templates import PreviewInput, TemplateContent, TemplateInput, view
 
 from api.deps import Templates, TemplatesReader, TemplatesWriter
 from api.openapi import links_to, responses

@@ -260,7 +260,7 @@ class DynamoStatusStore:
             "(#s IN (:accepted, :retrying, :scheduled) OR (#s = :processing AND lease_until < :nowts)))"
         )
         if 0 < job.attempt == job.retry_base:
-            # A redrive's copy (notify.dlq.replay) takes a FAILED job back; a stray older copy never does.
+            # A redrive's copy (notify.services.dlq.replay) takes a FAILED job back; a stray older copy never does.
             values[":failed"] = Status.FAILED.value
             values[":entry"] = [_entry(Status.PROCESSING, now, job.attempt, None, {"redrive": True})]
             condition += " OR (#s = :failed AND attempt_n < :attempt)"

@@ -16,12 +16,12 @@ from datetime import timedelta
 from notify.catalog import get_event_type
 from notify.clock import Clock, iso
 from notify.errors import DeliveryError, IngestUnavailable, NotFound, PermanentError, StoreUnavailable, TransientError
-from notify.ingest import publish_durably
 from notify.jobs import EventPlan
 from notify.models import FanoutTask
 from notify.ports import DeadLetterQueue, DelayQueue, JobPublisher, SegmentSource, StatusStore
 from notify.records import DeadLetter, EventRecord
 from notify.retry import MAX_SQS_DELAY, RetryPolicy
+from notify.services.ingest import publish_durably
 
 DEFAULT_PAGE_SIZE = 500
 FANOUT_RETRY = RetryPolicy(base_seconds=5, cap_seconds=300, max_attempts=10)

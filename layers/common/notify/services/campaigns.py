@@ -27,7 +27,7 @@ from notify.errors import Conflict, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
 from notify.ports import CampaignStore, CampaignTrigger
 from notify.records import Campaign, CampaignStatus, Run
-from notify.status import StatusQueries
+from notify.services.status import StatusQueries
 
 CLAIM_SECONDS = 120
 MAX_PREVIEW = 50

@@ -26,7 +26,6 @@ from notify.errors import (
     TemplateFailed,
     TransientError,
 )
-from notify.fanout import FanoutService
 from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
     DeadLetterQueue,
@@ -41,6 +40,7 @@ from notify.ports import (
 from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserProfile
 from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
+from notify.services.fanout import FanoutService
 
 log = logging.getLogger(__name__)
 
