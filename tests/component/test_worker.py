@@ -21,9 +21,11 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import EndpointConnectionError
 from notify.adapters.dynamodb.cursors import CursorCodec
 from notify.adapters.dynamodb.items import to_item
+from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel, NotificationJob
+from notify.records import UserPreferences
 
 from local.auth_service import AuthService
 from local.events import kafka_record, load_event, msk_event, sqs_event, sqs_record
@@ -390,3 +392,22 @@ def test_a_cursor_the_api_did_not_issue_is_refused_before_dynamodb_sees_it(auth_
         status, error = call_api("GET", f"/api/v1/users/{user}/notifications?cursor={bad}")
         assert status == 422, (bad, error)
         assert error["error"]["fields"][0]["loc"].endswith("cursor"), error
+
+
+def test_preferences_stored_in_dynamodb_skip_an_opted_out_job_and_hold_it_in_quiet_hours(
+    auth_service: AuthService, stack_env: dict[str, str]
+) -> None:
+    store = DynamoPreferenceStore(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"], cache_seconds=0)
+    opted_out, quiet = _user(auth_service), _user(auth_service)
+    store.put(UserPreferences(opted_out, categories={"content": {"email": False}}))
+    now = datetime.now(UTC)
+    window = {"start": f"{(now - timedelta(hours=1)).hour:02d}:00", "end": f"{(now + timedelta(hours=2)).hour:02d}:00"}
+    store.put(UserPreferences(quiet, quiet_hours={**window, "timezone": "UTC"}))
+    assert store.get(quiet) == UserPreferences(quiet, quiet_hours={**window, "timezone": "UTC"})
+    film, reset = _job(opted_out, "new_film"), _job(opted_out, "password_reset")
+    assert _outcomes(_kafka(film, reset)) == {"skipped": 1, "sent": 1}  # account mail is never held back
+    body = _status(film.job_id)
+    assert body["status"] == "SKIPPED" and body["history"][-1]["detail"]["reason"] == "opted_out"
+    later = _job(quiet, "new_film")
+    assert _outcomes(_kafka(later)) == {"scheduled": 1}
+    assert _status(later.job_id)["history"][-1]["detail"]["reason"] == "quiet_hours"

@@ -17,6 +17,7 @@ from notify.ports import (
     DelayQueue,
     EmailSender,
     JobPublisher,
+    PreferenceStore,
     SegmentSource,
     StatusStore,
     TemplateStore,
@@ -33,6 +34,7 @@ from notify.records import (
     SegmentPage,
     Template,
     Transition,
+    UserPreferences,
     UserProfile,
 )
 
@@ -307,3 +309,25 @@ class MemorySegments:
 
 
 _segments: SegmentSource = MemorySegments()
+
+
+@dataclass
+class MemoryPreferences:
+    """Users' preferences in a dict; ``reads`` counts get calls."""
+
+    items: dict[str, UserPreferences] = field(default_factory=dict)
+    reads: int = 0
+
+    def get(self, user_id: str) -> Optional[UserPreferences]:
+        self.reads += 1
+        return self.items.get(user_id)
+
+    def put(self, preferences: UserPreferences) -> None:
+        self.items[preferences.user_id] = preferences
+
+    def put_many(self, preferences: Sequence[UserPreferences]) -> None:
+        for p in preferences:
+            self.put(p)
+
+
+_preference_check: PreferenceStore = MemoryPreferences()

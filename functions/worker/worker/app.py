@@ -20,6 +20,7 @@ from botocore.config import Config
 from notify import snapstart
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
+from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
@@ -84,6 +85,8 @@ def build_services(settings: WorkerSettings) -> Services:
         push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),
         settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
         fanout=fanout,
+        # Opt-outs and quiet hours: one read per user, cached 30 s per container (docs/PREFERENCES.md).
+        preferences=DynamoPreferenceStore(dynamodb, settings.notifications_table),
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 

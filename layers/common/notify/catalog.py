@@ -9,7 +9,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError
 
 from notify.errors import FieldError, ValidationFailed
-from notify.models import Channel, Priority
+from notify.models import Category, Channel, Priority
 
 
 class Payload(BaseModel):
@@ -80,7 +80,7 @@ class EventType:
     default_channels: tuple[Channel, ...]
     priority: Priority
     ttl: timedelta
-    marketing: bool = False
+    category: Category
 
     def sample_payload(self) -> dict[str, Any]:
         """A payload that validates, for template previews and docs."""
@@ -90,17 +90,39 @@ class EventType:
 EVENT_TYPES: dict[str, EventType] = {
     spec.name: spec
     for spec in (
-        EventType("user_registered", UserRegistered, (Channel.EMAIL,), Priority.HIGH, timedelta(days=1)),
-        EventType("password_reset", PasswordReset, (Channel.EMAIL,), Priority.HIGH, timedelta(hours=1)),
-        EventType("review_liked", ReviewLiked, (Channel.PUSH, Channel.WEBSOCKET), Priority.LOW, timedelta(days=2)),
         EventType(
-            "new_episode", NewEpisode, (Channel.EMAIL, Channel.PUSH), Priority.NORMAL, timedelta(days=3), marketing=True
+            "user_registered", UserRegistered, (Channel.EMAIL,), Priority.HIGH, timedelta(days=1), Category.ACCOUNT
         ),
         EventType(
-            "new_film", NewFilm, (Channel.EMAIL, Channel.PUSH), Priority.NORMAL, timedelta(days=7), marketing=True
+            "password_reset", PasswordReset, (Channel.EMAIL,), Priority.HIGH, timedelta(hours=1), Category.ACCOUNT
         ),
         EventType(
-            "campaign_triggered", CampaignTriggered, (Channel.EMAIL,), Priority.LOW, timedelta(days=1), marketing=True
+            "review_liked",
+            ReviewLiked,
+            (Channel.PUSH, Channel.WEBSOCKET),
+            Priority.LOW,
+            timedelta(days=2),
+            Category.SOCIAL,
+        ),
+        EventType(
+            "new_episode",
+            NewEpisode,
+            (Channel.EMAIL, Channel.PUSH),
+            Priority.NORMAL,
+            timedelta(days=3),
+            Category.CONTENT,
+        ),
+        EventType(
+            "new_film", NewFilm, (Channel.EMAIL, Channel.PUSH), Priority.NORMAL, timedelta(days=7), Category.CONTENT
+        ),
+        # A campaign run's jobs are marketing, whatever the campaign's own event type.
+        EventType(
+            "campaign_triggered",
+            CampaignTriggered,
+            (Channel.EMAIL,),
+            Priority.LOW,
+            timedelta(days=1),
+            Category.MARKETING,
         ),
     )
 }
@@ -165,3 +187,9 @@ def field_errors(exc: ValidationError, prefix: str = "") -> list[FieldError]:
         parts += [str(p) for p in err["loc"]]
         out.append(FieldError(".".join(parts) or "body", err["msg"], err["type"]))
     return out
+
+
+def category_of(event_type: str) -> Category:
+    """The category of a job of ``event_type``; an unknown type (a job from a newer API) counts as content."""
+    spec = EVENT_TYPES.get(event_type)
+    return spec.category if spec is not None else Category.CONTENT

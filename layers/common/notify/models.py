@@ -37,6 +37,19 @@ class Channel(str, Enum):
     WEBSOCKET = "websocket"
 
 
+class Category(str, Enum):
+    """What kind of notification a job is, for the user's preferences.
+
+    account (sign-up, password reset) is critical: opt-outs and quiet hours never hold it back. social (someone
+    liked a review), content (a new episode or film) and marketing (every job of a campaign run) follow them.
+    """
+
+    ACCOUNT = "account"
+    SOCIAL = "social"
+    CONTENT = "content"
+    MARKETING = "marketing"
+
+
 class Priority(str, Enum):
     """How hard delivery tries after a failure.
 
@@ -219,3 +232,54 @@ class AcceptedEvent(BaseModel):
 
 
 Message: TypeAlias = NotificationJob | FanoutTask  # what goes onto the jobs topic and the delay queue
+
+
+def _zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not an IANA time zone (for example Europe/Berlin)") from None
+    return value
+
+
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["22:00"])]
+
+
+class QuietHours(Strict):
+    """A daily window, in the user's time zone, during which only account notifications are sent.
+
+    start and end are HH:MM wall-clock times; a window whose end is earlier than its start runs across midnight
+    (22:00 to 08:00). Notifications due inside it wait until it ends.
+    """
+
+    start: ClockTime
+    end: ClockTime
+    timezone: Annotated[str, AfterValidator(_zone)] = Field(examples=["Europe/Berlin"])
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end are the same time: the window would be empty")
+        return self
+
+
+class PreferencesInput(Strict):
+    """A user's notification preferences (PUT replaces the whole document).
+
+    channels turns a channel off for everything but account notifications; categories turns one channel off for
+    one category. A channel or category left out is on. account notifications cannot be turned off.
+    """
+
+    channels: dict[Channel, bool] = Field(default_factory=dict, examples=[{"email": True, "push": False}])
+    categories: dict[Category, dict[Channel, bool]] = Field(
+        default_factory=dict, examples=[{"marketing": {"email": False}}]
+    )
+    quiet_hours: Optional[QuietHours] = None
+
+    @model_validator(mode="after")
+    def _account_stays_on(self) -> PreferencesInput:
+        if any(on is False for on in self.categories.get(Category.ACCOUNT, {}).values()):
+            raise ValueError("account notifications (sign-up, password reset) cannot be turned off")
+        return self

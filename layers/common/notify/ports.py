@@ -22,6 +22,7 @@ from notify.records import (
     Run,
     SegmentPage,
     Template,
+    UserPreferences,
     UserProfile,
 )
 
@@ -345,4 +346,20 @@ class RunOnce(Protocol):
 
     def __call__(self, key: str, body: dict[str, Any], action: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """``action()``'s answer, or the answer remembered for ``key``; KeyReused if ``body`` differs."""
+        ...
+
+
+class PreferenceStore(Protocol):
+    """Users' notification preferences. Calls that cannot reach the store raise StoreUnavailable."""
+
+    def get(self, user_id: str) -> Optional[UserPreferences]:
+        """The user's stored preferences, or None for a user who never set any (everything on)."""
+        ...
+
+    def put(self, preferences: UserPreferences) -> None:
+        """Replace the user's preferences."""
+        ...
+
+    def put_many(self, preferences: Sequence[UserPreferences]) -> None:
+        """Replace many users' preferences at once (an import)."""
         ...

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from enum import Enum
 from typing import Any, Optional
+from zoneinfo import ZoneInfo
 
 from notify.clock import iso
-from notify.models import Channel, Contact, Priority, Status
+from notify.models import Category, Channel, Contact, Priority, Status
 
 
 @dataclass(frozen=True)
@@ -231,3 +232,56 @@ class Run:
     run_id: str
     event_id: str
     triggered_at: datetime
+
+
+@dataclass(frozen=True)
+class UserPreferences:
+    """What a user agreed to receive, as stored (a user never seen has everything on and no quiet hours)."""
+
+    user_id: str
+    channels: dict[str, bool] = field(default_factory=dict)  # channel → on
+    categories: dict[str, dict[str, bool]] = field(default_factory=dict)  # category → channel → on
+    quiet_hours: Optional[dict[str, str]] = None  # start, end (HH:MM), timezone (IANA)
+    updated_at: Optional[str] = None
+
+    def allows(self, channel: Channel, category: Category) -> bool:
+        """True unless the channel is off, globally or for the category; account notifications always pass."""
+        if category is Category.ACCOUNT:
+            return True
+        if not self.channels.get(channel.value, True):
+            return False
+        return self.categories.get(category.value, {}).get(channel.value, True)
+
+    def quiet_until(self, now: datetime, category: Category) -> Optional[datetime]:
+        """When the quiet hours that ``now`` falls in end (UTC), or None if ``now`` is outside them.
+
+        Wall-clock times in the user's zone: across midnight (22:00–08:00) and over DST changes the end is the
+        first instant the zone's clock shows ``end`` after ``now`` (a skipped ``end`` on a spring-forward night
+        is read as the instant after the gap). Account notifications are never held.
+        """
+        if category is Category.ACCOUNT or not self.quiet_hours:
+            return None
+        zone = ZoneInfo(self.quiet_hours["timezone"])
+        local = now.astimezone(zone)
+        start, end = (time.fromisoformat(self.quiet_hours[k]) for k in ("start", "end"))
+        clock = local.time().replace(tzinfo=None)
+        inside = start <= clock < end if start < end else (clock >= start or clock < end)
+        if not inside:
+            return None
+        day = local.date() if clock < end else local.date() + timedelta(days=1)
+        wall = datetime.combine(day, end, tzinfo=zone)
+        # A wall time in a spring-forward gap (fold 0) converts to the first real instant after the gap.
+        return wall.astimezone(UTC)
+
+    def document(self) -> dict[str, Any]:
+        """The public JSON shape (GET /api/v1/users/{user_id}/preferences)."""
+        return {
+            "user_id": self.user_id,
+            "channels": {c.value: self.channels.get(c.value, True) for c in Channel},
+            "categories": {
+                cat.value: {c.value: self.categories.get(cat.value, {}).get(c.value, True) for c in Channel}
+                for cat in Category
+            },
+            "quiet_hours": self.quiet_hours,
+            "updated_at": self.updated_at,
+        }

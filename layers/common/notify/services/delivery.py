@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
-from notify.catalog import EVENT_TYPES
+from notify.catalog import EVENT_TYPES, category_of
 from notify.clock import Clock, iso
 from notify.errors import (
     DeliveryError,
@@ -26,11 +26,12 @@ from notify.errors import (
     TemplateFailed,
     TransientError,
 )
-from notify.models import JOB_SCHEMA_VERSION, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
+from notify.models import JOB_SCHEMA_VERSION, Category, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
+    PreferenceStore,
     PushSender,
     StatusStore,
     TemplateStore,
@@ -135,8 +136,10 @@ class DeliveryService:
         settings: Optional[DeliverySettings] = None,
         rand: Callable[[], float] = random.random,
         fanout: Optional[FanoutService] = None,
+        preferences: Optional[PreferenceStore] = None,
     ) -> None:
         self._fanout = fanout
+        self._preferences = preferences
         self._store = store
         self._templates = templates
         self._users = users
@@ -213,6 +216,9 @@ class DeliveryService:
             self._enqueue(job.model_copy(update={"waiting": True}), wait)
             self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
             return Outcome.SCHEDULED
+        held = self._consent(job, token, now)
+        if held is not None:
+            return held
         deadline = now + timedelta(seconds=self._settings.lease_seconds)
         progress: dict[str, str] = dict(job.pushed or {})  # push endpoints done, by this attempt or earlier ones
         rejected: dict[str, str] = {}  # push endpoints that refused this attempt for good (disabled, deleted)
@@ -247,6 +253,35 @@ class DeliveryService:
         return Outcome.SENT
 
     # -- steps --------------------------------------------------------------------------
+
+    def _consent(self, job: NotificationJob, token: str, now: datetime) -> Optional[Outcome]:
+        """The user's preferences, before anything is rendered or sent: SKIPPED if they opted out of the job's
+        channel (globally or for its category), SCHEDULED until their quiet hours end; None to go on.
+
+        Account notifications pass both. One read of the user's preferences (cached per container).
+        """
+        category = category_of(job.event_type)
+        if self._preferences is None or category is Category.ACCOUNT:
+            return None
+        preferences = self._preferences.get(job.user_id)
+        if preferences is None:
+            return None
+        if not preferences.allows(job.channel, category):
+            detail = {"reason": "opted_out", "category": category.value}
+            self._transition(job, Status.SKIPPED, token, detail=detail)
+            return Outcome.SKIPPED
+        until = preferences.quiet_until(now, category)
+        if until is None:
+            return None
+        if job.expires_at is not None and until >= job.expires_at:
+            error = f"quiet hours until {iso(until)}, after it expires"
+            self._transition(job, Status.EXPIRED, token, error=error)
+            return Outcome.EXPIRED
+        self._enqueue(
+            job.model_copy(update={"not_before": until, "waiting": True}), math.ceil((until - now).total_seconds())
+        )
+        self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(until), "reason": "quiet_hours"})
+        return Outcome.SCHEDULED
 
     def _recipient(self, job: NotificationJob) -> UserProfile:
         explicit = job.contact
@@ -332,7 +367,10 @@ class DeliveryService:
     def _email_headers(self, job: NotificationJob) -> dict[str, str]:
         spec = EVENT_TYPES.get(job.event_type)
         url = self._settings.unsubscribe_url
-        if url and ((spec is not None and spec.marketing) or job.priority is Priority.LOW):
+        if url and (
+            (spec is not None and spec.category in (Category.CONTENT, Category.MARKETING))
+            or job.priority is Priority.LOW
+        ):
             link = url.format(user_id=job.user_id, job_id=job.job_id)
             return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         return {}

@@ -1,0 +1,48 @@
+"""Users' notification preferences: read with defaults, replaced whole, imported in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from notify.clock import Clock, iso
+from notify.models import PreferencesInput, UserId
+from notify.ports import PreferenceStore
+from notify.records import UserPreferences
+
+MAX_BULK = 100  # users per import request
+
+
+class PreferenceService:
+    """The preferences API's use cases; answers are the public document (``UserPreferences.document``)."""
+
+    def __init__(self, store: PreferenceStore, clock: Clock) -> None:
+        self._store = store
+        self._clock = clock
+
+    def get(self, user_id: UserId) -> dict[str, Any]:
+        """The user's preferences; a user who never set any has every channel and category on, no quiet hours."""
+        return (self._store.get(user_id) or UserPreferences(user_id)).document()
+
+    def replace(self, user_id: UserId, data: PreferencesInput) -> dict[str, Any]:
+        """Store ``data`` as the user's whole document and return it as stored."""
+        preferences = _record(user_id, data, iso(self._clock()))
+        self._store.put(preferences)
+        return preferences.document()
+
+    def replace_many(self, items: Sequence[tuple[UserId, PreferencesInput]]) -> list[dict[str, Any]]:
+        """Store many users' documents (an import from another provider); the documents as stored, in order."""
+        now = iso(self._clock())
+        records = [_record(user_id, data, now) for user_id, data in items]
+        self._store.put_many(records)
+        return [r.document() for r in records]
+
+
+def _record(user_id: str, data: PreferencesInput, now: str) -> UserPreferences:
+    return UserPreferences(
+        user_id=user_id,
+        channels={c.value: on for c, on in data.channels.items()},
+        categories={cat.value: {c.value: on for c, on in chans.items()} for cat, chans in data.categories.items()},
+        quiet_hours=data.quiet_hours.model_dump() if data.quiet_hours else None,
+        updated_at=now,
+    )
