@@ -71,7 +71,7 @@ def test_quiet_hours_end_at_the_wall_clock_time_over_dst_changes() -> None:
 @pytest.mark.parametrize(
     ("document", "loc"),
     [
-        ({"categories": {"account": {"email": False}}}, ""),
+        ({"categories": {"account": {"email": False}}}, "categories"),
         ({"quiet_hours": {"start": "22:00", "end": "22:00", "timezone": "UTC"}}, "quiet_hours"),
         ({"quiet_hours": {"start": "24:00", "end": "08:00", "timezone": "UTC"}}, "quiet_hours.start"),
         ({"quiet_hours": {"start": "22:00", "end": "08:00", "timezone": "Mars/Olympus"}}, "quiet_hours.timezone"),

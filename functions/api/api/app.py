@@ -17,7 +17,7 @@ from api import errors
 from api.body import parse_json
 from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
-from api.routes import campaigns, dlq, events, segments, templates
+from api.routes import campaigns, dlq, events, preferences, segments, templates
 from api.views import Health
 
 TITLE = "Notification service"
@@ -34,6 +34,7 @@ app.include_router(templates.router)
 app.include_router(dlq.router)
 app.include_router(campaigns.router)
 app.include_router(segments.router)
+app.include_router(preferences.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))

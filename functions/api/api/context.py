@@ -18,6 +18,7 @@ from botocore.config import Config
 from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
@@ -30,6 +31,7 @@ from notify.ports import ApiKeyLookup, RunOnce
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.ingest import IngestService
+from notify.services.preferences import PreferenceService
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
@@ -57,6 +59,7 @@ class Services:
     dlq: DeadLetterService
     campaigns: CampaignService
     segments: SegmentService
+    preferences: PreferenceService
 
 
 def build_services(settings: ApiSettings) -> Services:
@@ -82,6 +85,10 @@ def build_services(settings: ApiSettings) -> Services:
             DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now, status=status
         ),
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),
+        # No cache here: a GET right after a PUT shows it (the worker's reads are cached 30 s).
+        preferences=PreferenceService(
+            DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0), utc_now
+        ),
     )
 
 

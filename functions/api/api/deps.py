@@ -25,6 +25,7 @@ from notify.services.access import authorize, hash_key
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.ingest import IngestService
+from notify.services.preferences import PreferenceService
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
@@ -60,6 +61,8 @@ TemplatesReader = Annotated[Caller, Depends(caller_with("templates:read"))]
 TemplatesWriter = Annotated[Caller, Depends(caller_with("templates:write"))]
 CampaignsReader = Annotated[Caller, Depends(caller_with("campaigns:read"))]
 CampaignsWriter = Annotated[Caller, Depends(caller_with("campaigns:write"))]
+PreferencesReader = Annotated[Caller, Depends(caller_with("preferences:read"))]
+PreferencesWriter = Annotated[Caller, Depends(caller_with("preferences:write"))]
 Admin = Annotated[Caller, Depends(caller_with("admin"))]
 
 
@@ -99,3 +102,11 @@ Templates = Annotated[TemplateService, Depends(template_service)]
 DeadLetters = Annotated[DeadLetterService, Depends(dead_letter_service)]
 Campaigns = Annotated[CampaignService, Depends(campaign_service)]
 Segments = Annotated[SegmentService, Depends(segment_service)]
+
+
+def preference_service(svc: Svc) -> PreferenceService:
+    """The container's preference service."""
+    return svc.preferences
+
+
+Preferences = Annotated[PreferenceService, Depends(preference_service)]

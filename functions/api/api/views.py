@@ -8,7 +8,7 @@ schema and the wire cannot drift. A key the service leaves out stays out (see ``
 
 from typing import Any, Optional
 
-from notify.models import Channel, Priority, Status
+from notify.models import Category, Channel, Priority, QuietHours, Status
 from notify.records import CampaignStatus
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
@@ -244,3 +244,20 @@ class SegmentView(SegmentSummary):
 
 class SegmentList(View):
     items: list[SegmentSummary]
+
+
+# -- preferences ---------------------------------------------------------------------------
+
+
+class PreferencesView(View):
+    """A user's preferences, every channel and category spelled out (true: on)."""
+
+    user_id: str
+    channels: dict[Channel, bool]
+    categories: dict[Category, dict[Channel, bool]]
+    quiet_hours: Optional[QuietHours]
+    updated_at: Optional[str] = Field(description="null for a user who never set preferences")
+
+
+class PreferencesList(View):
+    items: list[PreferencesView]

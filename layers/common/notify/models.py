@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, Literal, Optional, TypeAlias
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 JOB_SCHEMA_VERSION = 1
 MAX_RECIPIENTS = 1000
@@ -278,8 +278,9 @@ class PreferencesInput(Strict):
     )
     quiet_hours: Optional[QuietHours] = None
 
-    @model_validator(mode="after")
-    def _account_stays_on(self) -> PreferencesInput:
-        if any(on is False for on in self.categories.get(Category.ACCOUNT, {}).values()):
+    @field_validator("categories")
+    @classmethod
+    def _account_stays_on(cls, value: dict[Category, dict[Channel, bool]]) -> dict[Category, dict[Channel, bool]]:
+        if any(on is False for on in value.get(Category.ACCOUNT, {}).values()):
             raise ValueError("account notifications (sign-up, password reset) cannot be turned off")
-        return self
+        return value

@@ -16,6 +16,8 @@ SCOPES = (
     "templates:write",
     "campaigns:read",
     "campaigns:write",
+    "preferences:read",
+    "preferences:write",
     "admin",
 )
 
