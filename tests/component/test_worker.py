@@ -411,3 +411,19 @@ def test_preferences_stored_in_dynamodb_skip_an_opted_out_job_and_hold_it_in_qui
     later = _job(quiet, "new_film")
     assert _outcomes(_kafka(later)) == {"scheduled": 1}
     assert _status(later.job_id)["history"][-1]["detail"]["reason"] == "quiet_hours"
+
+
+def test_a_suppressed_address_in_dynamodb_gets_no_email_and_a_preferences_put_keeps_it(
+    auth_service: AuthService, stack_env: dict[str, str]
+) -> None:
+    store = DynamoPreferenceStore(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"], cache_seconds=0)
+    user = _user(auth_service)
+    store.suppress(user, f"{user}@example.com", "bounce", "2026-11-25T18:00:00Z")
+    store.suppress(user, f"{user}@example.com", "bounce", "2026-11-25T18:00:01Z")  # idempotent
+    status, _ = call_api("PUT", f"/api/v1/users/{user}/preferences", {"channels": {"push": False}})
+    assert status == 200
+    status, document = call_api("GET", f"/api/v1/users/{user}/preferences")
+    assert document["suppressed"] == [f"{user}@example.com"] and document["channels"]["push"] is False
+    film, reset = _job(user, "new_film"), _job(user, "password_reset")
+    assert _outcomes(_kafka(film, reset)) == {"skipped": 2}
+    assert _status(reset.job_id)["history"][-1]["detail"]["reason"] == "suppressed"

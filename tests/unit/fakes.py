@@ -323,11 +323,16 @@ class MemoryPreferences:
         return self.items.get(user_id)
 
     def put(self, preferences: UserPreferences) -> None:
-        self.items[preferences.user_id] = preferences
+        kept = self.items.get(preferences.user_id)
+        self.items[preferences.user_id] = replace(preferences, suppressed=kept.suppressed if kept else frozenset())
 
     def put_many(self, preferences: Sequence[UserPreferences]) -> None:
         for p in preferences:
             self.put(p)
+
+    def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
+        current = self.items.get(user_id) or UserPreferences(user_id)
+        self.items[user_id] = replace(current, suppressed=current.suppressed | {address})
 
 
 _preference_check: PreferenceStore = MemoryPreferences()

@@ -122,7 +122,7 @@ def test_an_opted_out_job_is_skipped_before_anything_is_rendered_or_sent() -> No
     assert last.status is Status.SKIPPED and last.detail == {"reason": "opted_out", "category": "content"}
     world.users.errors.clear()
     assert world.service.handle(world.job("password_reset")) is Outcome.SENT  # account: never held back
-    assert store.reads == 1  # the account job did not even read the preferences
+    assert store.reads == 2  # an account email reads them too, for its address's suppression only
 
 
 def test_quiet_hours_hold_a_job_until_they_end_then_it_is_sent_and_account_jobs_go_at_once() -> None:
@@ -146,3 +146,18 @@ def test_quiet_hours_past_the_expiry_expire_the_job_rather_than_send_it_late() -
     job = world.job("new_film", expires_at=world.now + timedelta(hours=2))
     assert world.service.handle(job) is Outcome.EXPIRED
     assert world.email.sent == []
+
+
+def test_a_suppressed_address_gets_no_email_account_mail_included_but_push_still_goes() -> None:
+    world, store = _world()
+    store.suppress("u1", "u1@example.com", "bounce", "2026-11-24T12:00:00Z")
+    for event_type in ("new_film", "password_reset"):
+        job = world.job(event_type)
+        assert world.service.handle(job) is Outcome.SKIPPED
+        last = world.store.jobs[job.job_id]["history"][-1]
+        assert last.detail == {"reason": "suppressed", "address": "u1@example.com"}
+    assert world.email.sent == []
+    service = PreferenceService(store, lambda: world.now)
+    service.replace("u1", PreferencesInput.model_validate({}))  # a PUT never lifts a suppression
+    assert store.items["u1"].suppressed == {"u1@example.com"}
+    assert service.get("u1")["suppressed"] == ["u1@example.com"]

@@ -256,6 +256,9 @@ class PreferencesView(View):
     channels: dict[Channel, bool]
     categories: dict[Category, dict[Channel, bool]]
     quiet_hours: Optional[QuietHours]
+    suppressed: list[str] = Field(
+        description="the user's addresses no email goes to after a hard bounce or a complaint (read-only)"
+    )
     updated_at: Optional[str] = Field(description="null for a user who never set preferences")
 
 

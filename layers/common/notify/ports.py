@@ -363,3 +363,8 @@ class PreferenceStore(Protocol):
     def put_many(self, preferences: Sequence[UserPreferences]) -> None:
         """Replace many users' preferences at once (an import)."""
         ...
+
+    def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
+        """Add ``address`` to the user's suppressed addresses (a hard bounce or a complaint); replacing the
+        user's preferences keeps them. Idempotent."""
+        ...

@@ -243,6 +243,8 @@ class UserPreferences:
     categories: dict[str, dict[str, bool]] = field(default_factory=dict)  # category → channel → on
     quiet_hours: Optional[dict[str, str]] = None  # start, end (HH:MM), timezone (IANA)
     updated_at: Optional[str] = None
+    # Addresses of this user that hard-bounced or complained: no email goes to them (set by feedback, not by PUT).
+    suppressed: frozenset[str] = frozenset()
 
     def allows(self, channel: Channel, category: Category) -> bool:
         """True unless the channel is off, globally or for the category; account notifications always pass."""
@@ -283,5 +285,6 @@ class UserPreferences:
                 for cat in Category
             },
             "quiet_hours": self.quiet_hours,
+            "suppressed": sorted(self.suppressed),
             "updated_at": self.updated_at,
         }

@@ -93,3 +93,8 @@ class TtlCache(Generic[V]):
             self._items.move_to_end(key)
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        """Forget ``key`` (after a write, so this container reads the new value next)."""
+        with self._lock:
+            self._items.pop(key, None)

@@ -38,7 +38,7 @@ from notify.ports import (
     UserDirectory,
     WebSocketSender,
 )
-from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserProfile
+from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserPreferences, UserProfile
 from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 from notify.services.fanout import FanoutService
@@ -216,7 +216,8 @@ class DeliveryService:
             self._enqueue(job.model_copy(update={"waiting": True}), wait)
             self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
             return Outcome.SCHEDULED
-        held = self._consent(job, token, now)
+        preferences = self._preferences_of(job)
+        held = self._consent(job, token, now, preferences)
         if held is not None:
             return held
         deadline = now + timedelta(seconds=self._settings.lease_seconds)
@@ -225,6 +226,11 @@ class DeliveryService:
         sending = False
         try:
             profile = self._recipient(job)
+            if job.channel is Channel.EMAIL and preferences is not None and profile.email in preferences.suppressed:
+                # A hard bounce or a complaint suppressed the address: nothing more goes to it, account mail included.
+                skipped = {"reason": "suppressed", "address": profile.email}
+                self._transition(job, Status.SKIPPED, token, detail=skipped)
+                return Outcome.SKIPPED
             message = self._render(job, profile)
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
@@ -254,17 +260,25 @@ class DeliveryService:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _consent(self, job: NotificationJob, token: str, now: datetime) -> Optional[Outcome]:
+    def _preferences_of(self, job: NotificationJob) -> Optional[UserPreferences]:
+        """The user's preferences when the job needs them: one read (cached per container), or none at all for an
+        account notification that is not an email (only an email can hit a suppressed address)."""
+        if self._preferences is None:
+            return None
+        if category_of(job.event_type) is Category.ACCOUNT and job.channel is not Channel.EMAIL:
+            return None
+        return self._preferences.get(job.user_id)
+
+    def _consent(
+        self, job: NotificationJob, token: str, now: datetime, preferences: Optional[UserPreferences]
+    ) -> Optional[Outcome]:
         """The user's preferences, before anything is rendered or sent: SKIPPED if they opted out of the job's
         channel (globally or for its category), SCHEDULED until their quiet hours end; None to go on.
 
-        Account notifications pass both. One read of the user's preferences (cached per container).
+        Account notifications pass both.
         """
         category = category_of(job.event_type)
-        if self._preferences is None or category is Category.ACCOUNT:
-            return None
-        preferences = self._preferences.get(job.user_id)
-        if preferences is None:
+        if preferences is None or category is Category.ACCOUNT:
             return None
         if not preferences.allows(job.channel, category):
             detail = {"reason": "opted_out", "category": category.value}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from notify.clock import Clock, iso
@@ -26,7 +27,10 @@ class PreferenceService:
 
     def replace(self, user_id: UserId, data: PreferencesInput) -> dict[str, Any]:
         """Store ``data`` as the user's whole document and return it as stored."""
-        preferences = _record(user_id, data, iso(self._clock()))
+        kept = self._store.get(user_id)  # a PUT changes the user's choices, never their suppressed addresses
+        preferences = replace(
+            _record(user_id, data, iso(self._clock())), suppressed=kept.suppressed if kept else frozenset()
+        )
         self._store.put(preferences)
         return preferences.document()
 

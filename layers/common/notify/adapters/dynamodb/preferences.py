@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.items import batch_write, call, from_item, to_item
+from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
 from notify.records import UserPreferences
 from notify.resilience import TtlCache
 
@@ -49,39 +49,66 @@ class DynamoPreferenceStore:
         return found
 
     def put(self, preferences: UserPreferences) -> None:
-        """PutItem of the user's whole document."""
-        call("store preferences", self._client.put_item, TableName=self._table, Item=to_item(_item(preferences)))
+        """UpdateItem of the user's document: the suppressed addresses (a separate string set) are kept."""
+        call("store preferences", self._client.update_item, **self._update(preferences))
         if self._cache is not None:
-            self._cache.put(preferences.user_id, (preferences,))
+            self._cache.pop(preferences.user_id)
 
     def put_many(self, preferences: Sequence[UserPreferences]) -> None:
-        """BatchWriteItem of the users' documents, 25 a request."""
-        requests = [{"PutRequest": {"Item": to_item(_item(p))}} for p in preferences]
-        batch_write(self._client, self._table, requests, "store preferences")
+        """One UpdateItem per user (BatchWriteItem would replace the items and drop their suppressed addresses)."""
+        for p in preferences:
+            call("store preferences", self._client.update_item, **self._update(p))
+
+    def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
+        """ADD the address to the user's string set, and record why in ``SUPP#<address>`` for operators."""
+        call(
+            "suppress an address",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item(_key(user_id)),
+            UpdateExpression="SET user_id = :user, kind = :kind ADD suppressed :address",
+            ExpressionAttributeValues=expression_values(
+                {":user": user_id, ":kind": "preferences", ":address": {address}}
+            ),
+        )
+        record = {"pk": f"SUPP#{address.lower()}", "sk": "SUPP", "address": address, "user_id": user_id}
+        call(
+            "record a suppression",
+            self._client.put_item,
+            TableName=self._table,
+            Item=to_item({**record, "kind": "suppression", "reason": reason, "at": at}),
+        )
+        if self._cache is not None:
+            self._cache.pop(user_id)
+
+    def _update(self, p: UserPreferences) -> dict[str, Any]:
+        document = {"channels": p.channels, "categories": p.categories, "quiet_hours": p.quiet_hours}
+        return {
+            "TableName": self._table,
+            "Key": to_item(_key(p.user_id)),
+            "UpdateExpression": "SET user_id = :user, kind = :kind, document = :doc, updated_at = :at",
+            "ExpressionAttributeValues": expression_values(
+                {
+                    ":user": p.user_id,
+                    ":kind": "preferences",
+                    ":doc": json.dumps(document, sort_keys=True),
+                    ":at": p.updated_at,
+                }
+            ),
+        }
 
 
 def _key(user_id: str) -> dict[str, str]:
     return {"pk": f"PREF#{user_id}", "sk": "PREF"}
 
 
-def _item(p: UserPreferences) -> dict[str, Any]:
-    return {
-        **_key(p.user_id),
-        "kind": "preferences",
-        "user_id": p.user_id,
-        "document": json.dumps(
-            {"channels": p.channels, "categories": p.categories, "quiet_hours": p.quiet_hours}, sort_keys=True
-        ),
-        "updated_at": p.updated_at,
-    }
-
-
 def _preferences(item: Mapping[str, Any]) -> UserPreferences:
-    doc = json.loads(item["document"])
+    doc = json.loads(item["document"]) if item.get("document") else {}
     return UserPreferences(
         user_id=item["user_id"],
         channels=doc.get("channels") or {},
         categories=doc.get("categories") or {},
         quiet_hours=doc.get("quiet_hours"),
         updated_at=item.get("updated_at"),
+        suppressed=frozenset(item.get("suppressed") or ()),
     )
