@@ -131,7 +131,10 @@ def queue_url(value: Any, infra: Infra) -> str:
 def function_environments(template: Template, infra: Infra) -> dict[str, dict[str, str]]:
     """Each function's environment variables, resolved."""
     return {
-        name: {key: resolve(value, infra) for key, value in function.environment.items()}
+        name: {
+            key: resolve(template.evaluate(value, infra.parameters), infra)  # Fn::If on a Condition, then Refs
+            for key, value in function.environment.items()
+        }
         for name, function in template.functions().items()
     }
 

@@ -126,7 +126,7 @@ class LocalStack:
             "KafkaAuth": "none",
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
             "SenderEmail": "notifications@example.com",
-            "UnsubscribeUrl": f"{self.api_url}/unsubscribe?u={{user_id}}&j={{job_id}}",
+            "PublicApiUrl": self.api_url,  # one-click unsubscribe links point at the local API
         }
 
     def start_peers(self) -> None:

@@ -28,7 +28,7 @@ from notify.models import Channel, NotificationJob
 from notify.records import UserPreferences
 
 from local.auth_service import AuthService
-from local.events import kafka_record, load_event, msk_event, sqs_event, sqs_record
+from local.events import http_api_event, kafka_record, load_event, msk_event, sqs_event, sqs_record
 from local.invoke import LambdaContext
 
 from .helpers import call_api, emails_to, push_endpoints, queue_bodies
@@ -427,3 +427,46 @@ def test_a_suppressed_address_in_dynamodb_gets_no_email_and_a_preferences_put_ke
     film, reset = _job(user, "new_film"), _job(user, "password_reset")
     assert _outcomes(_kafka(film, reset)) == {"skipped": 2}
     assert _status(reset.job_id)["history"][-1]["detail"]["reason"] == "suppressed"
+
+
+def _page(method: str, path: str, body: bytes | None = None, content_type: str = "") -> tuple[int, str, str]:
+    """ApiFunction's handler for a browser or a mail provider: (status, content type, text)."""
+    from api.app import lambda_handler
+
+    headers = {"content-type": content_type} if content_type else {}
+    result = lambda_handler(http_api_event(method, path, "", headers, body), LambdaContext("ApiFunction"))
+    answer = {k.lower(): v for k, v in (result.get("headers") or {}).items()}
+    return int(result["statusCode"]), answer.get("content-type", ""), result.get("body") or ""
+
+
+def test_one_click_unsubscribe_from_the_link_an_email_carried_stops_that_category_only(
+    auth_service: AuthService,
+) -> None:
+    user = _user(auth_service)
+    film = _job(user, "new_film")
+    assert _outcomes(_kafka(film)) == {"sent": 1}
+    link = _status(film.job_id)["history"][-1]["detail"]["list_unsubscribe"]
+    path = "/" + link.split("/", 3)[3]
+    assert path.startswith("/u/")
+    status, kind, page = _page("GET", path)  # a mail scanner following the link changes nothing
+    assert (status, kind.split(";")[0]) == (200, "text/html") and 'name="List-Unsubscribe"' in page
+    assert call_api("GET", f"/api/v1/users/{user}/preferences")[1]["categories"]["content"]["email"] is True
+    form = "application/x-www-form-urlencoded"
+    assert _page("POST", path, b"List-Unsubscribe=Maybe", form)[0] == 400
+    assert _page("POST", path, b'{"List-Unsubscribe": "One-Click"}', "application/json")[0] == 415
+    for _ in range(2):  # idempotent
+        status, _, done = _page("POST", path, b"List-Unsubscribe=One-Click", form)
+        assert status == 200 and "unsubscribed" in done
+    prefs = call_api("GET", f"/api/v1/users/{user}/preferences")[1]
+    assert prefs["categories"]["content"]["email"] is False and prefs["categories"]["content"]["push"] is True
+    from worker.app import services
+
+    services.cache_clear()  # a worker container reads preferences at most 30 s old; a fresh one at once
+    again, reset = _job(user, "new_film"), _job(user, "password_reset")
+    assert _outcomes(_kafka(again, reset)) == {"skipped": 1, "sent": 1}
+    assert _status(again.job_id)["history"][-1]["detail"]["reason"] == "opted_out"
+    token = path.removeprefix("/u/")
+    body, _, signature = token.partition(".")
+    for forged in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), body, "x.y", "not-a-token"):
+        assert _page("GET", f"/u/{forged}")[0] == 404
+        assert _page("POST", f"/u/{forged}", b"List-Unsubscribe=One-Click", form)[0] == 404

@@ -7,10 +7,12 @@ from notify.catalog import EVENT_TYPES
 from notify.default_templates import seed_default_templates
 from notify.errors import PermanentError, StoreUnavailable, TransientError
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel, Contact, NotificationJob, Priority, Status
+from notify.models import Category, Channel, Contact, NotificationJob, Priority, Status
 from notify.records import UserProfile
 from notify.retry import RetryPolicy
 from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.signing import BadToken
+from notify.unsubscribe import Unsubscribe, UnsubscribeLinks
 
 from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
 
@@ -36,9 +38,8 @@ class World:
             self.dlq,
             lambda: self.now,
             email=self.email,
-            settings=DeliverySettings(
-                policies={p: policy for p in Priority}, unsubscribe_url="https://x.io/u?u={user_id}"
-            ),
+            settings=DeliverySettings(policies={p: policy for p in Priority}),
+            unsubscribe=UnsubscribeLinks(lambda: "test key", "https://x.io"),
             rand=lambda: 0.5,
         )
 
@@ -75,11 +76,23 @@ def test_a_job_is_rendered_and_sent_once(world: World) -> None:
     assert world.store.statuses(job.job_id) == [Status.PROCESSING, Status.SENDING, Status.SENT]
 
 
-def test_marketing_email_carries_one_click_unsubscribe(world: World) -> None:
-    world.service.handle(world.job("new_film"))
-    ((_, _, headers),) = world.email.sent
-    assert headers["List-Unsubscribe"] == "<https://x.io/u?u=u1>"
-    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+def test_every_email_but_account_mail_carries_a_signed_one_click_unsubscribe_link(world: World) -> None:
+    job = world.job("new_film")
+    world.service.handle(job)
+    world.service.handle(world.job("password_reset"))
+    ((_, content, headers), (_, _, account)) = world.email.sent
+    link = headers["List-Unsubscribe"].strip("<>")
+    assert link.startswith("https://x.io/u/") and headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = link.rsplit("/", 1)[1]
+    assert UnsubscribeLinks(lambda: "test key", "https://x.io").read(token) == Unsubscribe(
+        "u1", Category.CONTENT, Channel.EMAIL
+    )
+    assert account == {}  # account mail: no link, no header
+    assert world.store.jobs[job.job_id]["history"][-1].detail["list_unsubscribe"] == link  # recorded on SENT
+    with pytest.raises(BadToken):
+        UnsubscribeLinks(lambda: "another key", "https://x.io").read(token)
+    with pytest.raises(BadToken):
+        UnsubscribeLinks(lambda: "test key", "https://x.io").read(token[:-3] + "AAA")
 
 
 def test_expired_job_is_never_sent(world: World) -> None:

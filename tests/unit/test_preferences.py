@@ -161,3 +161,17 @@ def test_a_suppressed_address_gets_no_email_account_mail_included_but_push_still
     service.replace("u1", PreferencesInput.model_validate({}))  # a PUT never lifts a suppression
     assert store.items["u1"].suppressed == {"u1@example.com"}
     assert service.get("u1")["suppressed"] == ["u1@example.com"]
+
+
+def test_a_one_click_opt_out_turns_off_one_category_on_one_channel_and_keeps_the_rest() -> None:
+    store = MemoryPreferences()
+    service = PreferenceService(store, lambda: datetime(2026, 11, 25, tzinfo=UTC))
+    service.replace("u1", PreferencesInput.model_validate({"channels": {"push": False}, "quiet_hours": BERLIN_NIGHT}))
+    store.suppress("u1", "u1@example.com", "bounce", "now")
+    first = service.opt_out("u1", Category.MARKETING, Channel.EMAIL)
+    assert service.opt_out("u1", Category.MARKETING, Channel.EMAIL) == first  # idempotent
+    assert first["categories"]["marketing"]["email"] is False and first["categories"]["content"]["email"] is True
+    assert first["channels"]["push"] is False and first["quiet_hours"] == BERLIN_NIGHT
+    assert first["suppressed"] == ["u1@example.com"]
+    with pytest.raises(ValueError):
+        service.opt_out("u1", Category.ACCOUNT, Channel.EMAIL)

@@ -20,9 +20,9 @@ WORKER_ENV = {
 
 
 def test_settings_load_and_are_frozen() -> None:
-    settings = load(WorkerSettings, {**WORKER_ENV, "WORKER_CONCURRENCY": "4", "UNSUBSCRIBE_URL": ""})
+    settings = load(WorkerSettings, {**WORKER_ENV, "WORKER_CONCURRENCY": "4", "PUBLIC_API_URL": ""})
     assert settings.worker_concurrency == 4
-    assert settings.unsubscribe_url is None
+    assert settings.public_api_url is None
     with pytest.raises(ValidationError):
         settings.sender_email = "x"  # type: ignore[misc]
 

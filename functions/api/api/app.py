@@ -17,7 +17,7 @@ from api import errors
 from api.body import parse_json
 from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
-from api.routes import campaigns, dlq, events, preferences, segments, templates
+from api.routes import campaigns, dlq, events, preferences, segments, templates, unsubscribe
 from api.views import Health
 
 TITLE = "Notification service"
@@ -35,6 +35,7 @@ app.include_router(dlq.router)
 app.include_router(campaigns.router)
 app.include_router(segments.router)
 app.include_router(preferences.router)
+app.include_router(unsubscribe.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
@@ -51,7 +52,7 @@ def openapi() -> dict[str, Any]:
 
 # Operations anyone may call. Powertools drops an empty `security` list, which would leave them under the
 # document's API key requirement; the document says so explicitly.
-PUBLIC_OPERATIONS = (("/health", "get"),)
+PUBLIC_OPERATIONS = (("/health", "get"), ("/u/{token}", "get"), ("/u/{token}", "post"))
 
 
 @cache

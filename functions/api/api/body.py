@@ -20,6 +20,9 @@ MAX_BODY_BYTES = 1024 * 1024
 # DynamoDB nests maps at most 32 deep; nothing the API stores needs more.
 MAX_JSON_DEPTH = 32
 JSON_MEDIA_TYPE = "application/json"
+# One-click unsubscribe (RFC 8058): mail providers POST a form to /u/{token}, not JSON.
+FORM_PATHS = ("/u/",)
+FORM_MEDIA_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,11 @@ def body_problem(event: BaseProxyEvent) -> Optional[BodyProblem]:
     if len(data) > MAX_BODY_BYTES:
         return BodyProblem(413, "payload_too_large", f"the body is {len(data)} bytes; the limit is {MAX_BODY_BYTES}")
     media_type = (event.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if media_type not in ("", JSON_MEDIA_TYPE):
+    if str(event.get("rawPath") or event.path or "").startswith(FORM_PATHS):
+        if media_type not in FORM_MEDIA_TYPES:
+            expected = " or ".join(FORM_MEDIA_TYPES)
+            return BodyProblem(415, "unsupported_media_type", f"send the body as {expected}, not {media_type}")
+    elif media_type not in ("", JSON_MEDIA_TYPE):
         return BodyProblem(415, "unsupported_media_type", f"send the body as {JSON_MEDIA_TYPE}, not {media_type}")
     try:
         data.decode("utf-8")

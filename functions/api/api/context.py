@@ -36,6 +36,7 @@ from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
 from notify.settings import ApiSettings, load
+from notify.unsubscribe import UnsubscribeLinks
 
 # The Idempotency-Key's record: keyed by ``key``, the body must match the first use, kept 24 hours. The
 # handler registers each invocation's Lambda context with it (so an in-progress record expires with a
@@ -60,6 +61,7 @@ class Services:
     campaigns: CampaignService
     segments: SegmentService
     preferences: PreferenceService
+    unsubscribe: UnsubscribeLinks  # reads the tokens of one-click unsubscribe links (the worker makes them)
 
 
 def build_services(settings: ApiSettings) -> Services:
@@ -68,7 +70,8 @@ def build_services(settings: ApiSettings) -> Services:
     # each attribute saves about a third of the CPU of a batch write.
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
     # Page cursors are signed with the service's key (SSM, cached), so a forged or altered one is a 422.
-    cursors = CursorCodec(SsmSecret(settings.signing_key_parameter))
+    signing_key = SsmSecret(settings.signing_key_parameter)
+    cursors = CursorCodec(signing_key)
     store = DynamoStatusStore(dynamodb, settings.notifications_table, cursors)
     publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
@@ -89,6 +92,7 @@ def build_services(settings: ApiSettings) -> Services:
         preferences=PreferenceService(
             DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0), utc_now
         ),
+        unsubscribe=UnsubscribeLinks(signing_key, base_url=""),
     )
 
 

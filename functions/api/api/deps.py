@@ -29,6 +29,7 @@ from notify.services.preferences import PreferenceService
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
+from notify.unsubscribe import UnsubscribeLinks
 
 from api.context import Services, services
 
@@ -110,3 +111,11 @@ def preference_service(svc: Svc) -> PreferenceService:
 
 
 Preferences = Annotated[PreferenceService, Depends(preference_service)]
+
+
+def unsubscribe_links(svc: Svc) -> UnsubscribeLinks:
+    """What reads one-click unsubscribe tokens."""
+    return svc.unsubscribe
+
+
+Links = Annotated[UnsubscribeLinks, Depends(unsubscribe_links)]

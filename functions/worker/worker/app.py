@@ -31,10 +31,11 @@ from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
-from notify.services.delivery import DeliveryService, DeliverySettings, Outcome, Result
+from notify.services.delivery import DeliveryService, Outcome, Result
 from notify.services.fanout import FanoutService
 from notify.services.segments import CompositeSegmentSource
 from notify.settings import WorkerSettings, load
+from notify.unsubscribe import UnsubscribeLinks
 
 logger = Logger()
 tracer = Tracer()
@@ -83,7 +84,11 @@ def build_services(settings: WorkerSettings) -> Services:
             TokenBucket(settings.ses_max_send_rate),
         ),
         push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),
-        settings=DeliverySettings(unsubscribe_url=settings.unsubscribe_url),
+        unsubscribe=(
+            UnsubscribeLinks(SsmSecret(settings.signing_key_parameter), settings.public_api_url)
+            if settings.public_api_url and settings.signing_key_parameter
+            else None
+        ),
         fanout=fanout,
         # Opt-outs and quiet hours: one read per user, cached 30 s per container (docs/PREFERENCES.md).
         preferences=DynamoPreferenceStore(dynamodb, settings.notifications_table),

@@ -10,6 +10,12 @@ from notify.ports import TemplateStore
 from notify.records import Template
 
 _HI = "Hi {{ user.first_name or 'there' }},"
+# The visible unsubscribe link of every email that is not an account notification (the headers carry it too).
+_BYE_TEXT = "{% if event.unsubscribe_url %}\n--\nUnsubscribe: {{ event.unsubscribe_url }}\n{% endif %}"
+_BYE_HTML = (
+    '{% if event.unsubscribe_url %}<p style="font-size:small"><a href="{{ event.unsubscribe_url }}">'
+    "Unsubscribe</a> from emails like this one.</p>{% endif %}"
+)
 
 DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
     ("user_registered", Channel.EMAIL): {
@@ -27,9 +33,9 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
     ("review_liked", Channel.EMAIL): {
         "subject": "{{ liked_by }} liked your review of {{ movie_title }}",
         "body_text": _HI + "\n\n{{ liked_by }} liked your review of {{ movie_title }} "
-        "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far).\n",
+        "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far).\n" + _BYE_TEXT,
         "body_html": "<p>" + _HI + "</p><p>{{ liked_by }} liked your review of <b>{{ movie_title }}</b> "
-        "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far).</p>",
+        "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far).</p>" + _BYE_HTML,
     },
     ("review_liked", Channel.PUSH): {
         "title": "Your review got a like",
@@ -39,9 +45,9 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
     ("new_episode", Channel.EMAIL): {
         "subject": "New episode of {{ series_title }}: S{{ season }}E{{ episode }}",
         "body_text": _HI + "\n\nSeason {{ season }}, episode {{ episode }} of {{ series_title }} is out.\n"
-        "Watch it: {{ watch_url }}\n",
+        "Watch it: {{ watch_url }}\n" + _BYE_TEXT,
         "body_html": "<p>" + _HI + "</p><p>Season {{ season }}, episode {{ episode }} of <b>{{ series_title }}</b> "
-        'is out.</p><p><a href="{{ watch_url }}">Watch now</a></p>',
+        'is out.</p><p><a href="{{ watch_url }}">Watch now</a></p>' + _BYE_HTML,
     },
     ("new_episode", Channel.PUSH): {
         "title": "{{ series_title }}: new episode",
@@ -50,9 +56,9 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
     ("new_episode", Channel.WEBSOCKET): {"body": "New episode of {{ series_title }}: S{{ season }}E{{ episode }}"},
     ("new_film", Channel.EMAIL): {
         "subject": "{{ title }} is now available",
-        "body_text": _HI + "\n\n{{ title }} is out ({{ release_date }}). Watch it: {{ watch_url }}\n",
+        "body_text": _HI + "\n\n{{ title }} is out ({{ release_date }}). Watch it: {{ watch_url }}\n" + _BYE_TEXT,
         "body_html": "<p>" + _HI + "</p><p><b>{{ title }}</b> is out ({{ release_date }}).</p>"
-        '<p><a href="{{ watch_url }}">Watch now</a></p>',
+        '<p><a href="{{ watch_url }}">Watch now</a></p>' + _BYE_HTML,
     },
     ("new_film", Channel.PUSH): {"title": "New film: {{ title }}", "body": "Out {{ release_date }}. Watch now."},
     ("new_film", Channel.WEBSOCKET): {"body": "New film: {{ title }}"},

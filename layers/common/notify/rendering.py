@@ -82,6 +82,9 @@ def _absent(name: str, hint: str) -> Undefined:
     return Undefined(hint=hint, name=name)
 
 
+EVENT_FIELDS = ("event_id", "event_type", "job_id", "unsubscribe_url")
+
+
 def render_context(
     event_type: str, payload: Mapping[str, Any], user: Mapping[str, Any], event: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -102,7 +105,10 @@ def render_context(
         name: _absent(f"user.{name}", f"the user has no {name!r}") if value is None else value
         for name, value in user.items()
     }
-    context["event"] = dict(event)
+    # Every event field a template may name is present; a missing one (no unsubscribe link on account mail) is
+    # absent: falsy, and empty when printed.
+    context["event"] = {name: _absent(f"event.{name}", f"the event has no {name!r}") for name in EVENT_FIELDS}
+    context["event"].update({k: v for k, v in event.items() if v is not None})
     return context
 
 

@@ -53,7 +53,9 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     # 5 minutes); unset: the Auth service is called without a token.
     auth_api_token_parameter: Optional[str] = Field(default=None, alias="AUTH_API_TOKEN_PARAMETER")
     sender_email: str = Field(alias="SENDER_EMAIL")
-    unsubscribe_url: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_URL")
+    # One-click unsubscribe links: the API's public URL (links are <url>/u/<token>) and the key that signs them.
+    public_api_url: Optional[str] = Field(default=None, alias="PUBLIC_API_URL")
+    signing_key_parameter: Optional[str] = Field(default=None, alias="SIGNING_KEY_PARAMETER")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
     # Emails a second one worker container may send (a token bucket shared by its delivery threads). The account's

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from pydantic import ValidationError
 
-from notify.catalog import EVENT_TYPES, category_of
+from notify.catalog import category_of
 from notify.clock import Clock, iso
 from notify.errors import (
     DeliveryError,
@@ -42,6 +42,7 @@ from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserPrefer
 from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 from notify.services.fanout import FanoutService
+from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,6 @@ class DeliverySettings:
     # notify.adapters.aws.SEND_CONFIG) and the send-rate limiter's longest wait (2 s), rounded up. A call starts
     # only if it can end before the claim's lease does, so no other worker can take the job while it runs.
     call_seconds: float = 15.0
-    unsubscribe_url: Optional[str] = None
     policies: Mapping[Priority, RetryPolicy] = field(default_factory=lambda: dict(DEFAULT_POLICIES))
 
 
@@ -137,7 +137,9 @@ class DeliveryService:
         rand: Callable[[], float] = random.random,
         fanout: Optional[FanoutService] = None,
         preferences: Optional[PreferenceStore] = None,
+        unsubscribe: Optional[UnsubscribeLinks] = None,
     ) -> None:
+        self._unsubscribe = unsubscribe
         self._fanout = fanout
         self._preferences = preferences
         self._store = store
@@ -231,11 +233,12 @@ class DeliveryService:
                 skipped = {"reason": "suppressed", "address": profile.email}
                 self._transition(job, Status.SKIPPED, token, detail=skipped)
                 return Outcome.SKIPPED
-            message = self._render(job, profile)
+            link = self._unsubscribe_link(job)
+            message = self._render(job, profile, link)
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
             sending = True
-            provider_id = self._send(job, profile, message, deadline, progress, rejected)
+            provider_id = self._send(job, profile, message, deadline, progress, rejected, link)
         except TransientError as exc:
             return self._retry(_progressed(job, progress), token, str(exc))
         except OutcomeUnknown as exc:
@@ -255,6 +258,8 @@ class DeliveryService:
         detail: dict[str, Any] = {"provider_message_id": provider_id, "template_version": message.template_version}
         if rejected:
             detail["endpoints_rejected"] = rejected
+        if link is not None:
+            detail["list_unsubscribe"] = link  # what the email carried (RFC 8058)
         self._transition(job, Status.SENT, token, detail=detail)
         return Outcome.SENT
 
@@ -311,7 +316,7 @@ class DeliveryService:
         except NotFound:
             raise PermanentError(f"user {job.user_id} does not exist in the Auth service") from None
 
-    def _render(self, job: NotificationJob, profile: UserProfile) -> RenderedMessage:
+    def _render(self, job: NotificationJob, profile: UserProfile, unsubscribe_url: Optional[str]) -> RenderedMessage:
         requested = job.locale or profile.locale
         for locale in locale_chain(requested, self._settings.default_locale):
             if job.template_version is not None:
@@ -319,7 +324,12 @@ class DeliveryService:
             else:
                 template = self._templates.latest(job.template_key, job.channel, locale)
             if template is not None and not template.deleted:
-                event = {"event_id": job.event_id, "event_type": job.event_type, "job_id": job.job_id}
+                event = {
+                    "event_id": job.event_id,
+                    "event_type": job.event_type,
+                    "job_id": job.job_id,
+                    "unsubscribe_url": unsubscribe_url,  # for a visible link in the body; None for account mail
+                }
                 context = render_context(job.template_key, job.payload, profile.template_context(), event)
                 return render(template, context)
         raise PermanentError(
@@ -334,6 +344,7 @@ class DeliveryService:
         deadline: datetime,
         progress: dict[str, str],
         rejected: dict[str, str],
+        link: Optional[str],
     ) -> str:
         """Call the channel's provider, once per recipient address.
 
@@ -349,7 +360,7 @@ class DeliveryService:
                 raise PermanentError("the email channel is not configured")
             self._before_call(deadline)
             tags = {"job_id": job.job_id, "event_type": job.event_type}
-            return self._email.send_email(profile.email, message, self._email_headers(job), tags)
+            return self._email.send_email(profile.email, message, self._email_headers(link), tags)
         if job.channel is Channel.PUSH:
             if not profile.push_endpoints:
                 raise PermanentError(f"user {job.user_id} has no push endpoint")
@@ -378,16 +389,19 @@ class DeliveryService:
         if self._clock() + timedelta(seconds=self._settings.call_seconds) > deadline:
             raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
 
-    def _email_headers(self, job: NotificationJob) -> dict[str, str]:
-        spec = EVENT_TYPES.get(job.event_type)
-        url = self._settings.unsubscribe_url
-        if url and (
-            (spec is not None and spec.category in (Category.CONTENT, Category.MARKETING))
-            or job.priority is Priority.LOW
-        ):
-            link = url.format(user_id=job.user_id, job_id=job.job_id)
-            return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
-        return {}
+    def _unsubscribe_link(self, job: NotificationJob) -> Optional[str]:
+        """The one-click unsubscribe link of an email that is not an account notification (None otherwise)."""
+        category = category_of(job.event_type)
+        if self._unsubscribe is None or job.channel is not Channel.EMAIL or category is Category.ACCOUNT:
+            return None
+        return self._unsubscribe.link(job.user_id, category, job.channel)
+
+    @staticmethod
+    def _email_headers(link: Optional[str]) -> dict[str, str]:
+        """RFC 8058's two headers when the email has an unsubscribe link."""
+        if link is None:
+            return {}
+        return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
     # -- outcomes -----------------------------------------------------------------------
 

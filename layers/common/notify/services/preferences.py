@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from notify.clock import Clock, iso
-from notify.models import PreferencesInput, UserId
+from notify.models import Category, Channel, PreferencesInput, UserId
 from notify.ports import PreferenceStore
 from notify.records import UserPreferences
 
@@ -33,6 +33,20 @@ class PreferenceService:
         )
         self._store.put(preferences)
         return preferences.document()
+
+    def opt_out(self, user_id: str, category: Category, channel: Channel) -> dict[str, Any]:
+        """Turn one category off on one channel, keeping the rest of the user's choices (one-click unsubscribe).
+
+        Idempotent: opting out twice stores the same document. Account notifications cannot be turned off.
+        """
+        if category is Category.ACCOUNT:
+            raise ValueError("account notifications cannot be turned off")
+        current = self._store.get(user_id) or UserPreferences(user_id)
+        categories = {name: dict(chans) for name, chans in current.categories.items()}
+        categories.setdefault(category.value, {})[channel.value] = False
+        updated = replace(current, categories=categories, updated_at=iso(self._clock()))
+        self._store.put(updated)
+        return updated.document()
 
     def replace_many(self, items: Sequence[tuple[UserId, PreferencesInput]]) -> list[dict[str, Any]]:
         """Store many users' documents (an import from another provider); the documents as stored, in order."""

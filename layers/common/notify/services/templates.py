@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
-from notify.models import Channel, Strict
+from notify.models import Category, Channel, Strict
 from notify.ports import TemplateStore
 from notify.records import RenderedMessage, Template, UserProfile
 from notify.rendering import RenderFailed, render, render_context
@@ -121,7 +121,9 @@ def required_payload(spec: EventType) -> dict[str, Any]:
 
 
 def _event(spec: EventType, event_id: str) -> dict[str, Any]:
-    return {"event_id": event_id, "event_type": spec.name, "job_id": ""}
+    # A sample link, so a template's visible unsubscribe link shows in previews and is checked when saved.
+    link = None if spec.category is Category.ACCOUNT else "https://notifications.example.com/u/sample-token"
+    return {"event_id": event_id, "event_type": spec.name, "job_id": "", "unsubscribe_url": link}
 
 
 def check_renders(template: Template) -> None:
