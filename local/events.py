@@ -477,3 +477,75 @@ def scheduled_event(
         "resources": [rule_arn],
         "detail": {},
     }
+
+
+# --- SES event publishing, through SNS -----------------------------------------------------------------------
+
+FEEDBACK_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:notification-service-FeedbackTopic"
+_SES_SECTIONS = {"Rendering Failure": "failure", "DeliveryDelay": "deliveryDelay"}
+
+
+def ses_event(
+    event_type: str,
+    message_id: str,
+    recipient: str,
+    tags: Mapping[str, str],
+    section: Mapping[str, Any],
+    *,
+    sent_at: str = "2026-11-24T12:00:00.000Z",
+    configuration_set: str = "notification-service-emails",
+    source: str = "notifications@example.com",
+) -> dict[str, Any]:
+    """One SES event as SES publishes it to a configuration set's destination (AWS's event-publishing format).
+
+    ``section`` is the event's own object (``delivery``, ``bounce``, ``complaint``, ``open``, ``click``,
+    ``reject``, ``deliveryDelay``, ``failure``); ``tags`` are the send's tags, returned in ``mail.tags`` as lists.
+    """
+    key = _SES_SECTIONS.get(event_type, event_type[:1].lower() + event_type[1:])
+    return {
+        "eventType": event_type,
+        "mail": {
+            "timestamp": sent_at,
+            "source": source,
+            "sourceArn": f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/{source}",
+            "sendingAccountId": ACCOUNT,
+            "messageId": message_id,
+            "destination": [recipient],
+            "headersTruncated": False,
+            "tags": {
+                "ses:configuration-set": [configuration_set],
+                "ses:source-ip": ["192.0.2.1"],
+                "ses:from-domain": [source.split("@")[-1]],
+                "ses:caller-identity": ["notification-service-worker"],
+                **{k: [v] for k, v in tags.items()},
+            },
+        },
+        key: dict(section),
+    }
+
+
+def sns_event(messages: Sequence[str], topic_arn: str = FEEDBACK_TOPIC_ARN) -> dict[str, Any]:
+    """The event SNS invokes a subscribed function with: one record per message."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": f"{topic_arn}:{uuid.uuid5(uuid.NAMESPACE_URL, topic_arn)}",
+                "Sns": {
+                    "Type": "Notification",
+                    "MessageId": str(uuid.uuid5(uuid.NAMESPACE_URL, message)),
+                    "TopicArn": topic_arn,
+                    "Subject": None,
+                    "Message": message,
+                    "Timestamp": "2026-11-24T12:00:06.000Z",
+                    "SignatureVersion": "1",
+                    "Signature": "EXAMPLE",
+                    "SigningCertUrl": f"https://sns.{REGION}.amazonaws.com/SimpleNotificationService-0000.pem",
+                    "UnsubscribeUrl": f"https://sns.{REGION}.amazonaws.com/?Action=Unsubscribe",
+                    "MessageAttributes": {},
+                },
+            }
+            for message in messages
+        ]
+    }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -20,6 +20,7 @@ class Infra:
     queues: dict[str, str]  # logical id → URL
     queue_arns: dict[str, str]
     parameters: dict[str, str]
+    configuration_sets: dict[str, str] = field(default_factory=dict)  # SES configuration sets, by logical id
 
 
 STATE_FILE = "stack.json"
@@ -88,7 +89,16 @@ def create_resources(template: Template, prefix: str, parameters: dict[str, str]
                 "QueueArn"
             ]
             del pending[logical_id]
-    return Infra(tables, queues, arns, parameters)
+    sesv2 = boto3.client("sesv2")
+    configuration_sets = {}
+    for logical_id in template.resources("AWS::SES::ConfigurationSet"):
+        name = f"{prefix}-{logical_id}"
+        try:
+            sesv2.create_configuration_set(ConfigurationSetName=name)
+        except sesv2.exceptions.AlreadyExistsException:
+            pass
+        configuration_sets[logical_id] = name
+    return Infra(tables, queues, arns, parameters, configuration_sets)
 
 
 def resolve(value: Any, infra: Infra) -> str:
@@ -112,6 +122,8 @@ def resolve(value: Any, infra: Infra) -> str:
             return infra.tables[ref]
         if ref in infra.queues:
             return infra.queues[ref]
+        if ref in infra.configuration_sets:
+            return infra.configuration_sets[ref]
         if ref == "AWS::Region":
             return REGION
         if ref == "AWS::AccountId":

@@ -34,6 +34,8 @@ from local.events import (
     kafka_event,
     kafka_record,
     scheduled_event,
+    ses_event,
+    sns_event,
     sqs_event,
     sqs_record,
 )
@@ -138,7 +140,58 @@ def samples(tpl: Template) -> dict[str, Callable[[], dict[str, Any]]]:
         "schedule_tick": lambda: scheduled_event(
             datetime(2026, 11, 24, 12, 1, tzinfo=UTC), event_id="4d82212c-8768-43c7-951e-cdb5bb900fe2"
         ),
+        "ses_delivery_sns": lambda: _feedback(
+            "Delivery",
+            {
+                "timestamp": "2026-11-24T12:00:02.000Z",
+                "processingTimeMillis": 1546,
+                "recipients": ["demo-user-1@example.com"],
+                "smtpResponse": "250 2.6.0 Message received",
+                "reportingMTA": "a8-70.smtp-out.amazonses.com",
+            },
+        ),
+        "ses_bounce_sns": lambda: _feedback(
+            "Bounce",
+            {
+                "bounceType": "Permanent",
+                "bounceSubType": "General",
+                "bouncedRecipients": [
+                    {
+                        "emailAddress": "demo-user-1@example.com",
+                        "action": "failed",
+                        "status": "5.1.1",
+                        "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                    }
+                ],
+                "timestamp": "2026-11-24T12:00:03.000Z",
+                "feedbackId": "0100018c1f0b1a2b-bounce-000000",
+                "reportingMTA": "dsn; e226-55.smtp-out.us-east-1.amazonses.com",
+            },
+        ),
+        "ses_complaint_sns": lambda: _feedback(
+            "Complaint",
+            {
+                "complainedRecipients": [{"emailAddress": "demo-user-1@example.com"}],
+                "timestamp": "2026-11-24T12:05:00.000Z",
+                "feedbackId": "0100018c1f0b1a2b-complaint-000000",
+                "userAgent": "Mozilla/5.0",
+                "complaintFeedbackType": "abuse",
+                "arrivalDate": "2026-11-24T12:04:59.000Z",
+            },
+        ),
     }
+
+
+# The job of _job("0b6a3c52-…", "demo-user-1"), as SES would report on the email it sent.
+FEEDBACK_JOB = "0b6a3c52-2f6e-8a51-8000-000000000000"
+FEEDBACK_MESSAGE = "0100018c1f0b1a2b-5a6e4c2d-8f1b-4c3d-9e7a-1b2c3d4e5f60-000000"
+
+
+def _feedback(event_type: str, section: dict[str, Any]) -> dict[str, Any]:
+    """An SNS delivery of one SES event about a new_film email to demo-user-1."""
+    tags = {"job_id": FEEDBACK_JOB, "event_type": "new_film"}
+    event = ses_event(event_type, FEEDBACK_MESSAGE, "demo-user-1@example.com", tags, section)
+    return sns_event([json.dumps(event, separators=(",", ":"))])
 
 
 def write_events(directory: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from local.events import EVENTS, load_event
 from local.stack import LocalStack
 from tests.component.helpers import call_api
 
-ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
+ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", "functions/feedback", ".")
 
 
 def _invoke(state_dir: Path, function: str, event: Path) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,16 @@ from notify.models import Channel, NotificationJob
 from notify.records import UserPreferences
 
 from local.auth_service import AuthService
-from local.events import http_api_event, kafka_record, load_event, msk_event, sqs_event, sqs_record
+from local.events import (
+    http_api_event,
+    kafka_record,
+    load_event,
+    msk_event,
+    ses_event,
+    sns_event,
+    sqs_event,
+    sqs_record,
+)
 from local.invoke import LambdaContext
 
 from .helpers import call_api, emails_to, push_endpoints, queue_bodies
@@ -470,3 +479,45 @@ def test_one_click_unsubscribe_from_the_link_an_email_carried_stops_that_categor
     for forged in (token[:-2] + ("AA" if not token.endswith("AA") else "BB"), body, "x.y", "not-a-token"):
         assert _page("GET", f"/u/{forged}")[0] == 404
         assert _page("POST", f"/u/{forged}", b"List-Unsubscribe=One-Click", form)[0] == 404
+
+
+def _feedback(*events: dict[str, Any]) -> dict[str, Any]:
+    """FeedbackFunction's handler with SNS's delivery of these SES events."""
+    from feedback.app import lambda_handler
+
+    return lambda_handler(sns_event([json.dumps(e) for e in events]), LambdaContext("FeedbackFunction"))
+
+
+def test_ses_feedback_through_sns_moves_the_job_and_a_hard_bounce_stops_the_next_email(
+    auth_service: AuthService,
+) -> None:
+    user = _user(auth_service)
+    film = _job(user, "new_film")
+    assert _outcomes(_kafka(film)) == {"sent": 1}
+    message_id = _status(film.job_id)["provider_message_id"]
+    address = f"{user}@example.com"
+    tags = {"job_id": film.job_id, "event_type": "new_film"}
+    delivered = ses_event("Delivery", message_id, address, tags, {"timestamp": "2026-11-25T12:00:02.000Z"})
+    assert _feedback(delivered, delivered) == {"outcomes": {"applied": 1, "duplicate": 1}}
+    assert _status(film.job_id)["status"] == "DELIVERED"
+    bounce = {
+        "bounceType": "Permanent",
+        "bounceSubType": "General",
+        "bouncedRecipients": [{"emailAddress": address, "status": "5.1.1"}],
+        "timestamp": "2026-11-25T12:00:03.000Z",
+        "feedbackId": f"bounce-{film.job_id}",
+    }
+    opened = ses_event("Open", message_id, address, tags, {"timestamp": "2026-11-25T12:00:04.000Z"})
+    stranger = ses_event("Delivery", "not-ours", address, {}, {"timestamp": "2026-11-25T12:00:05.000Z"})
+    result = _feedback(ses_event("Bounce", message_id, address, tags, bounce), opened, stranger)
+    assert result == {"outcomes": {"applied": 2, "unmatched": 1}}
+    body = _status(film.job_id)
+    assert body["status"] == "BOUNCED"
+    assert [h["detail"].get("feedback") for h in body["history"][-3:]] == ["Delivery", "Bounce", "Open"]
+    assert call_api("GET", f"/api/v1/users/{user}/preferences")[1]["suppressed"] == [address]
+    from worker.app import services
+
+    services.cache_clear()  # a fresh worker container (the cache keeps preferences 30 s)
+    reset = _job(user, "password_reset")
+    assert _outcomes(_kafka(reset)) == {"skipped": 1}
+    assert _status(reset.job_id)["history"][-1]["detail"] == {"reason": "suppressed", "address": address}

@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.parser.models import (
     EventBridgeModel,
     KafkaMskEventModel,
     KafkaSelfManagedEventModel,
+    SnsModel,
     SqsModel,
 )
 from kafka.consumer.fetcher import ConsumerRecord
@@ -47,6 +48,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "msk_batch_selfmanaged": KafkaSelfManagedEventModel,
     "sqs_delay_batch": SqsModel,
     "schedule_tick": EventBridgeModel,
+    "ses_delivery_sns": SnsModel,
+    "ses_bounce_sns": SnsModel,
+    "ses_complaint_sns": SnsModel,
 }
 
 
@@ -305,3 +309,13 @@ def test_the_runner_delivers_received_sqs_messages_in_the_sample_shape() -> None
     record = received_message(received, sample["eventSourceARN"])
     assert record == sample
     SqsModel.model_validate(sqs_event([record]))
+
+
+@pytest.mark.parametrize("name", ["ses_delivery_sns", "ses_bounce_sns", "ses_complaint_sns"])
+def test_the_ses_feedback_samples_are_ses_events_the_feedback_service_reads(name: str) -> None:
+    from notify.services.feedback import SesEvent
+
+    (record,) = SnsModel.model_validate(load_event(name)).Records
+    event = SesEvent.parse(json.loads(record.Sns.Message))
+    assert event.job_id and event.message_id and event.event_type in ("Delivery", "Bounce", "Complaint")
+    assert event.body and event.timestamp

@@ -12,7 +12,7 @@ from notify.services.delivery import Outcome
 
 from local.cfn import ROOT, Template, references, template
 
-FUNCTIONS = ("ApiFunction", "WorkerFunction", "SchedulerFunction")
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "SchedulerFunction", "FeedbackFunction")
 PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix"}
 
 

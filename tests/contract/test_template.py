@@ -14,15 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify.settings import ApiSettings, SchedulerSettings, WorkerSettings, env_names
+from notify.settings import ApiSettings, FeedbackSettings, SchedulerSettings, WorkerSettings, env_names
 
 from local.cfn import ROOT, Template, load_yaml, references, template
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
-SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSettings]] = {
+SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSettings] | type[FeedbackSettings]] = {
     "ApiFunction": ApiSettings,
     "WorkerFunction": WorkerSettings,
     "SchedulerFunction": SchedulerSettings,
+    "FeedbackFunction": FeedbackSettings,
 }
 SET_BY_LAMBDA = {"AWS_REGION"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from local.cfn import ROOT
 
-IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", ".")
+IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", "functions/feedback", ".")
 
 
 def test_a_quick_chaos_run_loses_nothing_sends_nothing_twice_and_leaves_nothing_stuck(tmp_path: Path) -> None:

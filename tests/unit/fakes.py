@@ -16,6 +16,7 @@ from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
+    FeedbackStore,
     JobPublisher,
     PreferenceStore,
     SegmentSource,
@@ -99,6 +100,9 @@ class MemoryStore:
             updated_at="",
             last_error=item.get("error"),
             history=list(item["history"]),
+            provider_message_id=next(
+                (t.detail["provider_message_id"] for t in item["history"] if "provider_message_id" in t.detail), None
+            ),
         )
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
@@ -156,6 +160,18 @@ class MemoryStore:
 
     def statuses(self, job_id: str) -> list[Status]:
         return [t.status for t in self.jobs[job_id]["history"]]
+
+    def record_feedback(
+        self, job_id: str, feedback_id: str, expected: Status, status: Status, entry: Transition
+    ) -> bool:
+        item = self.jobs.get(job_id)
+        applied = item.setdefault("feedback_ids", set()) if item is not None else set()
+        if item is None or item["status"] is not expected or feedback_id in applied:
+            return False
+        applied.add(feedback_id)
+        item["status"] = status
+        item["history"].append(entry)
+        return True
 
 
 @dataclass
@@ -336,3 +352,4 @@ class MemoryPreferences:
 
 
 _preference_check: PreferenceStore = MemoryPreferences()
+_feedback_check: FeedbackStore = MemoryStore()

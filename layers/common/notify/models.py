@@ -69,7 +69,9 @@ class Status(str, Enum):
     being called. SCHEDULED: waiting until its send_after time (or a retry's). RETRYING: an attempt failed for a
     passing reason and another is planned. The other four are final: SENT (the provider accepted it), FAILED (a
     permanent error, no attempts left, or a send whose outcome is unknown; a copy goes to the dead-letter queue),
-    EXPIRED (its expires_at passed before it could be sent) and SKIPPED (not to be sent).
+    EXPIRED (its expires_at passed before it could be sent) and SKIPPED (not to be sent). After SENT, the email
+    provider's feedback moves an email on: DELIVERED (the receiving server took it), BOUNCED (it refused it for
+    good) or, after delivery, COMPLAINED (the recipient marked it as spam).
     """
 
     ACCEPTED = "ACCEPTED"
@@ -81,14 +83,28 @@ class Status(str, Enum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     SKIPPED = "SKIPPED"
+    DELIVERED = "DELIVERED"
+    BOUNCED = "BOUNCED"
+    COMPLAINED = "COMPLAINED"
 
     @property
     def terminal(self) -> bool:
-        """True for SENT, FAILED, EXPIRED and SKIPPED: no worker moves the job again (a redrive may restart FAILED)."""
+        """True once a worker is done with the job: SENT and after, FAILED, EXPIRED, SKIPPED (a redrive may restart
+        FAILED; only the provider's feedback moves a SENT one on)."""
         return self in TERMINAL_STATUSES
 
 
-TERMINAL_STATUSES = frozenset({Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
+TERMINAL_STATUSES = frozenset(
+    {
+        Status.SENT,
+        Status.FAILED,
+        Status.EXPIRED,
+        Status.SKIPPED,
+        Status.DELIVERED,
+        Status.BOUNCED,
+        Status.COMPLAINED,
+    }
+)
 
 
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"

@@ -22,6 +22,7 @@ from notify.records import (
     Run,
     SegmentPage,
     Template,
+    Transition,
     UserPreferences,
     UserProfile,
 )
@@ -239,6 +240,21 @@ class StatusStore(Protocol):
         True: written. False: the lease is no longer this copy's (another copy took the job over): stop, and
         never call a provider after a False. Terminal statuses release the lease.
         """
+        ...
+
+
+class FeedbackStore(Protocol):
+    """Where the email provider's feedback lands on a job (the job's item in NotificationsTable)."""
+
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        """The job's state and history, or None."""
+        ...
+
+    def record_feedback(
+        self, job_id: str, feedback_id: str, expected: Status, status: Status, entry: Transition
+    ) -> bool:
+        """Append ``entry`` to the job's history and set ``status``, once per ``feedback_id``, if the job's status is
+        still ``expected``. False: this feedback was applied already, or the status moved on (read it again)."""
         ...
 
 

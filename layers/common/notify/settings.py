@@ -56,6 +56,8 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     # One-click unsubscribe links: the API's public URL (links are <url>/u/<token>) and the key that signs them.
     public_api_url: Optional[str] = Field(default=None, alias="PUBLIC_API_URL")
     signing_key_parameter: Optional[str] = Field(default=None, alias="SIGNING_KEY_PARAMETER")
+    # SES publishes the events of sends made through it (delivery, bounce, complaint) to the feedback function.
+    ses_configuration_set: Optional[str] = Field(default=None, alias="SES_CONFIGURATION_SET")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
     # Emails a second one worker container may send (a token bucket shared by its delivery threads). The account's
@@ -67,6 +69,10 @@ class WorkerSettings(StoreSettings, KafkaSettings):
 
 class SchedulerSettings(StoreSettings, KafkaSettings):
     """The scheduler reads campaigns and ingests their runs like the API does."""
+
+
+class FeedbackSettings(StoreSettings, KafkaSettings):
+    """The feedback function's: the stores (it writes job feedback and preferences to NotificationsTable)."""
 
 
 class SettingsError(RuntimeError):

@@ -354,6 +354,37 @@ class DynamoStatusStore:
             ExpressionAttributeValues=expression_values(values),
         )
 
+    def record_feedback(
+        self, job_id: str, feedback_id: str, expected: Status, status: Status, entry: Transition
+    ) -> bool:
+        """One UpdateItem, conditional on the status still being ``expected`` and the feedback id not yet in the
+        item's ``feedback_ids`` set; it appends the entry, adds the id and sets the status."""
+        item_entry: dict[str, Any] = {"status": entry.status.value, "at": entry.at, "attempt": entry.attempt}
+        if entry.error is not None:
+            item_entry["error"] = entry.error
+        if entry.detail:
+            item_entry["detail"] = entry.detail
+        return conditional(
+            "record feedback",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
+            UpdateExpression="SET #s = :status, history = list_append(history, :entry), updated_at = :at "
+            "ADD feedback_ids :ids",
+            ConditionExpression="#s = :expected AND NOT contains(feedback_ids, :id)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=expression_values(
+                {
+                    ":status": status.value,
+                    ":expected": expected.value,
+                    ":entry": [item_entry],
+                    ":at": entry.at,
+                    ":ids": {feedback_id},
+                    ":id": feedback_id,
+                }
+            ),
+        )
+
     def _get(self, key: Mapping[str, Any]) -> Optional[dict[str, Any]]:
         resp = call("read", self._client.get_item, TableName=self._table, Key=to_item(key), ConsistentRead=True)
         item = resp.get("Item")

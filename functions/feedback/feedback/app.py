@@ -1,0 +1,63 @@
+"""FeedbackFunction: SES's events for the emails the worker sent (delivery, bounce, complaint…), from SNS.
+
+SES publishes every event of a send made through the configuration set to an SNS topic; each SNS record's message
+is one event in AWS's documented event-publishing format. ``notify.services.feedback`` applies it to the job once.
+A message that is not an SES event is logged and dropped (a retry would not change it); a store that cannot be
+reached raises, so Lambda retries the invocation and, after its retries, sends it to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.config import Config
+from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
+from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.clock import utc_now
+from notify.services.feedback import FeedbackService
+from notify.settings import FeedbackSettings, load
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+def build_service(settings: FeedbackSettings) -> FeedbackService:
+    """The composition root: every client is built here, once per container."""
+    dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    return FeedbackService(
+        DynamoStatusStore(dynamodb, settings.notifications_table),
+        DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0),
+        utc_now,
+    )
+
+
+@cache
+def services() -> FeedbackService:
+    return build_service(load(FeedbackSettings))
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=SNSEvent)
+def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
+    outcomes: dict[str, int] = {}
+    for record in event.records:
+        try:
+            data = json.loads(record.sns.message)
+            outcome = services().apply(data if isinstance(data, dict) else {}).value
+        except ValueError as exc:  # not JSON, or not an SES event: nothing a retry would fix
+            logger.warning("dropped an SNS message that is not an SES event", extra={"error": str(exc)})
+            outcome = "not_ses"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        metrics.add_metric(name=f"Feedback_{outcome}", unit=MetricUnit.Count, value=1)
+    logger.info("feedback applied", extra={"outcomes": outcomes})
+    return {"outcomes": outcomes}

@@ -1,0 +1,170 @@
+"""What happens to an email after SES accepted it: SES's own events, applied to the job once each.
+
+SES publishes the events of every send made through the service's configuration set (template.yaml) to an SNS
+topic; the feedback function hands each one here. The job is found by the ``job_id`` tag the worker put on the
+send (SES returns tags in ``mail.tags``) and checked against the message id its ``SENT`` entry recorded.
+
+| SES event | Effect |
+| --- | --- |
+| ``Delivery`` | ``SENT`` → ``DELIVERED`` |
+| ``Bounce``, ``Permanent`` | → ``BOUNCED``; the address is suppressed (no more email to it) |
+| ``Bounce``, ``Transient`` or ``Undetermined`` | recorded in the history; the status stays |
+| ``Complaint`` | → ``COMPLAINED``; the address is suppressed and the user opted out of marketing email |
+| ``Reject``, ``DeliveryDelay``, ``Rendering Failure`` | recorded in the history |
+| ``Open``, ``Click`` | recorded in the history |
+| ``Send`` and anything else | ignored (``SENT`` already says it) |
+
+SNS delivers at least once and SES may publish an event twice: each event has an id (the bounce's or complaint's
+``feedbackId``, else its type, time and link), and the job's item remembers the ids it applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Optional
+
+from notify.clock import Clock, iso
+from notify.models import Category, Channel, Status
+from notify.ports import FeedbackStore, PreferenceStore
+from notify.records import JobRecord, Transition
+from notify.services.preferences import PreferenceService
+
+log = logging.getLogger(__name__)
+
+# From which statuses each event moves a job on (else it is only recorded).
+MOVES: dict[str, tuple[Status, frozenset[Status]]] = {
+    "Delivery": (Status.DELIVERED, frozenset({Status.SENT})),
+    "Bounce": (Status.BOUNCED, frozenset({Status.SENT, Status.DELIVERED})),
+    "Complaint": (Status.COMPLAINED, frozenset({Status.SENT, Status.DELIVERED})),
+}
+RECORDED = frozenset(
+    {"Bounce", "Reject", "DeliveryDelay", "Rendering Failure", "Open", "Click", "Complaint", "Delivery"}
+)
+
+
+class Applied(str, Enum):
+    """What became of one SES event."""
+
+    APPLIED = "applied"  # the job's status or history changed
+    DUPLICATE = "duplicate"  # applied before (SES or SNS delivered it again)
+    IGNORED = "ignored"  # an event type the service does not track (Send)
+    UNMATCHED = "unmatched"  # no job of this service sent that message
+
+
+@dataclass(frozen=True)
+class SesEvent:
+    """The parts of an SES event-publishing record the service uses."""
+
+    event_type: str
+    message_id: str
+    job_id: Optional[str]
+    timestamp: str
+    body: Mapping[str, Any]  # the event's own section (bounce, complaint, delivery, open, click…)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any]) -> SesEvent:
+        """An SES event as published to SNS; ValueError if it is not one."""
+        event_type = data.get("eventType") or data.get("notificationType")
+        mail = data.get("mail")
+        if not isinstance(event_type, str) or not isinstance(mail, dict) or not isinstance(mail.get("messageId"), str):
+            raise ValueError("not an SES event: no eventType, or no mail.messageId")
+        tags = mail.get("tags")
+        job = tags.get("job_id") if isinstance(tags, dict) else None
+        job_id = str(job[0]) if isinstance(job, list) and job else None
+        section = data.get(_SECTIONS.get(event_type, event_type[:1].lower() + event_type[1:]))
+        body = section if isinstance(section, dict) else {}
+        timestamp = str(body.get("timestamp") or mail.get("timestamp") or "")
+        return cls(event_type, mail["messageId"], job_id, timestamp, body)
+
+    @property
+    def feedback_id(self) -> str:
+        """Stable across redeliveries of the same event."""
+        if isinstance(self.body.get("feedbackId"), str):
+            return f"{self.event_type}:{self.body['feedbackId']}"
+        return f"{self.event_type}:{self.timestamp}:{self.body.get('link', '')}"
+
+    def addresses(self, key: str) -> list[str]:
+        """The email addresses of a recipients list (``bouncedRecipients``, ``complainedRecipients``)."""
+        return [
+            str(r["emailAddress"])
+            for r in self.body.get(key) or []
+            if isinstance(r, dict) and isinstance(r.get("emailAddress"), str)
+        ]
+
+
+_SECTIONS = {"Rendering Failure": "failure", "DeliveryDelay": "deliveryDelay"}
+
+
+class FeedbackService:
+    """Applies SES events to jobs, suppressing bounced and complained addresses."""
+
+    def __init__(self, store: FeedbackStore, preferences: PreferenceStore, clock: Clock) -> None:
+        self._store = store
+        self._preferences = preferences
+        self._consent = PreferenceService(preferences, clock)
+        self._clock = clock
+
+    def apply(self, data: Mapping[str, Any]) -> Applied:
+        """Apply one SES event (its JSON); ValueError if it is not one."""
+        event = SesEvent.parse(data)
+        if event.event_type not in RECORDED:
+            return Applied.IGNORED
+        if event.job_id is None:
+            log.warning("an SES %s event for message %s carries no job_id tag", event.event_type, event.message_id)
+            return Applied.UNMATCHED
+        for _ in range(3):  # the status may move on between the read and the write: read again
+            job = self._store.get_job(event.job_id)
+            if job is None or job.channel is not Channel.EMAIL or event.message_id not in _message_ids(job):
+                log.warning("no job sent message %s (job_id tag %s)", event.message_id, event.job_id)
+                return Applied.UNMATCHED
+            status, entry = self._effect(event, job)
+            if self._store.record_feedback(job.job_id, event.feedback_id, job.status, status, entry):
+                self._consequences(event, job)
+                return Applied.APPLIED
+            again = self._store.get_job(event.job_id)
+            if again is not None and again.status == job.status:
+                return Applied.DUPLICATE  # the status held, so the feedback id was there already
+        return Applied.DUPLICATE
+
+    def _effect(self, event: SesEvent, job: JobRecord) -> tuple[Status, Transition]:
+        """The job's status after the event, and the history entry that says what happened."""
+        detail: dict[str, Any] = {"feedback": event.event_type, "message_id": event.message_id}
+        for key in ("bounceType", "bounceSubType", "complaintFeedbackType", "delayType", "reason", "link"):
+            if isinstance(event.body.get(key), str):
+                detail[key] = event.body[key]
+        if event.event_type == "Rendering Failure" and isinstance(event.body.get("errorMessage"), str):
+            detail["error"] = event.body["errorMessage"][:500]
+        target, allowed = MOVES.get(event.event_type, (job.status, frozenset()))
+        if event.event_type == "Bounce" and event.body.get("bounceType") != "Permanent":
+            target = job.status  # a transient bounce is recorded and changes nothing
+        status = target if job.status in allowed else job.status
+        at = event.timestamp or _now_iso(self._clock)
+        return status, Transition(status=status, at=at, attempt=job.attempt, detail=detail)
+
+    def _consequences(self, event: SesEvent, job: JobRecord) -> None:
+        """Suppress addresses that bounced for good or complained; a complaint also opts out of marketing email."""
+        at = event.timestamp or _now_iso(self._clock)
+        if event.event_type == "Bounce" and event.body.get("bounceType") == "Permanent":
+            for address in event.addresses("bouncedRecipients"):
+                self._preferences.suppress(job.user_id, address, "bounce", at)
+        if event.event_type == "Complaint":
+            for address in event.addresses("complainedRecipients"):
+                self._preferences.suppress(job.user_id, address, "complaint", at)
+            self._consent.opt_out(job.user_id, Category.MARKETING, Channel.EMAIL)
+
+
+def _message_ids(job: JobRecord) -> set[str]:
+    """The provider message ids the job's sends recorded (its SENT entry, or the item's attribute)."""
+    ids = {job.provider_message_id} if job.provider_message_id else set()
+    for entry in job.history:
+        value = entry.detail.get("provider_message_id")
+        if isinstance(value, str):
+            ids.update(value.split(","))
+    return ids
+
+
+def _now_iso(clock: Clock) -> str:
+    return iso(clock())

@@ -1,0 +1,140 @@
+"""SES feedback on a sent email: delivered, bounced (suppressing the address), complained (suppressing it and
+opting the user out of marketing email), opens and clicks recorded; each event once, whatever SNS redelivers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from notify.models import Status
+from notify.services.delivery import Outcome
+from notify.services.feedback import Applied, FeedbackService
+
+from .fakes import MemoryPreferences
+from .test_delivery import World
+
+
+def _sent(world: World) -> tuple[str, str]:
+    job = world.job("new_film")
+    assert world.service.handle(job) is Outcome.SENT
+    message_id = world.store.jobs[job.job_id]["history"][-1].detail["provider_message_id"]
+    return job.job_id, message_id
+
+
+def ses(event_type: str, message_id: str, job_id: str | None, **section: Any) -> dict[str, Any]:
+    """An SES event as SES publishes it to SNS (AWS's documented event-publishing format)."""
+    tags = {"ses:configuration-set": ["notifications"], **({"job_id": [job_id]} if job_id else {})}
+    mail = {
+        "timestamp": "2026-11-24T12:00:00.000Z",
+        "source": "notifications@example.com",
+        "messageId": message_id,
+        "destination": ["u1@example.com"],
+        "tags": tags,
+    }
+    key = {"Rendering Failure": "failure", "DeliveryDelay": "deliveryDelay"}.get(
+        event_type, event_type[0].lower() + event_type[1:]
+    )
+    return {"eventType": event_type, "mail": mail, key: {"timestamp": "2026-11-24T12:00:05.000Z", **section}}
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def _service(world: World) -> tuple[FeedbackService, MemoryPreferences]:
+    preferences = MemoryPreferences()
+    return FeedbackService(world.store, preferences, lambda: world.now), preferences
+
+
+def test_delivery_moves_a_sent_email_to_delivered_once(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, _ = _service(world)
+    event = ses("Delivery", message_id, job_id, recipients=["u1@example.com"], smtpResponse="250 ok")
+    assert feedback.apply(event) is Applied.APPLIED
+    assert feedback.apply(event) is Applied.DUPLICATE  # SNS delivered it twice
+    assert world.store.jobs[job_id]["status"] is Status.DELIVERED
+    assert world.store.statuses(job_id)[-1] is Status.DELIVERED
+
+
+def test_a_permanent_bounce_suppresses_the_address_and_a_transient_one_only_records(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, preferences = _service(world)
+    soft = ses(
+        "Bounce",
+        message_id,
+        job_id,
+        bounceType="Transient",
+        bounceSubType="MailboxFull",
+        feedbackId="f-1",
+        bouncedRecipients=[{"emailAddress": "u1@example.com"}],
+    )
+    assert feedback.apply(soft) is Applied.APPLIED
+    assert world.store.jobs[job_id]["status"] is Status.SENT and "u1" not in preferences.items
+    hard = ses(
+        "Bounce",
+        message_id,
+        job_id,
+        bounceType="Permanent",
+        bounceSubType="General",
+        feedbackId="f-2",
+        bouncedRecipients=[{"emailAddress": "u1@example.com", "status": "5.1.1"}],
+    )
+    assert feedback.apply(hard) is Applied.APPLIED
+    assert world.store.jobs[job_id]["status"] is Status.BOUNCED
+    assert preferences.items["u1"].suppressed == {"u1@example.com"}
+    assert world.store.jobs[job_id]["history"][-1].detail["bounceType"] == "Permanent"
+
+
+def test_a_complaint_suppresses_and_opts_the_user_out_of_marketing_email(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, preferences = _service(world)
+    assert feedback.apply(ses("Delivery", message_id, job_id)) is Applied.APPLIED
+    complaint = ses(
+        "Complaint",
+        message_id,
+        job_id,
+        feedbackId="c-1",
+        complaintFeedbackType="abuse",
+        complainedRecipients=[{"emailAddress": "u1@example.com"}],
+    )
+    assert feedback.apply(complaint) is Applied.APPLIED
+    assert world.store.jobs[job_id]["status"] is Status.COMPLAINED
+    prefs = preferences.items["u1"]
+    assert prefs.suppressed == {"u1@example.com"} and prefs.categories["marketing"]["email"] is False
+
+
+def test_opens_clicks_and_delays_are_history_only_and_each_applies_once(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, _ = _service(world)
+    for event in (
+        ses("Open", message_id, job_id, ipAddress="192.0.2.1", userAgent="Mail"),
+        ses("Click", message_id, job_id, link="https://example.com/watch", ipAddress="192.0.2.1"),
+        ses("DeliveryDelay", message_id, job_id, delayType="MailboxFull"),
+        ses("Reject", message_id, job_id, reason="Bad content"),
+        ses("Rendering Failure", message_id, job_id, errorMessage="Attribute 'x' is not present"),
+    ):
+        assert feedback.apply(event) is Applied.APPLIED
+        assert feedback.apply(event) is Applied.DUPLICATE
+    history = world.store.jobs[job_id]["history"]
+    assert [h.detail["feedback"] for h in history[-5:]] == [
+        "Open",
+        "Click",
+        "DeliveryDelay",
+        "Reject",
+        "Rendering Failure",
+    ]
+    assert history[-4].detail["link"] == "https://example.com/watch"
+    assert world.store.jobs[job_id]["status"] is Status.SENT
+
+
+def test_events_of_other_senders_or_other_messages_change_nothing(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, _ = _service(world)
+    assert feedback.apply(ses("Send", message_id, job_id)) is Applied.IGNORED
+    assert feedback.apply(ses("Delivery", message_id, None)) is Applied.UNMATCHED  # no job_id tag
+    assert feedback.apply(ses("Delivery", "another-message", job_id)) is Applied.UNMATCHED
+    assert feedback.apply(ses("Delivery", message_id, "no-such-job")) is Applied.UNMATCHED
+    assert world.store.jobs[job_id]["status"] is Status.SENT
+    with pytest.raises(ValueError):
+        feedback.apply({"notification": "not SES"})
