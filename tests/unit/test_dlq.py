@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from notify.errors import PermanentError, TransientError
@@ -139,3 +140,14 @@ def test_a_stray_copy_of_an_older_attempt_never_revives_a_failed_job() -> None:
     stray = job.model_copy(update={"attempt": job.attempt + 1})  # a retry copy, not a redrive's
     assert world.service.handle(stray) is Outcome.DUPLICATE
     assert world.email.sent == []
+
+
+def test_lambdas_dead_letter_for_the_feedback_function_reads_as_feedback_not_applied() -> None:
+    from notify.services.dlq import envelope
+
+    from local.events import ses_event, sns_event
+
+    event = sns_event([json.dumps(ses_event("Delivery", "m-1", "a@example.com", {"job_id": "j-1"}, {}))])
+    body = envelope(event)
+    assert (body["reason"], body["source"]) == ("feedback_not_applied", "feedback-function")
+    assert json.loads(body["raw"]) == event

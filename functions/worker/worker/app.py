@@ -80,7 +80,11 @@ def build_services(settings: WorkerSettings) -> Services:
         clock=utc_now,
         # Sends: one HTTP attempt each, timeouts well inside the lease; emails under the account's SES rate.
         email=RateLimitedEmailSender(
-            SesEmailSender(boto3.client("sesv2", config=pool.merge(SEND_CONFIG)), settings.sender_email),
+            SesEmailSender(
+                boto3.client("sesv2", config=pool.merge(SEND_CONFIG)),
+                settings.sender_email,
+                settings.ses_configuration_set,
+            ),
             TokenBucket(settings.ses_max_send_rate),
         ),
         push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Optional
@@ -16,6 +17,9 @@ from notify.records import JobRecord, ReceivedLetter
 
 LIST_VISIBILITY_SECONDS = 2
 REDRIVE_VISIBILITY_SECONDS = 60
+
+
+MAX_FEEDBACK_CHARS = 64_000  # of an SNS event kept in a letter's view
 
 
 def envelope(body: dict[str, Any]) -> dict[str, Any]:
@@ -38,6 +42,20 @@ def envelope(body: dict[str, Any]) -> dict[str, Any]:
             "failed_at": body.get("timestamp"),
             "source": "kafka-event-source",
             "kafka": batch.get("recordsInfo"),
+        }
+    records = body.get("Records")
+    if (
+        isinstance(records, list)
+        and records
+        and isinstance(records[0], dict)
+        and records[0].get("EventSource") == "aws:sns"
+    ):
+        # Lambda's own dead letter for FeedbackFunction: the SNS event it could not apply after its retries.
+        return {
+            "reason": "feedback_not_applied",
+            "error": "FeedbackFunction failed on these SES events after Lambda's retries; invoke it again with them",
+            "source": "feedback-function",
+            "raw": json.dumps(body)[:MAX_FEEDBACK_CHARS],
         }
     if "schema_version" in body and "reason" not in body:
         return {
