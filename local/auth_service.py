@@ -50,6 +50,9 @@ class AuthService:
             self.add_user(
                 f"demo-user-{n}", email=f"demo-user-{n}@example.com", first_name="Demo", last_name=f"User {n}"
             )
+        # SES's mailbox simulator (docs/PREFERENCES.md): their mail bounces or draws a complaint.
+        for kind in ("bounce", "complaint"):
+            self.add_user(f"demo-{kind}", segments=(), email=f"{kind}@simulator.amazonses.com", first_name="Demo")
         self._host = host
         self._port = port
         self._server: Optional[ThreadingHTTPServer] = None

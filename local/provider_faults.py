@@ -15,6 +15,7 @@ import json
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
@@ -62,12 +63,14 @@ class ProviderFaults:
         push_throttle_rate: float = 0.0,
         seed: Optional[int] = None,
         port: int = 0,
+        after_email: Optional[Callable[[bytes, bytes], None]] = None,
     ) -> None:
         target = urlparse(upstream)
         self._upstream = (target.hostname or "127.0.0.1", target.port or 80)
         self.email_throttle_rate = email_throttle_rate
         self.push_throttle_rate = push_throttle_rate
         self.ledger = Ledger()
+        self._after_email = after_email  # (request, answer) of every SendEmail moto accepted
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -133,6 +136,8 @@ class ProviderFaults:
                 status, headers, answer = _forward(proxy._upstream, self.command, self.path, self.headers, body)
                 if kind is not None and 200 <= status < 300:
                     proxy._record(kind, body)
+                    if kind == "email" and proxy._after_email is not None:
+                        proxy._after_email(body, answer)
                 self._answer(status, answer, headers, None)
 
             def _answer(self, status: int, body: bytes, headers: dict[str, str], content_type: Optional[str]) -> None:

@@ -33,6 +33,8 @@ from local.infra import (
 from local.invoke import AWS_ENV, Function
 from local.mappings import Invocable, KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate_seconds
 from local.processes import Process, free_port, moto_process, tansu_process
+from local.provider_faults import ProviderFaults
+from local.ses_simulator import MailboxSimulator
 
 log = logging.getLogger("local.stack")
 
@@ -91,7 +93,9 @@ class LocalStack:
         self.environments: dict[str, dict[str, str]] = {}
         self.gateway: Optional[Gateway] = None
         self._loops: list[KafkaMapping | SqsMapping | Schedule] = []
-        self.workers: dict[str, ContainerFunction] = {}  # by trigger (kafka, sqs) when config.containers
+        self.workers: dict[str, ContainerFunction] = {}
+        self.simulator: Optional[MailboxSimulator] = None
+        self.ses_proxy: Optional[ProviderFaults] = None  # by trigger (kafka, sqs) when config.containers
 
     @property
     def bootstrap(self) -> str:
@@ -127,6 +131,8 @@ class LocalStack:
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
             "SenderEmail": "notifications@example.com",
             "PublicApiUrl": self.api_url,  # one-click unsubscribe links point at the local API
+            # One worker process serves everything here: let a preference change show within a second.
+            "PreferencesCacheSeconds": "1",
         }
 
     def start_peers(self) -> None:
@@ -232,6 +238,11 @@ class LocalStack:
         self.gateway.start()
         if not self.config.with_mappings:
             return
+        # SES publishes each send's events (the mailbox simulator's bounces and complaints included) to
+        # FeedbackFunction through SNS; moto does neither, so a proxy in front of it does (local/ses_simulator.py).
+        self.simulator = MailboxSimulator(self.function("FeedbackFunction").invoke).start()
+        self.ses_proxy = ProviderFaults(self.endpoint, after_email=self.simulator.sent).start()
+        os.environ["AWS_ENDPOINT_URL_SESV2"] = self.ses_proxy.url
         queue, sqs_batch = self.template.sqs_event("WorkerFunction")
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
         self._loops = [
@@ -260,6 +271,11 @@ class LocalStack:
             loop.stop()
         for container in self.workers.values():
             container.stop()
+        if self.ses_proxy is not None:
+            self.ses_proxy.stop()
+            os.environ.pop("AWS_ENDPOINT_URL_SESV2", None)
+        if self.simulator is not None:
+            self.simulator.stop()
         if self.gateway is not None:
             self.gateway.stop()
         self.auth.stop()

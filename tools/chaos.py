@@ -45,7 +45,9 @@ from local.provider_faults import ProviderFaults
 from local.stack import Config, LocalStack
 
 log = logging.getLogger("chaos")
-TERMINAL = ("SENT", "FAILED", "EXPIRED", "SKIPPED")
+# SES's feedback moves a sent email on (DELIVERED, BOUNCED, COMPLAINED): those were SENT first.
+AFTER_SENT = ("DELIVERED", "BOUNCED", "COMPLAINED")
+TERMINAL = ("SENT", "FAILED", "EXPIRED", "SKIPPED", *AFTER_SENT)
 RUNAWAY_BODY = (
     "{{ liked_by }} liked your review of {{ movie_title }}.\n"
     "{% for i in range(likes_count) %}{% for j in range(likes_count) %}{{ liked_by }} {% endfor %}{% endfor %}"
@@ -439,7 +441,7 @@ class Chaos:
         records = store.get_jobs(failed)
         reason_of = {j: str((rec.history[-1].detail or {}).get("reason")) for j, rec in records.items()}
         unknown = [j for j in failed if reason_of.get(j) == "outcome_unknown"]
-        sent_not_reached = [j for j in accepted if statuses.get(j) == "SENT" and j not in reached]
+        sent_not_reached = [j for j in accepted if statuses.get(j) in ("SENT", *AFTER_SENT) and j not in reached]
         moto_emails = _moto_email_count(self.stack.endpoint)
         cut = self.stack.workers["kafka"].cut
         result = {
@@ -507,7 +509,11 @@ def table(r: dict[str, Any]) -> str:
     st = r["statuses"]
     rows = [
         ("accepted (jobs)", r["accepted"], ", ".join(f"{k} {v}" for k, v in sorted(r["accepted_by"].items()))),
-        ("SENT", st.get("SENT", 0), f"{r['sent_but_provider_never_reached']} without a provider call on record"),
+        (
+            "SENT (and after: delivered, bounced, complained)",
+            sum(st.get(s, 0) for s in ("SENT", *AFTER_SENT)),
+            f"{r['sent_but_provider_never_reached']} without a provider call on record",
+        ),
         (
             "FAILED with a DLQ letter",
             r["failed_with_letter"],

@@ -54,7 +54,9 @@ class Stack:
         body: Any = None
         while time.monotonic() < deadline:
             status, body = self.call("GET", f"/api/v1/notifications/{job_id}")
-            if status == 200 and body["status"] == want:
+            # SES's feedback moves a sent email on (the local stack publishes it, as SES would): SENT was reached.
+            reached = {want, *(("DELIVERED", "BOUNCED", "COMPLAINED") if want == "SENT" else ())}
+            if status == 200 and body["status"] in reached:
                 return dict(body)
             if status == 200 and body["status"] in ("FAILED", "EXPIRED", "SKIPPED"):
                 break  # final: waiting longer cannot help
@@ -110,7 +112,9 @@ def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack)
     assert status == 202 and accepted["status"] == "accepted"
     (job_id,) = accepted["job_ids"]
     job = stack.wait_status(job_id, "SENT")
-    assert [h["status"] for h in job["history"]] == ["ACCEPTED", "PROCESSING", "SENDING", "SENT"]
+    assert [h["status"] for h in job["history"]][:4] == ["ACCEPTED", "PROCESSING", "SENDING", "SENT"]
+    delivered = stack.wait_status(job_id, "DELIVERED", timeout=10)  # SES's Delivery event, through the simulator
+    assert delivered["history"][-1]["detail"]["feedback"] == "Delivery"
     emails = [e for e in stack.emails() if "https://example.com/confirm/e2e" in e["body"]]
     assert len(emails) == 1
     assert emails[0]["destinations"]["ToAddresses"] == ["demo-user-1@example.com"]
@@ -245,6 +249,82 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
         time.sleep(1)
     kept = {base64.b64decode(x["raw_base64"]) if x["raw_base64"] else (x["raw"] or "").encode() for x in letters}
     assert set(poison) <= kept
+
+
+def _event(stack: Stack, event_type: str, user: str) -> str:
+    payloads = {
+        "new_film": {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://e.x/f"},
+        "password_reset": {"reset_url": "https://example.com/reset/e2e", "expires_in_minutes": 30},
+    }
+    status, accepted = stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": event_type,
+            "payload": payloads[event_type],
+            "recipients": {"user_ids": [user]},
+            "channels": ["email"],
+        },
+    )
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    return str(job_id)
+
+
+def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: Stack) -> None:
+    first = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "BOUNCED", timeout=30)
+    assert first["history"][-1]["detail"]["bounceType"] == "Permanent"
+    time.sleep(1.5)  # the local worker keeps preferences 1 s
+    second = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "SKIPPED", timeout=30)
+    assert second["history"][-1]["detail"] == {"reason": "suppressed", "address": "bounce@simulator.amazonses.com"}
+    assert stack.call("GET", "/api/v1/users/demo-bounce/preferences")[1]["suppressed"] == [
+        "bounce@simulator.amazonses.com"
+    ]
+
+
+def test_a_complaint_suppresses_and_opts_out_of_marketing(stack: Stack) -> None:
+    stack.wait_status(_event(stack, "new_film", "demo-complaint"), "COMPLAINED", timeout=30)
+    prefs = stack.call("GET", "/api/v1/users/demo-complaint/preferences")[1]
+    assert prefs["categories"]["marketing"]["email"] is False and prefs["suppressed"] == [
+        "complaint@simulator.amazonses.com"
+    ]
+
+
+def _form(url: str, method: str, body: Optional[bytes] = None) -> tuple[int, str]:
+    headers = {"content-type": "application/x-www-form-urlencoded"} if body is not None else {}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_one_click_unsubscribe_from_the_recorded_link_stops_content_mail_but_not_account_mail(stack: Stack) -> None:
+    user = "demo-user-42"
+    sent = stack.wait_status(_event(stack, "new_film", user), "SENT", timeout=30)
+    link = next(h["detail"]["list_unsubscribe"] for h in sent["history"] if h["status"] == "SENT")
+    assert link.startswith(stack.api + "/u/")
+    status, page = _form(link, "GET")  # a mail scanner opening the link changes nothing
+    assert status == 200 and "Unsubscribe" in page
+    assert stack.call("GET", f"/api/v1/users/{user}/preferences")[1]["categories"]["content"]["email"] is True
+    assert _form(link, "POST", b"List-Unsubscribe=One-Click")[0] == 200
+    time.sleep(1.5)  # the local worker keeps preferences 1 s
+    film = stack.wait_status(_event(stack, "new_film", user), "SKIPPED", timeout=30)
+    assert film["history"][-1]["detail"] == {"reason": "opted_out", "category": "content"}
+    stack.wait_status(_event(stack, "password_reset", user), "SENT", timeout=30)
+
+
+def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: Stack) -> None:
+    user = "demo-user-43"
+    now = datetime.now(UTC)
+    window = {"start": f"{(now - timedelta(hours=1)).hour:02d}:00", "end": f"{(now + timedelta(hours=2)).hour:02d}:00"}
+    status, _ = stack.call("PUT", f"/api/v1/users/{user}/preferences", {"quiet_hours": {**window, "timezone": "UTC"}})
+    assert status == 200
+    time.sleep(1.5)
+    film = stack.wait_status(_event(stack, "new_film", user), "SCHEDULED", timeout=30)
+    assert film["history"][-1]["detail"]["reason"] == "quiet_hours"
+    stack.wait_status(_event(stack, "password_reset", user), "SENT", timeout=30)
 
 
 def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:

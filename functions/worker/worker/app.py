@@ -94,8 +94,10 @@ def build_services(settings: WorkerSettings) -> Services:
             else None
         ),
         fanout=fanout,
-        # Opt-outs and quiet hours: one read per user, cached 30 s per container (docs/PREFERENCES.md).
-        preferences=DynamoPreferenceStore(dynamodb, settings.notifications_table),
+        # Opt-outs, quiet hours, suppressions: one read per user and PREFERENCES_CACHE_SECONDS (docs/PREFERENCES.md).
+        preferences=DynamoPreferenceStore(
+            dynamodb, settings.notifications_table, cache_seconds=settings.preferences_cache_seconds
+        ),
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 

@@ -59,6 +59,7 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     # SES publishes the events of sends made through it (delivery, bounce, complaint) to the feedback function.
     ses_configuration_set: Optional[str] = Field(default=None, alias="SES_CONFIGURATION_SET")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
+    preferences_cache_seconds: float = Field(default=30, ge=0, le=300, alias="PREFERENCES_CACHE_SECONDS")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
     # Emails a second one worker container may send (a token bucket shared by its delivery threads). The account's
     # SES maximum send rate is account- and region-specific (see the SES console or GetAccount); the account sees
