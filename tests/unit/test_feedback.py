@@ -138,3 +138,15 @@ def test_events_of_other_senders_or_other_messages_change_nothing(world: World) 
     assert world.store.jobs[job_id]["status"] is Status.SENT
     with pytest.raises(ValueError):
         feedback.apply({"notification": "not SES"})
+
+
+def test_an_events_summary_counts_what_ses_reported(world: World) -> None:
+    from notify.services.status import feedback_counts
+
+    jobs = [
+        {"status": "DELIVERED", "history": [{"detail": {"feedback": "Open"}}, {"detail": {"feedback": "Open"}}]},
+        {"status": "COMPLAINED", "history": [{"detail": {"feedback": "Click"}}]},
+        {"status": "BOUNCED", "history": []},
+        {"status": "SENT", "history": []},
+    ]
+    assert feedback_counts(jobs) == {"delivered": 2, "bounced": 1, "complained": 1, "opened": 1, "clicked": 1}

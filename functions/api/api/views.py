@@ -107,6 +107,9 @@ class EventStatus(Compact):
     pages_expanded: Optional[int] = None
     recipients: Optional[int] = None
     status_counts: Optional[dict[str, int]] = None
+    feedback_counts: Optional[dict[str, int]] = Field(
+        default=None, description="emails SES reported delivered, bounced, complained about, opened, clicked"
+    )
     jobs: Optional[list[JobSummary]]
 
 
@@ -226,6 +229,9 @@ class RunView(View):
     recipients: int
     pages_expanded: int
     status_counts: Optional[dict[str, int]]
+    feedback_counts: Optional[dict[str, int]] = Field(
+        default=None, description="the run's emails SES reported delivered, bounced, complained about, opened, clicked"
+    )
 
 
 class RunList(View):

@@ -276,6 +276,7 @@ class CampaignService:
                     "recipients": summary.get("recipients", 0),
                     "pages_expanded": summary.get("pages_expanded", 0),
                     "status_counts": summary.get("status_counts"),
+                    "feedback_counts": summary.get("feedback_counts"),
                 }
             )
         return summaries

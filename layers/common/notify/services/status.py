@@ -127,8 +127,26 @@ class StatusQueries:
             **_event_head(event),
             **extra,
             "status_counts": counts,
+            "feedback_counts": feedback_counts(jobs),
             "jobs": [{k: v for k, v in j.items() if k != "history"} for j in jobs],
         }
+
+
+def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of these jobs' emails SES reported delivered, bounced, complained about, opened and clicked.
+
+    A complained-about email was delivered first; an email opened or clicked several times counts once.
+    """
+    out = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "clicked": 0}
+    for job in jobs:
+        status = job["status"]
+        out["delivered"] += status in (Status.DELIVERED.value, Status.COMPLAINED.value)
+        out["bounced"] += status == Status.BOUNCED.value
+        out["complained"] += status == Status.COMPLAINED.value
+        seen = {(h.get("detail") or {}).get("feedback") for h in job.get("history") or []}
+        out["opened"] += "Open" in seen
+        out["clicked"] += "Click" in seen
+    return out
 
 
 def _event_head(event: EventRecord) -> dict[str, Any]:
