@@ -47,7 +47,8 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             f"  Sent emails       {stack.endpoint}/moto-api/data.json   or: make emails",
             f"  Kafka             {stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
             f"   ({stack.kafka_wiring().source.event_source} events)",
-            f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all'; demo-bounce, demo-complaint)",
+            f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"
+            " demo-bounce, demo-complaint)",
             f"  Logs              {c.state_dir}/",
             "Ctrl-C stops everything this started.",
             "",
