@@ -3,7 +3,8 @@
 In AWS, mail to ``success@``, ``bounce@``, ``complaint@``, ``ooto@`` or ``suppressionlist@simulator.amazonses.com``
 makes SES behave as those mailboxes would, and a send through a configuration set has its events published to the
 set's destination (SNS → FeedbackFunction here). moto sends nothing and publishes nothing, so the local stack puts
-this between the worker and moto: it sees each ``SendEmail`` moto accepted (through ``ProviderFaults``' hook) and,
+this between the worker and moto: it sees each ``SendEmail`` moto accepted (the configuration set publishes no
+``Send`` events: ``SENT`` says it) (through ``ProviderFaults``' hook) and,
 a moment later, delivers the SES events AWS would publish for it to the feedback function, as SNS would.
 """
 
@@ -48,10 +49,9 @@ def events_for(request: dict[str, Any], message_id: str) -> list[dict[str, Any]]
             source=source,
         )
 
-    sent = event("Send", {})
     delivered = event("Delivery", {"recipients": [recipient], "smtpResponse": "250 2.6.0 Message received"})
     if mailbox[2] != SIMULATOR_DOMAIN:
-        return [sent, delivered]  # any other address: delivered, as a test mailbox would be
+        return [delivered]  # any other address: delivered, as a test mailbox would be
     if mailbox[0] in ("bounce", "suppressionlist"):
         subtype = "OnAccountSuppressionList" if mailbox[0] == "suppressionlist" else "General"
         bounce = {
@@ -60,15 +60,15 @@ def events_for(request: dict[str, Any], message_id: str) -> list[dict[str, Any]]
             "bouncedRecipients": [{"emailAddress": recipient, "action": "failed", "status": "5.1.1"}],
             "feedbackId": f"{message_id}-bounce",
         }
-        return [sent, event("Bounce", bounce)]
+        return [event("Bounce", bounce)]
     if mailbox[0] == "complaint":
         complaint = {
             "complainedRecipients": [{"emailAddress": recipient}],
             "feedbackId": f"{message_id}-complaint",
             "complaintFeedbackType": "abuse",
         }
-        return [sent, delivered, event("Complaint", complaint)]
-    return [sent, delivered]  # success@, ooto@ (its auto-reply is not an event)
+        return [delivered, event("Complaint", complaint)]
+    return [delivered]  # success@, ooto@ (its auto-reply is not an event)
 
 
 class MailboxSimulator:

@@ -143,7 +143,7 @@ def test_events_of_other_senders_or_other_messages_change_nothing(world: World) 
 def test_an_events_summary_counts_what_ses_reported(world: World) -> None:
     from notify.services.status import feedback_counts
 
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {"status": "DELIVERED", "history": [{"detail": {"feedback": "Open"}}, {"detail": {"feedback": "Open"}}]},
         {"status": "COMPLAINED", "history": [{"detail": {"feedback": "Click"}}]},
         {"status": "BOUNCED", "history": []},

@@ -30,7 +30,7 @@ class DynamoPreferenceStore:
         )
 
     def get(self, user_id: str) -> Optional[UserPreferences]:
-        """A consistent GetItem of the user's item, through the per-container cache (a miss is cached too)."""
+        """A GetItem of the user's item, through the per-container cache (a miss is cached too)."""
         if self._cache is not None:
             hit = self._cache.get(user_id)
             if hit is not None:
@@ -40,7 +40,9 @@ class DynamoPreferenceStore:
             self._client.get_item,
             TableName=self._table,
             Key=to_item(_key(user_id)),
-            ConsistentRead=True,
+            # Uncached (the API), a GET must show the PUT before it; cached (the worker), the cache is staler than
+            # an eventually consistent read, which costs half a read unit.
+            ConsistentRead=self._cache is None,
         )
         item = resp.get("Item")
         found = _preferences(from_item(item)) if item else None
