@@ -77,7 +77,8 @@ class MailboxSimulator:
     def __init__(self, deliver: Callable[[dict[str, Any]], Any], delay: float = 0.3) -> None:
         self._deliver = deliver
         self._delay = delay
-        self._queue: queue.Queue[Optional[list[dict[str, Any]]]] = queue.Queue()
+        # (when to publish, events): each send's events go out ``delay`` after it, however many are waiting.
+        self._queue: queue.Queue[Optional[tuple[float, list[dict[str, Any]]]]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ses-simulator", daemon=True)
         self.published = 0
 
@@ -97,14 +98,15 @@ class MailboxSimulator:
             log.warning("could not read a SendEmail to simulate its events")
             return
         if events:
-            self._queue.put(events)
+            self._queue.put((time.monotonic() + self._delay, events))
 
     def _run(self) -> None:
         while True:
-            events = self._queue.get()
-            if events is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            time.sleep(self._delay)  # SES publishes after it has handled the message
+            due, events = item
+            time.sleep(max(0.0, due - time.monotonic()))  # SES publishes after it has handled the message
             try:
                 self._deliver(sns_event([json.dumps(e, separators=(",", ":")) for e in events]))
                 self.published += len(events)

@@ -272,7 +272,7 @@ def _event(stack: Stack, event_type: str, user: str) -> str:
 
 
 def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: Stack) -> None:
-    first = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "BOUNCED", timeout=30)
+    first = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "BOUNCED", timeout=90)
     assert first["history"][-1]["detail"]["bounceType"] == "Permanent"
     time.sleep(1.5)  # the local worker keeps preferences 1 s
     second = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "SKIPPED", timeout=30)
@@ -283,7 +283,7 @@ def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: 
 
 
 def test_a_complaint_suppresses_and_opts_out_of_marketing(stack: Stack) -> None:
-    stack.wait_status(_event(stack, "new_film", "demo-complaint"), "COMPLAINED", timeout=30)
+    stack.wait_status(_event(stack, "new_film", "demo-complaint"), "COMPLAINED", timeout=90)
     prefs = stack.call("GET", "/api/v1/users/demo-complaint/preferences")[1]
     assert prefs["categories"]["marketing"]["email"] is False and prefs["suppressed"] == [
         "complaint@simulator.amazonses.com"
