@@ -499,6 +499,11 @@ def test_ses_feedback_through_sns_moves_the_job_and_a_hard_bounce_stops_the_next
     tags = {"job_id": film.job_id, "event_type": "new_film"}
     delivered = ses_event("Delivery", message_id, address, tags, {"timestamp": "2026-11-25T12:00:02.000Z"})
     assert _feedback(delivered, delivered) == {"outcomes": {"applied": 1, "duplicate": 1}}
+    # Messages nobody meant for it: not JSON, JSON 50,000 deep, a JSON list, an SES-like object without a message id.
+    from feedback.app import lambda_handler
+
+    junk = ["\xff not json", "[" * 50_000 + "]" * 50_000, "[1, 2]", json.dumps({"eventType": "Delivery", "mail": {}})]
+    assert lambda_handler(sns_event(junk), LambdaContext("FeedbackFunction")) == {"outcomes": {"not_ses": 4}}
     assert _status(film.job_id)["status"] == "DELIVERED"
     bounce = {
         "bounceType": "Permanent",

@@ -54,7 +54,7 @@ def lambda_handler(event: SNSEvent, context: LambdaContext) -> dict[str, Any]:
         try:
             data = json.loads(record.sns.message)
             outcome = services().apply(data if isinstance(data, dict) else {}).value
-        except ValueError as exc:  # not JSON, or not an SES event: nothing a retry would fix
+        except (ValueError, RecursionError) as exc:  # not JSON (or nested past any sense), or not an SES event
             logger.warning("dropped an SNS message that is not an SES event", extra={"error": str(exc)})
             outcome = "not_ses"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
