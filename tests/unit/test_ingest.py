@@ -33,10 +33,10 @@ def test_accept_publishes_one_job_per_unique_user_and_default_channel(parts) -> 
     accepted = service.accept(_request())
     assert len(accepted.job_ids) == 4
     assert [(j.user_id, j.channel) for j in publisher.published] == [
-        ("u1", Channel.EMAIL),
         ("u1", Channel.PUSH),
-        ("u2", Channel.EMAIL),
+        ("u1", Channel.WEBSOCKET),
         ("u2", Channel.PUSH),
+        ("u2", Channel.WEBSOCKET),
     ]
     record = store.events[accepted.event_id]
     assert record.user_ids == ["u1", "u2"]

@@ -107,7 +107,7 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType(
             "new_episode",
             NewEpisode,
-            (Channel.EMAIL, Channel.PUSH),
+            (Channel.PUSH, Channel.WEBSOCKET),
             Priority.NORMAL,
             timedelta(days=3),
             Category.CONTENT,

@@ -41,7 +41,11 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
         "title": "Your review got a like",
         "body": "{{ liked_by }} liked your review of {{ movie_title }}",
     },
-    ("review_liked", Channel.WEBSOCKET): {"body": "{{ liked_by }} liked your review of {{ movie_title }}"},
+    ("review_liked", Channel.WEBSOCKET): {
+        "title": "{{ liked_by }} liked your review",
+        "body": "{{ liked_by }} liked your review of {{ movie_title }} "
+        "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far).",
+    },
     ("new_episode", Channel.EMAIL): {
         "subject": "New episode of {{ series_title }}: S{{ season }}E{{ episode }}",
         "body_text": _HI + "\n\nSeason {{ season }}, episode {{ episode }} of {{ series_title }} is out.\n"
@@ -53,7 +57,11 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
         "title": "{{ series_title }}: new episode",
         "body": "S{{ season }}E{{ episode }} is out. Watch now.",
     },
-    ("new_episode", Channel.WEBSOCKET): {"body": "New episode of {{ series_title }}: S{{ season }}E{{ episode }}"},
+    ("new_episode", Channel.WEBSOCKET): {
+        "title": "New episode of {{ series_title }}",
+        "body": "Season {{ season }}, episode {{ episode }}{% if episode_title %}: {{ episode_title }}{% endif %} "
+        "is out.",
+    },
     ("new_film", Channel.EMAIL): {
         "subject": "{{ title }} is now available",
         "body_text": _HI + "\n\n{{ title }} is out ({{ release_date }}). Watch it: {{ watch_url }}\n" + _BYE_TEXT,
@@ -61,7 +69,15 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
         '<p><a href="{{ watch_url }}">Watch now</a></p>' + _BYE_HTML,
     },
     ("new_film", Channel.PUSH): {"title": "New film: {{ title }}", "body": "Out {{ release_date }}. Watch now."},
-    ("new_film", Channel.WEBSOCKET): {"body": "New film: {{ title }}"},
+    ("new_film", Channel.WEBSOCKET): {"title": "New film: {{ title }}", "body": "Out {{ release_date }}."},
+    ("user_registered", Channel.WEBSOCKET): {
+        "title": "Welcome{% if first_name %}, {{ first_name }}{% endif %}!",
+        "body": "Please confirm your email address to finish signing up.",
+    },
+    ("password_reset", Channel.WEBSOCKET): {
+        "title": "Password reset requested",
+        "body": "A link to reset your password was sent to your email; it works for {{ expires_in_minutes }} minutes.",
+    },
 }
 # Every other (type, channel) pair gets a generic template so no default channel is ever missing one.
 for _type in ("user_registered", "password_reset", "campaign_triggered"):
@@ -76,7 +92,7 @@ for _type in ("user_registered", "password_reset", "campaign_triggered"):
             if _channel is Channel.EMAIL
             else {"title": "Notification", "body": "You have a new notification."}
             if _channel is Channel.PUSH
-            else {"body": "You have a new notification."},
+            else {"title": "Notification", "body": "You have a new notification."},
         )
 
 

@@ -67,6 +67,10 @@ class OutcomeUnknown(DeliveryError):
     """
 
 
+class ConnectionGone(PermanentError):
+    """A WebSocket connection is closed (API Gateway answers 410 Gone): forget it; it is not an error."""
+
+
 class TemplateFailed(PermanentError):
     """A template could not be rendered: a syntax error, an exception it raised, or a broken render budget.
 

@@ -14,8 +14,13 @@ from notify.records import (
     Campaign,
     CampaignStatus,
     Claim,
+    Connection,
     DeadLetter,
     EventRecord,
+    InboxAction,
+    InboxCounts,
+    InboxFilter,
+    InboxItem,
     JobRecord,
     ReceivedLetter,
     RenderedMessage,
@@ -145,11 +150,73 @@ class PushSender(Protocol):
         ...
 
 
-class WebSocketSender(Protocol):
-    """Delivery to a live in-app connection."""
+class InboxStore(Protocol):
+    """Users' in-app inboxes (DynamoDB, partitioned by user). Every call that cannot reach the store raises
+    StoreUnavailable; items past their ``expires_at`` are never returned or counted, even before TTL deletes them.
+    """
 
-    def send_websocket(self, connection_id: str, message: RenderedMessage, data: dict[str, Any]) -> str:
-        """Post to one connection and return an id for the history; errors as :meth:`EmailSender.send_email`."""
+    def put(self, item: InboxItem) -> bool:
+        """Store a new item unless one with its ``id`` exists. True: stored now; False: it was there already."""
+        ...
+
+    def get(self, user_id: str, item_id: str) -> Optional[InboxItem]:
+        """One item of the user's, or None (unknown, another user's, or expired)."""
+        ...
+
+    def page(
+        self, user_id: str, status: InboxFilter, limit: int, cursor: Optional[str], now: datetime
+    ) -> tuple[list[InboxItem], Optional[str]]:
+        """Up to ``limit`` of the user's items matching ``status``, newest first, and the next page's cursor.
+
+        Raises ValidationFailed (on ``cursor``) for a cursor that is not one this store made for this user.
+        """
+        ...
+
+    def counts(self, user_id: str, now: datetime) -> InboxCounts:
+        """The user's unseen, unread and total counts (exact, read after every change)."""
+        ...
+
+    def mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> Optional[InboxItem]:
+        """Apply ``action`` to one item and return it as stored now; None if the user has no such item.
+
+        Idempotent: marking a read item read again changes nothing (and keeps its first ``read_at``).
+        """
+        ...
+
+    def mark_all_read(self, user_id: str, at: datetime) -> int:
+        """Mark every unread item not archived read (and seen); return how many changed."""
+        ...
+
+
+class ConnectionStore(Protocol):
+    """Live WebSocket connections by user (DynamoDB, kept until $disconnect, a 410 Gone, or the 2-hour TTL)."""
+
+    def add(self, connection: Connection) -> None:
+        """Record a connection accepted at $connect."""
+        ...
+
+    def remove(self, connection_id: str, user_id: Optional[str] = None) -> None:
+        """Forget a connection (at $disconnect the user is looked up; after a 410 the caller knows it)."""
+        ...
+
+    def of_user(self, user_id: str, now: datetime) -> list[Connection]:
+        """The user's connections that have not expired, newest first."""
+        ...
+
+    def user_of(self, connection_id: str) -> Optional[str]:
+        """The user a live connection belongs to, or None."""
+        ...
+
+
+class ConnectionPoster(Protocol):
+    """API Gateway's management API for WebSocket connections (``PostToConnection``)."""
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        """Send one message (at most 128 KiB) to a connection.
+
+        Raises ConnectionGone when the connection is closed (410), TransientError when it may work later
+        (throttling, 5xx, no answer) and PermanentError otherwise.
+        """
         ...
 
 

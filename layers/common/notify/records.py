@@ -288,3 +288,96 @@ class UserPreferences:
             "suppressed": sorted(self.suppressed),
             "updated_at": self.updated_at,
         }
+
+
+class InboxFilter(str, Enum):
+    """Which of a user's inbox items a listing shows: ``all`` is every item not archived."""
+
+    ALL = "all"
+    UNSEEN = "unseen"
+    UNREAD = "unread"
+    ARCHIVED = "archived"
+
+
+class InboxAction(str, Enum):
+    """What a user can do to one inbox item (``read`` also marks it seen)."""
+
+    SEEN = "seen"
+    READ = "read"
+    UNREAD = "unread"
+    ARCHIVE = "archive"
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """One in-app notification in a user's inbox (the public shape is :meth:`document`).
+
+    ``id`` sorts by creation time and is derived from the job, so a redelivered job finds its item again.
+    """
+
+    id: str
+    user_id: str
+    job_id: str
+    event_type: str
+    created_at: str
+    expires_at: str
+    title: Optional[str] = None
+    body: Optional[str] = None
+    data: dict[str, Any] = field(default_factory=dict)
+    seen_at: Optional[str] = None
+    read_at: Optional[str] = None
+    archived_at: Optional[str] = None
+
+    def document(self) -> dict[str, Any]:
+        """The item as the inbox API and the ``notification`` frame show it."""
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "event_type": self.event_type,
+            "title": self.title,
+            "body": self.body,
+            "data": self.data,
+            "created_at": self.created_at,
+            "seen_at": self.seen_at,
+            "read_at": self.read_at,
+            "archived_at": self.archived_at,
+        }
+
+
+@dataclass(frozen=True)
+class InboxCounts:
+    """A user's badge numbers over the items not archived (and not expired)."""
+
+    unseen: int = 0
+    unread: int = 0
+    total: int = 0
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    """One page of a user's inbox, newest first, the cursor of the next page, and the user's counts."""
+
+    items: list[InboxItem]
+    next_cursor: Optional[str]
+    counts: InboxCounts
+
+
+@dataclass(frozen=True)
+class Connection:
+    """A live WebSocket connection of a user (API Gateway closes it after 2 hours at most)."""
+
+    connection_id: str
+    user_id: str
+    connected_at: str
+    expires_at: str
+
+
+@dataclass(frozen=True)
+class InAppDelivery:
+    """What storing and pushing one in-app notification did, for the job's ``SENT`` history entry."""
+
+    item_id: str
+    stored: bool  # False: the item was there already (a redelivered job), so nothing was pushed again
+    reached: tuple[str, ...] = ()  # connections the frame was posted to
+    gone: tuple[str, ...] = ()  # connections that answered 410 Gone (removed)
+    failed: dict[str, str] = field(default_factory=dict)  # connection → error (the item waits in the inbox)

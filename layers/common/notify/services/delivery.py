@@ -36,12 +36,12 @@ from notify.ports import (
     StatusStore,
     TemplateStore,
     UserDirectory,
-    WebSocketSender,
 )
 from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserPreferences, UserProfile
 from notify.rendering import locale_chain, render, render_context
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 from notify.services.fanout import FanoutService
+from notify.services.inbox import InboxService
 from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ class DeliveryService:
         clock: Clock,
         email: Optional[EmailSender] = None,
         push: Optional[PushSender] = None,
-        websocket: Optional[WebSocketSender] = None,
+        inbox: Optional[InboxService] = None,
         settings: Optional[DeliverySettings] = None,
         rand: Callable[[], float] = random.random,
         fanout: Optional[FanoutService] = None,
@@ -150,7 +150,7 @@ class DeliveryService:
         self._clock = clock
         self._email = email
         self._push = push
-        self._websocket = websocket
+        self._inbox = inbox
         self._settings = settings or DeliverySettings()
         self._rand = rand
 
@@ -203,7 +203,8 @@ class DeliveryService:
                 return Outcome.DEFERRED
             return Outcome.DUPLICATE
         token = claim.token
-        if claim.outcome is ClaimOutcome.ABANDONED:
+        if claim.outcome is ClaimOutcome.ABANDONED and job.channel is not Channel.WEBSOCKET:
+            # (An in-app job is safe to run again: its inbox item is stored once, and a stored one is not pushed.)
             error = "a worker stopped while sending; the outcome is unknown, so it is not sent again"
             return self._fail(job, token, "outcome_unknown", error)
         if job.expires_at is not None and now >= job.expires_at:
@@ -238,7 +239,8 @@ class DeliveryService:
             if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
                 return Outcome.DUPLICATE
             sending = True
-            provider_id = self._send(job, profile, message, deadline, progress, rejected, link)
+            in_app: dict[str, Any] = {}
+            provider_id = self._send(job, profile, message, deadline, progress, rejected, link, in_app)
         except TransientError as exc:
             return self._retry(_progressed(job, progress), token, str(exc))
         except OutcomeUnknown as exc:
@@ -260,6 +262,7 @@ class DeliveryService:
             detail["endpoints_rejected"] = rejected
         if link is not None:
             detail["list_unsubscribe"] = link  # what the email carried (RFC 8058)
+        detail.update(in_app)
         self._transition(job, Status.SENT, token, detail=detail)
         return Outcome.SENT
 
@@ -345,12 +348,14 @@ class DeliveryService:
         progress: dict[str, str],
         rejected: dict[str, str],
         link: Optional[str],
+        in_app: dict[str, Any],
     ) -> str:
         """Call the channel's provider, once per recipient address.
 
         ``progress`` collects the push endpoints done; ``rejected`` the ones that refused for good (a disabled or
         deleted endpoint), which are skipped so that the user's other devices still get the push. The job fails
-        only when every endpoint refused.
+        only when every endpoint refused. An in-app job is stored in the user's inbox and pushed to their live
+        connections; ``in_app`` collects what that did, for the ``SENT`` history entry.
         """
         data = {"event_type": job.event_type, "job_id": job.job_id, "event_id": job.event_id}
         if job.channel is Channel.EMAIL:
@@ -376,17 +381,26 @@ class DeliveryService:
             if not any(e in progress for e in profile.push_endpoints):
                 raise PermanentError("; ".join(f"{e}: {error}" for e, error in rejected.items()))
             return ",".join(progress[e] for e in profile.push_endpoints if e in progress)
-        connection = job.contact.connection_id if job.contact else None
-        if self._websocket is None:
+        if self._inbox is None:
             raise PermanentError("the websocket channel is not configured")
-        if not connection:
-            raise PermanentError(f"user {job.user_id} has no websocket connection")
-        self._before_call(deadline)
-        return self._websocket.send_websocket(connection, message, data)
+        delivered = self._inbox.deliver(job, message, lambda: self._time_left(deadline))
+        in_app["inbox_item_id"] = delivered.item_id
+        in_app["connections_reached"] = len(delivered.reached)
+        if not delivered.stored:
+            in_app["inbox_item_existed"] = True  # a redelivered job: stored and pushed by its first copy
+        if delivered.gone:
+            in_app["connections_gone"] = len(delivered.gone)
+        if delivered.failed:
+            in_app["connections_failed"] = delivered.failed
+        return delivered.item_id
+
+    def _time_left(self, deadline: datetime) -> bool:
+        """True while a provider call started now would end inside the claim's lease."""
+        return self._clock() + timedelta(seconds=self._settings.call_seconds) <= deadline
 
     def _before_call(self, deadline: datetime) -> None:
         """Refuse to start a provider call that could outlive the claim's lease (the rest of the job retries)."""
-        if self._clock() + timedelta(seconds=self._settings.call_seconds) > deadline:
+        if not self._time_left(deadline):
             raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
 
     def _unsubscribe_link(self, job: NotificationJob) -> Optional[str]:

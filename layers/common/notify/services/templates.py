@@ -19,7 +19,7 @@ from notify.sandbox import BoundedEnvironment
 PARTS: dict[Channel, tuple[str, ...]] = {
     Channel.EMAIL: ("subject", "body_text", "body_html"),
     Channel.PUSH: ("title", "body"),
-    Channel.WEBSOCKET: ("body",),
+    Channel.WEBSOCKET: ("title", "body"),
 }
 REQUIRED: dict[Channel, tuple[tuple[str, ...], ...]] = {
     Channel.EMAIL: (("subject",), ("body_text", "body_html")),

@@ -1,0 +1,228 @@
+"""The in-app channel: a user's inbox, its counts, and the frames pushed to the user's live WebSocket connections.
+
+A ``websocket`` job becomes one :class:`InboxItem` (its id derived from the job, so a redelivered job finds the
+item it stored and pushes nothing again) and is ``SENT`` once stored, whether or not the user is online. Each of
+the user's live connections then gets ``{"type": "notification", "item": …, "counts": …}``; every change a user
+makes (seen, read, unread, archive, read-all) pushes ``{"type": "counts", "unseen", "unread", "total"}``.
+
+Frames respect API Gateway's limits: a WebSocket frame carries at most 32 KiB and a message 128 KiB. A
+notification frame that would not fit one frame goes out without the item's ``body`` and ``data`` and with
+``"truncated": true``; the client reads the whole item from the inbox API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, Optional
+
+from notify.clock import Clock, iso
+from notify.errors import ConnectionGone, DeliveryError, NotFound
+from notify.models import NotificationJob
+from notify.ports import ConnectionPoster, ConnectionStore, InboxStore
+from notify.records import (
+    Connection,
+    InAppDelivery,
+    InboxAction,
+    InboxCounts,
+    InboxFilter,
+    InboxItem,
+    InboxPage,
+    RenderedMessage,
+)
+
+log = logging.getLogger(__name__)
+
+#: API Gateway WebSocket limits: one frame, and one message (a message may span frames).
+FRAME_BYTES = 32 * 1024
+MESSAGE_BYTES = 128 * 1024
+#: A stored item stays well inside DynamoDB's 400 KB item limit: above this its ``data`` is dropped.
+MAX_ITEM_BYTES = 300 * 1024
+#: API Gateway closes a WebSocket connection after 2 hours; its record expires with it.
+CONNECTION_LIFETIME = timedelta(hours=2)
+#: Frames go to a user's newest connections only (tabs and devices beyond these read the inbox when they look).
+MAX_CONNECTIONS = 10
+DEFAULT_RETENTION = timedelta(days=90)
+
+
+def item_id(job: NotificationJob) -> str:
+    """The inbox item id of a job: its time in hex milliseconds (so ids sort newest-last) and a hash of the job id."""
+    moment = job.send_after or job.created_at
+    millis = int(moment.timestamp() * 1000)
+    return f"{millis:012x}{hashlib.sha256(job.job_id.encode()).hexdigest()[:20]}"
+
+
+def counts_frame(counts: InboxCounts) -> dict[str, Any]:
+    """The frame pushed after every change to a user's inbox."""
+    return {"type": "counts", "unseen": counts.unseen, "unread": counts.unread, "total": counts.total}
+
+
+def notification_frame(item: InboxItem, counts: InboxCounts) -> bytes:
+    """The frame that announces a new item, cut to one WebSocket frame (see the module's docstring)."""
+    document = item.document()
+    frame: dict[str, Any] = {"type": "notification", "item": document, "counts": counts_frame(counts)}
+    data = _encode(frame)
+    if len(data) <= FRAME_BYTES:
+        return data
+    frame["item"] = {**document, "body": None, "data": {}, "truncated": True}
+    data = _encode(frame)
+    if len(data) <= FRAME_BYTES:
+        return data
+    # Only a very long title is left to blame: keep the ids, the client reads the rest from the inbox.
+    frame["item"] = {**document, "title": None, "body": None, "data": {}, "truncated": True}
+    return _encode(frame)
+
+
+class InboxService:
+    """Stores in-app notifications, answers the inbox API and keeps the user's open sockets up to date."""
+
+    def __init__(
+        self,
+        inbox: InboxStore,
+        connections: ConnectionStore,
+        poster: Optional[ConnectionPoster],
+        clock: Clock,
+        retention: timedelta = DEFAULT_RETENTION,
+    ) -> None:
+        self._inbox = inbox
+        self._connections = connections
+        self._poster = poster
+        self._clock = clock
+        self._retention = retention
+
+    # -- the worker ---------------------------------------------------------------------
+
+    def deliver(
+        self,
+        job: NotificationJob,
+        message: RenderedMessage,
+        time_left: Callable[[], bool] = lambda: True,
+    ) -> InAppDelivery:
+        """Store the job's item and push it to the user's live connections.
+
+        A redelivered job (its item stored already) pushes nothing: the first copy did, or the item waits in
+        the inbox. A connection that is gone (410) is forgotten; one that fails otherwise is reported in
+        ``failed`` and the item still waits in the inbox. ``time_left`` is asked before each post (the claim's
+        lease); once it says no, the remaining connections are not posted to.
+        """
+        item = self.item_for(job, message)
+        stored = self._inbox.put(item)
+        if not stored:
+            return InAppDelivery(item.id, stored=False)
+        if self._poster is None:
+            return InAppDelivery(item.id, stored=True)
+        counts = self._inbox.counts(job.user_id, self._clock())
+        targets = self._targets(job)
+        reached, gone, failed = self._post_all(job.user_id, targets, notification_frame(item, counts), time_left)
+        return InAppDelivery(item.id, stored=True, reached=reached, gone=gone, failed=failed)
+
+    def item_for(self, job: NotificationJob, message: RenderedMessage) -> InboxItem:
+        """The inbox item a job becomes (title and body from its rendered template, data from its payload)."""
+        created = job.send_after or job.created_at
+        item = InboxItem(
+            id=item_id(job),
+            user_id=job.user_id,
+            job_id=job.job_id,
+            event_type=job.event_type,
+            created_at=iso(created),
+            expires_at=iso(max(created, self._clock()) + self._retention),
+            title=message.title,
+            body=message.body,
+            data=dict(job.payload),
+        )
+        if len(_encode(item.document())) > MAX_ITEM_BYTES:
+            item = InboxItem(**{**item.__dict__, "data": {}})
+        return item
+
+    # -- the inbox API ------------------------------------------------------------------
+
+    def page(self, user_id: str, status: InboxFilter, limit: int, cursor: Optional[str]) -> InboxPage:
+        """One page of the user's inbox, newest first, with the user's counts."""
+        now = self._clock()
+        items, next_cursor = self._inbox.page(user_id, status, limit, cursor, now)
+        return InboxPage(items, next_cursor, self._inbox.counts(user_id, now))
+
+    def counts(self, user_id: str) -> InboxCounts:
+        """The user's unseen, unread and total counts."""
+        return self._inbox.counts(user_id, self._clock())
+
+    def mark(self, user_id: str, item: str, action: InboxAction) -> tuple[InboxItem, InboxCounts]:
+        """Apply ``action`` to one of the user's items (NotFound if they have none by that id); push the counts."""
+        changed = self._inbox.mark(user_id, item, action, self._clock())
+        if changed is None:
+            raise NotFound(f"inbox item {item} not found")
+        return changed, self.push_counts(user_id)
+
+    def read_all(self, user_id: str) -> tuple[int, InboxCounts]:
+        """Mark all the user's unread items read; return how many changed and the counts (pushed)."""
+        changed = self._inbox.mark_all_read(user_id, self._clock())
+        return changed, self.push_counts(user_id)
+
+    def push_counts(self, user_id: str) -> InboxCounts:
+        """Send the user's fresh counts to each live connection (best effort) and return them."""
+        counts = self.counts(user_id)
+        if self._poster is not None:
+            connections = self._connections.of_user(user_id, self._clock())[:MAX_CONNECTIONS]
+            targets = [c.connection_id for c in connections]
+            self._post_all(user_id, targets, _encode(counts_frame(counts)), lambda: True)
+        return counts
+
+    # -- the WebSocket API --------------------------------------------------------------
+
+    def connect(self, user_id: str, connection_id: str) -> Connection:
+        """Record a connection whose handshake carried a valid token for ``user_id``."""
+        now = self._clock()
+        connection = Connection(connection_id, user_id, iso(now), iso(now + CONNECTION_LIFETIME))
+        self._connections.add(connection)
+        return connection
+
+    def disconnect(self, connection_id: str) -> None:
+        """Forget a closed connection."""
+        self._connections.remove(connection_id)
+
+    def reply(self, connection_id: str, frame: dict[str, Any]) -> None:
+        """Answer a frame the client sent, on its own connection (a closed one is forgotten)."""
+        if self._poster is None:
+            return
+        try:
+            self._poster.post(connection_id, _encode(frame))
+        except ConnectionGone:
+            self._connections.remove(connection_id)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _targets(self, job: NotificationJob) -> list[str]:
+        explicit = job.contact.connection_id if job.contact else None
+        if explicit:
+            return [explicit]
+        return [c.connection_id for c in self._connections.of_user(job.user_id, self._clock())[:MAX_CONNECTIONS]]
+
+    def _post_all(
+        self, user_id: str, targets: list[str], data: bytes, time_left: Callable[[], bool]
+    ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
+        reached: list[str] = []
+        gone: list[str] = []
+        failed: dict[str, str] = {}
+        assert self._poster is not None
+        for connection_id in targets:
+            if not time_left():
+                failed[connection_id] = "not posted: the claim's lease was running out"
+                continue
+            try:
+                self._poster.post(connection_id, data)
+            except ConnectionGone:
+                gone.append(connection_id)
+                self._connections.remove(connection_id, user_id)
+            except DeliveryError as exc:
+                log.warning("posting to connection %s failed: %s", connection_id, exc)
+                failed[connection_id] = str(exc)[:500]
+            else:
+                reached.append(connection_id)
+        return tuple(reached), tuple(gone), failed
+
+
+def _encode(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
