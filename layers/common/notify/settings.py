@@ -37,15 +37,32 @@ class KafkaSettings(_Settings):
     region: Optional[str] = Field(default=None, alias="AWS_REGION")
 
 
-class ApiSettings(StoreSettings, KafkaSettings):
-    """The API function's: the stores and Kafka, plus the idempotency and API key tables."""
+class InAppSettings(_Settings):
+    """The in-app channel: the inbox and connections tables and the WebSocket API's management endpoint.
+
+    ``WEBSOCKET_ENDPOINT`` is the URL ``PostToConnection`` is called on (``https://{api}.execute-api.{region}.
+    amazonaws.com/{stage}`` on AWS, the local gateway's on the local stack); unset, nothing is pushed and items
+    only wait in the inbox.
+    """
+
+    inbox_table: str = Field(alias="INBOX_TABLE")
+    connections_table: str = Field(alias="CONNECTIONS_TABLE")
+    websocket_endpoint: Optional[str] = Field(default=None, alias="WEBSOCKET_ENDPOINT")
+
+
+class ApiSettings(StoreSettings, KafkaSettings, InAppSettings):
+    """The API function's: the stores and Kafka, plus the idempotency and API key tables and the inbox."""
 
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
     signing_key_parameter: str = Field(alias="SIGNING_KEY_PARAMETER")
     api_keys_table: str = Field(alias="API_KEYS_TABLE")
+    # How long a user token lasts unless the request asks for less (docs/INBOX.md).
+    user_token_seconds: int = Field(default=3600, ge=60, le=86400, alias="USER_TOKEN_SECONDS")
+    # The local stack's dev-only POST /dev/users/{user_id}/tokens (no API key): never on in a deployed stack.
+    dev_user_tokens: bool = Field(default=False, alias="DEV_USER_TOKENS")
 
 
-class WorkerSettings(StoreSettings, KafkaSettings):
+class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings):
     """The worker's: the stores and Kafka, plus the Auth service, sender, concurrency, fan-out page size, send rate."""
 
     auth_api_url: str = Field(alias="AUTH_API_URL")
@@ -61,6 +78,8 @@ class WorkerSettings(StoreSettings, KafkaSettings):
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
     preferences_cache_seconds: float = Field(default=30, ge=0, le=300, alias="PREFERENCES_CACHE_SECONDS")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")
+    # How long an in-app notification stays in the inbox (DynamoDB's TTL deletes it after).
+    inbox_retention_days: int = Field(default=90, ge=1, le=3650, alias="INBOX_RETENTION_DAYS")
     # Emails a second one worker container may send (a token bucket shared by its delivery threads). The account's
     # SES maximum send rate is account- and region-specific (see the SES console or GetAccount); the account sees
     # this rate times the worker's concurrent containers, so set it to the account's rate divided by the worker's
@@ -74,6 +93,13 @@ class SchedulerSettings(StoreSettings, KafkaSettings):
 
 class FeedbackSettings(StoreSettings, KafkaSettings):
     """The feedback function's: the stores (it writes job feedback and preferences to NotificationsTable)."""
+
+
+class WebSocketSettings(InAppSettings):
+    """The WebSocket function's ($connect, $disconnect, $default): the in-app tables and the key tokens are
+    checked with."""
+
+    signing_key_parameter: str = Field(alias="SIGNING_KEY_PARAMETER")
 
 
 class SettingsError(RuntimeError):
