@@ -17,7 +17,7 @@ VENV ?= .venv
 SAM_VENV ?= .venv-sam
 PY := $(VENV)/bin/python
 # The import roots Lambda gives each function: the layer's package and the functions' code.
-export PYTHONPATH := layers/common:functions/api:functions/worker:functions/scheduler:functions/feedback:.
+export PYTHONPATH := layers/common:functions/api:functions/worker:functions/scheduler:functions/feedback:functions/websocket:.
 # sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
 LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 

@@ -25,7 +25,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 PHASES = "examples,coverage,fuzzing,stateful"
-IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", "functions/feedback", ".")
+IMPORT_ROOTS = (
+    "layers/common",
+    "functions/api",
+    "functions/worker",
+    "functions/scheduler",
+    "functions/feedback",
+    "functions/websocket",
+    ".",
+)
 FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AUTH_PORT": "3201"}
 # The schema cannot say everything the API checks (a payload per event type, exactly one of user_ids and
 # segment_id, cron syntax, a channel's template parts, cursors only the API issues), so some "valid"

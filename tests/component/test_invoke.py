@@ -15,7 +15,15 @@ from local.events import EVENTS, load_event
 from local.stack import LocalStack
 from tests.component.helpers import call_api
 
-ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", "functions/feedback", ".")
+ROOTS = (
+    "layers/common",
+    "functions/api",
+    "functions/worker",
+    "functions/scheduler",
+    "functions/feedback",
+    "functions/websocket",
+    ".",
+)
 
 
 def _invoke(state_dir: Path, function: str, event: Path) -> subprocess.CompletedProcess[str]:

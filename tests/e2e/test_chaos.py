@@ -10,7 +10,15 @@ from pathlib import Path
 
 from local.cfn import ROOT
 
-IMPORT_ROOTS = ("layers/common", "functions/api", "functions/worker", "functions/scheduler", "functions/feedback", ".")
+IMPORT_ROOTS = (
+    "layers/common",
+    "functions/api",
+    "functions/worker",
+    "functions/scheduler",
+    "functions/feedback",
+    "functions/websocket",
+    ".",
+)
 
 
 def test_a_quick_chaos_run_loses_nothing_sends_nothing_twice_and_leaves_nothing_stuck(tmp_path: Path) -> None:
