@@ -1,0 +1,104 @@
+"""`python -m local` in a child process on free ports, driven over HTTP and WebSocket as a user would.
+
+The end-to-end tests, the browser tests and ``make bench``'s in-app latency all use it, so they start the very
+stack ``make local`` starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from local.cfn import ROOT
+from local.processes import free_port
+
+KEY = "local-dev-key"
+PORTS = ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")
+ROOTS = (
+    "layers/common",
+    "functions/api",
+    "functions/worker",
+    "functions/scheduler",
+    "functions/feedback",
+    "functions/websocket",
+    ".",
+)
+
+
+@dataclass
+class StackProcess:
+    """A running ``python -m local``: its URLs, environment and log."""
+
+    api: str
+    moto: str
+    ws: str
+    env: dict[str, str]
+    process: subprocess.Popen[str]
+    log: Path
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def call(
+        self, method: str, path: str, body: Any = None, key: Optional[str] = KEY, **headers: str
+    ) -> tuple[int, Any]:
+        """One HTTP request to the API; (status, parsed JSON body)."""
+        sent = {"content-type": "application/json", **headers}
+        if key:
+            sent["x-api-key"] = key
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.api + path, data=data, method=method, headers=sent)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return resp.status, json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"null")
+
+    def stop(self) -> None:
+        """Stop the stack and everything it started."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProcess:
+    """Start the local stack with its state (logs, pid file) under ``state``; return once /health answers."""
+    ports = {name: free_port() for name in PORTS}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
+    env.update({k: str(v) for k, v in ports.items()}, LOCAL_STATE_DIR=str(state), **env_overrides)
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in ROOTS)
+    log = state / "local.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True
+        )
+    stack = StackProcess(
+        api=f"http://127.0.0.1:{ports['API_PORT']}",
+        moto=f"http://127.0.0.1:{ports['MOTO_PORT']}",
+        ws=f"ws://127.0.0.1:{ports['WS_PORT']}",
+        env=env,
+        process=process,
+        log=log,
+        ports=ports,
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if stack.call("GET", "/health", key=None) == (200, {"status": "ok"}):
+                return stack
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            stack.stop()
+            raise RuntimeError(f"the local stack did not come up: {log.read_text()[-3000:]}")
+        time.sleep(0.5)
