@@ -21,7 +21,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
 LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 
-.PHONY: venv sam-venv python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv browser-deps python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
 
 # The marker names the interpreter's version, so another Python (python3.13 installed later, say) rebuilds the venv.
 venv: $(VENV)/.installed-$(PYTHON_VERSION)
@@ -37,10 +37,20 @@ $(SAM_VENV)/.installed:
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli
 	touch $@
 
+# Browser tests drive Debian's chromium through Playwright (no browser download from PyPI or a CDN). As root it is
+# installed with apt-get on a fresh machine; otherwise install it yourself or point CHROMIUM at a Chromium.
+CHROMIUM ?= /usr/bin/chromium
+browser-deps:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
+	else echo "browser tests need Chromium at $(CHROMIUM): apt-get install chromium (or set CHROMIUM)" >&2; exit 1; fi
+
 local: venv
 	$(PY) -m local
 
-test: python-version venv sam-venv lint
+test: python-version venv sam-venv browser-deps lint
 	$(PY) -m pytest
 
 python-version:
@@ -50,7 +60,7 @@ unit: venv
 	$(PY) -m pytest tests/unit
 component: venv
 	$(PY) -m pytest tests/component
-e2e: venv
+e2e: venv browser-deps
 	$(PY) -m pytest tests/e2e
 contract: venv sam-venv
 	$(PY) -m pytest tests/contract
