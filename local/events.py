@@ -12,6 +12,7 @@ import base64
 import copy
 import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -141,6 +142,202 @@ def http_api_event(
         event["body"] = decoded if is_text else base64.b64encode(body).decode()
     event["isBase64Encoded"] = body is not None and not is_text
     return event
+
+
+# --- API Gateway WebSocket API -------------------------------------------------------------------------------
+
+WEBSOCKET_STAGE = "prod"
+
+
+def websocket_id() -> str:
+    """An id shaped like API Gateway's connection and request ids: 11 random bytes, base64url (``BFaT_fALIAMCKug=``)."""
+    return base64.urlsafe_b64encode(os.urandom(11)).decode()
+
+
+def _request_time(moment: datetime) -> str:
+    return moment.strftime("%d/%b/%Y:%H:%M:%S +0000")
+
+
+def _websocket_context(
+    route_key: str,
+    event_type: str,
+    connection_id: str,
+    connected_at_ms: int,
+    *,
+    source_ip: str,
+    user_agent: Optional[str],
+    api_id: str,
+    stage: str,
+    domain_name: Optional[str],
+    request_id: Optional[str],
+    at: Optional[datetime],
+) -> dict[str, Any]:
+    """The ``requestContext`` API Gateway gives every WebSocket route's event."""
+    now = (at or datetime.now(UTC)).astimezone(UTC)
+    request = request_id or websocket_id()
+    identity = {"sourceIp": source_ip} | ({"userAgent": user_agent} if user_agent else {})
+    return {
+        "routeKey": route_key,
+        "eventType": event_type,
+        "extendedRequestId": request,
+        "requestTime": _request_time(now),
+        "messageDirection": "IN",
+        "stage": stage,
+        "connectedAt": connected_at_ms,
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "identity": identity,
+        "requestId": request,
+        "domainName": domain_name or f"{api_id}.execute-api.{REGION}.amazonaws.com",
+        "connectionId": connection_id,
+        "apiId": api_id,
+    }
+
+
+def websocket_connect_event(
+    connection_id: str,
+    query: str = "",
+    headers: Headers = (),
+    *,
+    source_ip: str = "127.0.0.1",
+    api_id: str = "local",
+    stage: str = WEBSOCKET_STAGE,
+    domain_name: Optional[str] = None,
+    request_id: Optional[str] = None,
+    at: Optional[datetime] = None,
+) -> dict[str, Any]:
+    """The ``$connect`` event of a WebSocket handshake (REST-style payload: headers as sent, and their lists).
+
+    ``query`` is the handshake URL's query string: API Gateway gives its last value of each name in
+    ``queryStringParameters`` and every value in ``multiValueQueryStringParameters`` (neither key when empty).
+    """
+    moment = (at or datetime.now(UTC)).astimezone(UTC)
+    pairs = [(str(k), _text(v)) for k, v in (headers.items() if isinstance(headers, Mapping) else headers)]
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    agent = next((v for k, v in pairs if k.lower() == "user-agent"), None)
+    host = next((v for k, v in pairs if k.lower() == "host"), None)
+    event: dict[str, Any] = {"headers": single, "multiValueHeaders": multi}
+    params: dict[str, list[str]] = {}
+    for pair in filter(None, query.split("&")):
+        key, _, value = pair.partition("=")
+        params.setdefault(unquote_plus(key), []).append(unquote_plus(value))
+    if params:
+        event["queryStringParameters"] = {k: v[-1] for k, v in params.items()}
+        event["multiValueQueryStringParameters"] = params
+    event["requestContext"] = _websocket_context(
+        "$connect",
+        "CONNECT",
+        connection_id,
+        int(moment.timestamp() * 1000),
+        source_ip=source_ip,
+        user_agent=agent,
+        api_id=api_id,
+        stage=stage,
+        domain_name=domain_name or host,
+        request_id=request_id,
+        at=moment,
+    )
+    event["isBase64Encoded"] = False
+    return event
+
+
+def websocket_message_event(
+    connection_id: str,
+    body: Raw,
+    connected_at_ms: int,
+    *,
+    route_key: str = "$default",
+    source_ip: str = "127.0.0.1",
+    user_agent: Optional[str] = None,
+    api_id: str = "local",
+    stage: str = WEBSOCKET_STAGE,
+    domain_name: Optional[str] = None,
+    request_id: Optional[str] = None,
+    message_id: Optional[str] = None,
+    at: Optional[datetime] = None,
+) -> dict[str, Any]:
+    """The event of one message a client sent (text as it is; bytes that are not UTF-8 base64-encoded)."""
+    context = _websocket_context(
+        route_key,
+        "MESSAGE",
+        connection_id,
+        connected_at_ms,
+        source_ip=source_ip,
+        user_agent=user_agent,
+        api_id=api_id,
+        stage=stage,
+        domain_name=domain_name,
+        request_id=request_id,
+        at=at,
+    )
+    context = {"routeKey": route_key, "messageId": message_id or websocket_id(), **context}
+    try:
+        text, encoded = (body if isinstance(body, str) else bytes(body).decode()), False
+    except UnicodeDecodeError:
+        text, encoded = base64.b64encode(bytes(body)).decode(), True
+    return {"requestContext": context, "body": text, "isBase64Encoded": encoded}
+
+
+def disconnect_reason(code: Optional[int], reason: str = "", *, by_client: bool = True) -> str:
+    """API Gateway's ``disconnectReason`` for a connection closed with ``code`` (None: no status in the frame)."""
+    if not by_client:
+        return "Connection Closed Normally" if code in (None, 1000) else f"Server-side close frame status code {code}"
+    if code is None:
+        return "Client-side close frame status not set"
+    return f"Client-side close frame status code {code}" + (f" | reason: {reason}" if reason else "")
+
+
+def websocket_disconnect_event(
+    connection_id: str,
+    connected_at_ms: int,
+    status_code: int = 1005,
+    reason: Optional[str] = None,
+    *,
+    source_ip: str = "127.0.0.1",
+    api_id: str = "local",
+    stage: str = WEBSOCKET_STAGE,
+    domain_name: Optional[str] = None,
+    request_id: Optional[str] = None,
+    at: Optional[datetime] = None,
+) -> dict[str, Any]:
+    """The ``$disconnect`` event of a closed connection (1005: the close frame carried no status)."""
+    context = _websocket_context(
+        "$disconnect",
+        "DISCONNECT",
+        connection_id,
+        connected_at_ms,
+        source_ip=source_ip,
+        user_agent=None,
+        api_id=api_id,
+        stage=stage,
+        domain_name=domain_name,
+        request_id=request_id,
+        at=at,
+    )
+    context = {
+        "routeKey": "$disconnect",
+        "disconnectStatusCode": status_code,
+        **context,
+        "disconnectReason": reason
+        if reason is not None
+        else disconnect_reason(None if status_code == 1005 else status_code),
+    }
+    host = context["domainName"]
+    # What API Gateway sends at $disconnect: the handshake's headers are gone.
+    headers = {"Host": host, "x-api-key": "", "X-Forwarded-For": "", "x-restapi": ""}
+    return {
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "requestContext": context,
+        "isBase64Encoded": False,
+    }
+
+
+def _text(raw: Raw) -> str:
+    return raw if isinstance(raw, str) else bytes(raw).decode("latin-1")
 
 
 # --- Kafka (Amazon MSK and self-managed) ---------------------------------------------------------------------

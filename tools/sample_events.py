@@ -20,6 +20,7 @@ from typing import Any
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan
 from notify.models import Channel
+from notify.usertokens import UserTokens
 
 from local.cfn import Template, template
 from local.events import (
@@ -38,6 +39,9 @@ from local.events import (
     sns_event,
     sqs_event,
     sqs_record,
+    websocket_connect_event,
+    websocket_disconnect_event,
+    websocket_message_event,
 )
 from local.gateway import Route, choose
 
@@ -126,6 +130,70 @@ def sqs_delay_batch() -> dict[str, Any]:
     return sqs_event([record])
 
 
+# The WebSocket samples: one connection of demo-user-5's browser to the stack's WebSocket API.
+WS_API_ID = "f6g7h8i9j0"
+WS_CONNECTION = "BFaT_fALIAMCKug="
+WS_CONNECTED_MS = 1795521600000  # 2026-11-24T12:00:00Z
+WS_USER = "demo-user-5"
+# The sample's token is signed with this stand-in key, so it is well formed but no stack accepts it: the component
+# tests put a token of their stack's own in its place (docs/INBOX.md says how a front end gets one).
+WS_SAMPLE_KEY = "sample-events-signing-key-not-used-by-any-stack"
+
+
+def ws_connect() -> dict[str, Any]:
+    """The $connect of a browser opening wss://…/prod?token=<user token> for demo-user-5."""
+    token, _ = UserTokens(lambda: WS_SAMPLE_KEY).issue(WS_USER, CREATED)
+    host = f"{WS_API_ID}.execute-api.us-east-1.amazonaws.com"
+    headers = {
+        "Host": host,
+        "Origin": "https://app.example.com",
+        "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits",
+        "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version": "13",
+        "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        "X-Amzn-Trace-Id": "Root=1-6743158a-2c4b6d8e0f1a3c5e7a9b1d3f",
+        "X-Forwarded-For": "203.0.113.10",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Proto": "https",
+    }
+    return websocket_connect_event(
+        WS_CONNECTION,
+        f"token={token}",
+        headers,
+        source_ip="203.0.113.10",
+        api_id=WS_API_ID,
+        request_id="BFHPhFe3IAMF95g=",
+        at=CREATED,
+    )
+
+
+def ws_message() -> dict[str, Any]:
+    """A text frame the browser sent on that connection: it asks for its counts."""
+    return websocket_message_event(
+        WS_CONNECTION,
+        json.dumps({"action": "counts"}),
+        WS_CONNECTED_MS,
+        source_ip="203.0.113.10",
+        api_id=WS_API_ID,
+        request_id="BFaVtH2HoAMFZEQ=",
+        message_id="BFaVtfGSIAMCKug=",
+        at=datetime(2026, 11, 24, 12, 0, 11, tzinfo=UTC),
+    )
+
+
+def ws_disconnect() -> dict[str, Any]:
+    """The browser's tab closed (close code 1001, going away)."""
+    return websocket_disconnect_event(
+        WS_CONNECTION,
+        WS_CONNECTED_MS,
+        1001,
+        source_ip="203.0.113.10",
+        api_id=WS_API_ID,
+        request_id="BFbOeE87IAMF31w=",
+        at=datetime(2026, 11, 24, 12, 6, 15, tzinfo=UTC),
+    )
+
+
 def samples(tpl: Template) -> dict[str, Callable[[], dict[str, Any]]]:
     """Every sample event by file name (without .json)."""
     return {
@@ -137,6 +205,9 @@ def samples(tpl: Template) -> dict[str, Callable[[], dict[str, Any]]]:
             tpl, "self-managed", 7, _job("7e3d2b91-5c4a-4f6e-8b1d-3a9c0e2f4d65", "demo-user-3"), "demo-user-3"
         ),
         "sqs_delay_batch": sqs_delay_batch,
+        "ws_connect": ws_connect,
+        "ws_message": ws_message,
+        "ws_disconnect": ws_disconnect,
         "schedule_tick": lambda: scheduled_event(
             datetime(2026, 11, 24, 12, 1, tzinfo=UTC), event_id="4d82212c-8768-43c7-951e-cdb5bb900fe2"
         ),

@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.parser.models import (
     APIGatewayProxyEventV2Model,
+    APIGatewayWebSocketConnectEventModel,
+    APIGatewayWebSocketDisconnectEventModel,
+    APIGatewayWebSocketMessageEventModel,
     EventBridgeModel,
     KafkaMskEventModel,
     KafkaSelfManagedEventModel,
@@ -37,6 +40,10 @@ from local.events import (
     self_managed_kafka_batch,
     sqs_batch,
     sqs_event,
+    websocket_connect_event,
+    websocket_disconnect_event,
+    websocket_id,
+    websocket_message_event,
 )
 from local.mappings import KafkaMapping, KafkaWiring
 from local.stack import Config, LocalStack
@@ -51,6 +58,9 @@ MODELS: dict[str, type[BaseModel]] = {
     "ses_delivery_sns": SnsModel,
     "ses_bounce_sns": SnsModel,
     "ses_complaint_sns": SnsModel,
+    "ws_connect": APIGatewayWebSocketConnectEventModel,
+    "ws_message": APIGatewayWebSocketMessageEventModel,
+    "ws_disconnect": APIGatewayWebSocketDisconnectEventModel,
 }
 
 
@@ -319,3 +329,50 @@ def test_the_ses_feedback_samples_are_ses_events_the_feedback_service_reads(name
     event = SesEvent.parse(json.loads(record.Sns.Message))
     assert event.job_id and event.message_id and event.event_type in ("Delivery", "Bounce", "Complaint")
     assert event.body and event.timestamp
+
+
+# --- the WebSocket API's events ---------------------------------------------------------------------------
+
+
+def test_the_websocket_samples_are_one_connection_of_demo_user_5() -> None:
+    connect = APIGatewayWebSocketConnectEventModel.model_validate(load_event("ws_connect"))
+    message = APIGatewayWebSocketMessageEventModel.model_validate(load_event("ws_message"))
+    disconnect = APIGatewayWebSocketDisconnectEventModel.model_validate(load_event("ws_disconnect"))
+    contexts = [e.request_context for e in (connect, message, disconnect)]
+    assert {c.connection_id for c in contexts} == {"BFaT_fALIAMCKug="}
+    assert [c.route_key for c in contexts] == ["$connect", "$default", "$disconnect"]
+    assert len({c.connected_at for c in contexts}) == 1  # API Gateway keeps the connection's time in each
+    token = load_event("ws_connect")["queryStringParameters"]["token"]
+    assert load_event("ws_connect")["multiValueQueryStringParameters"] == {"token": [token]}
+    payload = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    assert payload["u"] == "demo-user-5"
+    assert json.loads(str(message.body)) == {"action": "counts"} and not message.is_base64_encoded
+    assert (disconnect.request_context.disconnect_status_code, disconnect.request_context.disconnect_reason) == (
+        1001,
+        "Client-side close frame status code 1001",
+    )
+
+
+def test_websocket_builders_make_what_the_models_read() -> None:
+    connection = websocket_id()
+    assert len(connection) == 16 and connection.endswith("=") and "/" not in connection and "+" not in connection
+    connect = websocket_connect_event(
+        connection, "token=a%2Bb&x=1&x=2", [("Host", "127.0.0.1:3002"), ("User-Agent", "probe")]
+    )
+    APIGatewayWebSocketConnectEventModel.model_validate(connect)
+    assert connect["queryStringParameters"] == {"token": "a+b", "x": "2"}  # the last value of each name
+    assert connect["multiValueQueryStringParameters"] == {"token": ["a+b"], "x": ["1", "2"]}
+    assert connect["requestContext"]["identity"] == {"sourceIp": "127.0.0.1", "userAgent": "probe"}
+    assert "queryStringParameters" not in websocket_connect_event(connection)
+    at = connect["requestContext"]["connectedAt"]
+    text = websocket_message_event(connection, "h\u00e9", at)
+    binary = websocket_message_event(connection, b"\xff\x00", at)
+    for event in (text, binary):
+        APIGatewayWebSocketMessageEventModel.model_validate(event)
+    assert (text["body"], text["isBase64Encoded"]) == ("h\u00e9", False)
+    assert base64.b64decode(binary["body"]) == b"\xff\x00" and binary["isBase64Encoded"] is True
+    assert text["requestContext"]["messageId"] != binary["requestContext"]["messageId"]
+    closed = websocket_disconnect_event(connection, at)
+    APIGatewayWebSocketDisconnectEventModel.model_validate(closed)
+    assert closed["requestContext"]["disconnectStatusCode"] == 1005
+    assert closed["requestContext"]["disconnectReason"] == "Client-side close frame status not set"
