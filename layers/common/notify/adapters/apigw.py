@@ -1,0 +1,47 @@
+"""Frames to WebSocket connections through API Gateway's management API (``PostToConnection``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code, is_transient
+from notify.errors import ConnectionGone, PermanentError, TransientError
+from notify.services.inbox import MESSAGE_BYTES
+
+PERMANENT_CODES = frozenset({"PayloadTooLargeException", "ForbiddenException", "BadRequestException"})
+
+
+class ApiGatewayConnectionPoster:
+    """The ConnectionPoster port over an ``apigatewaymanagementapi`` client.
+
+    The client is built once per container with the WebSocket API's stage URL as its endpoint and
+    :data:`notify.adapters.aws.SEND_CONFIG` (one attempt, short timeouts). It is typed ``Any``: the boto3 stubs
+    this project installs do not cover that service.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        """``PostToConnection`` of one message (refused before the call if over 128 KiB).
+
+        410 Gone is ConnectionGone; throttling, 5xx and a call that got no answer are TransientError; a payload too
+        large, a forbidden call or any other 4xx is PermanentError. A lost answer is not OutcomeUnknown here: the
+        item is in the inbox already and a frame is best effort, so the caller only records the failure.
+        """
+        if len(data) > MESSAGE_BYTES:
+            raise PermanentError(f"a WebSocket message carries at most {MESSAGE_BYTES} bytes, not {len(data)}")
+        try:
+            self._client.post_to_connection(ConnectionId=connection_id, Data=data)
+        except ClientError as exc:
+            code = error_code(exc)
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            if code == "GoneException" or status == 410:
+                raise ConnectionGone(f"connection {connection_id} is gone") from exc
+            if code not in PERMANENT_CODES and is_transient(exc):
+                raise TransientError(f"API Gateway: {code}: {exc}") from exc
+            raise PermanentError(f"API Gateway refused the frame: {code}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise TransientError(f"API Gateway's management API did not answer: {exc}") from exc
