@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -9,14 +10,17 @@ from datetime import datetime
 from typing import Any, Optional
 
 from notify.clock import iso
-from notify.errors import NotFound, PermanentError, TransientError
+from notify.errors import ConnectionGone, FieldError, NotFound, PermanentError, TransientError, ValidationFailed
 from notify.models import Channel, Message, NotificationJob, Status
 from notify.ports import (
+    ConnectionPoster,
+    ConnectionStore,
     DeadLetterInbox,
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
     FeedbackStore,
+    InboxStore,
     JobPublisher,
     PreferenceStore,
     SegmentSource,
@@ -27,8 +31,13 @@ from notify.ports import (
 from notify.records import (
     Claim,
     ClaimOutcome,
+    Connection,
     DeadLetter,
     EventRecord,
+    InboxAction,
+    InboxCounts,
+    InboxFilter,
+    InboxItem,
     JobRecord,
     ReceivedLetter,
     RenderedMessage,
@@ -353,3 +362,144 @@ class MemoryPreferences:
 
 _preference_check: PreferenceStore = MemoryPreferences()
 _feedback_check: FeedbackStore = MemoryStore()
+
+
+@dataclass
+class MemoryInboxStore:
+    """Users' inbox items by (user, id); counts computed from them. ``now`` is what ``get`` treats as the time."""
+
+    items: dict[tuple[str, str], InboxItem] = field(default_factory=dict)
+    now: Optional[datetime] = None
+    writes: int = 0  # items stored or changed
+
+    def put(self, item: InboxItem) -> bool:
+        if (item.user_id, item.id) in self.items:
+            return False
+        self.items[(item.user_id, item.id)] = item
+        self.writes += 1
+        return True
+
+    def get(self, user_id: str, item_id: str) -> Optional[InboxItem]:
+        item = self.items.get((user_id, item_id))
+        return item if item is not None and (self.now is None or _live(item, self.now)) else None
+
+    def page(
+        self, user_id: str, status: InboxFilter, limit: int, cursor: Optional[str], now: datetime
+    ) -> tuple[list[InboxItem], Optional[str]]:
+        start = 0
+        if cursor is not None:
+            owner, _, offset = cursor.partition(":")
+            if owner != user_id or not offset.isdigit():
+                raise ValidationFailed([FieldError("cursor", "not a cursor of this inbox")])
+            start = int(offset)
+        matching = [i for i in self._of(user_id, now) if _matches(i, status)]
+        matching.sort(key=lambda i: i.id, reverse=True)
+        end = start + limit
+        return matching[start:end], f"{user_id}:{end}" if end < len(matching) else None
+
+    def counts(self, user_id: str, now: datetime) -> InboxCounts:
+        counted = [i for i in self._of(user_id, now) if i.archived_at is None]
+        return InboxCounts(
+            unseen=sum(i.seen_at is None for i in counted),
+            unread=sum(i.read_at is None for i in counted),
+            total=len(counted),
+        )
+
+    def mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> Optional[InboxItem]:
+        item = self.items.get((user_id, item_id))
+        if item is None or not _live(item, at):
+            return None
+        moment = iso(at)
+        if action is InboxAction.SEEN:
+            changed = replace(item, seen_at=item.seen_at or moment)
+        elif action is InboxAction.READ:
+            changed = replace(item, seen_at=item.seen_at or moment, read_at=item.read_at or moment)
+        elif action is InboxAction.UNREAD:
+            changed = replace(item, read_at=None)
+        else:
+            changed = replace(item, archived_at=item.archived_at or moment)
+        if changed != item:
+            self.items[(user_id, item_id)] = changed
+            self.writes += 1
+        return changed
+
+    def mark_all_read(self, user_id: str, at: datetime) -> int:
+        unread = [i for i in self._of(user_id, at) if i.read_at is None and i.archived_at is None]
+        for item in unread:
+            self.mark(user_id, item.id, InboxAction.READ, at)
+        return len(unread)
+
+    def of(self, user_id: str) -> list[InboxItem]:
+        """Every item the user has, expired or not (for assertions)."""
+        return [i for (u, _), i in self.items.items() if u == user_id]
+
+    def _of(self, user_id: str, now: datetime) -> list[InboxItem]:
+        return [i for i in self.of(user_id) if _live(i, now)]
+
+
+def _live(item: InboxItem, now: datetime) -> bool:
+    return datetime.fromisoformat(item.expires_at) > now
+
+
+def _matches(item: InboxItem, status: InboxFilter) -> bool:
+    if status is InboxFilter.ARCHIVED:
+        return item.archived_at is not None
+    if item.archived_at is not None:
+        return False
+    if status is InboxFilter.UNSEEN:
+        return item.seen_at is None
+    if status is InboxFilter.UNREAD:
+        return item.read_at is None
+    return True
+
+
+@dataclass
+class MemoryConnections:
+    """Live connections by id."""
+
+    connections: dict[str, Connection] = field(default_factory=dict)
+
+    def add(self, connection: Connection) -> None:
+        self.connections[connection.connection_id] = connection
+
+    def remove(self, connection_id: str, user_id: Optional[str] = None) -> None:
+        found = self.connections.get(connection_id)
+        if found is not None and user_id in (None, found.user_id):
+            del self.connections[connection_id]
+
+    def of_user(self, user_id: str, now: datetime) -> list[Connection]:
+        live = [
+            c for c in self.connections.values() if c.user_id == user_id and datetime.fromisoformat(c.expires_at) > now
+        ]
+        return sorted(live, key=lambda c: c.connected_at, reverse=True)
+
+    def user_of(self, connection_id: str) -> Optional[str]:
+        found = self.connections.get(connection_id)
+        return found.user_id if found is not None else None
+
+
+@dataclass
+class MemoryPoster:
+    """The management API: ``gone`` connections answer 410, ``errors`` fail a connection's posts."""
+
+    posted: list[tuple[str, bytes]] = field(default_factory=list)
+    gone: set[str] = field(default_factory=set)
+    errors: dict[str, Exception] = field(default_factory=dict)
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        if connection_id in self.gone:
+            raise ConnectionGone(f"{connection_id} is gone")
+        if connection_id in self.errors:
+            raise self.errors[connection_id]
+        self.posted.append((connection_id, data))
+
+    def frames(self, connection_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """The frames posted (to one connection, or to any), parsed."""
+        return [json.loads(data) for c, data in self.posted if connection_id in (None, c)]
+
+
+_in_app_checks: tuple[InboxStore, ConnectionStore, ConnectionPoster] = (
+    MemoryInboxStore(),
+    MemoryConnections(),
+    MemoryPoster(),
+)
