@@ -19,6 +19,12 @@ def test_spec_documents_every_public_route() -> None:
         "/api/v1/users/{user_id}/notifications",
         "/api/v1/dlq",
         "/api/v1/dlq/redrive",
+        "/api/v1/users/{user_id}/tokens",
+        "/api/v1/users/{user_id}/inbox",
+        "/api/v1/inbox",
+        "/api/v1/inbox/counts",
+        "/api/v1/inbox/{item_id}/read",
+        "/api/v1/inbox/read-all",
     ):
         assert path in paths
 
@@ -40,8 +46,21 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
             for code in set(errors) - pages:
                 assert responses[code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
             public = operation.get("security") == []
-            assert public == (path in ("/health", "/u/{token}")), label
-            assert public or {"401", "403", "503"} <= set(errors), label
+            assert public == (path in ("/health", "/u/{token}", "/dev/users/{user_id}/tokens")), label
+            bearer = operation.get("security") == [{"bearerAuth": []}]
+            assert bearer == path.startswith("/api/v1/inbox"), label
+            if bearer:  # a user token: refused (401, with its challenge) or a store down, never a scope
+                assert {"401", "503"} <= set(errors) and "WWW-Authenticate" in responses["401"]["headers"], label
+            else:
+                assert public or {"401", "403", "503"} <= set(errors), label
+
+
+def test_the_inbox_is_behind_a_bearer_scheme_and_the_rest_behind_the_api_key() -> None:
+    spec = json.loads(current_spec())
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["type"] == "http" and schemes["bearerAuth"]["scheme"] == "bearer"
+    assert schemes["ApiKey"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert spec["security"] == [{"ApiKey": []}]
 
 
 def test_path_parameters_keep_their_constraints_in_the_document() -> None:

@@ -17,7 +17,7 @@ from api import errors
 from api.body import parse_json
 from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
-from api.routes import campaigns, dlq, events, preferences, segments, templates, unsubscribe
+from api.routes import campaigns, dlq, events, inbox, preferences, segments, templates, unsubscribe, users
 from api.views import Health
 
 TITLE = "Notification service"
@@ -36,6 +36,8 @@ app.include_router(campaigns.router)
 app.include_router(segments.router)
 app.include_router(preferences.router)
 app.include_router(unsubscribe.router)
+app.include_router(users.router)
+app.include_router(inbox.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
@@ -51,8 +53,14 @@ def openapi() -> dict[str, Any]:
 
 
 # Operations anyone may call. Powertools drops an empty `security` list, which would leave them under the
-# document's API key requirement; the document says so explicitly.
-PUBLIC_OPERATIONS = (("/health", "get"), ("/u/{token}", "get"), ("/u/{token}", "post"))
+# document's API key requirement; the document says so explicitly. (The dev token route answers only where
+# DEV_USER_TOKENS is true: the local stack.)
+PUBLIC_OPERATIONS = (
+    ("/health", "get"),
+    ("/u/{token}", "get"),
+    ("/u/{token}", "post"),
+    ("/dev/users/{user_id}/tokens", "post"),
+)
 
 
 @cache

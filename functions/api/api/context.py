@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -15,9 +16,13 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyValidationError
 from botocore.config import Config
+from notify.adapters.apigw import ApiGatewayConnectionPoster
+from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
+from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
@@ -25,11 +30,12 @@ from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
-from notify.clock import utc_now
+from notify.clock import Clock, utc_now
 from notify.errors import KeyReused
 from notify.ports import ApiKeyLookup, RunOnce
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
+from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
 from notify.services.preferences import PreferenceService
 from notify.services.segments import SegmentService
@@ -37,6 +43,7 @@ from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
 from notify.settings import ApiSettings, load
 from notify.unsubscribe import UnsubscribeLinks
+from notify.usertokens import UserTokens
 
 # The Idempotency-Key's record: keyed by ``key``, the body must match the first use, kept 24 hours. The
 # handler registers each invocation's Lambda context with it (so an in-progress record expires with a
@@ -62,6 +69,10 @@ class Services:
     segments: SegmentService
     preferences: PreferenceService
     unsubscribe: UnsubscribeLinks  # reads the tokens of one-click unsubscribe links (the worker makes them)
+    inbox: InboxService
+    user_tokens: UserTokens
+    dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
+    clock: Clock = utc_now
 
 
 def build_services(settings: ApiSettings) -> Services:
@@ -93,7 +104,22 @@ def build_services(settings: ApiSettings) -> Services:
             DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0), utc_now
         ),
         unsubscribe=UnsubscribeLinks(signing_key, base_url=""),
+        inbox=_inbox(settings, dynamodb, cursors),
+        user_tokens=UserTokens(signing_key, ttl=timedelta(seconds=settings.user_token_seconds)),
+        dev_user_tokens=settings.dev_user_tokens,
     )
+
+
+def _inbox(settings: ApiSettings, dynamodb: Any, cursors: CursorCodec) -> InboxService:
+    """The inbox; each change pushes counts through the WebSocket API's management endpoint, when there is one."""
+    poster = None
+    if settings.websocket_endpoint:
+        management = boto3.client(
+            "apigatewaymanagementapi", endpoint_url=settings.websocket_endpoint, config=SEND_CONFIG
+        )
+        poster = ApiGatewayConnectionPoster(management)
+    connections = DynamoConnectionStore(dynamodb, settings.connections_table)
+    return InboxService(DynamoInboxStore(dynamodb, settings.inbox_table, cursors), connections, poster, utc_now)
 
 
 def _idempotent_accept(persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig) -> RunOnce:

@@ -16,6 +16,7 @@ parameters, so the OpenAPI document does not list them. Tests may swap one with
 """
 # No `from __future__ import annotations`: the Event Handler reads these annotations at runtime.
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -24,14 +25,18 @@ from aws_lambda_powertools.event_handler import Depends, Request
 from notify.services.access import authorize, hash_key
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
+from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
 from notify.services.preferences import PreferenceService
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
+from notify.signing import MAX_TOKEN_CHARS, BadToken
 from notify.unsubscribe import UnsubscribeLinks
+from notify.usertokens import UserTokens
 
 from api.context import Services, services
+from api.errors import BearerRefused
 
 Svc = Annotated[Services, Depends(services)]
 
@@ -64,6 +69,7 @@ CampaignsReader = Annotated[Caller, Depends(caller_with("campaigns:read"))]
 CampaignsWriter = Annotated[Caller, Depends(caller_with("campaigns:write"))]
 PreferencesReader = Annotated[Caller, Depends(caller_with("preferences:read"))]
 PreferencesWriter = Annotated[Caller, Depends(caller_with("preferences:write"))]
+TokenIssuer = Annotated[Caller, Depends(caller_with("users:token"))]
 Admin = Annotated[Caller, Depends(caller_with("admin"))]
 
 
@@ -119,3 +125,39 @@ def unsubscribe_links(svc: Svc) -> UnsubscribeLinks:
 
 
 Links = Annotated[UnsubscribeLinks, Depends(unsubscribe_links)]
+
+
+def inbox_service(svc: Svc) -> InboxService:
+    """The container's inbox service."""
+    return svc.inbox
+
+
+def user_tokens(svc: Svc) -> UserTokens:
+    """What issues and verifies user tokens."""
+    return svc.user_tokens
+
+
+Inbox = Annotated[InboxService, Depends(inbox_service)]
+Tokens = Annotated[UserTokens, Depends(user_tokens)]
+
+# What a user token looks like (notify.signing): base64url, a dot, base64url. Anything else is refused before
+# any signature is computed, so a header of any size or script is a 401, never an error of the code.
+_BEARER = re.compile(r"Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+) *", re.IGNORECASE)
+
+
+def bearer_user(request: Request, svc: Svc) -> str:
+    """The user an ``Authorization: Bearer <user token>`` header names (BearerRefused, a 401, otherwise)."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise BearerRefused("missing Authorization: Bearer <user token> header", invalid=False)
+    found = _BEARER.fullmatch(header) if len(header) <= MAX_TOKEN_CHARS + 16 else None
+    if found is None:
+        raise BearerRefused("the Authorization header is not Bearer <user token>")
+    try:
+        return svc.user_tokens.verify(found.group(1), svc.clock())
+    except BadToken as exc:
+        raise BearerRefused(str(exc)) from None
+
+
+# The user whose inbox a request may read and change: the one its bearer token names, never a path's.
+InboxUser = Annotated[str, Depends(bearer_user)]

@@ -27,6 +27,7 @@ from notify.errors import (
     KeyReused,
     NotFound,
     StoreUnavailable,
+    TransientError,
     Unauthorized,
     ValidationFailed,
 )
@@ -35,6 +36,24 @@ from notify.services.ingest import IngestIncomplete
 from api.body import BodyProblem, UnreadableBody, body_problem
 
 logger = Logger(child=True)
+# RFC 6750: a 401 of a bearer-authenticated operation says which scheme it wants, and why a token was refused.
+BEARER_REALM = 'Bearer realm="inbox"'
+
+
+class BearerRefused(Unauthorized):
+    """No valid user token in ``Authorization: Bearer …``: a 401 with ``WWW-Authenticate: Bearer``.
+
+    ``invalid`` is False when the request carried no credentials at all (RFC 6750 then names no error).
+    """
+
+    def __init__(self, message: str, invalid: bool = True) -> None:
+        super().__init__(message)
+        self.invalid = invalid
+
+    @property
+    def challenge(self) -> str:
+        """The ``WWW-Authenticate`` value."""
+        return f'{BEARER_REALM}, error="invalid_token"' if self.invalid else BEARER_REALM
 
 
 def error_body(
@@ -151,6 +170,10 @@ def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[
     def _unauthorized(exc: Unauthorized) -> Response:
         return _error(401, "unauthorized", str(exc))
 
+    @app.exception_handler(BearerRefused)
+    def _bearer_refused(exc: BearerRefused) -> Response:
+        return _error(401, "unauthorized", str(exc), headers={"WWW-Authenticate": exc.challenge})
+
     @app.exception_handler(Forbidden)
     def _forbidden(exc: Forbidden) -> Response:
         return _error(403, "forbidden", str(exc))
@@ -193,6 +216,12 @@ def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[
             "the same Idempotency-Key, or with this event_id, after Retry-After; nothing will be sent twice"
         )
         return _error(503, "unavailable", message, headers=retry_after, event_id=event_id)
+
+    @app.exception_handler(TransientError)
+    def _dependency_down(exc: TransientError) -> Response:
+        """A dependency a request needs is down for now (the signing key's parameter store, for one)."""
+        logger.error("dependency unavailable", extra={"error": str(exc)})
+        return _error(503, "unavailable", "A dependency is unavailable; retry later", headers={"Retry-After": "5"})
 
     @app.exception_handler(StoreUnavailable)
     def _store_unavailable(exc: StoreUnavailable) -> Response:

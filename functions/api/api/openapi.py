@@ -4,7 +4,7 @@
 import re
 from typing import Any, Optional
 
-from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, HTTPBearer
 from pydantic import BaseModel, Field
 
 from api.body import JSON_MEDIA_TYPE, MAX_BODY_BYTES, MAX_JSON_DEPTH
@@ -52,9 +52,23 @@ _DESCRIPTIONS = {
 _ALWAYS = (400, 413, 415, 422, 500)
 # What any operation behind an API key can get: the key refused, or its store down.
 _PROTECTED = (401, 403, 503)
+# What any operation behind a user token can get: the token refused, or a store or the signing key unreadable.
+_BEARER = (401, 503)
+_BEARER_401 = (
+    "Missing, malformed, forged, altered or expired user token (Authorization: Bearer); the answer carries "
+    "WWW-Authenticate: Bearer"
+)
 
-SECURITY_SCHEMES = {"ApiKey": APIKey.model_validate({"name": "X-API-Key", "in": APIKeyIn.header})}
+SECURITY_SCHEMES = {
+    "ApiKey": APIKey.model_validate({"name": "X-API-Key", "in": APIKeyIn.header}),
+    "bearerAuth": HTTPBearer(
+        bearerFormat="user token",
+        description="A user token from POST /api/v1/users/{user_id}/tokens: the user reads only their own inbox",
+    ),
+}
 SECURITY: list[dict[str, list[str]]] = [{"ApiKey": []}]
+# The inbox's operations: the user the token names, instead of the API key.
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def responses(
@@ -62,19 +76,29 @@ def responses(
     description: str,
     *errors: int,
     public: bool = False,
+    bearer: bool = False,
     links: Optional[dict[str, Any]] = None,
 ) -> dict[int, Any]:
     """The operation's success (its schema comes from the route's return annotation) and its errors.
 
     Every error has the one error shape. ``errors`` adds route-specific ones (404, 409) to those any
-    request can get (400, 413, 415, 422, 500) and, unless ``public``, those of the API key (401, 403, 503).
-    ``links`` (see ``links_to``) go on the success.
+    request can get (400, 413, 415, 422, 500) and, unless ``public``, those of the API key (401, 403, 503)
+    or, for a ``bearer`` operation, those of the user token (401, 503). ``links`` (see ``links_to``) go on
+    the success.
     """
-    codes = {*_ALWAYS, *errors, *(() if public else _PROTECTED)}
+    codes = {*_ALWAYS, *errors, *(() if public else _BEARER if bearer else _PROTECTED)}
+    descriptions = {**_DESCRIPTIONS, **({401: _BEARER_401} if bearer else {})}
     out: dict[int, Any] = {
-        code: {"description": _DESCRIPTIONS[code], "content": {"application/json": {"model": ErrorResponse}}}
+        code: {"description": descriptions[code], "content": {"application/json": {"model": ErrorResponse}}}
         for code in sorted(codes)
     }
+    if bearer:
+        out[401]["headers"] = {
+            "WWW-Authenticate": {
+                "description": 'Bearer realm="inbox", with error="invalid_token" when a token was sent',
+                "schema": {"type": "string"},
+            }
+        }
     # 204 has no body: an explicit empty content keeps the return annotation out of it.
     out[success] = {"description": description, **({"content": {}} if success == 204 else {})}
     if links:

@@ -270,3 +270,57 @@ class PreferencesView(View):
 
 class PreferencesList(View):
     items: list[PreferencesView]
+
+
+# -- the in-app inbox ----------------------------------------------------------------------
+
+
+class InboxCountsView(View):
+    """A user's badge numbers over the items not archived (and not expired)."""
+
+    unseen: int = Field(ge=0)
+    unread: int = Field(ge=0)
+    total: int = Field(ge=0)
+
+
+class InboxItemView(View):
+    """One in-app notification: what the inbox lists and the ``notification`` frame carries."""
+
+    id: str = Field(description="32 hex characters; ids sort by creation time", examples=["0193a1b2c3d4" + "0" * 20])
+    job_id: str
+    event_type: str
+    title: Optional[str] = Field(description="the rendered websocket template's title")
+    body: Optional[str] = Field(description="the rendered websocket template's body")
+    data: dict[str, Any] = Field(description="the event's payload (empty when it was too large to keep)")
+    created_at: str
+    seen_at: Optional[str] = Field(description="when the user first saw it in a list; null: unseen")
+    read_at: Optional[str] = Field(description="null: unread")
+    archived_at: Optional[str] = Field(description="null: in the inbox; archived items are listed only on request")
+
+
+class InboxPageView(View):
+    """One page of an inbox, newest first, and the user's counts."""
+
+    items: list[InboxItemView]
+    next_cursor: Optional[str] = Field(description="pass as ?cursor= for the next page; null: the last page")
+    counts: InboxCountsView
+
+
+class InboxItemChange(View):
+    """One item as stored after the change, and the counts (pushed to the user's connections too)."""
+
+    item: InboxItemView
+    counts: InboxCountsView
+
+
+class ReadAllResult(View):
+    updated: int = Field(ge=0, description="how many unread items were marked read")
+    counts: InboxCountsView
+
+
+class UserTokenView(View):
+    """A user token for the user's browser or app: ``Authorization: Bearer`` and the WebSocket's ``?token=``."""
+
+    user_id: str
+    token: str
+    expires_at: str = Field(description="when the token stops working (whole seconds); ask for a new one before")

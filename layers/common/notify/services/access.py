@@ -18,6 +18,7 @@ SCOPES = (
     "campaigns:write",
     "preferences:read",
     "preferences:write",
+    "users:token",  # issue user tokens (POST /api/v1/users/{user_id}/tokens) for the in-app inbox and WebSocket
     "admin",
 )
 
