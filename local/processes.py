@@ -90,7 +90,10 @@ def _spawn(
 def moto_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
     """moto in server mode (every AWS API over real HTTP on 127.0.0.1:``port``), not yet started."""
     port = port or free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    # moto's own server, with DynamoDB's requests isolated from each other as DynamoDB isolates them.
+    command = [sys.executable, "-m", "local.moto_server", "-H", "127.0.0.1", "-p", str(port)]
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
 
     def ready() -> bool:
         try:
@@ -99,7 +102,7 @@ def moto_process(port: int = 0, log_path: Optional[Path] = None) -> Process:
         except OSError:
             return False
 
-    return Process("moto server", port, None, command, log_path, ready)
+    return Process("moto server", port, None, command, log_path, ready, env={"PYTHONPATH": path})
 
 
 def start_moto(port: int = 0, log_path: Optional[Path] = None) -> Process:
