@@ -133,7 +133,9 @@ def test_counts_are_exact_through_seen_read_unread_archive_and_read_all(inbox: D
     assert inbox.get(user, d.id) == _item(user, 3, read_at=iso(NOW), seen_at=iso(NOW))
 
     assert inbox.mark(user, "0" * 32, InboxAction.READ, NOW) is None
-    assert inbox.mark(user, "#counts", InboxAction.READ, NOW) is None
+    for nonsense in ("#counts", "", "x" * 5000, b.id.upper()):
+        assert inbox.mark(user, nonsense, InboxAction.READ, NOW) is None
+        assert inbox.get(user, nonsense) is None
     assert inbox.mark(_user(), b.id, InboxAction.READ, NOW) is None
 
 
@@ -223,6 +225,14 @@ def test_expired_items_are_neither_listed_nor_counted(inbox: DynamoInboxStore, d
         ExpressionAttributeValues=expression_values({":bad": -3}),
     )
     assert inbox.counts(user, NOW + timedelta(minutes=11)) == _counts(0, 0, 1)
+
+
+def test_an_item_that_expires_before_those_counted_already_is_uncounted_when_it_does(inbox: DynamoInboxStore) -> None:
+    user = _user()
+    late, early = _item(user, 0), _item(user, 1, expires=NOW + timedelta(minutes=10))  # stored in that order
+    assert inbox.put(late) and inbox.put(early)
+    assert inbox.counts(user, NOW) == _counts(2, 2, 2)
+    assert inbox.counts(user, NOW + timedelta(minutes=10)) == _counts(1, 1, 1)
 
 
 def test_a_listing_filters_on_status(inbox: DynamoInboxStore) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 COUNTS_ID = "#counts"  # sorts before every item id (hex digits are all above "#")
+ITEM_ID = re.compile(r"[0-9a-f]{32}")  # what notify.services.inbox.item_id makes
 FLAGS = ("seen_at", "read_at", "archived_at")
 #: A transaction holds at most 100 actions: 99 items and the counts.
 CHUNK = 99
@@ -164,6 +166,8 @@ class DynamoInboxStore:
 
     def get(self, user_id: str, item_id: str) -> Optional[InboxItem]:
         """A consistent GetItem; None if absent or expired (by the store's clock)."""
+        if not ITEM_ID.fullmatch(item_id):
+            return None  # no item has such an id (and an empty or huge key would be DynamoDB's 400)
         item = self._read(user_id, item_id)
         if item is None or int(item["ttl"]) <= _seconds(self._clock()):
             return None
@@ -233,10 +237,12 @@ class DynamoInboxStore:
 
     def _mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> tuple[Optional[InboxItem], bool]:
         """The item as stored after ``action`` (None if missing or expired), and whether this call changed it."""
+        if not ITEM_ID.fullmatch(item_id):
+            return None, False
         now = _seconds(at)
         for attempt in range(ATTEMPTS):
             item = self._read(user_id, item_id)
-            if item is None or item_id == COUNTS_ID or int(item["ttl"]) <= now:
+            if item is None or int(item["ttl"]) <= now:
                 return None, False
             change = _change(item, action, iso(at))
             if change is None:
