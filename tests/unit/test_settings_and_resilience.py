@@ -16,6 +16,8 @@ WORKER_ENV = {
     "SENDER_EMAIL": "from@example.com",
     "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092",
     "KAFKA_TOPIC": "notification-jobs",
+    "INBOX_TABLE": "i",
+    "CONNECTIONS_TABLE": "w",
 }
 
 
