@@ -18,7 +18,12 @@ log = logging.getLogger("local")
 
 
 def _busy(config: Config) -> list[str]:
-    ports = {"API_PORT": config.api_port, "MOTO_PORT": config.moto_port, "AUTH_PORT": config.auth_port}
+    ports = {
+        "API_PORT": config.api_port,
+        "MOTO_PORT": config.moto_port,
+        "AUTH_PORT": config.auth_port,
+        "WS_PORT": config.ws_port,
+    }
     if config.kafka_bootstrap is None:
         ports["KAFKA_PORT"] = config.kafka_port
     return [f"{name}={port}" for name, port in ports.items() if port_open(port)]
@@ -49,6 +54,9 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             f"   ({stack.kafka_wiring().source.event_source} events)",
             f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"
             " demo-bounce, demo-complaint)",
+            f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens, dev only)",
+            f"  WS management     {stack.ws_management_url}/@connections/<id>   (WEBSOCKET_ENDPOINT)",
+            f"  Demo inbox        {stack.api_url}/demo/inbox.html",
             f"  Logs              {c.state_dir}/",
             "Ctrl-C stops everything this started.",
             "",
@@ -66,7 +74,7 @@ def main() -> int:
         owner = f" by the local stack already running as pid {pid}" if pid else ""
         print(f"make local: ports already in use{owner}: {', '.join(busy)}.", file=sys.stderr)
         print(
-            "Stop the other stack, or choose other ports with API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT.",
+            "Stop the other stack, or choose other ports with API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT, WS_PORT.",
             file=sys.stderr,
         )
         return 2

@@ -198,6 +198,38 @@ class Template:
             for e in self.functions()[function].events_of_type("HttpApi").values()
         ]
 
+    def http_cors(self, function: str, parameters: Mapping[str, str]) -> Any:
+        """The ``CorsConfiguration`` of the HttpApi the function's HttpApi events belong to, evaluated (or None)."""
+        apis = {
+            str(e["Properties"]["ApiId"]["Ref"])
+            for e in self.functions()[function].events_of_type("HttpApi").values()
+            if isinstance(e["Properties"].get("ApiId"), dict)
+        }
+        configs = [self.properties(api).get("CorsConfiguration") for api in sorted(apis)]
+        found = [c for c in configs if c is not None]
+        return self.evaluate(found[0], parameters) if found else None
+
+    def websocket_apis(self) -> dict[str, str]:
+        """Each ``AWS::ApiGatewayV2::Api`` of protocol WEBSOCKET, with the name of its stage (logical id → name)."""
+        stages = self.resources("AWS::ApiGatewayV2::Stage").values()
+        return {
+            api: next(str(s["Properties"]["StageName"]) for s in stages if s["Properties"]["ApiId"] == {"Ref": api})
+            for api, resource in self.resources("AWS::ApiGatewayV2::Api").items()
+            if resource["Properties"].get("ProtocolType") == "WEBSOCKET"
+        }
+
+    def websocket_function(self, api: str) -> str:
+        """The function the WebSocket API's routes invoke (its integration's URI names it, or its alias)."""
+        for resource in self.resources("AWS::ApiGatewayV2::Integration").values():
+            props = resource["Properties"]
+            if props.get("ApiId") != {"Ref": api}:
+                continue
+            for target in references(props.get("IntegrationUri")):
+                name = target.split(".", 1)[0]
+                if name in self.functions():
+                    return name
+        raise LookupError(f"{api} has no integration with a function of the template")
+
     def function_refs(self, function: str) -> list[dict[str, str]]:
         """The ``Ref``s that name ``function`` or its alias: ``{"Ref": "F"}``, SAM's ``{"Ref": "F.Alias"}`` and the
         alias SAM generates for ``AutoPublishAlias: live``, ``{"Ref": "FAliaslive"}`` (a published version, which

@@ -274,10 +274,11 @@ def websocket_message_event(
         at=at,
     )
     context = {"routeKey": route_key, "messageId": message_id or websocket_id(), **context}
+    data = _bytes(body)
     try:
-        text, encoded = (body if isinstance(body, str) else bytes(body).decode()), False
+        text, encoded = data.decode(), False
     except UnicodeDecodeError:
-        text, encoded = base64.b64encode(bytes(body)).decode(), True
+        text, encoded = base64.b64encode(data).decode(), True
     return {"requestContext": context, "body": text, "isBase64Encoded": encoded}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import boto3
 
@@ -21,6 +23,10 @@ class Infra:
     queue_arns: dict[str, str]
     parameters: dict[str, str]
     configuration_sets: dict[str, str] = field(default_factory=dict)  # SES configuration sets, by logical id
+    # API Gateway APIs served by the local stack (logical id → its local base URL, e.g. http://127.0.0.1:3002) and
+    # their stages (logical id → stage name): an execute-api URL of one resolves to the local gateway.
+    apis: dict[str, str] = field(default_factory=dict)
+    stages: dict[str, str] = field(default_factory=dict)
 
 
 STATE_FILE = "stack.json"
@@ -43,8 +49,13 @@ class StackState:
         return cls(**{**data, "infra": Infra(**data["infra"])})
 
 
-def create_resources(template: Template, prefix: str, parameters: dict[str, str]) -> Infra:
-    """Create every DynamoDB table and SQS queue of the template (idempotently) at boto3's endpoint."""
+def create_resources(
+    template: Template, prefix: str, parameters: dict[str, str], apis: Optional[Mapping[str, str]] = None
+) -> Infra:
+    """Create every DynamoDB table and SQS queue of the template (idempotently) at boto3's endpoint.
+
+    ``apis`` maps the template's API Gateway APIs that the local stack serves to their local base URLs.
+    """
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
     tables = {}
@@ -98,7 +109,41 @@ def create_resources(template: Template, prefix: str, parameters: dict[str, str]
         except sesv2.exceptions.AlreadyExistsException:
             pass
         configuration_sets[logical_id] = name
-    return Infra(tables, queues, arns, parameters, configuration_sets)
+    stages = {
+        logical_id: str(resource["Properties"]["StageName"])
+        for logical_id, resource in template.resources("AWS::ApiGatewayV2::Stage").items()
+    }
+    return Infra(tables, queues, arns, parameters, configuration_sets, dict(apis or {}), stages)
+
+
+# `https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}<rest>`: an API's own URL (wss:// for WebSocket).
+_EXECUTE_API = re.compile(
+    r"^(?P<scheme>https|wss)://\$\{(?P<api>[A-Za-z0-9]+)\}\.execute-api\.\$\{AWS::Region\}"
+    r"\.\$\{AWS::URLSuffix\}(?P<rest>.*)$"
+)
+_PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+
+
+def _substitute(text: str, infra: Infra) -> str:
+    """``Fn::Sub`` of a string: an execute-api URL of an API the local stack serves becomes its local URL."""
+    found = _EXECUTE_API.match(text)
+    if found and found["api"] in infra.apis:
+        base = infra.apis[found["api"]]
+        if found["scheme"] == "wss":
+            base = "ws" + base.removeprefix("http")
+        text = base.rstrip("/") + found["rest"]
+
+    def value(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name == "AWS::URLSuffix":
+            return "amazonaws.com"
+        if name == "AWS::Partition":
+            return "aws"
+        if "." in name:
+            return resolve({"Fn::GetAtt": name.split(".", 1)}, infra)
+        return resolve({"Ref": name}, infra)
+
+    return _PLACEHOLDER.sub(value, text)
 
 
 def resolve(value: Any, infra: Infra) -> str:
@@ -114,6 +159,8 @@ def resolve(value: Any, infra: Infra) -> str:
             ]
         if logical_id in infra.tables and attribute == "Arn":
             return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{infra.tables[logical_id]}"
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        return _substitute(value["Fn::Sub"], infra)
     if isinstance(value, dict) and set(value) == {"Ref"}:
         ref = value["Ref"]
         if ref in infra.parameters:
@@ -124,6 +171,8 @@ def resolve(value: Any, infra: Infra) -> str:
             return infra.queues[ref]
         if ref in infra.configuration_sets:
             return infra.configuration_sets[ref]
+        if ref in infra.stages:
+            return infra.stages[ref]
         if ref == "AWS::Region":
             return REGION
         if ref == "AWS::AccountId":
@@ -140,12 +189,22 @@ def queue_url(value: Any, infra: Infra) -> str:
     raise ValueError(f"{value!r} is no queue of the local stack (only SQS on-failure destinations are emulated)")
 
 
-def function_environments(template: Template, infra: Infra) -> dict[str, dict[str, str]]:
-    """Each function's environment variables, resolved."""
+# What the local stack changes in the template's environment: the dev-only route that hands out user tokens without
+# an API key (POST /dev/users/{user_id}/tokens, for the demo inbox page) is on here, and only here.
+LOCAL_ENVIRONMENT: dict[str, dict[str, str]] = {"ApiFunction": {"DEV_USER_TOKENS": "true"}}
+
+
+def function_environments(
+    template: Template, infra: Infra, overrides: Mapping[str, Mapping[str, str]] = LOCAL_ENVIRONMENT
+) -> dict[str, dict[str, str]]:
+    """Each function's environment variables, resolved, with the local stack's ``overrides``."""
     return {
         name: {
-            key: resolve(template.evaluate(value, infra.parameters), infra)  # Fn::If on a Condition, then Refs
-            for key, value in function.environment.items()
+            **{
+                key: resolve(template.evaluate(value, infra.parameters), infra)  # Fn::If on a Condition, then Refs
+                for key, value in function.environment.items()
+            },
+            **overrides.get(name, {}),
         }
         for name, function in template.functions().items()
     }

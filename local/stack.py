@@ -16,7 +16,7 @@ from local.auth_service import AuthService
 from local.cfn import ROOT, Template, template
 from local.container import ContainerFunction
 from local.events import ACCOUNT, REGION
-from local.gateway import Gateway
+from local.gateway import Cors, Gateway
 from local.infra import (
     STATE_FILE,
     Infra,
@@ -35,8 +35,12 @@ from local.mappings import Invocable, KafkaMapping, KafkaWiring, Schedule, SqsMa
 from local.processes import Process, free_port, moto_process, tansu_process
 from local.provider_faults import ProviderFaults
 from local.ses_simulator import MailboxSimulator
+from local.ws_gateway import WebSocketGateway
 
 log = logging.getLogger("local.stack")
+
+# The demo inbox page and its assets, served by the local HTTP gateway at /demo/ (docs/INBOX.md).
+DEMO = ROOT / "local" / "demo"
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Config:
     moto_port: int = 4566
     kafka_port: int = 9092
     auth_port: int = 3001
+    ws_port: int = 3002  # the WebSocket API and its management API (/@connections)
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
@@ -67,6 +72,7 @@ class Config:
             moto_port=int(env.get("MOTO_PORT", 4566)),
             kafka_port=int(env.get("KAFKA_PORT", 9092)),
             auth_port=int(env.get("AUTH_PORT", 3001)),
+            ws_port=int(env.get("WS_PORT", 3002)),
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_mode=env.get("KAFKA_MODE") or None,
             kafka_storage=env.get("KAFKA_STORAGE") or "memory",
@@ -78,7 +84,13 @@ class Config:
 
     @classmethod
     def free_ports(cls, **changes: object) -> Config:
-        ports = {"api_port": free_port(), "moto_port": free_port(), "kafka_port": free_port(), "auth_port": free_port()}
+        ports = {
+            "api_port": free_port(),
+            "moto_port": free_port(),
+            "kafka_port": free_port(),
+            "auth_port": free_port(),
+            "ws_port": free_port(),
+        }
         return cls(**{**ports, **changes})  # type: ignore[arg-type]
 
 
@@ -92,6 +104,7 @@ class LocalStack:
         self.infra: Optional[Infra] = None
         self.environments: dict[str, dict[str, str]] = {}
         self.gateway: Optional[Gateway] = None
+        self.ws_gateway: Optional[WebSocketGateway] = None
         self._loops: list[KafkaMapping | SqsMapping | Schedule] = []
         self.workers: dict[str, ContainerFunction] = {}
         self.simulator: Optional[MailboxSimulator] = None
@@ -108,6 +121,17 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.config.api_port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Where browsers connect (``?token=<user token>``): the WebSocket API, locally."""
+        return f"ws://127.0.0.1:{self.config.ws_port}/"
+
+    @property
+    def ws_management_url(self) -> str:
+        """The management API's endpoint, the functions' ``WEBSOCKET_ENDPOINT`` (the stage's URL)."""
+        ((api, stage),) = self.template.websocket_apis().items()
+        return f"http://127.0.0.1:{self.config.ws_port}/{stage}"
 
     def parameters(self) -> dict[str, str]:
         """The template's parameters as the local stack sets them.
@@ -159,7 +183,9 @@ class LocalStack:
 
     def provision(self) -> dict[str, str]:
         """Create the template's resources, the topic and the sender identity; set and return the env."""
-        self.infra = create_resources(self.template, self.config.prefix, self.parameters())
+        # The WebSocket API's execute-api URLs (WEBSOCKET_ENDPOINT) resolve to the local WebSocket gateway.
+        apis = dict.fromkeys(self.template.websocket_apis(), f"http://127.0.0.1:{self.config.ws_port}")
+        self.infra = create_resources(self.template, self.config.prefix, self.parameters(), apis)
         # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
         put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
         put_secret(self.infra.parameters["SigningKeyParameter"], secrets.token_urlsafe(48))  # this stack's own
@@ -234,8 +260,14 @@ class LocalStack:
                 self.container("WorkerFunction", "kafka"),
                 self.container("WorkerFunction", "sqs"),
             )
-        self.gateway = Gateway(api, self.config.api_port, self.template.http_routes("ApiFunction"))
+        cors = Cors.from_template(self.template.http_cors("ApiFunction", self.infra.parameters))
+        self.gateway = Gateway(
+            api, self.config.api_port, self.template.http_routes("ApiFunction"), cors=cors, static=DEMO
+        )
         self.gateway.start()
+        ((ws_api, stage),) = self.template.websocket_apis().items()
+        ws_function = self.function(self.template.websocket_function(ws_api))
+        self.ws_gateway = WebSocketGateway(ws_function, self.config.ws_port, stage=stage).start()
         if not self.config.with_mappings:
             return
         # SES publishes each send's events (the mailbox simulator's bounces and complaints included) to
@@ -278,6 +310,8 @@ class LocalStack:
             self.simulator.stop()
         if self.gateway is not None:
             self.gateway.stop()
+        if self.ws_gateway is not None:
+            self.ws_gateway.stop()
         self.auth.stop()
         for process in (self.kafka, self.moto):
             if process is not None:

@@ -1,7 +1,7 @@
 """``make fuzz``: schemathesis against the local stack with every phase and every check, then the counts.
 
-Starts ``python -m local`` on its own ports (API 3200, moto 4766, Kafka 9292, Auth 3201; override with
-API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT), or fuzzes FUZZ_URL when it is set. FUZZ_EXAMPLES (100)
+Starts ``python -m local`` on its own ports (API 3200, moto 4766, Kafka 9292, Auth 3201, WebSocket 3202; override with
+API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT, WS_PORT), or fuzzes FUZZ_URL when it is set. FUZZ_EXAMPLES (100)
 sets the examples per operation, FUZZ_SEED makes a run repeatable. The run fails when any check fails,
 except ``positive_data_acceptance`` (reported, not gated: see docs/TEST.md).
 """
@@ -34,7 +34,7 @@ IMPORT_ROOTS = (
     "functions/websocket",
     ".",
 )
-FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AUTH_PORT": "3201"}
+FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AUTH_PORT": "3201", "WS_PORT": "3202"}
 # The schema cannot say everything the API checks (a payload per event type, exactly one of user_ids and
 # segment_id, cron syntax, a channel's template parts, cursors only the API issues), so some "valid"
 # requests are rightly refused with 422: counted and printed, not a failure of the run.

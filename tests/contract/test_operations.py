@@ -12,7 +12,7 @@ from notify.services.delivery import Outcome
 
 from local.cfn import ROOT, Template, references, template
 
-FUNCTIONS = ("ApiFunction", "WorkerFunction", "SchedulerFunction", "FeedbackFunction")
+FUNCTIONS = ("ApiFunction", "WorkerFunction", "SchedulerFunction", "FeedbackFunction", "WebSocketFunction")
 PSEUDO = {"AWS::Region", "AWS::AccountId", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix"}
 
 
@@ -204,7 +204,11 @@ def _ssm_statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-SECRETS = {"WorkerFunction": ["AuthApiTokenParameter", "SigningKeyParameter"], "ApiFunction": ["SigningKeyParameter"]}
+SECRETS = {
+    "WorkerFunction": ["AuthApiTokenParameter", "SigningKeyParameter"],
+    "ApiFunction": ["SigningKeyParameter"],
+    "WebSocketFunction": ["SigningKeyParameter"],  # user tokens are checked at $connect
+}
 
 
 def test_each_function_may_read_only_its_own_secrets_and_nothing_else(tpl: Template) -> None:

@@ -14,16 +14,33 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from notify.settings import ApiSettings, FeedbackSettings, SchedulerSettings, WorkerSettings, env_names
+from notify.settings import (
+    ApiSettings,
+    FeedbackSettings,
+    KafkaSettings,
+    SchedulerSettings,
+    StoreSettings,
+    WebSocketSettings,
+    WorkerSettings,
+    env_names,
+)
 
 from local.cfn import ROOT, Template, load_yaml, references, template
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
-SETTINGS: dict[str, type[ApiSettings] | type[WorkerSettings] | type[SchedulerSettings] | type[FeedbackSettings]] = {
+Settings = (
+    type[ApiSettings]
+    | type[WorkerSettings]
+    | type[SchedulerSettings]
+    | type[FeedbackSettings]
+    | type[WebSocketSettings]
+)
+SETTINGS: dict[str, Settings] = {
     "ApiFunction": ApiSettings,
     "WorkerFunction": WorkerSettings,
     "SchedulerFunction": SchedulerSettings,
     "FeedbackFunction": FeedbackSettings,
+    "WebSocketFunction": WebSocketSettings,
 }
 SET_BY_LAMBDA = {"AWS_REGION"}
 POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
@@ -31,7 +48,7 @@ CONSUMER_GROUP = "notification-worker"
 # Lambda's runtime for every function and the layer; the Makefile and mypy use the same minor version.
 LAMBDA_RUNTIME = "python3.13"
 # Functions with SnapStart (the scheduler's one-a-minute tick keeps it warm: docs/ARCHITECTURE.md).
-SNAPSTART = {"ApiFunction", "WorkerFunction"}
+SNAPSTART = {"ApiFunction", "WorkerFunction", "WebSocketFunction"}
 ALIAS = "live"
 
 
@@ -169,6 +186,11 @@ def test_every_trigger_of_a_snapstart_function_invokes_its_alias() -> None:
     assert permissions["ApiFunctionRootPermission"] == permissions["ApiFunctionProxyPermission"] == alias["ApiFunction"]
     # The scheduler keeps invoking the function itself.
     assert permissions["SchedulerFunctionTickPermission"] == {"Ref": "SchedulerFunction"}
+    # The WebSocket API's one integration, and its permission, name WebSocketFunction's alias.
+    (uri,) = [v["Properties"]["IntegrationUri"] for v in resources.values() if v["Type"].endswith("::Integration")]
+    assert uri["Fn::Sub"][0].endswith("/functions/${Function}/invocations")
+    assert uri["Fn::Sub"][1] == {"Function": alias["WebSocketFunction"]}
+    assert permissions["WebSocketPermission"] == alias["WebSocketFunction"]
 
 
 # Registers the hooks the way Lambda's snapshot_restore_py does, then runs them as a snapshot and a restore would.
@@ -197,7 +219,7 @@ print(json.dumps({
 """
 
 
-def _placeholder_environment(model: type[ApiSettings] | type[WorkerSettings]) -> dict[str, str]:
+def _placeholder_environment(model: Settings) -> dict[str, str]:
     """A value of the right type for each variable the settings read (nothing is called)."""
     env = {}
     for field in model.model_fields.values():
@@ -206,8 +228,10 @@ def _placeholder_environment(model: type[ApiSettings] | type[WorkerSettings]) ->
         kind = str(field.annotation)
         if field.alias == "KAFKA_AUTH":
             env[field.alias] = "none"
-        elif field.alias.endswith("_URL"):
+        elif field.alias.endswith(("_URL", "_ENDPOINT")):
             env[field.alias] = "http://127.0.0.1:9/placeholder"
+        elif "bool" in kind:
+            env[field.alias] = "false"
         elif "int" in kind or "float" in kind:
             env[field.alias] = "4"
         else:
@@ -222,7 +246,7 @@ def test_snapstart_functions_register_hooks_that_rebuild_their_services(tpl: Tem
     assert settings is not SchedulerSettings
     env = {
         **os.environ,
-        **_placeholder_environment(settings),  # type: ignore[arg-type]
+        **_placeholder_environment(settings),
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "placeholder",
@@ -263,21 +287,37 @@ def test_the_template_sets_exactly_what_the_code_reads(tpl: Template, function: 
     env = set(tpl.functions()[function].environment)
     wanted = env_names(SETTINGS[function]) - SET_BY_LAMBDA
     assert POWERTOOLS <= env
-    assert env - POWERTOOLS == wanted, f"missing {wanted - env}, unused {env - POWERTOOLS - wanted}"
+    unread = set()
+    if not issubclass(SETTINGS[function], StoreSettings):
+        # Globals give every function the stores and Kafka (SAM has no opting out); a function that uses neither
+        # gets them unread, and no permission on any of them (see the IAM tests).
+        unread = (env_names(StoreSettings) | env_names(KafkaSettings)) - SET_BY_LAMBDA
+        assert unread == set(tpl.globals_function()["Environment"]["Variables"]) - POWERTOOLS
+    assert env - POWERTOOLS - unread == wanted, f"missing {wanted - env}, unused {env - POWERTOOLS - unread - wanted}"
     assert not env & SET_BY_LAMBDA, "Lambda sets AWS_REGION itself; a template may not"
+
+
+# An API Gateway API's own URL, which the local runner resolves to its local gateway (local/infra.py).
+EXECUTE_API_URL = re.compile(r"^https://\$\{(\w+)\}\.execute-api\.\$\{AWS::Region\}\.\$\{AWS::URLSuffix\}/\$\{(\w+)\}$")
 
 
 def test_every_reference_in_an_environment_exists(tpl: Template) -> None:
     names = set(tpl.resources()) | set(tpl.parameters) | {"AWS::Region", "AWS::AccountId", "AWS::Partition"}
     for function in tpl.functions().values():
         for key, value in function.environment.items():
-            # The local runner resolves literals, a plain Ref, and an Fn::If on a Condition whose branch it takes
-            # is one of those; keep the environment to them.
-            assert isinstance(value, str | int | float) or set(value) in ({"Ref"}, {"Fn::If"}), (
-                f"{function.logical_id}.{key}"
-            )
+            # The local runner resolves literals, a plain Ref, an Fn::If on a Condition whose branch it takes
+            # is one of those, and an API's execute-api URL with its stage; keep the environment to them.
+            where = f"{function.logical_id}.{key}"
+            if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+                found = EXECUTE_API_URL.match(value["Fn::Sub"])
+                assert found, f"{where}: only an API's execute-api URL may be an Fn::Sub"
+                api, stage = found.groups()
+                assert tpl.resources()[api]["Type"] == "AWS::ApiGatewayV2::Api", where
+                assert tpl.properties(stage)["ApiId"] == {"Ref": api}, where
+                continue
+            assert isinstance(value, str | int | float) or set(value) in ({"Ref"}, {"Fn::If"}), where
             for target in references(value):
-                assert target in names, f"{function.logical_id}.{key} refers to {target}, which does not exist"
+                assert target in names, f"{where} refers to {target}, which does not exist"
 
 
 def test_no_secret_is_a_parameter_or_an_environment_value(tpl: Template) -> None:
@@ -314,6 +354,12 @@ def _keys(schema: list[dict[str, str]]) -> list[tuple[str, str]]:
 
 
 TABLES: dict[str, tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]], str | None]] = {
+    "InboxTable": ([("user_id", "HASH"), ("item_id", "RANGE")], {}, "ttl"),
+    "ConnectionsTable": (
+        [("user_id", "HASH"), ("connection_id", "RANGE")],
+        {"by-connection": [("connection_id", "HASH")]},
+        "ttl",
+    ),
     # table: (key schema, GSIs, TTL attribute)
     "NotificationsTable": (
         [("pk", "HASH"), ("sk", "RANGE")],
@@ -329,6 +375,10 @@ TABLES: dict[str, tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]],
     ),
     "ApiKeysTable": ([("pk", "HASH")], {}, None),
 }
+# $disconnect finds a connection's user through by-connection, which needs no more than the keys.
+KEYS_ONLY = {"ConnectionsTable"}
+# A connection lives two hours at most: there is nothing to restore, so no point-in-time recovery.
+NO_BACKUP = {"ConnectionsTable"}
 
 
 @pytest.mark.parametrize("table", sorted(TABLES))
@@ -339,7 +389,8 @@ def test_tables_have_the_keys_the_adapters_use(tpl: Template, table: str) -> Non
     assert _keys(props["KeySchema"]) == keys
     gsis = {i["IndexName"]: i for i in props.get("GlobalSecondaryIndexes", [])}
     assert {name: _keys(i["KeySchema"]) for name, i in gsis.items()} == indexes
-    assert all(i["Projection"] == {"ProjectionType": "ALL"} for i in gsis.values())
+    projection = "KEYS_ONLY" if table in KEYS_ONLY else "ALL"
+    assert all(i["Projection"] == {"ProjectionType": projection} for i in gsis.values())
     key_names = {name for name, _ in keys} | {name for index in indexes.values() for name, _ in index}
     assert {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]} == dict.fromkeys(
         key_names, "S"
@@ -349,7 +400,10 @@ def test_tables_have_the_keys_the_adapters_use(tpl: Template, table: str) -> Non
     else:
         assert props["TimeToLiveSpecification"] == {"AttributeName": ttl, "Enabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
-    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    if table in NO_BACKUP:
+        assert "PointInTimeRecoverySpecification" not in props
+    else:
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"] == {"SSEEnabled": True}
 
 
@@ -379,6 +433,66 @@ def test_the_api_is_every_route_of_the_http_api(tpl: Template) -> None:
     assert all(e["Properties"]["ApiId"] == {"Ref": "HttpApi"} for e in events)
     assert tpl.resources()["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
     assert "${HttpApi}.execute-api" in tpl.outputs["ApiUrl"]["Value"]["Fn::Sub"]
+
+
+def test_browsers_on_other_origins_may_call_the_http_api(tpl: Template) -> None:
+    cors = tpl.properties("HttpApi")["CorsConfiguration"]
+    # A String split here: SAM puts parameter values into the OpenAPI body as strings (a list would arrive whole).
+    assert cors["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "CorsAllowedOrigins"}]}
+    assert tpl.parameters["CorsAllowedOrigins"]["Type"] == "String"
+    assert tpl.parameters["CorsAllowedOrigins"]["Default"] == "*"
+    evaluated = tpl.http_cors("ApiFunction", {**tpl.parameter_defaults(), "CorsAllowedOrigins": "https://a.example"})
+    assert evaluated["AllowOrigins"] == ["https://a.example"]
+    # What a browser sends to the inbox API and the event API.
+    assert {"authorization", "content-type", "x-api-key", "idempotency-key"} <= set(cors["AllowHeaders"])
+    assert {"GET", "POST", "OPTIONS"} <= set(cors["AllowMethods"])
+
+
+WEBSOCKET_ROUTES = {"$connect", "$disconnect", "$default"}
+
+
+def test_the_websocket_api_routes_everything_to_the_websocket_function(tpl: Template) -> None:
+    (api,) = tpl.resources("AWS::ApiGatewayV2::Api")
+    props = tpl.properties(api)
+    assert (props["ProtocolType"], props["RouteSelectionExpression"]) == ("WEBSOCKET", "$request.body.action")
+    (integration,) = tpl.resources("AWS::ApiGatewayV2::Integration")
+    integration_props = tpl.properties(integration)
+    assert integration_props["ApiId"] == {"Ref": api} and integration_props["IntegrationType"] == "AWS_PROXY"
+    assert integration_props["IntegrationUri"]["Fn::Sub"][1] == {"Function": {"Ref": "WebSocketFunction.Alias"}}
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in tpl.resources("AWS::ApiGatewayV2::Route").values()}
+    assert set(routes) == WEBSOCKET_ROUTES
+    for key, route in routes.items():
+        assert route["ApiId"] == {"Ref": api}, key
+        assert route["Target"] == {"Fn::Sub": "integrations/${" + integration + "}"}, key
+    # The function checks the token: API Gateway must let the handshake through to it.
+    assert routes["$connect"].get("AuthorizationType", "NONE") == "NONE"
+    (stage,) = tpl.resources("AWS::ApiGatewayV2::Stage").values()
+    assert stage["Properties"]["ApiId"] == {"Ref": api} and stage["Properties"]["AutoDeploy"] is True
+    (permission,) = [
+        p["Properties"]
+        for p in tpl.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": "WebSocketFunction.Alias"}
+    ]
+    assert permission["Principal"] == "apigateway.amazonaws.com"
+    assert permission["SourceArn"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${" + api + "}/*"
+    }
+    assert tpl.websocket_function(api) == "WebSocketFunction"
+
+
+def test_the_functions_post_to_the_websocket_apis_stage(tpl: Template) -> None:
+    ((api, stage),) = tpl.websocket_apis().items()
+    (stage_id,) = tpl.resources("AWS::ApiGatewayV2::Stage")
+    assert stage == "prod"
+    url = "https://${" + api + "}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${" + stage_id + "}"
+    for function in ("ApiFunction", "WorkerFunction", "WebSocketFunction"):
+        assert tpl.functions()[function].environment["WEBSOCKET_ENDPOINT"] == {"Fn::Sub": url}, function
+    assert tpl.outputs["WebSocketUrl"]["Value"] == {"Fn::Sub": "wss" + url.removeprefix("https")}
+    assert tpl.outputs["WebSocketManagementUrl"]["Value"] == {"Fn::Sub": url}
+    # The local stack's dev-only token route is never on in a deployed stack.
+    assert tpl.functions()["ApiFunction"].environment["DEV_USER_TOKENS"] == "false"
+    for table in ("InboxTable", "ConnectionsTable"):
+        assert tpl.outputs[f"{table}Name"]["Value"] == {"Ref": table}
 
 
 def test_the_worker_reads_kafka_through_msk_or_self_managed_kafka(tpl: Template) -> None:
@@ -472,9 +586,17 @@ def test_each_function_may_use_the_tables_it_writes(tpl: Template) -> None:
         "TemplatesTable": "DynamoDBCrudPolicy",
         "CampaignsTable": "DynamoDBCrudPolicy",
         "ApiKeysTable": "DynamoDBReadPolicy",
+        "InboxTable": "DynamoDBCrudPolicy",
+        "ConnectionsTable": "DynamoDBCrudPolicy",
     }
     worker = _policy_tables(tpl, "WorkerFunction")
     assert worker["NotificationsTable"] == "DynamoDBCrudPolicy" and worker["TemplatesTable"] == "DynamoDBReadPolicy"
+    assert worker["InboxTable"] == worker["ConnectionsTable"] == "DynamoDBCrudPolicy"
+    # WebSocketFunction records and forgets connections, and reads (recounting, writes) the counts it sends.
+    assert _policy_tables(tpl, "WebSocketFunction") == {
+        "ConnectionsTable": "DynamoDBCrudPolicy",
+        "InboxTable": "DynamoDBCrudPolicy",
+    }
     scheduler = _policy_tables(tpl, "SchedulerFunction")
     assert scheduler["CampaignsTable"] == scheduler["NotificationsTable"] == "DynamoDBCrudPolicy"
 
@@ -482,6 +604,23 @@ def test_each_function_may_use_the_tables_it_writes(tpl: Template) -> None:
 def test_email_may_only_be_sent_as_the_sender(tpl: Template) -> None:
     ses = [s for where, s in _statements(tpl) if any(str(a).startswith("ses:") for a in s["Action"])]
     assert ses and all(s["Condition"] == {"StringEquals": {"ses:FromAddress": {"Ref": "SenderEmail"}}} for s in ses)
+
+
+def test_frames_may_be_posted_only_to_this_stacks_websocket_api(tpl: Template) -> None:
+    manage = {
+        where: statement
+        for where, statement in _statements(tpl)
+        if any(str(a).startswith("execute-api:") for a in _listed(statement["Action"]))
+    }
+    assert set(manage) == {"ApiFunction", "WorkerFunction", "WebSocketFunction"}
+    for where, statement in manage.items():
+        assert statement["Action"] == "execute-api:ManageConnections", where
+        resource = "arn:${AWS::Partition}:execute-api:${AWS::Region}:${AWS::AccountId}:${WebSocketApi}/*"
+        assert statement["Resource"] == {"Fn::Sub": resource}, where
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def test_msk_permissions_exist_only_with_msk(tpl: Template) -> None:

@@ -71,7 +71,7 @@ def _children(pid: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT")}
+    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
     roots = (
         "layers/common",

@@ -16,7 +16,7 @@ EXAMPLES_PER_OPERATION = 5
 
 
 def test_every_phase_and_check_pass_over_http(tmp_path: Path) -> None:
-    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT")}
+    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")}
     report = tmp_path / "events.ndjson"
     with own_stack(tmp_path, ports) as url:
         run_schemathesis(url, EXAMPLES_PER_OPERATION, report)

@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cache
 from typing import Any
 
@@ -18,8 +19,11 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from notify import snapstart
+from notify.adapters.apigw import ApiGatewayConnectionPoster
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
+from notify.adapters.dynamodb.connections import DynamoConnectionStore
+from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
@@ -33,6 +37,7 @@ from notify.clock import utc_now
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
 from notify.services.delivery import DeliveryService, Outcome, Result
 from notify.services.fanout import FanoutService
+from notify.services.inbox import InboxService
 from notify.services.segments import CompositeSegmentSource
 from notify.settings import WorkerSettings, load
 from notify.unsubscribe import UnsubscribeLinks
@@ -97,6 +102,22 @@ def build_services(settings: WorkerSettings) -> Services:
         # Opt-outs, quiet hours, suppressions: one read per user and PREFERENCES_CACHE_SECONDS (docs/PREFERENCES.md).
         preferences=DynamoPreferenceStore(
             dynamodb, settings.notifications_table, cache_seconds=settings.preferences_cache_seconds
+        ),
+        # In-app: the item is stored in the inbox, then posted to the user's sockets (one attempt per connection).
+        inbox=InboxService(
+            DynamoInboxStore(dynamodb, settings.inbox_table),
+            DynamoConnectionStore(dynamodb, settings.connections_table),
+            ApiGatewayConnectionPoster(
+                boto3.client(
+                    "apigatewaymanagementapi",
+                    endpoint_url=settings.websocket_endpoint,
+                    config=pool.merge(SEND_CONFIG),
+                )
+            )
+            if settings.websocket_endpoint
+            else None,
+            utc_now,
+            retention=timedelta(days=settings.inbox_retention_days),
         ),
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
