@@ -22,8 +22,10 @@
 
   async function errorOf(response) {
     try {
-      const body = await response.json();
-      return body.message || JSON.stringify(body);
+      const body = await response.json(); // {"error": {"code", "message", "fields"?}}
+      const error = body.error || {};
+      const fields = (error.fields || []).map((f) => `${f.loc}: ${f.msg}`).join("; ");
+      return [error.message || `${response.status} ${response.statusText}`, fields].filter(Boolean).join(" — ");
     } catch {
       return `${response.status} ${response.statusText}`;
     }
