@@ -29,6 +29,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Optional, Protocol
@@ -428,11 +429,11 @@ class _Connection(ServerConnection):
         self.transport.close()
 
 
-def wait_connected(gateway: WebSocketGateway, count: int = 1, timeout: float = 5.0) -> list[str]:
-    """The gateway's connection ids once at least ``count`` are open (for tests)."""
+def wait_connected(gateway: WebSocketGateway, known: Collection[str] = (), timeout: float = 5.0) -> str:
+    """The id of a connection of the gateway's that is not in ``known``, once one is open (for tests)."""
     deadline = time.monotonic() + timeout
-    while len(ids := gateway.connection_ids()) < count:
+    while not (new := [c for c in gateway.connection_ids() if c not in known]):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(ids)} of {count} connections open after {timeout} s")
+            raise TimeoutError(f"no new connection after {timeout} s")
         time.sleep(0.02)
-    return ids
+    return new[0]
