@@ -25,6 +25,13 @@ def test_spec_documents_every_public_route() -> None:
         "/api/v1/inbox/counts",
         "/api/v1/inbox/{item_id}/read",
         "/api/v1/inbox/read-all",
+        "/api/v1/templates:preview",
+        "/api/v1/campaigns:schedule",
+        "/api/v1/overview",
+        "/api/v1/notifications/{job_id}/rendered",
+        "/api/v1/event-types",
+        "/admin/",
+        "/admin/{asset}",
     ):
         assert path in paths
 
@@ -39,6 +46,15 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
             pages = {success, "404"} if path.startswith("/u/") else set()  # one-click unsubscribe: for people
             for code in pages:
                 assert list(responses[code]["content"]) == ["text/html"], label
+            if path.startswith("/admin/"):  # the console's files: a page, its scripts, styles, icon; 304 when fresh
+                assert set(responses[success]["content"]) == {
+                    "text/html",
+                    "text/css",
+                    "text/javascript",
+                    "image/svg+xml",
+                }
+                assert list(responses["404"]["content"]) == ["text/html"] and responses["304"]["content"] == {}
+                pages = {success, "304", "404"}
             if success != "204" and success not in pages:
                 assert "$ref" in responses[success]["content"]["application/json"]["schema"], label
             errors = [code for code in responses if not code.startswith("2")]
@@ -46,7 +62,8 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
             for code in set(errors) - pages:
                 assert responses[code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
             public = operation.get("security") == []
-            assert public == (path in ("/health", "/u/{token}", "/dev/users/{user_id}/tokens")), label
+            public_paths = ("/health", "/u/{token}", "/dev/users/{user_id}/tokens", "/admin/", "/admin/{asset}")
+            assert public == (path in public_paths), label
             bearer = operation.get("security") == [{"bearerAuth": []}]
             assert bearer == path.startswith("/api/v1/inbox"), label
             if bearer:  # a user token: refused (401, with its challenge) or a store down, never a scope

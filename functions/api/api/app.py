@@ -17,7 +17,19 @@ from api import errors
 from api.body import parse_json
 from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
-from api.routes import campaigns, dlq, events, inbox, preferences, segments, templates, unsubscribe, users
+from api.routes import (
+    admin,
+    campaigns,
+    dlq,
+    events,
+    inbox,
+    overview,
+    preferences,
+    segments,
+    templates,
+    unsubscribe,
+    users,
+)
 from api.views import Health
 
 TITLE = "Notification service"
@@ -38,6 +50,8 @@ app.include_router(preferences.router)
 app.include_router(unsubscribe.router)
 app.include_router(users.router)
 app.include_router(inbox.router)
+app.include_router(overview.router)
+app.include_router(admin.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
@@ -60,6 +74,9 @@ PUBLIC_OPERATIONS = (
     ("/u/{token}", "get"),
     ("/u/{token}", "post"),
     ("/dev/users/{user_id}/tokens", "post"),
+    # The operator console's static files: it has no privileges of its own (the operator's key does).
+    ("/admin/", "get"),
+    ("/admin/{asset}", "get"),
 )
 
 

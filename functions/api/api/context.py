@@ -29,7 +29,7 @@ from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.secrets import SsmSecret
-from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
+from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue, SqsQueueStats
 from notify.clock import Clock, utc_now
 from notify.errors import KeyReused
 from notify.ports import ApiKeyLookup, RunOnce
@@ -37,7 +37,9 @@ from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
+from notify.services.overview import OverviewService
 from notify.services.preferences import PreferenceService
+from notify.services.rendered import RenderedJobs
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
@@ -71,6 +73,8 @@ class Services:
     unsubscribe: UnsubscribeLinks  # reads the tokens of one-click unsubscribe links (the worker makes them)
     inbox: InboxService
     user_tokens: UserTokens
+    overview: OverviewService  # the console's first page: queue depths, campaigns due, latest failures
+    rendered: RenderedJobs  # a job's message as rendered
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
     clock: Clock = utc_now
 
@@ -89,15 +93,25 @@ def build_services(settings: ApiSettings) -> Services:
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
     status = StatusQueries(store)
+    templates = TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now)
+    dead_letters = SqsDeadLetterQueue(sqs, settings.dlq_url)
+    campaigns = CampaignService(
+        DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now, status=status
+    )
+    overview = OverviewService(
+        SqsQueueStats(sqs, settings.dlq_url),
+        SqsQueueStats(sqs, settings.delay_queue_url),
+        dead_letters,
+        campaigns,
+        utc_now,
+    )
     return Services(
         ingest=IngestService(store, publisher, fallback, utc_now, once=_idempotent_accept(persistence, IDEMPOTENCY)),
         status=status,
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
-        templates=TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
-        dlq=DeadLetterService(SqsDeadLetterQueue(sqs, settings.dlq_url), store, fallback, utc_now),
-        campaigns=CampaignService(
-            DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now, status=status
-        ),
+        templates=templates,
+        dlq=DeadLetterService(dead_letters, store, fallback, utc_now),
+        campaigns=campaigns,
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),
         # No cache here: a GET right after a PUT shows it (the worker's reads are cached 30 s).
         preferences=PreferenceService(
@@ -107,6 +121,8 @@ def build_services(settings: ApiSettings) -> Services:
         inbox=_inbox(settings, dynamodb, cursors),
         user_tokens=UserTokens(signing_key, ttl=timedelta(seconds=settings.user_token_seconds)),
         dev_user_tokens=settings.dev_user_tokens,
+        overview=overview,
+        rendered=RenderedJobs(store, templates),
     )
 
 

@@ -27,7 +27,9 @@ from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
+from notify.services.overview import OverviewService
 from notify.services.preferences import PreferenceService
+from notify.services.rendered import RenderedJobs
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
@@ -125,6 +127,20 @@ def unsubscribe_links(svc: Svc) -> UnsubscribeLinks:
 
 
 Links = Annotated[UnsubscribeLinks, Depends(unsubscribe_links)]
+
+
+def overview_service(svc: Svc) -> OverviewService:
+    """The operators' overview (the console's first page)."""
+    return svc.overview
+
+
+def rendered_jobs(svc: Svc) -> RenderedJobs:
+    """What renders a job's message again."""
+    return svc.rendered
+
+
+Overviews = Annotated[OverviewService, Depends(overview_service)]
+Rendered = Annotated[RenderedJobs, Depends(rendered_jobs)]
 
 
 def inbox_service(svc: Svc) -> InboxService:

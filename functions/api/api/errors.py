@@ -65,7 +65,10 @@ def error_body(
     """
     error: dict[str, Any] = {"code": code, "message": message}
     if fields:
-        error["fields"] = [{"loc": f.loc, "msg": f.msg, "type": f.type} for f in fields]
+        error["fields"] = [
+            {"loc": f.loc, "msg": f.msg, "type": f.type, **({"line": f.line} if f.line is not None else {})}
+            for f in fields
+        ]
     if event_id:
         error["event_id"] = event_id
     return {"error": error}

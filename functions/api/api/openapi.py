@@ -14,6 +14,9 @@ class FieldErrorModel(BaseModel):
     loc: str
     msg: str
     type: str
+    line: Optional[int] = Field(
+        default=None, ge=1, description="for a template part: the line of its text the problem is on (1-based)"
+    )
 
 
 class ErrorBody(BaseModel):

@@ -141,13 +141,42 @@ class RenderedPreview(Compact):
     """A rendered template; parts the template does not have are absent."""
 
     template_id: str
-    template_version: int
+    template_version: int = Field(description="the version rendered; 0 for content not saved (templates:preview)")
     locale: str
     subject: Optional[str] = None
     text: Optional[str] = None
     html: Optional[str] = None
     title: Optional[str] = None
     body: Optional[str] = None
+
+
+class RenderedNotification(View):
+    """A notification's message as it was rendered: its template version with its event's payload."""
+
+    job_id: str
+    template_id: str = Field(description="the template (event type × channel × locale) the worker rendered")
+    template_version: int
+    payload: dict[str, Any] = Field(description="the payload the templates saw (a campaign run's: the campaign's)")
+    rendered: RenderedPreview = Field(
+        description="the parts, rendered for a sample recipient with the job's user id (profiles stay with Auth)"
+    )
+
+
+class EventTypeView(View):
+    """An event type: its payload's fields, defaults and a payload that validates."""
+
+    event_type: str
+    category: Category
+    channels: list[Channel] = Field(description="the default channels of its events")
+    priority: Priority
+    ttl_seconds: int = Field(description="how long its notifications stay deliverable unless expires_at says")
+    required: list[str] = Field(description="the payload fields an event must carry")
+    optional: list[str]
+    sample_payload: dict[str, Any] = Field(description="a payload that validates (what previews render with)")
+
+
+class EventTypeList(View):
+    items: list[EventTypeView]
 
 
 # -- dead letters --------------------------------------------------------------------------
@@ -219,6 +248,40 @@ class CampaignPage(View):
 
 class NextRuns(View):
     next_runs: list[str] = Field(description="fire times in UTC, ISO 8601")
+
+
+class Schedule(NextRuns):
+    """The next fire times of a cron and time zone (not of any campaign yet), in UTC and in that zone."""
+
+    cron: str
+    timezone: str
+    local_times: list[str] = Field(description="the same fire times in the time zone, ISO 8601 with its offset")
+
+
+# -- the operators' overview -----------------------------------------------------------------
+
+
+class QueueDepthView(View):
+    """SQS's approximate counts of one queue."""
+
+    visible: int = Field(ge=0, description="ready to be received")
+    in_flight: int = Field(ge=0, description="received, not yet deleted")
+    delayed: int = Field(ge=0, description="waiting out a delay (retries, send_after hops)")
+
+
+class Overview(View):
+    """What an operator looks at first (the console's overview page)."""
+
+    generated_at: str
+    dlq: Optional[QueueDepthView] = Field(description="the dead-letter queue; null when it could not be read")
+    delay_queue: Optional[QueueDepthView] = Field(description="the delay queue; null when it could not be read")
+    campaigns_due: list[CampaignView] = Field(
+        description="ACTIVE campaigns whose next run is within the hour (or overdue), soonest first; at most 20"
+    )
+    latest_failures: list[DeadLetter] = Field(
+        description="the newest of a sample of up to 10 dead letters (SQS samples a large queue), newest first"
+    )
+    problems: list[str] = Field(description="what could not be read (the rest of the answer stands)")
 
 
 class RunView(View):

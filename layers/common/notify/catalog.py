@@ -86,6 +86,20 @@ class EventType:
         """A payload that validates, for template previews and docs."""
         return dict(SAMPLES[self.name])
 
+    def describe(self) -> dict[str, Any]:
+        """The public JSON shape: defaults, the payload's required and optional fields and a sample payload."""
+        fields = self.payload_model.model_fields
+        return {
+            "event_type": self.name,
+            "category": self.category.value,
+            "channels": [c.value for c in self.default_channels],
+            "priority": self.priority.value,
+            "ttl_seconds": int(self.ttl.total_seconds()),
+            "required": [name for name, f in fields.items() if f.is_required()],
+            "optional": [name for name, f in fields.items() if not f.is_required()],
+            "sample_payload": self.sample_payload(),
+        }
+
 
 EVENT_TYPES: dict[str, EventType] = {
     spec.name: spec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Optional
 
 
 class NotifyError(Exception):
@@ -11,11 +12,15 @@ class NotifyError(Exception):
 
 @dataclass(frozen=True)
 class FieldError:
-    """One problem with one field of a request, addressed by a dotted path."""
+    """One problem with one field of a request, addressed by a dotted path.
+
+    ``line`` is the 1-based line of the field's text the problem is on, for text with lines (a template part).
+    """
 
     loc: str
     msg: str
     type: str = "value_error"
+    line: Optional[int] = None
 
 
 class ValidationFailed(NotifyError):

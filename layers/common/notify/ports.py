@@ -22,6 +22,7 @@ from notify.records import (
     InboxFilter,
     InboxItem,
     JobRecord,
+    QueueDepth,
     ReceivedLetter,
     RenderedMessage,
     Run,
@@ -87,6 +88,14 @@ class DeadLetterInbox(Protocol):
 
     def release(self, receipt: str) -> None:
         """Make a received letter visible again now (it was not acted on)."""
+        ...
+
+
+class QueueStats(Protocol):
+    """How full one queue is, for operators (the console's overview)."""
+
+    def depth(self) -> QueueDepth:
+        """The queue's approximate counts; TransientError when they cannot be read."""
         ...
 
 

@@ -158,7 +158,9 @@ class JobRecord:
 
 @dataclass(frozen=True)
 class EventRecord:
-    """One accepted event: enough to re-derive every job id it produced."""
+    """One accepted event: enough to re-derive every job id it produced, and (from this version on) what its
+    templates render with: the payload, the event type whose templates render it and the locale it asked for,
+    so an operator can see a job's message as rendered. Fan-out page records carry none of the three."""
 
     event_id: str
     event_type: str
@@ -170,6 +172,9 @@ class EventRecord:
     send_after: Optional[str] = None
     segment_id: Optional[str] = None
     page: Optional[int] = None  # set on the record of one fan-out page
+    payload: Optional[dict[str, Any]] = None  # as its templates see it (a campaign run's: the campaign's)
+    template_key: Optional[str] = None  # the event type whose templates render it, when not its own
+    locale: Optional[str] = None  # the event's locale override, if it had one
 
 
 class CampaignStatus(str, Enum):
@@ -381,3 +386,13 @@ class InAppDelivery:
     reached: tuple[str, ...] = ()  # connections the frame was posted to
     gone: tuple[str, ...] = ()  # connections that answered 410 Gone (removed)
     failed: dict[str, str] = field(default_factory=dict)  # connection → error (the item waits in the inbox)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How many messages a queue holds (SQS's approximate counts): ready to receive, received and not yet
+    deleted (in flight), and waiting out a delay."""
+
+    visible: int
+    in_flight: int
+    delayed: int

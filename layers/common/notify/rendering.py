@@ -9,6 +9,7 @@ raises such as ``{{ 1/0 }}``, or a broken render budget, see :mod:`notify.sandbo
 from __future__ import annotations
 
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, Optional
 
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_WORK_CHARS",
     "PART_FIELDS",
     "RenderFailed",
+    "error_line",
     "locale_chain",
     "render",
     "render_context",
@@ -59,12 +61,14 @@ _MAX_REASON = 300
 
 
 class RenderFailed(TemplateFailed):
-    """One part of a template could not be rendered; ``part`` and ``reason`` say which and why."""
+    """One part of a template could not be rendered; ``part`` and ``reason`` say which and why, ``line`` (when
+    known) on which line of the part."""
 
-    def __init__(self, template_id: str, version: int, part: str, reason: str) -> None:
+    def __init__(self, template_id: str, version: int, part: str, reason: str, line: Optional[int] = None) -> None:
         super().__init__(f"template {template_id} v{version} {part}: {reason}")
         self.part = part
         self.reason = reason
+        self.line = line
 
 
 def locale_chain(requested: Optional[str], default: str = "en") -> list[str]:
@@ -122,6 +126,18 @@ def _reason(exc: BaseException) -> str:
     return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
 
 
+def error_line(exc: BaseException) -> Optional[int]:
+    """The line of the template source ``exc`` was raised on: a syntax error's own, else that of the innermost
+    template frame of its traceback (Jinja2 maps its compiled code back to the source's lines); None if unknown."""
+    if isinstance(exc, TemplateSyntaxError):
+        return exc.lineno
+    line = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == "<template>":
+            line = frame.lineno
+    return line
+
+
 def render(
     template: Template, context: Mapping[str, Any], *, clock: Callable[[], float] = time.thread_time
 ) -> RenderedMessage:
@@ -136,14 +152,14 @@ def render(
         try:
             compiled.append((part, target, None if source is None else compile_source(source, html)))
         except Exception as exc:  # noqa: BLE001 - a syntax error, or the compiler giving up on the source
-            raise RenderFailed(template.template_id, template.version, part, _reason(exc)) from exc
+            raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
     budget = Budget(clock=clock)
     rendered: dict[str, Optional[str]] = {}
     for part, target, code in compiled:
         try:
             rendered[target] = None if code is None else render_compiled(code, context, budget)
         except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
-            raise RenderFailed(template.template_id, template.version, part, _reason(exc)) from exc
+            raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
     return RenderedMessage(
         template_id=template.template_id,
         template_version=template.version,

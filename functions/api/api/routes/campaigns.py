@@ -14,7 +14,7 @@ from notify.services.campaigns import CampaignInput, CampaignUpdate
 from api.deps import Campaigns, CampaignsReader, CampaignsWriter
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
-from api.views import CampaignPage, CampaignView, NextRuns, RunList
+from api.views import CampaignPage, CampaignView, NextRuns, RunList, Schedule
 
 tracer = Tracer()
 router = Router()
@@ -69,6 +69,22 @@ def create_campaign(
     """Create an ACTIVE campaign; its first run is the cron's next fire time in its time zone."""
     created = campaigns.create(campaign)
     return Response(201, content_types.APPLICATION_JSON, CampaignView.model_validate(created.view()))
+
+
+@router.get("/api/v1/campaigns:schedule", tags=["campaigns"], responses=responses(200, "The next fire times"))
+@tracer.capture_method
+def schedule(
+    _: CampaignsReader,
+    campaigns: Campaigns,
+    cron: Annotated[str, Query(min_length=1, max_length=200, examples=["0 9 * * 1"])],
+    timezone: Annotated[str, Query(min_length=1, max_length=64, examples=["Europe/Berlin"])] = "UTC",
+    count: Annotated[int, Query(ge=1, le=50)] = 5,
+) -> Schedule:
+    """The next fire times of a cron in a time zone, before any campaign has them (a form's, as it is typed).
+
+    A bad cron or zone is a 422 on ``cron`` or ``timezone``, with the message a save would give.
+    """
+    return Schedule.model_validate(campaigns.schedule(cron, timezone, count))
 
 
 @router.get("/api/v1/campaigns", tags=["campaigns"], responses=responses(200, "A page of campaigns"))

@@ -9,15 +9,16 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header, Path, Query
 from aws_lambda_powertools.metrics import MetricUnit
+from notify.catalog import EVENT_TYPES
 from notify.errors import ValidationFailed
 from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
-from api.deps import EventsWriter, Ingest, NotificationsReader, Queries
+from api.deps import EventsWriter, Ingest, NotificationsReader, Queries, Rendered, TemplatesReader
 from api.errors import error_body
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
-from api.views import BatchResults, EventStatus, Notification, NotificationPage
+from api.views import BatchResults, EventStatus, EventTypeList, Notification, NotificationPage, RenderedNotification
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -132,6 +133,29 @@ def get_notification(
 ) -> Notification:
     """One notification's status, attempts and full transition history."""
     return Notification.model_validate(queries.notification(job_id))
+
+
+@router.get(
+    "/api/v1/notifications/<job_id>/rendered",
+    tags=["notifications"],
+    responses=responses(200, "The message as it was rendered", 404),
+)
+@tracer.capture_method
+def get_rendered_notification(
+    _: NotificationsReader, rendered: Rendered, job_id: Annotated[str, Path(max_length=64), PercentDecoded]
+) -> RenderedNotification:
+    """The notification's message rendered again: the template version its job recorded, with its event's payload.
+
+    404 (saying why) for a job not rendered yet, or whose payload is not kept.
+    """
+    return RenderedNotification.model_validate(rendered.render(job_id))
+
+
+@router.get("/api/v1/event-types", tags=["events"], responses=responses(200, "Every event type"))
+@tracer.capture_method
+def list_event_types(_: TemplatesReader) -> EventTypeList:
+    """The event types the service accepts: defaults, payload fields and a payload that validates."""
+    return EventTypeList.model_validate({"items": [spec.describe() for spec in EVENT_TYPES.values()]})
 
 
 @router.get(

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from notify.models import Channel
-from notify.services.templates import PreviewInput, TemplateContent, TemplateInput, view
+from notify.services.templates import PreviewInput, TemplateContent, TemplateDraft, TemplateInput, view
 
 from api.deps import Templates, TemplatesReader, TemplatesWriter
 from api.openapi import links_to, responses
@@ -62,6 +62,38 @@ def create_template(
     """Create a template, or a new version when the event type × channel × locale already has one."""
     saved = templates.save(template)
     return Response(201, content_types.APPLICATION_JSON, TemplateView.model_validate(view(saved)))
+
+
+DRAFT_EXAMPLE = Example(
+    summary="An email being written, rendered with the type's sample payload",
+    value={
+        "event_type": "new_film",
+        "channel": "email",
+        "locale": "en",
+        "subject": "{{ title }} is out",
+        "body_text": "Hi {{ user.first_name }},\n{{ title }} is on {{ release_date }}: {{ watch_url }}",
+    },
+)
+
+
+@router.post(
+    "/api/v1/templates:preview",
+    tags=["templates"],
+    responses=responses(200, "Rendered (version 0: not saved)"),
+)
+@tracer.capture_method
+def preview_draft(
+    _: TemplatesReader,
+    templates: Templates,
+    draft: Annotated[TemplateDraft, Body(embed=False, openapi_examples={"draft": DRAFT_EXAMPLE})],
+) -> RenderedPreview:
+    """Render content that is not saved (an editor's, as it is typed) with the payload given or the type's sample.
+
+    Nothing is stored. Every problem is one 422 field error on its part, with the ``line`` of the part it is on
+    (syntax errors, unknown variables, a part that fails to render), the checks a save makes.
+    """
+    rendered = templates.preview_draft(draft)
+    return RenderedPreview.model_validate({k: v for k, v in rendered.__dict__.items() if v is not None})
 
 
 @router.get("/api/v1/templates", tags=["templates"], responses=responses(200, "The newest version of each"))

@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
 from notify.models import Message, NotificationJob
-from notify.records import DeadLetter, ReceivedLetter
+from notify.records import DeadLetter, QueueDepth, ReceivedLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -144,3 +144,27 @@ class SqsDeadLetterQueue:
             self._client.change_message_visibility(QueueUrl=self._url, ReceiptHandle=receipt, VisibilityTimeout=0)
         except (ClientError, BotoCoreError):
             pass
+
+
+class SqsQueueStats:
+    """A queue's depth from ``GetQueueAttributes`` (the approximate counts SQS keeps; one cheap call)."""
+
+    ATTRIBUTES = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+    )
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def depth(self) -> QueueDepth:
+        """The counts of messages visible, in flight and delayed; TransientError if SQS cannot be read."""
+        try:
+            resp = self._client.get_queue_attributes(QueueUrl=self._url, AttributeNames=list(self.ATTRIBUTES))  # type: ignore[arg-type]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"SQS attributes unavailable: {exc}") from exc
+        attributes: dict[str, Any] = {str(k): v for k, v in resp.get("Attributes", {}).items()}
+        counts = [int(attributes.get(name, 0)) for name in self.ATTRIBUTES]
+        return QueueDepth(visible=counts[0], in_flight=counts[1], delayed=counts[2])

@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from notify.catalog import field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
-from notify.errors import Conflict, NotFound, ValidationFailed
+from notify.errors import Conflict, FieldError, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
 from notify.ports import CampaignStore, CampaignTrigger
 from notify.records import Campaign, CampaignStatus, Run
@@ -38,6 +38,10 @@ def _check_cron(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid cron expression (5 fields: minute hour day month weekday)")
     if len(value.split()) != 5:
         raise ValueError("use the 5-field form: minute hour day-of-month month day-of-week")
+    try:
+        croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{value!r} never fires (no date matches it, such as February 31)") from None
     return value
 
 
@@ -256,6 +260,35 @@ class CampaignService:
         """The next ``count`` (at most MAX_PREVIEW) fire times from now, in UTC."""
         campaign = self.get(campaign_id)
         return preview(campaign.cron, campaign.timezone, self._clock(), min(count, MAX_PREVIEW))
+
+    def schedule(self, cron: str, timezone: str, count: int = 5) -> dict[str, Any]:
+        """The next ``count`` (at most MAX_PREVIEW) fire times from now of a cron and time zone no campaign has
+        yet (a form's, as it is typed): ``{cron, timezone, next_runs, local_times}``, in UTC and in the zone.
+
+        A bad cron or zone is a field error on ``cron`` or ``timezone``, both checked at once, with the
+        messages a save gives.
+        """
+        errors: list[FieldError] = []
+        for loc, check, value in (("cron", _check_cron, cron), ("timezone", _check_timezone, timezone)):
+            try:
+                check(value)
+            except ValueError as exc:
+                errors.append(FieldError(loc, str(exc), "value_error"))
+        if errors:
+            raise ValidationFailed(errors)
+        times = preview(cron, timezone, self._clock(), min(count, MAX_PREVIEW))
+        zone = ZoneInfo(timezone)
+        return {
+            "cron": cron,
+            "timezone": timezone,
+            "next_runs": [iso(t) for t in times],
+            "local_times": [t.astimezone(zone).isoformat() for t in times],
+        }
+
+    def due_within(self, window: timedelta, limit: int = 20) -> list[Campaign]:
+        """ACTIVE campaigns whose next run comes within ``window`` from now (overdue ones too), soonest first."""
+        due = self._store.due(self._clock() + window, limit)
+        return sorted(due, key=lambda c: (c.next_run_at or datetime.max.replace(tzinfo=UTC), c.campaign_id))
 
     def runs(self, campaign_id: str, limit: int = 50) -> list[Run]:
         """The campaign's runs, newest first; NotFound if there is no such campaign."""

@@ -236,7 +236,8 @@ class DeliveryService:
                 return Outcome.SKIPPED
             link = self._unsubscribe_link(job)
             message = self._render(job, profile, link)
-            if not self._transition(job, Status.SENDING, token, detail={"template_version": message.template_version}):
+            rendered_with = {"template_version": message.template_version, "template_id": message.template_id}
+            if not self._transition(job, Status.SENDING, token, detail=rendered_with):
                 return Outcome.DUPLICATE
             sending = True
             in_app: dict[str, Any] = {}

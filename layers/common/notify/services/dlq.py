@@ -140,8 +140,10 @@ class DeadLetterService:
             raw_job = envelope(letter.body).get("job")
             job_id = (raw_job or {}).get("job_id")
             if wanted is not None and job_id not in wanted:
-                continue  # becomes visible again after the visibility timeout
+                self._inbox.release(letter.receipt)  # not asked for: visible again now, not in a minute
+                continue
             if not raw_job:
+                self._inbox.release(letter.receipt)
                 skipped.append({"message_id": letter.message_id, "reason": "not a job; cannot be redriven"})
                 continue
             if raw_job.get("kind") == "fanout":

@@ -282,4 +282,7 @@ def _record(plan: EventPlan) -> EventRecord:
         expires_at=iso(plan.expires_at),
         send_after=opt(plan.send_after),
         segment_id=plan.segment_id,
+        payload=dict(plan.payload),
+        template_key=plan.template_key if plan.template_key != plan.event_type.name else None,
+        locale=plan.locale,
     )

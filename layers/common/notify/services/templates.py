@@ -66,6 +66,20 @@ class TemplateInput(TemplateContent):
         return self
 
 
+class TemplateDraft(TemplateContent):
+    """Body of POST /api/v1/templates:preview: content not saved yet (an editor's), and what to render it with.
+
+    Nothing is checked at parse time beyond the field types, so that every problem comes back at once, each on
+    its part (and line): see :meth:`TemplateService.preview_draft`.
+    """
+
+    event_type: str = Field(min_length=1, max_length=64)
+    channel: Channel
+    locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    payload: Optional[dict[str, Any]] = None
+    user: Optional[dict[str, Any]] = None
+
+
 class PreviewInput(Strict):
     """Body of a template preview: the payload (else the event type's sample) and user fields to render with."""
 
@@ -88,6 +102,14 @@ def parse_template_id(value: str) -> tuple[str, Channel, str]:
 
 def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
     """Syntax errors and variables the event type does not provide are field errors with line numbers."""
+    errors = part_errors(event_type, parts)
+    if errors:
+        raise ValidationFailed(errors, "The template is not valid")
+
+
+def part_errors(event_type: str, parts: dict[str, Optional[str]]) -> list[FieldError]:
+    """Each part's Jinja2 syntax error, and each variable it names that the event type does not provide, as a
+    field error on the part with its line (``line`` and the message's ``line N:``)."""
     spec = get_event_type(event_type)
     provided = set(spec.payload_model.model_fields) | GLOBALS
     errors: list[FieldError] = []
@@ -97,7 +119,7 @@ def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
         try:
             ast = _parser.parse(source)
         except TemplateSyntaxError as exc:
-            errors.append(FieldError(name, f"line {exc.lineno}: {exc.message}", "template_syntax"))
+            errors.append(FieldError(name, f"line {exc.lineno}: {exc.message}", "template_syntax", exc.lineno))
             continue
         unknown = sorted(meta.find_undeclared_variables(ast) - provided)
         for variable in unknown:
@@ -108,10 +130,24 @@ def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
                     f"line {line}: {variable!r} is not provided by {event_type} "
                     f"(available: {', '.join(sorted(provided))})",
                     "template_variable",
+                    line,
                 )
             )
-    if errors:
-        raise ValidationFailed(errors, "The template is not valid")
+    return errors
+
+
+def shape_errors(channel: Channel, parts: dict[str, Optional[str]]) -> list[FieldError]:
+    """The parts the channel does not use, and the ones it needs that are missing or empty, as field errors."""
+    allowed = PARTS[channel]
+    errors = [
+        FieldError(part, f"not used by the {channel.value} channel (it uses {', '.join(allowed)})", "part_unused")
+        for part, source in parts.items()
+        if part not in allowed and source is not None
+    ]
+    for group in REQUIRED[channel]:
+        if all(parts.get(p) in (None, "") for p in group):
+            errors.append(FieldError(group[0], f"the {channel.value} channel needs {' or '.join(group)}", "missing"))
+    return errors
 
 
 def required_payload(spec: EventType) -> dict[str, Any]:
@@ -140,7 +176,7 @@ def check_renders(template: Template) -> None:
             render(template, context)
         except RenderFailed as exc:
             raise ValidationFailed(
-                [FieldError(exc.part, f"{exc.reason} (rendering with {label})", "template_render")],
+                [FieldError(exc.part, f"{exc.reason} (rendering with {label})", "template_render", exc.line)],
                 "The template cannot be rendered",
             ) from None
 
@@ -235,13 +271,52 @@ class TemplateService:
         template = self.get(tid, version, retired=version is not None)
         spec = get_event_type(template.event_type)
         payload = validate_payload(spec, data.payload) if data.payload is not None else spec.sample_payload()
-        user = {**SAMPLE_USER.template_context(), **(data.user or {})}
-        context = render_context(spec.name, payload, user, _event(spec, "preview"))
-        try:
-            return render(template, context)
-        except RenderFailed as exc:
-            raise ValidationFailed(
-                [FieldError(exc.part, exc.reason, "template_render")], "The template cannot be rendered"
-            ) from None
-        except TemplateFailed as exc:
-            raise ValidationFailed([FieldError("body", str(exc), "template_render")]) from None
+        return _render_preview(template, spec, payload, data.user)
+
+    def preview_draft(self, draft: TemplateDraft) -> RenderedMessage:
+        """Render content that is not saved (an editor's, as it is typed), with the given payload or the event
+        type's sample and a sample user; ``template_version`` is 0.
+
+        Every problem is a field error of one 422, each on its part and, for the template's own text, its line:
+        an unknown event type, parts the channel does not use or lacks, Jinja2 syntax errors, variables the event
+        type does not provide, an invalid payload; then a part that fails to render (raises, or breaks the
+        render budget). The checks are the ones a save makes (:meth:`save`), so what previews cleanly saves.
+        """
+        spec = get_event_type(draft.event_type)
+        parts = {p: getattr(draft, p) for p in ("subject", "body_text", "body_html", "title", "body")}
+        errors = shape_errors(draft.channel, parts)
+        errors += part_errors(spec.name, {p: parts[p] for p in PARTS[draft.channel]})
+        payload = spec.sample_payload()
+        if draft.payload is not None:
+            try:
+                payload = validate_payload(spec, draft.payload)
+            except ValidationFailed as exc:
+                errors += exc.errors
+        if errors:
+            raise ValidationFailed(errors, "The template is not valid")
+        template = Template(
+            event_type=spec.name,
+            channel=draft.channel,
+            locale=draft.locale,
+            version=0,
+            template_id=template_id(spec.name, draft.channel, draft.locale),
+            created_at=iso(self._clock()),
+            **{p: parts[p] for p in PARTS[draft.channel]},
+        )
+        return _render_preview(template, spec, payload, draft.user)
+
+
+def _render_preview(
+    template: Template, spec: EventType, payload: dict[str, Any], user: Optional[dict[str, Any]]
+) -> RenderedMessage:
+    """Render with ``payload`` and the sample user (overridden by ``user``); a failure is a 422 on its part."""
+    profile = {**SAMPLE_USER.template_context(), **(user or {})}
+    context = render_context(spec.name, payload, profile, _event(spec, "preview"))
+    try:
+        return render(template, context)
+    except RenderFailed as exc:
+        raise ValidationFailed(
+            [FieldError(exc.part, exc.reason, "template_render", exc.line)], "The template cannot be rendered"
+        ) from None
+    except TemplateFailed as exc:
+        raise ValidationFailed([FieldError("body", str(exc), "template_render")]) from None

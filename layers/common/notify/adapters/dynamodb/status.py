@@ -434,8 +434,16 @@ def _event_item(record: EventRecord) -> dict[str, Any]:
         "send_after": record.send_after,
         "segment_id": record.segment_id,
         "page": record.page,
+        # One string, not a map: cheaper to write and read back exactly as the templates saw it.
+        "payload_json": None if record.payload is None else _compact(record.payload),
+        "template_key": record.template_key,
+        "locale": record.locale,
         "ttl": int(time.time() + RETENTION.total_seconds()),
     }
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _entry(
@@ -466,6 +474,9 @@ def _event(item: Mapping[str, Any]) -> EventRecord:
         send_after=item.get("send_after"),
         segment_id=item.get("segment_id"),
         page=int(item["page"]) if item.get("page") is not None else None,
+        payload=json.loads(item["payload_json"]) if item.get("payload_json") else item.get("payload"),
+        template_key=item.get("template_key"),
+        locale=item.get("locale"),
     )
 
 

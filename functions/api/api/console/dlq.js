@@ -1,0 +1,145 @@
+// #/dlq : dead letters with their reason and error; select some (or all) and redrive them.
+
+import { get, post } from "./api.js";
+import { browserZone, busy, clear, enc, errorBox, field, h, info, link, localPager, pageTitle, table, time } from "./ui.js";
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export async function render({ view, signal }) {
+  const limit = h("select", { name: "limit" }, [50, 100, 200].map((n) => h("option", { value: String(n) }, String(n))));
+  const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
+  const redriveSelected = h("button", { type: "button", disabled: true }, "Redrive selected");
+  const redriveAll = h("button", { type: "button", class: "danger" }, "Redrive all");
+  const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Redrive progress" });
+  const outcome = h("div", { "aria-live": "polite" });
+  const body = h("div");
+  const selected = new Set();
+  let letters = [];
+
+  view.append(
+    pageTitle(view, "Dead-letter queue", refresh),
+    h(
+      "p",
+      { class: "muted" },
+      `Jobs that failed for good, and records that were not jobs. SQS shows a sample when the queue holds more than ` +
+        `the page; letters just listed stay hidden from other readers for 2 seconds. Times in ${browserZone()}.`,
+    ),
+    h("div", { class: "toolbar" }, field("Show up to", limit), redriveSelected, redriveAll, progress),
+    outcome,
+    body,
+  );
+
+  function updateButton() {
+    redriveSelected.textContent = `Redrive selected (${selected.size})`;
+    redriveSelected.disabled = selected.size === 0;
+  }
+
+  function checkbox(letter) {
+    const label = `Select the letter of job ${letter.job_id || letter.message_id}`;
+    if (!letter.job_id) return h("input", { type: "checkbox", disabled: true, "aria-label": `${label} (not a job: cannot be redriven)` });
+    const box = h("input", { type: "checkbox", "aria-label": label, checked: selected.has(letter.job_id) });
+    box.addEventListener("change", () => {
+      if (box.checked) selected.add(letter.job_id);
+      else selected.delete(letter.job_id);
+      updateButton();
+    });
+    return box;
+  }
+
+  function renderRows(rows) {
+    return table(
+      [
+        { label: "Select", cell: checkbox },
+        { label: "Dead-lettered", cell: (l) => time(l.dead_lettered_at) },
+        { label: "Reason", cell: (l) => h("code", {}, l.reason || "—") },
+        { label: "Error", cell: (l) => l.error || "" },
+        {
+          label: "Job",
+          cell: (l) =>
+            l.job_id
+              ? link(`#/notifications/${enc(l.job_id)}`, l.job_id)
+              : h("span", { class: "muted" }, l.raw_size ? `raw record, ${l.raw_size} bytes` : "not a job"),
+        },
+        { label: "Type", cell: (l) => l.event_type || "" },
+        { label: "User", cell: (l) => (l.user_id ? link(`#/users/${enc(l.user_id)}`, l.user_id) : "") },
+        { label: "Channel", cell: (l) => l.channel || "" },
+        { label: "Attempt", cell: (l) => (l.attempt ?? "").toString(), class: "num" },
+        { label: "Receives", cell: (l) => String(l.receive_count), class: "num" },
+      ],
+      rows,
+      { empty: "The dead-letter queue is empty." },
+    );
+  }
+
+  async function load() {
+    try {
+      const answer = await get("dlq", { query: { limit: limit.value }, signal });
+      letters = answer.items;
+    } catch (error) {
+      if (error.name !== "AbortError") clear(body, errorBox(error));
+      return;
+    }
+    for (const id of [...selected]) if (!letters.some((l) => l.job_id === id)) selected.delete(id);
+    updateButton();
+    clear(body, h("p", { class: "muted" }, `${letters.length} letter${letters.length === 1 ? "" : "s"}`), localPager(letters, renderRows, 50));
+  }
+
+  async function redrive(jobIds) {
+    // Letters listed a moment ago are hidden for 2 s; ask again for what came back neither redriven nor skipped.
+    const done = [];
+    const skipped = [];
+    let wanted = jobIds ? [...jobIds] : null;
+    progress.hidden = false;
+    progress.max = wanted ? wanted.length : 1;
+    progress.value = 0;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const result = await post("dlq/redrive", wanted ? { job_ids: wanted } : { limit: 1000 });
+      done.push(...result.redriven);
+      skipped.push(...result.skipped);
+      progress.value = wanted ? done.length + skipped.length : 1;
+      if (!wanted) break;
+      const answered = new Set([...result.redriven, ...result.skipped.map((s) => s.job_id)]);
+      wanted = wanted.filter((id) => !answered.has(id));
+      if (!wanted.length) break;
+      clear(outcome, info(`Waiting for ${wanted.length} letter(s) to become visible…`));
+      await sleep(1500);
+    }
+    progress.hidden = true;
+    clear(
+      outcome,
+      h(
+        "div",
+        { class: done.length ? "info" : "error", role: "status" },
+        h("p", {}, `Redriven: ${done.length}${done.length ? ` (${done.join(", ")})` : ""}.`),
+        skipped.length ? h("p", {}, `Skipped: ${skipped.length}.`) : null,
+        skipped.length ? h("ul", {}, skipped.map((s) => h("li", {}, `${s.job_id || s.message_id}: ${s.reason}`))) : null,
+        wanted && wanted.length ? h("p", {}, `Not found (redriven already?): ${wanted.join(", ")}`) : null,
+      ),
+    );
+    selected.clear();
+    updateButton();
+  }
+
+  redriveSelected.addEventListener("click", async () => {
+    try {
+      await busy(redriveSelected, "Redriving…", () => redrive([...selected]));
+    } catch (error) {
+      clear(outcome, errorBox(error));
+    }
+    await sleep(2100); // the redrive's own receive hid the rest for a moment
+    load();
+  });
+  redriveAll.addEventListener("click", async () => {
+    if (!window.confirm("Redrive every letter of the queue (up to 1,000)?")) return;
+    try {
+      await busy(redriveAll, "Redriving…", () => redrive(null));
+    } catch (error) {
+      clear(outcome, errorBox(error));
+    }
+    await sleep(2100);
+    load();
+  });
+  limit.addEventListener("change", load);
+  refresh.addEventListener("click", load);
+  await load();
+}
