@@ -233,7 +233,8 @@ def _placeholder_environment(model: Settings) -> dict[str, str]:
         elif "bool" in kind:
             env[field.alias] = "false"
         elif "int" in kind or "float" in kind:
-            env[field.alias] = "4"
+            # The default is valid by construction (a bound like USER_TOKEN_SECONDS >= 60 refuses a small number).
+            env[field.alias] = "4" if field.default is None or field.is_required() else str(field.default)
         else:
             env[field.alias] = "placeholder"
     return env
