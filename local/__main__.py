@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Optional
+from urllib.parse import quote
 
 from local.processes import port_open
 from local.stack import Config, LocalStack
@@ -39,6 +40,11 @@ def _running_pid(pid_file: Path) -> Optional[int]:
     return pid
 
 
+def _demo_query(stack: LocalStack) -> str:
+    """The demo page connects to port 3002 unless its URL names the WebSocket gateway (``?ws=``)."""
+    return "" if stack.config.ws_port == Config().ws_port else f"?ws={quote(stack.ws_url, safe='')}"
+
+
 def _banner(stack: LocalStack, seconds: float) -> str:
     c = stack.config
     return "\n".join(
@@ -56,7 +62,7 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             " demo-bounce, demo-complaint)",
             f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens, dev only)",
             f"  WS management     {stack.ws_management_url}/@connections/<id>   (WEBSOCKET_ENDPOINT)",
-            f"  Demo inbox        {stack.api_url}/demo/inbox.html",
+            f"  Demo inbox        {stack.api_url}/demo/inbox.html{_demo_query(stack)}",
             f"  Logs              {c.state_dir}/",
             "Ctrl-C stops everything this started.",
             "",
