@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import cold_start, fanout, ingest, templates, worker
+from bench import cold_start, fanout, inapp, ingest, templates, worker
 
 
 def main() -> None:
@@ -11,6 +11,7 @@ def main() -> None:
     quantities.update(worker.main())
     fanout.main()
     templates.main()
+    inapp.main()
     print("per-notification quantities docs/COST.md rests on (measured above; no timing is asserted)")
     for name, value in quantities.items():
         print(f"  {name:<26}{value:12.6g}")

@@ -1,0 +1,79 @@
+"""The demo inbox page in headless Chromium (Debian's package, driven by Playwright): live items, read, badges."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.launch import StackProcess
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium_path() -> str:
+    """Debian's chromium (``make browser-deps`` installs it); CHROMIUM overrides the path."""
+    path = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        pytest.fail("Chromium is missing: run `make browser-deps` (make test does) or set CHROMIUM")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_the_demo_inbox_shows_a_new_item_live_and_marks_it_read(live_stack: StackProcess, browser: Any) -> None:
+    from playwright.sync_api import expect
+
+    user = "demo-user-7"
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_stack.api}/demo/inbox.html?ws={live_stack.ws}/")
+    page.get_by_label("User id").fill(user)
+    page.get_by_role("button", name="Connect").click()
+    expect(page.locator("#connection")).to_have_text(f"Live as {user}", timeout=15_000)
+    unread_before = int(page.locator("#unread-count").inner_text())
+
+    title = f"Solaris {uuid.uuid4().hex[:6]}"
+    status, _ = live_stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "review_liked",
+            "payload": {
+                "review_id": "r-browser",
+                "movie_id": "m-2",
+                "movie_title": title,
+                "liked_by": "Stanisław",
+                "likes_count": 1,
+            },
+            "recipients": {"user_ids": [user]},
+            "channels": ["websocket"],
+        },
+    )
+    assert status == 202
+    item = page.locator("#items li", has_text=title)
+    expect(item).to_be_visible(timeout=10_000)  # pushed over the WebSocket: no reload
+    expect(item).to_have_class("unread")
+    expect(page.locator("#unread-count")).to_have_text(str(unread_before + 1))
+
+    item.get_by_role("button", name="Mark read").click()
+    expect(item).to_have_class("read")
+    expect(page.locator("#unread-count")).to_have_text(str(unread_before))
+    expect(page.locator("#unread-badge")).to_have_text(str(unread_before))
+    assert errors == []
+    page.close()
