@@ -76,8 +76,23 @@ def wait_until_up(url: str, stack: subprocess.Popen[bytes], timeout: float = 180
     raise SystemExit(f"{url}/health did not answer within {timeout:.0f} s")
 
 
+def user_token(url: str, api_key: str) -> str:
+    """A user token for the inbox routes (``Authorization: Bearer``), from the API itself."""
+    request = urllib.request.Request(
+        f"{url}/api/v1/users/fuzz-user/tokens",
+        data=json.dumps({"ttl_seconds": 86400}).encode(),
+        method="POST",
+        headers={"x-api-key": api_key, "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(json.load(response)["token"])
+
+
 def run_schemathesis(url: str, examples: int, report: Path, api_key: str = "local-dev-key") -> int:
-    """The schemathesis CLI with every phase and check; its events go to ``report`` (NDJSON)."""
+    """The schemathesis CLI with every phase and check; its events go to ``report`` (NDJSON).
+
+    Every request carries the API key and a user token: each operation reads the one its security names.
+    """
     command = [
         sys.executable,
         "-m",
@@ -94,6 +109,8 @@ def run_schemathesis(url: str, examples: int, report: Path, api_key: str = "loca
         str(examples),
         "--header",
         f"X-API-Key: {api_key}",
+        "--header",
+        f"Authorization: Bearer {user_token(url, api_key)}",
         "--suppress-health-check",
         "all",
         "--report",
