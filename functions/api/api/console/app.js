@@ -55,7 +55,7 @@ function showNotice(text, kind = "bad") {
 
 function setKeyState(text, kind = "") {
   keyState.textContent = text;
-  keyState.className = `key-state ${kind}`;
+  keyState.className = `key-state ${kind ? `state-${kind}` : ""}`;
 }
 
 async function checkKey() {

@@ -24,6 +24,7 @@ import {
   time,
   uid,
   utcText,
+  mount,
 } from "./ui.js";
 
 const CHANNELS = ["email", "push", "websocket"];
@@ -49,7 +50,7 @@ export async function list({ view, signal }) {
         { empty: "No campaigns yet." },
       ),
   });
-  view.append(
+  mount(view, 
     pageTitle(view, "Campaigns", h("a", { href: "#/campaigns/new", class: "button" }, "New campaign")),
     h("p", { class: "muted" }, `Times in ${browserZone()}; hover one for UTC.`),
     pager.element,
@@ -73,23 +74,28 @@ function zoneFormat(zone) {
   }
 }
 
-/** The next fire times, as the API computed them: in the campaign's zone, in the browser's, UTC on hover. */
+/** The next fire times, as the API computed them: in the campaign's zone and in the browser's (UTC on hover). */
 function fireTimes(answer) {
   const inZone = zoneFormat(answer.timezone);
   return h(
-    "ol",
-    { class: "fire-times" },
-    answer.next_runs.map((utc) => {
-      const date = new Date(utc);
-      return h(
-        "li",
-        {},
-        h("time", { datetime: date.toISOString(), title: utcText(date) }, inZone ? inZone.format(date) : utc),
-        h("span", { class: "muted" }, ` ${answer.timezone}`),
-        h("span", { class: "muted" }, " · yours: "),
-        time(utc),
-      );
-    }),
+    "table",
+    { class: "fire-times fire-table" },
+    h("caption", {}, "Next five fire times"),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "#"), h("th", { scope: "col" }, `In ${answer.timezone}`), h("th", { scope: "col" }, `In your zone (${browserZone()})`))),
+    h(
+      "tbody",
+      {},
+      answer.next_runs.map((utc, index) => {
+        const date = new Date(utc);
+        return h(
+          "tr",
+          {},
+          h("td", { class: "num" }, String(index + 1)),
+          h("td", {}, h("time", { datetime: date.toISOString(), title: utcText(date) }, inZone ? inZone.format(date) : utc)),
+          h("td", {}, time(utc)),
+        );
+      }),
+    ),
   );
 }
 
@@ -108,7 +114,7 @@ export async function editor({ view, params: [campaignId], signal, navigate }) {
       current = await get(`campaigns/${seg(campaignId)}`, { signal });
     } catch (error) {
       if (error.name === "AbortError") return;
-      view.append(pageTitle(view, "Campaign"), errorBox(error), link("#/campaigns", "All campaigns"));
+      mount(view, pageTitle(view, "Campaign"), errorBox(error), link("#/campaigns", "All campaigns"));
       return;
     }
   }
@@ -172,7 +178,7 @@ export async function editor({ view, params: [campaignId], signal, navigate }) {
       cronError.textContent = zoneError.textContent = "";
       cron.removeAttribute("aria-invalid");
       timezone.removeAttribute("aria-invalid");
-      clear(schedule, h("h3", {}, "Next five fire times"), fireTimes(answer));
+      clear(schedule, fireTimes(answer));
     } catch (error) {
       if (error.name === "AbortError") return;
       const byField = Object.fromEntries((error.fields || []).map((f) => [f.loc, f.msg]));
@@ -312,7 +318,7 @@ export async function editor({ view, params: [campaignId], signal, navigate }) {
     }
   }
 
-  view.append(
+  mount(view, 
     pageTitle(view, isNew ? "New campaign" : `Campaign ${current.name}`),
     h("p", {}, link("#/campaigns", "← All campaigns")),
     current ? state : null,

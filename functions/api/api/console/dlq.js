@@ -1,7 +1,7 @@
 // #/dlq : dead letters with their reason and error; select some (or all) and redrive them.
 
 import { get, post } from "./api.js";
-import { browserZone, busy, clear, enc, errorBox, field, h, info, link, localPager, pageTitle, table, time } from "./ui.js";
+import { browserZone, busy, clear, enc, errorBox, field, h, info, link, localPager, pageTitle, table, time, mount } from "./ui.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -16,7 +16,7 @@ export async function render({ view, signal }) {
   const selected = new Set();
   let letters = [];
 
-  view.append(
+  mount(view, 
     pageTitle(view, "Dead-letter queue", refresh),
     h(
       "p",

@@ -18,6 +18,7 @@ import {
   link,
   localPager,
   message,
+  mount,
   pageTitle,
   section,
   table,
@@ -50,7 +51,7 @@ export function lookup({ view, navigate }) {
   const byJob = lookupForm("Job id", "Find notification", "6b24f37b-…", "#/notifications", navigate);
   const byEvent = lookupForm("Event id", "Find event", "6b24f37b-…", "#/events", navigate);
   const byUser = lookupForm("User id", "Find user", "demo-user-1", "#/users", navigate);
-  view.append(
+  mount(view, 
     pageTitle(view, "Find notifications"),
     h("p", { class: "lead" }, "Did it go out? Open a notification by its job id, every job of an event, or a user's notifications."),
     h("div", { class: "lookups" }, byJob.form, byEvent.form, byUser.form),
@@ -120,7 +121,7 @@ export async function job({ view, params: [jobId], signal }) {
   const history = h("div");
   const rendered = h("div");
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
-  view.append(
+  mount(view, 
     pageTitle(view, "Notification", refresh),
     head,
     actions,
@@ -198,7 +199,7 @@ export async function job({ view, params: [jobId], signal }) {
   await load();
 }
 
-function jobsTable(jobs) {
+function jobsTable(jobs, empty = "No jobs.") {
   return table(
     [
       { label: "Job", cell: (j) => link(`#/notifications/${enc(j.job_id)}`, j.job_id) },
@@ -210,14 +211,14 @@ function jobsTable(jobs) {
       { label: "Last error", cell: (j) => j.last_error || "" },
     ],
     jobs,
-    { empty: "No jobs." },
+    { empty },
   );
 }
 
 /** #/events/{event_id} */
 export async function event({ view, params: [eventId], signal }) {
   const body = h("div");
-  view.append(pageTitle(view, "Event"), body);
+  mount(view, pageTitle(view, "Event"), body);
   let data;
   try {
     data = await get(`events/${seg(eventId)}`, { signal });
@@ -272,11 +273,11 @@ export async function user({ view, params: [userId], query, signal, navigate }) 
         query: { status: status.value, channel: channel.value, limit: 20, cursor },
         signal,
       }),
-    render: (items) => jobsTable(items),
+    render: (items) => jobsTable(items, "No notifications match."),
   });
   const preferences = h("div");
   const inbox = h("div");
-  view.append(
+  mount(view, 
     pageTitle(view, `User ${userId}`),
     section("Notifications", h("p", { class: "muted" }, "Newest first."), filters, pager.element),
     h("div", { class: "columns" }, section("Preferences", preferences), section("Inbox (in-app)", inbox)),

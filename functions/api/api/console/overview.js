@@ -1,7 +1,7 @@
 // #/ : the queues' depths, campaigns due in the next hour, the latest failures.
 
 import { get } from "./api.js";
-import { badge, browserZone, clear, enc, errorBox, h, link, pageTitle, section, table, time } from "./ui.js";
+import { badge, browserZone, clear, enc, errorBox, h, link, pageTitle, section, table, time, mount } from "./ui.js";
 
 function depth(title, value, hint, href) {
   if (!value) return h("div", { class: "card" }, h("h2", {}, title), h("p", { class: "big muted" }, "?"), h("p", {}, "Could not be read."));
@@ -19,7 +19,7 @@ export async function render({ view, signal }) {
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
   const stamp = h("p", { class: "muted" });
   const body = h("div");
-  view.append(pageTitle(view, "Overview", refresh), stamp, body);
+  mount(view, pageTitle(view, "Overview", refresh), stamp, body);
 
   async function load() {
     let data;

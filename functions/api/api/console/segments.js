@@ -2,7 +2,7 @@
 // #/segments/{id} : its size; add or remove user ids from a CSV file (10,000 a call, with progress).
 
 import { ApiError, del, get, post, seg } from "./api.js";
-import { browserZone, busy, clear, enc, errorBox, facts, field, h, info, link, localPager, pageTitle, section, table, time } from "./ui.js";
+import { browserZone, busy, clear, enc, errorBox, facts, field, h, info, link, localPager, pageTitle, section, table, time, mount } from "./ui.js";
 
 const CHUNK = 10_000; // the API's limit of user ids per call
 
@@ -24,7 +24,7 @@ export async function list({ view, signal, navigate }) {
       clear(outcome, errorBox(error));
     }
   });
-  view.append(
+  mount(view, 
     pageTitle(view, "Segments"),
     h(
       "p",
@@ -96,7 +96,7 @@ export async function detail({ view, params: [segmentId], signal, navigate }) {
   const outcome = h("div", { "aria-live": "polite" });
   let ids = [];
 
-  view.append(
+  mount(view, 
     pageTitle(view, `Segment ${segmentId}`),
     h("p", {}, link("#/segments", "← All segments")),
     head,

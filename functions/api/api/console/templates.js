@@ -4,7 +4,6 @@
 
 import { ApiError, get, listEventTypes, post, put, seg } from "./api.js";
 import {
-  browserZone,
   busy,
   clear,
   debounce,
@@ -16,6 +15,7 @@ import {
   link,
   localPager,
   message,
+  mount,
   pageTitle,
   section,
   table,
@@ -52,27 +52,39 @@ export async function list({ view, query, signal, navigate }) {
   eventType.addEventListener("change", filter);
   channel.addEventListener("change", filter);
   const body = h("div");
-  view.append(
+  mount(view, 
     pageTitle(view, "Templates", h("a", { href: "#/templates/new", class: "button" }, "New template")),
-    h("p", { class: "muted" }, `The newest version of each template. Times in ${browserZone()}.`),
+    h("p", { class: "muted" }, "The newest version of each template: an event type's row, a channel's column, a locale each. Open one to edit it and see its versions."),
     h("form", { class: "filters" }, field("Event type", eventType), field("Channel", channel)),
     body,
   );
   try {
     const answer = await get("templates", { query: { event_type: eventType.value, channel: channel.value }, signal });
-    const rows = answer.items.sort((a, b) => a.template_id.localeCompare(b.template_id));
+    // A matrix: a row per event type, a column per channel, each cell the locales that have a template.
+    const names = [...new Set([...types.map((t) => t.event_type), ...answer.items.map((t) => t.event_type)])]
+      .filter((name) => !eventType.value || name === eventType.value)
+      .sort();
+    const shown = channel.value ? [channel.value] : CHANNELS;
+    const cell = (name, ch) => {
+      const found = answer.items
+        .filter((t) => t.event_type === name && t.channel === ch)
+        .sort((a, b) => a.locale.localeCompare(b.locale));
+      const add = h("a", { href: `#/templates/new?event_type=${enc(name)}&channel=${ch}`, class: "add", "aria-label": `New ${name} ${ch} template` }, "+ add");
+      return h(
+        "div",
+        { class: "chips" },
+        found.map((t) =>
+          h("a", { href: `#/templates/${enc(t.template_id)}`, class: "chip", "aria-label": `${t.template_id} (v${t.version})`, title: `v${t.version}, saved ${new Date(t.created_at).toLocaleString()}` }, t.locale, h("span", { class: "muted" }, ` v${t.version}`)),
+        ),
+        add,
+      );
+    };
     clear(
       body,
-      localPager(rows, (page) =>
+      h("p", { class: "muted" }, `${answer.items.length} template${answer.items.length === 1 ? "" : "s"}, by locale.`),
+      localPager(names, (page) =>
         table(
-          [
-            { label: "Event type", cell: (t) => t.event_type },
-            { label: "Channel", cell: (t) => t.channel },
-            { label: "Locale", cell: (t) => t.locale },
-            { label: "Template", cell: (t) => link(`#/templates/${enc(t.template_id)}`, t.template_id) },
-            { label: "Version", cell: (t) => `v${t.version}`, class: "num" },
-            { label: "Saved", cell: (t) => time(t.created_at) },
-          ],
+          [{ label: "Event type", cell: (name) => h("strong", {}, name) }, ...shown.map((ch) => ({ label: ch, cell: (name) => cell(name, ch) }))],
           page,
           { empty: "No templates match." },
         ),
@@ -99,7 +111,7 @@ function codeEditor(name, label, value, rows) {
       gutter,
       Array.from({ length: count }, (_, i) => {
         const line = i + 1;
-        return h("span", { class: bad.has(line) ? "bad" : "", title: bad.get(line) }, `${line}\n`);
+        return h("span", { class: bad.has(line) ? "bad" : "", title: bad.get(line) }, String(line));
       }),
     );
     gutter.scrollTop = area.scrollTop;
@@ -127,7 +139,7 @@ function codeEditor(name, label, value, rows) {
             ? h("button", { type: "button", class: "linkish", on: { click: () => goTo(e.line) } }, `Line ${e.line}`)
             : null,
           e.line ? ": " : "",
-          e.msg,
+          e.line ? e.msg.replace(/^line \d+: /, "") : e.msg,
         ),
       ),
     );
@@ -159,7 +171,7 @@ export async function editor({ view, params: [templateId], query, signal, naviga
       current = await get(`templates/${seg(templateId)}`, { query: { version: query.get("version") }, signal });
     } catch (error) {
       if (error.name === "AbortError") return;
-      view.append(pageTitle(view, `Template ${templateId}`), errorBox(error), link("#/templates", "All templates"));
+      mount(view, pageTitle(view, `Template ${templateId}`), errorBox(error), link("#/templates", "All templates"));
       return;
     }
   }
@@ -370,7 +382,7 @@ export async function editor({ view, params: [templateId], query, signal, naviga
   const heading = h("span", {}, isNew ? "New template" : `Template ${current.template_id} · v${current.version}`);
   const title = pageTitle(view, isNew ? "New template" : `Template ${current.template_id}`);
   clear(title.querySelector("h1"), heading);
-  view.append(
+  mount(view, 
     title,
     h("p", {}, link("#/templates", "← All templates")),
     h(
@@ -383,6 +395,7 @@ export async function editor({ view, params: [templateId], query, signal, naviga
   );
   showSample();
   buildParts(current || { subject: "", body_text: "", title: "", body: "" });
-  preview();
+  if (current) preview();
+  else status.textContent = "Start typing: the preview follows as you type.";
   loadVersions();
 }

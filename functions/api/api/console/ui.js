@@ -31,6 +31,12 @@ function append(element, children) {
   }
 }
 
+/** Append children to an element, skipping null, undefined and false (DOM append would print them). */
+export function mount(element, ...children) {
+  append(element, children);
+  return element;
+}
+
 export function clear(element, ...children) {
   element.replaceChildren();
   append(element, children);

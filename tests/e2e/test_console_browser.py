@@ -1,0 +1,278 @@
+"""The operator console (/admin/) in headless Chromium against the local stack, as an operator uses it.
+
+Each test also saves a screenshot of the pages it visits at 1366×768 to docs/console/, which docs/CONSOLE.md shows.
+The browser runs in Europe/Berlin, so the times it shows are not UTC (the title of each says UTC).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.launch import StackProcess
+
+from .browser import chromium
+
+pytestmark = pytest.mark.e2e
+SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(live_stack: StackProcess, browser: Any) -> Iterator[Any]:
+    """A fresh tab (its own sessionStorage) on the console; no script error may happen in it."""
+    context = browser.new_context(viewport=VIEWPORT, timezone_id="Europe/Berlin", locale="en-GB")
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(f"{live_stack.api}/admin/")
+    yield tab
+    context.close()
+    assert errors == [], errors
+
+
+def enter_key(page: Any, key: str = "local-dev-key") -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Use key").click()
+    if key == "local-dev-key":
+        expect(page.locator("#key-state")).to_have_text("Key accepted (admin)")
+
+
+def shot(page: Any, name: str) -> None:
+    """The visible part of the page, as a laptop shows it, for docs/CONSOLE.md."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#progress").wait_for(state="hidden")
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.3)
+
+
+def job_status(stack: StackProcess, job_id: str, wanted: str) -> dict[str, Any]:
+    def check() -> Any:
+        status, job = stack.call("GET", f"/api/v1/notifications/{job_id}")
+        return job if status == 200 and job["status"] == wanted else None
+
+    return dict(until(check))
+
+
+def test_the_key_prompt_and_a_wrong_key_shows_a_clear_message(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.get_by_role("heading", name="Notification console")).to_be_visible()
+    expect(page.get_by_text("Enter an API key")).to_be_visible()
+    shot(page, "key")
+    enter_key(page, "not-a-key")
+    notice = page.locator("#notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("The API key was refused")
+    expect(notice).to_contain_text("Enter a valid key")
+    expect(page.locator("#key-state")).to_have_text("No key")
+    expect(page.get_by_label("API key")).to_be_focused()
+    assert page.evaluate("sessionStorage.length") == 0  # a refused key is not kept
+    shot(page, "wrong-key")
+    enter_key(page)
+    assert page.evaluate("Object.values(sessionStorage)") == ["local-dev-key"]
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    shot(page, "overview")
+
+
+def test_find_a_sent_notification_by_job_id_and_see_sent_in_its_timeline(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    user = "demo-user-31"
+    url = f"https://example.com/confirm/{uuid.uuid4().hex[:8]}"
+    status, accepted = live_stack.call(
+        "POST",
+        "/api/v1/events",
+        {"event_type": "user_registered", "payload": {"confirmation_url": url}, "recipients": {"user_ids": [user]}},
+    )
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    job_status(live_stack, job_id, "SENT")
+
+    enter_key(page)
+    page.get_by_role("link", name="Notifications").click()
+    page.get_by_label("Job id").fill(job_id)
+    shot(page, "find")
+    page.get_by_role("button", name="Find notification").click()
+    expect(page).to_have_url(re.compile(f"#/notifications/{job_id}$"))
+    timeline = page.get_by_role("table").filter(has_text="Every transition")
+    expect(timeline.get_by_role("row").filter(has_text="SENT")).to_have_count(1)
+    expect(timeline.get_by_role("row").filter(has_text="ACCEPTED")).to_have_count(1)
+    # The email as rendered: the job's template version with its payload.
+    rendered = page.get_by_role("region", name="Message as rendered")
+    expect(rendered).to_contain_text("user_registered.email.en v1")
+    expect(rendered.get_by_title("The HTML part, rendered")).to_be_visible()
+    assert url in rendered.locator("pre.text").first.inner_text()
+    when = page.locator("time").first
+    assert when.get_attribute("title", timeout=1000).endswith(" UTC")  # local time shown, UTC on hover
+    shot(page, "notification")
+
+    page.get_by_role("link", name=accepted["event_id"]).click()
+    expect(page.get_by_role("heading", name="Event")).to_be_visible()
+    expect(page.get_by_role("link", name=job_id)).to_be_visible()
+    shot(page, "event")
+    page.get_by_role("link", name=user).first.click()
+    expect(page.get_by_role("heading", name=f"User {user}")).to_be_visible()
+    expect(page.get_by_role("link", name=job_id)).to_be_visible()
+    shot(page, "user")
+
+
+def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    locale = f"zz-{uuid.uuid4().hex[:6]}"  # a locale no event asks for, so no other test renders with it
+    status, created = live_stack.call(
+        "POST",
+        "/api/v1/templates",
+        {"event_type": "new_film", "channel": "email", "locale": locale, "subject": "{{ title }}", "body_text": "hi"},
+    )
+    assert status == 201, created
+    enter_key(page)
+    page.get_by_role("link", name="Templates").click()
+    expect(page.get_by_role("link", name=created["template_id"])).to_be_visible()
+    shot(page, "templates")
+    page.get_by_role("link", name=created["template_id"]).click()
+    preview = page.get_by_role("region", name="Preview")
+    expect(preview.locator(".subject").first).to_have_text("Dune")
+
+    page.get_by_label("Subject").fill("{{ title }}: out on {{ release_date }}")
+    expect(preview.locator(".subject").first).to_have_text("Dune: out on 2026-12-01")  # rendered by the API
+    text = page.get_by_label("Text body")
+    text.fill("Hello {{ user.first_name }},\n{% if title %}{{ title }\n{% endif %}")
+    problems = page.locator(f"#{text.get_attribute('id')}-errors")
+    expect(problems.get_by_role("button", name="Line 2")).to_be_visible()
+    expect(text).to_have_attribute("aria-invalid", "true")
+    expect(page.locator(".gutter .bad")).to_have_text(re.compile(r"^\s*2\s*$"))
+    expect(page.locator(".preview-state")).to_contain_text("problem")
+    shot(page, "template-error")
+    text.fill("Hello {{ user.first_name }},\n{{ title }} is out: {{ watch_url }}")
+    expect(preview.locator("pre.text").first).to_have_text("Hello Ada,\nDune is out: https://example.com/watch/f-1")
+    expect(text).to_have_attribute("aria-invalid", "false")
+    shot(page, "template")
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(page.get_by_text("Saved as version 2.")).to_be_visible()
+    status, stored = live_stack.call("GET", f"/api/v1/templates/{created['template_id']}")
+    assert (stored["version"], stored["subject"]) == (2, "{{ title }}: out on {{ release_date }}")
+    expect(page.get_by_role("region", name="Versions").get_by_role("row")).to_have_count(3)  # a header and two
+
+
+def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page)
+    page.get_by_role("link", name="Campaigns").click()
+    page.get_by_role("link", name="New campaign").click()
+    name = f"Weekday digest {uuid.uuid4().hex[:4]}"
+    page.get_by_label("Name").fill(name)
+    page.get_by_label("Cron").fill("99 * * * *")
+    expect(page.get_by_text("is not a valid cron expression")).to_be_visible()
+    page.get_by_label("Cron").fill("30 8 * * 1-5")
+    page.get_by_label("Time zone").fill("America/New_York")
+    schedule = page.get_by_role("table", name="Next five fire times")
+    times = schedule.locator("tbody td:nth-child(2)")  # in the campaign's zone; the next column in the browser's
+    expect(times).to_have_count(5)
+    expect(schedule.get_by_role("columnheader", name="In America/New_York")).to_be_visible()
+    assert all(re.match(r"(Mon|Tue|Wed|Thu|Fri), .*08:30$", t) for t in times.all_inner_texts()), (
+        times.all_inner_texts()
+    )
+    expect(page.get_by_text("is not a valid cron expression")).to_have_count(0)
+    shot(page, "campaign-new")
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page).to_have_url(re.compile(r"#/campaigns/[0-9a-f-]{36}$"))
+    campaign_id = page.url.rsplit("/", 1)[1]
+    expect(page.locator(".facts .badge").first).to_have_text("ACTIVE")
+    try:
+        page.get_by_role("button", name="Pause").click()
+        expect(page.locator(".facts .badge").first).to_have_text("PAUSED")
+        assert live_stack.call("GET", f"/api/v1/campaigns/{campaign_id}")[1]["status"] == "PAUSED"
+        page.get_by_role("button", name="Resume").click()
+        expect(page.locator(".facts .badge").first).to_have_text("ACTIVE")
+        shot(page, "campaign")
+        page.get_by_role("link", name="All campaigns").click()
+        expect(page.get_by_role("link", name=name)).to_be_visible()
+        shot(page, "campaigns")
+    finally:
+        live_stack.call("DELETE", f"/api/v1/campaigns/{campaign_id}")
+
+
+def test_redrive_a_dead_letter(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    ghost = f"ghost-{uuid.uuid4().hex[:6]}"  # the Auth service does not know them: a permanent failure
+    status, accepted = live_stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "password_reset",
+            "payload": {"reset_url": "https://example.com/r/1", "expires_in_minutes": 30},
+            "recipients": {"user_ids": [ghost]},
+        },
+    )
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    job_status(live_stack, job_id, "FAILED")
+
+    enter_key(page)
+    page.get_by_role("link", name="DLQ").click()
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=job_id))
+    expect(row).to_contain_text("permanent_error")
+    expect(row).to_contain_text(f"user {ghost} does not exist")
+    row.get_by_role("checkbox").check()
+    shot(page, "dlq")
+    page.get_by_role("button", name="Redrive selected (1)").click()
+    expect(page.get_by_text(f"Redriven: 1 ({job_id})")).to_be_visible(timeout=15_000)
+
+    def redriven() -> Any:
+        history = live_stack.call("GET", f"/api/v1/notifications/{job_id}")[1]["history"]
+        return any((entry.get("detail") or {}).get("redrive") for entry in history)
+
+    until(redriven)  # the worker took it again, with a fresh retry budget (and failed it again: still a ghost)
+
+
+def test_a_segment_takes_user_ids_from_a_csv_file(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    segment = f"csv-{uuid.uuid4().hex[:6]}"
+    enter_key(page)
+    page.get_by_role("link", name="Segments").click()
+    page.get_by_label("Segment id").fill(segment)
+    page.get_by_label("Name").fill("From a CSV")
+    page.get_by_role("button", name="Create segment").click()
+    expect(page.get_by_role("heading", name=f"Segment {segment}")).to_be_visible()
+    expect(page.locator("#segment-size")).to_have_text("0")
+    rows = "user_id\n" + "\n".join(f'"demo-user-{n}",x' for n in range(1, 26)) + "\ndemo-user-1\n\n"
+    page.get_by_label("CSV file of user ids").set_input_files(
+        files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
+    )
+    expect(page.get_by_text("25 distinct user ids in users.csv.")).to_be_visible()
+    page.get_by_role("button", name="Add these users").click()
+    expect(page.locator("#segment-size")).to_have_text("25")
+    expect(page.get_by_text("The segment now has 25 users.")).to_be_visible()
+    shot(page, "segment")
+    page.get_by_role("link", name="All segments").click()
+    expect(page.get_by_role("row").filter(has_text=segment)).to_contain_text("25")
+    shot(page, "segments")
