@@ -8,6 +8,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 export async function render({ view, signal }) {
   const limit = h("select", { name: "limit" }, [50, 100, 200].map((n) => h("option", { value: String(n) }, String(n))));
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
+  const selectAll = h("button", { type: "button", class: "secondary" }, "Select all");
   const redriveSelected = h("button", { type: "button", disabled: true }, "Redrive selected");
   const redriveAll = h("button", { type: "button", class: "danger" }, "Redrive all");
   const progress = h("progress", { max: 1, value: 0, hidden: true, "aria-label": "Redrive progress" });
@@ -24,7 +25,7 @@ export async function render({ view, signal }) {
       `Jobs that failed for good, and records that were not jobs. SQS shows a sample when the queue holds more than ` +
         `the page; letters just listed stay hidden from other readers for 2 seconds. Times in ${browserZone()}.`,
     ),
-    h("div", { class: "toolbar" }, field("Show up to", limit), redriveSelected, redriveAll, progress),
+    h("div", { class: "toolbar" }, field("Show up to", limit), selectAll, redriveSelected, redriveAll, progress),
     outcome,
     body,
   );
@@ -42,6 +43,8 @@ export async function render({ view, signal }) {
       if (box.checked) selected.add(letter.job_id);
       else selected.delete(letter.job_id);
       updateButton();
+      const jobs = letters.filter((l) => l.job_id).length;
+      selectAll.textContent = selected.size === jobs ? "Select none" : `Select all (${jobs})`;
     });
     return box;
   }
@@ -80,7 +83,14 @@ export async function render({ view, signal }) {
       return;
     }
     for (const id of [...selected]) if (!letters.some((l) => l.job_id === id)) selected.delete(id);
+    show();
+  }
+
+  function show() {
     updateButton();
+    const jobs = letters.filter((l) => l.job_id).length;
+    selectAll.disabled = jobs === 0;
+    selectAll.textContent = selected.size && selected.size === jobs ? "Select none" : `Select all (${jobs})`;
     clear(body, h("p", { class: "muted" }, `${letters.length} letter${letters.length === 1 ? "" : "s"}`), localPager(letters, renderRows, 50));
   }
 
@@ -126,7 +136,7 @@ export async function render({ view, signal }) {
     } catch (error) {
       clear(outcome, errorBox(error));
     }
-    await sleep(2100); // the redrive's own receive hid the rest for a moment
+    updateButton(); // busy() restored the label it started with
     load();
   });
   redriveAll.addEventListener("click", async () => {
@@ -136,8 +146,14 @@ export async function render({ view, signal }) {
     } catch (error) {
       clear(outcome, errorBox(error));
     }
-    await sleep(2100);
+    updateButton();
     load();
+  });
+  selectAll.addEventListener("click", () => {
+    const ids = letters.filter((l) => l.job_id).map((l) => l.job_id);
+    if (selected.size === ids.length) selected.clear();
+    else for (const id of ids) selected.add(id);
+    show();
   });
   limit.addEventListener("change", load);
   refresh.addEventListener("click", load);
