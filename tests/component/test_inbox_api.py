@@ -476,3 +476,10 @@ def test_no_token_request_answers_a_5xx() -> None:
             "POST", path, None, body, content_type="application/json", x_api_key="local-dev-key"
         )
         assert 400 <= status < 500 and answer["error"]["message"], (path, body, status, answer)
+
+
+@pytest.mark.parametrize("body", [b"[null, null]", b"3", b'"x"', b"[]"])
+def test_a_token_body_that_is_not_an_object_is_a_422_on_body(body: bytes) -> None:
+    status, answer = call_api("POST", "/api/v1/users/demo-user-1/tokens", body)
+    assert status == 422
+    assert [f["loc"] for f in answer["error"]["fields"]] == ["body"]
