@@ -570,6 +570,20 @@ def test_no_statement_grants_star_where_a_scope_exists(tpl: Template) -> None:
             assert set(actions) <= STAR_ONLY, f"{where}: {actions} on '*'"
 
 
+def test_the_api_may_read_the_queue_depths_its_overview_shows(tpl: Template) -> None:
+    # GET /api/v1/overview calls GetQueueAttributes on both queues (notify.adapters.sqs.SqsQueueStats).
+    policies = tpl.functions()["ApiFunction"].properties["Policies"]
+    poller = [p["SQSPollerPolicy"]["QueueName"] for p in policies if isinstance(p, dict) and "SQSPollerPolicy" in p]
+    assert poller == [{"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}]  # SAM's poller policy has GetQueueAttributes
+    granted = [
+        s["Resource"]
+        for where, s in _statements(tpl)
+        if where == "ApiFunction"
+        and "sqs:GetQueueAttributes" in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    ]
+    assert granted == [{"Fn::GetAtt": ["DelayQueue", "Arn"]}]
+
+
 def _policy_tables(tpl: Template, function: str) -> dict[str, str]:
     """Table logical id -> the SAM policy template that grants it."""
     out = {}
