@@ -21,7 +21,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
 LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 
-.PHONY: venv sam-venv browser-deps python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv browser-deps screenshots python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
 
 # The marker names the interpreter's version, so another Python (python3.13 installed later, say) rebuilds the venv.
 venv: $(VENV)/.installed-$(PYTHON_VERSION)
@@ -62,6 +62,9 @@ component: venv
 	$(PY) -m pytest tests/component
 e2e: venv browser-deps
 	$(PY) -m pytest tests/e2e
+# The console's screenshots in docs/console/ (docs/CONSOLE.md), taken by its browser tests.
+screenshots: venv browser-deps
+	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(PY) -m pytest tests/e2e/test_console_browser.py
 contract: venv sam-venv
 	$(PY) -m pytest tests/contract
 

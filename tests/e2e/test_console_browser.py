@@ -1,12 +1,16 @@
 """The operator console (/admin/) in headless Chromium against the local stack, as an operator uses it.
 
-Each test also saves a screenshot of the pages it visits at 1366×768 to docs/console/, which docs/CONSOLE.md shows.
+Each test also takes a screenshot of the pages it visits at 1366×768. ``make screenshots`` keeps them in
+docs/console/, which docs/CONSOLE.md shows (CONSOLE_SCREENSHOTS names the folder); otherwise they go to a
+temporary folder, so a test run leaves the working tree as it found it.
 The browser runs in Europe/Berlin, so the times it shows are not UTC (the title of each says UTC).
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,7 +24,7 @@ from local.launch import StackProcess
 from .browser import chromium
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
+SHOTS = Path(os.environ.get("CONSOLE_SCREENSHOTS") or tempfile.mkdtemp(prefix="console-screenshots-"))
 VIEWPORT = {"width": 1366, "height": 768}
 
 
