@@ -52,6 +52,7 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             "",
             f"Notification service: local stack is up (started in {seconds:.1f} s)",
             f"  API               {stack.api_url}   (X-API-Key: {c.api_key})",
+            f"  Console           {stack.api_url}/admin/   (enter the API key)",
             f"  Swagger UI        {stack.api_url}/docs",
             f"  OpenAPI           {stack.api_url}/openapi.json",
             f"  AWS (moto)        {stack.endpoint}   (AWS_ENDPOINT_URL)",
