@@ -1,0 +1,105 @@
+"""In-app jobs through the worker's real handler, with a real WebSocket client on the local gateway: exactly once.
+
+Kafka redelivers a batch; a worker dies after posting the frame, before recording SENT. Either way the user has one
+inbox item and one frame, and the job ends SENT (an in-app job is safe to run again: docs/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.clock import utc_now
+from notify.models import Channel
+from notify.records import InboxFilter
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from local.auth_service import AuthService
+from local.ws_gateway import WebSocketGateway, wait_connected
+
+from .helpers import queue_bodies
+from .test_worker import _job, _kafka, _outcomes, _status, _worker
+from .test_ws_gateway import gateway, handler, token_for  # noqa: F401 - the module's fixtures
+
+pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
+_users = itertools.count(90)
+
+
+@pytest.fixture
+def client(gateway: WebSocketGateway, auth_service: AuthService) -> Iterator[tuple[ClientConnection, str]]:  # noqa: F811
+    """A demo user (known to the Auth service, so the worker can render for them) connected to the gateway."""
+    user = f"demo-user-{next(_users)}"
+    assert user in auth_service.users
+    before = set(gateway.connection_ids())
+    with connect(f"{gateway.url}?token={token_for(user)}", open_timeout=10) as socket:
+        wait_connected(gateway, before)
+        yield socket, user
+
+
+def _frames(socket: ClientConnection, wait: float) -> list[dict[str, Any]]:
+    """Every notification frame that arrives within ``wait`` seconds of the last one."""
+    frames = []
+    while True:
+        try:
+            frame = json.loads(socket.recv(timeout=wait))
+        except (TimeoutError, ConnectionClosed):
+            return frames
+        if frame.get("type") == "notification":
+            frames.append(frame)
+
+
+def _items(user: str, job_id: str) -> list[Any]:
+    store = DynamoInboxStore(boto3.client("dynamodb"), os.environ["INBOX_TABLE"])
+    items, _ = store.page(user, InboxFilter.ALL, 100, None, utc_now())
+    return [i for i in items if i.job_id == job_id]
+
+
+def test_a_redelivered_in_app_job_is_stored_and_pushed_once(client: tuple[ClientConnection, str]) -> None:
+    socket, user = client
+    job = _job(user, "review_liked", channel=Channel.WEBSOCKET)
+    event = _kafka(job)
+    assert _outcomes(event) == {"sent": 1}
+    assert _outcomes(event) == {"duplicate": 1}  # Kafka redelivers after a crash before the commit
+    (frame,) = _frames(socket, wait=1.5)
+    assert frame["item"]["job_id"] == job.job_id and "Arrival" in frame["item"]["body"]
+    assert len(_items(user, job.job_id)) == 1
+    sent = _status(job.job_id)["history"][-1]
+    assert sent["status"] == "SENT" and sent["detail"]["connections_reached"] == 1
+
+
+def test_a_worker_dying_after_the_post_does_not_push_again_and_the_job_ends_sent(
+    client: tuple[ClientConnection, str], stack_env: dict[str, str]
+) -> None:
+    socket, user = client
+    job = _job(user, "review_liked", channel=Channel.WEBSOCKET)
+    session = boto3._get_default_session()
+
+    def crash(**_: Any) -> None:
+        raise SystemExit("the worker died right after the frame was posted")
+
+    session.events.register("after-call.apigatewaymanagementapi.PostToConnection", crash, unique_id="crash")
+    try:
+        with pytest.raises(SystemExit):
+            _worker(_kafka(job))
+    finally:
+        session.events.unregister("after-call.apigatewaymanagementapi.PostToConnection", unique_id="crash")
+    assert _status(job.job_id)["status"] == "SENDING"
+    boto3.client("dynamodb").update_item(  # the dead worker's lease runs out
+        TableName=stack_env["NOTIFICATIONS_TABLE"],
+        Key={"pk": {"S": f"JOB#{job.job_id}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+    assert _outcomes(_kafka(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be
+    assert len(_frames(socket, wait=1.5)) == 1  # the first copy's frame, and no second one
+    assert len(_items(user, job.job_id)) == 1
+    sent = _status(job.job_id)["history"][-1]
+    assert sent["status"] == "SENT" and sent["detail"]["inbox_item_existed"] is True
+    assert queue_bodies(stack_env["DLQ_URL"]) == []
