@@ -448,6 +448,7 @@ def test_every_change_pushes_the_counts_to_the_users_live_connections(management
         pytest.param("GET", f"/api/v1/inbox?cursor={'A' * 100_000}", None, None, id="huge-cursor"),
         pytest.param("GET", "/api/v1/inbox?cursor=%FF%FE", None, None, id="undecodable-cursor"),
         pytest.param("GET", "/api/v1/inbox?cursor=eyJ1IjoxfQ.AAAA", None, None, id="forged-cursor"),
+        pytest.param("GET", "/api/v1/inbox?cursor=abc.%C3%A9", None, None, id="non-ascii-signature"),
         pytest.param("GET", "/api/v1/inbox?status=%00&limit=-1", None, None, id="bad-query"),
         pytest.param("GET", "/api/v1/inbox?limit=99999999999999999999999", None, None, id="huge-limit"),
         pytest.param("POST", "/api/v1/inbox/%E2%82%AC/read", None, None, id="unicode-item-id"),

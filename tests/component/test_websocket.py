@@ -109,7 +109,7 @@ def _altered(token: str) -> str:
     return f"{forged}.{signature}"
 
 
-@pytest.mark.parametrize("case", ["missing", "empty", "forged", "altered", "expired", "garbage"])
+@pytest.mark.parametrize("case", ["missing", "empty", "forged", "altered", "expired", "garbage", "non-ascii"])
 def test_a_bad_token_is_refused_with_401_and_nothing_is_recorded(case: str) -> None:
     someone, connection = user(), websocket_id()
     now = utc_now()
@@ -120,6 +120,7 @@ def test_a_bad_token_is_refused_with_401_and_nothing_is_recorded(case: str) -> N
         "altered": _altered(tokens().issue(someone, now)[0]),
         "expired": tokens().issue(someone, now - timedelta(hours=2), ttl=timedelta(hours=1))[0],
         "garbage": "\u00e9" * 5000,
+        "non-ascii": "abc.\u00e9",  # a signature that is not ASCII (compare_digest raised TypeError on it)
     }[case]
     assert invoke(connect_event(token, connection)) == {"statusCode": 401}
     assert connections().user_of(connection) is None

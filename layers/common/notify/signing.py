@@ -42,8 +42,10 @@ class Signer:
     def verify(self, token: str) -> dict[str, Any]:
         """The payload of a token this signer made; BadToken otherwise."""
         body, _, signature = token.partition(".")
+        # compare_digest takes str only when it is ASCII (a TypeError otherwise): compare the UTF-8 bytes.
+        given = signature.encode("utf-8", "surrogatepass")
         if len(token) > MAX_TOKEN_CHARS or not any(
-            hmac.compare_digest(signature, self._signature(body, key)) for key in self._keys()
+            hmac.compare_digest(given, self._signature(body, key).encode()) for key in self._keys()
         ):
             raise BadToken("not a token this service made, or it was altered")
         try:
