@@ -14,7 +14,7 @@ from notify.clock import iso
 from notify.default_templates import seed_default_templates
 from notify.errors import NotFound, StoreUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Category, Channel, NotificationJob, Priority, Status
+from notify.models import Category, Channel, Contact, NotificationJob, Priority, Status
 from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, UserPreferences, UserProfile
 from notify.retry import RetryPolicy
 from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
@@ -164,6 +164,32 @@ def test_a_gone_connection_is_forgotten_and_is_not_an_error(world: World) -> Non
     assert detail["connections_failed"] == {"flaky": "throttled"}
     assert set(world.connections.connections) == {"live", "flaky"}  # a failure is not a 410: kept
     assert world.dlq.letters == [] and len(world.inbox.of("u1")) == 1
+
+
+def test_a_410_from_a_connection_still_opening_does_not_forget_it(world: World) -> None:
+    # $connect records the connection before API Gateway completes the handshake; until then a post gets 410.
+    world.connect("opening", ago=timedelta(seconds=2))
+    world.poster.gone.add("opening")
+    job = world.job()
+    assert world.delivery.handle(job) is Outcome.SENT
+    detail = world.sent_detail(job)
+    assert detail["connections_reached"] == 0 and "connections_gone" not in detail
+    assert "handshake" in detail["connections_failed"]["opening"]
+    assert set(world.connections.connections) == {"opening"}  # kept: its frames will reach it once it is open
+    world.poster.gone.clear()
+    world.service.push_counts("u1")
+    assert world.poster.frames("opening") == [{"type": "counts", "unseen": 1, "unread": 1, "total": 1}]
+
+
+def test_a_job_naming_another_users_connection_is_never_posted_there(world: World) -> None:
+    world.connect("mine")
+    world.connect("theirs", user="u2")
+    job = world.job(contact=Contact(connection_id="theirs"))
+    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.poster.posted == [] and world.sent_detail(job)["connections_reached"] == 0
+    named = world.job(contact=Contact(connection_id="mine"))
+    assert world.delivery.handle(named) is Outcome.SENT
+    assert [c for c, _ in world.poster.posted] == ["mine"]
 
 
 def test_a_user_with_no_connection_still_gets_the_item_and_no_letter(world: World) -> None:

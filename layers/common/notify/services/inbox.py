@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from notify.clock import Clock, iso
@@ -45,6 +45,10 @@ MAX_ITEM_BYTES = 300 * 1024
 CONNECTION_LIFETIME = timedelta(hours=2)
 #: Frames go to a user's newest connections only (tabs and devices beyond these read the inbox when they look).
 MAX_CONNECTIONS = 10
+#: $connect records a connection before API Gateway completes its handshake, and PostToConnection answers 410 until
+#: then. A connection this young that answers 410 is kept (its TTL or a later 410 removes it), so a frame sent in
+#: that moment cannot make a new socket deaf for its 2 hours.
+HANDSHAKE_GRACE = timedelta(seconds=30)
 DEFAULT_RETENTION = timedelta(days=90)
 
 
@@ -165,8 +169,7 @@ class InboxService:
         """Send the user's fresh counts to each live connection (best effort) and return them."""
         counts = self.counts(user_id)
         if self._poster is not None:
-            connections = self._connections.of_user(user_id, self._clock())[:MAX_CONNECTIONS]
-            targets = [c.connection_id for c in connections]
+            targets = self._connections.of_user(user_id, self._clock())[:MAX_CONNECTIONS]
             self._post_all(user_id, targets, _encode(counts_frame(counts)), lambda: True)
         return counts
 
@@ -194,26 +197,33 @@ class InboxService:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _targets(self, job: NotificationJob) -> list[str]:
+    def _targets(self, job: NotificationJob) -> list[Connection]:
+        """The user's newest live connections; only the named one if the job names a connection of this user's
+        (a connection of anyone else's is never posted to)."""
+        connections = self._connections.of_user(job.user_id, self._clock())
         explicit = job.contact.connection_id if job.contact else None
         if explicit:
-            return [explicit]
-        return [c.connection_id for c in self._connections.of_user(job.user_id, self._clock())[:MAX_CONNECTIONS]]
+            return [c for c in connections if c.connection_id == explicit]
+        return connections[:MAX_CONNECTIONS]
 
     def _post_all(
-        self, user_id: str, targets: list[str], data: bytes, time_left: Callable[[], bool]
+        self, user_id: str, targets: list[Connection], data: bytes, time_left: Callable[[], bool]
     ) -> tuple[tuple[str, ...], tuple[str, ...], dict[str, str]]:
         reached: list[str] = []
         gone: list[str] = []
         failed: dict[str, str] = {}
         assert self._poster is not None
-        for connection_id in targets:
+        for connection in targets:
+            connection_id = connection.connection_id
             if not time_left():
                 failed[connection_id] = "not posted: the claim's lease was running out"
                 continue
             try:
                 self._poster.post(connection_id, data)
             except ConnectionGone:
+                if self._opening(connection):
+                    failed[connection_id] = "410 while its handshake may still be completing: kept"
+                    continue
                 gone.append(connection_id)
                 self._connections.remove(connection_id, user_id)
             except DeliveryError as exc:
@@ -222,6 +232,14 @@ class InboxService:
             else:
                 reached.append(connection_id)
         return tuple(reached), tuple(gone), failed
+
+    def _opening(self, connection: Connection) -> bool:
+        """True while the connection is young enough that API Gateway may not have completed its handshake."""
+        try:
+            connected = datetime.fromisoformat(connection.connected_at)
+        except ValueError:
+            return False
+        return self._clock() - connected < HANDSHAKE_GRACE
 
 
 def _encode(value: dict[str, Any]) -> bytes:
