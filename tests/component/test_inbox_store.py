@@ -397,3 +397,23 @@ def _management_client(endpoint: str, config: Config) -> Any:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
+
+
+def test_every_read_of_an_inbox_is_consistent(inbox_table: str) -> None:
+    # moto is always consistent, so the requests themselves are checked: DynamoDB answers a Query or GetItem
+    # without ConsistentRead from a replica that may not have the latest mark yet.
+    client = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    reads: list[tuple[str, Any]] = []
+    for operation in ("Query", "GetItem"):
+        client.meta.events.register(
+            f"provide-client-params.dynamodb.{operation}",
+            lambda params, op=operation, **_: reads.append((op, params.get("ConsistentRead"))),
+        )
+    store = DynamoInboxStore(client, inbox_table)
+    user = _user()
+    store.put(_item(user, 1))
+    store.page(user, InboxFilter.ALL, 10, None, NOW)
+    store.counts(user, NOW)
+    store.get(user, _item(user, 1).id)
+    assert {op for op, _ in reads} == {"Query", "GetItem"}
+    assert all(consistent is True for _, consistent in reads), reads

@@ -214,6 +214,9 @@ class DynamoInboxStore:
                 {":user": user_id, ":counts": COUNTS_ID, ":now": _seconds(now)}
             ),
             "ScanIndexForward": False,
+            # The listing answers with the counts, read consistently: an eventually consistent page could still show
+            # an item as unread right after it was marked, beside counts that no longer count it.
+            "ConsistentRead": True,
         }
         if start is not None:
             kwargs["ExclusiveStartKey"] = start
