@@ -279,7 +279,14 @@ def test_a_sent_email_renders_again_as_it_was_sent(stack_env: dict, kafka_bootst
     assert worker(batch, LambdaContext("WorkerFunction", 120)) == {"batchItemFailures": []}
     assert call_api("GET", f"/api/v1/notifications/{job_id}")[1]["status"] == "SENT"
 
-    status, rendered = call_api("GET", f"/api/v1/notifications/{job_id}/rendered")
+    # The message holds what the payload holds (here a password-reset link): a key that may read notifications
+    # sees the timeline, but only an admin key the message.
+    reader = _key("notifications:read")
+    assert call_api("GET", f"/api/v1/notifications/{job_id}", key=reader)[0] == 200
+    status, error = call_api("GET", f"/api/v1/notifications/{job_id}/rendered", key=reader)
+    assert status == 403 and error["error"]["code"] == "forbidden" and "'admin'" in error["error"]["message"]
+    assert reset_url not in json.dumps(error)
+    status, rendered = call_api("GET", f"/api/v1/notifications/{job_id}/rendered", key=_key("admin"))
     assert status == 200, rendered
     assert (rendered["template_id"], rendered["template_version"]) == (f"password_reset.email.{locale}", 1)
     assert rendered["payload"] == {"reset_url": reset_url, "expires_in_minutes": 15}

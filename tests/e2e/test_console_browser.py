@@ -56,6 +56,30 @@ def enter_key(page: Any, key: str = "local-dev-key") -> None:
         expect(page.locator("#key-state")).to_have_text("Key accepted (admin)")
 
 
+def key_with(stack: StackProcess, *scopes: str) -> str:
+    """A fresh API key with only ``scopes``, stored in the running stack's key table."""
+    import boto3
+    from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
+    from notify.clock import iso, utc_now
+    from notify.services.access import hash_key
+
+    from local.events import REGION
+    from local.infra import STATE_FILE, StackState
+
+    state = StackState.from_json((Path(stack.env["LOCAL_STATE_DIR"]) / STATE_FILE).read_text())
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=stack.moto,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    key = f"console-browser-{uuid.uuid4().hex}"
+    table = state.infra.tables["ApiKeysTable"]
+    DynamoApiKeyStore(client, table).put(hash_key(key), "console browser test", list(scopes), iso(utc_now()))
+    return key
+
+
 def shot(page: Any, name: str) -> None:
     """The visible part of the page, as a laptop shows it, for docs/CONSOLE.md."""
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -143,6 +167,16 @@ def test_find_a_sent_notification_by_job_id_and_see_sent_in_its_timeline(page: A
     expect(page.get_by_role("heading", name=f"User {user}")).to_be_visible()
     expect(page.get_by_role("link", name=job_id)).to_be_visible()
     shot(page, "user")
+
+    # A key that may read notifications but is not an admin's sees the timeline, and a note instead of the
+    # message (it holds the event's payload: here a confirmation link).
+    enter_key(page, key_with(live_stack, "notifications:read"))
+    expect(page.locator("#key-state")).to_contain_text("without the admin scope")
+    page.goto(f"{live_stack.api}/admin/#/notifications/{job_id}")
+    expect(timeline.get_by_role("row").filter(has_text="SENT")).to_have_count(1)
+    expect(rendered).to_contain_text("shown to admin keys only")
+    expect(rendered.locator("iframe")).to_have_count(0)
+    assert url not in page.content()
 
 
 def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live_stack: StackProcess) -> None:

@@ -191,6 +191,12 @@ export async function job({ view, params: [jobId], signal }) {
       );
     } catch (error) {
       if (error.name === "AbortError") return;
+      if (error instanceof ApiError && error.status === 403) {
+        // The message holds the event's payload (reset and confirmation links among them): admin keys only.
+        clear(rendered, info("The message is shown to admin keys only: it holds the event's payload, links in it " +
+          "included. This key may see the notification's status and timeline above."));
+        return;
+      }
       clear(rendered, error instanceof ApiError && error.status === 404 ? info(error.message) : errorBox(error));
     }
   }

@@ -14,7 +14,7 @@ from notify.errors import ValidationFailed
 from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
-from api.deps import EventsWriter, Ingest, NotificationsReader, Queries, Rendered, TemplatesReader
+from api.deps import Admin, EventsWriter, Ingest, NotificationsReader, Queries, Rendered, TemplatesReader
 from api.errors import error_body
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
@@ -138,14 +138,16 @@ def get_notification(
 @router.get(
     "/api/v1/notifications/<job_id>/rendered",
     tags=["notifications"],
-    responses=responses(200, "The message as it was rendered", 404),
+    responses=responses(200, "The message as it was rendered (admin scope)", 404),
 )
 @tracer.capture_method
 def get_rendered_notification(
-    _: NotificationsReader, rendered: Rendered, job_id: Annotated[str, Path(max_length=64), PercentDecoded]
+    _: Admin, rendered: Rendered, job_id: Annotated[str, Path(max_length=64), PercentDecoded]
 ) -> RenderedNotification:
     """The notification's message rendered again: the template version its job recorded, with its event's payload.
 
+    Scope ``admin``: the payload and the message hold whatever the event carried (password-reset and confirmation
+    links among them), which ``notifications:read`` (statuses and timelines) does not grant.
     404 (saying why) for a job not rendered yet, or whose payload is not kept.
     """
     return RenderedNotification.model_validate(rendered.render(job_id))
