@@ -4,6 +4,7 @@ gateway (the management API its replies go through)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import uuid
@@ -186,6 +187,34 @@ def test_counts_are_the_users_own(socket: tuple[ClientConnection, str, str]) -> 
     event["requestContext"]["connectionId"] = connection
     assert invoke(event) == {"statusCode": 200}
     assert reply(client) == {"type": "counts", "unseen": 3, "unread": 3, "total": 3}
+
+
+class LaggingIndex:
+    """The connections store as DynamoDB's by-connection index may answer right after $connect: not yet."""
+
+    def __init__(self, store: DynamoConnectionStore, misses: int) -> None:
+        self.store, self.misses, self.calls = store, misses, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    def user_of(self, connection_id: str) -> str | None:
+        self.calls += 1
+        return None if self.calls <= self.misses else self.store.user_of(connection_id)
+
+
+def test_counts_asked_before_the_index_shows_the_connection_still_answer(
+    socket: tuple[ClientConnection, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from websocket import app
+
+    client, connection, _ = socket
+    lagging = LaggingIndex(app.services().connections, misses=2)
+    patched = dataclasses.replace(app.services(), connections=lagging)
+    monkeypatch.setattr(app, "services", lambda: patched)
+    assert invoke(message_event(connection, '{"action": "counts"}')) == {"statusCode": 200}
+    assert reply(client) == {"type": "counts", "unseen": 0, "unread": 0, "total": 0}
+    assert lagging.calls == 3
 
 
 BAD_FRAMES = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -44,6 +45,8 @@ tracer = Tracer()
 metrics = Metrics()
 
 USAGE = 'send {"action": "ping"} or {"action": "counts"}'
+# How long to wait before each further look at a connection the index does not show yet (GSIs lag by well under 1 s).
+USER_OF_WAITS = (0.1, 0.25, 0.5)
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,22 @@ def answer(body: str | None, is_base64: bool, connection: str) -> dict[str, Any]
     if action == "ping":
         return {"type": "pong"}
     if action == "counts":
-        user = services().connections.user_of(connection)
+        user = _user_of(connection)
         if user is None:
             return {"type": "error", "message": "this connection is not known any more: connect again"}
         return counts_frame(services().inbox.counts(user))
     return {"type": "error", "message": f"unknown action: {USAGE}"}
+
+
+def _user_of(connection: str) -> str | None:
+    """The connection's user. It is found through a global secondary index, which DynamoDB cannot read
+    consistently: a client asking right after $connect may be ahead of the index, so look again briefly."""
+    for wait in USER_OF_WAITS:
+        user = services().connections.user_of(connection)
+        if user is not None:
+            return user
+        time.sleep(wait)
+    return services().connections.user_of(connection)
 
 
 ROUTES: dict[str, Callable[[APIGatewayWebSocketEvent], dict[str, Any]]] = {
