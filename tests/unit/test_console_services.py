@@ -201,6 +201,19 @@ def test_a_job_renders_again_with_its_template_version_and_its_events_payload() 
     assert answer["rendered"]["subject"] == "Hi Dune"
 
 
+def test_the_template_the_worker_recorded_on_sending_is_used_not_a_guess_from_the_events_locale() -> None:
+    # The worker chose `de` from the user's profile; the event names no locale, so a guess would take `en`. The
+    # SENT entry after SENDING records the version alone: the template id is SENDING's.
+    store, templates = _world()
+    store.put_event(EventRecord("e1", "new_film", ["u1"], [Channel.EMAIL], "normal", "", "", payload=FILM))
+    _job(store, {"template_version": 1, "template_id": "new_film.email.de"})
+    sent = Transition(Status.SENT, "", 0, detail={"provider_message_id": "p-1", "template_version": 1})
+    store.jobs["j1"]["history"] = [*store.jobs["j1"]["history"], sent]
+    answer = RenderedJobs(store, templates).render("j1")
+    assert (answer["template_id"], answer["template_version"]) == ("new_film.email.de", 1)
+    assert answer["rendered"]["subject"] == "Hallo Dune"
+
+
 def test_a_job_recorded_without_its_template_id_finds_it_along_the_events_locale_chain() -> None:
     store, templates = _world()
     _job(store, {"template_version": 1})

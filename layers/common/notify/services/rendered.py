@@ -68,11 +68,14 @@ class RenderedJobs:
 
 
 def _rendered_with(record: JobRecord) -> Optional[dict[str, Any]]:
-    """The detail of the job's latest transition that names the template version it rendered."""
-    for entry in reversed(record.history):
-        if entry.detail.get("template_version") is not None:
-            return entry.detail
-    return None
+    """The detail of the job's latest transition that names the template (id and version) it rendered: its
+    ``SENDING``. Later ones (``SENT``) record the version alone, and the id is what says which locale the worker
+    chose from the user's profile. Only for a job recorded before the id was, the latest version alone."""
+    versioned = [entry.detail for entry in record.history if entry.detail.get("template_version") is not None]
+    for detail in reversed(versioned):
+        if detail.get("template_id"):
+            return detail
+    return versioned[-1] if versioned else None
 
 
 def _parts(message: RenderedMessage) -> dict[str, Any]:
