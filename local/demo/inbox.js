@@ -16,7 +16,7 @@
 
   const $ = (id) => document.getElementById(id);
   const state = { user: null, token: null, expiresAt: 0, socket: null, cursor: null, filter: "all", retry: 0,
-    closing: false, ping: null, shown: new Map() };
+    ping: null, shown: new Map() };
 
   // -- the API --------------------------------------------------------------------------------------------
 
@@ -165,9 +165,12 @@
     if (!state.token || Date.now() > state.expiresAt - 60_000) await fetchToken();
     const socket = new WebSocket(`${WS_URL}?token=${encodeURIComponent(state.token)}`);
     state.socket = socket;
+    const reconnecting = state.retry > 0;
     socket.addEventListener("open", () => {
       state.retry = 0;
       setConnection(`Live as ${state.user}`, true);
+      // Frames sent while the socket was down are lost: read the list and the counts again.
+      if (reconnecting) load().catch(showError);
       clearInterval(state.ping);
       state.ping = setInterval(() => socket.send(JSON.stringify({ action: "ping" })), PING_MS);
     });
@@ -184,18 +187,20 @@
     });
     socket.addEventListener("close", () => {
       clearInterval(state.ping);
-      if (state.closing || state.socket !== socket) return;
+      if (state.socket !== socket) return; // an old socket (the user switched): nothing to reconnect
       // API Gateway closes connections after 2 hours (and idle ones after 10 minutes): reconnect, backing off.
       const wait = Math.min(30_000, 500 * 2 ** state.retry++);
       setConnection(`Reconnecting in ${Math.round(wait / 1000)} s…`, false);
-      setTimeout(() => openSocket().catch(showError), wait);
+      setTimeout(() => {
+        if (state.socket === socket) openSocket().catch(showError); // unless the user switched meanwhile
+      }, wait);
     });
   }
 
   async function connect(user) {
-    state.closing = true;
-    if (state.socket) state.socket.close();
-    state.closing = false;
+    const old = state.socket;
+    state.socket = null; // its close event, whenever it comes, no longer schedules a reconnect
+    if (old) old.close();
     Object.assign(state, { user, token: null, expiresAt: 0, retry: 0 });
     showError(null);
     setConnection("Connecting…", false);
