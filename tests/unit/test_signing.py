@@ -30,3 +30,19 @@ NOT_ASCII = ["abc.\u00e9", "e30.\U0001f600", "abc.\ud800", "\u00e9.\u00e9"]
 def test_anything_else_is_refused(token: str) -> None:
     with pytest.raises(BadToken):
         Signer(lambda: "k1", "unsubscribe").verify(token)
+
+
+def test_the_documented_rotation_never_has_a_container_refuse_what_another_signed() -> None:
+    # Containers read the key at different times (5-minute caches): at each step of OPERATIONS.md, every value a
+    # container may hold accepts what any other container signs.
+    steps = ["old", "old,new", "new,old", "new"]
+    for before, after in zip(steps, steps[1:], strict=False):
+        for signer_value in (before, after):
+            token = Signer(lambda v=signer_value: v, "user").sign({"u": "ada"})
+            for verifier_value in (before, after):
+                assert Signer(lambda v=verifier_value: v, "user").verify(token) == {"u": "ada"}, (
+                    f"signed under {signer_value!r}, refused under {verifier_value!r}"
+                )
+    # What the old procedure allowed: a container on "new,old" signs what one still on "old" refuses.
+    with pytest.raises(BadToken):
+        Signer(lambda: "old", "user").verify(Signer(lambda: "new,old", "user").sign({"u": "ada"}))

@@ -3,7 +3,8 @@
 The key is the service's signing key (an SSM SecureString read through ``notify.adapters.secrets.SsmSecret``,
 passed in as a callable so a rotated key is picked up). The value may hold several keys separated by commas: the
 first signs, and a token made under any of them verifies, so a key can be rotated without breaking the links in
-emails already sent (store ``new,old``, and drop ``old`` once those links may lapse). Page cursors
+emails already sent (store ``old,new`` until every container has read it, then ``new,old``, and drop ``old``
+once those links may lapse: docs/OPERATIONS.md). Page cursors
 (``adapters.dynamodb.cursors``) and one-click unsubscribe links (``notify.unsubscribe``) are both made here, each
 under its own purpose, so a token of one kind is never accepted as the other.
 """

@@ -3,7 +3,7 @@
 A service caller with the ``users:token`` scope asks ``POST /api/v1/users/{user_id}/tokens`` for one and hands it
 to the user's front end. The token names the user and when it expires; it is signed with the service's signing
 key for its own purpose (``notify.signing``), so it is neither a cursor nor an unsubscribe link, and a key rotated
-as ``new,old`` keeps the tokens already handed out working until they expire.
+as ``old,new`` then ``new,old`` (docs/OPERATIONS.md) keeps the tokens already handed out working until they expire.
 """
 
 from __future__ import annotations
