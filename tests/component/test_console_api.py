@@ -315,6 +315,17 @@ def test_the_event_types_list_their_fields_and_a_sample_that_previews() -> None:
     assert call_api("POST", "/api/v1/templates:preview", {**draft, "payload": payload})[1]["title"] == "Sample"
 
 
+def test_the_event_types_are_the_catalog_any_valid_key_may_read_whatever_its_scopes() -> None:
+    # The console's campaign editor lists them for a key that may write campaigns but not read templates.
+    for scopes in (("campaigns:write",), ("events:write",), ()):
+        status, types = call_api("GET", "/api/v1/event-types", key=_key(*scopes))
+        assert status == 200 and any(t["event_type"] == "new_film" for t in types["items"]), scopes
+    status, error = call_api("GET", "/api/v1/event-types", key=None)
+    assert status == 401 and error["error"]["message"] == "missing X-API-Key header"
+    status, error = call_api("GET", "/api/v1/event-types", key="not-a-key")
+    assert status == 401 and error["error"]["message"] == "invalid API key"
+
+
 # -- the console's files -------------------------------------------------------------------
 
 

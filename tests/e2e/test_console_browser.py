@@ -257,6 +257,22 @@ def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, 
         live_stack.call("DELETE", f"/api/v1/campaigns/{campaign_id}")
 
 
+def test_a_key_that_may_write_campaigns_but_not_read_templates_creates_one(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page, key_with(live_stack, "campaigns:read", "campaigns:write"))
+    expect(page.locator("#key-state")).to_contain_text("without the admin scope")
+    page.goto(f"{live_stack.api}/admin/#/campaigns/new")
+    page.get_by_label("Name").fill(f"Writer's campaign {uuid.uuid4().hex[:4]}")
+    # The event types are any valid key's to read: the list and the sample payload are there.
+    expect(page.get_by_label("Event type", exact=True)).to_have_value("new_film")
+    assert '"watch_url"' in page.get_by_label("Payload (JSON, validated by the event type)").input_value()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.get_by_role("button", name="Create campaign").click()
+    expect(page).to_have_url(re.compile(r"#/campaigns/[0-9a-f-]{36}$"))
+    live_stack.call("DELETE", f"/api/v1/campaigns/{page.url.rsplit('/', 1)[1]}")
+
+
 def test_redrive_a_dead_letter(page: Any, live_stack: StackProcess) -> None:
     from playwright.sync_api import expect
 

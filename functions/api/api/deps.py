@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Request
+from notify.errors import Unauthorized
 from notify.services.access import authorize, hash_key
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
@@ -63,6 +64,19 @@ def caller_with(scope: str) -> Callable[..., Caller]:
     return authorized
 
 
+def any_caller(request: Request, svc: Svc) -> Caller:
+    """A dependency that authenticates the request's X-API-Key, whatever its scopes (Unauthorized otherwise): for
+    what every client of the API may read, such as the catalog of event types."""
+    key = request.headers.get("x-api-key")
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    scopes = svc.keys.scopes(hash_key(key))
+    if scopes is None:
+        raise Unauthorized("invalid API key")
+    return Caller(id=hash_key(key)[:16], scopes=scopes)
+
+
+AnyKey = Annotated[Caller, Depends(any_caller)]
 EventsWriter = Annotated[Caller, Depends(caller_with("events:write"))]
 NotificationsReader = Annotated[Caller, Depends(caller_with("notifications:read"))]
 TemplatesReader = Annotated[Caller, Depends(caller_with("templates:read"))]

@@ -103,10 +103,12 @@ function fireTimes(answer) {
 export async function editor({ view, params: [campaignId], signal, navigate }) {
   const isNew = !campaignId;
   let types = [];
+  let typesProblem = null;
   try {
     types = await listEventTypes();
-  } catch {
-    types = [];
+  } catch (error) {
+    // Without them the event type cannot be chosen nor its sample shown: say so, as the API said it.
+    typesProblem = errorBox({ explanation: `The event types could not be loaded: ${error.explanation || error.message}` });
   }
   let current = null;
   if (!isNew) {
@@ -221,6 +223,7 @@ export async function editor({ view, params: [campaignId], signal, navigate }) {
   const form = h(
     "form",
     { class: "editor", novalidate: true },
+    typesProblem,
     field("Name", name),
     h("div", { class: "row" }, field("Cron", cron, "minute hour day-of-month month day-of-week, e.g. 0 9 * * 1"), field("Time zone", timezone)),
     h("div", { class: "row" }, cronError, zoneError),

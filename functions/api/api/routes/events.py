@@ -14,7 +14,7 @@ from notify.errors import ValidationFailed
 from notify.models import AcceptedEvent, Channel, EventRequest, Status
 from pydantic import BaseModel, Field
 
-from api.deps import Admin, EventsWriter, Ingest, NotificationsReader, Queries, Rendered, TemplatesReader
+from api.deps import Admin, AnyKey, EventsWriter, Ingest, NotificationsReader, Queries, Rendered
 from api.errors import error_body
 from api.openapi import links_to, responses
 from api.params import PercentDecoded
@@ -153,10 +153,13 @@ def get_rendered_notification(
     return RenderedNotification.model_validate(rendered.render(job_id))
 
 
-@router.get("/api/v1/event-types", tags=["events"], responses=responses(200, "Every event type"))
+@router.get("/api/v1/event-types", tags=["events"], responses=responses(200, "Every event type (any valid key)"))
 @tracer.capture_method
-def list_event_types(_: TemplatesReader) -> EventTypeList:
-    """The event types the service accepts: defaults, payload fields and a payload that validates."""
+def list_event_types(_: AnyKey) -> EventTypeList:
+    """The event types the service accepts: defaults, payload fields and a payload that validates.
+
+    The public catalog of what may be sent: any valid API key may read it, whatever its scopes.
+    """
     return EventTypeList.model_validate({"items": [spec.describe() for spec in EVENT_TYPES.values()]})
 
 
