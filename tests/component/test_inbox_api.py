@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
 import boto3
@@ -26,11 +23,14 @@ from notify.clock import iso, utc_now
 from notify.records import Connection, InboxItem
 from notify.services.access import hash_key
 from notify.usertokens import UserTokens
+from websockets.sync.client import ClientConnection, connect
 
 from local.events import http_api_event
 from local.invoke import LambdaContext
+from local.ws_gateway import WebSocketGateway, wait_connected
 
 from .helpers import call_api
+from .test_ws_gateway import gateway, handler  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.usefixtures("stack_env")  # the functions' environment, pointing at the peers
 ITEM_KEYS = {"id", "job_id", "event_type", "title", "body", "data", "created_at", "seen_at", "read_at", "archived_at"}
@@ -364,76 +364,44 @@ def _clear_services() -> None:
 # -- counts frames -------------------------------------------------------------------------------------------
 
 
-class ManagementApi:
-    """A stand-in for API Gateway's management API: records each PostToConnection; ``gone`` answer 410."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, Any]] = []
-        self.gone: set[str] = set()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                connection_id = self.path.rsplit("/", 1)[-1]
-                data = self.rfile.read(int(self.headers.get("content-length") or 0))
-                if connection_id in outer.gone:
-                    self._answer(410, b'{"message": "Gone"}', {"x-amzn-ErrorType": "GoneException"})
-                    return
-                outer.posts.append((connection_id, json.loads(data)))
-                self._answer(200, b"", {})
-
-            def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in {"content-type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def frames_to(self, connection_id: str) -> list[Any]:
-        return [frame for target, frame in self.posts if target == connection_id]
+def _frames(client: ClientConnection, wait: float = 1.0) -> list[Any]:
+    """Every frame the socket receives until none comes for ``wait`` seconds."""
+    frames = []
+    while True:
+        try:
+            frames.append(json.loads(client.recv(timeout=wait)))
+        except TimeoutError:
+            return frames
 
 
-@pytest.fixture
-def management_api(fresh_services: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[ManagementApi]:
-    api = ManagementApi()
-    thread = threading.Thread(target=api.server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("WEBSOCKET_ENDPOINT", api.url)
-    yield api
-    api.server.shutdown()
-    api.server.server_close()
-
-
-def test_every_change_pushes_the_counts_to_the_users_live_connections(management_api: ManagementApi) -> None:
+def test_every_change_pushes_the_counts_to_the_users_live_connections(gateway: WebSocketGateway) -> None:  # noqa: F811
+    # The local WebSocket gateway is the management API here (WEBSOCKET_ENDPOINT), with real sockets behind it.
     user, other = _user(), _user()
     item, _ = _put_items(user, 2)
     connections = DynamoConnectionStore(boto3.client("dynamodb"), os.environ["CONNECTIONS_TABLE"])
-    now = utc_now()
-    live, closed, others = (f"conn-{uuid.uuid4().hex[:12]}" for _ in range(3))
-    for connection_id, owner in ((live, user), (closed, user), (others, other)):
-        connections.add(Connection(connection_id, owner, iso(now), iso(now + timedelta(hours=2))))
-    management_api.gone.add(closed)
+    an_hour_ago = utc_now() - timedelta(hours=1)
+    closed = f"closed-{uuid.uuid4().hex[:12]}="  # recorded, but API Gateway has no such socket any more: 410
+    connections.add(Connection(closed, user, iso(an_hour_ago), iso(an_hour_ago + timedelta(hours=2))))
     token = _token(user)
-
-    as_user(token, "POST", f"/api/v1/inbox/{item}/read")
-    assert management_api.frames_to(live) == [{"type": "counts", "unseen": 1, "unread": 1, "total": 2}]
-    assert [c.connection_id for c in connections.of_user(user, utc_now())] == [live]  # the 410 one is forgotten
-    as_user(token, "POST", "/api/v1/inbox/read-all")
-    as_user(token, "POST", f"/api/v1/inbox/{item}/archive")
-    assert management_api.frames_to(live)[1:] == [
-        {"type": "counts", "unseen": 0, "unread": 0, "total": 2},
-        {"type": "counts", "unseen": 0, "unread": 0, "total": 1},
-    ]
-    assert management_api.frames_to(others) == []  # another user's connection hears nothing
-    as_user(token, "GET", "/api/v1/inbox")
-    assert len(management_api.frames_to(live)) == 3  # reading changes nothing, pushes nothing
+    before = set(gateway.connection_ids())
+    with connect(f"{gateway.url}?token={token}", open_timeout=10) as live:
+        wait_connected(gateway, before)
+        before = set(gateway.connection_ids())
+        with connect(f"{gateway.url}?token={_token(other)}", open_timeout=10) as others:
+            wait_connected(gateway, before)
+            as_user(token, "POST", f"/api/v1/inbox/{item}/read")
+            assert _frames(live) == [{"type": "counts", "unseen": 1, "unread": 1, "total": 2}]
+            remaining = [c.connection_id for c in connections.of_user(user, utc_now())]
+            assert closed not in remaining and len(remaining) == 1  # the 410 one is forgotten
+            as_user(token, "POST", "/api/v1/inbox/read-all")
+            as_user(token, "POST", f"/api/v1/inbox/{item}/archive")
+            assert _frames(live) == [
+                {"type": "counts", "unseen": 0, "unread": 0, "total": 2},
+                {"type": "counts", "unseen": 0, "unread": 0, "total": 1},
+            ]
+            as_user(token, "GET", "/api/v1/inbox")
+            assert _frames(live, wait=0.5) == []  # reading changes nothing, pushes nothing
+            assert _frames(others, wait=0.2) == []  # another user's connection hears nothing
 
 
 # -- hostile input -------------------------------------------------------------------------------------------
