@@ -93,6 +93,10 @@ export async function api(method, path, { query, body, signal } = {}) {
   return data;
 }
 
+// POST /dlq/redrive reads at most `limit` letters per call (1,000 at most, 100 by default), with or without
+// job_ids: a redrive of chosen letters sends the most, or a large queue would hide them behind its first 100.
+export const REDRIVE_LIMIT = 1000;
+
 export const get = (path, options) => api("GET", path, options);
 export const post = (path, body, options) => api("POST", path, { ...options, body: body ?? {} });
 export const put = (path, body, options) => api("PUT", path, { ...options, body });

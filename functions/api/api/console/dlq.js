@@ -1,6 +1,6 @@
 // #/dlq : dead letters with their reason and error; select some (or all) and redrive them.
 
-import { get, post } from "./api.js";
+import { REDRIVE_LIMIT, get, post } from "./api.js";
 import { browserZone, busy, clear, enc, errorBox, field, h, info, link, localPager, pageTitle, table, time, mount } from "./ui.js";
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -103,7 +103,7 @@ export async function render({ view, signal }) {
     progress.max = wanted ? wanted.length : 1;
     progress.value = 0;
     for (let attempt = 0; attempt < 4; attempt++) {
-      const result = await post("dlq/redrive", wanted ? { job_ids: wanted } : { limit: 1000 });
+      const result = await post("dlq/redrive", { ...(wanted ? { job_ids: wanted } : {}), limit: REDRIVE_LIMIT });
       done.push(...result.redriven);
       skipped.push(...result.skipped);
       progress.value = wanted ? done.length + skipped.length : 1;
@@ -140,7 +140,7 @@ export async function render({ view, signal }) {
     load();
   });
   redriveAll.addEventListener("click", async () => {
-    if (!window.confirm("Redrive every letter of the queue (up to 1,000)?")) return;
+    if (!window.confirm(`Redrive every letter of the queue (up to ${REDRIVE_LIMIT.toLocaleString("en")})?`)) return;
     try {
       await busy(redriveAll, "Redriving…", () => redrive(null));
     } catch (error) {

@@ -1,7 +1,7 @@
 // Notifications: look one up by job, event or user id; a job's timeline, its message as rendered and a redrive;
 // an event's jobs; a user's notifications, preferences and inbox.
 
-import { ApiError, get, post, seg } from "./api.js";
+import { ApiError, REDRIVE_LIMIT, get, post, seg } from "./api.js";
 import {
   badge,
   browserZone,
@@ -96,7 +96,7 @@ function timeline(history) {
 async function redrive(jobId, out) {
   // A letter listed by someone in the last 2 s is hidden from this receive; ask again a few times.
   for (let attempt = 0; attempt < 4; attempt++) {
-    const result = await post("dlq/redrive", { job_ids: [jobId] });
+    const result = await post("dlq/redrive", { job_ids: [jobId], limit: REDRIVE_LIMIT });
     if (result.redriven.includes(jobId)) {
       clear(out, info("Queued again with a fresh retry budget; the timeline below updates as the worker takes it."));
       return true;
