@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -324,6 +325,26 @@ def test_the_event_types_are_the_catalog_any_valid_key_may_read_whatever_its_sco
     assert status == 401 and error["error"]["message"] == "missing X-API-Key header"
     status, error = call_api("GET", "/api/v1/event-types", key="not-a-key")
     assert status == 401 and error["error"]["message"] == "invalid API key"
+
+
+# -- segment ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("segment_id", [".", ".."])
+def test_a_segment_id_no_url_can_address_is_refused_on_its_field(segment_id: str) -> None:
+    # A URL parser reads `.` and `..` (even as %2E) as path steps: /segments/.. would be /api/v1/, never the segment.
+    status, error = call_api("POST", "/api/v1/segments", {"segment_id": segment_id, "name": "dots"})
+    assert status == 422, error
+    (field,) = error["error"]["fields"]
+    assert field["loc"] == "segment_id" and "." in field["msg"], field
+    assert segment_id not in {s["segment_id"] for s in call_api("GET", "/api/v1/segments")[1]["items"]}
+    from api.routes.segments import NEW_SEGMENT_ID_PATTERN  # what the OpenAPI document says: the same
+
+    assert not re.fullmatch(NEW_SEGMENT_ID_PATTERN, segment_id)
+    assert all(re.fullmatch(NEW_SEGMENT_ID_PATTERN, ok) for ok in ("...", ".a", "a..", "vip:2026", "-"))
+    dots = f"v...{uuid.uuid4().hex[:6]}"  # dots among other characters address a path segment as any id does
+    assert call_api("POST", "/api/v1/segments", {"segment_id": dots, "name": "dots"})[0] == 201
+    assert call_api("GET", f"/api/v1/segments/{dots}")[0] == 200
 
 
 # -- the console's files -------------------------------------------------------------------

@@ -13,7 +13,7 @@ export async function list({ view, signal, navigate }) {
   const name = h("input", { name: "name", required: true, maxlength: "200", autocomplete: "off" });
   const create = h("button", { type: "submit" }, "Create segment");
   const outcome = h("div");
-  const form = h("form", { class: "inline-form" }, field("Segment id", id, "letters, digits and _ . : -"), field("Name", name), create);
+  const form = h("form", { class: "inline-form" }, field("Segment id", id, "letters, digits and _ . : - (not . or .. alone)"), field("Name", name), create);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     if (!form.reportValidity()) return;

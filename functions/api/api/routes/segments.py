@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from notify.models import UserId
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from api.deps import CampaignsReader, CampaignsWriter, Segments
 from api.openapi import links_to, responses
@@ -25,10 +25,26 @@ SegmentId = Annotated[str, Path(max_length=128), StringConstraints(pattern=SEGME
 MAX_USERS_PER_CALL = 10_000
 
 
+# A new segment's id, as the document states it: the pattern, but not `.` nor `..` (no look-ahead: pydantic's
+# regex engine has none). The validator below refuses them with a message of its own.
+NEW_SEGMENT_ID_PATTERN = r"^(?:[A-Za-z0-9_.:-]*[A-Za-z0-9_:-][A-Za-z0-9_.:-]*|\.{3,})$"
+
+
 class SegmentInput(BaseModel):
-    segment_id: str = Field(min_length=1, max_length=128, pattern=SEGMENT_ID_PATTERN)
+    segment_id: str = Field(
+        min_length=1, max_length=128, pattern=SEGMENT_ID_PATTERN, json_schema_extra={"pattern": NEW_SEGMENT_ID_PATTERN}
+    )
     name: str = Field(min_length=1, max_length=200)
     user_ids: list[UserId] = Field(default_factory=list, max_length=MAX_USERS_PER_CALL)
+
+    @field_validator("segment_id")
+    @classmethod
+    def addressable(cls, value: str) -> str:
+        """URL parsers (WHATWG) read ``.`` and ``..``, even percent-encoded, as path steps, so no URL could name
+        such a segment: /api/v1/segments/.. is /api/v1/."""
+        if value in (".", ".."):
+            raise ValueError(f"{value!r} cannot be a segment id: a URL reads it as a path step, not a name")
+        return value
 
 
 class Members(BaseModel):
