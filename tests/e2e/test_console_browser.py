@@ -14,8 +14,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -179,6 +181,32 @@ def test_find_a_sent_notification_by_job_id_and_see_sent_in_its_timeline(page: A
     assert url not in page.content()
 
 
+def test_a_scheduled_job_shows_when_it_is_due_in_the_browsers_zone(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    due = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
+    status, accepted = live_stack.call(
+        "POST",
+        "/api/v1/events",
+        {
+            "event_type": "user_registered",
+            "payload": {"confirmation_url": "https://example.com/confirm/later"},
+            "recipients": {"user_ids": ["demo-user-32"]},
+            "send_after": due.isoformat().replace("+00:00", "Z"),
+        },
+    )
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    job_status(live_stack, job_id, "SCHEDULED")
+
+    enter_key(page)
+    page.goto(f"{live_stack.api}/admin/#/notifications/{job_id}")
+    shown = page.locator("ul.detail li").filter(has_text="due_at").locator("time")
+    expect(shown).to_have_attribute("title", due.strftime("%Y-%m-%d %H:%M:%S UTC"))
+    berlin = due.astimezone(ZoneInfo("Europe/Berlin"))
+    expect(shown).to_contain_text(berlin.strftime("%H:%M:%S"))
+
+
 def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live_stack: StackProcess) -> None:
     from playwright.sync_api import expect
 
@@ -191,7 +219,10 @@ def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live
     assert status == 201, created
     enter_key(page)
     page.get_by_role("link", name="Templates").click()
-    expect(page.get_by_role("link", name=created["template_id"])).to_be_visible()
+    chip = page.get_by_role("link", name=created["template_id"])
+    expect(chip).to_be_visible()
+    # Saved when: in the browser's zone, and in UTC.
+    assert re.fullmatch(r"v1, saved .+ \(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", chip.get_attribute("title") or "")
     shot(page, "templates")
     page.get_by_role("link", name=created["template_id"]).click()
     preview = page.get_by_role("region", name="Preview")

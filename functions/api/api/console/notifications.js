@@ -59,6 +59,12 @@ export function lookup({ view, navigate }) {
   (location.hash.startsWith("#/users") ? byUser : byJob).input.focus();
 }
 
+/** A detail's value: a time (due_at, …) in the browser's zone with UTC on hover, anything else as text. */
+function detailValue(key, value) {
+  if (key.endsWith("_at") && typeof value === "string") return time(value);
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
 function detailText(detail) {
   const skip = new Set(["template_version", "template_id", "provider_message_id", "feedback"]);
   const rest = Object.entries(detail || {}).filter(([k]) => !skip.has(k));
@@ -66,7 +72,7 @@ function detailText(detail) {
   return h(
     "ul",
     { class: "detail" },
-    rest.map(([k, v]) => h("li", {}, h("span", { class: "muted" }, `${k}: `), typeof v === "object" ? JSON.stringify(v) : String(v))),
+    rest.map(([k, v]) => h("li", {}, h("span", { class: "muted" }, `${k}: `), detailValue(k, v))),
   );
 }
 

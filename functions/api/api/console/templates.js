@@ -20,6 +20,7 @@ import {
   section,
   table,
   time,
+  timeText,
   uid,
 } from "./ui.js";
 
@@ -74,7 +75,7 @@ export async function list({ view, query, signal, navigate }) {
         "div",
         { class: "chips" },
         found.map((t) =>
-          h("a", { href: `#/templates/${enc(t.template_id)}`, class: "chip", "aria-label": `${t.template_id} (v${t.version})`, title: `v${t.version}, saved ${new Date(t.created_at).toLocaleString()}` }, t.locale, h("span", { class: "muted" }, ` v${t.version}`)),
+          h("a", { href: `#/templates/${enc(t.template_id)}`, class: "chip", "aria-label": `${t.template_id} (v${t.version})`, title: `v${t.version}, saved ${timeText(t.created_at)}` }, t.locale, h("span", { class: "muted" }, ` v${t.version}`)),
         ),
         add,
       );

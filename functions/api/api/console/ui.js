@@ -83,6 +83,13 @@ export function time(iso) {
   return h("time", { datetime: date.toISOString(), title: utcText(date) }, LOCAL.format(date));
 }
 
+/** The same as text, for a title: "25 Nov 2026, 21:04:05 (2026-11-25 20:04:05 UTC)". */
+export function timeText(iso) {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) return String(iso ?? "");
+  return `${LOCAL.format(date)} (${utcText(date)})`;
+}
+
 /** The browser's time zone, said once per page where times are shown. */
 export const browserZone = () => Intl.DateTimeFormat().resolvedOptions().timeZone;
 
