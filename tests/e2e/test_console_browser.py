@@ -366,14 +366,20 @@ def test_a_segment_takes_user_ids_from_a_csv_file(page: Any) -> None:
     expect(page.get_by_role("heading", name=f"Segment {segment}")).to_be_visible()
     expect(page.locator("#segment-size")).to_have_text("0")
     rows = "user_id\n" + "\n".join(f'"demo-user-{n}",x' for n in range(1, 26)) + "\ndemo-user-1\n\n"
+    # RFC 4180: separators and doubled quotes inside a quoted first field, and quoted fields after it.
+    rows += '"Smith, Ada ""42""";x\r\n"demo-user-26"\t"a note, with; separators"\n'
+    parsed = page.evaluate(
+        "async (text) => (await import(new URL('segments.js', document.baseURI).href)).parseCsv(text)", rows
+    )
+    assert parsed == [*(f"demo-user-{n}" for n in range(1, 26)), 'Smith, Ada "42"', "demo-user-26"], parsed
     page.get_by_label("CSV file of user ids").set_input_files(
         files=[{"name": "users.csv", "mimeType": "text/csv", "buffer": rows.encode()}]
     )
-    expect(page.get_by_text("25 distinct user ids in users.csv.")).to_be_visible()
+    expect(page.get_by_text("27 distinct user ids in users.csv.")).to_be_visible()
     page.get_by_role("button", name="Add these users").click()
-    expect(page.locator("#segment-size")).to_have_text("25")
-    expect(page.get_by_text("The segment now has 25 users.")).to_be_visible()
+    expect(page.locator("#segment-size")).to_have_text("27")
+    expect(page.get_by_text("The segment now has 27 users.")).to_be_visible()
     shot(page, "segment")
     page.get_by_role("link", name="All segments").click()
-    expect(page.get_by_role("row").filter(has_text=segment)).to_contain_text("25")
+    expect(page.get_by_role("row").filter(has_text=segment)).to_contain_text("27")
     shot(page, "segments")

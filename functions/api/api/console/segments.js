@@ -67,13 +67,45 @@ export async function list({ view, signal, navigate }) {
   );
 }
 
+/**
+ * The first field of each record of CSV text, as RFC 4180 reads it: a quoted field may hold separators, line
+ * breaks and doubled quotes (""); a comma, semicolon or tab separates fields, CRLF or LF records.
+ */
+export function firstFields(text) {
+  const firsts = [];
+  let first = "";
+  let column = 0;
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted && c === '"' && text[i + 1] === '"') {
+      if (column === 0) first += c;
+      i++;
+    } else if (c === '"') {
+      quoted = !quoted;
+    } else if (quoted) {
+      if (column === 0) first += c;
+    } else if (c === "," || c === ";" || c === "\t") {
+      column++;
+    } else if (c === "\n" || c === "\r") {
+      if (c === "\r" && text[i + 1] === "\n") i++;
+      firsts.push(first);
+      first = "";
+      column = 0;
+    } else if (column === 0) {
+      first += c;
+    }
+  }
+  firsts.push(first);
+  return firsts;
+}
+
 /** User ids from CSV text: the first column of each row, unquoted, blank rows and a user_id header skipped. */
 export function parseCsv(text) {
   const ids = [];
   const seen = new Set();
-  for (const [index, raw] of text.split(/\r?\n/).entries()) {
-    let cell = raw.split(/[,;\t]/)[0].trim();
-    if (cell.startsWith('"') && cell.endsWith('"') && cell.length >= 2) cell = cell.slice(1, -1).replace(/""/g, '"').trim();
+  for (const [index, raw] of firstFields(text).entries()) {
+    const cell = raw.trim();
     if (!cell || (index === 0 && /^(user_?id|id|user)$/i.test(cell))) continue;
     if (!seen.has(cell)) {
       seen.add(cell);
