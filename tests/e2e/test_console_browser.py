@@ -108,6 +108,16 @@ def job_status(stack: StackProcess, job_id: str, wanted: str) -> dict[str, Any]:
     return dict(until(check))
 
 
+def test_an_address_with_a_malformed_escape_is_not_found(page: Any) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page)
+    page.goto(page.url.split("#")[0] + "#/notifications/%E0%A4%A")  # no page error (the fixture checks)
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    page.get_by_role("link", name="Overview").last.click()
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+
+
 def test_the_key_prompt_and_a_wrong_key_shows_a_clear_message(page: Any) -> None:
     from playwright.sync_api import expect
 
@@ -259,6 +269,10 @@ def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, 
     page.get_by_label("Name").fill(name)
     page.get_by_label("Cron").fill("99 * * * *")
     expect(page.get_by_text("is not a valid cron expression")).to_be_visible()
+    # The error and the hint both describe the field (a screen reader reads both).
+    cron = page.get_by_label("Cron")
+    expect(cron).to_have_accessible_description(re.compile(r"is not a valid cron expression.*minute hour"))
+    assert len((cron.get_attribute("aria-describedby") or "").split()) == 2
     page.get_by_label("Cron").fill("30 8 * * 1-5")
     page.get_by_label("Time zone").fill("America/New_York")
     schedule = page.get_by_role("table", name="Next five fire times")

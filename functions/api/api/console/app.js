@@ -148,12 +148,21 @@ function route() {
     keyInput.focus();
     return;
   }
-  if (!found) {
+  const notFound = () =>
     clear(view, h("h1", {}, "Not found"), h("p", {}, "No page at this address. "), h("a", { href: "#/" }, "Overview"));
+  if (!found) {
+    notFound();
     return;
   }
   const [match, page] = found;
-  const params = match.slice(1).map((p) => decodeURIComponent(p));
+  let params;
+  try {
+    params = match.slice(1).map((p) => decodeURIComponent(p));
+  } catch (error) {
+    if (!(error instanceof URIError)) throw error;
+    notFound(); // a malformed escape (a lone %, say) names no id
+    return;
+  }
   clear(view);
   const context = { view, params, query, signal: current.signal, navigate };
   Promise.resolve(page(context)).catch((error) => {

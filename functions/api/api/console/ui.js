@@ -51,7 +51,11 @@ export const uid = (prefix = "f") => `${prefix}-${++ids}`;
 export function field(label, control, hint) {
   if (!control.id) control.id = uid();
   const hintId = hint ? `${control.id}-hint` : undefined;
-  if (hintId) control.setAttribute("aria-describedby", hintId);
+  if (hintId) {
+    // Keep what the control is already described by (its error line, say): the hint comes after it.
+    const described = (control.getAttribute("aria-describedby") || "").split(/\s+/).filter((id) => id && id !== hintId);
+    control.setAttribute("aria-describedby", [...described, hintId].join(" "));
+  }
   return h(
     "div",
     { class: "field" },
