@@ -27,7 +27,11 @@ from .helpers import call_api, emails_to, kafka_values
 pytestmark = pytest.mark.usefixtures("stack_env")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+FRAME_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data: https:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
 )
 
 
@@ -362,6 +366,16 @@ def test_the_console_page_is_served_with_a_strict_policy_and_no_key() -> None:
     assert '<label for="api-key">API key</label>' in body
     assert "<script" not in body.replace('<script type="module" src="app.js"></script>', "")  # no inline script
     assert " style=" not in body and "<style" not in body
+
+
+def test_the_email_preview_frame_has_its_own_policy_styles_without_scripts_framed_by_the_console_only() -> None:
+    answer = _raw("/admin/frame.html")
+    assert answer["statusCode"] == 200
+    headers = answer["headers"]
+    assert headers["Content-Security-Policy"] == FRAME_CSP
+    assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
+    assert "<script" not in answer["body"].replace('<script src="frame.js"></script>', "")  # no inline script
+    assert _raw("/admin/frame.js")["headers"]["Content-Security-Policy"] == CSP
 
 
 @pytest.mark.parametrize(

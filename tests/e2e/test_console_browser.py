@@ -251,6 +251,22 @@ def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live
     text.fill("Hello {{ user.first_name }},\n{{ title }} is out: {{ watch_url }}")
     expect(preview.locator("pre.text").first).to_have_text("Hello Ada,\nDune is out: https://example.com/watch/f-1")
     expect(text).to_have_attribute("aria-invalid", "false")
+    # The HTML part in its frame: the email's inline and <style> styles apply, its scripts do not run, and the
+    # frame's origin is opaque (the console's sessionStorage, with the key, is out of its reach).
+    page.get_by_label("HTML body").fill(
+        '<style>p { color: rgb(1, 2, 3) }</style><p style="font-size:small">{{ title }}</p>'
+        '<script>document.body.dataset.ran = "yes"</script><img src="data:," onerror="document.body.dataset.ran = 1">'
+    )
+    html = preview.frame_locator('iframe[title="The HTML part, rendered"]').locator("p")
+    expect(html).to_have_text("Dune")
+    expect(html).to_have_css("font-size", "13px")
+    expect(html).to_have_css("color", "rgb(1, 2, 3)")
+    frame = next(f for f in page.frames if f.url.endswith("/admin/frame.html"))
+    assert frame.evaluate("document.body.dataset.ran") is None
+    assert frame.evaluate("window.origin") == "null"
+    assert frame.evaluate("(() => { try { return sessionStorage.length } catch (e) { return e.name } })()") == (
+        "SecurityError"
+    )
     shot(page, "template")
     page.get_by_role("button", name="Save as a new version").click()
     expect(page.get_by_text("Saved as version 2.")).to_be_visible()

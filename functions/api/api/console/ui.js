@@ -289,8 +289,10 @@ export function facts(pairs) {
 }
 
 /**
- * A rendered message: subject, text and HTML (an email), title and body (push, in-app). The HTML is shown in a
- * sandboxed frame (no scripts, no same origin), and as its source.
+ * A rendered message: subject, text and HTML (an email), title and body (push, in-app). The HTML is shown as its
+ * source, and in frame.html: a frame sandboxed to scripts only (an opaque origin, so nothing of the console's is
+ * within its reach), whose own policy lets the email's styles apply and runs no script but frame.js, which takes
+ * the HTML by postMessage once the frame has loaded.
  */
 export function message(rendered) {
   const parts = [];
@@ -299,8 +301,15 @@ export function message(rendered) {
   if (rendered.body !== undefined) parts.push(["Body", h("pre", { class: "text" }, rendered.body)]);
   if (rendered.text !== undefined) parts.push(["Text", h("pre", { class: "text" }, rendered.text)]);
   if (rendered.html !== undefined) {
-    const frame = h("iframe", { class: "html", title: "The HTML part, rendered", sandbox: "", referrerpolicy: "no-referrer" });
-    frame.srcdoc = rendered.html;
+    const frame = h("iframe", {
+      class: "html",
+      title: "The HTML part, rendered",
+      sandbox: "allow-scripts",
+      referrerpolicy: "no-referrer",
+      src: "frame.html",
+    });
+    // The frame's origin is opaque, so no target origin but "*" reaches it; the window is this frame's own.
+    frame.addEventListener("load", () => frame.contentWindow.postMessage({ html: rendered.html }, "*"), { once: true });
     parts.push(["HTML", frame]);
     parts.push(["HTML source", h("details", {}, h("summary", {}, "Show the source"), h("pre", { class: "text" }, rendered.html))]);
   }

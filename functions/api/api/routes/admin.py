@@ -5,8 +5,9 @@ the browser it asks for an API key, keeps it in sessionStorage and calls the JSO
 exactly what that key may. These routes serve only the files of that directory, by name (a fixed table built
 at import: no path is ever joined from the request, so nothing outside it can be named), each with a strict
 Content-Security-Policy (scripts, styles and requests only from this origin, no inline script or style, no
-framing), ``nosniff``, no referrer, and an ETag with ``Cache-Control: no-cache`` (a browser revalidates and gets
-a 304 while the file is unchanged, so a deployment shows at once).
+framing by others; ``frame.html``, the frame an email's HTML is shown in, has a policy of its own), ``nosniff``,
+no referrer, and an ETag with ``Cache-Control: no-cache`` (a browser revalidates and gets a 304 while the file is
+unchanged, so a deployment shows at once).
 """
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
@@ -34,13 +35,21 @@ CONTENT_TYPES = {
 }
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# frame.html, the frame the console shows an email's HTML in (sandboxed to scripts only: an opaque origin): the
+# email's inline styles and its images apply, no script runs but frame.js, nothing is fetched or submitted, and only
+# the console may frame it.
+FRAME_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data: https:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+POLICIES = {"frame.html": FRAME_CSP}  # a file's own policy, instead of CSP
 HTML = CONTENT_TYPES[".html"]
 _NOT_FOUND = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found</title></head>'
@@ -78,6 +87,7 @@ def _responses(success: str) -> dict[int, Any]:
     out = responses(200, success, public=True)
     text = {"schema": {"type": "string"}}
     headers = {name: {"schema": {"type": "string"}, "description": value} for name, value in SECURITY_HEADERS.items()}
+    headers["Content-Security-Policy"]["description"] = f"{CSP} (frame.html, the email preview's frame: {FRAME_CSP})"
     headers["ETag"] = {"schema": {"type": "string"}, "description": "the file's version; send it as If-None-Match"}
     out[200] = {
         "description": success,
@@ -94,6 +104,7 @@ def _serve(name: str) -> Response[str]:
     if asset is None:
         return Response(404, HTML, _NOT_FOUND, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "ETag": asset.etag}
+    headers["Content-Security-Policy"] = POLICIES.get(name, CSP)
     if router.current_event.headers.get("if-none-match") == asset.etag:
         return Response(304, None, "", headers=headers)
     return Response(200, asset.content_type, asset.body, headers=headers, compress=True)
