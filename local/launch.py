@@ -22,7 +22,8 @@ from local.processes import free_port
 
 KEY = "local-dev-key"
 PORTS = ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")
-ROOTS = (
+#: The import roots Lambda gives the functions (the layer's package and each function's code), and the repo root.
+IMPORT_ROOTS = (
     "layers/common",
     "functions/api",
     "functions/worker",
@@ -31,6 +32,11 @@ ROOTS = (
     "functions/websocket",
     ".",
 )
+
+
+def pythonpath() -> str:
+    """PYTHONPATH for a child process that runs the functions' code as Lambda does: every import root."""
+    return os.pathsep.join(str(ROOT / r) for r in IMPORT_ROOTS)
 
 
 @dataclass
@@ -76,7 +82,7 @@ def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProce
     ports = {name: free_port() for name in PORTS}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
     env.update({k: str(v) for k, v in ports.items()}, LOCAL_STATE_DIR=str(state), **env_overrides)
-    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in ROOTS)
+    env["PYTHONPATH"] = pythonpath()
     log = state / "local.log"
     with log.open("w") as out:
         process = subprocess.Popen(

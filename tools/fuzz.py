@@ -22,18 +22,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from local.launch import pythonpath
+
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = Path(__file__).resolve().parent / "schemathesis.toml"
 PHASES = "examples,coverage,fuzzing,stateful"
-IMPORT_ROOTS = (
-    "layers/common",
-    "functions/api",
-    "functions/worker",
-    "functions/scheduler",
-    "functions/feedback",
-    "functions/websocket",
-    ".",
-)
 FUZZ_PORTS = {"API_PORT": "3200", "MOTO_PORT": "4766", "KAFKA_PORT": "9292", "AUTH_PORT": "3201", "WS_PORT": "3202"}
 # The schema cannot say everything the API checks (a payload per event type, exactly one of user_ids and
 # segment_id, cron syntax, a channel's template parts, cursors only the API issues), so some "valid"
@@ -45,7 +38,7 @@ NOT_GATED = frozenset({"positive_data_acceptance"})
 def own_stack(state_dir: Path, ports: dict[str, str]) -> Iterator[str]:
     """``python -m local`` on ``ports`` (API_PORT…) with nothing of the caller's AWS or Kafka settings; its URL."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
-    env.update(ports, LOCAL_STATE_DIR=str(state_dir), PYTHONPATH=os.pathsep.join(str(ROOT / r) for r in IMPORT_ROOTS))
+    env.update(ports, LOCAL_STATE_DIR=str(state_dir), PYTHONPATH=pythonpath())
     with (state_dir / "stack.log").open("wb") as log:
         stack = subprocess.Popen(
             [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT

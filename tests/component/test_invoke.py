@@ -12,24 +12,15 @@ from pathlib import Path
 
 from local.cfn import ROOT
 from local.events import EVENTS, load_event
+from local.launch import pythonpath
 from local.stack import LocalStack
 from tests.component.helpers import call_api
-
-ROOTS = (
-    "layers/common",
-    "functions/api",
-    "functions/worker",
-    "functions/scheduler",
-    "functions/feedback",
-    "functions/websocket",
-    ".",
-)
 
 
 def _invoke(state_dir: Path, function: str, event: Path) -> subprocess.CompletedProcess[str]:
     """Run it as `make invoke` does, in an environment that knows nothing of the stack but its state directory."""
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
-    env |= {"LOCAL_STATE_DIR": str(state_dir), "PYTHONPATH": os.pathsep.join(str(ROOT / r) for r in ROOTS)}
+    env |= {"LOCAL_STATE_DIR": str(state_dir), "PYTHONPATH": pythonpath()}
     return subprocess.run(
         [sys.executable, "-m", "local.invoke", function, str(event)],
         cwd=ROOT,

@@ -9,21 +9,12 @@ import sys
 from pathlib import Path
 
 from local.cfn import ROOT
-
-IMPORT_ROOTS = (
-    "layers/common",
-    "functions/api",
-    "functions/worker",
-    "functions/scheduler",
-    "functions/feedback",
-    "functions/websocket",
-    ".",
-)
+from local.launch import pythonpath
 
 
 def test_a_quick_chaos_run_loses_nothing_sends_nothing_twice_and_leaves_nothing_stuck(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
-    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in IMPORT_ROOTS)
+    env["PYTHONPATH"] = pythonpath()
     run = subprocess.run(
         [sys.executable, "-m", "tools.chaos", "--quick", "--seed", "7", "--state-dir", str(tmp_path)],
         cwd=ROOT,

@@ -20,6 +20,7 @@ from typing import Any, Optional
 import pytest
 
 from local.cfn import ROOT
+from local.launch import pythonpath
 from local.processes import free_port
 
 pytestmark = pytest.mark.e2e
@@ -73,18 +74,9 @@ def _children(pid: int) -> list[int]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")}
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
-    roots = (
-        "layers/common",
-        "functions/api",
-        "functions/worker",
-        "functions/scheduler",
-        "functions/feedback",
-        "functions/websocket",
-        ".",
-    )
     state = tmp_path_factory.mktemp("e2e")  # logs and the pid file, away from a `make local` of the developer's
     env.update(ports, SCHEDULE_SECONDS="5", LOCAL_STATE_DIR=str(state))
-    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / r) for r in roots)
+    env["PYTHONPATH"] = pythonpath()
     log = (state / "local.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
