@@ -25,7 +25,7 @@ from local.auth_service import AuthService
 from local.ws_gateway import WebSocketGateway, wait_connected
 
 from .helpers import queue_bodies
-from .test_worker import _job, _kafka, _outcomes, _status, _worker
+from .test_worker import _expire_lease, _job, _kafka, _outcomes, _status, _worker
 from .test_ws_gateway import gateway, handler, token_for  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
@@ -91,12 +91,7 @@ def test_a_worker_dying_after_the_post_does_not_push_again_and_the_job_ends_sent
     finally:
         session.events.unregister("after-call.apigatewaymanagementapi.PostToConnection", unique_id="crash")
     assert _status(job.job_id)["status"] == "SENDING"
-    boto3.client("dynamodb").update_item(  # the dead worker's lease runs out
-        TableName=stack_env["NOTIFICATIONS_TABLE"],
-        Key={"pk": {"S": f"JOB#{job.job_id}"}, "sk": {"S": "JOB"}},
-        UpdateExpression="SET lease_until = :past",
-        ExpressionAttributeValues={":past": {"N": "0"}},
-    )
+    _expire_lease(stack_env, job.job_id)  # the dead worker's lease runs out
     assert _outcomes(_kafka(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be
     assert len(_frames(socket, wait=1.5)) == 1  # the first copy's frame, and no second one
     assert len(_items(user, job.job_id)) == 1

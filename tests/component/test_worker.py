@@ -95,6 +95,16 @@ def _status(job_id: str) -> dict[str, Any]:
     return body
 
 
+def _expire_lease(stack_env: dict[str, str], job_id: str) -> None:
+    """The claim's lease runs out, as it does for a worker that died holding it."""
+    boto3.client("dynamodb").update_item(
+        TableName=stack_env["NOTIFICATIONS_TABLE"],
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+
+
 def _redeliver_from_delay_queue(stack_env: dict[str, str], wait: float = 8) -> dict[str, Any]:
     """Receive the delay queue's messages (honouring their DelaySeconds) and give them to the worker."""
     bodies = queue_bodies(stack_env["DELAY_QUEUE_URL"], wait=wait)
@@ -160,12 +170,7 @@ def test_a_crash_mid_send_is_not_sent_again(auth_service: AuthService, moto_endp
         session.events.unregister("after-call.sesv2.SendEmail", unique_id="crash")
     assert _status(job.job_id)["status"] == "SENDING"
     assert _outcomes(_kafka(job)) == {"deferred": 1}  # the lease is still live
-    boto3.client("dynamodb").update_item(  # the lease runs out
-        TableName=stack_env["NOTIFICATIONS_TABLE"],
-        Key={"pk": {"S": f"JOB#{job.job_id}"}, "sk": {"S": "JOB"}},
-        UpdateExpression="SET lease_until = :past",
-        ExpressionAttributeValues={":past": {"N": "0"}},
-    )
+    _expire_lease(stack_env, job.job_id)
     queue_bodies(stack_env["DELAY_QUEUE_URL"])  # drop the deferral
     assert _outcomes(_kafka(job)) == {"failed": 1}
     assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 1
