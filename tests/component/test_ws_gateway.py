@@ -138,7 +138,8 @@ def test_a_handshake_without_a_valid_token_is_refused_with_401(gateway: WebSocke
     with pytest.raises(InvalidStatus) as refused:
         connect(f"{gateway.url}{query}", open_timeout=10)
     assert refused.value.response.status_code == 401
-    assert set(gateway.connection_ids()) == before
+    # No new connection (one of an earlier test may still be closing, so the set can only shrink).
+    assert set(gateway.connection_ids()) <= before
 
 
 def test_the_stage_path_is_accepted_and_another_path_is_not(gateway: WebSocketGateway) -> None:
