@@ -89,8 +89,9 @@ sam-build: sam-venv
 openapi: venv
 	$(PY) -m tools.openapi
 
+# `make emails TO=demo-user-1@example.com LAST=5`: the emails moto accepted (its SES store, by recipient).
 emails: venv
-	$(PY) -m local.emails
+	$(PY) -m local.emails $(if $(TO),--to "$(TO)") $(if $(LAST),--last $(LAST))
 
 # `sam local invoke -e` without Docker, against the running `make local`:
 # `make invoke FN=WorkerFunction EVENT=events/msk_batch_selfmanaged.json`

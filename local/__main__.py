@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
+from local.emails import EMAILS_PATH
 from local.processes import port_open
 from local.stack import Config, LocalStack
 
@@ -56,7 +57,7 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             f"  Swagger UI        {stack.api_url}/docs",
             f"  OpenAPI           {stack.api_url}/openapi.json",
             f"  AWS (moto)        {stack.endpoint}   (AWS_ENDPOINT_URL)",
-            f"  Sent emails       {stack.endpoint}/moto-api/data.json   or: make emails",
+            f"  Sent emails       {stack.endpoint}{EMAILS_PATH}?to=<address>   or: make emails",
             f"  Kafka             {stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
             f"   ({stack.kafka_wiring().source.event_source} events)",
             f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"

@@ -7,24 +7,109 @@ transactions are serializable and its conditional writes atomic, and the stores 
 a job's claim). Serializing DynamoDB's requests in the server gives the tests that isolation; every other service
 (SQS long polls included) is served concurrently as before.
 
+It also serves the emails moto "sent", read from moto's SES store alone, at ``GET /_local/ses/emails`` (see
+:class:`SentMail`): moto's ``/moto-api/data.json`` dumps every backend (each DynamoDB item, queue message and topic
+the session made), so reading mail through it costs more the more else the session stored.
+
 Run as ``python -m local.moto_server -H 127.0.0.1 -p PORT`` (moto's own arguments).
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Optional
+from urllib.parse import parse_qs
 
 from moto import server
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+from local.emails import EMAILS_PATH
 
 _dynamodb = threading.Lock()
 _dispatch = DomainDispatcherApplication.__call__
 
 
+def _email(message: Any) -> dict[str, Any]:
+    """One message of moto's SES store as ``{id, source, destinations, subject, body}`` (SES v1 and v2 share it).
+
+    A raw message has ``raw_data`` instead of subject and body; a templated one ``template`` and ``template_data``.
+    """
+    destinations = getattr(message, "destinations", {})
+    if isinstance(destinations, list):  # SendRawEmail's
+        destinations = {"ToAddresses": destinations}
+    email = {"id": message.id, "source": message.source, "destinations": destinations}
+    for attribute in ("subject", "body", "raw_data", "template", "template_data"):
+        if hasattr(message, attribute):
+            email[attribute] = getattr(message, attribute)
+    return email
+
+
+class SentMail:
+    """The messages in moto's SES store, indexed by recipient (To, Cc and Bcc, case-insensitive), oldest first.
+
+    moto appends each accepted send to its SES backend's ``sent_messages``; each read indexes only what was
+    appended since the last one, so reading one address's mail costs the same however much mail, or anything else,
+    the server holds. A reset of moto (new backends) rebuilds the index.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[int, tuple[list[Any], int]] = {}  # id(backend) -> (its sent_messages, messages indexed)
+        self.emails: list[dict[str, Any]] = []
+        self.by_address: dict[str, list[dict[str, Any]]] = {}
+
+    def refresh(self) -> None:
+        from moto.ses.models import ses_backends
+
+        # dict's own views: moto's BackendDict creates a backend when one is looked up by key.
+        backends = [b for by_region in dict.values(ses_backends) for b in dict.values(by_region)]
+        with self._lock:
+            current = {id(b): b.sent_messages for b in backends}
+            if any(current.get(key) is not messages for key, (messages, _) in self._seen.items()):
+                self._seen, self.emails, self.by_address = {}, [], {}  # moto was reset
+            for key, messages in current.items():
+                done = self._seen.get(key, (messages, 0))[1]
+                for message in messages[done:]:
+                    email = _email(message)
+                    self.emails.append(email)
+                    for address in {a.lower() for field in email["destinations"].values() for a in field}:
+                        self.by_address.setdefault(address, []).append(email)
+                    done += 1
+                self._seen[key] = (messages, done)
+
+    def query(self, to: Optional[str] = None, contains: Optional[str] = None, last: int = 0) -> dict[str, Any]:
+        """``{"emails": [...], "sent": every message in the store}``: to one address, holding ``contains`` in its
+        subject or body, the last ``last`` of them."""
+        self.refresh()
+        with self._lock:
+            emails = self.by_address.get(to.lower(), []) if to else self.emails
+            if contains:
+                emails = [e for e in emails if contains in str(e.get("subject", "")) + str(e.get("body", ""))]
+            emails = list(emails[-last:] if last > 0 else emails)
+            return {"emails": emails, "sent": len(self.emails)}
+
+
+_sent_mail = SentMail()
+
+
+def _emails(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    try:
+        last = int(query.get("last") or 0)
+    except ValueError:
+        start_response("400 Bad Request", [("Content-Type", "application/json")])
+        return [b'{"message": "last: an integer"}']
+    body = json.dumps(_sent_mail.query(query.get("to"), query.get("contains"), last)).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def _serialized(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    if environ.get("PATH_INFO") == EMAILS_PATH and environ.get("REQUEST_METHOD") == "GET":
+        return _emails(environ, start_response)
     # DynamoDB's JSON protocol names the operation in X-Amz-Target: DynamoDB_20120810.<Operation>.
     if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
         return _dispatch(self, environ, start_response)
@@ -33,7 +118,7 @@ def _serialized(self: DomainDispatcherApplication, environ: dict[str, Any], star
 
 
 def main(argv: list[str]) -> None:
-    """moto's server, with the DynamoDB lock in place."""
+    """moto's server, with the DynamoDB lock and the sent-mail index in place."""
     DomainDispatcherApplication.__call__ = _serialized  # type: ignore[method-assign]
     server.main(argv)
 

@@ -51,7 +51,8 @@ def kafka_values(bootstrap: str, topic: str, contains: str, timeout: float = 10.
 
 
 def emails_to(endpoint: str, address: str) -> list[dict[str, Any]]:
-    return [m for m in sent_emails(endpoint) if address in m.get("destinations", {}).get("ToAddresses", [])]
+    """The emails moto accepted for ``address``, oldest first (its SES store's index: no whole-state dump)."""
+    return sent_emails(endpoint, to=address)
 
 
 def queue_bodies(url: str, wait: float = 0.0) -> list[dict[str, Any]]:
