@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import functools
 import tracemalloc
 from datetime import UTC, datetime
 
 import pytest
+from notify import rendering
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
 from notify.records import Template
@@ -12,6 +14,15 @@ from notify.services.templates import PreviewInput, TemplateContent, TemplateInp
 from .fakes import MemoryTemplates
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _render_without_a_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The save check renders under a budget with a render clock that never moves: these tests are about
+    its other limits (loop iterations, value sizes), which a loaded machine must not turn into the deadline."""
+    from notify.services import templates
+
+    monkeypatch.setattr(templates, "render", functools.partial(rendering.render, clock=lambda: 0.0))
 
 
 @pytest.fixture
