@@ -10,9 +10,10 @@ a moment later, delivers the SES events AWS would publish for it to the feedback
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -72,22 +73,38 @@ def events_for(request: dict[str, Any], message_id: str) -> list[dict[str, Any]]
 
 
 class MailboxSimulator:
-    """Publishes the SES events of each accepted send to ``deliver`` (an SNS-shaped event), in the background."""
+    """Publishes the SES events of each accepted send to ``deliver`` (an SNS-shaped event), in the background.
 
-    def __init__(self, deliver: Callable[[dict[str, Any]], Any], delay: float = 0.3) -> None:
+    As SNS does, each event is one invocation of the feedback function; one that raises is tried again twice, as
+    Lambda retries an asynchronous invocation (after about 1 and 2 minutes in AWS; ``retry_delays`` here), then
+    logged as what AWS would put in the function's dead-letter queue.
+    """
+
+    def __init__(
+        self,
+        deliver: Callable[[dict[str, Any]], Any],
+        delay: float = 0.3,
+        retry_delays: tuple[float, ...] = (5.0, 20.0),
+    ) -> None:
         self._deliver = deliver
         self._delay = delay
-        # (when to publish, events): each send's events go out ``delay`` after it, however many are waiting.
-        self._queue: queue.Queue[Optional[tuple[float, list[dict[str, Any]]]]] = queue.Queue()
+        self._retry_delays = retry_delays
+        self._due: list[tuple[float, int, int, str]] = []  # a heap of (when, order, tries so far, SNS message)
+        self._order = itertools.count()  # ties go in arrival order
+        self._changed = threading.Condition()
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ses-simulator", daemon=True)
         self.published = 0
+        self.retried = 0
 
     def start(self) -> MailboxSimulator:
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._queue.put(None)
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
         self._thread.join(timeout=10)
 
     def sent(self, request: bytes, answer: bytes) -> None:
@@ -97,18 +114,36 @@ class MailboxSimulator:
         except (ValueError, KeyError, TypeError):
             log.warning("could not read a SendEmail to simulate its events")
             return
-        if events:
-            self._queue.put((time.monotonic() + self._delay, events))
+        due = time.monotonic() + self._delay  # SES publishes after it has handled the message
+        for event in events:
+            self._schedule(due, 0, json.dumps(event, separators=(",", ":")))
+
+    def _schedule(self, due: float, tries: int, message: str) -> None:
+        with self._changed:
+            heapq.heappush(self._due, (due, next(self._order), tries, message))
+            self._changed.notify()
+
+    def _next(self) -> Optional[tuple[int, str]]:
+        """The next event once it is due (tries so far, message), or None when stopping."""
+        with self._changed:
+            while not self._stopping:
+                wait = self._due[0][0] - time.monotonic() if self._due else None
+                if wait is not None and wait <= 0:
+                    _, _, tries, message = heapq.heappop(self._due)
+                    return tries, message
+                self._changed.wait(wait)
+            return None
 
     def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            due, events = item
-            time.sleep(max(0.0, due - time.monotonic()))  # SES publishes after it has handled the message
+        while (item := self._next()) is not None:
+            tries, message = item
             try:
-                self._deliver(sns_event([json.dumps(e, separators=(",", ":")) for e in events]))
-                self.published += len(events)
-            except Exception:  # noqa: BLE001 - as SNS would, retry later is not emulated: log it
-                log.exception("FeedbackFunction raised on simulated SES events")
+                self._deliver(sns_event([message]))
+                self.published += 1
+            except Exception as exc:  # noqa: BLE001 - the function's error, as Lambda would see it
+                if tries < len(self._retry_delays):
+                    self.retried += 1
+                    log.info("FeedbackFunction failed (%s); trying again in %.0f s", exc, self._retry_delays[tries])
+                    self._schedule(time.monotonic() + self._retry_delays[tries], tries + 1, message)
+                else:
+                    log.error("FeedbackFunction failed %d times on an SES event (AWS: to its DLQ): %s", tries + 1, exc)

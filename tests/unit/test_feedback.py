@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from notify.errors import FeedbackEarly
 from notify.models import Status
 from notify.services.delivery import Outcome
 from notify.services.feedback import Applied, FeedbackService
@@ -150,3 +151,19 @@ def test_an_events_summary_counts_what_ses_reported(world: World) -> None:
         {"status": "SENT", "history": []},
     ]
     assert feedback_counts(jobs) == {"delivered": 2, "bounced": 1, "complained": 1, "opened": 1, "clicked": 1}
+
+
+def test_an_event_before_the_send_is_on_record_is_refused_for_a_retry_then_applied(world: World) -> None:
+    job_id, message_id = _sent(world)
+    item = world.store.jobs[job_id]
+    sent_entry = item["history"].pop()  # as if SES published before the worker wrote SENT with the message id
+    item["status"] = Status.SENDING
+    feedback, _ = _service(world)
+    event = ses("Delivery", message_id, job_id, recipients=["u1@example.com"], smtpResponse="250 ok")
+    with pytest.raises(FeedbackEarly):
+        feedback.apply(event)
+    assert item["status"] is Status.SENDING  # nothing recorded
+    item["history"].append(sent_entry)
+    item["status"] = Status.SENT
+    assert feedback.apply(event) is Applied.APPLIED  # Lambda's retry
+    assert item["status"] is Status.DELIVERED

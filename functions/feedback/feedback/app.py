@@ -3,7 +3,8 @@
 SES publishes every event of a send made through the configuration set to an SNS topic; each SNS record's message
 is one event in AWS's documented event-publishing format. ``notify.services.feedback`` applies it to the job once.
 A message that is not an SES event is logged and dropped (a retry would not change it); a store that cannot be
-reached raises, so Lambda retries the invocation and, after its retries, sends it to the DLQ.
+reached, or an event about a send its job has not recorded yet (``FeedbackEarly``), raises, so Lambda retries the
+invocation and, after its retries, sends it to the DLQ.
 """
 
 from __future__ import annotations

@@ -83,6 +83,14 @@ class TemplateFailed(PermanentError):
     """
 
 
+class FeedbackEarly(NotifyError):
+    """An SES event about a send its job has not recorded yet (still ``SENDING``): apply it on a later try.
+
+    SES can publish an event (a simulator bounce, a fast delivery) before the worker has written ``SENT`` with the
+    message id; the feedback function raises so that Lambda's retries of the SNS invocation bring it back.
+    """
+
+
 class IngestUnavailable(NotifyError):
     """Neither Kafka nor the fallback queue took every job of the event.
 

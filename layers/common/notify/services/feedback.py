@@ -16,6 +16,10 @@ send (SES returns tags in ``mail.tags``) and checked against the message id its 
 
 SNS delivers at least once and SES may publish an event twice: each event has an id (the bounce's or complaint's
 ``feedbackId``, else its type, time and link), and the job's item remembers the ids it applied.
+
+An event can arrive before the worker has recorded ``SENT`` with the message id (the job is still ``SENDING``):
+:class:`~notify.errors.FeedbackEarly` is raised, so the invocation fails and Lambda's retries of it (two, about
+a minute and two minutes later) apply the event once the send is on record.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from enum import Enum
 from typing import Any, Optional
 
 from notify.clock import Clock, iso
+from notify.errors import FeedbackEarly
 from notify.models import Category, Channel, Status
 from notify.ports import FeedbackStore, PreferenceStore
 from notify.records import JobRecord, Transition
@@ -117,6 +122,8 @@ class FeedbackService:
             return Applied.UNMATCHED
         for _ in range(3):  # the status may move on between the read and the write: read again
             job = self._store.get_job(event.job_id)
+            if job is not None and job.channel is Channel.EMAIL and job.status is Status.SENDING:
+                raise FeedbackEarly(f"job {job.job_id} has not recorded its send yet; SES event {event.event_type}")
             if job is None or job.channel is not Channel.EMAIL or event.message_id not in _message_ids(job):
                 log.warning("no job sent message %s (job_id tag %s)", event.message_id, event.job_id)
                 return Applied.UNMATCHED
