@@ -14,6 +14,10 @@ again). Import plus the before-snapshot hook is the init a snapshot holds; the a
 restored environment still runs before its first event. Without SnapStart a cold start pays the import, the
 services' first build and, on the first publish, kafka-python's import. Lambda's own restore of the microVM is not
 measured here (CloudWatch reports it as Restore Duration).
+
+Each SnapStart function gets its environment from template.yaml, as a deployment would (the parameters' defaults,
+example values for the others, resource names computed by ``local.infra.planned_infra``), so that a new setting
+cannot leave it unconfigured. Building the services contacts nothing: a connection attempt fails the run.
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import platform
 import statistics
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from local.cfn import template
+from local.events import REGION
+from local.infra import function_environments, planned_infra
+from local.launch import pythonpath
+
 BARE = (
     "import boto3\n"
     "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
@@ -35,8 +42,15 @@ BARE = (
     "app = APIGatewayHttpResolver(enable_validation=True)\n"
 )
 MODULES = {"api": "import api.app", "worker": "import worker.app", "scheduler": "import scheduler.app"}
-# The functions with SnapStart (template.yaml) and their settings.
-SNAPSTART = {"api": ("api.app", "ApiSettings"), "worker": ("worker.app", "WorkerSettings")}
+RUNS = 7  # fresh interpreters per figure, the median printed
+# Run before the scripts below (they build the services): a connection or a DNS lookup raises, so the benchmark
+# fails instead of timing a request. Building the services must make none (a snapshot must not hold a connection).
+NO_NETWORK = """
+import socket
+def _refuse(*args, **kwargs):
+    raise RuntimeError(f"a network call while building the services: {args!r}")
+socket.socket.connect = socket.socket.connect_ex = socket.getaddrinfo = _refuse
+"""
 # Times a fresh interpreter's import, then the hooks the module registered, as a snapshot and a restore run them.
 HOOKS = """
 import json, sys, time, types
@@ -70,11 +84,10 @@ print(json.dumps({"import": t1 - t0, "first_invocation": t2 - t1}))
 
 
 def _environment() -> dict[str, str]:
+    """This process's environment without AWS's variables (no profile, endpoint or credentials of the machine's)."""
     return {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(
-            str(ROOT / p) for p in ("layers/common", "functions/api", "functions/worker", "functions/scheduler")
-        ),
+        **{key: value for key, value in os.environ.items() if not key.startswith("AWS_")},
+        "PYTHONPATH": pythonpath(),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_SERVICE_NAME": "bench",
         "POWERTOOLS_METRICS_NAMESPACE": "bench",
@@ -86,57 +99,77 @@ def _time_import(code: str, runs: int) -> float:
     timer = "import time; t=time.perf_counter()\n{code}\nprint(time.perf_counter()-t)"
     samples = []
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", timer.format(code=code)],
-            env=_environment(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        samples.append(float(out.stdout.strip().splitlines()[-1]))
+        out = _run([sys.executable, "-c", timer.format(code=code)], _environment())
+        samples.append(float(out.strip().splitlines()[-1]))
     return statistics.median(samples)
 
 
-def _settings_environment(model_name: str) -> dict[str, str]:
-    """A placeholder of the right type for every variable the settings read; nothing is called."""
-    from notify import settings
+# A deployment's values for template.yaml's parameters without a default, of the shape a real one has, so that
+# the services build as they would in Lambda. No default exists because each deployment has its own; any value
+# would do, since building the services makes no request (the scripts above refuse every connection), so these
+# addresses are never contacted. KafkaAuth keeps its default (iam): the MSK IAM signer is part of the init.
+EXAMPLE_PARAMETERS = {
+    "KafkaBootstrapServers": (
+        "b-1.notifications.a1b2c3.c2.kafka.us-east-1.amazonaws.com:9098,"
+        "b-2.notifications.a1b2c3.c2.kafka.us-east-1.amazonaws.com:9098"
+    ),
+    "MskClusterArn": "",  # KafkaMode's default is self-managed: there is no MSK cluster to name
+    "AuthApiUrl": "https://auth.example.com",
+    "SenderEmail": "notifications@example.com",
+}
 
-    env = {}
-    for field in getattr(settings, model_name).model_fields.values():
-        if not field.alias:
-            continue
-        kind = str(field.annotation)
-        if field.alias == "KAFKA_AUTH":
-            env[field.alias] = "iam"  # as template.yaml's default: the MSK IAM signer is part of the init
-        elif field.alias.endswith("_URL"):
-            env[field.alias] = "http://127.0.0.1:9/placeholder"
-        elif "int" in kind or "float" in kind:
-            env[field.alias] = "16" if field.alias == "WORKER_CONCURRENCY" else "5"
-        else:
-            env[field.alias] = "placeholder"
+
+def snapstart_functions() -> dict[str, str]:
+    """The functions template.yaml gives SnapStart: handler module by logical id."""
     return {
-        **env,
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "placeholder",
-        "AWS_SECRET_ACCESS_KEY": "placeholder",
+        logical_id: function.handler.rsplit(".", 1)[0]
+        for logical_id, function in template().functions().items()
+        if function.properties.get("SnapStart", {}).get("ApplyOn") == "PublishedVersions"
     }
 
 
-def _median_phases(code: str, module: str, model_name: str, runs: int) -> dict[str, float]:
+def function_environment(logical_id: str) -> dict[str, str]:
+    """The function's environment as template.yaml sets it in a deployment named ``notification-service``, from
+    the parameters' defaults and :data:`EXAMPLE_PARAMETERS`; resources are named, not created."""
+    tpl = template()
+    parameters = {**tpl.parameter_defaults(), **EXAMPLE_PARAMETERS}
+    # Each API's base URL as API Gateway gives it, the logical id for its id (PUBLIC_API_URL, WEBSOCKET_ENDPOINT).
+    apis = {
+        logical_id: f"https://{logical_id.lower()}.execute-api.{REGION}.amazonaws.com"
+        for kind in ("AWS::Serverless::HttpApi", "AWS::ApiGatewayV2::Api")
+        for logical_id in tpl.resources(kind)
+    }
+    infra = planned_infra(tpl, "notification-service", parameters, apis)
+    return {
+        **function_environments(tpl, infra, overrides={})[logical_id],
+        # What Lambda adds: the region, and credentials (never used: nothing is called).
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "example",
+        "AWS_SECRET_ACCESS_KEY": "example",
+    }
+
+
+def _median_phases(code: str, module: str, logical_id: str, runs: int) -> dict[str, float]:
     """Median seconds of each phase ``code`` prints as JSON, over ``runs`` fresh interpreters."""
-    env = {**_environment(), **_settings_environment(model_name)}
+    env = {**_environment(), **function_environment(logical_id)}
     samples: dict[str, list[float]] = {}
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", code, module], env=env, capture_output=True, text=True, check=True, timeout=120
-        )
-        for phase, seconds in json.loads(out.stdout.strip().splitlines()[-1]).items():
+        out = _run([sys.executable, "-c", NO_NETWORK + code, module], env)
+        for phase, seconds in json.loads(out.strip().splitlines()[-1]).items():
             samples.setdefault(phase, []).append(seconds)
     return {phase: statistics.median(values) for phase, values in samples.items()}
 
 
-def run(runs: int = 7) -> dict[str, float]:
+def _run(command: list[str], env: dict[str, str]) -> str:
+    """The command's stdout; its stderr in the error when it fails (a settings error, say)."""
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(f"{command[-1]}: exit {out.returncode}\n{out.stderr[-3000:]}")
+    return out.stdout
+
+
+def run(runs: int = RUNS) -> dict[str, float]:
     """Median import seconds per handler module and for the bare handler."""
     results = {"bare": _time_import(BARE, runs)}
     for name, code in MODULES.items():
@@ -144,36 +177,38 @@ def run(runs: int = 7) -> dict[str, float]:
     return results
 
 
-def run_snapstart(runs: int = 7) -> dict[str, dict[str, float]]:
-    """Per SnapStart function: median import, before-snapshot and after-restore seconds, and the first invocation's
-    setup without SnapStart."""
+def run_snapstart(runs: int = RUNS) -> dict[str, dict[str, float]]:
+    """Per SnapStart function (by handler module): median import, before-snapshot and after-restore seconds, and
+    the first invocation's setup without SnapStart."""
     results = {}
-    for name, (module, model_name) in SNAPSTART.items():
-        hooks = _median_phases(HOOKS, module, model_name, runs)
-        plain = _median_phases(FIRST_INVOCATION, module, model_name, runs)
-        results[name] = {**hooks, "first_invocation": plain["first_invocation"], "plain_import": plain["import"]}
+    for logical_id, module in snapstart_functions().items():
+        hooks = _median_phases(HOOKS, module, logical_id, runs)
+        plain = _median_phases(FIRST_INVOCATION, module, logical_id, runs)
+        results[module] = {**hooks, "first_invocation": plain["first_invocation"], "plain_import": plain["import"]}
     return results
 
 
 def main() -> None:
-    print(f"Python {platform.python_version()} ({sys.executable})")
-    results = run()
+    """Print the import times and the SnapStart phases."""
+    runs = RUNS
+    print(f"Python {platform.python_version()}, {os.cpu_count()} cores")
+    results = run(runs)
     bare = results["bare"]
-    print("cold start: median import time in a fresh interpreter (7 runs)")
+    print(f"cold start: median import time in a fresh interpreter ({runs} runs)")
     print(f"  {'bare Powertools+boto3':<24}{bare * 1000:8.0f} ms   1.00×")
     for name in MODULES:
         print(f"  {name + '.app':<24}{results[name] * 1000:8.0f} ms   {results[name] / bare:.2f}×  (goal ≤ 1.5×)")
-    snap = run_snapstart()
-    print("SnapStart: median of 7 fresh interpreters (Lambda's own restore of the microVM not included)")
+    snap = run_snapstart(runs)
+    print(f"SnapStart: median of {runs} fresh interpreters (Lambda's own restore of the microVM not included)")
     print(
-        f"  {'':<12}{'import':>8}{'before-snapshot hook':>22}{'= snapshot holds':>18}"
+        f"  {'':<14}{'import':>8}{'before-snapshot hook':>22}{'= snapshot holds':>18}"
         f"{'after-restore hook':>20}{'without SnapStart':>19}"
     )
-    for name, r in snap.items():
+    for module, r in snap.items():
         held = r["import"] + r["before_snapshot"]
         without = r["plain_import"] + r["first_invocation"]
         print(
-            f"  {name + '.app':<12}{r['import'] * 1000:6.0f} ms{r['before_snapshot'] * 1000:19.0f} ms"
+            f"  {module:<14}{r['import'] * 1000:6.0f} ms{r['before_snapshot'] * 1000:19.0f} ms"
             f"{held * 1000:15.0f} ms{r['after_restore'] * 1000:17.0f} ms{without * 1000:16.0f} ms"
         )
     print(

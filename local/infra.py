@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import boto3
@@ -49,18 +49,49 @@ class StackState:
         return cls(**{**data, "infra": Infra(**data["infra"])})
 
 
+def planned_infra(
+    template: Template, prefix: str, parameters: dict[str, str], apis: Optional[Mapping[str, str]] = None
+) -> Infra:
+    """The :class:`Infra` that :func:`create_resources` would return, computed: nothing is created or called.
+
+    Each table, queue and SES configuration set is named ``<prefix>-<logical id>``; a queue's URL and ARN are
+    SQS's own in the local account and region (moto answers with a URL on its own host, which create_resources
+    keeps). ``apis`` maps API Gateway APIs to their base URLs, as for create_resources.
+    """
+
+    def name(logical_id: str) -> str:
+        return f"{prefix}-{logical_id}"
+
+    queues = {logical_id: name(logical_id) for logical_id in template.resources("AWS::SQS::Queue")}
+    return Infra(
+        tables={logical_id: name(logical_id) for logical_id in template.resources("AWS::DynamoDB::Table")},
+        queues={logical_id: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{q}" for logical_id, q in queues.items()},
+        queue_arns={logical_id: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{q}" for logical_id, q in queues.items()},
+        parameters=parameters,
+        configuration_sets={
+            logical_id: name(logical_id) for logical_id in template.resources("AWS::SES::ConfigurationSet")
+        },
+        apis=dict(apis or {}),
+        stages={
+            logical_id: str(resource["Properties"]["StageName"])
+            for logical_id, resource in template.resources("AWS::ApiGatewayV2::Stage").items()
+        },
+    )
+
+
 def create_resources(
     template: Template, prefix: str, parameters: dict[str, str], apis: Optional[Mapping[str, str]] = None
 ) -> Infra:
     """Create every DynamoDB table and SQS queue of the template (idempotently) at boto3's endpoint.
 
-    ``apis`` maps the template's API Gateway APIs that the local stack serves to their local base URLs.
+    The names are :func:`planned_infra`'s; ``apis`` maps the template's API Gateway APIs that the local stack
+    serves to their local base URLs.
     """
+    plan = planned_infra(template, prefix, parameters, apis)
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
-    tables = {}
     for logical_id, resource in template.resources("AWS::DynamoDB::Table").items():
-        name = f"{prefix}-{logical_id}"
+        name = plan.tables[logical_id]
         props = resource["Properties"]
         kwargs: dict[str, Any] = {
             "TableName": name,
@@ -77,7 +108,6 @@ def create_resources(
         ttl = props.get("TimeToLiveSpecification")
         if ttl and ttl.get("Enabled"):
             dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
-        tables[logical_id] = name
 
     queues: dict[str, str] = {}
     arns: dict[str, str] = {}
@@ -94,26 +124,20 @@ def create_resources(
                 attributes["RedrivePolicy"] = json.dumps(
                     {"deadLetterTargetArn": arns[str(target)], "maxReceiveCount": int(redrive["maxReceiveCount"])}
                 )
-            url = sqs.create_queue(QueueName=f"{prefix}-{logical_id}", Attributes=attributes)["QueueUrl"]
+            name = resolve({"Fn::GetAtt": [logical_id, "QueueName"]}, plan)
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
             queues[logical_id] = url
             arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
                 "QueueArn"
             ]
             del pending[logical_id]
     sesv2 = boto3.client("sesv2")
-    configuration_sets = {}
-    for logical_id in template.resources("AWS::SES::ConfigurationSet"):
-        name = f"{prefix}-{logical_id}"
+    for name in plan.configuration_sets.values():
         try:
             sesv2.create_configuration_set(ConfigurationSetName=name)
         except sesv2.exceptions.AlreadyExistsException:
             pass
-        configuration_sets[logical_id] = name
-    stages = {
-        logical_id: str(resource["Properties"]["StageName"])
-        for logical_id, resource in template.resources("AWS::ApiGatewayV2::Stage").items()
-    }
-    return Infra(tables, queues, arns, parameters, configuration_sets, dict(apis or {}), stages)
+    return replace(plan, queues=queues, queue_arns=arns)
 
 
 # `https://${Api}.execute-api.${AWS::Region}.${AWS::URLSuffix}<rest>`: an API's own URL (wss:// for WebSocket).

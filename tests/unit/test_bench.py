@@ -6,8 +6,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from notify.settings import ApiSettings, WebSocketSettings, WorkerSettings, load
 
-from bench import peers, worker
+from bench import cold_start, peers, worker
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -21,6 +22,18 @@ def test_bench_does_not_import_the_test_tree() -> None:
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
             assert not any(n == "tests" or n.startswith("tests.") for n in names), f"{source.name} imports {names}"
+
+
+@pytest.mark.parametrize(
+    ("function", "model"),
+    [("ApiFunction", ApiSettings), ("WorkerFunction", WorkerSettings), ("WebSocketFunction", WebSocketSettings)],
+)
+def test_the_snapstart_benchmark_configures_each_function_as_template_yaml_does(function: str, model: type) -> None:
+    assert function in cold_start.snapstart_functions()
+    env = cold_start.function_environment(function)
+    load(model, env)  # a SettingsError here is what stopped `make bench` once
+    if function == "ApiFunction":
+        assert (env["USER_TOKEN_SECONDS"], env["DEV_USER_TOKENS"]) == ("3600", "false")  # the template's, not local's
 
 
 def test_handler_output_goes_to_the_log_not_the_terminal(
