@@ -1,7 +1,7 @@
 """Runaway templates: time to refusal and the process's peak memory, each case in a fresh interpreter.
 
 Each case is rendered with ``notify.rendering.render`` (the function the worker and the preview use) in
-its own process, so ``ru_maxrss`` (the peak resident set) belongs to that case alone: the numbers are the
+its own process, so its peak resident set (``VmHWM``) belongs to that case alone: the numbers are the
 peak after importing the service's modules, and how much the refused render added on top. The time is the
 median of several renders of the compiled template; the first render (which compiles) is given apart.
 A default template rendered the same way is the baseline.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,7 +38,11 @@ RUNS = 20
 
 
 def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    """This process's peak resident set, from /proc. Not ``ru_maxrss``: Linux carries that over an exec, so a
+    case started by ``python -m bench`` (hundreds of MiB by then) would report its parent's peak."""
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024  # kB
 
 
 def measure(name: str) -> dict[str, object]:
