@@ -51,6 +51,10 @@ def peers() -> Iterator[LocalStack]:
             with handler_output():
                 yield stack
         finally:
+            if stack.kafka is not None:
+                # The handlers' Kafka producers stay connected (a container keeps its own until it ends), and Tansu
+                # would wait 5 s for them to leave: nothing of it is needed any more.
+                stack.kafka.stop(timeout=1.0)
             stack.stop()
 
 
