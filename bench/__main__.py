@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from bench import cold_start, fanout, inapp, ingest, templates, worker
+from bench import arguments, cold_start, fanout, inapp, ingest, templates, worker
 
 
-def main() -> None:
-    cold_start.main()
-    quantities = ingest.main()
-    quantities.update(worker.main())
-    fanout.main()
-    templates.main()
-    inapp.main()
+def main(quick: bool = False) -> None:
+    """Every benchmark in turn (``quick``: each once at a tiny size); a new one is called here too."""
+    cold_start.main(quick)
+    quantities = ingest.main(quick)
+    quantities.update(worker.main(quick))
+    fanout.main(quick)
+    templates.main(quick)
+    inapp.main(quick)
     print("per-notification quantities docs/COST.md rests on (measured above; no timing is asserted)")
     for name, value in quantities.items():
         print(f"  {name:<26}{value:12.6g}")
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

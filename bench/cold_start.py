@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 
+from bench import arguments
 from local.cfn import template
 from local.events import REGION
 from local.infra import function_environments, planned_infra
@@ -42,7 +43,7 @@ BARE = (
     "app = APIGatewayHttpResolver(enable_validation=True)\n"
 )
 MODULES = {"api": "import api.app", "worker": "import worker.app", "scheduler": "import scheduler.app"}
-RUNS = 7  # fresh interpreters per figure, the median printed
+RUNS = 7  # fresh interpreters per figure, the median printed (1 with --quick)
 # Run before the scripts below (they build the services): a connection or a DNS lookup raises, so the benchmark
 # fails instead of timing a request. Building the services must make none (a snapshot must not hold a connection).
 NO_NETWORK = """
@@ -188,9 +189,9 @@ def run_snapstart(runs: int = RUNS) -> dict[str, dict[str, float]]:
     return results
 
 
-def main() -> None:
-    """Print the import times and the SnapStart phases."""
-    runs = RUNS
+def main(quick: bool = False) -> None:
+    """Print the import times and the SnapStart phases; ``quick``: one interpreter each instead of seven."""
+    runs = 1 if quick else RUNS
     print(f"Python {platform.python_version()}, {os.cpu_count()} cores")
     results = run(runs)
     bare = results["bare"]
@@ -218,4 +219,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

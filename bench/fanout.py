@@ -13,15 +13,27 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
+from bench import arguments
 from bench.ingest import _raw_producer
 from bench.peers import peers
 from local.events import kafka_record, msk_event
 from local.invoke import LambdaContext
 from local.processes import free_port
 
-USERS = 100_000
+
+@dataclass(frozen=True)
+class Sizes:
+    """``make bench``'s sizes by default, :data:`QUICK`'s with ``--quick``."""
+
+    users: int = 100_000  # in the segment
+    raw: int = 20_000  # messages from the raw producer
+
+
+FULL = Sizes()
+QUICK = Sizes(users=1_000, raw=500)
 
 
 AUTH_SERVER = """
@@ -34,71 +46,68 @@ threading.Event().wait()
 """
 
 
-def run() -> dict[str, Any]:
+def run(sizes: Sizes = FULL) -> dict[str, Any]:
     with peers() as stack:
         # The Auth service runs in its own process here, so its CPU is not counted as the worker's.
         port = free_port()
         auth = subprocess.Popen(
-            [sys.executable, "-c", AUTH_SERVER, str(port), str(USERS)], stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", AUTH_SERVER, str(port), str(sizes.users)], stdout=subprocess.PIPE, text=True
         )
         assert auth.stdout is not None and auth.stdout.readline().strip() == "ready"
         os.environ["AUTH_API_URL"] = f"http://127.0.0.1:{port}"
         try:
-            return _measure(stack)
+            return _measure(stack, sizes.users, sizes.raw)
         finally:
             auth.terminate()
             auth.wait(10)
 
 
-def _measure(stack: Any) -> dict[str, Any]:
-    if True:
-        from api.context import services as api_services
-        from notify.models import EventRequest
-        from worker.app import kafka_processor
-        from worker.app import lambda_handler as worker
+def _measure(stack: Any, users: int, raw: int) -> dict[str, Any]:
+    from api.context import services as api_services
+    from notify.models import EventRequest
+    from worker.app import kafka_processor
+    from worker.app import lambda_handler as worker
 
-        accepted = api_services().ingest.accept(
-            EventRequest.model_validate(
-                {
-                    "event_type": "new_film",
-                    "payload": {
-                        "film_id": "f",
-                        "title": "Dune",
-                        "release_date": "2026-12-01",
-                        "watch_url": "https://example.com/f",
-                    },
-                    "recipients": {"segment_id": "all"},
-                    "channels": ["email"],
-                }
-            )
+    from local.infra import create_topic
+
+    accepted = api_services().ingest.accept(
+        EventRequest.model_validate(
+            {
+                "event_type": "new_film",
+                "payload": {
+                    "film_id": "f",
+                    "title": "Dune",
+                    "release_date": "2026-12-01",
+                    "watch_url": "https://example.com/f",
+                },
+                "recipients": {"segment_id": "all"},
+                "channels": ["email"],
+            }
         )
-        from local.infra import create_topic
-
-        create_topic(stack.bootstrap, "bench-fanout-tasks")
-        task = _first_task(stack.bootstrap, stack.config, accepted.event_id)
-        pages = 0
-        cpu = wall = 0.0
-        while task is not None:
-            event = msk_event([kafka_record("notification-jobs", 0, pages, json.dumps(task).encode())], stack.bootstrap)
-            _pause(True)  # the harness's own consumer must not run while the worker is measured
-            started_cpu, started_wall = time.process_time(), time.perf_counter()
-            outcome = worker(event, LambdaContext("WorkerFunction", 120))
-            cpu += time.process_time() - started_cpu
-            wall += time.perf_counter() - started_wall
-            _pause(False)
-            assert outcome == {"batchItemFailures": []} and kafka_processor.outcomes == {"fanned_out": 1}, outcome
-            pages += 1
-            task = _next_task(stack.bootstrap, accepted.event_id, pages)
-        summary = api_services().status.event(accepted.event_id)
-        jobs = int(summary["recipients"])
-        raw_jobs, raw_cpu, raw_wall = (
-            lambda c, w: (
-                _raw_producer(stack.bootstrap, "bench-raw", 500),
-                time.process_time() - c,
-                time.perf_counter() - w,
-            )
-        )(time.process_time(), time.perf_counter())
-        return {"pages": pages, "jobs": jobs, "cpu": cpu, "wall": wall, "raw": (raw_jobs, raw_cpu, raw_wall)}
+    )
+    create_topic(stack.bootstrap, "bench-fanout-tasks")
+    expected = -(-users // int(os.environ["FANOUT_PAGE_SIZE"]))  # the Auth service's last page names no next
+    pages = 0
+    cpu = wall = 0.0
+    while pages < expected:
+        task = _next_task(stack.bootstrap, accepted.event_id, pages)
+        if task is None:
+            raise RuntimeError(f"the fan-out stopped after {pages} of {expected} pages")
+        event = msk_event([kafka_record("notification-jobs", 0, pages, json.dumps(task).encode())], stack.bootstrap)
+        _pause(True)  # the harness's own consumer must not run while the worker is measured
+        started_cpu, started_wall = time.process_time(), time.perf_counter()
+        outcome = worker(event, LambdaContext("WorkerFunction", 120))
+        cpu += time.process_time() - started_cpu
+        wall += time.perf_counter() - started_wall
+        _pause(False)
+        assert outcome == {"batchItemFailures": []} and kafka_processor.outcomes == {"fanned_out": 1}, outcome
+        pages += 1
+    summary = api_services().status.event(accepted.event_id)
+    jobs = int(summary["recipients"])
+    raw_cpu, raw_wall = time.process_time(), time.perf_counter()
+    raw_jobs = _raw_producer(stack.bootstrap, "bench-raw", raw, 500)
+    raw_cpu, raw_wall = time.process_time() - raw_cpu, time.perf_counter() - raw_wall
+    return {"pages": pages, "jobs": jobs, "cpu": cpu, "wall": wall, "raw": (raw_jobs, raw_cpu, raw_wall)}
 
 
 _consumer: Any = None
@@ -129,10 +138,6 @@ def _pause(paused: bool) -> None:
         _consumer.pause(*parts) if paused else _consumer.resume(*parts)
 
 
-def _first_task(bootstrap: str, config: Any, event_id: str) -> dict[str, Any]:
-    return next(t for t in _tasks(bootstrap, event_id) if t["page"] == 0)
-
-
 def _next_task(bootstrap: str, event_id: str, page: int) -> Any:
     for _ in range(20):
         found = [t for t in _tasks(bootstrap, event_id) if t["page"] == page]
@@ -141,11 +146,13 @@ def _next_task(bootstrap: str, event_id: str, page: int) -> Any:
     return None
 
 
-def main() -> None:
-    r = run()
+def main(quick: bool = False) -> None:
+    """Print the run (``quick``: :data:`QUICK`'s sizes)."""
+    sizes = QUICK if quick else FULL
+    r = run(sizes)
     raw_rate = r["raw"][0] / r["raw"][1]
     rate = r["jobs"] / r["cpu"]
-    print(f"fan-out: a {USERS:,}-user segment from the Auth service's paging, {r['pages']} pages of 500")
+    print(f"fan-out: a {sizes.users:,}-user segment from the Auth service's paging, {r['pages']} pages of 500")
     print(f"  raw producer (a flush per 500 msgs)  {raw_rate:10,.0f} jobs/CPU-s")
     print(
         f"  fan-out through the worker           {rate:10,.0f} jobs/CPU-s  {rate / raw_rate:5.0%} of raw;"
@@ -154,4 +161,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

@@ -2,8 +2,8 @@
 
 The whole local stack runs as ``make local`` runs it (``local.launch``): the API behind the HTTP gateway, Tansu,
 the Kafka poller handing the worker MSK-shaped batches, moto, and the WebSocket gateway with its management API.
-A ``websockets`` client connects as one demo user with a user token; each of ``COUNT`` review_liked events
-(websocket only) is sent and timed until its frame arrives, one at a time.
+A ``websockets`` client connects as one demo user with a user token; after ``WARM_UP`` of them, each of ``COUNT``
+review_liked events (websocket only) is sent and timed until its frame arrives, one at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 
 import websockets
 
+from bench import arguments
 from local.launch import StackProcess, start
 
 COUNT = 200
@@ -35,10 +36,10 @@ def _event(title: str) -> dict[str, Any]:
     }
 
 
-async def _measure(stack: StackProcess, token: str) -> list[float]:
+async def _measure(stack: StackProcess, token: str, count: int, warm_up: int) -> list[float]:
     latencies: list[float] = []
     async with websockets.connect(f"{stack.ws}/?token={token}", max_size=None) as socket:
-        for n in range(WARM_UP + COUNT):
+        for n in range(warm_up + count):
             title = f"bench-{n}-{uuid.uuid4().hex[:6]}"
             started = time.perf_counter()
             status, body = await asyncio.to_thread(stack.call, "POST", "/api/v1/events", _event(title))
@@ -48,20 +49,21 @@ async def _measure(stack: StackProcess, token: str) -> list[float]:
                 frame = json.loads(await asyncio.wait_for(socket.recv(), 30))
                 if frame.get("type") == "notification" and frame["item"]["data"].get("movie_title") == title:
                     break
-            if n >= WARM_UP:
+            if n >= warm_up:
                 latencies.append((time.perf_counter() - started) * 1000)
     return latencies
 
 
-def main() -> dict[str, float]:
-    """Print the median and p99 of COUNT in-app notifications; return them."""
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the median and p99 of COUNT in-app notifications (``quick``: 2 after 1); return them."""
+    count, warm_up = (2, 1) if quick else (COUNT, WARM_UP)
     with tempfile.TemporaryDirectory() as state:
         stack = start(Path(state))
         try:
             status, body = stack.call("POST", f"/api/v1/users/{USER}/tokens")
             if status != 201:
                 raise RuntimeError(f"no token: {status} {body}")
-            latencies = asyncio.run(_measure(stack, body["token"]))
+            latencies = asyncio.run(_measure(stack, body["token"], count, warm_up))
         finally:
             stack.stop()
     ordered = sorted(latencies)
@@ -73,4 +75,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

@@ -10,18 +10,31 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from bench import arguments
 from bench.peers import peers
 from bench.worker import largest_item
 from local.cfn import template
 from local.events import http_api_event
 from local.invoke import LambdaContext
 
-N_SINGLE = 300
-N_BATCH_CALLS = 40  # × 100 events
-N_WIDE = 20  # × 1,000 recipients
-N_RAW = 20_000
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many requests each path makes: ``make bench``'s by default, :data:`QUICK` with ``--quick``."""
+
+    single: int = 300  # POST /events, 1 job each
+    batch_calls: int = 40  # POST /events:batch, each of batch_events events × 1 job
+    batch_events: int = 100
+    wide: int = 20  # POST /events, each to wide_recipients users
+    wide_recipients: int = 1000
+    raw: int = 20_000  # messages from the raw producer
+
+
+FULL = Sizes()
+QUICK = Sizes(single=2, batch_calls=1, batch_events=5, wide=1, wide_recipients=10, raw=200)
 
 
 def _event(users: list[str]) -> dict[str, Any]:
@@ -46,7 +59,7 @@ def _cpu(fn: Callable[[], int]) -> tuple[int, float, float]:
     return jobs, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def run() -> dict[str, tuple[int, float, float]]:
+def run(sizes: Sizes = FULL) -> dict[str, tuple[int, float, float]]:
     with peers() as stack:
         from api.app import lambda_handler
 
@@ -61,30 +74,31 @@ def run() -> dict[str, tuple[int, float, float]]:
         post("/api/v1/events", _event(["warm-up"]))  # cold start and the producer's connection, not measured
 
         def single() -> int:
-            return sum(len(post("/api/v1/events", _event([f"u{i}"]))["job_ids"]) for i in range(N_SINGLE))
+            return sum(len(post("/api/v1/events", _event([f"u{i}"]))["job_ids"]) for i in range(sizes.single))
 
         def batch() -> int:
             jobs = 0
-            for c in range(N_BATCH_CALLS):
-                body = {"events": [_event([f"b{c}-{i}"]) for i in range(100)]}
+            for c in range(sizes.batch_calls):
+                body = {"events": [_event([f"b{c}-{i}"]) for i in range(sizes.batch_events)]}
                 jobs += sum(len(r["job_ids"]) for r in post("/api/v1/events:batch", body)["results"])
             return jobs
 
         def wide() -> int:
             return sum(
-                len(post("/api/v1/events", _event([f"w{c}-{i}" for i in range(1000)]))["job_ids"])
-                for c in range(N_WIDE)
+                len(post("/api/v1/events", _event([f"w{c}-{i}" for i in range(sizes.wide_recipients)]))["job_ids"])
+                for c in range(sizes.wide)
             )
 
         results = {"single": _cpu(single), "batch": _cpu(batch), "wide": _cpu(wide)}
         results["event item"] = (largest_item("EVT#"), 0.0, 0.0)
-        results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", N_RAW))
-        results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", 100))
+        results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, sizes.raw))
+        results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, 100))
         return results
 
 
-def _raw_producer(bootstrap: str, topic: str, flush_every: int) -> int:
-    """The same producer settings and job-sized messages with no service around them, flushed every ``flush_every``."""
+def _raw_producer(bootstrap: str, topic: str, count: int, flush_every: int) -> int:
+    """``count`` job-sized messages with the same producer settings and no service around them, flushed every
+    ``flush_every``."""
     from kafka import KafkaProducer
 
     from local.infra import create_topic
@@ -94,13 +108,14 @@ def _raw_producer(bootstrap: str, topic: str, flush_every: int) -> int:
         bootstrap_servers=bootstrap, api_version=(2, 8, 0), acks="all", enable_idempotence=True, linger_ms=2
     )
     value = json.dumps({"job_id": "x" * 36, "payload": _event(["u"]), "pad": "y" * 300}).encode()
-    for start in range(0, N_RAW, flush_every):
-        futures = [producer.send(topic, key=f"u{i}".encode(), value=value) for i in range(start, start + flush_every)]
+    for start in range(0, count, flush_every):
+        end = min(start + flush_every, count)
+        futures = [producer.send(topic, key=f"u{i}".encode(), value=value) for i in range(start, end)]
         producer.flush()
         for future in futures:
             future.get(timeout=30)
     producer.close()
-    return N_RAW
+    return count
 
 
 def job_bytes() -> dict[str, int]:
@@ -129,17 +144,18 @@ def job_bytes() -> dict[str, int]:
     return {"value": max(sizes), "key": key, "headers": headers, "total": max(sizes) + key + headers}
 
 
-def main() -> dict[str, float]:
-    """Print the run; return the per-job quantities docs/COST.md rests on."""
-    results = run()
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the run; return the per-job quantities docs/COST.md rests on (``quick``: :data:`QUICK`'s sizes)."""
+    sizes = QUICK if quick else FULL
+    results = run(sizes)
     raw_rate = results["raw"][0] / results["raw"][1]
     print("ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes)")
     labels = {
-        "raw": f"raw producer, one flush ({N_RAW} msgs)",
+        "raw": f"raw producer, one flush ({sizes.raw} msgs)",
         "raw100": "raw producer, a flush per 100 msgs",
-        "single": f"POST /events, 1 job each ({N_SINGLE})",
-        "batch": f"POST /events:batch, 100 events × 1 job ({N_BATCH_CALLS})",
-        "wide": f"POST /events, 1,000 recipients ({N_WIDE})",
+        "single": f"POST /events, 1 job each ({sizes.single})",
+        "batch": f"POST /events:batch, {sizes.batch_events} events × 1 job ({sizes.batch_calls})",
+        "wide": f"POST /events, {sizes.wide_recipients:,} recipients ({sizes.wide})",
     }
     for name in ("raw", "raw100", "single", "batch", "wide"):
         jobs, cpu, wall = results[name]
@@ -150,7 +166,7 @@ def main() -> dict[str, float]:
         )
     # Lambda bills each invocation's wall time × MemorySize (wall time here includes waiting for moto and Kafka).
     memory_gb = template().functions()["ApiFunction"].memory_size / 1024
-    calls = {"single": N_SINGLE, "batch": N_BATCH_CALLS, "wide": N_WIDE}
+    calls = {"single": sizes.single, "batch": sizes.batch_calls, "wide": sizes.wide}
     quantities: dict[str, float] = {}
     print(f"  per accepted job ({memory_gb:g} GB API function): invocations, GB-s from wall time (from CPU time)")
     for name in ("single", "batch", "wide"):
@@ -174,4 +190,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

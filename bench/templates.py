@@ -9,6 +9,7 @@ A default template rendered the same way is the baseline.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES: dict[str, str] = {
@@ -34,7 +37,7 @@ CASES: dict[str, str] = {
     "{{ 1/0 }}": "{{ 1/0 }}",
 }
 BASELINE = "default new_episode email (3 parts)"
-RUNS = 20
+RUNS = 20  # renders of the compiled template per case, the median printed (1 with --quick)
 
 
 def _maxrss_mib() -> float:
@@ -45,8 +48,9 @@ def _maxrss_mib() -> float:
     return int(line.split()[1]) / 1024  # kB
 
 
-def measure(name: str) -> dict[str, object]:
-    """Render one case in this process; the result as a dict (run in a child process by :func:`run`)."""
+def measure(name: str, runs: int) -> dict[str, object]:
+    """Render one case ``runs`` times after a first render in this process; the result as a dict (run in a child
+    process by :func:`run`)."""
     from notify.catalog import EVENT_TYPES
     from notify.default_templates import DEFAULTS
     from notify.errors import TemplateFailed
@@ -65,7 +69,7 @@ def measure(name: str) -> dict[str, object]:
     before = _maxrss_mib()
     reason = "rendered"
     samples: list[float] = []
-    for _ in range(RUNS + 1):
+    for _ in range(runs + 1):
         started = time.perf_counter()
         try:
             render(template, context)
@@ -82,13 +86,13 @@ def measure(name: str) -> dict[str, object]:
     }
 
 
-def run() -> list[dict[str, object]]:
+def run(runs: int = RUNS) -> list[dict[str, object]]:
     """Every case, each in a fresh interpreter."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers/common"), str(ROOT)])}
     results = []
     for name in [BASELINE, *CASES]:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.templates", "--case", name],
+            [sys.executable, "-m", "bench.templates", "--case", name, "--runs", str(runs)],
             env=env,
             cwd=ROOT,
             capture_output=True,
@@ -99,10 +103,12 @@ def run() -> list[dict[str, object]]:
     return results
 
 
-def main() -> None:
-    print(f"templates: time to refusal (median of {RUNS}, first render with compile apart) and peak RSS")
+def main(quick: bool = False) -> None:
+    """Print every case's times and memory (``quick``: one render of each after the first)."""
+    runs = 1 if quick else RUNS
+    print(f"templates: time to refusal (median of {runs}, first render with compile apart) and peak RSS")
     print(f"  {'case':40} {'median':>9} {'first':>9} {'RSS before':>11} {'peak':>8} {'added':>7}  reason")
-    for r in run():
+    for r in run(runs):
         added = float(r["rss_peak_mib"]) - float(r["rss_before_mib"])  # type: ignore[arg-type]
         print(
             f"  {r['name']!s:40} {r['median_ms']:7.2f}ms {r['first_ms']:7.2f}ms {r['rss_before_mib']:8.1f}MiB"
@@ -111,7 +117,11 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--case":
-        print(json.dumps(measure(sys.argv[2])))
+    parser = arguments(__doc__)
+    parser.add_argument("--case", choices=[BASELINE, *CASES], help=argparse.SUPPRESS)  # run's child processes
+    parser.add_argument("--runs", type=int, default=RUNS, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        print(json.dumps(measure(args.case, args.runs)))
     else:
-        main()
+        main(quick=args.quick)

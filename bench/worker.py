@@ -38,15 +38,14 @@ from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Channel
 
+from bench import arguments
 from bench.peers import copy_tables, dynalite, peers
 from local.cfn import template
 from local.events import kafka_record, msk_event
 from local.invoke import LambdaContext
 from local.processes import free_port
 
-BATCH = 100
 CONCURRENCY = 16
-REPEAT = 3  # concurrent batches per peer (a second each): the median is reported, the others printed beside it
 AUTH_LATENCY = 0.020
 SES_LATENCY = 0.030
 # SES_MAX_SEND_RATE models the account's SES quota (default 14 a second per container), not the worker: raised
@@ -59,6 +58,18 @@ PEERS = {
     "moto": "DynamoDB and SES on one moto server",
     "dynalite": "DynamoDB on dynalite, SES on moto server",
 }
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """``make bench``'s sizes by default, :data:`QUICK`'s with ``--quick``."""
+
+    batch: int = 100  # records in the MSK batch: one invocation
+    repeat: int = 3  # concurrent batches per peer (a second each): the median is reported, the others printed beside it
+
+
+FULL = Sizes()
+QUICK = Sizes(batch=4, repeat=1)
 
 AUTH_SERVER = """
 import sys, threading
@@ -80,15 +91,16 @@ class Measured:
     peers_cpu: dict[str, float]  # each peer process's CPU seconds during the batch
     calls: dict[str, int]
     machine: float  # CPU seconds the whole machine spent during the batch (every process, ours or not)
+    notifications: int  # in the batch
 
     @property
     def rate(self) -> float:
-        return BATCH / self.seconds
+        return self.notifications / self.seconds
 
 
 @dataclass
 class Bare:
-    """The worker's AWS calls for one notification, made bare ``BATCH`` times in one thread."""
+    """The worker's AWS calls for one notification, made bare once per notification of a batch, in one thread."""
 
     seconds: float
     cpu: float
@@ -124,7 +136,7 @@ class _Hooks:
             self.capture.append((event_name.split(".")[2], copy.deepcopy(params)))
 
 
-def run() -> dict[str, Any]:
+def run(sizes: Sizes = FULL) -> dict[str, Any]:
     hooks = _Hooks()
     session = boto3._get_default_session()
     session.events.register("before-send", hooks.count, unique_id="bench-count")
@@ -153,7 +165,7 @@ def run() -> dict[str, Any]:
                     processes["dynalite"] = dyn.pid
                 runs: dict[str, list[Measured]] = {}
                 captured: list[tuple[str, dict[str, Any]]] = []
-                for label, concurrency, repeat in (("sequential", 1, 1), ("concurrent", CONCURRENCY, REPEAT)):
+                for label, concurrency, repeat in (("sequential", 1, 1), ("concurrent", CONCURRENCY, sizes.repeat)):
                     os.environ["WORKER_CONCURRENCY"] = str(concurrency)
                     app.services.cache_clear()  # a new container: clients, caches and pool of this size
                     hooks.capture = captured if not captured else None
@@ -161,15 +173,15 @@ def run() -> dict[str, Any]:
                     hooks.capture = None
                     runs[label] = []
                     for _ in range(repeat):
-                        runs[label].append(_measure(app, hooks, range(first, first + BATCH), processes))
-                        first += BATCH
+                        runs[label].append(_measure(app, hooks, range(first, first + sizes.batch), processes))
+                        first += sizes.batch
                 if peer == "moto":
                     results["job item"] = {"bytes": largest_item("JOB#")}
                 concurrent = sorted(runs["concurrent"], key=lambda m: m.rate)
                 results[peer] = PeerRuns(
                     runs["sequential"][0],
                     concurrent[len(concurrent) // 2],
-                    _bare(captured, hooks, processes),
+                    _bare(captured, hooks, processes, sizes.batch),
                     [m.rate for m in runs["concurrent"]],
                 )
     finally:
@@ -205,7 +217,7 @@ def _measure(app: Any, hooks: _Hooks, users: range, processes: dict[str, int]) -
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     machine = _machine_cpu_seconds() - machine
     peers_cpu = {name: _cpu_seconds(pid) - peers_cpu[name] for name, pid in processes.items()}
-    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine)
+    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine, len(users))
 
 
 def _handle(app: Any, event: dict[str, Any]) -> None:
@@ -214,8 +226,8 @@ def _handle(app: Any, event: dict[str, Any]) -> None:
     assert app.kafka_processor.outcomes == {"sent": records}, (app.kafka_processor.outcomes, outcome)
 
 
-def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: dict[str, int]) -> Bare:
-    """The captured calls of one notification, replayed ``BATCH`` times on new job items, in one thread.
+def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: dict[str, int], count: int) -> Bare:
+    """The captured calls of one notification, replayed ``count`` times on new job items, in one thread.
 
     The clients are configured as the worker's (``build_services``); the parameters are built before the clock
     starts, so only the calls are measured. No SES latency is injected: it costs no CPU, only time.
@@ -226,7 +238,7 @@ def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: 
     dynamodb: Any = boto3.client("dynamodb", config=pool.merge(Config(parameter_validation=False)))
     ses: Any = boto3.client("sesv2", config=pool.merge(SEND_CONFIG))
     calls = []
-    for n in range(BATCH):
+    for n in range(count):
         key = f"JOB#bare-{n}-{time.time_ns()}"  # a new job item, the same for its three writes
         for operation, params in captured:
             params = copy.deepcopy(params)
@@ -246,7 +258,7 @@ def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: 
         peers_cpu = {name: _cpu_seconds(pid) - peers_cpu[name] for name, pid in processes.items()}
     finally:
         hooks.latency = True
-    scale = BATCH / (BATCH - 1)  # the first notification's calls were the warm-up
+    scale = count / (count - 1)  # the first notification's calls were the warm-up
     return Bare(elapsed * scale, cpu * scale, {k: v * scale for k, v in peers_cpu.items()})
 
 
@@ -311,11 +323,14 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def main() -> dict[str, float]:
-    """Print the run; return the per-notification quantities docs/COST.md rests on."""
-    results = run()
+def main(quick: bool = False) -> dict[str, float]:
+    """Print the run; return the per-notification quantities docs/COST.md rests on (``quick``: :data:`QUICK`'s
+    sizes)."""
+    sizes = QUICK if quick else FULL
+    results = run(sizes)
+    batch = sizes.batch
     print(
-        f"worker: one MSK batch of {BATCH} emails through the handler, Auth +{AUTH_LATENCY * 1000:.0f} ms"
+        f"worker: one MSK batch of {batch} emails through the handler, Auth +{AUTH_LATENCY * 1000:.0f} ms"
         f" (own process), SES +{SES_LATENCY * 1000:.0f} ms; sequential = a pool of 1, concurrent = {CONCURRENCY}"
         f" threads\n  SES_MAX_SEND_RATE raised to {SES_RATE:,}/s for this benchmark: its default (14/s per"
         " container) models the account's SES quota, not the worker"
@@ -327,23 +342,23 @@ def main() -> dict[str, float]:
         print(f"  {title}:")
         for label in ("sequential", "concurrent"):
             r: Measured = getattr(runs, label)
-            others = ", ".join(f"{name} {cpu / BATCH * 1000:.1f}" for name, cpu in r.peers_cpu.items())
+            others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in r.peers_cpu.items())
             print(
                 f"    {label:<11}{r.seconds:6.2f} s {r.rate:7.1f} notifications/s {r.rate / base:5.1f}×"
-                f"   CPU ms per notification: worker {r.cpu / BATCH * 1000:.1f} | {others};"
+                f"   CPU ms per notification: worker {r.cpu / batch * 1000:.1f} | {others};"
                 f" machine busy {r.machine / r.seconds:.1f} of {cores} cores"
             )
         print(f"      (concurrent batches: {', '.join(f'{x:.1f}' for x in runs.concurrent_rates)} notifications/s)")
         b = runs.bare
-        others = ", ".join(f"{name} {cpu / BATCH * 1000:.1f}" for name, cpu in b.peers_cpu.items())
+        others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in b.peers_cpu.items())
         print(
             f"    bare AWS calls, the same 3 UpdateItem + 1 SendEmail per notification in one thread, no injected"
-            f" latency: {b.seconds / BATCH * 1000:.1f} ms per notification;"
-            f" CPU ms per notification: here {b.cpu / BATCH * 1000:.1f} | {others}"
+            f" latency: {b.seconds / batch * 1000:.1f} ms per notification;"
+            f" CPU ms per notification: here {b.cpu / batch * 1000:.1f} | {others}"
         )
         c = runs.concurrent
-        everything = (c.cpu + sum(c.peers_cpu.values())) / BATCH
-        worker = c.cpu / BATCH
+        everything = (c.cpu + sum(c.peers_cpu.values())) / batch
+        worker = c.cpu / batch
         print(
             f"    CPU ceilings (arithmetic): the worker and its peers use {everything * 1000:.1f} ms of CPU per"
             f" notification, so {cores} cores deliver at most {cores / everything:.0f}/s"
@@ -356,26 +371,26 @@ def main() -> dict[str, float]:
     sqs = sum(v for k, v in calls.items() if k.startswith("sqs."))
     ses = calls.get("sesv2.SendEmail", 0)
     print(
-        f"  AWS requests per delivered notification: DynamoDB {writes / BATCH:.2f} writes + {reads / BATCH:.2f} reads,"
-        f" SES {ses / BATCH:.2f}, SQS {sqs / BATCH:.2f}"
+        f"  AWS requests per delivered notification: DynamoDB {writes / batch:.2f} writes + {reads / batch:.2f} reads,"
+        f" SES {ses / batch:.2f}, SQS {sqs / batch:.2f}"
     )
     print(f"  (all requests of the batch: {dict(sorted(calls.items()))})")
-    # Lambda bills the invocation's wall time × MemorySize: one batch of BATCH records is one invocation.
+    # Lambda bills the invocation's wall time × MemorySize: one batch of records is one invocation.
     memory_gb = template().functions()["WorkerFunction"].memory_size / 1024
     moto, dyn = results["moto"].concurrent, results["dynalite"].concurrent
     quantities = {
-        "worker_gb_s": dyn.seconds * memory_gb / BATCH,
-        "worker_gb_s_moto": moto.seconds * memory_gb / BATCH,
-        "worker_cpu_ms": dyn.cpu / BATCH * 1000,
-        "worker_invocations": 1 / BATCH,
-        "dynamodb_writes": writes / BATCH,
-        "dynamodb_reads": reads / BATCH,
-        "ses_sends": ses / BATCH,
-        "sqs_requests": sqs / BATCH,
+        "worker_gb_s": dyn.seconds * memory_gb / batch,
+        "worker_gb_s_moto": moto.seconds * memory_gb / batch,
+        "worker_cpu_ms": dyn.cpu / batch * 1000,
+        "worker_invocations": 1 / batch,
+        "dynamodb_writes": writes / batch,
+        "dynamodb_reads": reads / batch,
+        "ses_sends": ses / batch,
+        "sqs_requests": sqs / batch,
         "job_item_bytes": results["job item"]["bytes"],
     }
     print(
-        f"  worker GB-s per notification ({memory_gb:g} GB × time per batch / {BATCH}): "
+        f"  worker GB-s per notification ({memory_gb:g} GB × time per batch / {batch}): "
         f"{quantities['worker_gb_s']:.5f} on dynalite, {quantities['worker_gb_s_moto']:.5f} on moto"
     )
     size = results["job item"]["bytes"]
@@ -384,4 +399,4 @@ def main() -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    main()
+    main(quick=arguments(__doc__).parse_args().quick)

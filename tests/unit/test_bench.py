@@ -24,6 +24,23 @@ def test_bench_does_not_import_the_test_tree() -> None:
             assert not any(n == "tests" or n.startswith("tests.") for n in names), f"{source.name} imports {names}"
 
 
+def test_make_bench_runs_every_benchmark() -> None:
+    def has_main(source: Path) -> bool:
+        body = ast.parse(source.read_text()).body
+        return any(isinstance(node, ast.FunctionDef) and node.name == "main" for node in body)
+
+    benchmarks = {source.stem for source in BENCH.glob("*.py") if source.stem != "__main__" and has_main(source)}
+    called = {
+        node.func.value.id
+        for node in ast.walk(ast.parse((BENCH / "__main__.py").read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "main"
+        and isinstance(node.func.value, ast.Name)
+    }
+    assert "ingest" in benchmarks and called == benchmarks
+
+
 @pytest.mark.parametrize(
     ("function", "model"),
     [("ApiFunction", ApiSettings), ("WorkerFunction", WorkerSettings), ("WebSocketFunction", WebSocketSettings)],
