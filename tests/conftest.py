@@ -35,6 +35,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
     saved = dict(os.environ)
     stack.start_peers()
     stack.provision()
+    # The API waits for Kafka as long as the template allows (not its 5 s default): on a loaded machine a slow
+    # first publish must not park the jobs in the delay queue, where a test reading Kafka would not find them.
+    # Tests of that fallback set their own timeout.
+    kafka_timeout = str(stack.template.parameters["KafkaTimeoutSeconds"]["MaxValue"])
+    os.environ["KAFKA_TIMEOUT_SECONDS"] = kafka_timeout
+    for env in stack.environments.values():
+        if "KAFKA_TIMEOUT_SECONDS" in env:
+            env["KAFKA_TIMEOUT_SECONDS"] = kafka_timeout
     stack.seed()
     yield stack
     stack.stop()
