@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Optional
 
 import boto3
@@ -30,8 +31,41 @@ def call_api(method: str, path: str, body: Any = None, key: Optional[str] = KEY,
     return int(result["statusCode"]), json.loads(text) if text else None
 
 
-def kafka_values(bootstrap: str, topic: str, contains: str, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """Every message on the topic whose value contains ``contains`` (read from the beginning)."""
+def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """Each partition's end offset now: pass it to :func:`kafka_values` as ``since`` to read only what comes after."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 8, 0), enable_auto_commit=False)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def record_key(value: dict[str, Any]) -> Any:
+    """What makes a record on the jobs topic one record: a job's id, a fan-out task's (event id, page).
+
+    Kafka is at-least-once (a produce retried after a slow ack can land twice), so copies are one record.
+    """
+    return value.get("job_id") or (value.get("event_id"), value.get("page"))
+
+
+def kafka_values(
+    bootstrap: str,
+    topic: str,
+    contains: str,
+    *,
+    since: Mapping[int, int],
+    count: int = 0,
+    timeout: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The records published on the topic after ``since`` (:func:`topic_ends`) whose value contains ``contains``,
+    one per :func:`record_key`, in the order they were read.
+
+    Reads at least up to the end of each partition as it is now (what was acknowledged before the call), and on
+    until ``count`` distinct records have come; fails after ``timeout`` seconds without them.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, api_version=(2, 8, 0), enable_auto_commit=False)
@@ -39,13 +73,18 @@ def kafka_values(bootstrap: str, topic: str, contains: str, timeout: float = 10.
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         consumer.assign(partitions)
         ends = consumer.end_offsets(partitions)
-        consumer.seek_to_beginning(*partitions)
-        found: list[dict[str, Any]] = []
+        for tp in partitions:
+            consumer.seek(tp, since.get(tp.partition, 0))
+        found: dict[Any, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
+        while len(found) < count or any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, (
+                f"{len(found)} of {count} records containing {contains!r} on {topic} after {timeout:g} s"
+            )
             for records in consumer.poll(timeout_ms=500).values():
-                found += [json.loads(r.value) for r in records if contains.encode() in r.value]
-        return found
+                for value in (json.loads(r.value) for r in records if contains.encode() in r.value):
+                    found.setdefault(record_key(value), value)
+        return list(found.values())
     finally:
         consumer.close()
 
