@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import boto3
@@ -94,23 +96,99 @@ def emails_to(endpoint: str, address: str) -> list[dict[str, Any]]:
     return sent_emails(endpoint, to=address)
 
 
-def queue_bodies(url: str, wait: float = 0.0) -> list[dict[str, Any]]:
-    """Receive (and delete) every message on a queue; bodies parsed."""
+def job_id_of(body: Mapping[str, Any]) -> Optional[str]:
+    """The job a delay-queue message is (its ``job_id``) or a dead letter is about (its job's)."""
+    job = body.get("job")
+    return body.get("job_id") or (job.get("job_id") if isinstance(job, dict) else None)
+
+
+def queue_bodies(
+    url: str,
+    job_ids: Collection[str] = (),
+    *,
+    where: Optional[Callable[[dict[str, Any]], bool]] = None,
+    count: int = 0,
+    wait: float = 60.0,
+) -> list[dict[str, Any]]:
+    """Receive and delete a test's own messages on a queue, bodies parsed: those of ``job_ids`` (:func:`job_id_of`),
+    or those ``where`` accepts.
+
+    Every message visible now is looked at; until ``count`` of the test's own have come (a delayed one turning
+    visible), the queue is read again, failing after ``wait`` seconds. Other messages (other tests': delayed ones,
+    or letters a listing hid, outlive a purge) stay on the queue, visible again when this returns.
+    """
     sqs = boto3.client("sqs")
+    wanted = set(job_ids)
+
+    def mine(body: dict[str, Any]) -> bool:
+        return job_id_of(body) in wanted or (where is not None and where(body))
+
     bodies: list[dict[str, Any]] = []
+    others: list[str] = []  # receipts of messages left for their own tests: hidden while this reads on
     deadline = time.monotonic() + wait
-    while True:
-        resp = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
-        )
-        messages = resp.get("Messages", [])
-        for m in messages:
-            bodies.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-        if not messages and time.monotonic() >= deadline:
-            return bodies
-        if not messages:
+    try:
+        while True:
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+            ).get("Messages", [])
+            for m in messages:
+                try:
+                    body = json.loads(m["Body"])
+                except ValueError:
+                    body = None
+                if isinstance(body, dict) and mine(body):
+                    bodies.append(body)
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+                else:
+                    others.append(m["ReceiptHandle"])
+            if messages:
+                continue
+            if len(bodies) >= count:
+                return bodies
+            assert time.monotonic() < deadline, f"{len(bodies)} of {count} messages on {url} after {wait:g} s"
             time.sleep(0.2)
+    finally:
+        for i in range(0, len(others), 10):
+            entries = [
+                {"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": 0} for n, r in enumerate(others[i : i + 10])
+            ]
+            sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """A message an SQS client was asked to send: to which queue, with which DelaySeconds, the body parsed."""
+
+    queue_url: str
+    delay_seconds: int
+    body: Any
+
+
+@contextmanager
+def sqs_sends() -> Iterator[list[SentMessage]]:
+    """Every message sent through SendMessage or SendMessageBatch by an SQS client built inside the block (a hook
+    on boto3's default session, which clients copy when they are built: build the functions' clients afresh)."""
+    sent: list[SentMessage] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        for entry in params.get("Entries", [params]):
+            body = entry.get("MessageBody", "")
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = body
+            delay = int(entry.get("DelaySeconds", 0))
+            sent.append(SentMessage(params["QueueUrl"], delay, parsed))
+
+    session = boto3._get_default_session()
+    unique = f"sqs-sends-{uuid.uuid4().hex}"
+    for operation in ("SendMessage", "SendMessageBatch"):
+        session.events.register(f"before-parameter-build.sqs.{operation}", record, unique_id=f"{unique}-{operation}")
+    try:
+        yield sent
+    finally:
+        for operation in ("SendMessage", "SendMessageBatch"):
+            session.events.unregister(f"before-parameter-build.sqs.{operation}", unique_id=f"{unique}-{operation}")
 
 
 def push_endpoints(count: int) -> list[str]:
