@@ -429,7 +429,7 @@ class _Connection(ServerConnection):
         self.transport.close()
 
 
-def wait_connected(gateway: WebSocketGateway, known: Collection[str] = (), timeout: float = 5.0) -> str:
+def wait_connected(gateway: WebSocketGateway, known: Collection[str] = (), timeout: float = 60.0) -> str:
     """The id of a connection of the gateway's that is not in ``known``, once one is open (for tests)."""
     deadline = time.monotonic() + timeout
     while not (new := [c for c in gateway.connection_ids() if c not in known]):

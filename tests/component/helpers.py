@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import boto3
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
 
 from local.emails import sent_emails
 from local.events import http_api_event
@@ -189,6 +191,29 @@ def sqs_sends() -> Iterator[list[SentMessage]]:
     finally:
         for operation in ("SendMessage", "SendMessageBatch"):
             session.events.unregister(f"before-parameter-build.sqs.{operation}", unique_id=f"{unique}-{operation}")
+
+
+def frames(
+    socket: ClientConnection,
+    count: int,
+    *,
+    keep: Callable[[Any], bool] = lambda frame: True,
+    quiet: float = 0.5,
+    timeout: float = 60.0,
+) -> list[Any]:
+    """The first ``count`` frames ``keep`` accepts (waiting up to ``timeout`` for them), then any more that come
+    within ``quiet`` seconds (so a surplus shows; a frame arriving later than that is not seen). JSON parsed."""
+    found: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = max(deadline - time.monotonic(), 0.0) if len(found) < count else quiet
+        try:
+            frame = json.loads(socket.recv(timeout=wait))
+        except (TimeoutError, ConnectionClosed):
+            assert len(found) >= count, f"{len(found)} of {count} frames after {timeout:g} s"
+            return found
+        if keep(frame):
+            found.append(frame)
 
 
 def push_endpoints(count: int) -> list[str]:

@@ -27,7 +27,7 @@ def gateway() -> Iterator[Gateway]:
 
 
 def _get(gateway: Gateway, path: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
+    conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=60)
     conn.request("GET", path, headers=headers or {})
     resp = conn.getresponse()
     status, body = resp.status, resp.read()

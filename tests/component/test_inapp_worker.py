@@ -7,7 +7,6 @@ inbox item and one frame, and the job ends SENT (an in-app job is safe to run ag
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -18,13 +17,12 @@ from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.clock import utc_now
 from notify.models import Channel
 from notify.records import InboxFilter
-from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from local.auth_service import AuthService
 from local.ws_gateway import WebSocketGateway, wait_connected
 
-from .helpers import queue_bodies
+from .helpers import frames, queue_bodies
 from .test_worker import _expire_lease, _job, _kafka, _outcomes, _status, _worker
 from .test_ws_gateway import gateway, handler, token_for  # noqa: F401 - the module's fixtures
 
@@ -38,21 +36,14 @@ def client(gateway: WebSocketGateway, auth_service: AuthService) -> Iterator[tup
     user = f"demo-user-{next(_users)}"
     assert user in auth_service.users
     before = set(gateway.connection_ids())
-    with connect(f"{gateway.url}?token={token_for(user)}", open_timeout=10) as socket:
+    with connect(f"{gateway.url}?token={token_for(user)}", open_timeout=60) as socket:
         wait_connected(gateway, before)
         yield socket, user
 
 
-def _frames(socket: ClientConnection, wait: float) -> list[dict[str, Any]]:
-    """Every notification frame that arrives within ``wait`` seconds of the last one."""
-    frames = []
-    while True:
-        try:
-            frame = json.loads(socket.recv(timeout=wait))
-        except (TimeoutError, ConnectionClosed):
-            return frames
-        if frame.get("type") == "notification":
-            frames.append(frame)
+def _notifications(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The first ``count`` notification frames (waiting for them), and any more that follow within half a second."""
+    return frames(socket, count, keep=lambda frame: frame.get("type") == "notification")
 
 
 def _items(user: str, job_id: str) -> list[Any]:
@@ -67,7 +58,7 @@ def test_a_redelivered_in_app_job_is_stored_and_pushed_once(client: tuple[Client
     event = _kafka(job)
     assert _outcomes(event) == {"sent": 1}
     assert _outcomes(event) == {"duplicate": 1}  # Kafka redelivers after a crash before the commit
-    (frame,) = _frames(socket, wait=1.5)
+    (frame,) = _notifications(socket, 1)
     assert frame["item"]["job_id"] == job.job_id and "Arrival" in frame["item"]["body"]
     assert len(_items(user, job.job_id)) == 1
     sent = _status(job.job_id)["history"][-1]
@@ -93,8 +84,8 @@ def test_a_worker_dying_after_the_post_does_not_push_again_and_the_job_ends_sent
     assert _status(job.job_id)["status"] == "SENDING"
     _expire_lease(stack_env, job.job_id)  # the dead worker's lease runs out
     assert _outcomes(_kafka(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be
-    assert len(_frames(socket, wait=1.5)) == 1  # the first copy's frame, and no second one
+    assert len(_notifications(socket, 1)) == 1  # the first copy's frame, and no second one
     assert len(_items(user, job.job_id)) == 1
     sent = _status(job.job_id)["history"][-1]
     assert sent["status"] == "SENT" and sent["detail"]["inbox_item_existed"] is True
-    assert queue_bodies(stack_env["DLQ_URL"]) == []
+    assert queue_bodies(stack_env["DLQ_URL"], [job.job_id]) == []

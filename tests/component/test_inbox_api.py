@@ -23,13 +23,13 @@ from notify.clock import iso, utc_now
 from notify.records import Connection, InboxItem
 from notify.services.access import hash_key
 from notify.usertokens import UserTokens
-from websockets.sync.client import ClientConnection, connect
+from websockets.sync.client import connect
 
 from local.events import http_api_event
 from local.invoke import LambdaContext
 from local.ws_gateway import WebSocketGateway, wait_connected
 
-from .helpers import call_api
+from .helpers import call_api, frames
 from .test_ws_gateway import gateway, handler  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.usefixtures("stack_env")  # the functions' environment, pointing at the peers
@@ -375,16 +375,6 @@ def _clear_services() -> None:
 # -- counts frames -------------------------------------------------------------------------------------------
 
 
-def _frames(client: ClientConnection, wait: float = 1.0) -> list[Any]:
-    """Every frame the socket receives until none comes for ``wait`` seconds."""
-    frames = []
-    while True:
-        try:
-            frames.append(json.loads(client.recv(timeout=wait)))
-        except TimeoutError:
-            return frames
-
-
 def test_every_change_pushes_the_counts_to_the_users_live_connections(gateway: WebSocketGateway) -> None:  # noqa: F811
     # The local WebSocket gateway is the management API here (WEBSOCKET_ENDPOINT), with real sockets behind it.
     user, other = _user(), _user()
@@ -395,24 +385,24 @@ def test_every_change_pushes_the_counts_to_the_users_live_connections(gateway: W
     connections.add(Connection(closed, user, iso(an_hour_ago), iso(an_hour_ago + timedelta(hours=2))))
     token = _token(user)
     before = set(gateway.connection_ids())
-    with connect(f"{gateway.url}?token={token}", open_timeout=10) as live:
+    with connect(f"{gateway.url}?token={token}", open_timeout=60) as live:
         wait_connected(gateway, before)
         before = set(gateway.connection_ids())
-        with connect(f"{gateway.url}?token={_token(other)}", open_timeout=10) as others:
+        with connect(f"{gateway.url}?token={_token(other)}", open_timeout=60) as others:
             wait_connected(gateway, before)
             as_user(token, "POST", f"/api/v1/inbox/{item}/read")
-            assert _frames(live) == [{"type": "counts", "unseen": 1, "unread": 1, "total": 2}]
+            assert frames(live, 1) == [{"type": "counts", "unseen": 1, "unread": 1, "total": 2}]
             remaining = [c.connection_id for c in connections.of_user(user, utc_now())]
             assert closed not in remaining and len(remaining) == 1  # the 410 one is forgotten
             as_user(token, "POST", "/api/v1/inbox/read-all")
             as_user(token, "POST", f"/api/v1/inbox/{item}/archive")
-            assert _frames(live) == [
+            assert frames(live, 2) == [
                 {"type": "counts", "unseen": 0, "unread": 0, "total": 2},
                 {"type": "counts", "unseen": 0, "unread": 0, "total": 1},
             ]
             as_user(token, "GET", "/api/v1/inbox")
-            assert _frames(live, wait=0.5) == []  # reading changes nothing, pushes nothing
-            assert _frames(others, wait=0.2) == []  # another user's connection hears nothing
+            assert frames(live, 0) == []  # reading changes nothing, pushes nothing
+            assert frames(others, 0) == []  # another user's connection hears nothing
 
 
 # -- hostile input -------------------------------------------------------------------------------------------

@@ -359,7 +359,9 @@ def management_api() -> Iterator[str]:
 
 
 def test_the_poster_maps_api_gateways_answers(management_api: str) -> None:
-    poster = ApiGatewayConnectionPoster(_management_client(management_api, SEND_CONFIG))
+    # One attempt, as the worker's client makes; a minute to answer, as this server's thread may wait its turn.
+    config = SEND_CONFIG.merge(Config(connect_timeout=60, read_timeout=60))
+    poster = ApiGatewayConnectionPoster(_management_client(management_api, config))
     poster.post("abc=", b'{"type":"counts"}')
     assert [(unquote(path), body) for path, body in _ManagementApi.received] == [
         ("/@connections/abc=", b'{"type":"counts"}')

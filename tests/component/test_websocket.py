@@ -152,13 +152,13 @@ def socket(gateway: WebSocketGateway) -> Iterator[tuple[ClientConnection, str, s
     """A client connected through the gateway (so its $connect ran the handler): (socket, connection id, user)."""
     someone = user()
     before = set(gateway.connection_ids())
-    with connect(f"{gateway.url}?token={tokens().issue(someone, utc_now())[0]}", open_timeout=10) as client:
+    with connect(f"{gateway.url}?token={tokens().issue(someone, utc_now())[0]}", open_timeout=60) as client:
         connection = wait_connected(gateway, before)
         yield client, connection, someone
 
 
 def reply(client: ClientConnection) -> dict[str, Any]:
-    return dict(json.loads(client.recv(timeout=5)))
+    return dict(json.loads(client.recv(timeout=60)))
 
 
 def test_a_ping_is_answered_with_a_pong(socket: tuple[ClientConnection, str, str]) -> None:
