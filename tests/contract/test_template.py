@@ -73,6 +73,7 @@ def tpl() -> Template:
 # --- the SAM CLI -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.timeout(720)  # above _sam's 600 s ceiling, which ends a slow SAM CLI run first
 @pytest.mark.parametrize("config_env", ["default", "localstack"])
 def test_sam_validate_lint_finds_nothing(config_env: str) -> None:
     result = _sam("validate", "--lint", "--config-env", config_env)
@@ -82,6 +83,7 @@ def test_sam_validate_lint_finds_nothing(config_env: str) -> None:
     assert "[[" not in output, output  # cfn-lint's findings are printed as a list of matches
 
 
+@pytest.mark.timeout(720)  # above _sam's 600 s ceiling, which ends a slow SAM CLI run first
 def test_sam_build_succeeds(tmp_path: Path) -> None:
     # pyenv's shim may resolve to another version; its versions folder holds the real interpreter.
     version = LAMBDA_RUNTIME.removeprefix("python")

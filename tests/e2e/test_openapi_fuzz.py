@@ -9,12 +9,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from local.processes import free_port
 from tools.fuzz import NOT_GATED, counts, own_stack, run_schemathesis
 
 EXAMPLES_PER_OPERATION = 5
 
 
+# About 2 minutes on an idle 2-core machine, several times that on a loaded one: the stack's start (a 180 s
+# ceiling), the schemathesis run (its requests 60 s each: tools/schemathesis.toml) and the stack's stop (60 s).
+@pytest.mark.timeout(900)
 def test_every_phase_and_check_pass_over_http(tmp_path: Path) -> None:
     ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")}
     report = tmp_path / "events.ndjson"
