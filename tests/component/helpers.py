@@ -63,9 +63,10 @@ def kafka_values(
     since: Mapping[int, int],
     count: int = 0,
     timeout: float = 60.0,
+    unique: bool = True,
 ) -> list[dict[str, Any]]:
     """The records published on the topic after ``since`` (:func:`topic_ends`) whose value contains ``contains``,
-    one per :func:`record_key`, in the order they were read.
+    one per :func:`record_key` (every copy with ``unique=False``), in the order they were read.
 
     Reads at least up to the end of each partition as it is now (what was acknowledged before the call), and on
     until ``count`` distinct records have come; fails after ``timeout`` seconds without them.
@@ -80,6 +81,7 @@ def kafka_values(
         for tp in partitions:
             consumer.seek(tp, since.get(tp.partition, 0))
         found: dict[Any, dict[str, Any]] = {}
+        copies: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         while len(found) < count or any(consumer.position(tp) < ends[tp] for tp in partitions):
             assert time.monotonic() < deadline, (
@@ -88,7 +90,8 @@ def kafka_values(
             for records in consumer.poll(timeout_ms=500).values():
                 for value in (json.loads(r.value) for r in records if contains.encode() in r.value):
                     found.setdefault(record_key(value), value)
-        return list(found.values())
+                    copies.append(value)
+        return list(found.values()) if unique else copies
     finally:
         consumer.close()
 
