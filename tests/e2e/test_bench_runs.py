@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from local.cfn import ROOT
 from local.launch import pythonpath
 
@@ -47,6 +49,7 @@ FIGURES = {
 QUANTITIES = ("api_gb_s_batch", "kafka_bytes_per_job", "worker_gb_s", "dynamodb_writes", "job_item_bytes")
 
 
+@pytest.mark.timeout(900)  # above the run's own ceiling, so a slow run fails with its output
 def test_every_benchmark_runs_once_at_a_tiny_size_and_prints_its_figures() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
     env["PYTHONPATH"] = pythonpath()
@@ -56,7 +59,7 @@ def test_every_benchmark_runs_once_at_a_tiny_size_and_prints_its_figures() -> No
         env=env,
         capture_output=True,
         text=True,
-        timeout=280,
+        timeout=720,  # a ceiling for a loaded machine: about 45 s on a quiet one
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     missing = [
