@@ -87,15 +87,33 @@ class KafkaMapping(_Loop):
     on-failure destination), or that is older than MaximumRecordAgeInSeconds, is discarded: its invocation record
     (metadata, no payload) goes to the on-failure destination and the partition moves past it. With -1 and no
     destination Lambda would retry forever, and so does this (loudly).
+
+    Like Lambda's poller, it stays in the consumer group for as long as a batch may run: ``max.poll.interval.ms``
+    is the function's timeout plus a margin, and while the function runs (every invocation of a bisected batch
+    included) the mapping keeps polling with its partitions paused, so no invocation, however long, gets it
+    kicked out of the group. If the group moves on anyway (a rebalance, the broker gone), the Kafka error is one
+    warning line and the batch comes again from the last committed offset: at least once, as on Lambda.
     """
 
     RETRY_DELAY = 0.5
+    KEEP_ALIVE = 0.5  # seconds between the polls that keep the group membership while the function runs
+    POLL_MARGIN = 10.0  # seconds of max.poll.interval beyond the function's timeout (a commit, a poll)
+    LAMBDA_MAX_TIMEOUT = 900  # for an invocable that states no timeout
 
-    def __init__(self, function: Invocable, wiring: KafkaWiring, sqs: Optional[Any] = None) -> None:
+    def __init__(
+        self,
+        function: Invocable,
+        wiring: KafkaWiring,
+        sqs: Optional[Any] = None,
+        max_poll_interval: Optional[float] = None,
+    ) -> None:
         super().__init__("kafka-mapping")
         self._function = function
         self._wiring = wiring
         self._source = wiring.source
+        timeout = getattr(function, "timeout", None) or self.LAMBDA_MAX_TIMEOUT
+        # Seconds the consumer may go without polling before the group gives its partitions to another member.
+        self.max_poll_interval = max_poll_interval or timeout + self.POLL_MARGIN
         self._consumer: Optional[Any] = None
         self._sqs = sqs if sqs is not None or wiring.on_failure_url is None else boto3.client("sqs")
         self._failures: dict[Key, int] = {}  # failed invocations per record still to be committed
@@ -119,7 +137,7 @@ class KafkaMapping(_Loop):
             # Tansu needs these: a consumer that left is noticed within seconds, not minutes.
             session_timeout_ms=6000,
             heartbeat_interval_ms=2000,
-            max_poll_interval_ms=10000,
+            max_poll_interval_ms=int(self.max_poll_interval * 1000),
             request_timeout_ms=8000,
         )
 
@@ -133,6 +151,17 @@ class KafkaMapping(_Loop):
         )
 
     def poll(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._poll_batch()
+        except KafkaError as exc:  # the group or the broker moved on: the next poll rejoins, as Lambda's does
+            log.warning("%s: %s; polling again", self._source.logical_id, _one_line(exc))
+            self._stop.wait(self.RETRY_DELAY)
+
+    def _poll_batch(self) -> None:
+        from kafka.errors import KafkaError
+
         if self._consumer is None:
             self._consumer = self._connect()
         batch = self._consumer.poll(timeout_ms=500, max_records=self._source.batch_size)
@@ -143,14 +172,84 @@ class KafkaMapping(_Loop):
         if not fetched:
             return
         try:
-            retry = self.handle(fetched)
-        except Exception:
-            for tp, rs in batch.items():  # nothing committed: fetch these again
-                self._consumer.seek(tp, min(r.offset for r in rs))
+            retry = self._handle_polling(fetched)
+            if retry is None:
+                return  # stopping: not committed, so the group's next consumer delivers the batch again
+            self._commit(batch, retry)
+        except KafkaError as exc:
+            self._rewind(batch)
+            log.warning(
+                "%s: %s; the batch of %d records comes again from the last committed offset",
+                self._source.logical_id,
+                _one_line(exc),
+                len(fetched),
+            )
+            self._stop.wait(self.RETRY_DELAY)
+            return
+        except BaseException:
+            self._rewind(batch)  # nothing committed: fetch these again
             raise
-        self._commit(batch, retry)
         if retry:
             self._stop.wait(self.RETRY_DELAY)
+
+    def _handle_polling(self, records: Sequence[dict[str, Any]]) -> Optional[dict[tuple[str, int], int]]:
+        """``handle(records)`` in a thread of its own while this one keeps polling with every partition paused.
+
+        A consumer that does not poll for ``max.poll.interval`` is put out of its group, and one batch can take
+        longer than that: a slow function, or a failed batch bisected into several invocations. Polling keeps
+        the membership (and takes part in any rebalance) without fetching anything. None if the mapping was
+        stopped meanwhile.
+        """
+        from kafka.errors import KafkaError
+
+        assert self._consumer is not None
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                outcome["retry"] = self.handle(records)
+            except BaseException as exc:  # raised again in the polling thread
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="kafka-mapping-invoke", daemon=True).start()
+        self._consumer.pause(*self._consumer.assignment())
+        trouble: Optional[str] = None
+        try:
+            while not done.wait(self.KEEP_ALIVE):
+                if self._stop.is_set():
+                    return None
+                try:
+                    self._keep_alive()
+                except KafkaError as exc:  # the commit afterwards tells whether the membership survived
+                    if trouble is None:
+                        trouble = _one_line(exc)
+                        log.warning("%s: %s while the function runs", self._source.logical_id, trouble)
+        finally:
+            self._consumer.resume(*self._consumer.paused())
+        if "error" in outcome:
+            raise outcome["error"]
+        retry: dict[tuple[str, int], int] = outcome["retry"]
+        return retry
+
+    def _keep_alive(self) -> None:
+        """One poll that fetches nothing: it shows the group this consumer is alive and rejoins if need be."""
+        assert self._consumer is not None
+        self._consumer.pause(*self._consumer.assignment())  # a rejoin assigns partitions afresh, not paused
+        for tp, rs in self._consumer.poll(timeout_ms=100).items():
+            # Fetched in the poll that rejoined, before they could be paused: leave them to a later batch.
+            first = min(r.offset for r in rs)
+            self._consumer.seek(tp, first)
+            self._consumer.pause(tp)
+            log.debug(
+                "%s: set aside %s-%d from %d, fetched while the function runs",
+                self._source.logical_id,
+                tp.topic,
+                tp.partition,
+                first,
+            )
 
     def handle(self, records: Sequence[dict[str, Any]]) -> dict[tuple[str, int], int]:
         """Deliver one fetched batch; the offsets to re-deliver from, by (topic, partition)."""
@@ -246,16 +345,39 @@ class KafkaMapping(_Loop):
             self._sqs.send_message(QueueUrl=self._wiring.on_failure_url, MessageBody=json.dumps(body))
 
     def _commit(self, batch: dict[Any, list[Any]], retry: dict[tuple[str, int], int]) -> None:
+        """Commit each partition past its records (or at its first record to retry), then seek there.
+
+        In that order: a seek on a partition this consumer lost in a rebalance raises, and the commit tells
+        whether the group has moved on. A partition lost while the function ran is left to its new owner, who
+        delivers its records again from the last committed offset.
+        """
         from kafka.structs import OffsetAndMetadata
 
         assert self._consumer is not None
-        offsets = {}
+        positions = {tp: retry.get((tp.topic, tp.partition), max(r.offset for r in rs) + 1) for tp, rs in batch.items()}
+        assigned = self._consumer.assignment()
+        lost = sorted(f"{tp.topic}-{tp.partition}" for tp in positions if tp not in assigned)
+        if lost:
+            log.warning(
+                "%s: a rebalance moved %s to another consumer while the function ran; not committed, they come "
+                "again from the last committed offset",
+                self._source.logical_id,
+                ", ".join(lost),
+            )
+        kept = {tp: position for tp, position in positions.items() if tp in assigned}
+        if kept:
+            self._consumer.commit({tp: OffsetAndMetadata(p, "", -1) for tp, p in kept.items()})
+        for tp, position in kept.items():
+            self._consumer.seek(tp, position)  # a rejoin meanwhile may have put it back at the committed offset
+
+    def _rewind(self, batch: dict[Any, list[Any]]) -> None:
+        """Fetch the batch again (the partitions still assigned; another consumer starts a lost one afresh)."""
+        if self._consumer is None:
+            return
+        assigned = self._consumer.assignment()
         for tp, rs in batch.items():
-            position = retry.get((tp.topic, tp.partition))
-            if position is not None:
-                self._consumer.seek(tp, position)
-            offsets[tp] = OffsetAndMetadata(position if position is not None else max(r.offset for r in rs) + 1, "", -1)
-        self._consumer.commit(offsets)
+            if tp in assigned:
+                self._consumer.seek(tp, min(r.offset for r in rs))
 
     def stop(self) -> None:
         super().stop()
@@ -265,6 +387,13 @@ class KafkaMapping(_Loop):
 
 def _key(record: dict[str, Any]) -> Key:
     return (str(record["topic"]), int(record["partition"]), int(record["offset"]))
+
+
+def _one_line(exc: BaseException) -> str:
+    """The exception as one log line: its type and message (Kafka's run over several lines)."""
+    text = " ".join(str(exc).split()).rstrip(".")
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class SqsMapping(_Loop):
