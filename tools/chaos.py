@@ -12,10 +12,12 @@ single events, ``events:batch`` calls and one segment event goes through the API
   delivered again to a fresh container;
 - one template runs away (a loop over a payload number) for the events that feed it a large one.
 
-After a drain window it reads every accepted job's status, every letter in the DLQ and the ledger of provider
-calls, prints a table (accepted, SENT, FAILED with a letter, EXPIRED, SKIPPED, stuck, lost, duplicates, and the
-one documented ambiguous window on its own line), writes it as JSON to the state directory, and exits 1 unless
-lost, duplicates and stuck are all 0. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
+Then it drains: until every accepted job is terminal, or until no job has changed for a quiet period (120 s) with
+none waiting for a retry, or, a safety net, until a ceiling. It reads every accepted job's status, every letter in
+the DLQ and the ledger of provider calls, prints a table (accepted, SENT, FAILED with a letter, EXPIRED, SKIPPED;
+stuck, split into still moving, waiting in an undrained backlog and lettered; lost; duplicates; and the one
+documented ambiguous window on its own line), writes it as JSON to the state directory, and exits 1 unless lost,
+duplicates and stuck are all 0. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import boto3
 import httpx
@@ -43,6 +46,9 @@ import httpx
 from local.cfn import ROOT
 from local.provider_faults import ProviderFaults
 from local.stack import Config, LocalStack
+
+if TYPE_CHECKING:
+    from notify.records import JobRecord
 
 log = logging.getLogger("chaos")
 # SES's feedback moves a sent email on (DELIVERED, BOUNCED, COMPLAINED): those were SENT first.
@@ -61,7 +67,10 @@ class Settings:
     singles: int = 700  # POST /api/v1/events, 1 to 3 recipients each
     batches: int = 25  # POST /api/v1/events:batch, 10 events each
     load_seconds: float = 60.0
-    drain_seconds: float = 420.0  # at most; the drain ends as soon as every accepted job is terminal
+    # The drain ends when every accepted job is terminal, or when no job's record has changed for this long and
+    # none waits for a retry or a scheduled send (a killed container's lease is 60 s; backoffs run to minutes)...
+    quiet_seconds: float = 120.0
+    drain_ceiling_seconds: float = 1800.0  # ... or, a safety net, after this long whatever happens
     auth_error_rate: float = 0.2
     auth_slow_rate: float = 0.1
     auth_slow_seconds: float = 2.5  # the Auth client's read timeout is 2 s
@@ -89,8 +98,35 @@ QUICK: dict[str, Any] = {
     "poison_at": 9.0,
     "cut_offs": (2.0, 12.0),
     "segment_at": 8.0,
-    "drain_seconds": 300.0,
+    "drain_ceiling_seconds": 420.0,
 }
+
+# What a job's record shows of its progress: its status, how long its history is and when it last changed.
+Signature = Optional[tuple[str, int, str]]
+
+
+def _signature(record: Optional[JobRecord]) -> Signature:
+    return None if record is None else (record.status.value, len(record.history), record.updated_at)
+
+
+def _due(record: Optional[JobRecord]) -> Optional[float]:
+    """When a waiting job is due again (epoch seconds): a retry's time (RETRYING: ``at`` + ``retry_in``) or a
+    scheduled send's (SCHEDULED: ``due_at``); None for a job that is not waiting."""
+    if record is None or not record.history or record.status.value not in ("RETRYING", "SCHEDULED"):
+        return None
+    last = record.history[-1]
+    try:
+        if "retry_in" in last.detail:
+            return _epoch(last.at) + float(last.detail["retry_in"])
+        if "due_at" in last.detail:
+            return _epoch(str(last.detail["due_at"]))
+    except (TypeError, ValueError):
+        return None
+    return None
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
 
 
 @dataclass
@@ -224,6 +260,10 @@ class Chaos:
         self.timeline: list[tuple[float, str]] = []
         self.users = [f"chaos-user-{n}" for n in range(1, settings.users + 1)]
         self._t0 = 0.0
+        # The drain's view of each job: its record's signature when last read, and when (monotonic) it changed.
+        self._seen: dict[str, Signature] = {}
+        self._changed: dict[str, float] = {}
+        self.drain: dict[str, Any] = {}
         self.out: Any = sys.stdout  # where progress goes
 
     def note(self, what: str) -> None:
@@ -391,26 +431,108 @@ class Chaos:
         return self.s.poison_per_partition
 
     def _drain(self) -> None:
-        deadline = time.monotonic() + self.s.drain_seconds
-        last = -1
-        while time.monotonic() < deadline:
-            statuses = self.statuses()
-            done = sum(1 for s in statuses.values() if s in TERMINAL)
-            if done != last:
-                self.note(f"drain: {done}/{len(self.load.jobs)} terminal")
-                last = done
-            if done == len(self.load.jobs):
-                return
+        """Read every accepted job every 5 s until all are terminal, or until none has changed for the quiet
+        period while none waits for a retry or a scheduled send, or until the ceiling."""
+        began = time.monotonic()
+        last_change, last_done = began, -1
+        quiet, ceiling = self.s.quiet_seconds, self.s.drain_ceiling_seconds
+        while True:
+            records = self.records()
+            now = time.monotonic()
+            if self._observe(records, now):
+                last_change = now
+            terminal = sum(1 for r in records.values() if r.status.value in TERMINAL)
+            if terminal != last_done:
+                self.note(f"drain: {terminal}/{len(self.load.jobs)} terminal")
+                last_done = terminal
+            waiting = sum(1 for r in records.values() if r.status.value not in TERMINAL and self._waiting(r))
+            if terminal == len(self.load.jobs):
+                ended = "terminal"
+                break
+            if now - last_change >= quiet and not waiting:
+                ended = "quiet"
+                break
+            if now - began >= ceiling:
+                ended = "ceiling"
+                break
             time.sleep(5)
-        self.note("drain window over")
+        self.drain = {
+            "ended": ended,
+            "seconds": round(now - began, 1),
+            "quiet_seconds": quiet,
+            "ceiling_seconds": ceiling,
+        }
+        self.note(f"drain over: {_drain_line(self.drain)}")
+
+    def _observe(self, records: dict[str, JobRecord], now: float) -> bool:
+        """Note which jobs' records changed since the last read; True if any did."""
+        changed = False
+        for job in self.load.jobs:
+            signature = _signature(records.get(job))
+            if job not in self._seen or self._seen[job] != signature:
+                self._seen[job], self._changed[job] = signature, now
+                changed = True
+        return changed
+
+    def _waiting(self, record: Optional[JobRecord]) -> bool:
+        """A retry or a scheduled send is due, or was due less than a quiet period ago (its turn is coming)."""
+        due = _due(record)
+        return due is not None and time.time() < due + self.s.quiet_seconds
+
+    def _moving(self, job: str, record: Optional[JobRecord]) -> bool:
+        """Changed within the last quiet period (or since the drain's last read), or waiting for its turn."""
+        if _signature(record) != self._seen.get(job):
+            return True
+        changed = self._changed.get(job)
+        if changed is not None and time.monotonic() - changed < self.s.quiet_seconds:
+            return True
+        return self._waiting(record)
 
     # -- the count ----------------------------------------------------------------------------------------
 
-    def statuses(self) -> dict[str, str]:
+    def records(self) -> dict[str, JobRecord]:
+        """Every accepted job's record, by job id (BatchGetItem by key, never a scan)."""
         from notify.adapters.dynamodb.status import DynamoStatusStore
 
         store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
-        return {job: rec.status.value for job, rec in store.get_jobs(list(self.load.jobs)).items()}
+        return store.get_jobs(list(self.load.jobs))
+
+    def backlog(self) -> dict[str, Optional[int]]:
+        """What the worker has yet to take: the records its Kafka group has not committed past on the jobs
+        topic (None if the broker would not say), and the delay queue's messages visible or in flight (delayed
+        ones are retries and scheduled sends, which their jobs' records show)."""
+        attributes = boto3.client("sqs").get_queue_attributes(
+            QueueUrl=os.environ["DELAY_QUEUE_URL"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return {"kafka_lag": self._kafka_lag(), "delay_queue": sum(int(v) for v in attributes.values())}
+
+    def _kafka_lag(self) -> Optional[int]:
+        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+        from kafka.errors import KafkaError
+
+        topic = os.environ["KAFKA_TOPIC"]
+        group = self.stack.kafka_wiring("WorkerFunction").source.consumer_group
+        try:
+            consumer = KafkaConsumer(bootstrap_servers=self.stack.bootstrap, api_version=(2, 8, 0))
+            admin = KafkaAdminClient(bootstrap_servers=self.stack.bootstrap, api_version=(2, 8, 0))
+            try:
+                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+                ends = consumer.end_offsets(partitions)
+                committed = admin.list_group_offsets({group: partitions}).get(group, {})
+            finally:
+                consumer.close()
+                admin.close()
+        except KafkaError as exc:
+            log.warning("could not read the worker's Kafka lag: %s", exc)
+            return None
+        if not partitions:
+            return None
+        lag = 0
+        for tp in partitions:
+            done = committed.get(tp)
+            lag += max(0, ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0))
+        return lag
 
     def letters(self) -> list[dict[str, Any]]:
         from notify.adapters.sqs import SqsDeadLetterQueue
@@ -420,9 +542,8 @@ class Chaos:
         return [letter_view(letter) for letter in dlq.receive(100_000, 900)]
 
     def report(self) -> dict[str, Any]:
-        from notify.adapters.dynamodb.status import DynamoStatusStore
-
-        statuses = self.statuses()
+        records = self.records()
+        statuses = {job: rec.status.value for job, rec in records.items()}
         letters = self.letters()
         lettered = Counter(letter["job_id"] for letter in letters if letter["job_id"])
         reasons = Counter(str(letter["reason"]) for letter in letters)
@@ -435,11 +556,18 @@ class Chaos:
         accepted = list(self.load.jobs)
         count = Counter(statuses.get(j, "MISSING") for j in accepted)
         failed = [j for j in accepted if statuses.get(j) == "FAILED"]
+        # stuck: not terminal when the drain ended, in four parts. Still moving: the record changed within the
+        # quiet period, or the job waits for a retry or a scheduled send. Waiting in an undrained backlog: not
+        # moving, but the worker still had Kafka records or delay-queue messages to take, and one may be this
+        # job's. In the DLQ: not moving, with a letter. Lost: the rest, with nothing left that could move it.
         stuck = [j for j in accepted if statuses.get(j) not in TERMINAL]
-        lost = [j for j in stuck if j not in lettered]
-        store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
-        records = store.get_jobs(failed)
-        reason_of = {j: str((rec.history[-1].detail or {}).get("reason")) for j, rec in records.items()}
+        moving = [j for j in stuck if self._moving(j, records.get(j))]
+        backlog = self.backlog()
+        undrained = any(n is None or n > 0 for n in backlog.values())  # unknown counts as undrained
+        in_backlog = [j for j in stuck if j not in moving and j not in lettered and undrained]
+        stuck_lettered = [j for j in stuck if j not in moving and j in lettered]
+        lost = [j for j in stuck if j not in moving and j not in in_backlog and j not in lettered]
+        reason_of = {j: str((records[j].history[-1].detail or {}).get("reason")) for j in failed if records[j].history}
         unknown = [j for j in failed if reason_of.get(j) == "outcome_unknown"]
         sent_not_reached = [j for j in accepted if statuses.get(j) in ("SENT", *AFTER_SENT) and j not in reached]
         moto_emails = _moto_email_count(self.stack.endpoint)
@@ -461,7 +589,12 @@ class Chaos:
             "runaway_failed_template_error": sum(
                 1 for j in self.load.runaway_jobs if reason_of.get(j) == "template_error"
             ),
+            "drain": self.drain,
             "stuck": len(stuck),
+            "still_moving": len(moving),
+            "in_backlog": len(in_backlog),
+            "stuck_with_letter": len(stuck_lettered),
+            "backlog": backlog,
             "lost": len(lost),
             "duplicates": len(duplicates),
             "sent_but_provider_never_reached": len(sent_not_reached),
@@ -490,7 +623,12 @@ class Chaos:
             "letters_of_jobs_not_failed": {
                 j: statuses.get(j, "MISSING") for j in lettered if statuses.get(j, "MISSING") != "FAILED"
             },
-            "examples": {"stuck": stuck[:5], "lost": lost[:5], "duplicates": list(duplicates)[:5]},
+            "examples": {
+                "stuck": stuck[:5],
+                "still_moving": moving[:5],
+                "lost": lost[:5],
+                "duplicates": list(duplicates)[:5],
+            },
         }
         return result
 
@@ -527,8 +665,20 @@ def table(r: dict[str, Any]) -> str:
         ("FAILED without a letter", r["failed_without_letter"], ""),
         ("EXPIRED", st.get("EXPIRED", 0), ""),
         ("SKIPPED", st.get("SKIPPED", 0), ""),
-        ("stuck (not terminal)", r["stuck"], "goal 0"),
-        ("lost (neither terminal nor in the DLQ)", r["lost"], "goal 0"),
+        ("stuck (not terminal when the drain ended)", r["stuck"], "goal 0"),
+        (
+            "  still moving",
+            r["still_moving"],
+            f"changed in the last {r['drain']['quiet_seconds']:.0f} s, or a retry or scheduled send due; not lost",
+        ),
+        (
+            "  waiting in an undrained backlog",
+            r["in_backlog"],
+            f"not moving; Kafka lag {_unknown(r['backlog']['kafka_lag'])}, delay queue "
+            f"{r['backlog']['delay_queue']} visible or in flight",
+        ),
+        ("  in the DLQ, not terminal", r["stuck_with_letter"], ""),
+        ("lost (stuck, and none of those three)", r["lost"], "goal 0: nothing left that could move it"),
         ("duplicates (a job at its provider twice)", r["duplicates"], "goal 0"),
         (
             "poison records → lettered",
@@ -546,6 +696,7 @@ def table(r: dict[str, Any]) -> str:
     width = max(len(str(name)) for name, _, _ in rows)
     lines = [f"{name:<{width}}  {value!s:>11}  {note}".rstrip() for name, value, note in rows]
     lines.append("")
+    lines.append(f"drain: {_drain_line(r['drain'])}")
     lines.append(
         f"provider: {calls['emails_accepted']} emails accepted ({calls['emails_in_moto']} in moto's store), "
         f"{calls['pushes_accepted']} pushes; throttled {calls['emails_throttled']} emails, "
@@ -564,6 +715,23 @@ def table(r: dict[str, Any]) -> str:
         "(a container cut off after lettering, before recording, letters it again on redelivery)"
     )
     return "\n".join(lines)
+
+
+def _unknown(value: Optional[int]) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def _drain_line(drain: dict[str, Any]) -> str:
+    """Why the drain ended, in a line."""
+    took, quiet, ceiling = drain["seconds"], drain["quiet_seconds"], drain["ceiling_seconds"]
+    if drain["ended"] == "terminal":
+        return f"every accepted job terminal after {took:.0f} s (quiet period {quiet:.0f} s, ceiling {ceiling:.0f} s)"
+    if drain["ended"] == "quiet":
+        return f"no job changed for {quiet:.0f} s and none waits for a retry; ended after {took:.0f} s"
+    return (
+        f"SAFETY CEILING of {ceiling:.0f} s hit before the drain finished: a job still moving then is stuck, "
+        "not lost, and the goal is not met"
+    )
 
 
 def main(argv: Optional[list[str]] = None) -> int:

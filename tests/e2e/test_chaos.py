@@ -21,13 +21,18 @@ def test_a_quick_chaos_run_loses_nothing_sends_nothing_twice_and_leaves_nothing_
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,  # the quick run's drain ceiling is 420 s; it normally drains in a minute or two
     )
     assert (tmp_path / "result.json").exists(), run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads((tmp_path / "result.json").read_text())
-    summary = {k: result[k] for k in ("accepted", "statuses", "stuck", "lost", "duplicates", "cut_offs")}
+    keys = ("accepted", "statuses", "drain", "stuck", "still_moving", "in_backlog", "lost", "duplicates", "cut_offs")
+    summary = {k: result[k] for k in keys}
     assert run.returncode == 0, (summary, run.stdout[-3000:])
     assert (result["lost"], result["duplicates"], result["stuck"]) == (0, 0, 0)
+    # Drained to the end: every job terminal, not a quiet period or the ceiling ending the wait.
+    assert result["drain"]["ended"] == "terminal", summary
+    assert (result["still_moving"], result["in_backlog"], result["stuck_with_letter"]) == (0, 0, 0)
+    assert "drain: every accepted job terminal" in run.stdout
     # Every fault happened, or the run proved nothing.
     assert result["accepted"] >= 150 and result["accepted_by"].get("segment") == 40
     assert len(result["cut_offs"]) == 2 and all(c["records"] >= 10 for c in result["cut_offs"])
