@@ -10,6 +10,7 @@ Pure Python (PyYAML only). Intrinsic functions load in their long form, as Cloud
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
 
 NO_VALUE = {"Ref": "AWS::NoValue"}
+_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 # Functions of resources and of the deployment, not of parameters: evaluate() leaves them as they are.
 _LEFT_TO_THE_CALLER = ("Fn::GetAtt", "Fn::Sub", "Fn::ImportValue", "Fn::Base64", "Fn::GetAZs", "Fn::Cidr")
 
@@ -283,35 +285,40 @@ class Template:
         """Evaluate one of the template's Conditions with these parameter values."""
         return bool(self.evaluate({"Condition": name}, parameters))
 
-    def evaluate(self, node: Any, parameters: Mapping[str, str]) -> Any:
+    def evaluate(self, node: Any, parameters: Mapping[str, str], pseudo: Optional[Mapping[str, str]] = None) -> Any:
         """``node`` with Conditions, ``Fn::If`` and the functions over parameters evaluated.
 
         ``Ref``s to parameters become their values; ``Ref``s to resources, ``Fn::GetAtt`` and ``Fn::Sub`` stay as
         they are (the caller knows the physical resources); a property that resolves to ``AWS::NoValue`` is
-        dropped.
+        dropped. With ``pseudo`` (``{"AWS::Region": ..., "AWS::StackName": ...}``), pseudo parameters are
+        resolved too, and so is an ``Fn::Sub`` whose variables are all parameters or pseudo parameters.
         """
         if isinstance(node, list):
-            return [v for v in (self.evaluate(item, parameters) for item in node) if v != NO_VALUE]
+            return [v for v in (self.evaluate(item, parameters, pseudo) for item in node) if v != NO_VALUE]
         if not isinstance(node, dict):
             return node
         if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
-            evaluated = {k: self.evaluate(v, parameters) for k, v in node.items()}
+            evaluated = {k: self.evaluate(v, parameters, pseudo) for k, v in node.items()}
             return {k: v for k, v in evaluated.items() if v != NO_VALUE}
         ((fn, arg),) = node.items()
         if fn == "Condition":
-            return bool(self.evaluate(self.conditions[arg], parameters))
+            return bool(self.evaluate(self.conditions[arg], parameters, pseudo))
         if fn == "Ref":
             if arg in self.parameters:
                 if arg not in parameters:
                     raise ValueError(f"no value for the parameter {arg}")
                 return _parameter_value(parameters[arg], self.parameters[arg])
+            if pseudo is not None and arg in pseudo:
+                return pseudo[arg]
             return node  # AWS::NoValue, a pseudo parameter or a resource
+        if fn == "Fn::Sub" and pseudo is not None:
+            return self._substitute(arg, parameters, pseudo)
         if fn in _LEFT_TO_THE_CALLER:
             return node
         if fn == "Fn::If":
             name, if_true, if_false = arg
-            return self.evaluate(if_true if self.condition(name, parameters) else if_false, parameters)
-        args = self.evaluate(arg, parameters)
+            return self.evaluate(if_true if self.condition(name, parameters) else if_false, parameters, pseudo)
+        args = self.evaluate(arg, parameters, pseudo)
         if fn == "Fn::Equals":
             return _comparable(args[0]) == _comparable(args[1])
         if fn == "Fn::Not":
@@ -326,7 +333,46 @@ class Template:
             return str(args[1]).split(str(args[0]))
         if fn == "Fn::Select":
             return args[1][int(args[0])]
+        # The functions of Rules' assertions.
+        if fn == "Fn::Contains":
+            return _comparable(args[1]) in [_comparable(v) for v in args[0]]
+        if fn == "Fn::EachMemberEquals":
+            return all(_comparable(v) == _comparable(args[1]) for v in args[0])
+        if fn == "Fn::EachMemberIn":
+            return all(_comparable(v) in [_comparable(w) for w in args[1]] for v in args[0])
         raise ValueError(f"cannot evaluate {fn} here")
+
+    def _substitute(self, arg: Any, parameters: Mapping[str, str], pseudo: Mapping[str, str]) -> Any:
+        """An ``Fn::Sub``'s string, or the ``Fn::Sub`` itself while a variable names a resource."""
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        values: dict[str, Any] = {k: self.evaluate(v, parameters, pseudo) for k, v in variables.items()}
+        for name in self.parameters:
+            values.setdefault(name, self.evaluate({"Ref": name}, parameters, pseudo))
+        values = {**pseudo, **values}
+
+        def replace(match: re.Match[str]) -> str:
+            value = values.get(match.group(1))
+            return ",".join(value) if isinstance(value, list) else str(value)
+
+        names = set(_SUB_VARIABLE.findall(text))
+        if not names <= {k for k, v in values.items() if isinstance(v, str | int | float | list)}:
+            return {"Fn::Sub": arg}
+        return _SUB_VARIABLE.sub(replace, text)
+
+    def rule_failures(self, parameters: Mapping[str, str]) -> list[str]:
+        """The ``AssertDescription`` of every assertion of the template's ``Rules`` that refuses these values.
+
+        CloudFormation checks Rules before it creates or changes anything; a refused set of parameter values
+        fails the whole change set with these messages.
+        """
+        failures = []
+        for name, rule in self.data.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self.evaluate(rule["RuleCondition"], parameters):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self.evaluate(assertion["Assert"], parameters):
+                    failures.append(f"{name}: {assertion.get('AssertDescription', '')}")
+        return failures
 
     def kafka_source(self, function: str, parameters: Mapping[str, str]) -> KafkaSource:
         """The function's Kafka event source mapping whose Condition holds (MSK or self-managed)."""

@@ -26,6 +26,7 @@ from notify.settings import (
 )
 
 from local.cfn import ROOT, Template, load_yaml, references, template
+from local.sam import Translations
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 Settings = (
@@ -136,39 +137,9 @@ def test_snapstart_runs_published_versions_behind_an_alias(tpl: Template) -> Non
     assert {m["Properties"]["FunctionName"]["Ref"] for m in mappings.values()} == {"WorkerFunction.Alias"}
 
 
-# SAM's own transform of template.yaml (the SAM CLI's virtualenv has the translator), with code URIs as S3 ones.
-TRANSFORM = """
-import json, sys
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-
-class NoManagedPolicies:
-    def load(self):
-        return {}
-
-document = yaml_parse(open(sys.argv[1]).read())
-for resource in document["Resources"].values():
-    for key in ("CodeUri", "ContentUri"):
-        if key in resource.get("Properties", {}):
-            resource["Properties"][key] = "s3://bucket/key"
-pseudo = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
-json.dump(transform(document, pseudo, NoManagedPolicies()), sys.stdout)
-"""
-
-
-def test_every_trigger_of_a_snapstart_function_invokes_its_alias() -> None:
-    python = ROOT / ".venv-sam" / "bin" / "python"
-    if not python.exists():
-        pytest.fail("the SAM CLI's virtualenv is missing: run `make sam-venv` (make test does)")
-    out = subprocess.run(
-        [str(python), "-c", TRANSFORM, str(ROOT / "template.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "AWS_DEFAULT_REGION": "us-east-1"},
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    resources: dict[str, Any] = json.loads(out.stdout)["Resources"]
+def test_every_trigger_of_a_snapstart_function_invokes_its_alias(sam: Translations) -> None:
+    # SAM's own transform of template.yaml (local/sam.py), with the default parameter values.
+    resources: dict[str, Any] = sam.of().template.resources()
     alias = {name: {"Ref": f"{name}Alias{ALIAS}"} for name in SNAPSTART}
     for name in SNAPSTART:
         assert resources[f"{name}Alias{ALIAS}"]["Type"] == "AWS::Lambda::Alias"
