@@ -201,15 +201,26 @@ class Template:
         ]
 
     def http_cors(self, function: str, parameters: Mapping[str, str]) -> Any:
-        """The ``CorsConfiguration`` of the HttpApi the function's HttpApi events belong to, evaluated (or None)."""
+        """The CORS configuration of the HttpApi the function's HttpApi events belong to, evaluated (or None).
+
+        In ``CorsConfiguration``'s words (``AllowOrigins``, ``MaxAge``...), whether the template sets SAM's
+        ``CorsConfiguration`` or the ``x-amazon-apigateway-cors`` object of the API's OpenAPI body, which API
+        Gateway imports as it is (camelCase keys).
+        """
         apis = {
             str(e["Properties"]["ApiId"]["Ref"])
             for e in self.functions()[function].events_of_type("HttpApi").values()
             if isinstance(e["Properties"].get("ApiId"), dict)
         }
-        configs = [self.properties(api).get("CorsConfiguration") for api in sorted(apis)]
-        found = [c for c in configs if c is not None]
-        return self.evaluate(found[0], parameters) if found else None
+        for api in sorted(apis):
+            props = self.properties(api)
+            if props.get("CorsConfiguration") is not None:
+                return self.evaluate(props["CorsConfiguration"], parameters)
+            body = props.get("DefinitionBody")
+            if isinstance(body, dict) and isinstance(body.get("x-amazon-apigateway-cors"), dict):
+                cors = self.evaluate(body["x-amazon-apigateway-cors"], parameters)
+                return {key[0].upper() + key[1:]: value for key, value in cors.items()}
+        return None
 
     def websocket_apis(self) -> dict[str, str]:
         """Each ``AWS::ApiGatewayV2::Api`` of protocol WEBSOCKET, with the name of its stage (logical id → name)."""
