@@ -26,7 +26,6 @@ from notify.settings import (
 )
 
 from local.cfn import ROOT, Template, load_yaml, references, template
-from local.sam import Translations
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 Settings = (
@@ -135,35 +134,6 @@ def test_snapstart_runs_published_versions_behind_an_alias(tpl: Template) -> Non
         assert props.get("EphemeralStorage", {"Size": 512})["Size"] <= 512, name
     mappings = tpl.event_source_mappings("WorkerFunction")
     assert {m["Properties"]["FunctionName"]["Ref"] for m in mappings.values()} == {"WorkerFunction.Alias"}
-
-
-def test_every_trigger_of_a_snapstart_function_invokes_its_alias(sam: Translations) -> None:
-    # SAM's own transform of template.yaml (local/sam.py), with the default parameter values.
-    resources: dict[str, Any] = sam.of().template.resources()
-    alias = {name: {"Ref": f"{name}Alias{ALIAS}"} for name in SNAPSTART}
-    for name in SNAPSTART:
-        assert resources[f"{name}Alias{ALIAS}"]["Type"] == "AWS::Lambda::Alias"
-        assert resources[name]["Properties"]["SnapStart"] == {"ApplyOn": "PublishedVersions"}
-    # Kafka (both modes) and the delay queue.
-    mappings = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::EventSourceMapping"}
-    assert {k: p["FunctionName"] for k, p in mappings.items()} == dict.fromkeys(
-        ("WorkerMskEventSource", "WorkerSelfManagedKafkaEventSource", "WorkerFunctionDelayQueue"),
-        alias["WorkerFunction"],
-    )
-    # The HTTP API's routes and the permissions that let it invoke.
-    body = json.dumps(resources["HttpApi"]["Properties"]["Body"])
-    assert body.count("${ApiFunctionAlias" + ALIAS + "}/invocations") == 2 and "ApiFunction.Arn" not in body
-    permissions = {
-        k: v["Properties"]["FunctionName"] for k, v in resources.items() if v["Type"] == "AWS::Lambda::Permission"
-    }
-    assert permissions["ApiFunctionRootPermission"] == permissions["ApiFunctionProxyPermission"] == alias["ApiFunction"]
-    # The scheduler keeps invoking the function itself.
-    assert permissions["SchedulerFunctionTickPermission"] == {"Ref": "SchedulerFunction"}
-    # The WebSocket API's one integration, and its permission, name WebSocketFunction's alias.
-    (uri,) = [v["Properties"]["IntegrationUri"] for v in resources.values() if v["Type"].endswith("::Integration")]
-    assert uri["Fn::Sub"][0].endswith("/functions/${Function}/invocations")
-    assert uri["Fn::Sub"][1] == {"Function": alias["WebSocketFunction"]}
-    assert permissions["WebSocketPermission"] == alias["WebSocketFunction"]
 
 
 # Registers the hooks the way Lambda's snapshot_restore_py does, then runs them as a snapshot and a restore would.
