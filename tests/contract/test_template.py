@@ -489,8 +489,11 @@ def _statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
     out: list[tuple[str, dict[str, Any]]] = []
     for name, fn in tpl.functions().items():
         for policy in fn.properties.get("Policies", []):
-            if isinstance(policy, dict) and "Statement" in policy:
-                out += [(name, s) for s in policy["Statement"]]
+            # A conditional policy (!If [condition, policy, AWS::NoValue]) counts with its statements.
+            branches = policy["Fn::If"][1:] if isinstance(policy, dict) and "Fn::If" in policy else [policy]
+            for branch in branches:
+                if isinstance(branch, dict) and "Statement" in branch:
+                    out += [(name, s) for s in branch["Statement"]]
     for name, resource in tpl.resources("AWS::IAM::Policy").items():
         out += [(name, s) for s in resource["Properties"]["PolicyDocument"]["Statement"]]
     return out

@@ -7,14 +7,16 @@ lost in translation, versions not published, triggers, creation order, VPC, Rule
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
+import tomllib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from local.cfn import Template, load_template
+from local.cfn import ROOT, Template, load_template
 from local.sam import Translation, TranslationError, Translations
 
 SUBNETS = "subnet-0aaa1111,subnet-0bbb2222"
@@ -232,3 +234,221 @@ def test_every_trigger_invokes_an_alias(sam: Translations, parameters: dict[str,
     } <= kinds
     kafka = [m for m in translation.created("AWS::Lambda::EventSourceMapping").values() if "Topics" in m["Properties"]]
     assert len(kafka) == 1  # the mapping of the mode in use (MSK or self-managed)
+
+
+# --- creation order --------------------------------------------------------------------------------------
+
+# AWS managed policies SAM attaches by ARN, and what of them matters here.
+MANAGED = {
+    "AWSLambdaSQSQueueExecutionRole": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+    "AWSLambdaVPCAccessExecutionRole": {
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeSubnets",
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    },
+    "AWSLambdaMSKExecutionRole": {
+        "kafka:DescribeCluster",
+        "kafka:DescribeClusterV2",
+        "kafka:GetBootstrapBrokers",
+        "ec2:CreateNetworkInterface",
+        "ec2:DescribeNetworkInterfaces",
+        "ec2:DescribeVpcs",
+        "ec2:DeleteNetworkInterface",
+        "ec2:DescribeSubnets",
+        "ec2:DescribeSecurityGroups",
+    },
+}
+# What Lambda checks in the function's execution role when it creates an event source mapping (its docs for
+# each source), failing the creation without it.
+NETWORK = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+}
+
+
+def _checked_at_creation(props: dict[str, Any]) -> set[str]:
+    """The actions Lambda checks in the execution role when it creates a mapping with these properties."""
+    needed = set()
+    if "Topics" in props and "SelfManagedEventSource" not in props:
+        needed |= {"kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"} | NETWORK
+    elif "Topics" not in props:
+        needed |= {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"}
+    if any(c.get("Type") == "VPC_SUBNET" for c in props.get("SourceAccessConfigurations", [])):
+        needed |= NETWORK
+    if props.get("DestinationConfig", {}).get("OnFailure"):
+        needed.add("sqs:SendMessage")
+    return needed
+
+
+def _grants(translation: Translation, role: str) -> dict[str, set[str]]:
+    """Resource that grants it (the role or a policy attached to it) → the actions it allows the role."""
+    out: dict[str, set[str]] = {}
+    for name, resource in translation.created().items():
+        props = translation.evaluate(resource.get("Properties", {}))
+        if name == role:
+            documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+            arns = [str(arn) for arn in props.get("ManagedPolicyArns", [])]
+            actions = {a for policy, granted in MANAGED.items() if any(policy in arn for arn in arns) for a in granted}
+        elif resource["Type"] == "AWS::IAM::Policy" and {"Ref": role} in props.get("Roles", []):
+            documents, actions = [props["PolicyDocument"]], set()
+        else:
+            continue
+        for document in documents:
+            for statement in _listed(document["Statement"]):
+                if statement["Effect"] == "Allow":
+                    actions |= set(_listed(statement["Action"]))
+        out[name] = actions
+    return out
+
+
+def _depends_on(translation: Translation, name: str) -> set[str]:
+    """Every resource CloudFormation creates before ``name``: DependsOn and references, transitively."""
+    resources = translation.created()
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        resource = resources[todo.pop()]
+        direct = set(_listed(resource.get("DependsOn", []))) | set(_names(resource.get("Properties", {})))
+        for dependency in direct & resources.keys() - seen:
+            seen.add(dependency)
+            todo.append(dependency)
+    return seen
+
+
+@pytest.mark.parametrize("parameters", [{}, VPC, MSK], ids=["self-managed", "self-managed-in-vpc", "msk"])
+def test_a_mapping_is_created_after_the_permissions_lambda_checks(
+    sam: Translations, parameters: dict[str, str]
+) -> None:
+    translation = sam.of(overrides=parameters)
+    resources = translation.created()
+    missing = []
+    for name, mapping in translation.created("AWS::Lambda::EventSourceMapping").items():
+        alias = translation.evaluate(mapping["Properties"]["FunctionName"])["Ref"]
+        function = resources[alias]["Properties"]["FunctionName"]["Ref"]
+        role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        before = _depends_on(translation, name)
+        grants = _grants(translation, role)
+        for action in sorted(_checked_at_creation(translation.properties(name))):
+            granting = sorted(g for g, actions in grants.items() if any(fnmatch.fnmatch(action, a) for a in actions))
+            assert granting, f"{name}: nothing grants {role} {action}"
+            if not set(granting) & before:
+                missing.append(f"{name} needs {action}, granted by {', '.join(granting)}, which it does not wait for")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_email_event_destination_waits_for_the_topic_policy(sam: Translations) -> None:
+    translation = sam.of()
+    (destination,) = translation.created("AWS::SES::ConfigurationSetEventDestination")
+    (policy,) = translation.created("AWS::SNS::TopicPolicy")
+    assert policy in _depends_on(translation, destination)  # SES checks it may publish when it creates it
+
+
+# --- the VPC ---------------------------------------------------------------------------------------------
+
+
+def _kafka_producers() -> set[str]:
+    """Functions whose code builds a Kafka producer (notify.adapters.kafka): the ones that must reach Kafka."""
+    document = load_template()
+    out = set()
+    for name, resource in document["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        code = ROOT / resource["Properties"]["CodeUri"]
+        if any("notify.adapters.kafka" in p.read_text() for p in code.rglob("*.py")):
+            out.add(name)
+    return out
+
+
+@pytest.mark.parametrize("parameters", [{}, VPC, MSK], ids=["no-vpc", "self-managed-in-vpc", "msk"])
+def test_only_the_functions_that_reach_kafka_run_in_the_vpc(sam: Translations, parameters: dict[str, str]) -> None:
+    translation = sam.of(overrides=parameters)
+    in_vpc = {
+        name for name in translation.created("AWS::Lambda::Function") if translation.properties(name).get("VpcConfig")
+    }
+    expected = _kafka_producers() if parameters else set()
+    assert expected <= {"ApiFunction", "WorkerFunction", "SchedulerFunction"}
+    # A function in a VPC reaches AWS's APIs (SES, SNS, the WebSocket management API, SSM, X-Ray) only through a
+    # NAT or endpoints; one that never talks to Kafka has no reason to be there.
+    assert sorted(in_vpc) == sorted(expected), f"in the VPC: {sorted(in_vpc)}; reaching Kafka: {sorted(expected)}"
+    for name in in_vpc:
+        vpc = translation.properties(name)["VpcConfig"]
+        assert vpc == {"SubnetIds": SUBNETS.split(","), "SecurityGroupIds": GROUPS.split(",")}, name
+
+
+# --- Rules -----------------------------------------------------------------------------------------------
+
+REFUSED = {
+    "msk-without-a-cluster": {**MSK, "MskClusterArn": ""},
+    "msk-without-subnets": {"KafkaMode": "msk", "MskClusterArn": CLUSTER, "KafkaAuth": "iam"},
+    "subnets-without-security-groups": {**VPC, "SecurityGroupIds": ""},
+    "security-groups-without-subnets": {"SecurityGroupIds": GROUPS},
+    "an-empty-subnet": {**VPC, "SubnetIds": "subnet-0aaa1111,"},
+    "a-cluster-for-self-managed-kafka": {"MskClusterArn": CLUSTER},
+    "iam-auth-without-msk": {"KafkaAuth": "iam"},
+    "a-vpc-without-a-way-to-sqs": {**VPC, "SqsVpcEndpoint": ""},
+    "msk-without-a-way-to-sqs": {**MSK, "SqsVpcEndpoint": ""},
+    "an-sqs-endpoint-without-a-vpc-id": {**VPC, "VpcId": ""},
+    "an-sqs-endpoint-without-subnets": {"SqsVpcEndpoint": "create", "VpcId": VPC_ID},
+}
+
+
+def _samconfig_overrides(env: str) -> dict[str, str]:
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    pairs = config[env]["deploy"]["parameters"]["parameter_overrides"].split()
+    return {k: v.strip("'\"") for k, v in (p.split("=", 1) for p in pairs)}
+
+
+ACCEPTED = {
+    "self-managed-without-a-vpc": {},
+    "self-managed-in-a-vpc": VPC,
+    "self-managed-in-a-vpc-that-reaches-sqs": {**VPC, "SqsVpcEndpoint": "existing", "VpcId": ""},
+    "msk": MSK,
+    "msk-in-a-vpc-that-reaches-sqs": {**MSK, "SqsVpcEndpoint": "existing"},
+    "samconfig-localstack": _samconfig_overrides("localstack"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_the_rules_refuse_an_inconsistent_parameter_set(sam: Translations, case: str) -> None:
+    translation = sam.of(overrides=REFUSED[case])
+    # CloudFormation checks Rules before it creates or changes anything.
+    assert translation.rule_failures(), f"{case}: the Rules accept {json.dumps(REFUSED[case])}"
+
+
+@pytest.mark.parametrize("case", sorted(ACCEPTED))
+def test_the_rules_accept_a_consistent_parameter_set(sam: Translations, case: str) -> None:
+    assert sam.of(overrides=ACCEPTED[case]).rule_failures() == []
+
+
+# --- the Kafka pollers' way to the DLQ ----------------------------------------------------------------------
+
+
+def _sqs_endpoints(translation: Translation) -> dict[str, dict[str, Any]]:
+    return {
+        name: translation.properties(name)
+        for name, r in translation.created("AWS::EC2::VPCEndpoint").items()
+        if ".sqs" in json.dumps(r["Properties"]["ServiceName"])
+    }
+
+
+@pytest.mark.parametrize("parameters", [VPC, MSK], ids=["self-managed-in-vpc", "msk"])
+def test_the_kafka_pollers_reach_the_dlq_through_an_sqs_endpoint(sam: Translations, parameters: dict[str, str]) -> None:
+    # Lambda: "You must deploy a VPC endpoint for your on-failure destination service inside your Kafka cluster VPC."
+    translation = sam.of(overrides=parameters)
+    endpoints = _sqs_endpoints(translation)
+    assert len(endpoints) == 1, f"SQS endpoints with {json.dumps(parameters)}: {sorted(endpoints)}"
+    (endpoint,) = endpoints.values()
+    assert endpoint["ServiceName"] == "com.amazonaws.eu-west-1.sqs"
+    assert endpoint["VpcEndpointType"] == "Interface" and endpoint["PrivateDnsEnabled"] is True
+    assert endpoint["VpcId"] == VPC_ID
+    assert endpoint["SubnetIds"] == SUBNETS.split(",") and endpoint["SecurityGroupIds"] == GROUPS.split(",")
+    existing = sam.of(overrides={**parameters, "SqsVpcEndpoint": "existing"})
+    assert _sqs_endpoints(existing) == {}
+    assert _sqs_endpoints(sam.of()) == {}  # no VPC, no endpoint
