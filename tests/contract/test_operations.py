@@ -166,9 +166,11 @@ def test_every_function_logs_to_its_own_group_with_a_retention(tpl: Template, fu
     resource = tpl.resources()[group]
     assert resource["Type"] == "AWS::Logs::LogGroup"
     assert resource["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
-    # The group carries Lambda's own name for the function's logs, and names it without referring to the
-    # function (which refers to the group): no dependency cycle.
-    assert resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{props['FunctionName']['Fn::Sub']}"}
+    # The group is named after the stack and the function's role (the function itself is not named: any stack
+    # name fits Lambda's 64 characters), without referring to the function (which refers to the group).
+    suffix = {"ApiFunction": "api", "WebSocketFunction": "websocket"}.get(function, function.removesuffix("Function"))
+    assert resource["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{suffix.lower()}"}
+    assert "FunctionName" not in props
     assert function not in set(references(resource)) and "${" + function not in json.dumps(resource)
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from local.cfn import ROOT, Template, load_template
-from local.sam import Translation, TranslationError, Translations
+from local.sam import PSEUDO, Translation, TranslationError, Translations
 
 SUBNETS = "subnet-0aaa1111,subnet-0bbb2222"
 GROUPS = "sg-0ccc3333"
@@ -425,6 +425,50 @@ def test_the_rules_refuse_an_inconsistent_parameter_set(sam: Translations, case:
 @pytest.mark.parametrize("case", sorted(ACCEPTED))
 def test_the_rules_accept_a_consistent_parameter_set(sam: Translations, case: str) -> None:
     assert sam.of(overrides=ACCEPTED[case]).rule_failures() == []
+
+
+# --- what outlives the stack -----------------------------------------------------------------------------
+
+STATEFUL = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Logs::LogGroup")
+
+
+def test_every_stateful_resource_is_retained(sam: Translations) -> None:
+    translation = sam.of(overrides=VPC)
+    loose = sorted(
+        f"{name} ({resource.get('DeletionPolicy', 'Delete')}/{resource.get('UpdateReplacePolicy', 'Delete')})"
+        for name, resource in translation.created().items()
+        if resource["Type"] in STATEFUL
+        # RetainExceptOnCreate: a first deployment that rolls back leaves nothing behind to collide with the retry.
+        and (
+            resource.get("DeletionPolicy") not in ("Retain", "RetainExceptOnCreate")
+            or resource.get("UpdateReplacePolicy") != "Retain"
+        )
+    )
+    assert not loose, f"deleted with the stack or on replacement: {loose}"
+
+
+# Names CloudFormation passes on, built from the stack name, and the longest each service takes.
+NAME_LIMITS = {
+    ("AWS::Lambda::Function", "FunctionName"): 64,
+    ("AWS::SES::ConfigurationSet", "Name"): 64,
+    ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+    ("AWS::CloudWatch::Dashboard", "DashboardName"): 255,
+}
+LONGEST_STACK_NAME = "n" * 128  # CloudFormation's own limit
+
+
+def test_any_stack_name_cloudformation_accepts_makes_valid_names(sam: Translations) -> None:
+    translation = sam.of()
+    pseudo = {**PSEUDO, "AWS::StackName": LONGEST_STACK_NAME}
+    too_long = []
+    for name, resource in translation.created().items():
+        for (kind, prop), limit in NAME_LIMITS.items():
+            if resource["Type"] == kind and prop in resource.get("Properties", {}):
+                value = translation.template.evaluate(resource["Properties"][prop], translation.parameters, pseudo)
+                assert isinstance(value, str), f"{name}.{prop} does not resolve: {value}"
+                if len(value) > limit:
+                    too_long.append(f"{name}.{prop} is {len(value)} characters (at most {limit})")
+    assert not too_long, f"with a {len(LONGEST_STACK_NAME)}-character stack name: {too_long}"
 
 
 # --- the Kafka pollers' way to the DLQ ----------------------------------------------------------------------
