@@ -354,21 +354,21 @@ class Template:
         raise ValueError(f"cannot evaluate {fn} here")
 
     def _substitute(self, arg: Any, parameters: Mapping[str, str], pseudo: Mapping[str, str]) -> Any:
-        """An ``Fn::Sub``'s string, or the ``Fn::Sub`` itself while a variable names a resource."""
+        """An ``Fn::Sub``'s string; while a variable names a resource, an ``Fn::Sub`` of what is left to resolve."""
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
         values: dict[str, Any] = {k: self.evaluate(v, parameters, pseudo) for k, v in variables.items()}
         for name in self.parameters:
             values.setdefault(name, self.evaluate({"Ref": name}, parameters, pseudo))
-        values = {**pseudo, **values}
-
-        def replace(match: re.Match[str]) -> str:
-            value = values.get(match.group(1))
-            return ",".join(value) if isinstance(value, list) else str(value)
-
-        names = set(_SUB_VARIABLE.findall(text))
-        if not names <= {k for k, v in values.items() if isinstance(v, str | int | float | list)}:
-            return {"Fn::Sub": arg}
-        return _SUB_VARIABLE.sub(replace, text)
+        known = {
+            k: ",".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in {**pseudo, **values}.items()
+            if isinstance(v, str | int | float | list)
+        }
+        text = _SUB_VARIABLE.sub(lambda m: known.get(m.group(1), m.group(0)), text)
+        if not _SUB_VARIABLE.search(text):
+            return text
+        unresolved = {k: v for k, v in values.items() if k in variables and k not in known}
+        return {"Fn::Sub": [text, unresolved] if unresolved else text}
 
     def rule_failures(self, parameters: Mapping[str, str]) -> list[str]:
         """The ``AssertDescription`` of every assertion of the template's ``Rules`` that refuses these values.

@@ -43,7 +43,14 @@ SETTINGS: dict[str, Settings] = {
     "WebSocketFunction": WebSocketSettings,
 }
 SET_BY_LAMBDA = {"AWS_REGION"}
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL"}
+POWERTOOLS = {
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+    # Read by Powertools' Tracer, not by the settings (tests/contract/test_translation.py).
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE",
+    "POWERTOOLS_TRACER_CAPTURE_ERROR",
+}
 CONSUMER_GROUP = "notification-worker"
 # Lambda's runtime for every function and the layer; the Makefile and mypy use the same minor version.
 LAMBDA_RUNTIME = "python3.13"

@@ -7,12 +7,13 @@ lost in translation, versions not published, triggers, creation order, VPC, Rule
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import json
 import re
 import tomllib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 
@@ -469,6 +470,126 @@ def test_any_stack_name_cloudformation_accepts_makes_valid_names(sam: Translatio
                 if len(value) > limit:
                     too_long.append(f"{name}.{prop} is {len(value)} characters (at most {limit})")
     assert not too_long, f"with a {len(LONGEST_STACK_NAME)}-character stack name: {too_long}"
+
+
+# --- safe defaults for a real account -----------------------------------------------------------------------
+
+
+def test_traces_record_no_response_bodies_and_no_exception_text(sam: Translations) -> None:
+    translation = sam.of()
+    for name in translation.created("AWS::Lambda::Function"):
+        env = translation.properties(name)["Environment"]["Variables"]
+        # Powertools' Tracer otherwise records every captured return value (user tokens, inbox items, rendered
+        # emails with live links) and every exception's text as X-Ray metadata.
+        assert env.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE") == "false", name
+        assert env.get("POWERTOOLS_TRACER_CAPTURE_ERROR") == "false", name
+
+
+def test_no_code_turns_trace_capture_back_on() -> None:
+    found = []
+    for root in (ROOT / "functions", ROOT / "layers" / "common" / "notify"):
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.keyword) and node.arg in ("capture_response", "capture_error"):
+                    if not (isinstance(node.value, ast.Constant) and node.value.value is False):
+                        found.append(f"{path.relative_to(ROOT)}:{node.value.lineno} {node.arg}")
+    assert not found, found
+
+
+def _parameter(translation: Translation, value: Any) -> Optional[str]:
+    """The parameter ``value`` is, if it is one (a Ref), after SAM's translation."""
+    return value["Ref"] if isinstance(value, dict) and set(value) == {"Ref"} else None
+
+
+def test_both_apis_throttle_with_parameters(sam: Translations) -> None:
+    translation = sam.of()
+    stages = translation.created("AWS::ApiGatewayV2::Stage")
+    assert len(stages) == 2  # the HTTP API's ($default, SAM's) and the WebSocket API's
+    for name, stage in stages.items():
+        settings = stage["Properties"].get("DefaultRouteSettings", {})
+        for key in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+            parameter = _parameter(translation, settings.get(key))
+            assert parameter, f"{name} has no {key} parameter"
+            declared = translation.template.parameters[parameter]
+            assert int(declared["Default"]) > 0 and declared.get("Description"), parameter
+            assert int(declared.get("MinValue", 0)) >= 1, parameter
+
+
+def _public(translation: Translation) -> set[str]:
+    """Functions API Gateway invokes: anyone on the internet can make them run."""
+    resources = translation.created()
+    out = set()
+    for permission in translation.created("AWS::Lambda::Permission").values():
+        props = permission["Properties"]
+        if props["Principal"] == "apigateway.amazonaws.com":
+            target = props["FunctionName"]["Ref"]
+            out.add(resources[target]["Properties"]["FunctionName"]["Ref"] if target in resources else target)
+    return out
+
+
+ACCOUNT_CONCURRENCY = 1000  # Lambda's default per-region quota
+UNRESERVED_MINIMUM = 100  # what Lambda keeps unreserved for functions without a reservation
+
+
+def test_public_functions_have_a_concurrency_bound_that_leaves_the_worker_room(sam: Translations) -> None:
+    translation = sam.of()
+    public = _public(translation)
+    assert public == {"ApiFunction", "WebSocketFunction"}
+    reserved = {}
+    for name in public:
+        value = translation.template.properties(name).get("ReservedConcurrentExecutions")
+        assert value is not None, f"{name} has no ReservedConcurrentExecutions"
+        reserved[name] = int(translation.evaluate(value))
+    assert all(r >= 1 for r in reserved.values())
+    # The worker draws on the unreserved pool, which the public functions can no longer empty.
+    assert "ReservedConcurrentExecutions" not in translation.template.properties("WorkerFunction")
+    assert sum(reserved.values()) <= ACCOUNT_CONCURRENCY - UNRESERVED_MINIMUM - 100
+    # 0 takes the bound away (an account whose quota is below the reservations).
+    off = sam.of(overrides={p: "0" for p in translation.template.parameters if p.endswith("ReservedConcurrency")})
+    for name in public:
+        assert "ReservedConcurrentExecutions" not in off.properties(name), name
+
+
+APPS = ",".join(
+    f"arn:aws:sns:eu-west-1:123456789012:app/{app}" for app in ("GCM/notifications-android", "APNS/notifications-ios")
+)
+
+
+def _sns_publish(translation: Translation, function: str) -> list[Any]:
+    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    resources: list[Any] = []
+    for policy in translation.properties(role).get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            if "sns:Publish" in _listed(statement["Action"]):
+                resources += _listed(statement["Resource"])
+    return resources
+
+
+def test_push_is_allowed_only_to_the_configured_platform_applications(sam: Translations) -> None:
+    configured, none = sam.many([(None, {"PushPlatformApplicationArns": APPS}), (None, None)])
+    assert isinstance(configured, Translation) and isinstance(none, Translation)
+    assert sorted(_sns_publish(configured, "WorkerFunction")) == [
+        "arn:aws:sns:eu-west-1:123456789012:endpoint/APNS/notifications-ios/*",
+        "arn:aws:sns:eu-west-1:123456789012:endpoint/GCM/notifications-android/*",
+    ]
+    assert _sns_publish(none, "WorkerFunction") == []
+    for function in ("ApiFunction", "SchedulerFunction", "FeedbackFunction", "WebSocketFunction"):
+        assert _sns_publish(configured, function) == [], function
+
+
+def test_the_feedback_topic_takes_only_this_configuration_sets_events(sam: Translations) -> None:
+    translation = sam.of()
+    (policy,) = translation.created("AWS::SNS::TopicPolicy").values()
+    statements = _listed(translation.evaluate(policy["Properties"]["PolicyDocument"])["Statement"])
+    allowed = [s for s in statements if s["Effect"] == "Allow"]
+    assert allowed and all(s["Principal"] == {"Service": "ses.amazonaws.com"} for s in allowed)
+    (configuration_set,) = translation.created("AWS::SES::ConfigurationSet")
+    arn = "arn:aws:ses:eu-west-1:123456789012:configuration-set/${" + configuration_set + "}"
+    for statement in allowed:
+        equals = statement["Condition"]["StringEquals"]
+        assert equals.get("AWS:SourceAccount") == PSEUDO["AWS::AccountId"]
+        # Without it, any SES configuration set or identity of the account may publish (fake bounces included).
+        assert equals.get("AWS:SourceArn") == {"Fn::Sub": arn}, f"SES may publish to it under {equals}"
 
 
 # --- the Kafka pollers' way to the DLQ ----------------------------------------------------------------------
