@@ -344,6 +344,31 @@ def test_a_mapping_is_created_after_the_permissions_lambda_checks(
     assert not missing, "\n".join(missing)
 
 
+@pytest.mark.parametrize("parameters", [{}, VPC, MSK], ids=["no-vpc", "self-managed-in-vpc", "msk"])
+def test_a_function_is_created_after_the_permissions_lambda_checks(
+    sam: Translations, parameters: dict[str, str]
+) -> None:
+    # Lambda refuses a function in a VPC whose role cannot manage network interfaces, and one whose dead-letter
+    # queue it cannot send to ("The provided execution role does not have permissions to call ...").
+    translation = sam.of(overrides=parameters)
+    missing = []
+    for name in translation.created("AWS::Lambda::Function"):
+        props = translation.properties(name)
+        needed = set()
+        if props.get("VpcConfig"):
+            needed |= {"ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"}
+        if props.get("DeadLetterConfig", {}).get("TargetArn"):
+            needed.add("sqs:SendMessage")
+        role = translation.template.properties(name)["Role"]["Fn::GetAtt"][0]
+        before = _depends_on(translation, name)
+        grants = _grants(translation, role)
+        for action in sorted(needed):
+            granting = {g for g, actions in grants.items() if any(fnmatch.fnmatch(action, a) for a in actions)}
+            if not granting & before:
+                missing.append(f"{name} needs {action}, granted by {sorted(granting)}, which it does not wait for")
+    assert not missing, "\n".join(missing)
+
+
 def test_the_email_event_destination_waits_for_the_topic_policy(sam: Translations) -> None:
     translation = sam.of()
     (destination,) = translation.created("AWS::SES::ConfigurationSetEventDestination")
