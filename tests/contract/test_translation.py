@@ -416,6 +416,7 @@ REFUSED = {
     "subnets-without-security-groups": {**VPC, "SecurityGroupIds": ""},
     "security-groups-without-subnets": {"SecurityGroupIds": GROUPS},
     "an-empty-subnet": {**VPC, "SubnetIds": "subnet-0aaa1111,"},
+    "an-empty-security-group": {**VPC, "SecurityGroupIds": "sg-0ccc3333,"},
     "a-cluster-for-self-managed-kafka": {"MskClusterArn": CLUSTER},
     "iam-auth-without-msk": {"KafkaAuth": "iam"},
     "a-vpc-without-a-way-to-sqs": {**VPC, "SqsVpcEndpoint": ""},
