@@ -31,10 +31,13 @@ $(VENV)/.installed-$(PYTHON_VERSION): layers/common/requirements.txt requirement
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	touch $@
 
-sam-venv: $(SAM_VENV)/.installed
-$(SAM_VENV)/.installed:
+# Pinned: the contract tier reads SAM's translation with this CLI's aws-sam-translator (local/sam.py), so a new
+# release cannot change what the tests see unannounced. The marker names the version, so a new pin reinstalls.
+SAM_CLI_VERSION := 1.170.0
+sam-venv: $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)
+$(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
 # Browser tests drive Debian's chromium through Playwright (no browser download from PyPI or a CDN). As root it is
