@@ -141,14 +141,19 @@ class ProviderFaults:
                 self._answer(status, answer, headers, None)
 
             def _answer(self, status: int, body: bytes, headers: dict[str, str], content_type: Optional[str]) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if content_type is not None:
-                    self.send_header("content-type", content_type)
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    if content_type is not None:
+                        self.send_header("content-type", content_type)
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The caller went away before the answer (a worker container cut off mid-send): what moto
+                    # accepted stays counted, as the provider's would; nothing to report but that.
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay  # noqa: N815 - http.server's naming
 
