@@ -21,7 +21,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
 LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 
-.PHONY: venv sam-venv browser-deps screenshots python-version local test unit component e2e contract lint bench fuzz chaos sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv browser-deps screenshots python-version local test unit component e2e contract lint bench fuzz smoke chaos sam-validate sam-build emails invoke events openapi api-key seed clean
 
 # The marker names the interpreter's version, so another Python (python3.13 installed later, say) rebuilds the venv.
 venv: $(VENV)/.installed-$(PYTHON_VERSION)
@@ -82,6 +82,13 @@ bench: venv
 # (ports 3200/4766/9292/3201) or FUZZ_URL; prints the counts per check (docs/TEST.md).
 fuzz: venv
 	$(PY) -m tools.fuzz
+
+# A deployed stack end to end over HTTPS, step by step (tools/smoke.py): `make smoke URL=<ApiUrl> KEY=<key>
+# EMAIL=<address>`; ORIGIN= one of CorsAllowedOrigins when they are listed, USER_ID= the recipient's user id.
+# The key reaches the tool in its environment, not on a command line that make or ps would show.
+smoke: venv
+	@test -n "$(URL)" -a -n "$(KEY)" -a -n "$(EMAIL)" || { echo "usage: make smoke URL=https://… KEY=… EMAIL=…" >&2; exit 2; }
+	@SMOKE_KEY="$(KEY)" $(PY) -m tools.smoke --url "$(URL)" --email "$(EMAIL)" $(if $(ORIGIN),--origin "$(ORIGIN)") $(if $(USER_ID),--user-id "$(USER_ID)")
 
 sam-validate: sam-venv
 	$(SAM_VENV)/bin/sam validate --lint
