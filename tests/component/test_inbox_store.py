@@ -312,17 +312,37 @@ def test_connections_are_found_by_user_and_by_id_and_removed_both_ways(connectio
     connections.add(connection(0, timedelta(minutes=30)))
     connections.add(connection(1, timedelta(minutes=5)))
     connections.add(connection(2, timedelta(hours=3)))  # expired an hour ago (TTL has not deleted it)
-    assert [c.connection_id for c in connections.of_user(user, NOW)] == [ids[1], ids[0]]
-    assert connections.of_user(user, NOW)[0] == connection(1, timedelta(minutes=5))
+    assert [c.connection_id for c in connections.of_user(user, NOW, 10)] == [ids[1], ids[0]]
+    assert connections.of_user(user, NOW, 10)[0] == connection(1, timedelta(minutes=5))
+    assert {c.connection_id for c in connections.records_of(user, 10)} == set(ids)  # the expired one too
     assert connections.user_of(ids[0]) == user
     assert connections.user_of("nobody") is None
 
     connections.remove(ids[1], user)  # after a 410: the caller knows the user
     connections.remove(ids[0])  # at $disconnect: found through by-connection
-    assert connections.of_user(user, NOW) == []
+    assert connections.of_user(user, NOW, 10) == []
     assert connections.user_of(ids[0]) is None
     connections.remove("never-connected")  # nothing to do, no error
-    assert connections.of_user(_user(), NOW) == []
+    assert connections.of_user(_user(), NOW, 10) == []
+
+
+def test_a_read_of_a_users_connections_is_one_query_of_at_most_the_limit(
+    local_stack: LocalStack, connections: DynamoConnectionStore
+) -> None:
+    # A user with a flood of records (say their $disconnects were lost): each read still reads `limit` records.
+    user = _user()
+    for n in range(40):
+        at = NOW - timedelta(minutes=n)
+        connections.add(Connection(f"flood-{n:02}=", user, iso(at), iso(at + timedelta(hours=2))))
+    queries: list[dict[str, Any]] = []
+    client = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    client.meta.events.register("provide-client-params.dynamodb.Query", lambda params, **_: queries.append(params))
+    assert local_stack.infra is not None
+    store = DynamoConnectionStore(client, local_stack.infra.tables["ConnectionsTable"])
+    found = store.of_user(user, NOW, 3)
+    assert [c.connection_id for c in found] == ["flood-00=", "flood-01=", "flood-02="]  # first 3 by id, newest first
+    assert len(store.records_of(user, 7)) == 7
+    assert [(q["Limit"], q["ConsistentRead"]) for q in queries] == [(3, True), (7, True)]
 
 
 class _ManagementApi(BaseHTTPRequestHandler):
@@ -333,7 +353,7 @@ class _ManagementApi(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.received.append((self.path, body))
+        self.received.append((self.path, body) if self.command == "POST" else (f"{self.command} {self.path}", body))
         status, code = self.answers.pop(0) if self.answers else (200, "")
         self.send_response(status)
         if code:
@@ -342,6 +362,8 @@ class _ManagementApi(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
+
+    do_DELETE = do_POST  # noqa: N815 - http.server's naming
 
     def log_message(self, *_: Any) -> None:
         pass
@@ -381,6 +403,24 @@ def test_the_poster_maps_api_gateways_answers(management_api: str) -> None:
     with pytest.raises(PermanentError):
         poster.post("abc=", b"x" * (128 * 1024 + 1))  # refused before the call
     assert len(_ManagementApi.received) == sent
+
+
+def test_the_poster_closes_a_connection_with_delete_connection(management_api: str) -> None:
+    config = SEND_CONFIG.merge(Config(connect_timeout=60, read_timeout=60))
+    poster = ApiGatewayConnectionPoster(_management_client(management_api, config))
+    _ManagementApi.answers.append((204, ""))
+    poster.close("abc=")
+    assert [(unquote(path), body) for path, body in _ManagementApi.received] == [("DELETE /@connections/abc=", b"")]
+    for status, code, error in (
+        (410, "GoneException", ConnectionGone),  # closed already, or its handshake not complete
+        (429, "LimitExceededException", TransientError),
+        (500, "InternalServerErrorException", TransientError),
+        (403, "ForbiddenException", PermanentError),
+    ):
+        _ManagementApi.answers.append((status, code))
+        with pytest.raises(error) as raised:
+            poster.close("abc=")
+        assert type(raised.value) is error, code
 
 
 def test_the_poster_reports_an_unreachable_api_as_transient() -> None:

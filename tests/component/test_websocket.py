@@ -95,7 +95,7 @@ def test_a_valid_token_connects_and_the_connection_is_recorded_under_its_user() 
     token, _ = tokens().issue(someone, utc_now())
     assert invoke(connect_event(token, connection)) == {"statusCode": 200}
     assert connections().user_of(connection) == someone
-    (recorded,) = connections().of_user(someone, utc_now())
+    (recorded,) = connections().of_user(someone, utc_now(), 10)
     assert recorded.connection_id == connection
     # API Gateway closes a connection after 2 hours: the record expires with it.
     lifetime = datetime.fromisoformat(recorded.expires_at) - datetime.fromisoformat(recorded.connected_at)
@@ -125,7 +125,7 @@ def test_a_bad_token_is_refused_with_401_and_nothing_is_recorded(case: str) -> N
     }[case]
     assert invoke(connect_event(token, connection)) == {"statusCode": 401}
     assert connections().user_of(connection) is None
-    assert connections().of_user(someone, now) == []
+    assert connections().of_user(someone, now, 10) == []
 
 
 def test_the_sample_connect_event_is_refused_here() -> None:
@@ -140,7 +140,7 @@ def test_disconnect_forgets_the_connection() -> None:
     event["requestContext"]["connectionId"] = connection
     assert invoke(event) == {"statusCode": 200}
     assert connections().user_of(connection) is None
-    assert connections().of_user(someone, utc_now()) == []
+    assert connections().of_user(someone, utc_now(), 10) == []
     assert invoke(event) == {"statusCode": 200}  # $disconnect is best effort and may come twice
 
 

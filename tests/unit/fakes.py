@@ -455,9 +455,10 @@ def _matches(item: InboxItem, status: InboxFilter) -> bool:
 
 @dataclass
 class MemoryConnections:
-    """Live connections by id."""
+    """Live connections by id; ``reads`` records each read of a user's records (user, limit)."""
 
     connections: dict[str, Connection] = field(default_factory=dict)
+    reads: list[tuple[str, int]] = field(default_factory=list)
 
     def add(self, connection: Connection) -> None:
         self.connections[connection.connection_id] = connection
@@ -467,11 +468,15 @@ class MemoryConnections:
         if found is not None and user_id in (None, found.user_id):
             del self.connections[connection_id]
 
-    def of_user(self, user_id: str, now: datetime) -> list[Connection]:
-        live = [
-            c for c in self.connections.values() if c.user_id == user_id and datetime.fromisoformat(c.expires_at) > now
-        ]
-        return sorted(live, key=lambda c: c.connected_at, reverse=True)
+    def of_user(self, user_id: str, now: datetime, limit: int) -> list[Connection]:
+        """As DynamoDB's Query with Limit does: the first ``limit`` records by id, then the expired left out."""
+        live = [c for c in self.records_of(user_id, limit) if datetime.fromisoformat(c.expires_at) > now]
+        return sorted(live, key=lambda c: (c.connected_at, c.connection_id), reverse=True)
+
+    def records_of(self, user_id: str, limit: int) -> list[Connection]:
+        self.reads.append((user_id, limit))
+        mine = sorted((c for c in self.connections.values() if c.user_id == user_id), key=lambda c: c.connection_id)
+        return mine[:limit]
 
     def user_of(self, connection_id: str) -> Optional[str]:
         found = self.connections.get(connection_id)
@@ -480,11 +485,13 @@ class MemoryConnections:
 
 @dataclass
 class MemoryPoster:
-    """The management API: ``gone`` connections answer 410, ``errors`` fail a connection's posts."""
+    """The management API: ``gone`` connections answer 410, ``errors`` fail a connection's posts and closes;
+    ``closed`` lists the connections closed (DeleteConnection), which are gone from then on."""
 
     posted: list[tuple[str, bytes]] = field(default_factory=list)
     gone: set[str] = field(default_factory=set)
     errors: dict[str, Exception] = field(default_factory=dict)
+    closed: list[str] = field(default_factory=list)
 
     def post(self, connection_id: str, data: bytes) -> None:
         if connection_id in self.gone:
@@ -492,6 +499,14 @@ class MemoryPoster:
         if connection_id in self.errors:
             raise self.errors[connection_id]
         self.posted.append((connection_id, data))
+
+    def close(self, connection_id: str) -> None:
+        if connection_id in self.gone:
+            raise ConnectionGone(f"{connection_id} is gone")
+        if connection_id in self.errors:
+            raise self.errors[connection_id]
+        self.closed.append(connection_id)
+        self.gone.add(connection_id)
 
     def frames(self, connection_id: Optional[str] = None) -> list[dict[str, Any]]:
         """The frames posted (to one connection, or to any), parsed."""

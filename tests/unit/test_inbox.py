@@ -265,11 +265,11 @@ def test_every_change_pushes_fresh_counts_to_each_live_connection(world: World) 
 
 
 def test_connect_records_two_hours_and_disconnect_forgets(world: World) -> None:
-    connection = world.service.connect("u1", "abc=")
+    connection = world.service.connect("u1", "abc=").connection
     assert connection.expires_at == iso(T0 + timedelta(hours=2))
     assert world.connections.user_of("abc=") == "u1"
     world.service.disconnect("abc=")
-    assert world.connections.of_user("u1", T0) == []
+    assert world.connections.of_user("u1", T0, 10) == []
 
 
 # -- user tokens ---------------------------------------------------------------------

@@ -135,7 +135,8 @@ def _inbox(settings: ApiSettings, dynamodb: Any, cursors: CursorCodec) -> InboxS
         )
         poster = ApiGatewayConnectionPoster(management)
     connections = DynamoConnectionStore(dynamodb, settings.connections_table)
-    return InboxService(DynamoInboxStore(dynamodb, settings.inbox_table, cursors), connections, poster, utc_now)
+    inbox = DynamoInboxStore(dynamodb, settings.inbox_table, cursors)
+    return InboxService(inbox, connections, poster, utc_now, max_connections=settings.max_connections_per_user)
 
 
 def _idempotent_accept(persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig) -> RunOnce:

@@ -2,11 +2,13 @@
 
 ``$connect`` checks the user token the client put in its URL (``wss://…/?token=<token>``): a missing, forged,
 altered or expired one answers 401, and API Gateway refuses the handshake with it; a valid one records the
-connection under its user. ``$disconnect`` forgets the connection. ``$default`` answers the client's frames on
-its own connection: ``{"action": "ping"}`` → ``{"type": "pong"}``, ``{"action": "counts"}`` → the user's counts
-frame, anything else (not UTF-8, not JSON, an unknown action) → ``{"type": "error", "message": …}``; no frame
-makes the function raise. A store or the signing key out of reach at $connect or $disconnect does raise: Lambda
-counts the error (the function's Errors alarm) and API Gateway refuses the handshake.
+connection under its user and closes the user's oldest connections beyond ``MAX_CONNECTIONS_PER_USER``.
+``$disconnect`` forgets the connection. ``$default`` answers the client's frames on its own connection:
+``{"action": "ping"}`` → ``{"type": "pong"}``, ``{"action": "counts"}`` → the user's counts frame, anything else
+(not UTF-8, not JSON, an unknown action) → ``{"type": "error", "message": …}``; no frame makes the function raise.
+A store or the signing key out of reach at $connect (before the connection is recorded) or $disconnect does
+raise: Lambda counts the error (the function's Errors alarm) and API Gateway refuses the handshake. Closing the
+oldest connections never refuses a handshake: what could not be closed is logged, and the next connect tries again.
 """
 
 from __future__ import annotations
@@ -68,7 +70,13 @@ def build_services(settings: WebSocketSettings) -> Services:
         if settings.websocket_endpoint
         else None
     )
-    inbox = InboxService(DynamoInboxStore(dynamodb, settings.inbox_table), connections, poster, utc_now)
+    inbox = InboxService(
+        DynamoInboxStore(dynamodb, settings.inbox_table),
+        connections,
+        poster,
+        utc_now,
+        max_connections=settings.max_connections_per_user,
+    )
     return Services(inbox, connections, UserTokens(SsmSecret(settings.signing_key_parameter)))
 
 
@@ -90,9 +98,12 @@ def connect(event: APIGatewayWebSocketEvent) -> dict[str, Any]:
         logger.info("handshake refused", extra={"reason": str(exc)})
         metrics.add_metric(name="WebSocketRefused", unit=MetricUnit.Count, value=1)
         return {"statusCode": 401}
-    services().inbox.connect(user, event.request_context.connection_id)
+    connected = services().inbox.connect(user, event.request_context.connection_id)
     metrics.add_metric(name="WebSocketConnected", unit=MetricUnit.Count, value=1)
-    logger.info("connected", extra={"user_id": user})
+    if connected.closed:
+        metrics.add_metric(name="WebSocketConnectionsReplaced", unit=MetricUnit.Count, value=len(connected.closed))
+    details = {"closed": connected.closed, "gone": connected.gone, "kept": connected.kept}
+    logger.info("connected", extra={"user_id": user, **{k: v for k, v in details.items() if v}})
     return {"statusCode": 200}
 
 

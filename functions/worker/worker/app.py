@@ -118,6 +118,7 @@ def build_services(settings: WorkerSettings) -> Services:
             else None,
             utc_now,
             retention=timedelta(days=settings.inbox_retention_days),
+            max_connections=settings.max_connections_per_user,
         ),
     )
     return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))

@@ -208,8 +208,18 @@ class ConnectionStore(Protocol):
         """Forget a connection (at $disconnect the user is looked up; after a 410 the caller knows it)."""
         ...
 
-    def of_user(self, user_id: str, now: datetime) -> list[Connection]:
-        """The user's connections that have not expired, newest first."""
+    def of_user(self, user_id: str, now: datetime, limit: int) -> list[Connection]:
+        """At most ``limit`` of the user's connections that have not expired, newest first.
+
+        One bounded read whatever the user's records hold: with more than ``limit`` records, which ones are read is
+        the store's choice, not necessarily the newest ($connect keeps a user's records at the limit, so in practice
+        every live one is read).
+        """
+        ...
+
+    def records_of(self, user_id: str, limit: int) -> list[Connection]:
+        """At most ``limit`` of the user's records, expired ones included, in no particular order (for $connect,
+        which closes the oldest beyond the limit and forgets the expired)."""
         ...
 
     def user_of(self, connection_id: str) -> Optional[str]:
@@ -218,13 +228,21 @@ class ConnectionStore(Protocol):
 
 
 class ConnectionPoster(Protocol):
-    """API Gateway's management API for WebSocket connections (``PostToConnection``)."""
+    """API Gateway's management API for WebSocket connections (``PostToConnection``, ``DeleteConnection``)."""
 
     def post(self, connection_id: str, data: bytes) -> None:
         """Send one message (at most 128 KiB) to a connection.
 
         Raises ConnectionGone when the connection is closed (410), TransientError when it may work later
         (throttling, 5xx, no answer) and PermanentError otherwise.
+        """
+        ...
+
+    def close(self, connection_id: str) -> None:
+        """Close a connection (API Gateway sends the client a close frame, 1000, and invokes ``$disconnect``).
+
+        Raises ConnectionGone when it is closed already, or not open yet (410), TransientError when it may work
+        later and PermanentError otherwise.
         """
         ...
 

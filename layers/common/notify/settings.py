@@ -38,7 +38,8 @@ class KafkaSettings(_Settings):
 
 
 class InAppSettings(_Settings):
-    """The in-app channel: the inbox and connections tables and the WebSocket API's management endpoint.
+    """The in-app channel: the inbox and connections tables, the WebSocket API's management endpoint and the most
+    live connections a user may have.
 
     ``WEBSOCKET_ENDPOINT`` is the URL ``PostToConnection`` is called on (``https://{api}.execute-api.{region}.
     amazonaws.com/{stage}`` on AWS, the local gateway's on the local stack); unset, nothing is pushed and items
@@ -48,6 +49,9 @@ class InAppSettings(_Settings):
     inbox_table: str = Field(alias="INBOX_TABLE")
     connections_table: str = Field(alias="CONNECTIONS_TABLE")
     websocket_endpoint: Optional[str] = Field(default=None, alias="WEBSOCKET_ENDPOINT")
+    # Live connections a user may have: $connect closes the oldest beyond it, and a read of a user's connections
+    # (each notification, each inbox change) reads at most this many records (docs/INBOX.md).
+    max_connections_per_user: int = Field(default=10, ge=1, le=100, alias="MAX_CONNECTIONS_PER_USER")
 
 
 class ApiSettings(StoreSettings, KafkaSettings, InAppSettings):

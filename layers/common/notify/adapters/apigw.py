@@ -1,4 +1,5 @@
-"""Frames to WebSocket connections through API Gateway's management API (``PostToConnection``)."""
+"""Frames to WebSocket connections, and closing them, through API Gateway's management API (``PostToConnection``,
+``DeleteConnection``)."""
 
 from __future__ import annotations
 
@@ -35,13 +36,29 @@ class ApiGatewayConnectionPoster:
             raise PermanentError(f"a WebSocket message carries at most {MESSAGE_BYTES} bytes, not {len(data)}")
         try:
             self._client.post_to_connection(ConnectionId=connection_id, Data=data)
-        except ClientError as exc:
-            code = error_code(exc)
-            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            if code == "GoneException" or status == 410:
-                raise ConnectionGone(f"connection {connection_id} is gone") from exc
-            if code not in PERMANENT_CODES and is_transient(exc):
-                raise TransientError(f"API Gateway: {code}: {exc}") from exc
-            raise PermanentError(f"API Gateway refused the frame: {code}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise TransientError(f"API Gateway's management API did not answer: {exc}") from exc
+        except (ClientError, BotoCoreError) as exc:
+            raise _translated(exc, connection_id, "refused the frame") from exc
+
+    def close(self, connection_id: str) -> None:
+        """``DeleteConnection``: API Gateway closes the socket (close code 1000) and invokes ``$disconnect``.
+
+        Errors are translated as for :meth:`post`: 410 Gone (closed already, or its handshake not complete) is
+        ConnectionGone.
+        """
+        try:
+            self._client.delete_connection(ConnectionId=connection_id)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translated(exc, connection_id, "refused to close the connection") from exc
+
+
+def _translated(exc: ClientError | BotoCoreError, connection_id: str, refused: str) -> Exception:
+    """The domain error for a failed management API call."""
+    if isinstance(exc, BotoCoreError):
+        return TransientError(f"API Gateway's management API did not answer: {exc}")
+    code = error_code(exc)
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code == "GoneException" or status == 410:
+        return ConnectionGone(f"connection {connection_id} is gone")
+    if code not in PERMANENT_CODES and is_transient(exc):
+        return TransientError(f"API Gateway: {code}: {exc}")
+    return PermanentError(f"API Gateway {refused}: {code}: {exc}")

@@ -8,6 +8,10 @@ makes (seen, read, unread, archive, read-all) pushes ``{"type": "counts", "unsee
 Frames respect API Gateway's limits: a WebSocket frame carries at most 32 KiB and a message 128 KiB. A
 notification frame that would not fit one frame goes out without the item's ``body`` and ``data`` and with
 ``"truncated": true``; the client reads the whole item from the inbox API.
+
+A user has at most ``max_connections`` live connections (the MaxConnectionsPerUser parameter, 10 by default):
+``$connect`` closes the oldest beyond it (:meth:`InboxService.connect`), and every read of a user's connections
+reads at most that many records, so a user with a flood of stale records cannot make a delivery's read unbounded.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from notify.clock import Clock, iso
-from notify.errors import ConnectionGone, DeliveryError, NotFound
+from notify.errors import ConnectionGone, DeliveryError, NotFound, StoreUnavailable
 from notify.models import NotificationJob
 from notify.ports import ConnectionPoster, ConnectionStore, InboxStore
 from notify.records import (
@@ -43,13 +48,27 @@ MESSAGE_BYTES = 128 * 1024
 MAX_ITEM_BYTES = 300 * 1024
 #: API Gateway closes a WebSocket connection after 2 hours; its record expires with it.
 CONNECTION_LIFETIME = timedelta(hours=2)
-#: Frames go to a user's newest connections only (tabs and devices beyond these read the inbox when they look).
-MAX_CONNECTIONS = 10
+#: Live connections a user may have (MaxConnectionsPerUser): $connect closes the oldest beyond them.
+DEFAULT_MAX_CONNECTIONS = 10
+#: $connect reads up to this many records beyond the limit: the connects that may race it (WebSocketFunction's
+#: reserved concurrency is 50 by default) and records whose $disconnect was lost. Each connect trims what it read,
+#: so a partition holding more (records written before the limit existed) shrinks connect by connect.
+CONNECT_READ_MARGIN = 50
 #: $connect records a connection before API Gateway completes its handshake, and PostToConnection answers 410 until
 #: then. A connection this young that answers 410 is kept (its TTL or a later 410 removes it), so a frame sent in
 #: that moment cannot make a new socket deaf for its 2 hours.
 HANDSHAKE_GRACE = timedelta(seconds=30)
 DEFAULT_RETENTION = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class Connected:
+    """What $connect did: the connection it recorded and the user's other connections it closed or forgot."""
+
+    connection: Connection
+    closed: tuple[str, ...] = ()  # the oldest beyond the limit: closed through the management API and forgotten
+    gone: tuple[str, ...] = ()  # expired records, or connections closed already (410): forgotten
+    kept: dict[str, str] = field(default_factory=dict)  # connection → why it is left for the next connect to trim
 
 
 def item_id(job: NotificationJob) -> str:
@@ -90,12 +109,16 @@ class InboxService:
         poster: Optional[ConnectionPoster],
         clock: Clock,
         retention: timedelta = DEFAULT_RETENTION,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
     ) -> None:
+        if max_connections < 1:
+            raise ValueError("a user may have at least one connection")
         self._inbox = inbox
         self._connections = connections
         self._poster = poster
         self._clock = clock
         self._retention = retention
+        self._max_connections = max_connections
 
     # -- the worker ---------------------------------------------------------------------
 
@@ -169,18 +192,57 @@ class InboxService:
         """Send the user's fresh counts to each live connection (best effort) and return them."""
         counts = self.counts(user_id)
         if self._poster is not None:
-            targets = self._connections.of_user(user_id, self._clock())[:MAX_CONNECTIONS]
+            targets = self._connections.of_user(user_id, self._clock(), self._max_connections)
             self._post_all(user_id, targets, _encode(counts_frame(counts)), lambda: True)
         return counts
 
     # -- the WebSocket API --------------------------------------------------------------
 
-    def connect(self, user_id: str, connection_id: str) -> Connection:
-        """Record a connection whose handshake carried a valid token for ``user_id``."""
+    def connect(self, user_id: str, connection_id: str) -> Connected:
+        """Record a connection whose handshake carried a valid token for ``user_id``, then make room for it: close
+        the user's oldest live connections beyond the limit and forget the expired ones.
+
+        The new connection is recorded first and the user's records are read after (consistently), so of two
+        connects at once the later read sees both, and together they leave the limit. The new connection itself is
+        never closed here: each connect keeps itself and the newest others. A connection that answers 410 while
+        young enough to be still in its handshake (a racing connect's) is kept, not forgotten: forgetting it would
+        leave its socket open and deaf; the next connect closes it. Failures to close or forget are reported in
+        ``kept`` and never refuse the handshake: the new connection is recorded, and the next connect trims again.
+        Without a management API (no poster) the oldest are only forgotten.
+        """
         now = self._clock()
         connection = Connection(connection_id, user_id, iso(now), iso(now + CONNECTION_LIFETIME))
         self._connections.add(connection)
-        return connection
+        try:
+            records = self._connections.records_of(user_id, self._max_connections + CONNECT_READ_MARGIN)
+        except StoreUnavailable as exc:
+            log.warning("the connections of %s could not be read to trim them: %s", user_id, exc)
+            return Connected(connection, kept={"*": f"not read: {exc}"[:500]})
+        others = [c for c in records if c.connection_id != connection_id]
+        expired = [c for c in others if not _live(c, now)]
+        newest_first = sorted((c for c in others if _live(c, now)), key=_age_key, reverse=True)
+        excess = newest_first[self._max_connections - 1 :]
+        closed: list[str] = []
+        gone: list[str] = []
+        kept: dict[str, str] = {}
+        for old in expired:
+            self._forget(old, kept, gone)
+        for old in reversed(excess):  # the oldest first
+            try:
+                if self._poster is not None:
+                    self._poster.close(old.connection_id)
+            except ConnectionGone:
+                if self._opening(old):
+                    kept[old.connection_id] = "410 while its handshake may still be completing: kept"
+                else:
+                    self._forget(old, kept, gone)
+                continue
+            except DeliveryError as exc:
+                log.warning("connection %s of %s could not be closed: %s", old.connection_id, user_id, exc)
+                kept[old.connection_id] = str(exc)[:500]
+                continue
+            self._forget(old, kept, closed)
+        return Connected(connection, tuple(closed), tuple(gone), kept)
 
     def disconnect(self, connection_id: str) -> None:
         """Forget a closed connection."""
@@ -197,14 +259,24 @@ class InboxService:
 
     # -- steps --------------------------------------------------------------------------
 
+    def _forget(self, connection: Connection, kept: dict[str, str], forgotten: list[str]) -> None:
+        """Remove a connection's record: appended to ``forgotten``, or to ``kept`` with the store's error."""
+        try:
+            self._connections.remove(connection.connection_id, connection.user_id)
+        except StoreUnavailable as exc:
+            log.warning("connection %s could not be forgotten: %s", connection.connection_id, exc)
+            kept[connection.connection_id] = str(exc)[:500]
+        else:
+            forgotten.append(connection.connection_id)
+
     def _targets(self, job: NotificationJob) -> list[Connection]:
-        """The user's newest live connections; only the named one if the job names a connection of this user's
-        (a connection of anyone else's is never posted to)."""
-        connections = self._connections.of_user(job.user_id, self._clock())
+        """The user's live connections (at most the limit); only the named one if the job names a connection of this
+        user's (a connection of anyone else's is never posted to)."""
+        connections = self._connections.of_user(job.user_id, self._clock(), self._max_connections)
         explicit = job.contact.connection_id if job.contact else None
         if explicit:
             return [c for c in connections if c.connection_id == explicit]
-        return connections[:MAX_CONNECTIONS]
+        return connections
 
     def _post_all(
         self, user_id: str, targets: list[Connection], data: bytes, time_left: Callable[[], bool]
@@ -240,6 +312,18 @@ class InboxService:
         except ValueError:
             return False
         return self._clock() - connected < HANDSHAKE_GRACE
+
+
+def _live(connection: Connection, now: datetime) -> bool:
+    try:
+        return datetime.fromisoformat(connection.expires_at) > now
+    except ValueError:
+        return False
+
+
+def _age_key(connection: Connection) -> tuple[str, str]:
+    """Orders connections by when they connected (ISO times in UTC sort as text), the id breaking ties."""
+    return (connection.connected_at, connection.connection_id)
 
 
 def _encode(value: dict[str, Any]) -> bytes:

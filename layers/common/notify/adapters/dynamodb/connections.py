@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
 from notify.records import Connection
+from notify.services.inbox import DEFAULT_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -17,8 +18,9 @@ class DynamoConnectionStore:
     """The ConnectionStore port: one item per connection, under its user, with ``ttl`` at its ``expires_at``.
 
     API Gateway closes a connection after 2 hours at most, so the record's TTL matches it; until DynamoDB deletes
-    an expired record (it may take a day or two), :meth:`of_user` leaves it out. Every failure to reach DynamoDB
-    is StoreUnavailable.
+    an expired record (it may take a day or two), :meth:`of_user` leaves it out. Every read of a user's records is
+    one Query with ``Limit``, so a user with a flood of records cannot make it unbounded. Every failure to reach
+    DynamoDB is StoreUnavailable.
     """
 
     def __init__(self, client: DynamoDBClient, table: str) -> None:
@@ -53,29 +55,32 @@ class DynamoConnectionStore:
                 Key=to_item({"user_id": user, "connection_id": connection_id}),
             )
 
-    def of_user(self, user_id: str, now: datetime) -> list[Connection]:
-        """A consistent Query of the user's connections; expired ones left out; newest first."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "user_id = :user",
-            "FilterExpression": "#ttl > :now",
-            "ExpressionAttributeNames": {"#ttl": "ttl"},
-            "ExpressionAttributeValues": expression_values({":user": user_id, ":now": int(now.timestamp())}),
-            "ConsistentRead": True,
-        }
-        found: list[Connection] = []
-        while True:
-            resp = call("read connections", self._client.query, **kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                if datetime.fromisoformat(item["expires_at"]) > now:
-                    found.append(
-                        Connection(item["connection_id"], item["user_id"], item["connected_at"], item["expires_at"])
-                    )
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    def of_user(self, user_id: str, now: datetime, limit: int = DEFAULT_MAX_CONNECTIONS) -> list[Connection]:
+        """One consistent Query with ``Limit``: at most ``limit`` records, expired ones left out, newest first.
+
+        The table sorts a user's records by connection id, not by time, so with more than ``limit`` records the ones
+        read are the first by id. $connect keeps a user's records at the limit (InboxService.connect), so that
+        happens only while a connect is closing the oldest; whatever the partition holds, one read stays bounded.
+        """
+        found = [c for c in self._query(user_id, limit) if datetime.fromisoformat(c.expires_at) > now]
         return sorted(found, key=lambda c: (c.connected_at, c.connection_id), reverse=True)
+
+    def records_of(self, user_id: str, limit: int) -> list[Connection]:
+        """One consistent Query with ``Limit``: at most ``limit`` records, expired ones included."""
+        return self._query(user_id, limit)
+
+    def _query(self, user_id: str, limit: int) -> list[Connection]:
+        resp = call(
+            "read connections",
+            self._client.query,
+            TableName=self._table,
+            KeyConditionExpression="user_id = :user",
+            ExpressionAttributeValues=expression_values({":user": user_id}),
+            ConsistentRead=True,
+            Limit=limit,
+        )
+        items = (from_item(raw) for raw in resp.get("Items", []))
+        return [Connection(i["connection_id"], i["user_id"], i["connected_at"], i["expires_at"]) for i in items]
 
     def user_of(self, connection_id: str) -> Optional[str]:
         """The user of a connection, from ``by-connection`` (eventually consistent), or None."""
