@@ -1,7 +1,8 @@
 """API Gateway HTTP API, locally: each request that matches a route becomes a payload v2.0 event for ApiFunction.
 
-As the HTTP API does, the gateway answers browsers' CORS preflight requests itself and adds the template's CORS
-headers to the function's answers (``CorsConfiguration``). Beyond AWS, it serves the local stack's static demo
+As the HTTP API does, the gateway answers browsers' CORS preflight requests itself and adds the CORS headers to
+the function's answers. Its routes and CORS configuration are those of SAM's translation of the template, the
+OpenAPI body API Gateway imports (``local/http_api.py``). Beyond AWS, it serves the local stack's static demo
 pages (``local/demo/``) at ``/demo/<file>``.
 """
 

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -17,6 +18,7 @@ from local.cfn import ROOT, Template, template
 from local.container import ContainerFunction
 from local.events import ACCOUNT, REGION
 from local.gateway import Cors, Gateway
+from local.http_api import http_api
 from local.infra import (
     STATE_FILE,
     Infra,
@@ -62,6 +64,9 @@ class Config:
     # would: timeouts enforced, invocations that can be cut off (the chaos run); logs in state_dir/worker-*.log.
     containers: bool = False
     worker_env: dict[str, str] = field(default_factory=dict)  # added to the worker containers' environment
+    # Template parameter values over the local ones, as `sam deploy --parameter-overrides` takes them
+    # (PARAMETER_OVERRIDES="CorsAllowedOrigins=http://127.0.0.1:8080 LogLevel=DEBUG").
+    parameter_overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -80,6 +85,9 @@ class Config:
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
             state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
+            parameter_overrides=dict(
+                pair.partition("=")[::2] for pair in shlex.split(env.get("PARAMETER_OVERRIDES", ""))
+            ),
         )
 
     @classmethod
@@ -146,6 +154,9 @@ class LocalStack:
         if allowed and mode not in allowed:
             raise ValueError(f"KAFKA_MODE={mode!r}: the template allows {', '.join(allowed)}")
         msk = f"arn:aws:kafka:{REGION}:{ACCOUNT}:cluster/{self.config.prefix}/00000000-0000-0000-0000-000000000000-1"
+        unknown = sorted(self.config.parameter_overrides.keys() - self.template.parameters.keys())
+        if unknown:
+            raise ValueError(f"PARAMETER_OVERRIDES: the template has no parameter {', '.join(unknown)}")
         return {
             **defaults,
             "KafkaMode": mode,
@@ -157,6 +168,7 @@ class LocalStack:
             "PublicApiUrl": self.api_url,  # one-click unsubscribe links point at the local API
             # One worker process serves everything here: let a preference change show within a second.
             "PreferencesCacheSeconds": "1",
+            **self.config.parameter_overrides,
         }
 
     def start_peers(self) -> None:
@@ -260,9 +272,10 @@ class LocalStack:
                 self.container("WorkerFunction", "kafka"),
                 self.container("WorkerFunction", "sqs"),
             )
-        cors = Cors.from_template(self.template.http_cors("ApiFunction", self.infra.parameters))
+        # The routes and CORS of SAM's translation, as API Gateway gets them (local/http_api.py).
+        served = http_api(self.template, "ApiFunction", self.infra.parameters, self.config.state_dir)
         self.gateway = Gateway(
-            api, self.config.api_port, self.template.http_routes("ApiFunction"), cors=cors, static=DEMO
+            api, self.config.api_port, served.routes, cors=Cors.from_template(served.cors), static=DEMO
         )
         self.gateway.start()
         ((ws_api, stage),) = self.template.websocket_apis().items()
