@@ -108,13 +108,14 @@ def _time_import(code: str, runs: int) -> float:
 # A deployment's values for template.yaml's parameters without a default, of the shape a real one has, so that
 # the services build as they would in Lambda. No default exists because each deployment has its own; any value
 # would do, since building the services makes no request (the scripts above refuse every connection), so these
-# addresses are never contacted. KafkaAuth keeps its default (iam): the MSK IAM signer is part of the init.
+# addresses are never contacted. KafkaAuth iam (MSK's; the default is tls): the MSK IAM signer is part of the init.
 EXAMPLE_PARAMETERS = {
     "KafkaBootstrapServers": (
         "b-1.notifications.a1b2c3.c2.kafka.us-east-1.amazonaws.com:9098,"
         "b-2.notifications.a1b2c3.c2.kafka.us-east-1.amazonaws.com:9098"
     ),
     "MskClusterArn": "",  # KafkaMode's default is self-managed: there is no MSK cluster to name
+    "KafkaAuth": "iam",
     "AuthApiUrl": "https://auth.example.com",
     "SenderEmail": "notifications@example.com",
 }

@@ -485,7 +485,8 @@ def test_kafka_parameters_match_the_settings(tpl: Template) -> None:
     params = tpl.parameters
     assert params["KafkaTopic"]["Default"] == "notification-jobs"
     assert set(params["KafkaAuth"]["AllowedValues"]) == {"none", "tls", "iam"}
-    assert params["KafkaAuth"]["Default"] == "iam"
+    # tls: the Rules refuse iam with KafkaMode's default (self-managed); test_samconfig.py checks the defaults.
+    assert params["KafkaAuth"]["Default"] == "tls"
 
 
 # --- IAM -------------------------------------------------------------------------------------------------
