@@ -40,6 +40,22 @@ $(SAM_VENV)/.installed-$(SAM_CLI_VERSION):
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli==$(SAM_CLI_VERSION)
 	touch $@
 
+# The field's static analysis of template.yaml and SAM's translation (tests/contract/test_static_analysis.py):
+# cfn-lint with cfn-lint-serverless's rules, and checkov. A virtualenv of their own, since checkov pins many
+# packages that the project's and the SAM CLI's virtualenvs need at other versions. Pinned, so a new release cannot
+# fail `make test` unannounced (cfn-lint at the SAM CLI's version); the marker names the pins, so a new pin
+# reinstalls. From PyPI only; about a minute from scratch.
+SCAN_VENV ?= .venv-scan
+CFN_LINT_VERSION := 1.58.0
+CFN_LINT_SERVERLESS_VERSION := 0.3.6
+CHECKOV_VERSION := 3.3.30
+scan-venv: $(SCAN_VENV)/.installed-$(CFN_LINT_VERSION)-$(CFN_LINT_SERVERLESS_VERSION)-$(CHECKOV_VERSION)
+$(SCAN_VENV)/.installed-$(CFN_LINT_VERSION)-$(CFN_LINT_SERVERLESS_VERSION)-$(CHECKOV_VERSION):
+	$(PYTHON) -m venv --clear $(SCAN_VENV)
+	$(SCAN_VENV)/bin/pip install -q cfn-lint==$(CFN_LINT_VERSION) cfn-lint-serverless==$(CFN_LINT_SERVERLESS_VERSION) \
+	  checkov==$(CHECKOV_VERSION)
+	touch $@
+
 # Browser tests drive Debian's chromium through Playwright (no browser download from PyPI or a CDN). As root it is
 # installed with apt-get on a fresh machine; otherwise install it yourself or point CHROMIUM at a Chromium.
 CHROMIUM ?= /usr/bin/chromium
@@ -53,7 +69,7 @@ browser-deps:
 local: venv
 	$(PY) -m local
 
-test: python-version venv sam-venv browser-deps lint
+test: python-version venv sam-venv scan-venv browser-deps lint
 	$(PY) -m pytest
 
 python-version:
@@ -68,7 +84,7 @@ e2e: venv browser-deps
 # The console's screenshots in docs/console/ (docs/CONSOLE.md), taken by its browser tests.
 screenshots: venv browser-deps
 	CONSOLE_SCREENSHOTS=$(CURDIR)/docs/console $(PY) -m pytest tests/e2e/test_console_browser.py
-contract: venv sam-venv
+contract: venv sam-venv scan-venv
 	$(PY) -m pytest tests/contract
 
 lint: venv
@@ -121,7 +137,7 @@ seed: venv
 	$(PY) -m ops seed-templates $(if $(STACK),--stack $(STACK)) $(if $(TABLE),--table $(TABLE))
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(SAM_VENV) $(SCAN_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
 # Thousands of notifications through a local stack of its own while Kafka, Auth, SES/SNS and the worker fail;
 # prints accepted/SENT/FAILED/EXPIRED/SKIPPED/stuck/lost/duplicates (docs/RELIABILITY.md). CHAOS_SEED=1.

@@ -180,10 +180,17 @@ def test_log_retention_is_a_parameter_cloudwatch_accepts(tpl: Template) -> None:
     assert {1, 7, 30, 365, 3653} <= set(retention["AllowedValues"])
 
 
-def test_every_log_group_belongs_to_a_function(tpl: Template) -> None:
+def test_every_log_group_belongs_to_a_function_or_the_http_apis_access_log(tpl: Template) -> None:
     groups = set(tpl.resources("AWS::Logs::LogGroup"))
     used = {tpl.functions()[f].properties["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS}
-    assert groups == used
+    access = tpl.properties("HttpApi")["AccessLogSettings"]["DestinationArn"]
+    assert access == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
+    assert groups == used | {"HttpApiAccessLogGroup"}
+    for name in groups:
+        assert tpl.properties(name)["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+    # Signed tokens travel in paths (/u/<token>, /l/<token>): the access log keeps no path or query string.
+    log_format = tpl.properties("HttpApi")["AccessLogSettings"]["Format"]
+    assert "$context.path" not in log_format and "$context.routeKey" in log_format
 
 
 # --- secrets ---------------------------------------------------------------------------------------------
