@@ -66,7 +66,7 @@ browser-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; \
 	else echo "browser tests need Chromium at $(CHROMIUM): apt-get install chromium (or set CHROMIUM)" >&2; exit 1; fi
 
-local: venv
+local: venv sam-venv
 	$(PY) -m local
 
 test: python-version venv sam-venv scan-venv browser-deps lint
