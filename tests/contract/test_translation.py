@@ -83,7 +83,8 @@ def test_the_http_api_gets_the_whole_cors_configuration(sam: Translations, origi
 
 
 def test_the_local_gateway_reads_the_cors_aws_receives(sam: Translations) -> None:
-    # local/cfn.py's http_cors() is what the local gateway applies: the same object, in CorsConfiguration's words.
+    # local/cfn.py's http_cors() is the local gateway's fallback (no SAM translator); its primary source is the
+    # translation itself (local/http_api.py). Either way, the same object, in CorsConfiguration's words.
     translation = sam.of(overrides={"CorsAllowedOrigins": TWO_ORIGINS})
     (api,) = translation.created("AWS::ApiGatewayV2::Api").keys() - {"WebSocketApi"}
     aws = translation.evaluate(translation.template.properties(api)["Body"]["x-amazon-apigateway-cors"])
@@ -239,6 +240,16 @@ def test_every_trigger_invokes_an_alias(sam: Translations, parameters: dict[str,
 
 # --- creation order --------------------------------------------------------------------------------------
 
+# What Lambda checks in the function's execution role when it creates an event source mapping (its docs for
+# each source), failing the creation without it.
+NETWORK = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+}
 # AWS managed policies SAM attaches by ARN, and what of them matters here.
 MANAGED = {
     "AWSLambdaSQSQueueExecutionRole": {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
@@ -250,27 +261,9 @@ MANAGED = {
         "ec2:AssignPrivateIpAddresses",
         "ec2:UnassignPrivateIpAddresses",
     },
-    "AWSLambdaMSKExecutionRole": {
-        "kafka:DescribeCluster",
-        "kafka:DescribeClusterV2",
-        "kafka:GetBootstrapBrokers",
-        "ec2:CreateNetworkInterface",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:DescribeVpcs",
-        "ec2:DeleteNetworkInterface",
-        "ec2:DescribeSubnets",
-        "ec2:DescribeSecurityGroups",
-    },
-}
-# What Lambda checks in the function's execution role when it creates an event source mapping (its docs for
-# each source), failing the creation without it.
-NETWORK = {
-    "ec2:CreateNetworkInterface",
-    "ec2:DescribeNetworkInterfaces",
-    "ec2:DescribeVpcs",
-    "ec2:DeleteNetworkInterface",
-    "ec2:DescribeSubnets",
-    "ec2:DescribeSecurityGroups",
+    # The MSK role's network actions are NETWORK's (below), plus the cluster's.
+    "AWSLambdaMSKExecutionRole": {"kafka:DescribeCluster", "kafka:DescribeClusterV2", "kafka:GetBootstrapBrokers"}
+    | NETWORK,
 }
 
 
