@@ -54,3 +54,17 @@ def test_backoff_is_capped_full_jitter() -> None:
 
 def test_every_priority_has_a_policy() -> None:
     assert set(DEFAULT_POLICIES) == set(Priority)
+
+
+# What a payload field may carry into a subject: CR/LF (a header of its own, e.g. Bcc), NUL, tab, DEL, NEL and
+# Unicode's line separator.
+INJECTION = "Eve\r\nBcc: victim@example.com\x00\t\x7f\x85\u2028x"
+
+
+def test_a_rendered_subject_is_one_line_whatever_the_payload_holds() -> None:
+    msg = render(
+        _template(subject="{{ liked_by }} liked your review", body_text="{{ liked_by }}", title="{{ liked_by }}"),
+        {"liked_by": INJECTION},
+    )
+    assert msg.subject == "Eve Bcc: victim@example.com x liked your review"
+    assert msg.text == INJECTION  # a body is not a header: its lines are the sender's

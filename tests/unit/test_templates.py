@@ -9,7 +9,7 @@ from notify import rendering
 from notify.errors import NotFound, ValidationFailed
 from notify.models import Channel
 from notify.records import Template
-from notify.services.templates import PreviewInput, TemplateContent, TemplateInput, TemplateService
+from notify.services.templates import PreviewInput, TemplateContent, TemplateDraft, TemplateInput, TemplateService
 
 from .fakes import MemoryTemplates
 
@@ -166,3 +166,25 @@ def test_every_default_template_passes_the_save_check(service: TemplateService) 
         saved = service.save(TemplateInput.model_validate({"event_type": event_type, "channel": channel, **parts}))
         preview = service.preview(saved.template_id, PreviewInput())
         assert "None" not in " ".join(p for p in (preview.subject, preview.text, preview.title, preview.body) if p)
+
+
+@pytest.mark.parametrize(
+    "subject", ["Hi\r\nBcc: victim@example.com", "Hi\n{{ series_title }}", "a\tb", "x\x00", "x\u2028y"]
+)
+def test_a_subject_with_a_line_break_or_a_control_character_is_refused(service: TemplateService, subject: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        service.save(_email(subject=subject))
+    (error,) = info.value.errors
+    assert (error.loc, error.type, error.line) == ("subject", "header_control", 1)
+    assert error.msg.startswith("line 1: a subject is one line of an email header")
+    with pytest.raises(ValidationFailed) as draft:
+        service.preview_draft(
+            TemplateDraft.model_validate(
+                {"event_type": "new_episode", "channel": "email", "subject": subject, "body_text": "x"}
+            )
+        )
+    assert [(e.loc, e.type) for e in draft.value.errors] == [("subject", "header_control")]
+
+
+def test_a_body_keeps_its_lines(service: TemplateService) -> None:
+    assert service.save(_email(body_text="Hi\r\n\tthere")).body_text == "Hi\r\n\tthere"

@@ -18,6 +18,7 @@ from jinja2 import TemplateSyntaxError, Undefined
 
 from notify.catalog import EVENT_TYPES
 from notify.errors import TemplateFailed
+from notify.headers import header_value
 from notify.records import RenderedMessage, Template
 from notify.sandbox import (
     MAX_INT_BITS,
@@ -144,7 +145,8 @@ def render(
     """Render every part of ``template`` under one render budget; any failure is a :class:`RenderFailed`.
 
     Every part is compiled first (cached per source; compiling costs time in proportion to the source,
-    which is bounded at save), then the budget's clock starts and the parts render one after the other.
+    which is bounded at save), then the budget's clock starts and the parts render one after the other. The
+    subject is an email header: each run of control characters a payload brought into it (CR, LF...) is one space.
     """
     compiled: list[tuple[str, str, Optional[JinjaTemplate]]] = []
     for part, target, html in PART_FIELDS:
@@ -160,6 +162,9 @@ def render(
             rendered[target] = None if code is None else render_compiled(code, context, budget)
         except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
             raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
+    subject = rendered.get("subject")
+    if subject is not None:
+        rendered["subject"] = header_value(subject)
     return RenderedMessage(
         template_id=template.template_id,
         template_version=template.version,

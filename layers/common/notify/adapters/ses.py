@@ -8,6 +8,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code, is_transient, send_failure
 from notify.errors import PermanentError, TransientError
+from notify.headers import header_value, is_field_name
 from notify.records import RenderedMessage
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ class SesEmailSender:
     ) -> str:
         """``SendEmail`` with the text and/or HTML body, ``headers`` as message headers and ``tags`` as ``EmailTags``.
 
+        This is where the email's headers are built, so it is where they are made safe: in the From address, the
+        subject and every header value, each run of control characters (CR, LF...) becomes one space; a header
+        name that is not one (RFC 5322) is PermanentError, before anything is sent.
+
         Throttling, 5xx and the other transient codes are TransientError; any other ClientError, and always
         MessageRejected, an unverified MAIL FROM domain or a suspended account, is PermanentError. A call that got
         no answer is mapped by :func:`~notify.adapters.aws.send_failure`.
@@ -42,11 +47,15 @@ class SesEmailSender:
             body["Text"] = {"Data": message.text, "Charset": "UTF-8"}
         if message.html is not None:
             body["Html"] = {"Data": message.html, "Charset": "UTF-8"}
-        simple: dict[str, Any] = {"Subject": {"Data": message.subject or "", "Charset": "UTF-8"}, "Body": body}
+        subject = header_value(message.subject or "")
+        simple: dict[str, Any] = {"Subject": {"Data": subject, "Charset": "UTF-8"}, "Body": body}
         if headers:
-            simple["Headers"] = [{"Name": k, "Value": v} for k, v in headers.items()]
+            bad = [name for name in headers if not is_field_name(name)]
+            if bad:
+                raise PermanentError(f"not a header name: {', '.join(map(repr, bad))}")
+            simple["Headers"] = [{"Name": k, "Value": header_value(v)} for k, v in headers.items()]
         kwargs: dict[str, Any] = {
-            "FromEmailAddress": self._from,
+            "FromEmailAddress": header_value(self._from),
             "Destination": {"ToAddresses": [to]},
             "Content": {"Simple": simple},
         }

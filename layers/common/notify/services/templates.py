@@ -10,6 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
+from notify.headers import first_control
 from notify.models import Category, Channel, Strict
 from notify.ports import TemplateStore
 from notify.records import RenderedMessage, Template, UserProfile
@@ -27,6 +28,8 @@ REQUIRED: dict[Channel, tuple[tuple[str, ...], ...]] = {
     Channel.WEBSOCKET: (("body",),),
 }
 GLOBALS = frozenset({"user", "event"})
+#: The parts that become an email header: one line, no control character in their source.
+HEADER_PARTS = frozenset({"subject"})
 MAX_PART = 100_000
 # The bounded sandbox also for parsing: Jinja2 folds constants while looking for variables, and a plain
 # sandbox would fold ``{{ 'x' * 10**9 }}`` right there.
@@ -109,12 +112,18 @@ def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
 
 def part_errors(event_type: str, parts: dict[str, Optional[str]]) -> list[FieldError]:
     """Each part's Jinja2 syntax error, and each variable it names that the event type does not provide, as a
-    field error on the part with its line (``line`` and the message's ``line N:``)."""
+    field error on the part with its line (``line`` and the message's ``line N:``); a line break or another
+    control character in a part that is an email header (the subject) is one too."""
     spec = get_event_type(event_type)
     provided = set(spec.payload_model.model_fields) | GLOBALS
     errors: list[FieldError] = []
     for name, source in parts.items():
         if source is None:
+            continue
+        control = first_control(source) if name in HEADER_PARTS else None
+        if control is not None:
+            message = f"line 1: a {name} is one line of an email header: no line break or control character ({control})"
+            errors.append(FieldError(name, message, "header_control", 1))
             continue
         try:
             ast = _parser.parse(source)
