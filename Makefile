@@ -21,7 +21,7 @@ export PYTHONPATH := layers/common:functions/api:functions/worker:functions/sche
 # sam build (BuildMethod python3.13) needs python3.13 on PATH: the one found above.
 LAMBDA_PYTHON_DIR := $(patsubst %/,%,$(dir $(LAMBDA_PYTHON_BIN)))
 
-.PHONY: venv sam-venv browser-deps screenshots python-version local test unit component e2e contract lint bench fuzz smoke chaos sam-validate sam-build emails invoke events openapi api-key seed clean
+.PHONY: venv sam-venv browser-deps screenshots python-version local test unit component e2e contract lint bench fuzz smoke chaos sam-validate sam-build deploy align-aliases emails invoke events openapi api-key seed clean
 
 # The marker names the interpreter's version, so another Python (python3.13 installed later, say) rebuilds the venv.
 venv: $(VENV)/.installed-$(PYTHON_VERSION)
@@ -111,6 +111,17 @@ sam-validate: sam-venv
 
 sam-build: sam-venv
 	$(if $(LAMBDA_PYTHON_DIR),PATH="$(LAMBDA_PYTHON_DIR):$$PATH") $(SAM_VENV)/bin/sam build
+
+# Deploy to AWS: `make deploy [STACK=notification-service] [CONFIG_ENV=default] [ARGS="--parameter-overrides …"]`.
+# sam deploy, then every alias moved to a version of its function's $LATEST where a change of parameter values
+# alone published none (SAM hashes references, not values: ops/aliases.py, docs/DEPLOY.md#upgrade).
+deploy: venv sam-build
+	$(SAM_VENV)/bin/sam deploy --config-env "$(or $(CONFIG_ENV),default)" $(if $(STACK),--stack-name "$(STACK)") $(ARGS)
+	$(PY) -m ops align-aliases --stack "$(or $(STACK),notification-service)"
+
+# `make align-aliases STACK=… [CHECK=1]`: the step above on its own (CHECK=1 reports and exits 1 if one lags).
+align-aliases: venv
+	$(PY) -m ops align-aliases --stack "$(or $(STACK),notification-service)" $(if $(CHECK),--check)
 
 openapi: venv
 	$(PY) -m tools.openapi

@@ -1,4 +1,4 @@
-"""``python -m ops``: create API keys and seed default templates in a deployed stack.
+"""``python -m ops``: create API keys, seed default templates and align function aliases in a deployed stack.
 
 Tables are given by name or found in the stack's CloudFormation outputs; the
 AWS endpoint, region and credentials come from the usual AWS environment
@@ -17,6 +17,9 @@ from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.clock import iso, utc_now
 from notify.default_templates import seed_default_templates
 from notify.services.access import SCOPES, hash_key, new_key
+
+from ops.aliases import align as align_aliases
+from ops.aliases import report, stack_aliases
 
 
 def stack_output(stack: str, key: str) -> str:
@@ -48,7 +51,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     for command in (key, seed):
         command.add_argument("--stack", help="CloudFormation stack to read table names from")
         command.add_argument("--table", help="the table name (overrides --stack)")
+    align = sub.add_parser("align-aliases", help="point each alias at a version of its $LATEST configuration")
+    align.add_argument("--stack", required=True)
+    align.add_argument("--check", action="store_true", help="only report; exit 1 when an alias lags")
     args = parser.parse_args(argv)
+    if args.command == "align-aliases":
+        aliases = stack_aliases(boto3.client("cloudformation"), args.stack)
+        outcomes = align_aliases(boto3.client("lambda"), aliases, apply=not args.check)
+        lagging = report(outcomes, not args.check, sys.stdout)
+        return 1 if lagging and args.check else 0
     dynamodb = boto3.client("dynamodb")
     if args.command == "create-api-key":
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]

@@ -167,15 +167,14 @@ def test_every_alias_gets_a_new_version_when_only_this_changes(sam: Translations
     assert not same, f"only the {change} changed, and the alias of {', '.join(same)} keeps its version"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SAM hashes parameter references unresolved, so a change of parameter values alone publishes no "
-    "version (docs/DEPLOY.md#upgrade says what to run after one)",
-)
-def test_a_parameter_only_change_publishes_a_version(sam: Translations) -> None:
+def test_a_parameter_only_change_publishes_no_version_so_make_deploy_aligns_the_aliases(sam: Translations) -> None:
+    """SAM hashes parameter references, not their values (aws/serverless-application-model#3820): a deployment
+    that changes values alone publishes nothing and `live` keeps the old configuration. `make deploy` therefore
+    runs `python -m ops align-aliases` after `sam deploy` (ops/aliases.py, tests/component/test_align_aliases.py).
+    If this fails, SAM publishes such versions itself and that step can go."""
     before, after = sam.many([(_source(), None), (_source(), {"LogLevel": "DEBUG"})])
     assert isinstance(before, Translation) and isinstance(after, Translation)
-    assert _alias_versions(before)["WorkerFunction"] != _alias_versions(after)["WorkerFunction"]
+    assert _alias_versions(before) == _alias_versions(after)
 
 
 # --- triggers --------------------------------------------------------------------------------------------
