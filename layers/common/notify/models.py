@@ -15,6 +15,12 @@ MAX_RECIPIENTS = 1000
 MAX_ID_BYTES = 128
 
 
+# What the document says of such an id: no control character, and not `.` nor `..` (the validator below says why).
+# JSON Schema's pattern is a search, so a prefix is enough: no look-ahead (pydantic's regex engine has none).
+ID_PATTERN = r"^(?:[^.\x00-\x1f\x7f]|\.[^.\x00-\x1f\x7f]|\.\.[^\x00-\x1f\x7f])[^\x00-\x1f\x7f]*$"
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
 def _check_id(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
@@ -22,11 +28,20 @@ def _check_id(value: str) -> str:
         raise ValueError(f"must be at most {MAX_ID_BYTES} bytes in UTF-8")
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
         raise ValueError("must not contain control characters (tab, newline, NUL...)")
+    if value in DOT_SEGMENTS:
+        # An id is a path segment of URLs (/api/v1/users/{id}, the Auth service's too), and URL parsers (RFC 3986,
+        # WHATWG, httpx) read these two, even percent-encoded, as steps up the path: /api/v1/users/.. is /api/v1.
+        raise ValueError(f"must not be {value!r}: a URL reads it as a path step, not a name")
     return value
 
 
-# A user id (or another caller-chosen id): 1 to 128 bytes of UTF-8, not blank, no control characters.
-UserId = Annotated[str, Field(min_length=1, max_length=MAX_ID_BYTES), AfterValidator(_check_id)]
+# A user id (or another caller-chosen id): 1 to 128 bytes of UTF-8, not blank, no control characters, not `.`
+# nor `..`. Every way a user id comes in uses it: bodies, and paths through api.params.PathUserId.
+UserId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ID_BYTES, json_schema_extra={"pattern": ID_PATTERN}),
+    AfterValidator(_check_id),
+]
 
 
 class Channel(str, Enum):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from api.deps import Admin, AnyKey, EventsWriter, Ingest, NotificationsReader, Queries, Rendered
 from api.errors import error_body
 from api.openapi import links_to, responses
-from api.params import PercentDecoded
+from api.params import PathUserId, PercentDecoded
 from api.views import BatchResults, EventStatus, EventTypeList, Notification, NotificationPage, RenderedNotification
 
 logger = Logger(child=True)
@@ -172,7 +172,7 @@ def list_event_types(_: AnyKey) -> EventTypeList:
 def list_user_notifications(
     _: NotificationsReader,
     queries: Queries,
-    user_id: Annotated[str, Path(max_length=128), PercentDecoded],
+    user_id: PathUserId,
     status: Annotated[Optional[Status], Query()] = None,
     channel: Annotated[Optional[Channel], Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,

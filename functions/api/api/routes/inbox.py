@@ -19,7 +19,7 @@ from notify.services.inbox import InboxService
 
 from api.deps import Inbox, InboxUser, NotificationsReader
 from api.openapi import BEARER_SECURITY, responses
-from api.params import PercentDecoded
+from api.params import PathUserId
 from api.views import InboxCountsView, InboxItemChange, InboxItemView, InboxPageView, ReadAllResult
 
 tracer = Tracer()
@@ -30,7 +30,6 @@ ItemId = Annotated[str, Path(min_length=32, max_length=32, pattern=ITEM_ID_PATTE
 Status = Annotated[InboxFilter, Query(description="all: every item not archived")]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Cursor = Annotated[Optional[str], Query(max_length=2048, description="the previous page's next_cursor")]
-PathUserId = Annotated[str, Path(max_length=128), PercentDecoded]
 
 
 def _counts(counts: InboxCounts) -> InboxCountsView:

@@ -6,19 +6,18 @@ from typing import Annotated
 from aws_lambda_powertools import Tracer
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from notify.models import PreferencesInput, Strict, UserId
 from notify.services.preferences import MAX_BULK
 from pydantic import Field
 
 from api.deps import Preferences, PreferencesReader, PreferencesWriter
 from api.openapi import responses
-from api.params import PercentDecoded
+from api.params import PathUserId
 from api.views import PreferencesList, PreferencesView
 
 tracer = Tracer()
 router = Router()
-PathUserId = Annotated[str, Path(max_length=128), PercentDecoded]
 NIGHTS_OFF = Example(
     value={
         "channels": {"push": True},

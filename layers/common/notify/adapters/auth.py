@@ -13,13 +13,14 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from notify.errors import NotFound, PermanentError, TransientError
-from notify.models import UserId
+from notify.models import DOT_SEGMENTS, UserId
 from notify.records import SegmentPage, UserProfile
 from notify.resilience import CircuitBreaker, TtlCache
 
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 1024 * 1024  # a profile or a page of 500 is a few hundred KB at most
+USERS_PATH = "/api/v1/users"
 
 
 class AuthUser(BaseModel):
@@ -122,8 +123,7 @@ class HttpUserDirectory:
                 self._locks.pop(user_id, None)
 
     def _fetch(self, user_id: str) -> UserProfile:
-        # The id is one path segment, whatever it holds ("../admin?x=1" stays /api/v1/users/..%2Fadmin%3Fx%3D1).
-        data = self._request(f"/api/v1/users/{quote(user_id, safe='')}", None, f"user {user_id}")
+        data = self._request(_user_path(user_id), None, f"user {user_id}")
         user = _user(data, f"user {user_id}")
         if user.id != user_id:
             raise PermanentError(f"the Auth service answered user {user.id!r} for user {user_id!r}")
@@ -140,7 +140,7 @@ class HttpUserDirectory:
         params: dict[str, Any] = {"segment": segment_id, "limit": limit}
         if cursor:
             params["cursor"] = cursor
-        data = self._request("/api/v1/users", params, f"segment {segment_id}")
+        data = self._request(USERS_PATH, params, f"segment {segment_id}")
         try:
             page = AuthPage.model_validate(data)
         except ValidationError as exc:
@@ -178,6 +178,23 @@ class HttpUserDirectory:
             return _json_object(resp, what)
         self._breaker.failure()
         raise last
+
+
+def _user_path(user_id: str) -> str:
+    """``/api/v1/users/{id}`` with the id as one path segment, whatever it holds ("../admin?x=1" stays
+    ``/api/v1/users/..%2Fadmin%3Fx%3D1``); the service's token goes nowhere else.
+
+    ``.`` and ``..`` are PermanentError, never sent: escaping leaves dots alone, and every URL parser (httpx's,
+    and any proxy's in front of the Auth service, even from ``%2E%2E``) reads them as steps up the path, to
+    ``/api/v1/users`` or ``/api/v1``. The path is checked once built, as httpx will send it.
+    """
+    if user_id in DOT_SEGMENTS:
+        raise PermanentError(f"{user_id!r} is no user id: a URL reads it as a path step, so it is never sent to Auth")
+    path = f"{USERS_PATH}/{quote(user_id, safe='')}"
+    sent = httpx.URL(path).raw_path.decode("ascii")
+    if sent != path or sent.count("/") != USERS_PATH.count("/") + 1:
+        raise PermanentError(f"user {user_id!r} would not be one segment below {USERS_PATH}/ ({sent})")
+    return path
 
 
 def _json_object(resp: httpx.Response, what: str) -> dict[str, Any]:
