@@ -12,8 +12,14 @@ from typing import Any
 import boto3
 import pytest
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
-from notify.clock import iso
-from notify.records import CampaignStatus
+from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.sqs import SqsDelayQueue
+from notify.clock import iso, utc_now
+from notify.models import AcceptedEvent
+from notify.records import Campaign, CampaignStatus
+from notify.services.campaigns import CampaignScheduler, IngestTrigger, next_fire
+from notify.services.ingest import IngestService
 
 from local.events import kafka_record, load_event, msk_event
 from local.invoke import LambdaContext
@@ -176,3 +182,116 @@ def test_a_static_segment_is_fanned_out_page_by_page_by_the_worker(
     assert summary["status_counts"] == {"SENT": 5}
     assert sorted(j["user_id"] for j in summary["jobs"]) == members
     os.environ["FANOUT_PAGE_SIZE"] = stack_env["FANOUT_PAGE_SIZE"]
+
+
+class Meanwhile:
+    """The real trigger (ingestion into Kafka), then ``action`` through the API before the scheduler records the run:
+    an edit landing between a run's claim and its completion."""
+
+    def __init__(self, campaign_id: str, action: Any) -> None:
+        from notify.settings import SchedulerSettings, load
+
+        settings = load(SchedulerSettings)
+        ingest = IngestService(
+            DynamoStatusStore(boto3.client("dynamodb"), settings.notifications_table),
+            KafkaJobPublisher(KafkaConfig.from_settings(settings)),
+            SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
+            utc_now,
+        )
+        self._trigger, self._campaign_id, self._action = IngestTrigger(ingest), campaign_id, action
+        self.answers: list[tuple[int, Any]] = []
+        self.store = DynamoCampaignStore(boto3.client("dynamodb"), settings.campaigns_table)
+        self.scheduler = CampaignScheduler(self.store, self, utc_now)
+
+    def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
+        accepted = self._trigger.trigger(campaign, run_id, event_id)
+        if campaign.campaign_id == self._campaign_id:
+            self.answers.append(self._action())
+        return accepted
+
+
+def _due_now(**changes: Any) -> tuple[str, datetime]:
+    created = _campaign(cron="* * * * *", timezone="UTC", **changes)
+    fire = datetime.now(UTC).replace(second=0, microsecond=0)
+    _make_due(created["campaign_id"], fire)
+    return created["campaign_id"], fire
+
+
+def test_a_pause_between_the_claim_and_the_completion_keeps_the_run_and_the_pause() -> None:
+    cid, fire = _due_now(max_runs=3)
+    meanwhile = Meanwhile(cid, lambda: call_api("POST", f"/api/v1/campaigns/{cid}/pause"))
+    assert f"{cid}:{iso(fire)}" in meanwhile.scheduler.tick().fired
+    assert [status for status, _ in meanwhile.answers] == [200]
+    campaign = call_api("GET", f"/api/v1/campaigns/{cid}")[1]
+    assert (campaign["runs_count"], campaign["last_triggered_at"]) == (1, iso(fire)), campaign
+    assert (campaign["status"], campaign["next_run_at"]) == ("PAUSED", None), campaign
+    assert [r["run_id"] for r in call_api("GET", f"/api/v1/campaigns/{cid}/runs")[1]["items"]] == [f"{cid}:{iso(fire)}"]
+    status, resumed = call_api("POST", f"/api/v1/campaigns/{cid}/resume")
+    assert (status, resumed["status"], resumed["runs_count"]) == (200, "ACTIVE", 1)
+    call_api("DELETE", f"/api/v1/campaigns/{cid}")
+
+
+def test_a_put_between_the_claim_and_the_completion_keeps_the_run_and_the_edit() -> None:
+    cid, fire = _due_now(max_runs=3)
+    meanwhile = Meanwhile(cid, lambda: call_api("PUT", f"/api/v1/campaigns/{cid}", {"cron": "0 12 * * *"}))
+    assert f"{cid}:{iso(fire)}" in meanwhile.scheduler.tick().fired
+    ((status, edited),) = meanwhile.answers
+    assert status == 200, edited
+    campaign = call_api("GET", f"/api/v1/campaigns/{cid}")[1]
+    assert (campaign["runs_count"], campaign["status"], campaign["cron"]) == (1, "ACTIVE", "0 12 * * *"), campaign
+    assert campaign["next_run_at"] == edited["next_run_at"] and campaign["next_run_at"].endswith("T12:00:00.000Z")
+    call_api("DELETE", f"/api/v1/campaigns/{cid}")
+
+
+def test_the_last_run_racing_a_pause_and_a_resume_never_exceeds_max_runs() -> None:
+    cid, fire = _due_now(max_runs=1)
+
+    def pause_and_resume() -> tuple[int, Any]:
+        assert call_api("POST", f"/api/v1/campaigns/{cid}/pause")[0] == 200
+        return call_api("POST", f"/api/v1/campaigns/{cid}/resume")
+
+    meanwhile = Meanwhile(cid, pause_and_resume)
+    assert f"{cid}:{iso(fire)}" in meanwhile.scheduler.tick().fired
+    campaign = call_api("GET", f"/api/v1/campaigns/{cid}")[1]
+    assert (campaign["status"], campaign["runs_count"], campaign["next_run_at"]) == ("INACTIVE", 1, None), campaign
+    _make_due(cid, fire + timedelta(minutes=1))  # even if its time came again, no claim is possible
+    stored = meanwhile.store.get(cid)
+    assert stored is not None and not meanwhile.store.claim(stored, fire + timedelta(minutes=1), utc_now(), 120)
+    call_api("DELETE", f"/api/v1/campaigns/{cid}")
+
+
+def test_an_exhausted_campaign_refuses_pause_and_resume_and_a_higher_max_runs_makes_it_active_from_now() -> None:
+    cid, _ = _due_now(max_runs=1)
+    assert cid in {r.split(":")[0] for r in _tick()["fired"]}
+    assert call_api("GET", f"/api/v1/campaigns/{cid}")[1]["status"] == "INACTIVE"
+    for action in ("pause", "resume"):
+        status, error = call_api("POST", f"/api/v1/campaigns/{cid}/{action}")
+        assert status == 409 and "max_runs" in error["error"]["message"], (action, error)
+    status, error = call_api("PUT", f"/api/v1/campaigns/{cid}", {"max_runs": 0})
+    assert status == 422 and error["error"]["fields"][0]["loc"] == "max_runs"
+    before = datetime.now(UTC)
+    status, raised = call_api(
+        "PUT", f"/api/v1/campaigns/{cid}", {"cron": "0 9 * * *", "timezone": "Asia/Tokyo", "max_runs": 2}
+    )
+    after = datetime.now(UTC)
+    assert (status, raised["status"], raised["runs_count"]) == (200, "ACTIVE", 1), raised
+    expected = {iso(next_fire("0 9 * * *", "Asia/Tokyo", moment)) for moment in (before, after)}
+    assert raised["next_run_at"] in expected  # from now, in the campaign's time zone (09:00 Tokyo is 00:00 UTC)
+    assert call_api("GET", f"/api/v1/campaigns/{cid}")[1] == raised
+    call_api("DELETE", f"/api/v1/campaigns/{cid}")
+
+
+def test_a_campaign_already_at_max_runs_when_due_is_finished_without_firing() -> None:
+    cid, _ = _due_now(max_runs=2)
+    boto3.client("dynamodb").update_item(  # as an item stored before a PUT finished such a campaign at once
+        TableName=os.environ["CAMPAIGNS_TABLE"],
+        Key={"pk": {"S": f"CAMPAIGN#{cid}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET runs_count = :two",
+        ExpressionAttributeValues={":two": {"N": "2"}},
+    )
+    result = _tick()
+    assert cid in result["finished"] and not any(r.startswith(cid) for r in result["fired"])
+    campaign = call_api("GET", f"/api/v1/campaigns/{cid}")[1]
+    assert (campaign["status"], campaign["runs_count"], campaign["next_run_at"]) == ("INACTIVE", 2, None)
+    assert call_api("GET", f"/api/v1/campaigns/{cid}/runs")[1]["items"] == []
+    call_api("DELETE", f"/api/v1/campaigns/{cid}")

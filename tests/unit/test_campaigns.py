@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Optional
 
@@ -28,6 +29,9 @@ T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)
 
 @dataclass
 class MemoryCampaigns:
+    """CampaignStore in memory, with DynamoDB's conditions: claims live beside the campaign and only a completion
+    drops them, as the adapter's UpdateItems leave claim_run/claim_until alone."""
+
     items: dict[str, Campaign] = field(default_factory=dict)
     claims: dict[str, tuple[datetime, float]] = field(default_factory=dict)
     run_log: list[Run] = field(default_factory=list)
@@ -42,14 +46,25 @@ class MemoryCampaigns:
     def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
         return list(self.items.values())[:limit], None
 
-    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
-        if self.items[campaign.campaign_id].updated_at != expected_updated_at:
-            return False
-        self.put(campaign)
-        return True
+    def _live_claim(self, campaign_id: str, at: datetime) -> bool:
+        held = self.claims.get(campaign_id)
+        return held is not None and held[1] >= at.timestamp()
+
+    def save(self, campaign: Campaign, unclaimed_at: Optional[datetime] = None) -> bool:
+        with self.lock:
+            current = self.items.get(campaign.campaign_id)
+            if current is None or current.version != campaign.version:
+                return False
+            if unclaimed_at is not None and self._live_claim(campaign.campaign_id, unclaimed_at):
+                return False
+            stored = replace(campaign, version=campaign.version + 1)
+            stored.runs_count, stored.last_triggered_at = current.runs_count, current.last_triggered_at  # kept
+            self.put(stored)
+            return True
 
     def delete(self, campaign_id: str) -> None:
         self.items.pop(campaign_id, None)
+        self.run_log = [r for r in self.run_log if r.campaign_id != campaign_id]
 
     def due(self, now: datetime, limit: int) -> list[Campaign]:
         return [
@@ -60,12 +75,14 @@ class MemoryCampaigns:
 
     def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
         with self.lock:
-            current = self.items[campaign.campaign_id]
-            held = self.claims.get(campaign.campaign_id)
+            current = self.items.get(campaign.campaign_id)
             if (
-                current.next_run_at != campaign.next_run_at
-                or current.runs_count != campaign.runs_count
-                or (held and held[1] > now.timestamp())
+                current is None
+                or current.version != campaign.version
+                or current.status is not CampaignStatus.ACTIVE
+                or current.next_run_at != campaign.next_run_at
+                or self.claims.get(campaign.campaign_id, (None, 0.0))[1] >= now.timestamp()
+                or (current.max_runs is not None and current.runs_count >= current.max_runs)
             ):
                 return False
             self.claims[campaign.campaign_id] = (fire_time, now.timestamp() + lease_seconds)
@@ -73,15 +90,16 @@ class MemoryCampaigns:
 
     def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
         with self.lock:
-            current = self.items[campaign.campaign_id]
-            if run.run_id:
-                if self.claims.get(campaign.campaign_id, (None,))[0] != run.fire_time:
-                    return False
-                current.runs_count += 1
-                current.last_triggered_at = run.fire_time
-                self.run_log.append(run)
+            current = self.items.get(campaign.campaign_id)
+            held = self.claims.get(campaign.campaign_id)
+            if current is None or current.version != campaign.version or held is None or held[0] != run.fire_time:
+                return False
+            current.runs_count += 1
+            current.last_triggered_at = run.fire_time
             current.status, current.next_run_at = status, next_run_at
-            self.claims.pop(campaign.campaign_id, None)
+            current.updated_at, current.version = run.triggered_at, current.version + 1
+            self.claims.pop(campaign.campaign_id)
+            self.run_log.append(run)
             return True
 
     def runs(self, campaign_id: str, limit: int) -> list[Run]:
@@ -92,12 +110,15 @@ class MemoryCampaigns:
 class RecordingTrigger:
     fired: list[tuple[str, str]] = field(default_factory=list)
     fail: int = 0
+    meanwhile: list[Callable[[], object]] = field(default_factory=list)  # run after the send, before it is recorded
 
     def trigger(self, campaign: Campaign, run_id: str, event_id: str) -> AcceptedEvent:
         if self.fail:
             self.fail -= 1
             raise TransientError("kafka and the delay queue are down")
         self.fired.append((run_id, event_id))
+        while self.meanwhile:
+            self.meanwhile.pop(0)()
         return AcceptedEvent(event_id=event_id, job_ids=[], segment_id=campaign.segment_id)
 
 
@@ -243,3 +264,141 @@ def test_update_revalidates_and_moves_the_next_run(world: World) -> None:
     assert updated.next_run_at == datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
     with pytest.raises(ValidationFailed):
         world.campaigns.update(campaign.campaign_id, CampaignUpdate(payload={"film_id": "only"}))
+
+
+# -- states and actions (docs/CAMPAIGN.md, "States and actions") ----------------------------------------------
+
+
+def _exhaust(world: World, max_runs: int = 2) -> Campaign:
+    campaign = world.create(cron="* * * * *", max_runs=max_runs)
+    for minute in range(1, max_runs + 1):
+        assert len(world.at(T0 + timedelta(minutes=minute))) == 1
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.status, stored.runs_count, stored.next_run_at) == (CampaignStatus.INACTIVE, max_runs, None)
+    return stored
+
+
+def test_raising_max_runs_with_put_makes_an_exhausted_campaign_active_from_now(world: World) -> None:
+    campaign = _exhaust(world)
+    with pytest.raises(Conflict, match="raise max_runs"):
+        world.campaigns.resume(campaign.campaign_id)
+    world.now = T0 + timedelta(minutes=30, seconds=10)
+    raised = world.campaigns.update(campaign.campaign_id, CampaignUpdate(max_runs=3))
+    assert (raised.status, raised.max_runs, raised.runs_count) == (CampaignStatus.ACTIVE, 3, 2)
+    assert raised.next_run_at == T0 + timedelta(minutes=31, seconds=-30)  # the cron's next time after now
+    assert world.campaigns.get(campaign.campaign_id) == raised
+    assert len(world.at(T0 + timedelta(minutes=31))) == 1  # the one more run
+    assert world.campaigns.get(campaign.campaign_id).status is CampaignStatus.INACTIVE
+    unlimited = world.campaigns.update(campaign.campaign_id, CampaignUpdate.model_validate({"max_runs": None}))
+    assert (unlimited.status, unlimited.max_runs) == (CampaignStatus.ACTIVE, None) and unlimited.next_run_at
+
+
+def test_a_put_that_leaves_max_runs_used_up_keeps_the_campaign_inactive(world: World) -> None:
+    campaign = _exhaust(world)
+    renamed = world.campaigns.update(campaign.campaign_id, CampaignUpdate(name="renamed", max_runs=2))
+    assert (renamed.name, renamed.status, renamed.next_run_at) == ("renamed", CampaignStatus.INACTIVE, None)
+
+
+def test_pause_of_an_inactive_campaign_is_a_conflict_that_says_why(world: World) -> None:
+    campaign = _exhaust(world)
+    with pytest.raises(Conflict, match="max_runs") as raised:
+        world.campaigns.pause(campaign.campaign_id)
+    assert "INACTIVE" in str(raised.value) and "PUT" in str(raised.value)
+    assert world.campaigns.get(campaign.campaign_id).status is CampaignStatus.INACTIVE
+    with pytest.raises(Conflict):
+        world.campaigns.resume(campaign.campaign_id)  # and it stays that way
+
+
+def test_lowering_max_runs_to_the_runs_made_finishes_the_campaign_and_below_them_is_refused(world: World) -> None:
+    campaign = world.create(cron="* * * * *", max_runs=5)
+    world.at(T0 + timedelta(minutes=1))
+    world.at(T0 + timedelta(minutes=2))
+    with pytest.raises(ValidationFailed) as refused:
+        world.campaigns.update(campaign.campaign_id, CampaignUpdate(max_runs=1))
+    (problem,) = refused.value.errors
+    assert problem.loc == "max_runs" and "2" in problem.msg
+    done = world.campaigns.update(campaign.campaign_id, CampaignUpdate(max_runs=2))
+    assert (done.status, done.next_run_at, done.runs_count) == (CampaignStatus.INACTIVE, None, 2)
+    assert world.at(T0 + timedelta(minutes=3)) == []
+
+
+def test_pause_and_resume_of_a_campaign_already_in_that_state_change_nothing(world: World) -> None:
+    campaign = world.create(cron="0 * * * *")
+    world.now = datetime(2026, 11, 24, 9, 0, 20, tzinfo=UTC)  # due since 09:00, the tick not yet come
+    resumed = world.campaigns.resume(campaign.campaign_id)
+    assert resumed == campaign  # still due at 09:00: a resume of an ACTIVE campaign skips nothing
+    assert len(world.at(datetime(2026, 11, 24, 9, 0, 30, tzinfo=UTC))) == 1
+    paused = world.campaigns.pause(campaign.campaign_id)
+    assert world.campaigns.pause(campaign.campaign_id) == paused
+
+
+def test_a_pause_between_the_claim_and_the_completion_keeps_the_run_and_the_pause(world: World) -> None:
+    campaign = world.create()
+    world.trigger.meanwhile.append(lambda: world.campaigns.pause(campaign.campaign_id))
+    fired = world.at(datetime(2026, 11, 24, 9, 0, 10, tzinfo=UTC))
+    assert fired == [f"{campaign.campaign_id}:2026-11-24T09:00:00.000Z"]
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert stored.runs_count == 1 and stored.last_triggered_at == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert (stored.status, stored.next_run_at) == (CampaignStatus.PAUSED, None)
+    assert [r.run_id for r in world.store.runs(campaign.campaign_id, 10)] == fired
+    resumed = world.campaigns.resume(campaign.campaign_id)
+    assert (resumed.status, resumed.runs_count) == (CampaignStatus.ACTIVE, 1)
+
+
+def test_a_put_between_the_claim_and_the_completion_keeps_the_run_and_the_edit(world: World) -> None:
+    campaign = world.create()
+    new_cron = CampaignUpdate(cron="0 12 * * *", name="noon")
+    world.trigger.meanwhile.append(lambda: world.campaigns.update(campaign.campaign_id, new_cron))
+    assert len(world.at(datetime(2026, 11, 24, 9, 0, 10, tzinfo=UTC))) == 1
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.runs_count, stored.status, stored.name) == (1, CampaignStatus.ACTIVE, "noon")
+    assert stored.next_run_at == datetime(2026, 11, 24, 12, 0, tzinfo=UTC)  # the edit's schedule, from its now
+    renamed = CampaignUpdate(name="again")  # an edit that leaves the schedule: the run moves it on
+    world.trigger.meanwhile.append(lambda: world.campaigns.update(campaign.campaign_id, renamed))
+    assert len(world.at(datetime(2026, 11, 24, 12, 0, 10, tzinfo=UTC))) == 1
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.runs_count, stored.name) == (2, "again")
+    assert stored.next_run_at == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_max_runs_is_never_exceeded_when_a_pause_and_resume_race_the_last_run(world: World) -> None:
+    campaign = world.create(cron="* * * * *", max_runs=1)
+    world.trigger.meanwhile += [
+        lambda: world.campaigns.pause(campaign.campaign_id),
+        lambda: world.campaigns.resume(campaign.campaign_id),
+    ]
+    assert len(world.at(T0 + timedelta(minutes=1))) == 1
+    for minute in range(2, 6):
+        assert world.at(T0 + timedelta(minutes=minute)) == []
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.status, stored.runs_count, len(world.trigger.fired)) == (CampaignStatus.INACTIVE, 1, 1)
+
+
+def test_lowering_max_runs_to_the_runs_made_while_a_run_is_under_way_is_refused(world: World) -> None:
+    campaign = world.create(cron="* * * * *", max_runs=3)
+    world.at(T0 + timedelta(minutes=1))
+    outcome: list[BaseException] = []
+
+    def lower() -> None:
+        try:
+            world.campaigns.update(campaign.campaign_id, CampaignUpdate(max_runs=1))
+        except Conflict as exc:
+            outcome.append(exc)
+
+    world.trigger.meanwhile.append(lower)
+    assert len(world.at(T0 + timedelta(minutes=2))) == 1
+    assert outcome and "under way" in str(outcome[0])
+    stored = world.campaigns.get(campaign.campaign_id)
+    assert (stored.runs_count, stored.max_runs, stored.status) == (2, 3, CampaignStatus.ACTIVE)
+
+
+def test_a_campaign_already_at_max_runs_when_due_is_finished_without_firing(world: World) -> None:
+    campaign = world.create(cron="* * * * *", max_runs=2)
+    stored = world.store.items[campaign.campaign_id]
+    stored.runs_count = 2  # as an item written before a PUT finished such a campaign at once
+    world.now = T0 + timedelta(minutes=1)
+    result = world.scheduler.tick()
+    assert (result.finished, result.fired, world.trigger.fired) == ([campaign.campaign_id], [], [])
+    after = world.campaigns.get(campaign.campaign_id)
+    assert (after.status, after.next_run_at, after.runs_count) == (CampaignStatus.INACTIVE, None, 2)
+    assert world.store.runs(campaign.campaign_id, 10) == []

@@ -367,8 +367,13 @@ class CampaignStore(Protocol):
         """Up to ``limit`` campaigns from ``cursor`` and the next cursor (None: last page)."""
         ...
 
-    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
-        """Store the changed campaign if nobody changed it since ``expected_updated_at``. False: someone did."""
+    def save(self, campaign: Campaign, unclaimed_at: Optional[datetime] = None) -> bool:
+        """Write the campaign's fields, status, next run and ``updated_at`` if it is still at ``campaign.version``
+        (the stored version moves on by one); ``runs_count``, ``last_triggered_at`` and a run's claim stay as they
+        are. With ``unclaimed_at``, only if no claim is live at that time.
+
+        False: nothing was written (the campaign changed meanwhile, is gone, or a claim is live).
+        """
         ...
 
     def delete(self, campaign_id: str) -> None:
@@ -380,14 +385,18 @@ class CampaignStore(Protocol):
         ...
 
     def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
-        """Take the run at ``fire_time``. True: this scheduler fires it. False: another scheduler holds it or the
-        campaign moved on (changed, paused, already fired)."""
+        """Take the run at ``fire_time``: only if the campaign is ACTIVE, still at ``campaign.version`` and its
+        ``next_run_at``, holds no live claim, and has a run left (``runs_count < max_runs``). True: this scheduler
+        fires it. False: another scheduler holds it or the campaign moved on (changed, paused, already fired)."""
         ...
 
     def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
-        """Record the run and move the campaign on, in one transaction, if the claim is still this scheduler's.
+        """Record the run and move the campaign on (``runs_count`` + 1, ``last_triggered_at``, status and next run,
+        the claim dropped, the version moved on), in one transaction, if the claim on ``run.fire_time`` is still
+        held and the campaign is still at ``campaign.version``.
 
-        False: it is not (the lease ran out and another scheduler took the run); nothing was written.
+        False: nothing was written (the campaign changed since ``campaign`` was read, is gone, or the claim is not
+        held any more).
         """
         ...
 

@@ -205,6 +205,7 @@ class Campaign:
     next_run_at: Optional[datetime]
     created_at: datetime
     updated_at: datetime
+    version: int = 0  # every write but a run's claim adds one; a write is conditional on the version it read
 
     def view(self) -> dict[str, Any]:
         """The public JSON shape."""

@@ -6,14 +6,19 @@ Rules (docs/CAMPAIGN.md):
   that occurs twice fires once;
 - missed runs coalesce: a tick that finds several fire times passed fires one run, for the latest;
 - a run is claimed with a conditional write before it is triggered, and the campaign's counters move
-  only after the trigger succeeded; a failed trigger is retried on the next tick.
+  only after the trigger succeeded; a failed trigger is retried on the next tick;
+- a campaign is INACTIVE exactly when it has a ``max_runs`` and has used it: a run that reaches it, or a PUT that
+  lowers it to ``runs_count``, ends the campaign, and a PUT that raises it (or removes it) makes it ACTIVE again;
+- every write is conditional on the version it read, and none but the run's own completion touches the run's
+  claim or counters: a pause or an edit that lands while a run is under way keeps that run, which is then
+  recorded against the campaign as it now is.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +36,7 @@ from notify.services.status import StatusQueries
 
 CLAIM_SECONDS = 120
 MAX_PREVIEW = 50
+ATTEMPTS = 5  # conditional writes that lost a race, read again and retried
 
 
 def _check_cron(value: str) -> str:
@@ -135,6 +141,51 @@ def run_event_id(campaign_id: str, fire_time: datetime) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"campaign:{campaign_id}:{iso(fire_time)}"))
 
 
+# -- states ------------------------------------------------------------------------------------
+
+
+def _merge(current: Campaign, changes: CampaignUpdate) -> CampaignInput:
+    """The campaign with the fields a PUT sent, validated as a whole: one field error per problem."""
+    merged = {k: getattr(current, k) for k in CampaignUpdate.model_fields} | changes.model_dump(exclude_unset=True)
+    try:
+        return CampaignInput.model_validate({k: v for k, v in merged.items() if v is not None})
+    except ValidationFailed:
+        raise
+    except ValidationError as exc:
+        raise ValidationFailed(field_errors(exc)) from None
+
+
+def _used_up(max_runs: Optional[int], runs_count: int) -> bool:
+    return max_runs is not None and runs_count >= max_runs
+
+
+def _after_edit(current: Campaign, data: CampaignInput, now: datetime) -> tuple[CampaignStatus, Optional[datetime]]:
+    """The status and next run after a PUT: INACTIVE exactly when max_runs is used up, ACTIVE again from now when
+    a raised (or removed) max_runs leaves runs, a new schedule of an ACTIVE campaign from now, else unchanged."""
+    if _used_up(data.max_runs, current.runs_count):
+        return CampaignStatus.INACTIVE, None
+    if current.status is CampaignStatus.INACTIVE:
+        return CampaignStatus.ACTIVE, next_fire(data.cron, data.timezone, now)
+    if current.status is CampaignStatus.ACTIVE and (data.cron, data.timezone) != (current.cron, current.timezone):
+        return CampaignStatus.ACTIVE, next_fire(data.cron, data.timezone, now)
+    return current.status, current.next_run_at
+
+
+def after_run(campaign: Campaign, fire: datetime, now: datetime) -> tuple[Optional[datetime], CampaignStatus]:
+    """The next run and status once the run at ``fire`` is recorded against ``campaign`` as it is now.
+
+    The run that reaches max_runs ends the campaign; a PAUSED campaign stays paused; an ACTIVE one keeps a next run
+    an edit or a resume set after the claim, else moves on to the cron's next time after now.
+    """
+    if _used_up(campaign.max_runs, campaign.runs_count + 1):
+        return None, CampaignStatus.INACTIVE
+    if campaign.status is not CampaignStatus.ACTIVE:
+        return None, campaign.status
+    if campaign.next_run_at is not None and campaign.next_run_at > fire:
+        return campaign.next_run_at, CampaignStatus.ACTIVE
+    return next_fire(campaign.cron, campaign.timezone, max(now, fire)), CampaignStatus.ACTIVE
+
+
 # -- services ----------------------------------------------------------------------------------
 
 
@@ -193,68 +244,87 @@ class CampaignService:
         return self._store.page(limit, cursor)
 
     def update(self, campaign_id: str, changes: CampaignUpdate) -> Campaign:
-        """Replace the fields sent; a new cron or time zone of an ACTIVE campaign recomputes the next run.
+        """Replace the fields sent, validated with the rest as a whole (ValidationFailed).
 
-        The merged campaign is validated as a whole (ValidationFailed); a concurrent change is a Conflict.
+        A new cron or time zone of an ACTIVE campaign recomputes the next run from now. ``max_runs`` moves the
+        status: raised above ``runs_count`` (or removed), an INACTIVE campaign is ACTIVE again from now; lowered to
+        ``runs_count``, the campaign is INACTIVE (a Conflict while a run is under way, which would go past it);
+        below ``runs_count`` it is a field error.
         """
-        current = self.get(campaign_id)
-        merged = {
-            "name": current.name,
-            "cron": current.cron,
-            "timezone": current.timezone,
-            "segment_id": current.segment_id,
-            "event_type": current.event_type,
-            "payload": current.payload,
-            "channels": current.channels,
-            "priority": current.priority,
-            "max_runs": current.max_runs,
-            **changes.model_dump(exclude_unset=True),
-        }
-        try:
-            data = CampaignInput.model_validate({k: v for k, v in merged.items() if v is not None})
-        except ValidationFailed:
-            raise
-        except ValidationError as exc:  # the merged document breaks a rule: one field error per problem
-            raise ValidationFailed(field_errors(exc)) from None
-        now = self._clock()
-        updated = Campaign(
-            **{
-                **current.__dict__,
-                **{k: getattr(data, k) for k in merged},
-                "updated_at": now,
-            }
-        )
-        if current.status is CampaignStatus.ACTIVE and (data.cron, data.timezone) != (current.cron, current.timezone):
-            updated.next_run_at = next_fire(data.cron, data.timezone, now)
-        if not self._store.replace(updated, current.updated_at):
-            raise Conflict(f"campaign {campaign_id} changed meanwhile; read it again")
-        return updated
+
+        def change(current: Campaign, now: datetime) -> Campaign:
+            data = _merge(current, changes)
+            if data.max_runs is not None and data.max_runs < current.runs_count:
+                runs = current.runs_count
+                message = f"the campaign has already run {runs} times: max_runs must be at least {runs}"
+                raise ValidationFailed([FieldError("max_runs", message, "greater_than_equal")])
+            updated = replace(current, **{k: getattr(data, k) for k in CampaignUpdate.model_fields}, updated_at=now)
+            updated.status, updated.next_run_at = _after_edit(current, data, now)
+            return updated
+
+        return self._change(campaign_id, change)
 
     def delete(self, campaign_id: str) -> None:
-        """Delete the campaign; NotFound if there is none."""
+        """Delete the campaign; NotFound if there is none. A run under way is sent but not recorded."""
         self.get(campaign_id)
         self._store.delete(campaign_id)
 
     def pause(self, campaign_id: str) -> Campaign:
-        """PAUSED: it never fires until resumed."""
-        return self._set_status(campaign_id, CampaignStatus.PAUSED)
+        """PAUSED: it never fires until resumed. Pausing a PAUSED campaign changes nothing; an INACTIVE one is a
+        Conflict (it has used its max_runs: nothing to pause)."""
+
+        def change(current: Campaign, now: datetime) -> Optional[Campaign]:
+            if current.status is CampaignStatus.PAUSED:
+                return None
+            return replace(current, status=CampaignStatus.PAUSED, next_run_at=None, updated_at=now)
+
+        return self._change(campaign_id, change, refused_when_inactive="pause")
 
     def resume(self, campaign_id: str) -> Campaign:
-        """Active again, next run computed from now: runs missed while paused are not fired."""
-        return self._set_status(campaign_id, CampaignStatus.ACTIVE)
+        """ACTIVE again, next run computed from now: runs missed while paused are not fired. Resuming an ACTIVE
+        campaign changes nothing (a run that is due stays due); an INACTIVE one is a Conflict."""
 
-    def _set_status(self, campaign_id: str, status: CampaignStatus) -> Campaign:
-        current = self.get(campaign_id)
-        if current.status is CampaignStatus.INACTIVE and status is CampaignStatus.ACTIVE:
-            raise Conflict(f"campaign {campaign_id} reached max_runs; raise max_runs to run it again")
-        now = self._clock()
-        updated = Campaign(**{**current.__dict__, "status": status, "updated_at": now})
-        updated.next_run_at = (
-            next_fire(current.cron, current.timezone, now) if status is CampaignStatus.ACTIVE else None
-        )
-        if not self._store.replace(updated, current.updated_at):
-            raise Conflict(f"campaign {campaign_id} changed meanwhile; try again")
-        return updated
+        def change(current: Campaign, now: datetime) -> Optional[Campaign]:
+            if current.status is CampaignStatus.ACTIVE:
+                return None
+            next_run = next_fire(current.cron, current.timezone, now)
+            return replace(current, status=CampaignStatus.ACTIVE, next_run_at=next_run, updated_at=now)
+
+        return self._change(campaign_id, change, refused_when_inactive="resume")
+
+    def _change(
+        self,
+        campaign_id: str,
+        change: Callable[[Campaign, datetime], Optional[Campaign]],
+        refused_when_inactive: Optional[str] = None,
+    ) -> Campaign:
+        """Read, change (None: nothing to change), and write conditionally on the version read; a write that lost a
+        race is retried. A write that ends the campaign is refused while a run is under way, which would be one run
+        more than max_runs."""
+        for _ in range(ATTEMPTS):
+            current = self.get(campaign_id)
+            if refused_when_inactive and current.status is CampaignStatus.INACTIVE:
+                raise Conflict(
+                    f"campaign {campaign_id} is INACTIVE: it has run {current.runs_count} of its max_runs "
+                    f"{current.max_runs} times, so there is nothing to {refused_when_inactive}; to run it again, "
+                    f"raise max_runs with PUT /api/v1/campaigns/{campaign_id}"
+                )
+            now = self._clock()
+            updated = change(current, now)
+            if updated is None:
+                return current
+            ending = updated.status is CampaignStatus.INACTIVE and current.status is not CampaignStatus.INACTIVE
+            if self._store.save(updated, now if ending else None):
+                return replace(updated, version=current.version + 1)
+            latest = self._store.get(campaign_id)
+            if latest is None:
+                raise NotFound(f"campaign {campaign_id} not found")
+            if ending and latest.version == current.version:  # unchanged: the claim of a live run refused it
+                raise Conflict(
+                    f"a run of campaign {campaign_id} is under way: with it, runs_count will be "
+                    f"{current.runs_count + 1}, above max_runs {updated.max_runs}; try again in a minute"
+                )
+        raise Conflict(f"campaign {campaign_id} keeps changing; read it again and retry")
 
     def preview(self, campaign_id: str, count: int) -> list[datetime]:
         """The next ``count`` (at most MAX_PREVIEW) fire times from now, in UTC."""
@@ -323,6 +393,7 @@ class TickResult:
     skipped: list[str] = field(default_factory=list)  # claimed elsewhere
     failed: list[str] = field(default_factory=list)  # trigger failed: retried next tick
     finished: list[str] = field(default_factory=list)  # max_runs reached
+    unrecorded: list[str] = field(default_factory=list)  # triggered, but the campaign was deleted or the claim lost
 
 
 class CampaignScheduler:
@@ -345,9 +416,9 @@ class CampaignScheduler:
     def _fire(self, campaign: Campaign, now: datetime, result: TickResult) -> None:
         if campaign.status is not CampaignStatus.ACTIVE or campaign.next_run_at is None or campaign.next_run_at > now:
             return
-        if campaign.max_runs is not None and campaign.runs_count >= campaign.max_runs:
-            run = Run(campaign.campaign_id, campaign.next_run_at, "", "", now)
-            if self._store.complete(campaign, run, None, CampaignStatus.INACTIVE):
+        if _used_up(campaign.max_runs, campaign.runs_count):  # stored so before a PUT ended such campaigns at once
+            done = replace(campaign, status=CampaignStatus.INACTIVE, next_run_at=None, updated_at=now)
+            if self._store.save(done):
                 result.finished.append(campaign.campaign_id)
             return
         fire = max(campaign.next_run_at, latest_fire(campaign.cron, campaign.timezone, now))  # coalesce missed runs
@@ -360,12 +431,21 @@ class CampaignScheduler:
         except Exception:  # noqa: BLE001 - any failure leaves the campaign as it was; the claim expires
             result.failed.append(rid)
             return
-        runs = campaign.runs_count + 1
-        done = campaign.max_runs is not None and runs >= campaign.max_runs
-        status = CampaignStatus.INACTIVE if done else CampaignStatus.ACTIVE
-        next_run = None if done else next_fire(campaign.cron, campaign.timezone, max(now, fire))
-        if self._store.complete(campaign, Run(campaign.campaign_id, fire, rid, event_id, now), next_run, status):
-            result.fired.append(rid)
+        run = Run(campaign.campaign_id, fire, rid, event_id, now)
+        current: Optional[Campaign] = campaign
+        for _ in range(ATTEMPTS):
+            assert current is not None
+            next_run, status = after_run(current, fire, now)
+            if self._store.complete(current, run, next_run, status):
+                result.fired.append(rid)
+                return
+            # A pause or an edit landed since the claim (it kept the claim): record the run against the campaign as
+            # it is now. Unchanged, or gone: the claim is not ours any more (or the campaign was deleted).
+            latest = self._store.get(campaign.campaign_id)
+            if latest is None or latest.version == current.version:
+                break
+            current = latest
+        result.unrecorded.append(rid)
 
 
 class IngestTrigger:

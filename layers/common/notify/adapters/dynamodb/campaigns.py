@@ -43,6 +43,7 @@ def _campaign_item(c: Campaign) -> dict[str, Any]:
         "next_run_at": iso(c.next_run_at) if c.next_run_at else None,
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
+        "version": c.version,
     }
     return item
 
@@ -65,7 +66,32 @@ def _campaign(item: Mapping[str, Any]) -> Campaign:
         next_run_at=_dt(item.get("next_run_at")),
         created_at=_dt(item["created_at"]) or datetime.min,
         updated_at=_dt(item["updated_at"]) or datetime.min,
+        version=int(item.get("version", 0)),  # items stored before versions are at 0
     )
+
+
+# What an edit writes: everything but the counters (runs_count, last_triggered_at) and a run's claim.
+EDITABLE = (
+    "name",
+    "cron",
+    "timezone",
+    "segment_id",
+    "event_type",
+    "payload",
+    "channels",
+    "priority",
+    "max_runs",
+    "status",
+    "next_run_at",
+    "updated_at",
+)
+
+
+def _at_version(version: int) -> str:
+    """The condition that the item exists and is at ``:version`` (items stored before versions are at 0)."""
+    if version == 0:
+        return "attribute_exists(pk) AND (attribute_not_exists(version) OR version = :version)"
+    return "version = :version"
 
 
 class DynamoCampaignStore:
@@ -113,16 +139,29 @@ class DynamoCampaignStore:
             kwargs["ExclusiveStartKey"] = last
         return out[:limit], self._cursors.encode(last)
 
-    def replace(self, campaign: Campaign, expected_updated_at: datetime) -> bool:
-        """A whole-item PutItem conditional on ``updated_at``: attributes that became None disappear with it."""
-        # A whole-item put: attributes that became None (next_run_at when paused) disappear with it.
+    def save(self, campaign: Campaign, unclaimed_at: Optional[datetime] = None) -> bool:
+        """An UpdateItem of the editable attributes (those that became None are removed) and the version, conditional
+        on the version read (and, with ``unclaimed_at``, on no live claim): the counters and a claim stay."""
+        item = _campaign_item(campaign)
+        names = {f"#{k}": k for k in EDITABLE}
+        values: dict[str, Any] = {f":{k}": item[k] for k in EDITABLE if item[k] is not None}
+        sets = [f"#{k} = :{k}" for k in EDITABLE if item[k] is not None] + ["version = :next"]
+        removes = [f"#{k}" for k in EDITABLE if item[k] is None]
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        values |= {":version": campaign.version, ":next": campaign.version + 1}
+        condition = _at_version(campaign.version)
+        if unclaimed_at is not None:
+            condition += " AND (attribute_not_exists(claim_until) OR claim_until < :now)"
+            values[":now"] = int(unclaimed_at.timestamp())
         return conditional(
             "update the campaign",
-            self._client.put_item,
+            self._client.update_item,
             TableName=self._table,
-            Item=to_item(_campaign_item(campaign)),
-            ConditionExpression="updated_at = :expected",
-            ExpressionAttributeValues=expression_values({":expected": iso(expected_updated_at)}),
+            Key=to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"}),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=expression_values(values),
         )
 
     def delete(self, campaign_id: str) -> None:
@@ -156,7 +195,8 @@ class DynamoCampaignStore:
         return [_campaign(from_item(i)) for i in resp.get("Items", [])]
 
     def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
-        """Only one scheduler gets a run: the campaign must still expect this run and hold no live claim."""
+        """Only one scheduler gets a run: the campaign must still be at the version read and expect this run, hold no
+        live claim, and have a run left (``runs_count < max_runs``: with no claim live, none is in flight)."""
         assert campaign.next_run_at is not None
         values: dict[str, Any] = {
             ":fire": iso(fire_time),
@@ -164,7 +204,7 @@ class DynamoCampaignStore:
             ":now": int(now.timestamp()),
             ":expected": iso(campaign.next_run_at),
             ":active": CampaignStatus.ACTIVE.value,
-            ":runs": campaign.runs_count,
+            ":version": campaign.version,
         }
         return conditional(
             "claim the run",
@@ -172,60 +212,55 @@ class DynamoCampaignStore:
             TableName=self._table,
             Key=to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"}),
             UpdateExpression="SET claim_run = :fire, claim_until = :until",
-            ConditionExpression="#s = :active AND next_run_at = :expected AND runs_count = :runs "
-            "AND (attribute_not_exists(claim_until) OR claim_until < :now)",
+            ConditionExpression=f"{_at_version(campaign.version)} AND #s = :active AND next_run_at = :expected "
+            "AND (attribute_not_exists(claim_until) OR claim_until < :now) "
+            "AND (attribute_not_exists(max_runs) OR runs_count < max_runs)",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues=expression_values(values),
         )
 
     def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
-        """Record the run and move the campaign on, in one transaction, only if the claim is still ours."""
-        key = to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"})
+        """Record the run and move the campaign on, in one transaction, only if the claim is still held and the
+        campaign is at the version read."""
         now = iso(run.triggered_at)
-        names = {"#s": "status"}
-        if run.run_id:  # a real run (not just "max_runs reached")
-            sets = "#s = :status, runs_count = runs_count + :one, last_triggered_at = :fire, updated_at = :now"
-            values: dict[str, Any] = {
-                ":status": status.value,
-                ":one": 1,
-                ":fire": iso(run.fire_time),
-                ":now": now,
-                ":claimed": iso(run.fire_time),
-            }
-            condition = "claim_run = :claimed"
-        else:
-            sets = "#s = :status, updated_at = :now"
-            values = {":status": status.value, ":now": now, ":expected": iso(run.fire_time)}
-            condition = "next_run_at = :expected"
+        sets = "#s = :status, runs_count = runs_count + :one, last_triggered_at = :fire, updated_at = :now, "
+        sets += "version = :next"
+        values: dict[str, Any] = {
+            ":status": status.value,
+            ":one": 1,
+            ":fire": iso(run.fire_time),
+            ":now": now,
+            ":version": campaign.version,
+            ":next": campaign.version + 1,
+        }
         if next_run_at is not None:
-            sets += ", next_run_at = :next"
-            values[":next"] = iso(next_run_at)
+            sets += ", next_run_at = :next_run"
+            values[":next_run"] = iso(next_run_at)
             update = f"SET {sets} REMOVE claim_run, claim_until"
         else:
             update = f"SET {sets} REMOVE claim_run, claim_until, next_run_at"
+        run_item = {
+            **_run_key(run.campaign_id, run.fire_time),
+            "kind": "run",
+            "campaign_id": run.campaign_id,
+            "fire_time": iso(run.fire_time),
+            "run_id": run.run_id,
+            "event_id": run.event_id,
+            "triggered_at": now,
+        }
         items: list[dict[str, Any]] = [
             {
                 "Update": {
                     "TableName": self._table,
-                    "Key": key,
+                    "Key": to_item({"pk": f"CAMPAIGN#{campaign.campaign_id}", "sk": "META"}),
                     "UpdateExpression": update,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
+                    "ConditionExpression": f"claim_run = :fire AND {_at_version(campaign.version)}",
+                    "ExpressionAttributeNames": {"#s": "status"},
                     "ExpressionAttributeValues": expression_values(values),
                 }
-            }
+            },
+            {"Put": {"TableName": self._table, "Item": to_item(run_item)}},
         ]
-        if run.run_id:
-            run_item = {
-                **{k: v for k, v in _run_key(run.campaign_id, run.fire_time).items()},
-                "kind": "run",
-                "campaign_id": run.campaign_id,
-                "fire_time": iso(run.fire_time),
-                "run_id": run.run_id,
-                "event_id": run.event_id,
-                "triggered_at": now,
-            }
-            items.append({"Put": {"TableName": self._table, "Item": to_item(run_item)}})
         return conditional("complete the run", self._client.transact_write_items, TransactItems=items)
 
     def runs(self, campaign_id: str, limit: int) -> list[Run]:
