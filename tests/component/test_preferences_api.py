@@ -72,3 +72,37 @@ def test_an_import_stores_every_document_or_none() -> None:
     assert status == 422 and any(f["loc"].startswith("items.1") for f in error["error"]["fields"]), error
     assert call_api("GET", f"/api/v1/users/{fresh}/preferences")[1]["updated_at"] is None
     assert call_api("PUT", "/api/v1/preferences", {"items": [items[0]] * 101})[0] == 422
+
+
+def test_the_document_get_returned_is_accepted_by_put_as_it_is() -> None:
+    user = _user()
+    status, first = call_api("PUT", f"/api/v1/users/{user}/preferences", {"quiet_hours": NIGHTS})
+    assert status == 200 and first["updated_at"] is not None
+    status, fetched = call_api("GET", f"/api/v1/users/{user}/preferences")
+    assert status == 200 and set(fetched) >= {"user_id", "suppressed", "updated_at"}
+    fetched["categories"]["marketing"]["push"] = False
+    status, stored = call_api("PUT", f"/api/v1/users/{user}/preferences", fetched)
+    assert status == 200, stored
+    assert stored["categories"]["marketing"]["push"] is False and stored["quiet_hours"] == NIGHTS
+    assert stored["user_id"] == user and stored["updated_at"] >= fetched["updated_at"]
+    assert call_api("GET", f"/api/v1/users/{user}/preferences") == (200, stored)
+    # read-only: updated_at and suppressed as sent are ignored, not stored
+    status, stored = call_api(
+        "PUT",
+        f"/api/v1/users/{user}/preferences",
+        {**stored, "updated_at": "2000-01-01T00:00:00.000Z", "suppressed": ["x@example.com"]},
+    )
+    assert status == 200 and stored["updated_at"] != "2000-01-01T00:00:00.000Z" and stored["suppressed"] == []
+    # a never-seen user's defaults round trip too (updated_at is null there)
+    fresh = _user()
+    status, defaults = call_api("GET", f"/api/v1/users/{fresh}/preferences")
+    assert call_api("PUT", f"/api/v1/users/{fresh}/preferences", defaults)[0] == 200
+
+
+def test_a_put_naming_another_user_is_a_field_level_422_and_stores_nothing() -> None:
+    user, other = _user(), _user()
+    status, error = call_api("PUT", f"/api/v1/users/{user}/preferences", {"user_id": other, "channels": {}})
+    assert status == 422, error
+    (field,) = error["error"]["fields"]
+    assert field["loc"] == "user_id" and user in field["msg"] and other in field["msg"], field
+    assert call_api("GET", f"/api/v1/users/{user}/preferences")[1]["updated_at"] is None

@@ -300,7 +300,9 @@ class PreferencesInput(Strict):
     """A user's notification preferences (PUT replaces the whole document).
 
     channels turns a channel off for everything but account notifications; categories turns one channel off for
-    one category. A channel or category left out is on. account notifications cannot be turned off.
+    one category. A channel or category left out is on. account notifications cannot be turned off. The document
+    GET returned is accepted as it is: its read-only fields are checked (user_id) or ignored (suppressed,
+    updated_at), never stored.
     """
 
     channels: dict[Channel, bool] = Field(default_factory=dict, examples=[{"email": True, "push": False}])
@@ -308,6 +310,22 @@ class PreferencesInput(Strict):
         default_factory=dict, examples=[{"marketing": {"email": False}}]
     )
     quiet_hours: Optional[QuietHours] = None
+    user_id: Optional[UserId] = Field(
+        default=None,
+        description="read-only: if sent, it must be the user of the path (else 422 on user_id)",
+        json_schema_extra={"readOnly": True},
+    )
+    suppressed: Optional[list[Annotated[str, Field(max_length=320)]]] = Field(
+        default=None,
+        description="read-only, ignored: a PUT never lifts a suppression",
+        json_schema_extra={"readOnly": True},
+    )
+    updated_at: Optional[str] = Field(
+        default=None,
+        max_length=64,
+        description="read-only, ignored: the time of the PUT is stored",
+        json_schema_extra={"readOnly": True},
+    )
 
     @field_validator("categories")
     @classmethod

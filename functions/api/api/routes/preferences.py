@@ -54,7 +54,11 @@ def put_preferences(
     user_id: PathUserId,
     document: Annotated[PreferencesInput, Body(embed=False, openapi_examples={"nights_off": NIGHTS_OFF})],
 ) -> PreferencesView:
-    """Replace the user's preferences with this document (what it leaves out is on); account mail cannot be off."""
+    """Replace the user's preferences with this document (what it leaves out is on); account mail cannot be off.
+
+    The document GET returned is accepted as it is: user_id, if sent, must be the path's (else a 422 on user_id);
+    suppressed and updated_at are read-only and ignored.
+    """
     return PreferencesView.model_validate(preferences.replace(user_id, document))
 
 

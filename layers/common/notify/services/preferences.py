@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from notify.clock import Clock, iso
+from notify.errors import FieldError, ValidationFailed
 from notify.models import Category, Channel, PreferencesInput, UserId
 from notify.ports import PreferenceStore
 from notify.records import UserPreferences
@@ -26,7 +27,14 @@ class PreferenceService:
         return (self._store.get(user_id) or UserPreferences(user_id)).document()
 
     def replace(self, user_id: UserId, data: PreferencesInput) -> dict[str, Any]:
-        """Store ``data`` as the user's whole document and return it as stored."""
+        """Store ``data`` as the user's whole document and return it as stored.
+
+        The document may be the one GET returned: a ``user_id`` in it must be ``user_id`` (ValidationFailed on
+        ``user_id``), and ``suppressed`` and ``updated_at`` are ignored.
+        """
+        if data.user_id is not None and data.user_id != user_id:
+            message = f"is {data.user_id!r}, but this is the preferences of user {user_id!r} (the path's); leave it out"
+            raise ValidationFailed([FieldError("user_id", message)])
         kept = self._store.get(user_id)  # a PUT changes the user's choices, never their suppressed addresses
         preferences = replace(
             _record(user_id, data, iso(self._clock())), suppressed=kept.suppressed if kept else frozenset()
