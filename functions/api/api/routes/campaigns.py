@@ -113,7 +113,12 @@ def update_campaign(
     campaign_id: CampaignId,
     changes: Annotated[CampaignUpdate, Body(embed=False)],
 ) -> CampaignView:
-    """Change fields; a new cron or time zone recomputes the next run from now."""
+    """Change fields; a new cron or time zone of an ACTIVE campaign recomputes the next run from now.
+
+    max_runs moves the status: raised above runs_count (or null), an INACTIVE campaign is ACTIVE again, its next run
+    computed from now; lowered to runs_count, the campaign is INACTIVE (409 while a run is under way); below
+    runs_count, a 422. A run under way is counted whatever the edit.
+    """
     return CampaignView.model_validate(campaigns.update(campaign_id, changes).view())
 
 
@@ -131,14 +136,16 @@ def delete_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: Campa
 @router.post("/api/v1/campaigns/<campaign_id>/pause", tags=["campaigns"], responses=responses(200, "PAUSED", 404, 409))
 @tracer.capture_method
 def pause_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: CampaignId) -> CampaignView:
-    """PAUSED campaigns never fire."""
+    """PAUSED campaigns never fire; pausing a PAUSED one changes nothing. 409 for an INACTIVE campaign: it has used
+    its max_runs, so there is nothing to pause (raise max_runs with PUT to run it again)."""
     return CampaignView.model_validate(campaigns.pause(campaign_id).view())
 
 
 @router.post("/api/v1/campaigns/<campaign_id>/resume", tags=["campaigns"], responses=responses(200, "ACTIVE", 404, 409))
 @tracer.capture_method
 def resume_campaign(_: CampaignsWriter, campaigns: Campaigns, campaign_id: CampaignId) -> CampaignView:
-    """ACTIVE again; the next run is computed from now (runs missed while paused are not fired)."""
+    """ACTIVE again; the next run is computed from now (runs missed while paused are not fired). Resuming an ACTIVE
+    campaign changes nothing; 409 for an INACTIVE one (raise max_runs with PUT to run it again)."""
     return CampaignView.model_validate(campaigns.resume(campaign_id).view())
 
 
