@@ -62,7 +62,8 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             f"   ({stack.kafka_wiring().source.event_source} events)",
             f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"
             " demo-bounce, demo-complaint)",
-            f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens, dev only)",
+            f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens"
+            " with Content-Type: application/json, dev only, for no other site's page)",
             f"  WS management     {stack.ws_management_url}/@connections/<id>   (WEBSOCKET_ENDPOINT)",
             f"  Demo inbox        {stack.api_url}/demo/inbox.html{_demo_query(stack)}",
             f"  Logs              {c.state_dir}/",

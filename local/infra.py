@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
@@ -213,22 +213,30 @@ def queue_url(value: Any, infra: Infra) -> str:
     raise ValueError(f"{value!r} is no queue of the local stack (only SQS on-failure destinations are emulated)")
 
 
-# What the local stack changes in the template's environment: the dev-only route that hands out user tokens without
-# an API key (POST /dev/users/{user_id}/tokens, for the demo inbox page) is on here, and only here.
-LOCAL_ENVIRONMENT: dict[str, dict[str, str]] = {"ApiFunction": {"DEV_USER_TOKENS": "true"}}
+def own_origins(api_port: int) -> tuple[str, ...]:
+    """The origins of the local stack's own pages (the console, the demo inbox): its API's, under either host name."""
+    return (f"http://127.0.0.1:{api_port}", f"http://localhost:{api_port}")
+
+
+def local_environment(origins: Sequence[str] = ()) -> dict[str, dict[str, str]]:
+    """What the local stack changes in the template's environment: the dev-only route that hands out user tokens
+    without an API key (POST /dev/users/{user_id}/tokens, for the demo inbox page) is on here, and only here, for
+    browsers on the stack's own ``origins`` only (pages of any other site get a 403)."""
+    return {"ApiFunction": {"DEV_USER_TOKENS": "true", "DEV_USER_TOKEN_ORIGINS": ",".join(origins)}}
 
 
 def function_environments(
-    template: Template, infra: Infra, overrides: Mapping[str, Mapping[str, str]] = LOCAL_ENVIRONMENT
+    template: Template, infra: Infra, overrides: Optional[Mapping[str, Mapping[str, str]]] = None
 ) -> dict[str, dict[str, str]]:
-    """Each function's environment variables, resolved, with the local stack's ``overrides``."""
+    """Each function's environment variables, resolved, with the local stack's ``overrides`` (by default
+    ``local_environment()``, which names no origin: the dev token route then answers no browser)."""
     return {
         name: {
             **{
                 key: resolve(template.evaluate(value, infra.parameters), infra)  # Fn::If on a Condition, then Refs
                 for key, value in function.environment.items()
             },
-            **overrides.get(name, {}),
+            **(local_environment() if overrides is None else overrides).get(name, {}),
         }
         for name, function in template.functions().items()
     }

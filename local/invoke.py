@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
 from local.events import REGION, function_arn
 
@@ -115,7 +116,7 @@ def _fail(message: str) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     from local.cfn import ROOT, template
-    from local.infra import STATE_FILE, StackState, function_environments
+    from local.infra import STATE_FILE, StackState, function_environments, local_environment, own_origins
 
     parser = argparse.ArgumentParser(
         prog="python -m local.invoke",
@@ -158,7 +159,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{args.function}",
         AWS_LAMBDA_LOG_STREAM_NAME="local",
     )
-    os.environ.update(function_environments(tpl, state.infra)[args.function])
+    port = urlsplit(state.api_url).port or 80
+    os.environ.update(function_environments(tpl, state.infra, local_environment(own_origins(port)))[args.function])
 
     out = sys.stdout
     with contextlib.redirect_stdout(sys.stderr):  # the handler's logs (Powertools writes to stdout) to stderr

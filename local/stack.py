@@ -26,7 +26,9 @@ from local.infra import (
     create_resources,
     create_topic,
     function_environments,
+    local_environment,
     merged_environment,
+    own_origins,
     put_secret,
     queue_url,
     resolve,
@@ -131,6 +133,11 @@ class LocalStack:
         return f"http://127.0.0.1:{self.config.api_port}"
 
     @property
+    def own_origins(self) -> tuple[str, ...]:
+        """The origins of the stack's own pages (the console, the demo inbox): the API's, under either host name."""
+        return own_origins(self.config.api_port)
+
+    @property
     def ws_url(self) -> str:
         """Where browsers connect (``?token=<user token>``): the WebSocket API, locally."""
         return f"ws://127.0.0.1:{self.config.ws_port}/"
@@ -166,6 +173,8 @@ class LocalStack:
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
             "SenderEmail": "notifications@example.com",
             "PublicApiUrl": self.api_url,  # one-click unsubscribe links point at the local API
+            # Browsers may call the API from the stack's own pages only, not from any site a developer visits.
+            "CorsAllowedOrigins": ",".join(self.own_origins),
             # One worker process serves everything here: let a preference change show within a second.
             "PreferencesCacheSeconds": "1",
             **self.config.parameter_overrides,
@@ -201,7 +210,7 @@ class LocalStack:
         # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
         put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
         put_secret(self.infra.parameters["SigningKeyParameter"], secrets.token_urlsafe(48))  # this stack's own
-        self.environments = function_environments(self.template, self.infra)
+        self.environments = function_environments(self.template, self.infra, local_environment(self.own_origins))
         env = merged_environment(self.environments)
         os.environ.update(env)
         create_topic(self.bootstrap, env["KAFKA_TOPIC"])

@@ -32,7 +32,9 @@
   }
 
   async function fetchToken() {
-    const response = await fetch(`/dev/users/${encodeURIComponent(state.user)}/tokens`, { method: "POST" });
+    // JSON, even without a body: the dev route refuses what a page of another site could send without asking.
+    const response = await fetch(`/dev/users/${encodeURIComponent(state.user)}/tokens`,
+      { method: "POST", headers: { "Content-Type": "application/json" } });
     if (!response.ok) throw new Error(`token: ${await errorOf(response)}`);
     const body = await response.json();
     state.token = body.token;

@@ -27,6 +27,7 @@ from websockets.sync.client import connect
 
 from local.events import http_api_event
 from local.invoke import LambdaContext
+from local.stack import LocalStack
 from local.ws_gateway import WebSocketGateway, wait_connected
 
 from .helpers import call_api, frames
@@ -357,13 +358,44 @@ def test_the_dev_token_route_is_a_404_unless_the_stack_enables_it(
     monkeypatch.setenv("DEV_USER_TOKENS", "true")
     _clear_services()
     _put_items(user, 1)
-    status, _, issued = request("POST", f"/dev/users/{user}/tokens")  # no API key, no body
+    # No API key, no body: a JSON request all the same (415 otherwise, see the next test).
+    status, _, issued = request("POST", f"/dev/users/{user}/tokens", content_type="application/json")
     assert status == 201 and issued["user_id"] == user, issued
     assert counts(issued["token"]) == {"unseen": 1, "unread": 1, "total": 1}
     status, _, short = request(
         "POST", f"/dev/users/{user}/tokens", body=b'{"ttl_seconds": 60}', content_type="application/json"
     )
     assert status == 201 and short["token"] != issued["token"]
+
+
+def test_the_dev_token_route_answers_the_stacks_own_pages_and_clients_that_are_no_browser(
+    local_stack: LocalStack,
+) -> None:
+    user, port = _user(), local_stack.config.api_port
+    own = (f"http://127.0.0.1:{port}", f"http://localhost:{port}")
+    path, as_json = f"/dev/users/{user}/tokens", {"content_type": "application/json"}
+    # A page on another origin, whatever it sends; a sandboxed or privacy-stripped page says "null".
+    for headers in (
+        {"origin": "https://evil.example", **as_json},
+        {"origin": f"http://127.0.0.1:{port + 1}", "sec_fetch_site": "same-site", **as_json},
+        {"origin": "null", **as_json},
+        {"sec_fetch_site": "cross-site", **as_json},  # an old browser's form POST sends no Origin
+        {"origin": "https://evil.example"},
+    ):
+        status, _, answer = request("POST", path, **headers)
+        assert (status, (answer.get("error") or {}).get("code")) == (403, "forbidden"), (headers, answer)
+    # What a page can send without a preflight, its own origin's pages included: a browser asks no one first.
+    for headers in ({"origin": own[0]}, {}, {"content_type": "text/plain"}):
+        status, _, answer = request("POST", path, **headers)
+        assert (status, (answer.get("error") or {}).get("code")) == (415, "unsupported_media_type"), (headers, answer)
+    # The stack's own pages (the demo inbox, on either name of the host), and curl or a script.
+    for headers in (
+        {"origin": own[0], "sec_fetch_site": "same-origin", **as_json},
+        {"origin": own[1], "sec_fetch_site": "cross-site", **as_json},
+        as_json,
+    ):
+        status, _, issued = request("POST", path, **headers)
+        assert status == 201 and issued["user_id"] == user, (headers, status, issued)
 
 
 def _clear_services() -> None:

@@ -21,7 +21,8 @@ def smoke(stack: StackProcess, key: str, *args: str) -> subprocess.CompletedProc
     # demo-user-1's address is the Auth service's: the local API takes no inline recipients yet, so the tool
     # falls back to the user id (and says so); once it does, the event goes to the address inline.
     command = [sys.executable, "-m", "tools.smoke", "--url", stack.api, "--email", "demo-user-1@example.com"]
-    command += ["--user-id", "demo-user-1", "--timeout", "240", *args]
+    # The local stack's CORS answers its own pages only (CorsAllowedOrigins): the preflight comes from its origin.
+    command += ["--user-id", "demo-user-1", "--timeout", "240", "--origin", stack.api, *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=420)
 
 

@@ -76,6 +76,7 @@ class Services:
     overview: OverviewService  # the console's first page: queue depths, campaigns due, latest failures
     rendered: RenderedJobs  # a job's message as rendered
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
+    dev_token_origins: tuple[str, ...] = ()  # the pages whose browser requests it answers (the stack's own)
     clock: Clock = utc_now
 
 
@@ -121,6 +122,7 @@ def build_services(settings: ApiSettings) -> Services:
         inbox=_inbox(settings, dynamodb, cursors),
         user_tokens=UserTokens(signing_key, ttl=timedelta(seconds=settings.user_token_seconds)),
         dev_user_tokens=settings.dev_user_tokens,
+        dev_token_origins=tuple(o.strip() for o in settings.dev_user_token_origins.split(",") if o.strip()),
         overview=overview,
         rendered=RenderedJobs(store, templates),
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Depends, Request
-from notify.errors import Unauthorized
+from notify.errors import Forbidden, NotFound, Unauthorized
 from notify.services.access import authorize, hash_key
 from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
@@ -38,6 +38,7 @@ from notify.signing import MAX_TOKEN_CHARS, BadToken
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
 
+from api.body import JSON_MEDIA_TYPE, BodyProblem, UnreadableBody
 from api.context import Services, services
 from api.errors import BearerRefused
 
@@ -191,3 +192,32 @@ def bearer_user(request: Request, svc: Svc) -> str:
 
 # The user whose inbox a request may read and change: the one its bearer token names, never a path's.
 InboxUser = Annotated[str, Depends(bearer_user)]
+
+
+# What a browser says of a request's initiator when it sends no Origin: this origin's page, or the user (typed URL).
+_OWN_FETCH_SITES = ("same-origin", "none")
+
+
+def dev_token_caller(request: Request, svc: Svc) -> None:
+    """The dev token route's gate, before it issues anything: a 404 wherever ``DEV_USER_TOKENS`` is off (every
+    deployed stack); a 403 for a browser's request from a page not on the stack's own origins
+    (``DEV_USER_TOKEN_ORIGINS``): an Origin not listed, or none with a ``Sec-Fetch-Site`` naming another site;
+    a 415 unless the request says ``Content-Type: application/json``, which no page can send to another origin
+    without a CORS preflight, and CORS answers the stack's own pages only. A client with no Origin (curl, a
+    script) passes."""
+    if not svc.dev_user_tokens:
+        raise NotFound(f"no operation at {request.resolved_event.path}")
+    origin = request.headers.get("origin")
+    own = ", ".join(svc.dev_token_origins) or "none configured"
+    if origin is not None and origin.lower() not in {o.lower() for o in svc.dev_token_origins}:
+        raise Forbidden(f"the dev token route answers the local stack's own pages ({own}), not {origin[:100]!r}")
+    site = (request.headers.get("sec-fetch-site") or "none").lower()
+    if origin is None and site not in _OWN_FETCH_SITES:
+        raise Forbidden(f"the dev token route answers the local stack's own pages ({own}), not a {site[:20]} page")
+    if (request.headers.get("content-type") or "").split(";")[0].strip().lower() != JSON_MEDIA_TYPE:
+        message = f"send Content-Type: {JSON_MEDIA_TYPE} (with or without a body): a browser then asks CORS first"
+        raise UnreadableBody(BodyProblem(415, "unsupported_media_type", message))
+
+
+# The dev token route's caller: the local stack's own page or no browser at all (see ``dev_token_caller``).
+DevTokenCaller = Annotated[None, Depends(dev_token_caller)]

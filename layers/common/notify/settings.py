@@ -64,6 +64,9 @@ class ApiSettings(StoreSettings, KafkaSettings, InAppSettings):
     user_token_seconds: int = Field(default=3600, ge=60, le=86400, alias="USER_TOKEN_SECONDS")
     # The local stack's dev-only POST /dev/users/{user_id}/tokens (no API key): never on in a deployed stack.
     dev_user_tokens: bool = Field(default=False, alias="DEV_USER_TOKENS")
+    # The origins whose pages it answers (comma-separated; the local stack sets its own): a browser's request from
+    # any other page is refused, one without an Origin (curl) is not.
+    dev_user_token_origins: str = Field(default="", alias="DEV_USER_TOKEN_ORIGINS")
 
 
 class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings):

@@ -6,7 +6,9 @@ key (rotated as ``new,old`` without breaking the tokens handed out, docs/OPERATI
 
 ``POST /dev/users/{user_id}/tokens`` issues the same token without an API key, for the local stack's demo inbox
 page: it answers only where ``DEV_USER_TOKENS`` is true, which only ``make local`` sets (template.yaml sets it
-false), and is a 404 like any unknown path everywhere else.
+false), and is a 404 like any unknown path everywhere else. Even there it answers no page of another site: only
+JSON requests (a preflight for any other origin) from the stack's own origins, or from no browser
+(``api.deps.dev_token_caller``).
 """
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
@@ -19,12 +21,12 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from notify.clock import iso
-from notify.errors import FieldError, NotFound, ValidationFailed
+from notify.errors import FieldError, ValidationFailed
 from notify.models import Strict, UserId
 from notify.usertokens import MAX_TTL
 from pydantic import Field
 
-from api.deps import Svc, TokenIssuer
+from api.deps import DevTokenCaller, Svc, TokenIssuer
 from api.openapi import responses
 from api.params import PercentDecoded
 from api.views import UserTokenView
@@ -80,6 +82,16 @@ def issue_user_token(
     return _issue(svc, user_id, request)
 
 
+# The dev route's own 403: not a key's scope, but a page of another site (api.deps.dev_token_caller).
+DEV_RESPONSES = responses(201, "A user token (the local stack only)", 403, 404, public=True)
+DEV_RESPONSES[403]["description"] = (
+    "A browser's request from a page that is not the local stack's own (its Origin, or its Sec-Fetch-Site)"
+)
+DEV_RESPONSES[415]["description"] = (
+    "No Content-Type: application/json (with or without a body): nothing a page may send without a CORS preflight"
+)
+
+
 @router.post(
     "/dev/users/<user_id>/tokens",
     tags=TAGS,
@@ -87,16 +99,19 @@ def issue_user_token(
     description=(
         "**Development only.** The local stack's token route for its demo inbox page, without an API key. It "
         "answers only where DEV_USER_TOKENS is true, which only `make local` sets; every deployed stack answers "
-        "404, like an unknown path. In production, tokens come from `POST /api/v1/users/{user_id}/tokens`."
+        "404, like an unknown path. It takes `Content-Type: application/json` only (415 otherwise), so a page on "
+        "another origin must send a CORS preflight, which the local stack answers for its own pages only; a "
+        "browser's request from any other page (Origin, Sec-Fetch-Site) is a 403. In production, tokens come "
+        "from `POST /api/v1/users/{user_id}/tokens`."
     ),
     security=[],
-    responses=responses(201, "A user token (the local stack only)", 404, public=True),
+    responses=DEV_RESPONSES,
 )
 @tracer.capture_method
-def issue_dev_user_token(svc: Svc, user_id: TokenUserId, request: TokenBody = None) -> Response[UserTokenView]:
-    """Dev only: the local stack's token route for its demo inbox page, without an API key. Anywhere
-    ``DEV_USER_TOKENS`` is not true (every deployed stack) it is a 404; in production, tokens come from
-    ``POST /api/v1/users/{user_id}/tokens`` with an API key."""
-    if not svc.dev_user_tokens:
-        raise NotFound(f"no operation at {router.current_event.path}")
+def issue_dev_user_token(
+    _: DevTokenCaller, svc: Svc, user_id: TokenUserId, request: TokenBody = None
+) -> Response[UserTokenView]:
+    """Dev only: the local stack's token route for its demo inbox page, without an API key, for its own pages
+    (``api.deps.dev_token_caller``). Anywhere ``DEV_USER_TOKENS`` is not true (every deployed stack) it is a 404;
+    in production, tokens come from ``POST /api/v1/users/{user_id}/tokens`` with an API key."""
     return _issue(svc, user_id, request)
