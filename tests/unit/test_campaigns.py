@@ -402,3 +402,12 @@ def test_a_campaign_already_at_max_runs_when_due_is_finished_without_firing(worl
     after = world.campaigns.get(campaign.campaign_id)
     assert (after.status, after.next_run_at, after.runs_count) == (CampaignStatus.INACTIVE, None, 2)
     assert world.store.runs(campaign.campaign_id, 10) == []
+
+
+def test_a_delete_between_the_claim_and_the_completion_leaves_the_run_unrecorded(world: World) -> None:
+    campaign = world.create()
+    world.trigger.meanwhile.append(lambda: world.campaigns.delete(campaign.campaign_id))
+    world.now = datetime(2026, 11, 24, 9, 0, 10, tzinfo=UTC)
+    result = world.scheduler.tick()
+    assert (result.fired, result.unrecorded) == ([], [f"{campaign.campaign_id}:2026-11-24T09:00:00.000Z"])
+    assert world.store.get(campaign.campaign_id) is None and world.store.runs(campaign.campaign_id, 10) == []

@@ -432,9 +432,8 @@ class CampaignScheduler:
             result.failed.append(rid)
             return
         run = Run(campaign.campaign_id, fire, rid, event_id, now)
-        current: Optional[Campaign] = campaign
+        current = campaign
         for _ in range(ATTEMPTS):
-            assert current is not None
             next_run, status = after_run(current, fire, now)
             if self._store.complete(current, run, next_run, status):
                 result.fired.append(rid)
