@@ -30,7 +30,12 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
+# The email preview's frame: data: images only, until the operator asks for remote ones (frame-images.html).
 FRAME_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+FRAME_IMAGES_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data: https:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'self'"
 )
@@ -384,6 +389,10 @@ def test_the_email_preview_frame_has_its_own_policy_styles_without_scripts_frame
     assert headers["X-Content-Type-Options"] == "nosniff" and headers["Referrer-Policy"] == "no-referrer"
     assert "<script" not in answer["body"].replace('<script src="frame.js"></script>', "")  # no inline script
     assert _raw("/admin/frame.js")["headers"]["Content-Security-Policy"] == CSP
+    # The same frame once the operator asks for remote images: HTTPS images too, nothing else.
+    images = _raw("/admin/frame-images.html")
+    assert images["statusCode"] == 200 and images["body"] == answer["body"]
+    assert images["headers"]["Content-Security-Policy"] == FRAME_IMAGES_CSP
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import os
 import re
+import ssl
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from notify.catalog import EVENT_TYPES
 
 from local.launch import StackProcess
 
@@ -420,3 +424,145 @@ def test_a_segment_takes_user_ids_from_a_csv_file(page: Any) -> None:
     page.get_by_role("link", name="All segments").click()
     expect(page.get_by_role("row").filter(has_text=segment)).to_contain_text("27")
     shot(page, "segments")
+
+
+# A 1×1 transparent PNG: what a tracking pixel looks like.
+PIXEL = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+class ImageHost:
+    """A remote image host on 127.0.0.1 over HTTPS (a self-signed certificate made here): every request it gets is
+    in ``requests``, so a test can tell whether the console fetched an email's image."""
+
+    def __init__(self, directory: Path) -> None:
+        self.requests: list[str] = []
+        cert, key = _self_signed(directory)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, fmt: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                host.requests.append(self.path)
+                self.send_response(200)
+                self.send_header("content-type", "image/png")
+                self.send_header("content-length", str(len(PIXEL)))
+                self.end_headers()
+                self.wfile.write(PIXEL)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _self_signed(directory: Path) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files in ``directory``."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return str(cert_path), str(key_path)
+
+
+@pytest.fixture
+def image_host(tmp_path: Path) -> Iterator[ImageHost]:
+    host = ImageHost(tmp_path)
+    yield host
+    host.close()
+
+
+@pytest.mark.timeout(600)  # 120 s for the job, then the page's waits
+def test_an_emails_remote_images_load_only_when_the_operator_asks(
+    live_stack: StackProcess, browser: Any, image_host: ImageHost
+) -> None:
+    from playwright.sync_api import expect
+
+    locale = f"zz-{uuid.uuid4().hex[:6]}"  # a locale no other test renders with
+    poster = f"{image_host.url}/poster.png?{locale}"
+    template = {
+        "event_type": "new_film",
+        "channel": "email",
+        "locale": locale,
+        "subject": "{{ title }}",
+        "body_text": "{{ title }}",
+        "body_html": f'<p>{{{{ title }}}}</p><img alt="poster" src="{poster}">',
+    }
+    status, created = live_stack.call("POST", "/api/v1/templates", template)
+    assert status == 201, created
+    event = {
+        "event_type": "new_film",
+        "payload": {**EVENT_TYPES["new_film"].sample_payload(), "title": "Dune"},
+        "recipients": {"user_ids": ["demo-user-32"]},
+        "channels": ["email"],
+        "locale": locale,
+    }
+    status, accepted = live_stack.call("POST", "/api/v1/events", event)
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    job_status(live_stack, job_id, "SENT")
+    image_host.requests.clear()  # nothing of the worker's: it never fetches images, but be sure
+
+    context = new_context(browser, viewport=VIEWPORT, ignore_https_errors=True)  # trusts the host's certificate
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(f"{live_stack.api}/admin/")
+        enter_key(page)
+        page.goto(f"{live_stack.api}/admin/#/notifications/{job_id}")
+        rendered = page.get_by_role("region", name="Message as rendered")
+        shown = rendered.frame_locator('iframe[title="The HTML part, rendered"]')
+        expect(shown.locator("p")).to_have_text("Dune")
+        # The image element is in the frame and its load is over (refused by the frame's policy): had the browser
+        # fetched it, the host would have had the request by now.
+        frame = next(f for f in page.frames if f.url.endswith("/admin/frame.html"))
+        until(lambda: frame.evaluate("(() => { const i = document.querySelector('img'); return i && i.complete })()"))
+        assert image_host.requests == [], "the preview fetched a remote image before the operator asked"
+        assert frame.evaluate("document.querySelector('img').naturalWidth") == 0
+        button = rendered.get_by_role("button", name="Load remote images")
+        expect(button).to_be_visible()
+        button.scroll_into_view_if_needed()
+        shot(page, "remote-images")
+        button.click()
+        until(lambda: image_host.requests)
+        assert image_host.requests == [f"/poster.png?{locale}"]
+        expect(shown.locator("p")).to_have_text("Dune")
+        expect(shown.get_by_role("img", name="poster")).to_have_js_property("naturalWidth", 1)
+        expect(rendered.get_by_role("button", name="Load remote images")).to_have_count(0)
+    finally:
+        context.close()
+        live_stack.call("DELETE", f"/api/v1/templates/{created['template_id']}")
+    assert errors == [], errors

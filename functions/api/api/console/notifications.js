@@ -126,6 +126,7 @@ export async function job({ view, params: [jobId], signal }) {
   const outcome = h("div");
   const history = h("div");
   const rendered = h("div");
+  const remote = { images: false }; // the operator's choice for this message's remote images, kept across a refresh
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
   mount(view, 
     pageTitle(view, "Notification", refresh),
@@ -192,7 +193,7 @@ export async function job({ view, params: [jobId], signal }) {
           `${answer.template_id} v${answer.template_version}, rendered again with the job's payload for a sample ` +
             "recipient with this user id (the profile's other fields stay with the Auth service).",
         ),
-        message(answer.rendered),
+        message(answer.rendered, remote),
         h("details", {}, h("summary", {}, "Payload"), h("pre", { class: "json" }, JSON.stringify(answer.payload, null, 2))),
       );
     } catch (error) {

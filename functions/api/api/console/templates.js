@@ -195,6 +195,7 @@ export async function editor({ view, params: [templateId], query, signal, naviga
   const general = h("div");
   const status = h("p", { class: "preview-state", role: "status", "aria-live": "polite" }, "…");
   const rendered = h("div", { class: "preview" });
+  const remote = { images: false }; // remote images in the preview: once asked for, kept as the preview follows typing
   const save = h("button", { type: "submit" }, isNew ? "Create template" : "Save as a new version");
   const saved = h("div", { "aria-live": "polite" });
   const versions = h("div");
@@ -280,7 +281,7 @@ export async function editor({ view, params: [templateId], query, signal, naviga
     try {
       const answer = await post("templates:preview", body, { signal: mine.signal });
       clearErrors();
-      clear(rendered, message(answer));
+      clear(rendered, message(answer, remote));
       rendered.classList.remove("stale");
       status.textContent = `Rendered at ${new Date().toLocaleTimeString()}`;
     } catch (error) {

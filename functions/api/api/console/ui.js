@@ -293,8 +293,14 @@ export function facts(pairs) {
  * source, and in frame.html: a frame sandboxed to scripts only (an opaque origin, so nothing of the console's is
  * within its reach), whose own policy lets the email's styles apply and runs no script but frame.js, which takes
  * the HTML by postMessage once the frame has loaded.
+ *
+ * Remote images stay out until the operator asks: frame.html's policy lets in data: images only, since fetching a
+ * remote one (a tracking pixel, often) tells its host the message was opened, when and from where. "Load remote
+ * images" shows the HTML again in frame-images.html, the same frame whose policy also lets HTTPS images in.
+ * ``remote`` holds that choice ({ images: true } once made), so a view that renders again (a template's preview as
+ * it is typed) keeps it.
  */
-export function message(rendered) {
+export function message(rendered, remote = { images: false }) {
   const parts = [];
   if (rendered.subject !== undefined) parts.push(["Subject", h("p", { class: "subject" }, rendered.subject)]);
   if (rendered.title !== undefined) parts.push(["Title", h("p", { class: "subject" }, rendered.title)]);
@@ -306,11 +312,35 @@ export function message(rendered) {
       title: "The HTML part, rendered",
       sandbox: "allow-scripts",
       referrerpolicy: "no-referrer",
-      src: "frame.html",
     });
-    // The frame's origin is opaque, so no target origin but "*" reaches it; the window is this frame's own.
-    frame.addEventListener("load", () => frame.contentWindow.postMessage({ html: rendered.html }, "*"), { once: true });
-    parts.push(["HTML", frame]);
+    const show = (src) => {
+      // The frame's origin is opaque, so no target origin but "*" reaches it; the window is this frame's own.
+      frame.addEventListener("load", () => frame.contentWindow.postMessage({ html: rendered.html }, "*"), { once: true });
+      frame.src = src;
+    };
+    const load = h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        on: {
+          click: () => {
+            remote.images = true;
+            show("frame-images.html");
+            note.remove();
+          },
+        },
+      },
+      "Load remote images",
+    );
+    const note = h(
+      "p",
+      { class: "muted images" },
+      "Remote images are not loaded: fetching them would tell their host that this message was opened, when and from where. ",
+      load,
+    );
+    show(remote.images ? "frame-images.html" : "frame.html");
+    parts.push(["HTML", [remote.images ? null : note, frame]]);
     parts.push(["HTML source", h("details", {}, h("summary", {}, "Show the source"), h("pre", { class: "text" }, rendered.html))]);
   }
   return h(

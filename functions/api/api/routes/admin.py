@@ -38,9 +38,15 @@ CSP = (
     "frame-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 # frame.html, the frame the console shows an email's HTML in (sandboxed to scripts only: an opaque origin): the
-# email's inline styles and its images apply, no script runs but frame.js, nothing is fetched or submitted, and only
-# the console may frame it.
+# email's inline styles and its data: images apply, no script runs but frame.js, nothing is fetched or submitted, and
+# only the console may frame it. Remote images are tracking pixels as often as not: fetching one tells the sender's
+# host that the message was opened, when and from where. frame-images.html, the same file, is what the console loads
+# instead once the operator asks for them ("Load remote images"): its policy also lets HTTPS images in.
 FRAME_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'self'"
+)
+FRAME_IMAGES_CSP = (
     "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data: https:; base-uri 'none'; "
     "form-action 'none'; frame-ancestors 'self'"
 )
@@ -49,7 +55,8 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-POLICIES = {"frame.html": FRAME_CSP}  # a file's own policy, instead of CSP
+POLICIES = {"frame.html": FRAME_CSP, "frame-images.html": FRAME_IMAGES_CSP}  # a file's own policy, instead of CSP
+ALIASES = {"frame-images.html": "frame.html"}  # names served with another file's body (and their own policy)
 HTML = CONTENT_TYPES[".html"]
 _NOT_FOUND = (
     '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Not found</title></head>'
@@ -87,7 +94,10 @@ def _responses(success: str) -> dict[int, Any]:
     out = responses(200, success, public=True)
     text = {"schema": {"type": "string"}}
     headers = {name: {"schema": {"type": "string"}, "description": value} for name, value in SECURITY_HEADERS.items()}
-    headers["Content-Security-Policy"]["description"] = f"{CSP} (frame.html, the email preview's frame: {FRAME_CSP})"
+    headers["Content-Security-Policy"]["description"] = (
+        f"{CSP} (frame.html, the email preview's frame: {FRAME_CSP}; frame-images.html, the same frame once the "
+        f"operator asks for remote images: {FRAME_IMAGES_CSP})"
+    )
     headers["ETag"] = {"schema": {"type": "string"}, "description": "the file's version; send it as If-None-Match"}
     out[200] = {
         "description": success,
@@ -100,7 +110,7 @@ def _responses(success: str) -> dict[int, Any]:
 
 
 def _serve(name: str) -> Response[str]:
-    asset = ASSETS.get(name)
+    asset = ASSETS.get(ALIASES.get(name, name))
     if asset is None:
         return Response(404, HTML, _NOT_FOUND, headers={**SECURITY_HEADERS, "Cache-Control": "no-store"})
     headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache", "ETag": asset.etag}

@@ -4,6 +4,10 @@
 when the user clicks their Unsubscribe button) opts the user out of the token's category on its channel; it is
 idempotent. ``GET`` answers a small page with a button that makes that same POST, and changes nothing: mail
 scanners and link previews follow links. A token the service did not sign, or an altered one, is a 404.
+
+Every answer carries ``PAGE_HEADERS``: no site may frame the page (a frame could trick the user into the click), the
+URL, which carries the token, is sent to no one as a referrer and kept in no cache, and the page loads nothing and
+posts its form only to itself.
 """
 # No `from __future__ import annotations`: the Event Handler reads route annotations at runtime.
 
@@ -28,6 +32,15 @@ router = Router()
 Token = Annotated[str, Path(min_length=1, max_length=2048)]
 HTML = "text/html; charset=utf-8"
 ONE_CLICK = "List-Unsubscribe=One-Click"
+# The page's only styles are inline attributes; its form posts back to its own URL.
+PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+PAGE_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP,
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex"><title>{title}</title></head>
@@ -39,13 +52,14 @@ def _html_responses(success: str) -> dict[int, Any]:
     """The route's answers: pages for people (200, 404), the one error shape for what no browser sends."""
     out = responses(200, success, public=True)
     page = {"text/html": {"schema": {"type": "string"}}}
-    out[200] = {"description": success, "content": page}
-    out[404] = {"description": "Not a link this service made, or it was altered", "content": page}
+    headers = {name: {"schema": {"type": "string"}, "description": value} for name, value in PAGE_HEADERS.items()}
+    out[200] = {"description": success, "content": page, "headers": headers}
+    out[404] = {"description": "Not a link this service made, or it was altered", "content": page, "headers": headers}
     return out
 
 
 def _page(status: int, title: str, body: str) -> Response[str]:
-    return Response(status, HTML, _PAGE.format(title=html.escape(title), body=body))
+    return Response(status, HTML, _PAGE.format(title=html.escape(title), body=body), headers=dict(PAGE_HEADERS))
 
 
 def _not_ours() -> Response[str]:
@@ -82,7 +96,7 @@ def one_click(links: Links, preferences: Preferences, token: Token) -> Response[
         return _not_ours()
     if not _is_one_click(router.current_event.body, bool(router.current_event.is_base64_encoded)):
         message = f"the body must be the form field {ONE_CLICK} (RFC 8058)"
-        return Response(400, "application/json", error_body("invalid_body", message))
+        return Response(400, "application/json", error_body("invalid_body", message), headers=dict(PAGE_HEADERS))
     preferences.opt_out(found.user_id, found.category, found.channel)
     return _page(200, "You are unsubscribed", f"<p>You will not receive {_what(found)} any more.</p>")
 
