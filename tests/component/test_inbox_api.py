@@ -1,7 +1,7 @@
 """The inbox API and user tokens through ApiFunction's real handler against moto (docs/INBOX.md).
 
 Items are put through the real store (DynamoInboxStore, the worker's); tokens come from the API itself, or, for
-the expired and forged ones, from ``UserTokens`` under the stack's signing key and under another key. Counts frames
+the expired and forged ones, from ``UserTokens`` under the stack's user-token keys and under another key. Counts frames
 are observed on a small HTTP server standing in for API Gateway's management API (``POST /@connections/{id}``).
 """
 
@@ -253,12 +253,12 @@ def test_an_unknown_or_malformed_item_id() -> None:
 
 
 def _expired(user: str) -> str:
-    tokens = UserTokens(SsmSecret(os.environ["SIGNING_KEY_PARAMETER"]))
+    tokens = UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"]))
     return tokens.issue(user, utc_now() - timedelta(hours=2), timedelta(hours=1))[0]
 
 
 def _forged(user: str) -> str:
-    return UserTokens(lambda: "not-the-service-key").issue(user, utc_now())[0]
+    return UserTokens(lambda: "not-the-service-key" * 2).issue(user, utc_now())[0]
 
 
 def _altered(user: str) -> str:

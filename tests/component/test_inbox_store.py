@@ -50,7 +50,7 @@ def inbox_table(local_stack: LocalStack) -> str:
 
 @pytest.fixture(scope="module")
 def inbox(dynamodb: Any, inbox_table: str) -> DynamoInboxStore:
-    return DynamoInboxStore(dynamodb, inbox_table, CursorCodec(lambda: "inbox test key"), clock=lambda: NOW)
+    return DynamoInboxStore(dynamodb, inbox_table, CursorCodec(lambda: "inbox test key" * 3), clock=lambda: NOW)
 
 
 @pytest.fixture(scope="module")
@@ -293,8 +293,8 @@ def test_a_forged_cursor_or_another_users_is_refused_on_the_cursor_field(inbox: 
         inbox.put(_item(other, n))
     _, theirs = inbox.page(other, InboxFilter.ALL, 1, None, NOW)
     assert theirs is not None
-    forged = CursorCodec(lambda: "another key").encode(to_item({"user_id": user, "item_id": "f" * 32}))
-    made_up = CursorCodec(lambda: "inbox test key").encode(to_item({"pk": user, "sk": "x"}))
+    forged = CursorCodec(lambda: "another key" * 3).encode(to_item({"user_id": user, "item_id": "f" * 32}))
+    made_up = CursorCodec(lambda: "inbox test key" * 3).encode(to_item({"pk": user, "sk": "x"}))
     for cursor in (theirs, forged, made_up, "garbage", theirs[:-2]):
         with pytest.raises(ValidationFailed) as refused:
             inbox.page(user, InboxFilter.ALL, 1, cursor, NOW)

@@ -56,8 +56,8 @@ def invoke(event: dict[str, Any]) -> Any:
 
 
 def tokens() -> UserTokens:
-    """User tokens under the stack's own signing key (in SSM, as the API reads it)."""
-    return UserTokens(SsmSecret(os.environ["SIGNING_KEY_PARAMETER"]))
+    """User tokens under the stack's own user-token keys (in SSM, as the API reads them)."""
+    return UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"]))
 
 
 def connections() -> DynamoConnectionStore:

@@ -422,7 +422,7 @@ def test_a_cursor_the_api_did_not_issue_is_refused_before_dynamodb_sees_it(auth_
     key = json.loads(base64.urlsafe_b64decode(body))
     key["gsi1pk"] = f"USER#{other}"  # start inside someone else's partition, keeping the signature
     forged = base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode() + "." + signature
-    resigned = CursorCodec(lambda: "not the service's key").encode(to_item(key))
+    resigned = CursorCodec(lambda: "not the service's key" * 2).encode(to_item(key))
     for bad in (forged, resigned, body, cursor[:-2] + ("AA" if not cursor.endswith("AA") else "BB"), "x" * 3000):
         status, error = call_api("GET", f"/api/v1/users/{user}/notifications?cursor={bad}")
         assert status == 422, (bad, error)

@@ -92,7 +92,7 @@ def management(endpoint: str) -> Any:
 
 
 def token_for(user: str) -> str:
-    return UserTokens(SsmSecret(os.environ["SIGNING_KEY_PARAMETER"])).issue(user, utc_now())[0]
+    return UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"])).issue(user, utc_now())[0]
 
 
 def connections() -> DynamoConnectionStore:
@@ -127,7 +127,7 @@ def test_a_valid_token_opens_a_connection_recorded_for_its_user(
     assert connections().user_of(connection) == user
     (event,) = handler.of("$connect", connection)
     model = APIGatewayWebSocketConnectEventModel.model_validate(event)
-    tokens = UserTokens(SsmSecret(os.environ["SIGNING_KEY_PARAMETER"]))
+    tokens = UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"]))
     assert tokens.verify(event["queryStringParameters"]["token"], utc_now()) == user
     assert str(model.request_context.identity.source_ip).startswith("127.0.0.1")
     assert model.request_context.stage == gateway.stage and len(connection) == 16

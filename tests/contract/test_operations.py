@@ -214,9 +214,9 @@ def _ssm_statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
 
 
 SECRETS = {
-    "WorkerFunction": ["AuthApiTokenParameter", "SigningKeyParameter"],
-    "ApiFunction": ["SigningKeyParameter"],
-    "WebSocketFunction": ["SigningKeyParameter"],  # user tokens are checked at $connect
+    "WorkerFunction": ["AuthApiTokenParameter", "UnsubscribeKeysParameter"],  # it signs unsubscribe links
+    "ApiFunction": ["UserTokenKeysParameter", "CursorKeysParameter", "UnsubscribeKeysParameter"],
+    "WebSocketFunction": ["UserTokenKeysParameter"],  # user tokens are checked at $connect
 }
 
 
@@ -226,10 +226,11 @@ def test_each_function_may_read_only_its_own_secrets_and_nothing_else(tpl: Templ
     for function, statement in statements:
         assert statement["Effect"] == "Allow"
         assert statement["Action"] == "ssm:GetParameter"
-        resource = statement["Resource"]["Fn::Sub"]
-        prefix = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${"
-        assert resource.startswith(prefix) and resource.endswith("}"), resource
-        read.setdefault(function, []).append(resource.removeprefix(prefix).removesuffix("}"))
+        resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        for resource in (r["Fn::Sub"] for r in resources):
+            prefix = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${"
+            assert resource.startswith(prefix) and resource.endswith("}"), resource
+            read.setdefault(function, []).append(resource.removeprefix(prefix).removesuffix("}"))
     assert {f: sorted(p) for f, p in read.items()} == {f: sorted(p) for f, p in SECRETS.items()}
     for parameter in {p for ps in SECRETS.values() for p in ps}:
         # The ARN joins "parameter" and the name, so the name must start with its slash.
@@ -244,5 +245,8 @@ def test_functions_are_given_parameter_names_not_secrets(tpl: Template) -> None:
     assert env["AUTH_API_TOKEN_PARAMETER"] == {"Ref": "AuthApiTokenParameter"}
     assert "AUTH_API_TOKEN" not in env
     api = tpl.functions()["ApiFunction"].environment
-    assert api["SIGNING_KEY_PARAMETER"] == {"Ref": "SigningKeyParameter"}
-    assert not any("SIGNING_KEY" == k for k in api)
+    assert api["USER_TOKEN_KEYS_PARAMETER"] == {"Ref": "UserTokenKeysParameter"}
+    assert api["CURSOR_KEYS_PARAMETER"] == {"Ref": "CursorKeysParameter"}
+    assert api["UNSUBSCRIBE_KEYS_PARAMETER"] == {"Ref": "UnsubscribeKeysParameter"}
+    for function in tpl.functions().values():
+        assert not any(k.endswith(("_KEY", "_KEYS")) or k == "SIGNING_KEY_PARAMETER" for k in function.environment)

@@ -180,6 +180,8 @@ def _placeholder_environment(model: Settings) -> dict[str, str]:
             env[field.alias] = "none"
         elif field.alias.endswith(("_URL", "_ENDPOINT")):
             env[field.alias] = "http://127.0.0.1:9/placeholder"
+        elif field.alias.endswith("_KEYS_PARAMETER"):
+            env[field.alias] = f"/placeholder/{field.alias.lower()}"  # each purpose its own (notify.settings)
         elif "bool" in kind:
             env[field.alias] = "false"
         elif "int" in kind or "float" in kind:

@@ -635,3 +635,56 @@ def test_the_kafka_pollers_reach_the_dlq_through_an_sqs_endpoint(sam: Translatio
     existing = sam.of(overrides={**parameters, "SqsVpcEndpoint": "existing"})
     assert _sqs_endpoints(existing) == {}
     assert _sqs_endpoints(sam.of()) == {}  # no VPC, no endpoint
+
+
+# --- secrets: each function reads the parameters it needs, and no other -------------------------------------
+
+ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter"
+READS = {
+    # Issues and checks user tokens, signs and checks page cursors, reads the tokens of one-click unsubscribe links.
+    "ApiFunction": {"UserTokenKeysParameter", "CursorKeysParameter", "UnsubscribeKeysParameter"},
+    # Signs the unsubscribe links of the emails it sends; calls the Auth service with its token.
+    "WorkerFunction": {"UnsubscribeKeysParameter", "AuthApiTokenParameter"},
+    # Checks the user token of each handshake.
+    "WebSocketFunction": {"UserTokenKeysParameter"},
+    "SchedulerFunction": set(),
+    "FeedbackFunction": set(),
+}
+ELSEWHERE = {
+    "UserTokenKeysParameter": "/acme/notify/user-token-keys",
+    "CursorKeysParameter": "/acme/notify/cursor-keys",
+    "UnsubscribeKeysParameter": "/acme/notify/unsubscribe-keys",
+}
+
+
+def _ssm_reads(translation: Translation, function: str) -> list[Any]:
+    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    resources: list[Any] = []
+    for policy in translation.properties(role).get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            actions = _listed(statement["Action"])
+            if any(str(a).lower().startswith("ssm:") for a in actions):
+                assert statement["Effect"] == "Allow" and actions == ["ssm:GetParameter"], (function, statement)
+                resources += _listed(statement["Resource"])
+    return resources
+
+
+@pytest.mark.parametrize("names", ["defaults", "elsewhere"])
+def test_each_function_may_read_exactly_the_key_lists_it_uses(sam: Translations, names: str) -> None:
+    translation = sam.of(overrides=ELSEWHERE if names == "elsewhere" else None)
+    for function, parameters in READS.items():
+        expected = sorted(f"{ARN}{translation.parameters[p]}" for p in parameters)
+        assert sorted(_ssm_reads(translation, function)) == expected, function
+        env = translation.properties(function)["Environment"]["Variables"] if parameters else {}
+        for parameter in parameters - {"AuthApiTokenParameter"}:
+            variable = re.sub(r"(?<!^)(?=[A-Z])", "_", parameter).upper()  # UserTokenKeysParameter: USER_TOKEN_...
+            assert env.get(variable) == translation.parameters[parameter], (function, variable)
+    keys = [translation.parameters[p] for p in ELSEWHERE]
+    assert len(set(keys)) == 3, f"one parameter for two purposes: {keys}"
+
+
+def test_the_rules_refuse_one_key_list_for_two_purposes(sam: Translations) -> None:
+    pairs = [("UserTokenKeysParameter", "UnsubscribeKeysParameter"), ("CursorKeysParameter", "UserTokenKeysParameter")]
+    for a, b in pairs:
+        shared = sam.of(overrides={a: "/notifications/signing-key", b: "/notifications/signing-key"})
+        assert shared.rule_failures(), f"the Rules accept {a} and {b} naming one parameter"

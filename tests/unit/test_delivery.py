@@ -39,7 +39,7 @@ class World:
             lambda: self.now,
             email=self.email,
             settings=DeliverySettings(policies={p: policy for p in Priority}),
-            unsubscribe=UnsubscribeLinks(lambda: "test key", "https://x.io"),
+            unsubscribe=UnsubscribeLinks(lambda: "test key" * 4, "https://x.io"),
             rand=lambda: 0.5,
         )
 
@@ -84,15 +84,15 @@ def test_every_email_but_account_mail_carries_a_signed_one_click_unsubscribe_lin
     link = headers["List-Unsubscribe"].strip("<>")
     assert link.startswith("https://x.io/u/") and headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = link.rsplit("/", 1)[1]
-    assert UnsubscribeLinks(lambda: "test key", "https://x.io").read(token) == Unsubscribe(
+    assert UnsubscribeLinks(lambda: "test key" * 4, "https://x.io").read(token) == Unsubscribe(
         "u1", Category.CONTENT, Channel.EMAIL
     )
     assert account == {}  # account mail: no link, no header
     assert world.store.jobs[job.job_id]["history"][-1].detail["list_unsubscribe"] == link  # recorded on SENT
     with pytest.raises(BadToken):
-        UnsubscribeLinks(lambda: "another key", "https://x.io").read(token)
+        UnsubscribeLinks(lambda: "another key" * 3, "https://x.io").read(token)
     with pytest.raises(BadToken):
-        UnsubscribeLinks(lambda: "test key", "https://x.io").read(token[:-3] + "AAA")
+        UnsubscribeLinks(lambda: "test key" * 4, "https://x.io").read(token[:-3] + "AAA")
 
 
 def test_expired_job_is_never_sent(world: World) -> None:

@@ -85,9 +85,8 @@ def build_services(settings: ApiSettings) -> Services:
     # The adapters build every request themselves; skipping botocore's client-side validation of
     # each attribute saves about a third of the CPU of a batch write.
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
-    # Page cursors are signed with the service's key (SSM, cached), so a forged or altered one is a 422.
-    signing_key = SsmSecret(settings.signing_key_parameter)
-    cursors = CursorCodec(signing_key)
+    # Each kind of token has its own key list (SSM SecureStrings, cached): a forged or altered cursor is a 422.
+    cursors = CursorCodec(SsmSecret(settings.cursor_keys_parameter))
     store = DynamoStatusStore(dynamodb, settings.notifications_table, cursors)
     publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
@@ -118,9 +117,11 @@ def build_services(settings: ApiSettings) -> Services:
         preferences=PreferenceService(
             DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0), utc_now
         ),
-        unsubscribe=UnsubscribeLinks(signing_key, base_url=""),
+        unsubscribe=UnsubscribeLinks(SsmSecret(settings.unsubscribe_keys_parameter), base_url=""),
         inbox=_inbox(settings, dynamodb, cursors),
-        user_tokens=UserTokens(signing_key, ttl=timedelta(seconds=settings.user_token_seconds)),
+        user_tokens=UserTokens(
+            SsmSecret(settings.user_token_keys_parameter), ttl=timedelta(seconds=settings.user_token_seconds)
+        ),
         dev_user_tokens=settings.dev_user_tokens,
         dev_token_origins=tuple(o.strip() for o in settings.dev_user_token_origins.split(",") if o.strip()),
         overview=overview,

@@ -6,9 +6,10 @@ connection under its user and closes the user's oldest connections beyond ``MAX_
 ``$disconnect`` forgets the connection. ``$default`` answers the client's frames on its own connection:
 ``{"action": "ping"}`` → ``{"type": "pong"}``, ``{"action": "counts"}`` → the user's counts frame, anything else
 (not UTF-8, not JSON, an unknown action) → ``{"type": "error", "message": …}``; no frame makes the function raise.
-A store or the signing key out of reach at $connect (before the connection is recorded) or $disconnect does
-raise: Lambda counts the error (the function's Errors alarm) and API Gateway refuses the handshake. Closing the
-oldest connections never refuses a handshake: what could not be closed is logged, and the next connect tries again.
+A store or the user-token keys out of reach (or unusable) at $connect (before the connection is recorded) or
+$disconnect does raise: Lambda counts the error (the function's Errors alarm) and API Gateway refuses the
+handshake. Closing the oldest connections never refuses a handshake: what could not be closed is logged, and the
+next connect tries again.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def build_services(settings: WebSocketSettings) -> Services:
         utc_now,
         max_connections=settings.max_connections_per_user,
     )
-    return Services(inbox, connections, UserTokens(SsmSecret(settings.signing_key_parameter)))
+    return Services(inbox, connections, UserTokens(SsmSecret(settings.user_token_keys_parameter)))
 
 
 @cache

@@ -94,8 +94,8 @@ def build_services(settings: WorkerSettings) -> Services:
         ),
         push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),
         unsubscribe=(
-            UnsubscribeLinks(SsmSecret(settings.signing_key_parameter), settings.public_api_url)
-            if settings.public_api_url and settings.signing_key_parameter
+            UnsubscribeLinks(SsmSecret(settings.unsubscribe_keys_parameter), settings.public_api_url)
+            if settings.public_api_url and settings.unsubscribe_keys_parameter
             else None
         ),
         fanout=fanout,

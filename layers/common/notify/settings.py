@@ -8,13 +8,41 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal, Optional, TypeVar
+from typing import Any, Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=False, extra="ignore")
+
+
+# The one parameter that signed every kind of token until each got its own key list (docs/OPERATIONS.md).
+RETIRED_KEY_VARIABLE = "SIGNING_KEY_PARAMETER"
+
+
+class _KeyLists(_Settings):
+    """The SSM SecureStrings holding the key lists a function signs or verifies with: user tokens, page cursors
+    and one-click unsubscribe links each have their own (``notify.signing``). A function names only those it uses,
+    and no two purposes may name one parameter: one key for all is what they replace."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_the_retired_parameter(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and RETIRED_KEY_VARIABLE in data:
+            raise ValueError(
+                f"{RETIRED_KEY_VARIABLE} is no longer read: user tokens, cursors and unsubscribe links each have "
+                "their own key list (USER_TOKEN_KEYS_PARAMETER, CURSOR_KEYS_PARAMETER, UNSUBSCRIBE_KEYS_PARAMETER); "
+                "see docs/OPERATIONS.md, moving from one signing key"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _one_parameter_per_purpose(self) -> _KeyLists:
+        named = [v for k, v in self.__dict__.items() if k.endswith("_keys_parameter") and v]
+        if len(set(named)) != len(named):
+            raise ValueError(f"one SSM parameter holds the keys of two purposes ({', '.join(sorted(named))})")
+        return self
 
 
 class StoreSettings(_Settings):
@@ -54,11 +82,14 @@ class InAppSettings(_Settings):
     max_connections_per_user: int = Field(default=10, ge=1, le=100, alias="MAX_CONNECTIONS_PER_USER")
 
 
-class ApiSettings(StoreSettings, KafkaSettings, InAppSettings):
-    """The API function's: the stores and Kafka, plus the idempotency and API key tables and the inbox."""
+class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
+    """The API function's: the stores and Kafka, plus the idempotency and API key tables, the inbox and the three
+    key lists (it issues and checks user tokens and cursors, and reads unsubscribe links)."""
 
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE")
-    signing_key_parameter: str = Field(alias="SIGNING_KEY_PARAMETER")
+    user_token_keys_parameter: str = Field(alias="USER_TOKEN_KEYS_PARAMETER")
+    cursor_keys_parameter: str = Field(alias="CURSOR_KEYS_PARAMETER")
+    unsubscribe_keys_parameter: str = Field(alias="UNSUBSCRIBE_KEYS_PARAMETER")
     api_keys_table: str = Field(alias="API_KEYS_TABLE")
     # How long a user token lasts unless the request asks for less (docs/INBOX.md).
     user_token_seconds: int = Field(default=3600, ge=60, le=86400, alias="USER_TOKEN_SECONDS")
@@ -69,7 +100,7 @@ class ApiSettings(StoreSettings, KafkaSettings, InAppSettings):
     dev_user_token_origins: str = Field(default="", alias="DEV_USER_TOKEN_ORIGINS")
 
 
-class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings):
+class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
     """The worker's: the stores and Kafka, plus the Auth service, sender, concurrency, fan-out page size, send rate."""
 
     auth_api_url: str = Field(alias="AUTH_API_URL")
@@ -77,9 +108,9 @@ class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings):
     # 5 minutes); unset: the Auth service is called without a token.
     auth_api_token_parameter: Optional[str] = Field(default=None, alias="AUTH_API_TOKEN_PARAMETER")
     sender_email: str = Field(alias="SENDER_EMAIL")
-    # One-click unsubscribe links: the API's public URL (links are <url>/u/<token>) and the key that signs them.
+    # One-click unsubscribe links: the API's public URL (links are <url>/u/<token>) and their key list.
     public_api_url: Optional[str] = Field(default=None, alias="PUBLIC_API_URL")
-    signing_key_parameter: Optional[str] = Field(default=None, alias="SIGNING_KEY_PARAMETER")
+    unsubscribe_keys_parameter: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_KEYS_PARAMETER")
     # SES publishes the events of sends made through it (delivery, bounce, complaint) to the feedback function.
     ses_configuration_set: Optional[str] = Field(default=None, alias="SES_CONFIGURATION_SET")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
@@ -102,11 +133,11 @@ class FeedbackSettings(StoreSettings, KafkaSettings):
     """The feedback function's: the stores (it writes job feedback and preferences to NotificationsTable)."""
 
 
-class WebSocketSettings(InAppSettings):
-    """The WebSocket function's ($connect, $disconnect, $default): the in-app tables and the key tokens are
-    checked with."""
+class WebSocketSettings(InAppSettings, _KeyLists):
+    """The WebSocket function's ($connect, $disconnect, $default): the in-app tables and the user tokens' key list,
+    which each handshake's token is checked with."""
 
-    signing_key_parameter: str = Field(alias="SIGNING_KEY_PARAMETER")
+    user_token_keys_parameter: str = Field(alias="USER_TOKEN_KEYS_PARAMETER")
 
 
 class SettingsError(RuntimeError):
@@ -123,7 +154,8 @@ def load(model: type[S], environ: Optional[Mapping[str, str]] = None) -> S:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        errors = exc.errors(include_url=False)
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
         raise SettingsError(f"{model.__name__} is not configured: {problems}") from None
 
 

@@ -3,8 +3,9 @@
 Every email that is not an account notification carries ``List-Unsubscribe: <{base}/u/{token}>`` and
 ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``. A ``POST`` of that form body to the link opts the user out of
 that category on that channel, without an API key; a ``GET`` shows a page with a button and changes nothing (mail
-scanners follow links). The token is signed with the service's signing key, so a forged or altered one is refused,
-and it is not a cursor: each kind of token is signed for its own purpose (``notify.signing``).
+scanners follow links). The token is signed under the unsubscribe links' own key list, so a forged or altered one
+is refused. That list keeps an old key as long as the links in sent emails must work (months), which is why no
+other kind of token is signed or verified with it (``notify.signing``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ class Unsubscribe:
 
 
 class UnsubscribeLinks:
-    """Makes links under ``base_url`` (the API's public URL) and reads their tokens back."""
+    """Makes links under ``base_url`` (the API's public URL) and reads their tokens back, under the key list
+    ``key()`` returns (the unsubscribe links' own)."""
 
     def __init__(self, key: Callable[[], str], base_url: str) -> None:
         self._signer = Signer(key, "unsubscribe")

@@ -1,9 +1,9 @@
 """Page cursors: opaque, and signed, so a cursor the API did not issue is refused before DynamoDB sees it.
 
-A cursor is a DynamoDB ``LastEvaluatedKey`` signed by :class:`notify.signing.Signer` under the service's signing
-key (purpose ``cursor``). A client cannot read a meaningful key from it, nor edit one (to start inside another
-user's partition, say): any change fails the signature and is a 422 on the ``cursor`` field. Rotating the key
-invalidates the cursors issued before (a client starts its listing again); see OPERATIONS.md.
+A cursor is a DynamoDB ``LastEvaluatedKey`` signed by :class:`notify.signing.Signer` under the cursors' own key
+list (purpose ``cursor``). A client cannot read a meaningful key from it, nor edit one (to start inside another
+user's partition, say): any change fails the signature and is a 422 on the ``cursor`` field. Dropping a key
+invalidates the cursors issued under it (a client starts its listing again); see OPERATIONS.md.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from notify.signing import BadToken, Signer
 class CursorCodec:
     """Encodes ``LastEvaluatedKey`` maps as signed cursors and decodes them back, checking the signature.
 
-    ``key`` returns the current signing key (an SSM SecureString through ``notify.adapters.secrets.SsmSecret``,
+    ``key`` returns the cursors' key list (an SSM SecureString through ``notify.adapters.secrets.SsmSecret``,
     read once per cache period), so a rotated key is used without a redeploy.
     """
 
