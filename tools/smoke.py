@@ -6,9 +6,9 @@ it needs failed), 0 when all pass, 2 on bad arguments. The steps:
 1. ``health``: ``GET /health`` answers 200 ``{"status": "ok"}``.
 2. ``openapi``: ``GET /openapi.json`` is an OpenAPI 3 document with ``POST /api/v1/events``.
 3. ``event``: a ``user_registered`` email to EMAIL, as an inline recipient (``recipients.users``: delivered with that
-   profile, no Auth lookup) with the user id ``--user-id`` (default ``smoke-<random>``). A stack whose API does not
-   take inline recipients yet refuses them (422 on ``recipients.users``); with ``--user-id`` the event then goes to
-   that user at the address its Auth service holds, and the step says so.
+   profile, no Auth lookup) with the user id ``--user-id`` (default ``smoke-<random>``). A stack deployed before
+   inline recipients (issue 21) refuses them (422 on ``recipients.users``); with ``--user-id`` the event then goes
+   to that user at the address its Auth service holds, and the step says so.
 4. ``delivery``: the job reaches SENT or later (DELIVERED, BOUNCED, COMPLAINED), polled up to ``--timeout``.
 5. ``user token``: ``POST /api/v1/users/{id}/tokens`` with the key (scope ``users:token``) answers 201 and a token.
 6. ``inbox``: ``GET /api/v1/inbox`` with ``Authorization: Bearer <token>`` answers the user's page and counts.

@@ -38,6 +38,7 @@ FIGURES = {
         *(rf"^    {run} +[\d.]+ s +[\d.]+ notifications/s" for run in ("sequential", "concurrent")),
         r"^    bare AWS calls, .*: [\d.]+ ms per notification",
         r"^  AWS requests per delivered notification: DynamoDB [\d.]+ writes \+ [\d.]+ reads, SES [\d.]+",
+        r"^  a user's first notification of the day .*: DynamoDB [\d.]+ writes",
     ],
     "fanout": [rf"^  raw producer \(a flush per 500 msgs\) +{RATE}$", rf"^  fan-out through the worker +{RATE} +\d+% "],
     "templates": [

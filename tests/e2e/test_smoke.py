@@ -18,8 +18,8 @@ STEPS = ("health", "openapi", "event", "delivery", "user token", "inbox", "conso
 def smoke(stack: StackProcess, key: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``tools/smoke.py`` as ``make smoke`` runs it (the key in SMOKE_KEY), against ``stack``."""
     env = {**os.environ, "SMOKE_KEY": key, "PYTHONPATH": pythonpath()}
-    # demo-user-1's address is the Auth service's: the local API takes no inline recipients yet, so the tool
-    # falls back to the user id (and says so); once it does, the event goes to the address inline.
+    # The event goes to demo-user-1's address inline (recipients.users, no Auth lookup); --user-id names the user,
+    # and would be the fallback (the Auth service's address) of an API from before inline recipients.
     command = [sys.executable, "-m", "tools.smoke", "--url", stack.api, "--email", "demo-user-1@example.com"]
     # The local stack's CORS answers its own pages only (CorsAllowedOrigins): the preflight comes from its origin.
     command += ["--user-id", "demo-user-1", "--timeout", "240", "--origin", stack.api, *args]
@@ -34,6 +34,7 @@ def test_smoke_passes_every_step_against_the_local_stack(live_stack: StackProces
     for step in STEPS:
         assert any(line.startswith(f"PASS {step} ") for line in lines), (step, run.stdout)
     assert "-> SENT" in run.stdout or "-> DELIVERED" in run.stdout
+    assert "to demo-user-1@example.com as inline recipient demo-user-1" in run.stdout  # not the fallback
     assert "default-src 'none'" in run.stdout
     assert lines[-1] == f"smoke: {len(STEPS)} of {len(STEPS)} steps passed"
 

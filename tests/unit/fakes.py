@@ -32,6 +32,7 @@ from notify.records import (
     Claim,
     ClaimOutcome,
     Connection,
+    ContactSnapshot,
     DeadLetter,
     EventRecord,
     InboxAction,
@@ -243,8 +244,10 @@ class MemoryTemplates:
 class MemoryUsers:
     users: dict[str, UserProfile] = field(default_factory=dict)
     errors: list[Exception] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # every user looked up, in order
 
     def get_user(self, user_id: str) -> UserProfile:
+        self.asked.append(user_id)
         if self.errors:
             raise self.errors.pop(0)
         if user_id not in self.users:
@@ -342,6 +345,7 @@ class MemoryPreferences:
 
     items: dict[str, UserPreferences] = field(default_factory=dict)
     reads: int = 0
+    contact_writes: int = 0
 
     def get(self, user_id: str) -> Optional[UserPreferences]:
         self.reads += 1
@@ -349,7 +353,9 @@ class MemoryPreferences:
 
     def put(self, preferences: UserPreferences) -> None:
         kept = self.items.get(preferences.user_id)
-        self.items[preferences.user_id] = replace(preferences, suppressed=kept.suppressed if kept else frozenset())
+        self.items[preferences.user_id] = replace(
+            preferences, suppressed=kept.suppressed if kept else frozenset(), contact=kept.contact if kept else None
+        )
 
     def put_many(self, preferences: Sequence[UserPreferences]) -> None:
         for p in preferences:
@@ -358,6 +364,14 @@ class MemoryPreferences:
     def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
         current = self.items.get(user_id) or UserPreferences(user_id)
         self.items[user_id] = replace(current, suppressed=current.suppressed | {address})
+
+    def remember_contact(self, user_id: str, snapshot: ContactSnapshot) -> None:
+        self.contact_writes += 1
+        self.items[user_id] = replace(self.items.get(user_id) or UserPreferences(user_id), contact=snapshot)
+
+    def forget_contact(self, user_id: str) -> None:
+        if user_id in self.items:
+            self.items[user_id] = replace(self.items[user_id], contact=None)
 
 
 _preference_check: PreferenceStore = MemoryPreferences()

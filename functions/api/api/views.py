@@ -110,6 +110,10 @@ class EventStatus(Compact):
     feedback_counts: Optional[dict[str, int]] = Field(
         default=None, description="emails SES reported delivered, bounced, complained about, opened, clicked"
     )
+    skipped_counts: Optional[dict[str, int]] = Field(
+        default=None,
+        description="SKIPPED jobs by reason: opted_out, suppressed, unreachable (no address on the channel)",
+    )
     jobs: Optional[list[JobSummary]]
 
 
@@ -294,6 +298,9 @@ class RunView(View):
     status_counts: Optional[dict[str, int]]
     feedback_counts: Optional[dict[str, int]] = Field(
         default=None, description="the run's emails SES reported delivered, bounced, complained about, opened, clicked"
+    )
+    skipped_counts: Optional[dict[str, int]] = Field(
+        default=None, description="the run's SKIPPED jobs by reason: opted_out, suppressed, unreachable"
     )
 
 

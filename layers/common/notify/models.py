@@ -136,16 +136,93 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+LOCALE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+# An address SES can send to: ASCII only (SES does not take SMTPUTF8), a dot-atom local part (no quoted strings,
+# no comments), and a domain of at least two letter-digit-hyphen labels. No space or control character can pass,
+# so an address can never carry another header.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = rf"^{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+$"
+# An SNS platform endpoint (APNs, FCM...): never a topic, which would reach every subscriber.
+PUSH_ENDPOINT_PATTERN = (
+    r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:endpoint/[A-Za-z0-9_]+/[A-Za-z0-9._-]+/[A-Za-z0-9-]+$"
+)
+MAX_PUSH_ENDPOINTS = 20
+
+
+def _check_local_part(value: str) -> str:
+    if len(value.partition("@")[0]) > 64:
+        raise ValueError("the part before @ must be at most 64 characters (RFC 5321)")
+    return value
+
+
+def _check_name(value: str) -> str:
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("must not contain control characters (tab, newline, NUL...)")
+    return value
+
+
+def _unique(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+EmailAddress = Annotated[
+    str,
+    Field(max_length=254, pattern=EMAIL_PATTERN, examples=["ada@example.com"]),
+    AfterValidator(_check_local_part),
+]
+PushEndpoint = Annotated[str, Field(max_length=1024, pattern=PUSH_ENDPOINT_PATTERN)]
+PersonName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_name)]
+
+
+class InlineRecipient(Strict):
+    """A recipient given with their contact: delivered to these addresses with this profile (``user`` in the
+    templates), and the Auth service is not asked. For people the Auth service does not know (an invitation), or
+    whose contact the caller holds. A channel the recipient has no address for is skipped (``unreachable``)."""
+
+    user_id: UserId
+    email: Optional[EmailAddress] = None
+    push_endpoints: Annotated[list[PushEndpoint], AfterValidator(_unique)] = Field(
+        default_factory=list,
+        max_length=MAX_PUSH_ENDPOINTS,
+        description="SNS platform endpoint ARNs (repeated ones count once)",
+    )
+    locale: Optional[str] = Field(default=None, pattern=LOCALE_PATTERN)
+    first_name: Optional[PersonName] = None
+    last_name: Optional[PersonName] = None
+
+    def contact(self) -> Contact:
+        """The contact and profile its jobs carry."""
+        return Contact(
+            email=self.email,
+            push_endpoints=list(self.push_endpoints),
+            first_name=self.first_name,
+            last_name=self.last_name,
+            locale=self.locale,
+        )
+
+
 class Recipients(Strict):
-    """Who receives the event: either user_ids (1 to 1,000 ids; repeated ids count once) or one segment_id, not both."""
+    """Who receives the event: user_ids (their contact comes from the Auth service; repeated ids count once) and/or
+    users (inline: each with their own contact, no Auth lookup), 1 to 1,000 recipients in all, each named once; or
+    one segment_id, alone."""
 
     user_ids: Optional[list[UserId]] = Field(default=None, min_length=1, max_length=MAX_RECIPIENTS)
+    users: Optional[list[InlineRecipient]] = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_RECIPIENTS,
+        description="inline recipients: delivered with the contact given here, without asking the Auth service",
+    )
     segment_id: Optional[UserId] = None
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> Recipients:
-        if (self.user_ids is None) == (self.segment_id is None):
-            raise ValueError("give exactly one of user_ids or segment_id")
+    def _one_kind(self) -> Recipients:
+        listed = self.user_ids is not None or self.users is not None
+        if self.segment_id is not None and listed:
+            raise ValueError("give segment_id alone: a segment cannot be combined with user_ids or users")
+        if self.segment_id is None and not listed:
+            raise ValueError("give user_ids, users (or both), or segment_id")
         if self.user_ids is not None:
             # Deduplicate, keeping the caller's order.
             object.__setattr__(self, "user_ids", list(dict.fromkeys(self.user_ids)))
@@ -162,7 +239,7 @@ class EventRequest(Strict):
     priority: Optional[Priority] = None
     send_after: Optional[AwareDatetime] = None
     expires_at: Optional[AwareDatetime] = None
-    locale: Optional[str] = Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+    locale: Optional[str] = Field(default=None, pattern=LOCALE_PATTERN)
     event_id: Annotated[Optional[str], AfterValidator(_canonical_uuid)] = Field(
         default=None,
         pattern=UUID_PATTERN,
@@ -175,7 +252,8 @@ class EventRequest(Strict):
 
 
 class Contact(BaseModel):
-    """Where to reach a user; explicit on a job or fetched from the Auth service."""
+    """An inline recipient's contact and profile, carried by their jobs: the worker delivers to it and does not ask
+    the Auth service. (``connection_id`` narrows an in-app job to one of the user's connections.)"""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -183,6 +261,9 @@ class Contact(BaseModel):
     phone: Optional[str] = None
     connection_id: Optional[str] = None
     push_endpoints: list[str] = Field(default_factory=list)
+    first_name: Optional[str] = None
+    last_name: Optional[str] = None
+    locale: Optional[str] = None
 
 
 class NotificationJob(BaseModel):

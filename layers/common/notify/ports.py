@@ -15,6 +15,7 @@ from notify.records import (
     CampaignStatus,
     Claim,
     Connection,
+    ContactSnapshot,
     DeadLetter,
     EventRecord,
     InboxAction,
@@ -486,4 +487,12 @@ class PreferenceStore(Protocol):
     def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
         """Add ``address`` to the user's suppressed addresses (a hard bounce or a complaint); replacing the
         user's preferences keeps them. Idempotent."""
+        ...
+
+    def remember_contact(self, user_id: str, snapshot: ContactSnapshot) -> None:
+        """Keep ``snapshot`` as the user's last known contact (one write; their preferences are kept)."""
+        ...
+
+    def forget_contact(self, user_id: str) -> None:
+        """Drop the user's last known contact (the Auth service says the user is gone). Idempotent."""
         ...

@@ -76,6 +76,15 @@ class UserProfile:
 
 
 @dataclass(frozen=True)
+class ContactSnapshot:
+    """A user's profile as the Auth service last answered it, and when (ISO 8601, UTC): the user's *last known
+    contact*, kept on their preferences item so that an Auth outage does not stop their notifications."""
+
+    profile: UserProfile
+    taken_at: str
+
+
+@dataclass(frozen=True)
 class Template:
     """One version of the template for an event type, channel and locale."""
 
@@ -175,6 +184,9 @@ class EventRecord:
     payload: Optional[dict[str, Any]] = None  # as its templates see it (a campaign run's: the campaign's)
     template_key: Optional[str] = None  # the event type whose templates render it, when not its own
     locale: Optional[str] = None  # the event's locale override, if it had one
+    # A SHA-256 of its inline recipients' contacts (recipients.users), not the contacts themselves: the same event
+    # id sent again with other contacts is a conflict. None without inline recipients.
+    contacts_digest: Optional[str] = None
 
 
 class CampaignStatus(str, Enum):
@@ -251,6 +263,8 @@ class UserPreferences:
     updated_at: Optional[str] = None
     # Addresses of this user that hard-bounced or complained: no email goes to them (set by feedback, not by PUT).
     suppressed: frozenset[str] = frozenset()
+    # The user's last known contact, kept by the worker (never by PUT, never shown in the document).
+    contact: Optional[ContactSnapshot] = None
 
     def allows(self, channel: Channel, category: Category) -> bool:
         """True unless the channel is off, globally or for the category; account notifications always pass."""

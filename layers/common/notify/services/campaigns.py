@@ -380,6 +380,7 @@ class CampaignService:
                     "pages_expanded": summary.get("pages_expanded", 0),
                     "status_counts": summary.get("status_counts"),
                     "feedback_counts": summary.get("feedback_counts"),
+                    "skipped_counts": summary.get("skipped_counts"),
                 }
             )
         return summaries

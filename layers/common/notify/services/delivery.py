@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import random
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,7 +27,7 @@ from notify.errors import (
     TemplateFailed,
     TransientError,
 )
-from notify.models import JOB_SCHEMA_VERSION, Category, Channel, Contact, FanoutTask, NotificationJob, Priority, Status
+from notify.models import JOB_SCHEMA_VERSION, Category, Channel, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
@@ -37,8 +38,9 @@ from notify.ports import (
     TemplateStore,
     UserDirectory,
 )
-from notify.records import ClaimOutcome, DeadLetter, RenderedMessage, UserPreferences, UserProfile
+from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMessage, UserPreferences, UserProfile
 from notify.rendering import locale_chain, render, render_context
+from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
 from notify.services.fanout import FanoutService
 from notify.services.inbox import InboxService
@@ -49,6 +51,11 @@ log = logging.getLogger(__name__)
 # A dead letter keeps at most this much of a raw record (SQS takes 256 KiB per message, base64 adds a third).
 MAX_RAW_BYTES = 96 * 1024
 MAX_ERROR_CHARS = 2000
+# The last known contact (docs/WORKER.md, step 5): used when the Auth service is unreachable on a job's third
+# attempt (attempt index 2) or later, if taken within 30 days; rewritten when it changes or is a day old.
+SNAPSHOT_FROM_ATTEMPT = 2
+SNAPSHOT_MAX_AGE = timedelta(days=30)
+SNAPSHOT_REFRESH = timedelta(days=1)
 
 
 class Outcome(str, Enum):
@@ -153,6 +160,11 @@ class DeliveryService:
         self._inbox = inbox
         self._settings = settings or DeliverySettings()
         self._rand = rand
+        # The last known contacts this container wrote (a cached read of the user's item may predate them).
+        self._snapshots: TtlCache[tuple[ContactSnapshot]] = TtlCache(
+            ttl_seconds=SNAPSHOT_REFRESH.total_seconds(), max_items=10_000
+        )
+        self._snapshots_lock = threading.Lock()
 
     # -- entry points ----------------------------------------------------------------
 
@@ -228,7 +240,13 @@ class DeliveryService:
         rejected: dict[str, str] = {}  # push endpoints that refused this attempt for good (disabled, deleted)
         sending = False
         try:
-            profile = self._recipient(job)
+            profile, source = self._recipient(job, preferences)
+            if not _reaches(profile, job.channel):
+                # No address on the job's channel (no email, no push endpoint): nothing to send and nothing for an
+                # operator to act on, so no letter; the summaries count it.
+                unreachable = {"reason": "unreachable", "channel": job.channel.value, "contact_source": source}
+                self._transition(job, Status.SKIPPED, token, detail=unreachable)
+                return Outcome.SKIPPED
             if job.channel is Channel.EMAIL and preferences is not None and profile.email in preferences.suppressed:
                 # A hard bounce or a complaint suppressed the address: nothing more goes to it, account mail included.
                 skipped = {"reason": "suppressed", "address": profile.email}
@@ -259,6 +277,7 @@ class DeliveryService:
             reason = "outcome_unknown" if sending else "internal_error"
             return self._fail(_progressed(job, progress), token, reason, _describe(exc))
         detail: dict[str, Any] = {"provider_message_id": provider_id, "template_version": message.template_version}
+        detail["contact_source"] = source  # inline, auth or snapshot
         if rejected:
             detail["endpoints_rejected"] = rejected
         if link is not None:
@@ -269,12 +288,16 @@ class DeliveryService:
 
     # -- steps --------------------------------------------------------------------------
 
-    def _preferences_of(self, job: NotificationJob) -> Optional[UserPreferences]:
-        """The user's preferences when the job needs them: one read (cached per container), or none at all for an
-        account notification that is not an email (only an email can hit a suppressed address)."""
+    def _reads_preferences(self, job: NotificationJob) -> bool:
+        """Whether the job reads the user's item: every job but an account notification that is not an email
+        (only an email can hit a suppressed address)."""
         if self._preferences is None:
-            return None
-        if category_of(job.event_type) is Category.ACCOUNT and job.channel is not Channel.EMAIL:
+            return False
+        return category_of(job.event_type) is not Category.ACCOUNT or job.channel is Channel.EMAIL
+
+    def _preferences_of(self, job: NotificationJob) -> Optional[UserPreferences]:
+        """The user's preferences (and last known contact) when the job needs them: one read, cached per container."""
+        if self._preferences is None or not self._reads_preferences(job):
             return None
         return self._preferences.get(job.user_id)
 
@@ -306,19 +329,82 @@ class DeliveryService:
         self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(until), "reason": "quiet_hours"})
         return Outcome.SCHEDULED
 
-    def _recipient(self, job: NotificationJob) -> UserProfile:
-        explicit = job.contact
-        if explicit is not None and _reaches(explicit, job.channel):
-            return UserProfile(
-                id=job.user_id,
-                email=explicit.email,
-                phone=explicit.phone,
-                push_endpoints=tuple(explicit.push_endpoints),
-            )
+    def _recipient(self, job: NotificationJob, preferences: Optional[UserPreferences]) -> tuple[UserProfile, str]:
+        """The job's recipient and where their contact came from (``contact_source``):
+
+        - ``inline``: the job carries its contact (``recipients.users``): the Auth service is not asked;
+        - ``auth``: the Auth service's answer, kept as the user's last known contact (see :meth:`_remember`);
+        - ``snapshot``: the Auth service is unreachable on the job's third attempt (attempt index
+          :data:`SNAPSHOT_FROM_ATTEMPT`) or a later one, and the user's item holds a last known contact taken
+          within :data:`SNAPSHOT_MAX_AGE`. Otherwise the TransientError stands and the job retries.
+
+        A user the Auth service says is gone (404) is a PermanentError, and their last known contact is dropped.
+        """
+        if job.contact is not None:
+            return _inline_profile(job), "inline"
         try:
-            return self._users.get_user(job.user_id)
+            profile = self._users.get_user(job.user_id)
         except NotFound:
+            self._forget(job.user_id)
             raise PermanentError(f"user {job.user_id} does not exist in the Auth service") from None
+        except TransientError as exc:
+            snapshot = self._last_known(job, preferences)
+            if snapshot is None:
+                raise
+            log.warning(
+                "Auth unreachable on attempt %d of job %s; sending with the contact of %s: %s",
+                job.attempt,
+                job.job_id,
+                snapshot.taken_at,
+                exc,
+            )
+            return snapshot.profile, "snapshot"
+        self._remember(job, profile, preferences)
+        return profile, "auth"
+
+    def _last_known(self, job: NotificationJob, preferences: Optional[UserPreferences]) -> Optional[ContactSnapshot]:
+        """The user's last known contact as their item holds it (read now for a job that did not read it), if the
+        job is on its third attempt or later and the contact is recent enough; else None."""
+        if job.attempt < SNAPSHOT_FROM_ATTEMPT or self._preferences is None:
+            return None
+        stored = preferences if self._reads_preferences(job) else self._preferences.get(job.user_id)
+        snapshot = stored.contact if stored is not None else None
+        if snapshot is None or snapshot.profile.id != job.user_id:
+            return None
+        if self._clock() - datetime.fromisoformat(snapshot.taken_at) > SNAPSHOT_MAX_AGE:
+            return None
+        return snapshot
+
+    def _remember(self, job: NotificationJob, profile: UserProfile, preferences: Optional[UserPreferences]) -> None:
+        """Keep the Auth service's answer as the user's last known contact, on the item the job read: written only
+        when it differs from the one known, or that one is :data:`SNAPSHOT_REFRESH` old (at most one write per user
+        and day while nothing changes). A job that did not read the item writes nothing. A failed write is logged:
+        the notification does not depend on it."""
+        if self._preferences is None or not self._reads_preferences(job):
+            return
+        now = self._clock()
+        with self._snapshots_lock:
+            written = self._snapshots.get(job.user_id)  # this container's own write, newer than a cached read
+            known = written[0] if written is not None else (preferences.contact if preferences else None)
+            if (
+                known is not None
+                and known.profile == profile
+                and now - datetime.fromisoformat(known.taken_at) < SNAPSHOT_REFRESH
+            ):
+                return
+            snapshot = ContactSnapshot(profile, iso(now))
+            self._snapshots.put(job.user_id, (snapshot,))
+        try:
+            self._preferences.remember_contact(job.user_id, snapshot)
+        except StoreUnavailable as exc:
+            self._snapshots.pop(job.user_id)
+            log.warning("could not keep the last known contact of user %s: %s", job.user_id, exc)
+
+    def _forget(self, user_id: str) -> None:
+        """Drop the last known contact of a user the Auth service says is gone."""
+        self._snapshots.pop(user_id)
+        if self._preferences is not None:
+            self._preferences.forget_contact(user_id)
 
     def _render(self, job: NotificationJob, profile: UserProfile, unsubscribe_url: Optional[str]) -> RenderedMessage:
         requested = job.locale or profile.locale
@@ -511,9 +597,25 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
 
 
-def _reaches(contact: Contact, channel: Channel) -> bool:
+def _reaches(profile: UserProfile, channel: Channel) -> bool:
+    """Whether the recipient has an address on the channel: an email, a push endpoint; in-app always (the inbox)."""
     if channel is Channel.EMAIL:
-        return bool(contact.email)
+        return bool(profile.email)
     if channel is Channel.PUSH:
-        return bool(contact.push_endpoints)
-    return bool(contact.connection_id)
+        return bool(profile.push_endpoints)
+    return True
+
+
+def _inline_profile(job: NotificationJob) -> UserProfile:
+    """An inline recipient's profile, from the contact their job carries."""
+    contact = job.contact
+    assert contact is not None
+    return UserProfile(
+        id=job.user_id,
+        email=contact.email,
+        phone=contact.phone,
+        first_name=contact.first_name,
+        last_name=contact.last_name,
+        locale=contact.locale,
+        push_endpoints=tuple(contact.push_endpoints),
+    )

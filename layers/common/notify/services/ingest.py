@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
@@ -15,7 +15,16 @@ from notify.catalog import EventType, field_errors, get_event_type, validate_pay
 from notify.clock import Clock, iso
 from notify.errors import Conflict, FieldError, IngestUnavailable, KeyReused, TransientError, ValidationFailed
 from notify.jobs import EventPlan, keyed_event_id, new_event_id, new_family
-from notify.models import AcceptedEvent, Channel, EventRequest, FanoutTask, Message
+from notify.models import (
+    MAX_RECIPIENTS,
+    AcceptedEvent,
+    Channel,
+    Contact,
+    EventRequest,
+    FanoutTask,
+    Message,
+    Recipients,
+)
 from notify.ports import DelayQueue, JobPublisher, RunOnce, StatusStore
 from notify.records import EventRecord
 
@@ -86,13 +95,16 @@ class IngestService:
         for name, moment in (("send_after", request.send_after), ("expires_at", request.expires_at)):
             if moment is not None and moment > horizon:
                 errors.append(FieldError(name, f"must be within {MAX_HORIZON.days} days from now", "horizon"))
+        errors += _recipient_errors(request.recipients)
         if errors:
             raise ValidationFailed(errors)
+        inline = request.recipients.users or []
         return EventPlan(
             event_id=event_id or new_event_id(),
             event_type=spec,
             payload=template_payload,
-            user_ids=request.recipients.user_ids or [],
+            user_ids=[*(request.recipients.user_ids or []), *(u.user_id for u in inline)],
+            contacts={u.user_id: u.contact() for u in inline} or None,
             channels=list(dict.fromkeys(request.channels or template_spec.default_channels)),
             priority=request.priority or spec.priority,
             created_at=now,
@@ -198,15 +210,17 @@ class IngestService:
             raise IngestIncomplete(str(exc), [plan.event_id for plan in plans], exc.retry_after_seconds) from exc
 
     def _check_same_event(self, plan: EventPlan) -> None:
-        """An event id already recorded must name the same event: type, recipients and channels."""
+        """An event id already recorded must name the same event: type, recipients (inline contacts included)
+        and channels."""
         stored = self._store.get_event(plan.event_id)
         if stored is None:
             return
         planned = _record(plan)
-        if (stored.event_type, stored.user_ids, stored.segment_id) != (
+        if (stored.event_type, stored.user_ids, stored.segment_id, stored.contacts_digest) != (
             planned.event_type,
             planned.user_ids,
             planned.segment_id,
+            planned.contacts_digest,
         ) or [Channel(c) for c in stored.channels] != [Channel(c) for c in planned.channels]:
             raise Conflict(f"event {plan.event_id} already exists with a different type, recipients or channels")
 
@@ -257,6 +271,38 @@ def _template_source(spec: EventType, payload: dict[str, Any]) -> tuple[EventTyp
     return inner, validate_payload(inner, payload["payload"], loc="payload.payload")
 
 
+def _recipient_errors(recipients: Recipients) -> list[FieldError]:
+    """What the model alone cannot say: each recipient named once, in user_ids or users, 1,000 in all."""
+    errors: list[FieldError] = []
+    listed = set(recipients.user_ids or [])
+    first: dict[str, int] = {}
+    for index, user in enumerate(recipients.users or []):
+        loc = f"recipients.users.{index}.user_id"
+        if user.user_id in listed:
+            errors.append(
+                FieldError(loc, f"{user.user_id!r} is in user_ids too: name each recipient once", "duplicate")
+            )
+        elif user.user_id in first:
+            message = f"{user.user_id!r} appears twice in users (items {first[user.user_id]} and {index})"
+            errors.append(FieldError(loc, message, "duplicate"))
+        first.setdefault(user.user_id, index)
+    total = len(listed) + len(recipients.users or [])
+    if total > MAX_RECIPIENTS:
+        message = f"user_ids and users name {total:,} recipients; at most {MAX_RECIPIENTS:,} in all (split the event)"
+        errors.append(FieldError("recipients", message, "too_many_recipients"))
+    return errors
+
+
+def _contacts_digest(contacts: Optional[Mapping[str, Contact]]) -> Optional[str]:
+    """A SHA-256 of the inline recipients' contacts: the event record keeps it instead of the contacts (1,000 of
+    them would not fit in an item), so the same event id sent with other contacts is a conflict."""
+    if not contacts:
+        return None
+    data = {uid: contact.model_dump(mode="json", exclude_none=True) for uid, contact in contacts.items()}
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _accepted(plan: EventPlan) -> AcceptedEvent:
     return AcceptedEvent(event_id=plan.event_id, job_ids=plan.job_ids(), segment_id=plan.segment_id)
 
@@ -285,4 +331,5 @@ def _record(plan: EventPlan) -> EventRecord:
         payload=dict(plan.payload),
         template_key=plan.template_key if plan.template_key != plan.event_type.name else None,
         locale=plan.locale,
+        contacts_digest=_contacts_digest(plan.contacts),
     )

@@ -128,6 +128,7 @@ class StatusQueries:
             **extra,
             "status_counts": counts,
             "feedback_counts": feedback_counts(jobs),
+            "skipped_counts": skipped_counts(jobs),
             "jobs": [{k: v for k, v in j.items() if k != "history"} for j in jobs],
         }
 
@@ -146,6 +147,19 @@ def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
         seen = {(h.get("detail") or {}).get("feedback") for h in job.get("history") or []}
         out["opened"] += "Open" in seen
         out["clicked"] += "Click" in seen
+    return out
+
+
+def skipped_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of these jobs were SKIPPED, by reason: ``opted_out``, ``suppressed``, ``unreachable``."""
+    out: dict[str, int] = {}
+    for job in jobs:
+        if job["status"] != Status.SKIPPED.value:
+            continue
+        history: list[dict[str, Any]] = job.get("history") or []
+        entry: dict[str, Any] = next((h for h in reversed(history) if h["status"] == Status.SKIPPED.value), {})
+        reason = str((entry.get("detail") or {}).get("reason") or "unknown")
+        out[reason] = out.get(reason, 0) + 1
     return out
 
 

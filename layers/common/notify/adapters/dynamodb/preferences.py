@@ -1,13 +1,14 @@
-"""Users' notification preferences (NotificationsTable, ``PREF#<user_id>`` / ``PREF``)."""
+"""Users' notification preferences and last known contact (NotificationsTable, ``PREF#<user_id>`` / ``PREF``)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
-from notify.records import UserPreferences
+from notify.adapters.dynamodb.items import call, conditional, expression_values, from_item, to_item
+from notify.records import ContactSnapshot, UserPreferences, UserProfile
 from notify.resilience import TtlCache
 
 if TYPE_CHECKING:
@@ -83,6 +84,38 @@ class DynamoPreferenceStore:
         if self._cache is not None:
             self._cache.pop(user_id)
 
+    def remember_contact(self, user_id: str, snapshot: ContactSnapshot) -> None:
+        """One UpdateItem of ``contact`` (the profile as JSON) and ``contact_at``; the user's choices and suppressed
+        addresses are kept. The cached read stays as it is (the worker remembers what it wrote itself)."""
+        call(
+            "keep the last known contact",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item(_key(user_id)),
+            UpdateExpression="SET user_id = :user, kind = :kind, contact = :contact, contact_at = :at",
+            ExpressionAttributeValues=expression_values(
+                {
+                    ":user": user_id,
+                    ":kind": "preferences",
+                    ":contact": json.dumps(_profile_data(snapshot.profile), sort_keys=True, ensure_ascii=False),
+                    ":at": snapshot.taken_at,
+                }
+            ),
+        )
+
+    def forget_contact(self, user_id: str) -> None:
+        """REMOVE the last known contact, if the user's item has one (conditional, so no item is created)."""
+        conditional(
+            "forget the last known contact",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item(_key(user_id)),
+            UpdateExpression="REMOVE contact, contact_at",
+            ConditionExpression="attribute_exists(contact)",
+        )
+        if self._cache is not None:
+            self._cache.pop(user_id)  # read again next time: a forgotten contact must not be used from the cache
+
     def _update(self, p: UserPreferences) -> dict[str, Any]:
         document = {"channels": p.channels, "categories": p.categories, "quiet_hours": p.quiet_hours}
         return {
@@ -113,4 +146,24 @@ def _preferences(item: Mapping[str, Any]) -> UserPreferences:
         quiet_hours=doc.get("quiet_hours"),
         updated_at=item.get("updated_at"),
         suppressed=frozenset(item.get("suppressed") or ()),
+        contact=_snapshot(item),
     )
+
+
+def _profile_data(profile: UserProfile) -> dict[str, Any]:
+    data = {k: v for k, v in asdict(profile).items() if v not in (None, ())}
+    if profile.push_endpoints:
+        data["push_endpoints"] = list(profile.push_endpoints)
+    return data
+
+
+def _snapshot(item: Mapping[str, Any]) -> Optional[ContactSnapshot]:
+    """The item's last known contact; None if it has none (or one this code cannot read: never a guess)."""
+    if not item.get("contact") or not item.get("contact_at"):
+        return None
+    try:
+        data = json.loads(item["contact"])
+        profile = UserProfile(**{**data, "push_endpoints": tuple(data.get("push_endpoints") or ())})
+    except (ValueError, TypeError):
+        return None
+    return ContactSnapshot(profile, item["contact_at"])

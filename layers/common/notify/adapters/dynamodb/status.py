@@ -438,6 +438,7 @@ def _event_item(record: EventRecord) -> dict[str, Any]:
         "payload_json": None if record.payload is None else _compact(record.payload),
         "template_key": record.template_key,
         "locale": record.locale,
+        "contacts_digest": record.contacts_digest,
         "ttl": int(time.time() + RETENTION.total_seconds()),
     }
 
@@ -477,6 +478,7 @@ def _event(item: Mapping[str, Any]) -> EventRecord:
         payload=json.loads(item["payload_json"]) if item.get("payload_json") else item.get("payload"),
         template_key=item.get("template_key"),
         locale=item.get("locale"),
+        contacts_digest=item.get("contacts_digest"),
     )
 
 
