@@ -132,6 +132,9 @@ class KafkaSource:
     bisect_batch_on_function_error: bool = False
     on_failure: Any = None  # DestinationConfig.OnFailure.Destination (a template value), if any
     pollers: Optional[tuple[int, int]] = None  # ProvisionedPollerConfig (MinimumPollers, MaximumPollers)
+    # SourceAccessConfigurations naming secrets (SASL_SCRAM_*_AUTH, CLIENT_CERTIFICATE_TLS_AUTH,
+    # SERVER_ROOT_CA_CERTIFICATE): (Type, secret ARN), which the pollers log in and verify the brokers with.
+    secrets: tuple[tuple[str, str], ...] = ()
 
     @property
     def retry_limit(self) -> Optional[int]:
@@ -421,6 +424,11 @@ class Template:
                     (int(pollers.get("MinimumPollers", 1)), int(pollers.get("MaximumPollers", 200)))
                     if pollers
                     else None
+                ),
+                secrets=tuple(
+                    (str(c["Type"]), str(c["URI"]))
+                    for c in props.get("SourceAccessConfigurations", [])
+                    if not str(c["Type"]).startswith("VPC_")
                 ),
             )
         raise LookupError(f"{function} has no active Kafka event source mapping")

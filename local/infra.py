@@ -253,12 +253,14 @@ def merged_environment(environments: dict[str, dict[str, str]]) -> dict[str, str
     return merged
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int = 3) -> None:
-    """Create the Kafka topic if it does not exist."""
+def create_topic(bootstrap: str, topic: str, partitions: int = 3, options: Optional[Mapping[str, Any]] = None) -> None:
+    """Create the Kafka topic if it does not exist (``options``: how to connect to a secured broker)."""
     from kafka.admin import KafkaAdminClient, NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, api_version=(2, 8, 0), request_timeout_ms=10_000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap, api_version=(2, 8, 0), request_timeout_ms=10_000, **dict(options or {})
+    )
     try:
         admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
     except TopicAlreadyExistsError:

@@ -72,6 +72,24 @@ class KafkaWiring:
         return self.source.bootstrap_servers or self.bootstrap
 
 
+def source_access(source: KafkaSource, secrets: Optional[Any] = None) -> dict[str, Any]:
+    """kafka-python's options for the mapping's SourceAccessConfigurations, as Lambda's pollers use them: the
+    secret of SASL_SCRAM_256_AUTH, SASL_SCRAM_512_AUTH or CLIENT_CERTIFICATE_TLS_AUTH to log in (over TLS) and the
+    CA of SERVER_ROOT_CA_CERTIFICATE to verify the brokers with, each read from Secrets Manager when the consumer
+    connects (``secrets``: a reader by ARN, moto's Secrets Manager by default). No secret: PLAINTEXT, as today."""
+    from notify.adapters.kafka import SOURCE_ACCESS_AUTH, auth_options
+    from notify.adapters.secrets import SecretsManagerJson
+
+    access = dict(source.secrets)
+    if not access:
+        return {}
+    read = secrets or SecretsManagerJson(max_age=0)
+    logins = [(SOURCE_ACCESS_AUTH[kind], arn) for kind, arn in access.items() if kind in SOURCE_ACCESS_AUTH]
+    auth, arn = logins[0] if logins else ("tls", None)
+    root_ca = access.get("SERVER_ROOT_CA_CERTIFICATE")
+    return auth_options(auth, read(arn) if arn else None, read(root_ca) if root_ca else None, arn or "")
+
+
 Key = tuple[str, int, int]  # topic, partition, offset
 
 
@@ -129,6 +147,7 @@ class KafkaMapping(_Loop):
 
         return KafkaConsumer(
             self._wiring.topic,
+            **source_access(self._source),
             bootstrap_servers=self._wiring.bootstrap,
             group_id=self._source.consumer_group,
             enable_auto_commit=False,

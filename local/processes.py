@@ -121,12 +121,18 @@ def tansu_binary() -> str:
     return str(path)
 
 
-def tansu_process(port: int = 0, log_path: Optional[Path] = None, s3: Optional[tuple[str, str]] = None) -> Process:
+def tansu_process(
+    port: int = 0,
+    log_path: Optional[Path] = None,
+    s3: Optional[tuple[str, str]] = None,
+    advertised_port: Optional[int] = None,
+) -> Process:
     """Tansu, a Kafka-compatible broker on 127.0.0.1:``port``, not yet started.
 
     It keeps its log in memory, so a restart loses every record and committed offset; with ``s3`` (an S3
     endpoint and a bucket, moto server's here) it keeps them in that bucket and a restart loses nothing, as a
-    replicated MSK cluster would not.
+    replicated MSK cluster would not. ``advertised_port``: the port clients are told to connect to (a proxy in
+    front of it), its own by default.
     """
     port = port or free_port()
     url = f"tcp://127.0.0.1:{port}"
@@ -136,7 +142,7 @@ def tansu_process(port: int = 0, log_path: Optional[Path] = None, s3: Optional[t
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port}" if advertised_port else url,
         "--storage-engine",
         f"s3://{s3[1]}/" if s3 else "memory://tansu/",
     ]

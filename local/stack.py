@@ -9,7 +9,7 @@ import secrets
 import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import boto3
 
@@ -57,6 +57,12 @@ class Config:
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
+    # An authenticated Kafka at kafka_bootstrap (docs/DEPLOY.md#kafka-authentication): its KafkaAuth, the JSON of
+    # its KafkaSecretArn secret and its brokers' CA chain in PEM, which the stack stores in moto's Secrets Manager
+    # as an operator stores them in AWS; the functions and the Kafka mapping read them from there.
+    kafka_auth: str = "none"
+    kafka_secret: Optional[str] = None
+    kafka_root_ca: Optional[str] = None
     api_key: str = "local-dev-key"
     prefix: str = "notify-local"
     schedule_seconds: Optional[float] = None  # the template's rate by default
@@ -83,6 +89,9 @@ class Config:
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_mode=env.get("KAFKA_MODE") or None,
             kafka_storage=env.get("KAFKA_STORAGE") or "memory",
+            kafka_auth=env.get("KAFKA_AUTH") or "none",
+            kafka_secret=env.get("KAFKA_SECRET") or None,
+            kafka_root_ca=Path(env["KAFKA_ROOT_CA_FILE"]).read_text() if env.get("KAFKA_ROOT_CA_FILE") else None,
             containers=env.get("LOCAL_CONTAINERS", "") not in ("", "0", "false"),
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
@@ -119,6 +128,7 @@ class LocalStack:
         self.workers: dict[str, ContainerFunction] = {}
         self.simulator: Optional[MailboxSimulator] = None
         self.ses_proxy: Optional[ProviderFaults] = None  # by trigger (kafka, sqs) when config.containers
+        self.kafka_secrets: dict[str, str] = {}  # KafkaSecretArn, KafkaRootCaSecretArn: their secrets in moto
 
     @property
     def bootstrap(self) -> str:
@@ -169,7 +179,8 @@ class LocalStack:
             "KafkaMode": mode,
             "MskClusterArn": msk if mode == "msk" else "",
             "KafkaBootstrapServers": self.bootstrap,
-            "KafkaAuth": "none",
+            "KafkaAuth": self.config.kafka_auth,
+            **self.kafka_secrets,
             "AuthApiUrl": f"http://127.0.0.1:{self.auth.port or self.config.auth_port}",
             "SenderEmail": "notifications@example.com",
             "PublicApiUrl": self.api_url,  # one-click unsubscribe links point at the local API
@@ -206,6 +217,7 @@ class LocalStack:
         """Create the template's resources, the topic and the sender identity; set and return the env."""
         # The WebSocket API's execute-api URLs (WEBSOCKET_ENDPOINT) resolve to the local WebSocket gateway.
         apis = dict.fromkeys(self.template.websocket_apis(), f"http://127.0.0.1:{self.config.ws_port}")
+        self.store_kafka_secrets()
         self.infra = create_resources(self.template, self.config.prefix, self.parameters(), apis)
         # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
         put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
@@ -215,12 +227,38 @@ class LocalStack:
         self.environments = function_environments(self.template, self.infra, local_environment(self.own_origins))
         env = merged_environment(self.environments)
         os.environ.update(env)
-        create_topic(self.bootstrap, env["KAFKA_TOPIC"])
+        create_topic(self.bootstrap, env["KAFKA_TOPIC"], options=self.kafka_options())
         if self.kafka is not None:  # Tansu keeps topics in memory: a restarted broker gets it again
             self.kafka.after_start.append(lambda: create_topic(self.bootstrap, env["KAFKA_TOPIC"]))
         verify_sender(env["SENDER_EMAIL"])
         self.write_state()
         return env
+
+    def store_kafka_secrets(self) -> None:
+        """Config.kafka_secret and kafka_root_ca into moto's Secrets Manager, their ARNs into ``kafka_secrets`` (the
+        KafkaSecretArn and KafkaRootCaSecretArn parameters)."""
+        client = boto3.client("secretsmanager")
+        root_ca = json.dumps({"certificate": self.config.kafka_root_ca}) if self.config.kafka_root_ca else None
+        for parameter, value in (("KafkaSecretArn", self.config.kafka_secret), ("KafkaRootCaSecretArn", root_ca)):
+            if value:
+                name = f"{self.config.prefix}/{parameter}"
+                self.kafka_secrets[parameter] = client.create_secret(Name=name, SecretString=value)["ARN"]
+
+    def kafka_options(self) -> dict[str, Any]:
+        """How the stack's own Kafka clients (the topic's creation) connect: as the functions' producers do."""
+        from notify.adapters.kafka import KafkaConfig
+        from notify.adapters.secrets import SecretsManagerJson
+
+        values = self.parameters()
+        config = KafkaConfig(
+            self.bootstrap,
+            "",
+            auth=values["KafkaAuth"],
+            secret_arn=values.get("KafkaSecretArn") or None,
+            root_ca_secret_arn=values.get("KafkaRootCaSecretArn") or None,
+        )
+        options = config.client_options(SecretsManagerJson(max_age=0))
+        return {k: v for k, v in options.items() if k.startswith(("security_", "sasl_", "ssl_"))}
 
     @property
     def state_file(self) -> Path:

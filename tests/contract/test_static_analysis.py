@@ -1,8 +1,9 @@
 """The field's static analysis on what AWS receives: cfn-lint with the serverless rules, and checkov.
 
-Both tools read template.yaml (each understands SAM) and SAM's translation of it (local/sam.py) for three
-deployments (self-managed Kafka without and with a VPC, MSK in a VPC with the SQS endpoint), so a finding that shows
-only once SAM has expanded the template (roles, aliases, versions, permissions, the HTTP API's stage) is seen too.
+Both tools read template.yaml (each understands SAM) and SAM's translation of it (local/sam.py) for four
+deployments (self-managed Kafka without and with a VPC, MSK in a VPC with the SQS endpoint, self-managed Kafka in a
+VPC with SASL/SCRAM and a private CA from Secrets Manager), so a finding that shows only once SAM has expanded the
+template (roles, aliases, versions, permissions, the HTTP API's stage) is seen too.
 The tools come from their own virtualenv (``make scan-venv``): checkov pins many packages that the others need at
 other versions.
 
@@ -33,11 +34,19 @@ SKIPS_FILE = Path(__file__).with_name("static_analysis_skips.yaml")
 SUBNETS = "subnet-0aaa1111,subnet-0bbb2222"
 VPC = {"SubnetIds": SUBNETS, "SecurityGroupIds": "sg-0ccc3333", "SqsVpcEndpoint": "create", "VpcId": "vpc-0ddd4444"}
 CLUSTER = "arn:aws:kafka:eu-west-1:123456789012:cluster/notifications/0f1e2d3c-aaaa-bbbb-cccc-111122223333-1"
+SECRETS = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:notifications/"
 # The deployments whose translations are checked, on top of local.sam's DEPLOYMENT (self-managed Kafka over TLS).
 DEPLOYMENTS: dict[str, dict[str, str]] = {
     "self-managed": {},
     "self-managed-in-a-vpc": VPC,
     "msk-in-a-vpc": {"KafkaMode": "msk", "MskClusterArn": CLUSTER, "KafkaAuth": "iam", **VPC},
+    # SASL/SCRAM with a private CA: the event source's secrets and the roles' reads of them.
+    "self-managed-scram-in-a-vpc": {
+        "KafkaAuth": "scram-sha-512",
+        "KafkaSecretArn": f"{SECRETS}kafka-client-AbCdEf",
+        "KafkaRootCaSecretArn": f"{SECRETS}kafka-root-ca-GhIjKl",
+        **VPC,
+    },
 }
 TOOLS = ("cfn-lint", "checkov")
 

@@ -11,12 +11,13 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from notify.settings import (
     ApiSettings,
     FeedbackSettings,
+    KafkaAuth,
     KafkaSettings,
     SchedulerSettings,
     StoreSettings,
@@ -178,6 +179,8 @@ def _placeholder_environment(model: Settings) -> dict[str, str]:
         kind = str(field.annotation)
         if field.alias == "KAFKA_AUTH":
             env[field.alias] = "none"
+        elif field.alias in ("KAFKA_SECRET_ARN", "KAFKA_ROOT_CA_SECRET_ARN"):
+            env[field.alias] = ""  # unset: plaintext Kafka takes no secret (KafkaSettings refuses one)
         elif field.alias.endswith(("_URL", "_ENDPOINT")):
             env[field.alias] = "http://127.0.0.1:9/placeholder"
         elif field.alias.endswith("_KEYS_PARAMETER"):
@@ -486,7 +489,7 @@ def test_the_scheduler_ticks_every_minute(tpl: Template) -> None:
 def test_kafka_parameters_match_the_settings(tpl: Template) -> None:
     params = tpl.parameters
     assert params["KafkaTopic"]["Default"] == "notification-jobs"
-    assert set(params["KafkaAuth"]["AllowedValues"]) == {"none", "tls", "iam"}
+    assert set(params["KafkaAuth"]["AllowedValues"]) == set(get_args(KafkaAuth))
     # tls: the Rules refuse iam with KafkaMode's default (self-managed); test_samconfig.py checks the defaults.
     assert params["KafkaAuth"]["Default"] == "tls"
 

@@ -446,6 +446,144 @@ def test_the_rules_accept_a_consistent_parameter_set(sam: Translations, case: st
     assert sam.of(overrides=ACCEPTED[case]).rule_failures() == []
 
 
+# --- Kafka authentication: SASL/SCRAM and mTLS through Secrets Manager -------------------------------------------
+
+KAFKA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:AmazonMSK_notify-producer-AbCdEf"
+ROOT_CA_SECRET = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:notify/kafka-root-ca-GhIjKl"
+# What a Kafka event source accepts (Lambda's SourceAccessConfiguration): MSK takes SCRAM-SHA-512 and mTLS only.
+SECRET_TYPES = {
+    "SASL_SCRAM_256_AUTH",
+    "SASL_SCRAM_512_AUTH",
+    "CLIENT_CERTIFICATE_TLS_AUTH",
+    "SERVER_ROOT_CA_CERTIFICATE",
+}
+MSK_SECRET_TYPES = {"SASL_SCRAM_512_AUTH", "CLIENT_CERTIFICATE_TLS_AUTH"}
+_SCRAM256 = {"KafkaAuth": "scram-sha-256", "KafkaSecretArn": KAFKA_SECRET}
+_SCRAM512 = {"KafkaAuth": "scram-sha-512", "KafkaSecretArn": KAFKA_SECRET}
+_MTLS = {"KafkaAuth": "mtls", "KafkaSecretArn": KAFKA_SECRET}
+_ROOT_CA = {"KafkaRootCaSecretArn": ROOT_CA_SECRET}
+_MSK_BASE = {k: v for k, v in MSK.items() if k != "KafkaAuth"}
+# Each KafkaMode x KafkaAuth (with and without a root CA and a VPC) -> the secrets its event source reads.
+KAFKA_AUTH = {
+    "self-managed-none": ({"KafkaAuth": "none"}, {}),
+    "self-managed-tls": ({"KafkaAuth": "tls"}, {}),
+    "self-managed-tls-private-ca": ({"KafkaAuth": "tls", **_ROOT_CA}, {"SERVER_ROOT_CA_CERTIFICATE": ROOT_CA_SECRET}),
+    "self-managed-scram-sha-256": (_SCRAM256, {"SASL_SCRAM_256_AUTH": KAFKA_SECRET}),
+    "self-managed-scram-sha-512": (_SCRAM512, {"SASL_SCRAM_512_AUTH": KAFKA_SECRET}),
+    "self-managed-scram-sha-256-private-ca": (
+        {**_SCRAM256, **_ROOT_CA},
+        {"SASL_SCRAM_256_AUTH": KAFKA_SECRET, "SERVER_ROOT_CA_CERTIFICATE": ROOT_CA_SECRET},
+    ),
+    "self-managed-mtls": (_MTLS, {"CLIENT_CERTIFICATE_TLS_AUTH": KAFKA_SECRET}),
+    "self-managed-mtls-private-ca-in-vpc": (
+        {**_MTLS, **_ROOT_CA, **VPC},
+        {"CLIENT_CERTIFICATE_TLS_AUTH": KAFKA_SECRET, "SERVER_ROOT_CA_CERTIFICATE": ROOT_CA_SECRET},
+    ),
+    "msk-none": ({**_MSK_BASE, "KafkaAuth": "none"}, {}),
+    "msk-tls": ({**_MSK_BASE, "KafkaAuth": "tls"}, {}),
+    "msk-iam": (MSK, {}),
+    "msk-scram-sha-512": ({**_MSK_BASE, **_SCRAM512}, {"SASL_SCRAM_512_AUTH": KAFKA_SECRET}),
+    "msk-mtls": ({**_MSK_BASE, **_MTLS}, {"CLIENT_CERTIFICATE_TLS_AUTH": KAFKA_SECRET}),
+}
+KAFKA_AUTH_REFUSED = {
+    "scram-without-a-secret": {"KafkaAuth": "scram-sha-256"},
+    "mtls-without-a-secret": {**_MSK_BASE, "KafkaAuth": "mtls"},
+    "a-secret-with-tls": {"KafkaAuth": "tls", "KafkaSecretArn": KAFKA_SECRET},
+    "a-secret-with-iam": {**MSK, "KafkaSecretArn": KAFKA_SECRET},
+    "msk-scram-sha-256": {**_MSK_BASE, **_SCRAM256},
+    "a-root-ca-with-msk": {**_MSK_BASE, **_MTLS, **_ROOT_CA},
+    "a-root-ca-with-plaintext": {"KafkaAuth": "none", **_ROOT_CA},
+}
+PRODUCERS = {"ApiFunction", "WorkerFunction", "SchedulerFunction"}
+
+
+def _kafka_translations(sam: Translations) -> dict[str, Translation]:
+    """Every KAFKA_AUTH case, translated in one run of the translator."""
+    cases = sorted(KAFKA_AUTH)
+    results = sam.many([(None, KAFKA_AUTH[case][0]) for case in cases])
+    return {case: result for case, result in zip(cases, results, strict=True) if isinstance(result, Translation)}
+
+
+def _kafka_mapping(translation: Translation) -> tuple[str, dict[str, Any]]:
+    ((name, _),) = (
+        (n, m) for n, m in translation.created("AWS::Lambda::EventSourceMapping").items() if "Topics" in m["Properties"]
+    )
+    return name, translation.properties(name)
+
+
+def _secret_reads(translation: Translation, role: str) -> tuple[list[Any], list[Any]]:
+    """The secrets the role may GetSecretValue, and those whose KMS key it may use through Secrets Manager."""
+    reads: list[Any] = []
+    decrypts: list[Any] = []
+    for policy in translation.properties(role).get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            actions = _listed(statement["Action"])
+            if any(str(a).startswith("secretsmanager:") for a in actions):
+                assert statement["Effect"] == "Allow" and actions == ["secretsmanager:GetSecretValue"], statement
+                reads += _listed(statement["Resource"])
+            if "kms:Decrypt" in actions:
+                condition = statement["Condition"]["StringEquals"]
+                assert condition["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com", statement
+                decrypts += _listed(condition["kms:EncryptionContext:SecretARN"])
+    return reads, decrypts
+
+
+@pytest.mark.parametrize("case", sorted(KAFKA_AUTH))
+def test_the_kafka_event_source_logs_in_with_the_secrets_of_kafka_auth(sam: Translations, case: str) -> None:
+    translation = _kafka_translations(sam)[case]
+    assert translation.rule_failures() == [], case
+    name, props = _kafka_mapping(translation)
+    access = [c for c in props.get("SourceAccessConfigurations", []) if c["Type"] in SECRET_TYPES]
+    assert {c["Type"]: c["URI"] for c in access} == KAFKA_AUTH[case][1]
+    assert len(access) == len(KAFKA_AUTH[case][1]), access
+    if name == "WorkerMskEventSource":
+        assert {c["Type"] for c in access} <= MSK_SECRET_TYPES
+    elif "VpcId" in KAFKA_AUTH[case][0]:  # the network entries stay beside the secrets
+        assert {c["Type"] for c in props["SourceAccessConfigurations"]} >= {"VPC_SUBNET", "VPC_SECURITY_GROUP"}
+    # The producers read what the event source reads, from the same parameters.
+    env = translation.properties("ApiFunction")["Environment"]["Variables"]
+    assert env["KAFKA_AUTH"] == translation.parameters["KafkaAuth"]
+    assert env.get("KAFKA_SECRET_ARN", "") == translation.parameters["KafkaSecretArn"]
+    assert env.get("KAFKA_ROOT_CA_SECRET_ARN", "") == translation.parameters["KafkaRootCaSecretArn"]
+
+
+@pytest.mark.parametrize("case", sorted(KAFKA_AUTH))
+def test_exactly_the_producers_and_the_pollers_may_read_exactly_the_kafka_secrets(sam: Translations, case: str) -> None:
+    translation = _kafka_translations(sam)[case]
+    secrets = sorted(KAFKA_AUTH[case][1].values())
+    for function in translation.created("AWS::Lambda::Function"):
+        role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        reads, decrypts = _secret_reads(translation, role)
+        expected = secrets if function in PRODUCERS else []  # the worker's role is its event source's too
+        assert sorted(reads) == expected, (case, function)
+        assert sorted(decrypts) == expected, (case, function)
+    for policy in translation.created("AWS::IAM::Policy").values():  # and nothing else grants a secret
+        assert "secretsmanager" not in json.dumps(policy["Properties"]), case
+
+
+@pytest.mark.parametrize("case", sorted(c for c, (_, secrets) in KAFKA_AUTH.items() if secrets))
+def test_the_kafka_event_source_is_created_after_its_role_may_read_the_secrets(sam: Translations, case: str) -> None:
+    # Lambda reads the secrets with the function's role when it creates the mapping, and refuses to create it
+    # otherwise; a separate AWS::IAM::Policy could only be waited for under the same Condition.
+    translation = _kafka_translations(sam)[case]
+    resources = translation.created()
+    name, props = _kafka_mapping(translation)
+    function = resources[props["FunctionName"]["Ref"]]["Properties"]["FunctionName"]["Ref"]
+    role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    assert role in _depends_on(translation, name)
+    reads, _ = _secret_reads(translation, role)
+    assert sorted(reads) == sorted(KAFKA_AUTH[case][1].values())
+
+
+@pytest.mark.parametrize("case", sorted(KAFKA_AUTH_REFUSED))
+def test_the_rules_refuse_kafka_credentials_that_do_not_fit(case: str) -> None:
+    tpl = load_template()
+    values = {**{k: str(v.get("Default", "")) for k, v in tpl["Parameters"].items()}, **KAFKA_AUTH_REFUSED[case]}
+    failures = Template(tpl).rule_failures(values)
+    assert failures, f"{case}: the Rules accept {json.dumps(KAFKA_AUTH_REFUSED[case])}"
+    assert any(term in f for f in failures for term in ("KafkaSecretArn", "KafkaRootCaSecretArn", "SCRAM-SHA-512"))
+
+
 # --- what outlives the stack -----------------------------------------------------------------------------
 
 STATEFUL = ("AWS::DynamoDB::Table", "AWS::SQS::Queue", "AWS::Logs::LogGroup")

@@ -55,14 +55,42 @@ class StoreSettings(_Settings):
     dlq_url: str = Field(alias="DLQ_URL")
 
 
+KafkaAuth = Literal["none", "tls", "iam", "scram-sha-256", "scram-sha-512", "mtls"]
+# The authentications whose credentials are in a Secrets Manager secret (KAFKA_SECRET_ARN).
+KAFKA_SECRET_AUTHS = ("scram-sha-256", "scram-sha-512", "mtls")
+
+
 class KafkaSettings(_Settings):
-    """The jobs topic: brokers, topic, authentication (none, tls or iam) and the publish timeout."""
+    """The jobs topic: brokers, topic, authentication and the publish timeout.
+
+    ``kafka_auth``: none (PLAINTEXT), tls (SSL, no client identity), iam (MSK IAM over SASL_SSL), scram-sha-256 /
+    scram-sha-512 (SASL_SSL with the username and password of ``KAFKA_SECRET_ARN``) or mtls (SSL with the client
+    certificate and key of ``KAFKA_SECRET_ARN``). ``KAFKA_ROOT_CA_SECRET_ARN``: the brokers' CA for a private one
+    (otherwise the system's trust store verifies them). The secrets are those the event source mapping reads, in
+    the formats Lambda's SourceAccessConfigurations expect (docs/DEPLOY.md#kafka-authentication).
+    """
 
     kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_topic: str = Field(alias="KAFKA_TOPIC")
-    kafka_auth: Literal["none", "tls", "iam"] = Field(default="none", alias="KAFKA_AUTH")
+    kafka_auth: KafkaAuth = Field(default="none", alias="KAFKA_AUTH")
+    kafka_secret_arn: Optional[str] = Field(default=None, alias="KAFKA_SECRET_ARN")
+    kafka_root_ca_secret_arn: Optional[str] = Field(default=None, alias="KAFKA_ROOT_CA_SECRET_ARN")
     kafka_timeout_seconds: float = Field(default=5.0, gt=0, le=60, alias="KAFKA_TIMEOUT_SECONDS")
     region: Optional[str] = Field(default=None, alias="AWS_REGION")
+
+    @model_validator(mode="after")
+    def _secrets_match_the_auth(self) -> KafkaSettings:
+        if self.kafka_auth in KAFKA_SECRET_AUTHS and not self.kafka_secret_arn:
+            raise ValueError(
+                f"KAFKA_AUTH {self.kafka_auth} needs KAFKA_SECRET_ARN, the Secrets Manager secret with its credentials"
+            )
+        if self.kafka_secret_arn and self.kafka_auth not in KAFKA_SECRET_AUTHS:
+            raise ValueError(
+                f"KAFKA_SECRET_ARN is for KAFKA_AUTH {', '.join(KAFKA_SECRET_AUTHS)}, not {self.kafka_auth}"
+            )
+        if self.kafka_root_ca_secret_arn and self.kafka_auth in ("none", "iam"):
+            raise ValueError(f"KAFKA_ROOT_CA_SECRET_ARN verifies TLS brokers; KAFKA_AUTH {self.kafka_auth} takes none")
+        return self
 
 
 class InAppSettings(_Settings):

@@ -1,17 +1,24 @@
-"""Kafka (MSK) job publisher: idempotent producer, acks=all, key = user_id."""
+"""Kafka (MSK or self-managed) job publisher: idempotent producer, acks=all, key = user_id; TLS, SASL/SCRAM,
+mTLS and MSK IAM authentication."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
+import os
+import ssl
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
+from notify.adapters.secrets import SecretsManagerJson
 from notify.errors import TransientError
 from notify.models import FanoutTask, Message, NotificationJob
-from notify.settings import KafkaSettings
+from notify.settings import KAFKA_SECRET_AUTHS, KafkaSettings
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +31,22 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    """How to reach the jobs topic: brokers, topic, the time one publish may take, and authentication."""
+    """How to reach the jobs topic: brokers, topic, the time one publish may take, and authentication.
+
+    ``auth`` is ``KafkaSettings.kafka_auth``; for scram-sha-256, scram-sha-512 and mtls the credentials are in
+    the Secrets Manager secret ``secret_arn``, and ``root_ca_secret_arn`` holds a private CA the brokers'
+    certificates are signed by: the secrets and formats of the worker's event source mapping
+    (docs/DEPLOY.md#kafka-authentication).
+    """
 
     bootstrap_servers: str
     topic: str
     timeout_seconds: float = 5.0
-    auth: str = "none"  # "none" (PLAINTEXT), "tls", or "iam" (MSK IAM over SASL_SSL)
+    auth: str = "none"  # none (PLAINTEXT), tls, iam (MSK IAM), scram-sha-256, scram-sha-512 or mtls
     region: Optional[str] = None
     api_version: tuple[int, ...] = (2, 8, 0)
+    secret_arn: Optional[str] = None
+    root_ca_secret_arn: Optional[str] = None
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaConfig:
@@ -42,24 +57,119 @@ class KafkaConfig:
             timeout_seconds=settings.kafka_timeout_seconds,
             auth=settings.kafka_auth,
             region=settings.region,
+            secret_arn=settings.kafka_secret_arn,
+            root_ca_secret_arn=settings.kafka_root_ca_secret_arn,
         )
 
-    def client_options(self) -> dict[str, Any]:
-        """Connection options shared by producers and consumers."""
+    def client_options(self, secrets: Optional[Callable[[str], Mapping[str, Any]]] = None) -> dict[str, Any]:
+        """Connection options shared by producers and consumers.
+
+        ``secrets`` reads a secret's fields by ARN (Secrets Manager through Powertools' cache when not given);
+        it is called only when the authentication has a secret.
+        """
         options: dict[str, Any] = {
             "bootstrap_servers": self.bootstrap_servers.split(","),
             "api_version": self.api_version,  # no version probe: no 30 s hang when the broker is down
             "request_timeout_ms": int(self.timeout_seconds * 1000),
         }
-        if self.auth == "tls":
-            options["security_protocol"] = "SSL"
-        elif self.auth == "iam":
+        if self.auth == "iam":
             options.update(
                 security_protocol="SASL_SSL",
                 sasl_mechanism="OAUTHBEARER",
                 sasl_oauth_token_provider=_msk_token_provider(self.region or ""),
             )
+            return options
+        if self.auth == "none":
+            return options
+        credentials = root_ca = None
+        if self.secret_arn or self.root_ca_secret_arn:
+            read = secrets or _secrets_manager()
+            credentials = read(self.secret_arn) if self.secret_arn else None
+            root_ca = read(self.root_ca_secret_arn) if self.root_ca_secret_arn else None
+        options.update(auth_options(self.auth, credentials, root_ca, self.secret_arn or ""))
         return options
+
+
+# SourceAccessConfigurations Type -> the KafkaAuth it stands for (the local event source mapping reads these).
+SOURCE_ACCESS_AUTH = {
+    "SASL_SCRAM_256_AUTH": "scram-sha-256",
+    "SASL_SCRAM_512_AUTH": "scram-sha-512",
+    "CLIENT_CERTIFICATE_TLS_AUTH": "mtls",
+}
+
+
+def auth_options(
+    auth: str,
+    credentials: Optional[Mapping[str, Any]],
+    root_ca: Optional[Mapping[str, Any]],
+    secret_name: str = "the Kafka secret",
+) -> dict[str, Any]:
+    """kafka-python's options for ``auth`` (tls, scram-sha-256, scram-sha-512 or mtls) with the fields of its
+    secret and of the root CA's, as Lambda reads them: SCRAM ``{"username", "password"}``; mTLS
+    ``{"certificate", "privateKey"[, "privateKeyPassword"]}`` in PEM, the certificate field holding the client's
+    certificate first, then its chain; root CA ``{"certificate"}``, the brokers' CA chain in PEM.
+
+    Every TLS connection verifies the brokers' certificates and host names, against the root CA if there is one
+    and the system's trust store otherwise. A missing field is a TransientError naming the field, never a value.
+    """
+    ca = _field(root_ca, "certificate", "the Kafka root CA secret") if root_ca is not None else None
+    if auth == "tls":
+        return {"security_protocol": "SSL", **({"ssl_context": _tls_context(ca, None, None, None)} if ca else {})}
+    if auth in ("scram-sha-256", "scram-sha-512"):
+        return {
+            "security_protocol": "SASL_SSL",
+            "sasl_mechanism": auth.upper(),
+            "sasl_plain_username": _field(credentials, "username", secret_name),
+            "sasl_plain_password": _field(credentials, "password", secret_name),
+            **({"ssl_context": _tls_context(ca, None, None, None)} if ca else {}),
+        }
+    if auth == "mtls":
+        certificate = _field(credentials, "certificate", secret_name)
+        key = _field(credentials, "privateKey", secret_name)
+        password = (credentials or {}).get("privateKeyPassword") or None
+        return {"security_protocol": "SSL", "ssl_context": _tls_context(ca, certificate, key, password)}
+    raise ValueError(f"no authentication options for KafkaAuth {auth!r}")
+
+
+def _field(secret: Optional[Mapping[str, Any]], name: str, secret_name: str) -> str:
+    value = (secret or {}).get(name)
+    if not isinstance(value, str) or not value:
+        raise TransientError(f"{secret_name} has no {name!r} field")
+    return value
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(
+    ca: Optional[str], certificate: Optional[str], private_key: Optional[str], password: Optional[str]
+) -> ssl.SSLContext:
+    """A client TLS context verifying the brokers (against ``ca`` if given), with a client certificate if given.
+
+    Python's ssl loads a certificate and key only from files: they are written once per container and content
+    into a directory of their own under the temp dir (mode 0700, files 0600), loaded, and removed at once, so the
+    key lives in this context only.
+    """
+    context = ssl.create_default_context(cadata=ca) if ca else ssl.create_default_context()
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if certificate is not None and private_key is not None:
+        directory = tempfile.mkdtemp(prefix="kafka-client-")  # 0700
+        paths = [os.path.join(directory, name) for name in ("certificate.pem", "private-key.pem")]
+        try:
+            for path, content in zip(paths, (certificate, private_key), strict=True):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "w") as file:
+                    file.write(content)
+            try:
+                context.load_cert_chain(paths[0], paths[1], password=password)
+            except (ssl.SSLError, ValueError) as exc:  # the reason only: never the key or its password
+                raise TransientError(
+                    f"the Kafka client certificate or key cannot be loaded: {exc.__class__.__name__}"
+                ) from None
+        finally:
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(path)
+            os.rmdir(directory)
+    return context
 
 
 def _msk_token_provider(region: str) -> Any:
@@ -72,6 +182,40 @@ def _msk_token_provider(region: str) -> Any:
             return str(token)
 
     return MskIamTokenProvider()
+
+
+@functools.cache
+def _secrets_manager() -> SecretsManagerJson:
+    """This container's Secrets Manager reader (its cache is the container's)."""
+    return SecretsManagerJson()
+
+
+class _LoginRefusals(logging.Handler):
+    """The last login a broker refused: kafka-python logs it and retries until the publish times out, so what the
+    caller sees is a timeout; this turns it into the refusal. Reads the exception logged, by type."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self._last: Optional[tuple[float, BaseException]] = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from kafka.errors import SaslAuthenticationFailedError
+
+        for arg in record.args if isinstance(record.args, tuple) else ():
+            if isinstance(arg, SaslAuthenticationFailedError):
+                self._last = (time.monotonic(), arg)
+
+    def since(self, moment: float) -> Optional[BaseException]:
+        """The last refusal logged after ``moment`` (``time.monotonic()``), if any."""
+        last = self._last
+        return last[1] if last is not None and last[0] >= moment else None
+
+
+@functools.cache
+def _login_refusals() -> _LoginRefusals:
+    handler = _LoginRefusals()
+    logging.getLogger("kafka").addHandler(handler)
+    return handler
 
 
 class KafkaJobPublisher:
@@ -93,6 +237,8 @@ class KafkaJobPublisher:
 
         with self._lock:
             if self._producer is None:
+                if self._config.auth in KAFKA_SECRET_AUTHS:
+                    _login_refusals()  # installed before the first login
                 timeout_ms = int(self._config.timeout_seconds * 1000)
                 try:
                     self._producer = KafkaProducer(
@@ -118,6 +264,7 @@ class KafkaJobPublisher:
         """
         from kafka.errors import KafkaError
 
+        started = time.monotonic()
         producer = self._get_producer()
         deadline = time.monotonic() + self._config.timeout_seconds
         try:
@@ -137,6 +284,9 @@ class KafkaJobPublisher:
             # A producer that failed (a broker restart, a lost leader) may keep failing or crawling on its stale
             # connections and batches: the next call starts a fresh one.
             self._discard(producer)
+            refused = _login_refusals().since(started) if self._config.auth in KAFKA_SECRET_AUTHS else None
+            if refused is not None:  # what timed out was a login the broker refused, not the broker
+                raise TransientError(f"Kafka refused the login (KAFKA_AUTH {self._config.auth}): {refused}") from exc
             raise TransientError(f"Kafka did not acknowledge the jobs: {exc!r}") from exc
 
     def _discard(self, producer: KafkaProducer) -> None:

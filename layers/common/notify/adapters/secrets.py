@@ -1,4 +1,4 @@
-"""Secrets from SSM Parameter Store, through Powertools' parameters utility and its cache."""
+"""Secrets from SSM Parameter Store and Secrets Manager, through Powertools' parameters utility and its cache."""
 
 from __future__ import annotations
 
@@ -45,3 +45,40 @@ class SsmSecret:
         except GetParameterError as exc:
             raise TransientError(f"cannot read the secret {self.name}: {exc}") from None
         return str(value)
+
+
+class SecretsManagerJson:
+    """Secrets Manager secrets holding a JSON object (what Lambda's Kafka event sources read), each cached for
+    ``max_age`` seconds; call it with a secret's ARN for its current fields.
+
+    A secret that cannot be read, or is not a JSON object, raises ``TransientError`` naming the secret, never its
+    value.
+    """
+
+    def __init__(
+        self,
+        client: Optional[Any] = None,  # a Secrets Manager client; one is built when none is given
+        max_age: int = SECRET_MAX_AGE_SECONDS,
+    ) -> None:
+        from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+        self._max_age = max_age
+        if client is None:
+            import boto3
+
+            client = boto3.client("secretsmanager", config=SSM_CONFIG)
+        self._provider = SecretsProvider(boto3_client=client)
+
+    def __call__(self, arn: str) -> dict[str, Any]:
+        """The secret's fields: ``GetSecretValue``, through the cache; TransientError if unreadable."""
+        from aws_lambda_powertools.utilities.parameters.exceptions import TransformParameterError
+
+        try:
+            value = self._provider.get(arn, max_age=self._max_age, transform="json")
+        except GetParameterError as exc:
+            raise TransientError(f"cannot read the secret {arn}: {exc}") from None
+        except TransformParameterError:
+            raise TransientError(f"the secret {arn} is not a JSON object") from None
+        if not isinstance(value, dict):
+            raise TransientError(f"the secret {arn} is not a JSON object")
+        return value
