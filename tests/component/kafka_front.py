@@ -202,19 +202,28 @@ class KafkaFront:
         return self
 
     def stop(self) -> None:
+        """Close the listener and every connection, then the loop."""
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    async def _shutdown(self) -> None:
+        self._server.close()
+        connections = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in connections:
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
+        await asyncio.sleep(0.05)  # the transports' own closing callbacks
+
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=self._tls, reuse_address=True)
         )
         self._ready.set()
         try:
             self._loop.run_forever()
         finally:
-            server.close()
             self._loop.close()
 
     async def _serve(self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter) -> None:
