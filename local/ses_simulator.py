@@ -1,8 +1,9 @@
 """SES's mailbox simulator and event publishing, for the local stack.
 
 In AWS, mail to ``success@``, ``bounce@``, ``complaint@``, ``ooto@`` or ``suppressionlist@simulator.amazonses.com``
-makes SES behave as those mailboxes would, and a send through a configuration set has its events published to the
-set's destination (SNS → FeedbackFunction here). moto sends nothing and publishes nothing, so the local stack puts
+makes SES behave as those mailboxes would, and a send through a configuration set has the events its destination
+takes (the template's ``MatchingEventTypes``: account mail's set takes no Open or Click) published to it (SNS →
+FeedbackFunction here). moto sends nothing and publishes nothing, so the local stack puts
 this between the worker and moto: it sees each ``SendEmail`` moto accepted (the configuration set publishes no
 ``Send`` events: ``SENT`` says it) (through ``ProviderFaults``' hook) and,
 a moment later, delivers the SES events AWS would publish for it to the feedback function, as SNS would.
@@ -16,10 +17,11 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Optional
 
+from local.cfn import Template
 from local.events import ses_event, sns_event
 
 log = logging.getLogger("local.ses_simulator")
@@ -30,10 +32,50 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def events_for(request: dict[str, Any], message_id: str) -> list[dict[str, Any]]:
-    """The events SES publishes for one send through a configuration set (none without one)."""
-    if not request.get("ConfigurationSetName"):
+# A destination's MatchingEventTypes as the events' eventType says them.
+EVENT_TYPES = {
+    "send": "Send",
+    "reject": "Reject",
+    "bounce": "Bounce",
+    "complaint": "Complaint",
+    "delivery": "Delivery",
+    "open": "Open",
+    "click": "Click",
+    "renderingFailure": "Rendering Failure",
+    "deliveryDelay": "DeliveryDelay",
+    "subscription": "Subscription",
+}
+
+
+def published_events(template: Template, configuration_sets: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Each configuration set (by name; ``configuration_sets`` maps logical ids to names) and the event types its
+    enabled destinations in ``template`` publish: what SES would send on for a send through it."""
+    out: dict[str, set[str]] = {name: set() for name in configuration_sets.values()}
+    for resource in template.resources("AWS::SES::ConfigurationSetEventDestination").values():
+        props = resource.get("Properties", {})
+        name = props.get("ConfigurationSetName")
+        destination = props.get("EventDestination", {})
+        if isinstance(name, dict) and name.get("Ref") in configuration_sets and destination.get("Enabled", False):
+            types = destination.get("MatchingEventTypes", [])
+            out[configuration_sets[name["Ref"]]].update(EVENT_TYPES.get(t, t) for t in types)
+    return {name: frozenset(types) for name, types in out.items()}
+
+
+def events_for(
+    request: dict[str, Any], message_id: str, published: Optional[Mapping[str, frozenset[str]]] = None
+) -> list[dict[str, Any]]:
+    """The events SES publishes for one send through a configuration set (none without one): with ``published``
+    (:func:`published_events`), only the types the set's destinations take."""
+    name = request.get("ConfigurationSetName")
+    if not name:
         return []
+    events = _events(request, message_id)
+    if published is None:
+        return events
+    return [e for e in events if e["eventType"] in published.get(str(name), frozenset())]
+
+
+def _events(request: dict[str, Any], message_id: str) -> list[dict[str, Any]]:
     (recipient, *_) = (request.get("Destination") or {}).get("ToAddresses") or [""]
     tags = {t["Name"]: t["Value"] for t in request.get("EmailTags") or [] if isinstance(t, dict)}
     source = str(request.get("FromEmailAddress") or "notifications@example.com")
@@ -85,8 +127,10 @@ class MailboxSimulator:
         deliver: Callable[[dict[str, Any]], Any],
         delay: float = 0.3,
         retry_delays: tuple[float, ...] = (5.0, 20.0),
+        published: Optional[Mapping[str, frozenset[str]]] = None,
     ) -> None:
         self._deliver = deliver
+        self._published = published  # per configuration set, the event types it publishes (None: every one)
         self._delay = delay
         self._retry_delays = retry_delays
         self._due: list[tuple[float, int, int, str]] = []  # a heap of (when, order, tries so far, SNS message)
@@ -110,7 +154,7 @@ class MailboxSimulator:
     def sent(self, request: bytes, answer: bytes) -> None:
         """``ProviderFaults``' hook: one SendEmail moto accepted (request and answer bodies)."""
         try:
-            events = events_for(json.loads(request), str(json.loads(answer)["MessageId"]))
+            events = events_for(json.loads(request), str(json.loads(answer)["MessageId"]), self._published)
         except (ValueError, KeyError, TypeError):
             log.warning("could not read a SendEmail to simulate its events")
             return

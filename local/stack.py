@@ -38,7 +38,7 @@ from local.invoke import AWS_ENV, Function
 from local.mappings import Invocable, KafkaMapping, KafkaWiring, Schedule, SqsMapping, rate_seconds
 from local.processes import Process, free_port, moto_process, tansu_process
 from local.provider_faults import ProviderFaults
-from local.ses_simulator import MailboxSimulator
+from local.ses_simulator import MailboxSimulator, published_events
 from local.ws_gateway import WebSocketGateway
 
 log = logging.getLogger("local.stack")
@@ -334,7 +334,8 @@ class LocalStack:
             return
         # SES publishes each send's events (the mailbox simulator's bounces and complaints included) to
         # FeedbackFunction through SNS; moto does neither, so a proxy in front of it does (local/ses_simulator.py).
-        self.simulator = MailboxSimulator(self.function("FeedbackFunction").invoke).start()
+        published = published_events(self.template, self.infra.configuration_sets)
+        self.simulator = MailboxSimulator(self.function("FeedbackFunction").invoke, published=published).start()
         self.ses_proxy = ProviderFaults(self.endpoint, after_email=self.simulator.sent).start()
         os.environ["AWS_ENDPOINT_URL_SESV2"] = self.ses_proxy.url
         queue, sqs_batch = self.template.sqs_event("WorkerFunction")

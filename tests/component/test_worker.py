@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -475,13 +476,16 @@ def _page(method: str, path: str, body: bytes | None = None, content_type: str =
 
 
 def test_one_click_unsubscribe_from_the_link_an_email_carried_stops_that_category_only(
-    auth_service: AuthService,
+    auth_service: AuthService, moto_endpoint: str
 ) -> None:
     user = _user(auth_service)
     film = _job(user, "new_film")
     assert _outcomes(_kafka(film)) == {"sent": 1}
-    link = _status(film.job_id)["history"][-1]["detail"]["list_unsubscribe"]
-    path = "/" + link.split("/", 3)[3]
+    assert _status(film.job_id)["history"][-1]["detail"]["list_unsubscribe"] is True  # that it had one, not which
+    (email,) = emails_to(moto_endpoint, f"{user}@example.com")
+    link = re.search(r'href="([^"]+/u/[^"]+)"', email["body"])
+    assert link is not None, email["body"]
+    path = "/" + link.group(1).split("/", 3)[3]
     assert path.startswith("/u/")
     status, kind, page = _page("GET", path)  # a mail scanner following the link changes nothing
     assert (status, kind.split(";")[0]) == (200, "text/html") and 'name="List-Unsubscribe"' in page

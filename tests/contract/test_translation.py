@@ -361,11 +361,13 @@ def test_a_function_is_created_after_the_permissions_lambda_checks(
     assert not missing, "\n".join(missing)
 
 
-def test_the_email_event_destination_waits_for_the_topic_policy(sam: Translations) -> None:
+def test_the_email_event_destinations_wait_for_the_topic_policy(sam: Translations) -> None:
     translation = sam.of()
-    (destination,) = translation.created("AWS::SES::ConfigurationSetEventDestination")
+    destinations = translation.created("AWS::SES::ConfigurationSetEventDestination")
     (policy,) = translation.created("AWS::SNS::TopicPolicy")
-    assert policy in _depends_on(translation, destination)  # SES checks it may publish when it creates it
+    assert len(destinations) == 2  # tracked mail's and account mail's
+    for destination in destinations:  # SES checks it may publish when it creates one
+        assert policy in _depends_on(translation, destination), destination
 
 
 # --- the VPC ---------------------------------------------------------------------------------------------
@@ -733,19 +735,72 @@ def test_push_is_allowed_only_to_the_configured_platform_applications(sam: Trans
         assert _sns_publish(configured, function) == [], function
 
 
-def test_the_feedback_topic_takes_only_this_configuration_sets_events(sam: Translations) -> None:
+def _configuration_set_arn(logical_id: str) -> dict[str, str]:
+    """A configuration set's ARN in the translation (pseudo parameters resolved, the set's name still a Ref)."""
+    return {"Fn::Sub": "arn:aws:ses:eu-west-1:123456789012:configuration-set/${" + logical_id + "}"}
+
+
+def test_the_feedback_topic_takes_only_this_stacks_configuration_sets_events(sam: Translations) -> None:
     translation = sam.of()
     (policy,) = translation.created("AWS::SNS::TopicPolicy").values()
     statements = _listed(translation.evaluate(policy["Properties"]["PolicyDocument"])["Statement"])
     allowed = [s for s in statements if s["Effect"] == "Allow"]
     assert allowed and all(s["Principal"] == {"Service": "ses.amazonaws.com"} for s in allowed)
-    (configuration_set,) = translation.created("AWS::SES::ConfigurationSet")
-    arn = "arn:aws:ses:eu-west-1:123456789012:configuration-set/${" + configuration_set + "}"
+    sets = translation.created("AWS::SES::ConfigurationSet")
+    assert len(sets) == 2  # tracked mail's, and account mail's (no opens, no clicks)
     for statement in allowed:
         equals = statement["Condition"]["StringEquals"]
         assert equals.get("AWS:SourceAccount") == PSEUDO["AWS::AccountId"]
         # Without it, any SES configuration set or identity of the account may publish (fake bounces included).
-        assert equals.get("AWS:SourceArn") == {"Fn::Sub": arn}, f"SES may publish to it under {equals}"
+        sources = sorted(json.dumps(arn) for arn in _listed(equals.get("AWS:SourceArn")))
+        assert sources == sorted(json.dumps(_configuration_set_arn(s)) for s in sets), f"SES publishes under {equals}"
+
+
+# SES's events the feedback function applies to a job, tracking aside (docs/PREFERENCES.md).
+FEEDBACK_EVENTS = {"delivery", "bounce", "complaint", "reject", "renderingfailure", "deliverydelay"}
+
+
+def _published(translation: Translation) -> dict[str, set[str]]:
+    """Each configuration set (logical id) and the event types its enabled destinations publish, lower case."""
+    out: dict[str, set[str]] = {}
+    for name in translation.created("AWS::SES::ConfigurationSetEventDestination"):
+        props = translation.properties(name)
+        (configuration_set,) = set(_names(props["ConfigurationSetName"]))
+        destination = props["EventDestination"]
+        if destination.get("Enabled", False):
+            out.setdefault(configuration_set, set()).update(t.lower() for t in destination["MatchingEventTypes"])
+    return out
+
+
+def _ses_send_resources(translation: Translation, function: str) -> list[Any]:
+    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    resources: list[Any] = []
+    for policy in translation.properties(role).get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            if "ses:SendEmail" in _listed(statement["Action"]):
+                resources += _listed(statement["Resource"])
+    return resources
+
+
+def test_account_mail_goes_through_a_configuration_set_that_tracks_no_opens_or_clicks(sam: Translations) -> None:
+    # SES wraps every link and adds a pixel to mail sent through a set whose destination takes Open or Click
+    # events (or whose engagement metrics are on); a password-reset link would come back in a Click event.
+    translation = sam.of()
+    env = translation.template.properties("WorkerFunction")["Environment"]["Variables"]
+    (tracked,) = set(_names(env["SES_CONFIGURATION_SET"]))
+    assert "SES_UNTRACKED_CONFIGURATION_SET" in env, "account mail has no configuration set of its own"
+    (untracked,) = set(_names(env["SES_UNTRACKED_CONFIGURATION_SET"]))
+    sets = translation.created("AWS::SES::ConfigurationSet")
+    assert tracked in sets and untracked in sets and tracked != untracked
+    published = _published(translation)
+    assert not published.get(untracked, set()) & {"open", "click"}, f"{untracked} publishes {published[untracked]}"
+    assert FEEDBACK_EVENTS <= published.get(untracked, set())  # its bounces and complaints still suppress
+    assert {"open", "click"} <= published[tracked] and FEEDBACK_EVENTS <= published[tracked]
+    vdm = translation.properties(untracked).get("VdmOptions", {}).get("DashboardOptions", {})
+    assert vdm.get("EngagementMetrics") == "DISABLED", "the account's engagement metrics would track it anyway"
+    resources = _ses_send_resources(translation, "WorkerFunction")
+    for logical_id in (tracked, untracked):  # the worker may send through both
+        assert _configuration_set_arn(logical_id) in resources, f"{logical_id} not in {resources}"
 
 
 # --- the Kafka pollers' way to the DLQ ----------------------------------------------------------------------

@@ -34,6 +34,7 @@ from notify.records import (
     Connection,
     ContactSnapshot,
     DeadLetter,
+    Engagement,
     EventRecord,
     InboxAction,
     InboxCounts,
@@ -101,7 +102,7 @@ class MemoryStore:
         return JobRecord(
             job_id=job_id,
             event_id=item["event_id"],
-            event_type="t",
+            event_type=item.get("event_type", "t"),
             user_id=item["user_id"],
             channel=item["channel"],
             status=item["status"],
@@ -113,6 +114,8 @@ class MemoryStore:
             provider_message_id=next(
                 (t.detail["provider_message_id"] for t in item["history"] if "provider_message_id" in t.detail), None
             ),
+            opens=item.get("opens", 0),
+            clicks=item.get("clicks", 0),
         )
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
@@ -136,6 +139,7 @@ class MemoryStore:
         self.jobs[job.job_id] = {
             **(item or {"history": []}),
             "event_id": job.event_id,
+            "event_type": job.event_type,
             "user_id": job.user_id,
             "channel": job.channel,
             "status": Status.PROCESSING,
@@ -182,6 +186,18 @@ class MemoryStore:
         item["status"] = status
         item["history"].append(entry)
         return True
+
+    def record_engagement(self, job_id: str, counter: str, event_key: str, entry: Transition) -> Engagement:
+        item = self.jobs.get(job_id)
+        seen = item.setdefault("engagements_seen", set()) if item is not None else {event_key}
+        if item is None or event_key in seen:
+            return Engagement.DUPLICATE
+        seen.add(event_key)
+        item[counter] = item.get(counter, 0) + 1
+        if item[counter] > 1:
+            return Engagement.COUNTED
+        item["history"].append(entry)
+        return Engagement.FIRST
 
 
 @dataclass
@@ -259,6 +275,7 @@ class MemoryUsers:
 class MemoryEmail:
     sent: list[tuple[str, RenderedMessage, dict[str, str]]] = field(default_factory=list)
     tags: list[dict[str, str]] = field(default_factory=list)  # of each sent email
+    tracked: list[bool] = field(default_factory=list)  # of each sent email: may the provider track it
     errors: list[Exception] = field(default_factory=list)
 
     def send_email(
@@ -267,11 +284,14 @@ class MemoryEmail:
         message: RenderedMessage,
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
+        *,
+        tracked: bool = True,
     ) -> str:
         if self.errors:
             raise self.errors.pop(0)
         self.sent.append((to, message, headers or {}))
         self.tags.append(tags or {})
+        self.tracked.append(tracked)
         return f"msg-{len(self.sent)}"
 
 

@@ -3,6 +3,7 @@ opting the user out of marketing email), opens and clicks recorded; each event o
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -167,3 +168,67 @@ def test_an_event_before_the_send_is_on_record_is_refused_for_a_retry_then_appli
     item["status"] = Status.SENT
     assert feedback.apply(event) is Applied.APPLIED  # Lambda's retry
     assert item["status"] is Status.DELIVERED
+
+
+# -- issue 20: no secret-bearing link in the history, and feedback that stays bounded ----------------------------
+
+
+def _sent_as(world: World, event_type: str) -> tuple[str, str]:
+    job = world.job(event_type)
+    assert world.service.handle(job) is Outcome.SENT
+    return job.job_id, world.store.jobs[job.job_id]["history"][-1].detail["provider_message_id"]
+
+
+def _seen(world: World, job_id: str) -> str:
+    """The job as the status API shows it (GET /notifications/{id}, a user's list), as text."""
+    from notify.services.status import job_view
+
+    record = world.store.get_job(job_id)
+    assert record is not None
+    return json.dumps(job_view(record))
+
+
+def test_a_click_on_a_reset_link_leaves_no_token_in_the_job_as_any_key_reads_it(world: World) -> None:
+    job_id, message_id = _sent_as(world, "password_reset")
+    feedback, _ = _service(world)
+    link = "https://auth.example.com/reset/u1?token=s3cret-reset-token&lang=en#now"
+    click = ses("Click", message_id, job_id, link=link, ipAddress="192.0.2.9", userAgent="LinkScanner/1.0")
+    assert feedback.apply(click) is Applied.APPLIED
+    seen = _seen(world, job_id)
+    assert "token=" not in seen and "s3cret-reset-token" not in seen, seen
+
+
+def test_a_click_records_the_links_scheme_host_and_path_never_its_query_or_fragment(world: World) -> None:
+    job_id, message_id = _sent_as(world, "new_film")
+    feedback, _ = _service(world)
+    link = "https://reader:pw@watch.example.com:8443/films/42?utm_source=mail&token=abc#play"
+    assert feedback.apply(ses("Click", message_id, job_id, link=link, ipAddress="192.0.2.1")) is Applied.APPLIED
+    (click,) = [h for h in world.store.jobs[job_id]["history"] if h.detail.get("feedback") == "Click"]
+    assert click.detail["link"] == "https://watch.example.com:8443/films/42"
+
+
+def test_the_unsubscribe_link_a_scanner_clicks_in_the_body_is_recorded_without_its_token(world: World) -> None:
+    job_id, message_id = _sent_as(world, "new_film")
+    (_, _, headers) = world.email.sent[-1]
+    link = headers["List-Unsubscribe"].strip("<>")
+    feedback, _ = _service(world)
+    assert feedback.apply(ses("Click", message_id, job_id, link=link, ipAddress="192.0.2.1")) is Applied.APPLIED
+    token = link.rsplit("/", 1)[1]
+    assert token not in _seen(world, job_id)
+
+
+def test_opens_and_clicks_are_counted_and_the_history_keeps_the_first_of_each(world: World) -> None:
+    job_id, message_id = _sent_as(world, "new_film")
+    feedback, _ = _service(world)
+    before = len(world.store.jobs[job_id]["history"])
+    for n in range(1000):  # a recipient reloading the email: each pixel load is a new Open
+        at = f"2026-11-24T12:{n // 60 % 60:02d}:{n % 60:02d}.{n:03d}Z"
+        assert feedback.apply(ses("Open", message_id, job_id, timestamp=at, ipAddress="192.0.2.1")) is Applied.APPLIED
+    for n in range(3):
+        click = ses("Click", message_id, job_id, timestamp=f"2026-11-24T13:00:0{n}.000Z", link="https://x.io/a")
+        assert feedback.apply(click) is Applied.APPLIED
+        assert feedback.apply(click) is Applied.DUPLICATE  # SNS delivered it twice: counted once
+    view = json.loads(_seen(world, job_id))
+    assert (view.get("opens"), view.get("clicks")) == (1000, 3)
+    added = [h["detail"]["feedback"] for h in view["history"][before:]]
+    assert added == ["Open", "Click"], added

@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from local.ses_simulator import MailboxSimulator
+from local.cfn import template
+from local.ses_simulator import MailboxSimulator, events_for, published_events
 
 
 def _send(to: str) -> tuple[bytes, bytes]:
@@ -64,3 +65,16 @@ def test_an_invocation_that_keeps_failing_is_given_up_after_three_tries() -> Non
         simulator.stop()
     assert (len(tries), simulator.retried, simulator.published) == (3, 2, 0)
     assert tries[2] - tries[1] >= 0.05  # the second retry waited its own delay
+
+
+def test_a_send_gets_only_the_events_its_configuration_sets_destination_takes() -> None:
+    names = {logical_id: f"p-{logical_id}" for logical_id in template().resources("AWS::SES::ConfigurationSet")}
+    published = published_events(template(), names)
+    tracked, untracked = published["p-EmailConfigurationSet"], published["p-UntrackedEmailConfigurationSet"]
+    assert {"Delivery", "Bounce", "Complaint", "Open", "Click"} <= tracked
+    assert {"Delivery", "Bounce", "Complaint"} <= untracked and not {"Open", "Click"} & untracked  # account mail's
+    request = json.loads(_send("complaint@simulator.amazonses.com")[0])
+    assert [e["eventType"] for e in events_for(request, "m-1")] == ["Delivery", "Complaint"]
+    only_bounces = {"feedback": frozenset({"Bounce"})}
+    assert events_for(request, "m-1", only_bounces) == []
+    assert events_for({**request, "ConfigurationSetName": "unknown"}, "m-1", published) == []

@@ -80,11 +80,14 @@ class JobSummary(View):
     last_error: Optional[str]
     template_version: Optional[int]
     provider_message_id: Optional[str]
+    opens: int = Field(default=0, description="an email's opens SES reported (the history keeps the first)")
+    clicks: int = Field(default=0, description="an email's clicks SES reported (the history keeps the first)")
 
 
 class Notification(JobSummary):
-    """A job with its transition history."""
+    """A job with its transition history (at most 100 entries: later ones are counted in ``history_omitted``)."""
 
+    history_omitted: int = Field(default=0, description="entries not recorded because the history was full")
     history: list[Transition]
 
 

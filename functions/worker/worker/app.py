@@ -89,6 +89,7 @@ def build_services(settings: WorkerSettings) -> Services:
                 boto3.client("sesv2", config=pool.merge(SEND_CONFIG)),
                 settings.sender_email,
                 settings.ses_configuration_set,
+                settings.ses_untracked_configuration_set,
             ),
             TokenBucket(settings.ses_max_send_rate),
         ),

@@ -17,6 +17,7 @@ from notify.records import (
     Connection,
     ContactSnapshot,
     DeadLetter,
+    Engagement,
     EventRecord,
     InboxAction,
     InboxCounts,
@@ -141,11 +142,15 @@ class EmailSender(Protocol):
         message: RenderedMessage,
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
+        *,
+        tracked: bool = True,
     ) -> str:
         """Send one email and return the provider's message id.
 
         ``headers`` are added to the message; ``tags`` (name to value, letters, digits, ``_-.@``) travel with
         the send to the provider's own events (SES's ``mail.tags``), so a delivery or bounce leads to its job.
+        ``tracked=False``: the provider must not track opens or rewrite links for clicks (account mail, whose
+        links carry secrets); its delivery, bounce and complaint events still come back.
         Raises TransientError (nothing was sent: retry), PermanentError (never retry) or OutcomeUnknown (the
         request went out and no answer came back: never retry).
         """
@@ -349,7 +354,14 @@ class FeedbackStore(Protocol):
         self, job_id: str, feedback_id: str, expected: Status, status: Status, entry: Transition
     ) -> bool:
         """Append ``entry`` to the job's history and set ``status``, once per ``feedback_id``, if the job's status is
-        still ``expected``. False: this feedback was applied already, or the status moved on (read it again)."""
+        still ``expected``. False: this feedback was applied already, or the status moved on (read it again).
+        A history at ``MAX_HISTORY`` entries keeps them and counts the entry in ``history_omitted`` instead."""
+        ...
+
+    def record_engagement(self, job_id: str, counter: str, event_key: str, entry: Transition) -> Engagement:
+        """Count one open or click (``counter``: ``opens`` or ``clicks``) on the job; the first of its kind also
+        appends ``entry`` to the history. ``event_key`` identifies the provider's event: one seen lately (the
+        store remembers a bounded number) is a DUPLICATE and counts nothing."""
         ...
 
 

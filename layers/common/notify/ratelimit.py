@@ -78,7 +78,9 @@ class RateLimitedEmailSender:
         message: RenderedMessage,
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
+        *,
+        tracked: bool = True,
     ) -> str:
         """Take a token (waiting for it; RateLimited if none is due within ``max_wait``), then send with ``sender``."""
         self._bucket.acquire()
-        return self._sender.send_email(to, message, headers, tags)
+        return self._sender.send_email(to, message, headers, tags, tracked=tracked)

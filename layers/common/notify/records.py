@@ -133,6 +133,20 @@ class Claim:
     current: Optional[Status] = None
 
 
+# A job's history holds at most this many entries; the store counts the ones it left out (``history_omitted``), so
+# nothing a recipient or a provider repeats can grow the job's item towards DynamoDB's 400 KB.
+MAX_HISTORY = 100
+
+
+class Engagement(str, Enum):
+    """What recording one open or click did: the first of its kind (a history entry), a later one (counted),
+    or one applied before (the provider or SNS delivered it again: nothing)."""
+
+    FIRST = "first"
+    COUNTED = "counted"
+    DUPLICATE = "duplicate"
+
+
 @dataclass(frozen=True)
 class Transition:
     """One entry of a job's history."""
@@ -163,6 +177,9 @@ class JobRecord:
     expires_at: Optional[str] = None
     template_version: Optional[int] = None
     provider_message_id: Optional[str] = None
+    opens: int = 0  # the email's opens and clicks as SES reported them; the history keeps the first of each
+    clicks: int = 0
+    history_omitted: int = 0  # entries not recorded because the history was full (MAX_HISTORY)
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,8 @@ class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
     unsubscribe_keys_parameter: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_KEYS_PARAMETER")
     # SES publishes the events of sends made through it (delivery, bounce, complaint) to the feedback function.
     ses_configuration_set: Optional[str] = Field(default=None, alias="SES_CONFIGURATION_SET")
+    # Account mail's: it publishes the same events but no Open or Click, so SES tracks nothing in those emails.
+    ses_untracked_configuration_set: Optional[str] = Field(default=None, alias="SES_UNTRACKED_CONFIGURATION_SET")
     worker_concurrency: int = Field(default=16, ge=1, le=128, alias="WORKER_CONCURRENCY")
     preferences_cache_seconds: float = Field(default=30, ge=0, le=300, alias="PREFERENCES_CACHE_SECONDS")
     fanout_page_size: int = Field(default=500, ge=1, le=1000, alias="FANOUT_PAGE_SIZE")

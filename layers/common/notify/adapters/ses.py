@@ -18,12 +18,25 @@ PERMANENT_CODES = frozenset({"MessageRejected", "MailFromDomainNotVerifiedExcept
 
 
 class SesEmailSender:
-    """Email through SES v2 ``SendEmail`` (simple content, UTF-8) from one address, in a configuration set if given."""
+    """Email through SES v2 ``SendEmail`` (simple content, UTF-8) from one address, in a configuration set if given.
 
-    def __init__(self, client: SESV2Client, from_address: str, configuration_set: Optional[str] = None) -> None:
+    ``configuration_set`` is the one tracked mail goes through (its event destination takes Open and Click, so
+    SES adds a pixel and wraps every link); ``untracked_configuration_set`` the one for untracked mail, whose
+    destination publishes no Open or Click and whose engagement metrics are off, so SES changes nothing in the
+    message. Untracked mail never goes through the tracked set: without an untracked set, it goes through none.
+    """
+
+    def __init__(
+        self,
+        client: SESV2Client,
+        from_address: str,
+        configuration_set: Optional[str] = None,
+        untracked_configuration_set: Optional[str] = None,
+    ) -> None:
         self._client = client
         self._from = from_address
         self._configuration_set = configuration_set
+        self._untracked_configuration_set = untracked_configuration_set
 
     def send_email(
         self,
@@ -31,8 +44,11 @@ class SesEmailSender:
         message: RenderedMessage,
         headers: Optional[dict[str, str]] = None,
         tags: Optional[dict[str, str]] = None,
+        *,
+        tracked: bool = True,
     ) -> str:
-        """``SendEmail`` with the text and/or HTML body, ``headers`` as message headers and ``tags`` as ``EmailTags``.
+        """``SendEmail`` with the text and/or HTML body, ``headers`` as message headers and ``tags`` as ``EmailTags``,
+        through the tracked or the untracked configuration set.
 
         This is where the email's headers are built, so it is where they are made safe: in the From address, the
         subject and every header value, each run of control characters (CR, LF...) becomes one space; a header
@@ -61,8 +77,9 @@ class SesEmailSender:
         }
         if tags:
             kwargs["EmailTags"] = [{"Name": k, "Value": v} for k, v in tags.items()]
-        if self._configuration_set:
-            kwargs["ConfigurationSetName"] = self._configuration_set
+        configuration_set = self._configuration_set if tracked else self._untracked_configuration_set
+        if configuration_set:
+            kwargs["ConfigurationSetName"] = configuration_set
         try:
             return str(self._client.send_email(**kwargs)["MessageId"])
         except ClientError as exc:

@@ -281,7 +281,9 @@ class DeliveryService:
         if rejected:
             detail["endpoints_rejected"] = rejected
         if link is not None:
-            detail["list_unsubscribe"] = link  # what the email carried (RFC 8058)
+            # That the email carried one (RFC 8058), never the link: its token opts the user out, and whoever may
+            # read statuses (a support or reporting key) must not be able to.
+            detail["list_unsubscribe"] = True
         detail.update(in_app)
         self._transition(job, Status.SENT, token, detail=detail)
         return Outcome.SENT
@@ -452,7 +454,9 @@ class DeliveryService:
                 raise PermanentError("the email channel is not configured")
             self._before_call(deadline)
             tags = {"job_id": job.job_id, "event_type": job.event_type}
-            return self._email.send_email(profile.email, message, self._email_headers(link), tags)
+            # Account mail's links carry secrets (reset, confirmation): SES must neither wrap them nor add a pixel.
+            tracked = category_of(job.event_type) is not Category.ACCOUNT
+            return self._email.send_email(profile.email, message, self._email_headers(link), tags, tracked=tracked)
         if job.channel is Channel.PUSH:
             if not profile.push_endpoints:
                 raise PermanentError(f"user {job.user_id} has no push endpoint")

@@ -11,11 +11,18 @@ send (SES returns tags in ``mail.tags``) and checked against the message id its 
 | ``Bounce``, ``Transient`` or ``Undetermined`` | recorded in the history; the status stays |
 | ``Complaint`` | → ``COMPLAINED``; the address is suppressed and the user opted out of marketing email |
 | ``Reject``, ``DeliveryDelay``, ``Rendering Failure`` | recorded in the history |
-| ``Open``, ``Click`` | recorded in the history |
+| ``Open``, ``Click`` | counted (``opens``, ``clicks``); the first of each is recorded in the history |
 | ``Send`` and anything else | ignored (``SENT`` already says it) |
 
 SNS delivers at least once and SES may publish an event twice: each event has an id (the bounce's or complaint's
-``feedbackId``, else its type, time and link), and the job's item remembers the ids it applied.
+``feedbackId``, else its type, time and link), and the job's item remembers the ids it applied. Opens and clicks
+are the exception: a recipient can make any number, so the item remembers only the latest few (a repeat arriving
+much later may count twice) and the history grows by one entry for each kind, whatever the count.
+
+A Click entry records the link's scheme, host and path, never its query or fragment (where a reset or
+confirmation token, or a tracking id, would be), and no link at all for account mail (which is sent untracked,
+so no Click should come: one from an email sent before that is cut all the same). The path of a one-click
+unsubscribe link (``/u/<token>``) is cut to ``/u/``: the token would let whoever reads the job opt the user out.
 
 An event can arrive before the worker has recorded ``SENT`` with the message id (the job is still ``SENDING``):
 :class:`~notify.errors.FeedbackEarly` is raised, so the invocation fails and Lambda's retries of it (two, about
@@ -25,16 +32,19 @@ a minute and two minutes later) apply the event once the send is on record.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Optional
+from urllib.parse import urlsplit
 
+from notify.catalog import category_of
 from notify.clock import Clock, iso
 from notify.errors import FeedbackEarly
 from notify.models import Category, Channel, Status
 from notify.ports import FeedbackStore, PreferenceStore
-from notify.records import JobRecord, Transition
+from notify.records import Engagement, JobRecord, Transition
 from notify.services.preferences import PreferenceService
 
 log = logging.getLogger(__name__)
@@ -48,6 +58,9 @@ MOVES: dict[str, tuple[Status, frozenset[Status]]] = {
 RECORDED = frozenset(
     {"Bounce", "Reject", "DeliveryDelay", "Rendering Failure", "Open", "Click", "Complaint", "Delivery"}
 )
+# Events a recipient may repeat without limit: counted on the job, the first of each recorded.
+COUNTED = {"Open": "opens", "Click": "clicks"}
+MAX_LINK_CHARS = 500
 
 
 class Applied(str, Enum):
@@ -86,9 +99,12 @@ class SesEvent:
 
     @property
     def feedback_id(self) -> str:
-        """Stable across redeliveries of the same event."""
+        """Stable across redeliveries of the same event (an open or click: its time, link, address and agent)."""
         if isinstance(self.body.get("feedbackId"), str):
             return f"{self.event_type}:{self.body['feedbackId']}"
+        if self.event_type in COUNTED:
+            who = ":".join(str(self.body.get(k, "")) for k in ("link", "ipAddress", "userAgent"))
+            return f"{self.event_type}:{self.message_id}:{self.timestamp}:{who}"
         return f"{self.event_type}:{self.timestamp}:{self.body.get('link', '')}"
 
     def addresses(self, key: str) -> list[str]:
@@ -128,6 +144,9 @@ class FeedbackService:
                 log.warning("no job sent message %s (job_id tag %s)", event.message_id, event.job_id)
                 return Applied.UNMATCHED
             status, entry = self._effect(event, job)
+            if event.event_type in COUNTED:
+                counted = self._store.record_engagement(job.job_id, COUNTED[event.event_type], event.feedback_id, entry)
+                return Applied.DUPLICATE if counted is Engagement.DUPLICATE else Applied.APPLIED
             if self._store.record_feedback(job.job_id, event.feedback_id, job.status, status, entry):
                 self._consequences(event, job)
                 return Applied.APPLIED
@@ -139,9 +158,14 @@ class FeedbackService:
     def _effect(self, event: SesEvent, job: JobRecord) -> tuple[Status, Transition]:
         """The job's status after the event, and the history entry that says what happened."""
         detail: dict[str, Any] = {"feedback": event.event_type, "message_id": event.message_id}
-        for key in ("bounceType", "bounceSubType", "complaintFeedbackType", "delayType", "reason", "link"):
+        for key in ("bounceType", "bounceSubType", "complaintFeedbackType", "delayType", "reason"):
             if isinstance(event.body.get(key), str):
                 detail[key] = event.body[key]
+        link = event.body.get("link")
+        if isinstance(link, str) and category_of(job.event_type) is not Category.ACCOUNT:
+            shown = link_without_secrets(link)
+            if shown is not None:
+                detail["link"] = shown
         if event.event_type == "Rendering Failure" and isinstance(event.body.get("errorMessage"), str):
             detail["error"] = event.body["errorMessage"][:500]
         target, allowed = MOVES.get(event.event_type, (job.status, frozenset()))
@@ -161,6 +185,25 @@ class FeedbackService:
             for address in event.addresses("complainedRecipients"):
                 self._preferences.suppress(job.user_id, address, "complaint", at)
             self._consent.opt_out(job.user_id, Category.MARKETING, Channel.EMAIL)
+
+
+_UNSUBSCRIBE_PATH = re.compile(r"/u/[^/]+/?")  # a one-click unsubscribe link's path: its signed token
+
+
+def link_without_secrets(link: str) -> Optional[str]:
+    """The link's scheme, host (and port) and path; never credentials, query or fragment, and an unsubscribe
+    link's token cut off. None for anything that is not an http(s) URL with a host."""
+    try:
+        parts = urlsplit(link.strip())
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        return None
+    path = "/u/" if _UNSUBSCRIBE_PATH.fullmatch(parts.path) else parts.path
+    netloc = f"[{host}]" if ":" in host else host
+    shown = f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{path}"
+    return shown[:MAX_LINK_CHARS]
 
 
 def _message_ids(job: JobRecord) -> set[str]:

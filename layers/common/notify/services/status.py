@@ -28,6 +28,9 @@ def job_view(record: JobRecord) -> dict[str, Any]:
         "last_error": record.last_error,
         "template_version": record.template_version,
         "provider_message_id": record.provider_message_id,
+        "opens": record.opens,
+        "clicks": record.clicks,
+        "history_omitted": record.history_omitted,
         "history": [
             {
                 k: v
@@ -62,6 +65,9 @@ def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -
         "last_error": None,
         "template_version": None,
         "provider_message_id": None,
+        "opens": 0,
+        "clicks": 0,
+        "history_omitted": 0,
         "history": [{"status": Status.ACCEPTED.value, "at": event.created_at, "attempt": 0}],
     }
 
@@ -129,7 +135,7 @@ class StatusQueries:
             "status_counts": counts,
             "feedback_counts": feedback_counts(jobs),
             "skipped_counts": skipped_counts(jobs),
-            "jobs": [{k: v for k, v in j.items() if k != "history"} for j in jobs],
+            "jobs": [{k: v for k, v in j.items() if k not in ("history", "history_omitted")} for j in jobs],
         }
 
 
@@ -145,8 +151,8 @@ def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
         out["bounced"] += status == Status.BOUNCED.value
         out["complained"] += status == Status.COMPLAINED.value
         seen = {(h.get("detail") or {}).get("feedback") for h in job.get("history") or []}
-        out["opened"] += "Open" in seen
-        out["clicked"] += "Click" in seen
+        out["opened"] += bool(job.get("opens")) or "Open" in seen
+        out["clicked"] += bool(job.get("clicks")) or "Click" in seen
     return out
 
 

@@ -72,6 +72,24 @@ def conditional(what: str, method: Callable[..., Any], **kwargs: Any) -> bool:
         raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 
 
+def conditional_update(what: str, client: DynamoDBClient, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
+    """A conditional UpdateItem: ``(True, {})`` if it applied, else ``(False, the item as it stood)`` (``{}``: no
+    item), so the caller can tell which part of the condition failed without another read.
+
+    Every other failure is StoreUnavailable, as for :func:`conditional`.
+    """
+    try:
+        client.update_item(**kwargs, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        return True, {}
+    except ClientError as exc:
+        if error_code(exc) in CONDITION_FAILED:
+            item = exc.response.get("Item")  # type: ignore[attr-defined]
+            return False, from_item(item) if isinstance(item, dict) else {}
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+
 def batch_write(client: DynamoDBClient, table: str, requests: Sequence[dict[str, Any]], what: str) -> None:
     """BatchWriteItem in chunks of 25, retrying unprocessed items with backoff; StoreUnavailable if some remain."""
     for i in range(0, len(requests), 25):

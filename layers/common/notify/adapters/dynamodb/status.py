@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -10,19 +12,31 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
 from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
-from notify.adapters.dynamodb.items import batch_write, call, conditional, expression_values, from_item, to_item
+from notify.adapters.dynamodb.items import (
+    batch_write,
+    call,
+    conditional,
+    conditional_update,
+    expression_values,
+    from_item,
+    to_item,
+)
 from notify.clock import iso
 from notify.errors import Conflict
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
-from notify.records import Claim, ClaimOutcome, EventRecord, JobRecord, Transition
+from notify.records import MAX_HISTORY, Claim, ClaimOutcome, Engagement, EventRecord, JobRecord, Transition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RETENTION = timedelta(days=90)  # a job's item and an event's record expire (TTL) this long after they are made
 RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
+# Opens and clicks already counted, for SNS's and SES's repeats: each event's digest in one of this many slots
+# (``seen_00``…), chosen by the digest, so a repeat finds itself unless a later event took its slot meanwhile.
+SEEN_SLOTS = 16
+COUNTERS = frozenset({"opens", "clicks"})
 
 
 class DynamoStatusStore:
@@ -240,7 +254,6 @@ class DynamoStatusStore:
             "lease_until = :lease",
             "attempt_n = :attempt",
             "updated_at = :now",
-            "history = list_append(if_not_exists(history, :accepted_entry), :entry)",
             "job_id = :job_id",
             "event_id = :event_id",
             "event_type = :event_type",
@@ -264,15 +277,14 @@ class DynamoStatusStore:
             values[":failed"] = Status.FAILED.value
             values[":entry"] = [_entry(Status.PROCESSING, now, job.attempt, None, {"redrive": True})]
             condition += " OR (#s = :failed AND attempt_n < :attempt)"
-        claimed = conditional(
+        claimed = self._with_entry(
             "claim job",
-            self._client.update_item,
-            TableName=self._table,
-            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression=condition,
-            ExpressionAttributeNames={"#s": "status", "#ttl": "ttl"},
-            ExpressionAttributeValues=expression_values(values),
+            job.job_id,
+            sets,
+            "list_append(if_not_exists(history, :accepted_entry), :entry)",
+            condition,
+            {"#s": "status", "#ttl": "ttl"},
+            values,
         )
         return Claim(ClaimOutcome.CLAIMED, token) if claimed else self._contended(job, now, lease_seconds, token)
 
@@ -328,7 +340,7 @@ class DynamoStatusStore:
             ":entry": [_entry(status, now, job.attempt, error, detail)],
             ":token": token,
         }
-        sets = ["#s = :s", "updated_at = :now", "history = list_append(history, :entry)"]
+        sets = ["#s = :s", "updated_at = :now"]
         removes: list[str] = []
         if attempt is not None:
             values[":attempt"] = entry_attempt
@@ -342,46 +354,127 @@ class DynamoStatusStore:
                 sets.append(f"{key} = :{key}")
         if status in RELEASING:
             removes = ["lease_token", "lease_until"]
-        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        return conditional(
+        return self._with_entry(
             f"record {status.value}",
-            self._client.update_item,
-            TableName=self._table,
-            Key=to_item({"pk": f"JOB#{job.job_id}", "sk": "JOB"}),
-            UpdateExpression=expression,
-            ConditionExpression="lease_token = :token",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues=expression_values(values),
+            job.job_id,
+            sets,
+            "list_append(history, :entry)",
+            "lease_token = :token",
+            {"#s": "status"},
+            values,
+            removes=removes,
         )
 
     def record_feedback(
         self, job_id: str, feedback_id: str, expected: Status, status: Status, entry: Transition
     ) -> bool:
         """One UpdateItem, conditional on the status still being ``expected`` and the feedback id not yet in the
-        item's ``feedback_ids`` set; it appends the entry, adds the id and sets the status."""
-        item_entry: dict[str, Any] = {"status": entry.status.value, "at": entry.at, "attempt": entry.attempt}
-        if entry.error is not None:
-            item_entry["error"] = entry.error
-        if entry.detail:
-            item_entry["detail"] = entry.detail
-        return conditional(
+        item's ``feedback_ids`` set; it appends the entry (or counts it left out, see :meth:`_with_entry`), adds the
+        id and sets the status."""
+        return self._with_entry(
             "record feedback",
+            job_id,
+            ["#s = :status", "updated_at = :at"],
+            "list_append(history, :entry)",
+            "#s = :expected AND NOT contains(feedback_ids, :id)",
+            {"#s": "status"},
+            {
+                ":status": status.value,
+                ":expected": expected.value,
+                ":entry": [_stored(entry)],
+                ":at": entry.at,
+                ":ids": {feedback_id},
+                ":id": feedback_id,
+            },
+            adds=["feedback_ids :ids"],
+        )
+
+    def record_engagement(self, job_id: str, counter: str, event_key: str, entry: Transition) -> Engagement:
+        """``ADD <counter> 1`` unless the event's slot remembers it; the first of its kind (no counter yet) also
+        appends ``entry``. Under races each copy retries as the other kind of write; at most a few writes.
+
+        Opens and clicks add nothing to ``feedback_ids``: an item holds at most SEEN_SLOTS digests of them, so a
+        repeat arriving after SEEN_SLOTS/2 other events on average may count again (at least once, bounded).
+        """
+        if counter not in COUNTERS:
+            raise ValueError(f"not a counter: {counter}")
+        digest = hashlib.sha256(event_key.encode()).hexdigest()[:20]
+        names = {"#n": counter, "#seen": f"seen_{int(digest[:8], 16) % SEEN_SLOTS:02d}"}
+        key = to_item({"pk": f"JOB#{job_id}", "sk": "JOB"})
+        for _ in range(3):
+            counted, old = conditional_update(
+                "record engagement",
+                self._client,
+                TableName=self._table,
+                Key=key,
+                UpdateExpression="SET #seen = :id ADD #n :one",
+                ConditionExpression="attribute_exists(#n) AND (attribute_not_exists(#seen) OR #seen <> :id)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=expression_values({":id": digest, ":one": 1}),
+            )
+            if counted:
+                return Engagement.COUNTED
+            if not old or counter in old:
+                return Engagement.DUPLICATE  # its slot holds this very event (or the job is gone)
+            first = self._with_entry(
+                "record engagement",
+                job_id,
+                ["#seen = :id", "updated_at = :at"],
+                "list_append(history, :entry)",
+                "attribute_exists(pk) AND attribute_not_exists(#n)",
+                names,
+                {":id": digest, ":at": entry.at, ":entry": [_stored(entry)], ":one": 1},
+                adds=["#n :one"],
+            )
+            if first:
+                return Engagement.FIRST
+        return Engagement.DUPLICATE
+
+    def _with_entry(
+        self,
+        what: str,
+        job_id: str,
+        sets: list[str],
+        history: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        *,
+        adds: Sequence[str] = (),
+        removes: Sequence[str] = (),
+    ) -> bool:
+        """One conditional UpdateItem that also sets ``history = <history>`` (an append) while the history has fewer
+        than MAX_HISTORY entries; True if it applied.
+
+        When the condition failed on a full history (the item as it stood tells), the same update is made without
+        the entry and ``ADD history_omitted 1``, conditional on the history being full, so the cap holds whatever
+        writes race: the history only grows, and every append checks its size in the same write.
+        """
+        key = to_item({"pk": f"JOB#{job_id}", "sk": "JOB"})
+        room = "(attribute_not_exists(history) OR size(history) < :cap)"
+        applied, old = conditional_update(
+            what,
+            self._client,
+            TableName=self._table,
+            Key=key,
+            UpdateExpression=_update([*sets, f"history = {history}"], adds, removes),
+            ConditionExpression=f"({condition}) AND {room}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=expression_values({**values, ":cap": MAX_HISTORY}),
+        )
+        if applied or len(old.get("history") or []) < MAX_HISTORY:
+            return applied
+        used = set(re.findall(r":\w+", " ".join([*sets, *adds, condition])))
+        return conditional(
+            what,
             self._client.update_item,
             TableName=self._table,
-            Key=to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
-            UpdateExpression="SET #s = :status, history = list_append(history, :entry), updated_at = :at "
-            "ADD feedback_ids :ids",
-            ConditionExpression="#s = :expected AND NOT contains(feedback_ids, :id)",
-            ExpressionAttributeNames={"#s": "status"},
+            Key=key,
+            UpdateExpression=_update(sets, [*adds, "history_omitted :one"], removes),
+            ConditionExpression=f"({condition}) AND size(history) >= :cap",
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=expression_values(
-                {
-                    ":status": status.value,
-                    ":expected": expected.value,
-                    ":entry": [item_entry],
-                    ":at": entry.at,
-                    ":ids": {feedback_id},
-                    ":id": feedback_id,
-                }
+                {**{k: v for k, v in values.items() if k in used}, ":cap": MAX_HISTORY, ":one": 1}
             ),
         )
 
@@ -389,6 +482,22 @@ class DynamoStatusStore:
         resp = call("read", self._client.get_item, TableName=self._table, Key=to_item(key), ConsistentRead=True)
         item = resp.get("Item")
         return from_item(item) if item else None
+
+
+def _update(sets: Sequence[str], adds: Sequence[str], removes: Sequence[str]) -> str:
+    """An UpdateExpression from its clauses."""
+    clauses = [("SET", sets), ("ADD", adds), ("REMOVE", removes)]
+    return " ".join(f"{verb} {', '.join(parts)}" for verb, parts in clauses if parts)
+
+
+def _stored(entry: Transition) -> dict[str, Any]:
+    """A history entry as the item stores it."""
+    stored: dict[str, Any] = {"status": entry.status.value, "at": entry.at, "attempt": entry.attempt}
+    if entry.error is not None:
+        stored["error"] = entry.error
+    if entry.detail:
+        stored["detail"] = entry.detail
+    return stored
 
 
 def _event_sk(event_id: str, page: Optional[int] = None) -> str:
@@ -510,4 +619,7 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         expires_at=item.get("expires_at"),
         template_version=int(version) if version is not None else None,
         provider_message_id=item.get("provider_message_id"),
+        opens=int(item.get("opens", 0)),
+        clicks=int(item.get("clicks", 0)),
+        history_omitted=int(item.get("history_omitted", 0)),
     )
