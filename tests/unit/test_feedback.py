@@ -232,3 +232,19 @@ def test_opens_and_clicks_are_counted_and_the_history_keeps_the_first_of_each(wo
     assert (view.get("opens"), view.get("clicks")) == (1000, 3)
     added = [h["detail"]["feedback"] for h in view["history"][before:]]
     assert added == ["Open", "Click"], added
+
+
+def test_a_job_recorded_before_the_change_shows_no_link_a_key_could_use() -> None:
+    from notify.models import Channel
+    from notify.records import JobRecord, Transition
+    from notify.services.status import job_view
+
+    def old(event_type: str, detail: dict[str, Any]) -> JobRecord:  # as items written until now hold them
+        entry = Transition(Status.SENT, "2026-11-24T12:00:05.000Z", 0, detail=detail)
+        return JobRecord("j", "e", event_type, "u1", Channel.EMAIL, Status.SENT, 0, "", "", None, [entry])
+
+    unsubscribe = {"provider_message_id": "m", "list_unsubscribe": "https://x.io/u/eyJ1Ijoi.c2ln"}
+    click = {"feedback": "Click", "message_id": "m", "link": "https://auth.example.com/reset/u1?token=s3cret#x"}
+    assert job_view(old("new_film", unsubscribe))["history"][0]["detail"]["list_unsubscribe"] is True
+    assert job_view(old("new_film", click))["history"][0]["detail"]["link"] == "https://auth.example.com/reset/u1"
+    assert "link" not in job_view(old("password_reset", click))["history"][0]["detail"]

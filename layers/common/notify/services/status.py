@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from notify.catalog import category_of
 from notify.errors import NotFound
 from notify.jobs import job_id as derive_job_id
-from notify.models import Channel, Status
+from notify.models import Category, Channel, Status
 from notify.ports import StatusStore
 from notify.records import EventRecord, JobRecord
+from notify.services.feedback import link_without_secrets
 
 
 def job_view(record: JobRecord) -> dict[str, Any]:
@@ -39,13 +41,24 @@ def job_view(record: JobRecord) -> dict[str, Any]:
                     "at": h.at,
                     "attempt": h.attempt,
                     "error": h.error,
-                    "detail": h.detail or None,
+                    "detail": _shown(h.detail, record.event_type) or None,
                 }.items()
                 if v is not None
             }
             for h in record.history
         ],
     }
+
+
+def _shown(detail: dict[str, Any], event_type: str) -> dict[str, Any]:
+    """An entry's detail as any key may read it. Entries written before the feedback function cut links and the
+    worker stopped recording the unsubscribe link still hold them: they are shown as entries are written now."""
+    if not isinstance(detail.get("list_unsubscribe", True), bool):
+        detail = {**detail, "list_unsubscribe": True}
+    if isinstance(detail.get("link"), str):
+        link = None if category_of(event_type) is Category.ACCOUNT else link_without_secrets(detail["link"])
+        detail = {k: v for k, v in detail.items() if k != "link"} | ({"link": link} if link else {})
+    return detail
 
 
 def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -> dict[str, Any]:
