@@ -15,6 +15,7 @@ from botocore.exceptions import EndpointConnectionError
 from local.emails import sent_emails
 from local.events import load_event
 from local.invoke import LambdaContext
+from local.processes import wait_for
 
 from .helpers import call_api, kafka_values, queue_bodies, topic_ends
 
@@ -172,6 +173,50 @@ def test_nothing_is_accepted_when_neither_kafka_nor_the_queue_can_store(
         kafka_broker.start()
         os.environ.update(stack_env)
     assert (status, error["error"]["code"]) == (503, "unavailable")
+
+
+def test_while_kafka_is_down_only_the_first_request_waits_for_it_and_publishes_return_to_kafka_when_it_is_back(
+    kafka_broker, kafka_bootstrap: str, stack_env: dict, fresh_services, purge_queues, monkeypatch
+) -> None:
+    from notify.adapters.kafka import KafkaJobPublisher
+
+    # The API's own producer, counted: each call is a publish that waits for Kafka (up to KAFKA_TIMEOUT_SECONDS).
+    attempts: list[int] = []
+    produce = KafkaJobPublisher.publish
+
+    def counted(publisher: KafkaJobPublisher, jobs: Any) -> None:
+        attempts.append(len(jobs))
+        produce(publisher, jobs)
+
+    monkeypatch.setattr(KafkaJobPublisher, "publish", counted)
+    os.environ["KAFKA_TIMEOUT_SECONDS"] = "1"
+    kafka_broker.stop()
+    job_ids: list[str] = []
+    try:
+        for n in range(1, 101):
+            status, accepted = call_api("POST", "/api/v1/events", EVENT)
+            assert status == 202, accepted
+            job_ids += accepted["job_ids"]
+            assert len(attempts) == 1, f"request {n} waited for Kafka: {len(attempts)} publishes reached the producer"
+    finally:
+        kafka_broker.start()
+        os.environ["KAFKA_TIMEOUT_SECONDS"] = stack_env["KAFKA_TIMEOUT_SECONDS"]
+    parked = queue_bodies(stack_env["DELAY_QUEUE_URL"], job_ids, count=len(job_ids))
+    assert sorted(j["job_id"] for j in parked) == sorted(job_ids)  # every one of the 100 is stored
+
+    # Kafka is back: a probe in the background finds it (no request waits for the probe), then jobs go to Kafka.
+    ends = topic_ends(kafka_bootstrap, stack_env["KAFKA_TOPIC"])
+    last: list[str] = []
+
+    def published_to_kafka() -> bool:
+        status, accepted = call_api("POST", "/api/v1/events", EVENT)
+        assert status == 202, accepted
+        last[:] = accepted["job_ids"]
+        return len(attempts) > 1
+
+    wait_for(published_to_kafka, "a publish to Kafka after the restart", timeout=60)
+    (job,) = kafka_values(kafka_bootstrap, stack_env["KAFKA_TOPIC"], last[0], since=ends, count=1)
+    assert job["job_id"] == last[0]
 
 
 def _part_of_the_event_stored(stack_env: dict, kafka_broker, body: dict, **headers: str) -> tuple[int, dict]:

@@ -27,7 +27,7 @@ from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
-from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue, SqsQueueStats
 from notify.clock import Clock, utc_now
@@ -88,7 +88,7 @@ def build_services(settings: ApiSettings) -> Services:
     # Each kind of token has its own key list (SSM SecureStrings, cached): a forged or altered cursor is a 422.
     cursors = CursorCodec(SsmSecret(settings.cursor_keys_parameter))
     store = DynamoStatusStore(dynamodb, settings.notifications_table, cursors)
-    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
+    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)

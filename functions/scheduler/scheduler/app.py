@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
-from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
 from notify.services.campaigns import CampaignScheduler, IngestTrigger
@@ -28,7 +28,7 @@ metrics = Metrics()
 def build_scheduler(settings: SchedulerSettings) -> CampaignScheduler:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb")
-    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
+    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     ingest = IngestService(
         DynamoStatusStore(dynamodb, settings.notifications_table),
         publisher,

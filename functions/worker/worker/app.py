@@ -28,7 +28,7 @@ from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
-from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
+from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
@@ -66,7 +66,7 @@ def build_services(settings: WorkerSettings) -> Services:
     users = HttpUserDirectory.build(settings.auth_api_url, token)
     delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
     dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
-    publisher = KafkaJobPublisher(KafkaConfig.from_settings(settings))
+    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     fanout = FanoutService(
         store,
         CompositeSegmentSource(DynamoSegmentStore(dynamodb, settings.campaigns_table), users),

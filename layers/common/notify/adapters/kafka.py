@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from notify.adapters.secrets import SecretsManagerJson
 from notify.errors import TransientError
 from notify.models import FanoutTask, Message, NotificationJob
+from notify.publish_circuit import CircuitPublisher
 from notify.settings import KAFKA_SECRET_AUTHS, KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -232,28 +233,58 @@ class KafkaJobPublisher:
         self._lock = threading.Lock()
 
     def _get_producer(self) -> KafkaProducer:
+        with self._lock:
+            if self._producer is None:
+                self._producer = self._new_producer()
+            return self._producer
+
+    def _new_producer(self) -> KafkaProducer:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
+        if self._config.auth in KAFKA_SECRET_AUTHS:
+            _login_refusals()  # installed before the first login
+        timeout_ms = int(self._config.timeout_seconds * 1000)
+        try:
+            return KafkaProducer(
+                **self._config.client_options(),
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=2,
+                max_block_ms=timeout_ms,
+                delivery_timeout_ms=max(timeout_ms, 1000) + 2000,
+                retry_backoff_ms=100,
+                compression_type=None,
+            )
+        except KafkaError as exc:
+            raise TransientError(f"Kafka unreachable: {exc!r}") from exc
+
+    def probe(self) -> None:
+        """Whether the brokers answer: a new producer fetches the topic's metadata (its partitions), within
+        ``timeout_seconds``, and publishes nothing; TransientError if it cannot.
+
+        A new producer, because one that already holds the topic's metadata answers from it without asking a
+        broker. When the probe succeeds and this publisher has no producer (a failed publish dropped it), the
+        probe's becomes it, connected already; otherwise it is closed.
+        """
+        from kafka.errors import KafkaError
+
+        started = time.monotonic()
+        producer = self._new_producer()
+        try:
+            if not producer.partitions_for(self._config.topic):
+                raise TransientError(f"Kafka knows no partition of {self._config.topic}")
+        except (KafkaError, TransientError) as exc:
+            self._close_quietly(producer)
+            refused = _login_refusals().since(started) if self._config.auth in KAFKA_SECRET_AUTHS else None
+            if refused is not None:
+                raise TransientError(f"Kafka refused the login (KAFKA_AUTH {self._config.auth}): {refused}") from exc
+            raise TransientError(f"Kafka unreachable: {exc!r}") from exc
         with self._lock:
             if self._producer is None:
-                if self._config.auth in KAFKA_SECRET_AUTHS:
-                    _login_refusals()  # installed before the first login
-                timeout_ms = int(self._config.timeout_seconds * 1000)
-                try:
-                    self._producer = KafkaProducer(
-                        **self._config.client_options(),
-                        acks="all",
-                        enable_idempotence=True,
-                        linger_ms=2,
-                        max_block_ms=timeout_ms,
-                        delivery_timeout_ms=max(timeout_ms, 1000) + 2000,
-                        retry_backoff_ms=100,
-                        compression_type=None,
-                    )
-                except KafkaError as exc:
-                    raise TransientError(f"Kafka unreachable: {exc!r}") from exc
-            return self._producer
+                self._producer = producer
+                return
+        self._close_quietly(producer)
 
     def publish(self, jobs: Sequence[Message]) -> None:
         """``send`` every message (key: the user id for a job, the event id for a fan-out task; headers ``kind`` and
@@ -293,6 +324,10 @@ class KafkaJobPublisher:
         with self._lock:
             if self._producer is producer:
                 self._producer = None
+        self._close_quietly(producer)
+
+    @staticmethod
+    def _close_quietly(producer: KafkaProducer) -> None:
         try:
             producer.close(timeout=0)
         except Exception:  # noqa: BLE001 - it is being dropped; its unsent batches fail their own futures
@@ -304,6 +339,30 @@ class KafkaJobPublisher:
             if self._producer is not None:
                 self._producer.close(timeout=1)
                 self._producer = None
+
+
+# While the circuit is open, a publish starts a probe when the last one is this old (docs/ARCHITECTURE.md).
+PROBE_SECONDS = 5.0
+
+
+def guarded_publisher(config: KafkaConfig, probe_every: float = PROBE_SECONDS) -> CircuitPublisher:
+    """The functions' job publisher: a :class:`KafkaJobPublisher` behind a circuit breaker, so that while Kafka
+    is down a publish fails at once (to the delay queue) instead of waiting ``timeout_seconds``; probed in the
+    background with :meth:`KafkaJobPublisher.probe`. Each publish that did not reach Kafka adds its messages to
+    the ``KafkaUnavailable`` metric."""
+    kafka = KafkaJobPublisher(config)
+    return CircuitPublisher(kafka, kafka.probe, name="Kafka", probe_every=probe_every, unavailable=_count_unavailable)
+
+
+def _count_unavailable(messages: int) -> None:
+    """``KafkaUnavailable``: messages a publish could not put on Kafka (it failed, or the circuit was open)."""
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    try:
+        with single_metric(name="KafkaUnavailable", unit=MetricUnit.Count, value=messages):
+            pass
+    except Exception:  # noqa: BLE001 - a metric never fails a publish (no namespace configured, say)
+        log.debug("the KafkaUnavailable metric could not be written", exc_info=True)
 
 
 def _key(message: Message) -> str:

@@ -27,6 +27,7 @@ from notify.models import (
 )
 from notify.ports import DelayQueue, JobPublisher, RunOnce, StatusStore
 from notify.records import EventRecord
+from notify.resilience import CircuitOpen
 
 log = logging.getLogger(__name__)
 
@@ -226,11 +227,17 @@ class IngestService:
 
 
 def publish_durably(publisher: JobPublisher, fallback: DelayQueue, messages: Sequence[Message]) -> None:
-    """Kafka first; the delay queue when Kafka cannot take them; IngestUnavailable when neither can."""
+    """Kafka first; the delay queue when Kafka cannot take them (or its circuit is open: see
+    :mod:`notify.publish_circuit`); IngestUnavailable when neither can."""
     try:
         publisher.publish(messages)
     except TransientError as kafka_error:
-        log.warning("Kafka did not take %d messages; parking them in the delay queue: %s", len(messages), kafka_error)
+        if isinstance(kafka_error, CircuitOpen):  # known down: the circuit said so once, when it opened
+            log.debug("Kafka circuit open; parking %d messages in the delay queue", len(messages))
+        else:
+            log.warning(
+                "Kafka did not take %d messages; parking them in the delay queue: %s", len(messages), kafka_error
+            )
         try:
             fallback.enqueue(messages)
         except TransientError as queue_error:
