@@ -1,7 +1,8 @@
 """Issue 20: what SES's feedback may leave on a job, against moto server and Tansu, through the real handlers.
 
 No secret-bearing link is stored or shown (a click on a password-reset link, the one-click unsubscribe link), and
-feedback stays bounded (10,000 opens of one email, a history at its cap with writers racing).
+feedback stays bounded (1,000 opens of one email, 10,000 with FEEDBACK_OPENS=10000; a history at its cap with
+writers racing).
 """
 
 from __future__ import annotations
@@ -170,8 +171,14 @@ def _item_bytes(item: dict[str, Any]) -> int:
     return len(json.dumps(item, separators=(",", ":")).encode())
 
 
-@pytest.mark.timeout(240)
-def test_ten_thousand_opens_leave_the_item_under_64_kb_and_every_later_write_succeeding(
+# How many opens the test applies: 1,000 in `make test` (about 15 s: each costs two round trips to moto), and the
+# issue's 10,000 with FEEDBACK_OPENS=10000 (about 150 s on 2 cores; 7 Dec 2026: 2,252 bytes after 10,000). What
+# makes 1,000 enough: after the first open the item does not grow (the test checks that from open 100 to the end).
+OPENS = int(os.environ.get("FEEDBACK_OPENS", "1000"))
+
+
+@pytest.mark.timeout(240 + OPENS // 40)
+def test_many_opens_leave_the_item_under_64_kb_not_growing_and_every_later_write_succeeding(
     auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str
 ) -> None:
     user, address = _user(auth_service)
@@ -191,26 +198,30 @@ def test_ten_thousand_opens_leave_the_item_under_64_kb_and_every_later_write_suc
         return ses_event("Open", message_id, address, tags, section)
 
     started = time.monotonic()
-    # The first 100 as SNS delivers them, one record an invocation of the handler; the other 9,900 straight to the
+    # The first 100 as SNS delivers them, one record an invocation of the handler; the rest straight to the
     # function's FeedbackService (its composition root: the real DynamoDB adapter, on moto server), four at a time
     # as concurrent invocations would: a round trip to moto costs milliseconds, and the handler adds only parsing.
     for n in range(100):
         assert _feedback(opened(n)) == {"outcomes": {"applied": 1}}, f"open {n}"
+    after_100 = _item_bytes(_item(stack_env, job["job_id"]))
     from feedback.app import services
 
+    last_open = OPENS - 1
     with ThreadPoolExecutor(4) as pool:
-        for first in range(100, 9_999, 1_000):
-            last = min(first + 1_000, 9_999)
+        for first in range(100, last_open, 1_000):
+            last = min(first + 1_000, last_open)
             outcomes = Counter(a.value for a in pool.map(services().apply, map(opened, range(first, last))))
             assert outcomes == {"applied": last - first}, f"opens {first}-{last - 1}: {outcomes}"
             size = _item_bytes(_item(stack_env, job["job_id"]))
             assert size < 64 * 1024, f"after {last} opens the job's item is {size} bytes"
-    assert _feedback(opened(9_999)) == {"outcomes": {"applied": 1}}
-    assert _feedback(opened(9_999)) == {"outcomes": {"duplicate": 1}}  # SNS delivering it again: counted once
+    assert _feedback(opened(last_open)) == {"outcomes": {"applied": 1}}
+    assert _feedback(opened(last_open)) == {"outcomes": {"duplicate": 1}}  # SNS delivering it again: counted once
     elapsed = time.monotonic() - started
     size = _item_bytes(_item(stack_env, job["job_id"]))
-    print(f"10,000 opens applied in {elapsed:.1f} s; the job's item is {size} bytes")
+    print(f"{OPENS:,} opens applied in {elapsed:.1f} s; the job's item is {size} bytes ({after_100} after 100)")
     assert size < 64 * 1024
+    # Only the counter's digits may grow: an open adds no entry and no id to the item.
+    assert size - after_100 < 64, f"the item grew from {after_100} to {size} bytes between open 100 and {OPENS}"
     # Later writes still succeed: delivery, a click, a complaint, each read back.
     delivered = ses_event("Delivery", message_id, address, tags, {"timestamp": "2026-11-25T23:59:58.000Z"})
     click = ses_event(
@@ -222,7 +233,7 @@ def test_ten_thousand_opens_leave_the_item_under_64_kb_and_every_later_write_suc
     assert result == {"outcomes": {"applied": 3}}
     status, body = call_api("GET", f"/api/v1/notifications/{job['job_id']}")
     assert status == 200 and body["status"] == "COMPLAINED"
-    assert (body["opens"], body["clicks"]) == (10_000, 1)
+    assert (body["opens"], body["clicks"]) == (OPENS, 1)
     feedback = [h["detail"]["feedback"] for h in body["history"] if "feedback" in (h.get("detail") or {})]
     assert feedback == ["Open", "Delivery", "Click", "Complaint"]
 
