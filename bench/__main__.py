@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from bench import arguments, cold_start, fanout, inapp, ingest, templates, worker
+from bench import arguments, cold_start, fanout, inapp, ingest, kafka_down, templates, worker
 
 
 def main(quick: bool = False) -> None:
     """Every benchmark in turn (``quick``: each once at a tiny size); a new one is called here too."""
     cold_start.main(quick)
     quantities = ingest.main(quick)
+    kafka_down.main(quick)
     quantities.update(worker.main(quick))
     fanout.main(quick)
     templates.main(quick)

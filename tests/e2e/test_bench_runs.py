@@ -32,6 +32,12 @@ FIGURES = {
         r"^  largest event item the API wrote: \d+ bytes",
         r"^  bytes per job on Kafka: \d+ ",
     ],
+    "kafka_down": [
+        r"^  Kafka up +p50 +[\d.]+ ms +p99 +[\d.]+ ms$",
+        r"^  Kafka stopped, first request +[\d.]+ ms ",
+        r"^  Kafka stopped, the \d+ after it +p50 +[\d.]+ ms +p99 +[\d.]+ ms$",
+        r"^  Kafka started again: a publish reached it after [\d.]+ s ",
+    ],
     "worker": [
         r"^  DynamoDB and SES on one moto server:$",
         r"^  DynamoDB on dynalite, SES on moto server:$",
