@@ -185,11 +185,20 @@
         if (frame.counts) showCounts(frame.counts);
       } else if (frame.type === "counts") {
         showCounts(frame);
+      } else if (frame.type === "closed" && frame.reason === "connection_limit") {
+        // The user's newer connections (another tab or device) pushed this one out: reconnecting by itself
+        // would push one of them out in turn, so only the Connect button opens it again.
+        state.replaced = socket;
       }
     });
     socket.addEventListener("close", () => {
       clearInterval(state.ping);
       if (state.socket !== socket) return; // an old socket (the user switched): nothing to reconnect
+      if (state.replaced === socket) {
+        state.socket = null;
+        setConnection("Closed: opened in another tab or device. Connect to take it back.", false);
+        return;
+      }
       // API Gateway closes connections after 2 hours (and idle ones after 10 minutes): reconnect, backing off.
       const wait = Math.min(30_000, 500 * 2 ** state.retry++);
       setConnection(`Reconnecting in ${Math.round(wait / 1000)} s…`, false);

@@ -75,6 +75,8 @@ def test_the_third_connection_of_a_user_closes_the_first_with_1000(
         other, theirs = _open(gateway, _user(), stack)  # another user's connections do not count
         assert _recorded(user) == {c1, c2}
         third, c3 = _open(gateway, user, stack)
+        # First the reason, so that a client does not reconnect and push out the newer connection in turn.
+        assert json.loads(first.recv(timeout=60)) == {"type": "closed", "reason": "connection_limit"}
         with pytest.raises(ConnectionClosed) as closed:
             first.recv(timeout=60)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1000  # API Gateway's DeleteConnection

@@ -56,6 +56,9 @@ def test_the_connect_past_the_limit_closes_the_oldest_and_keeps_the_rest() -> No
     assert connected.connection.connection_id == "c4"
     assert connected.closed == ("c1",) and connected.gone == () and connected.kept == {}
     assert world.poster.closed == ["c1"]
+    # Told first, so that its client does not reconnect and push out the newer one in turn.
+    assert world.poster.frames("c1") == [{"type": "closed", "reason": "connection_limit"}]
+    assert world.poster.frames("c4") == [] and world.poster.frames("c2") == []
     assert world.ids() == {"c2", "c3", "c4"} and world.ids("u2") == {"theirs"}
     assert world.connections.reads[-1] == ("u1", 3 + 50)  # the limit and the margin for racing connects
 

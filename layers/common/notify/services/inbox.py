@@ -78,6 +78,11 @@ def item_id(job: NotificationJob) -> str:
     return f"{millis:012x}{hashlib.sha256(job.job_id.encode()).hexdigest()[:20]}"
 
 
+# Posted to a connection just before the user's newer connections push it out (MaxConnectionsPerUser): its client
+# must not reconnect by itself, or two tabs over a limit of one would keep closing each other.
+REPLACED_FRAME = {"type": "closed", "reason": "connection_limit"}
+
+
 def counts_frame(counts: InboxCounts) -> dict[str, Any]:
     """The frame pushed after every change to a user's inbox."""
     return {"type": "counts", "unseen": counts.unseen, "unread": counts.unread, "total": counts.total}
@@ -230,6 +235,7 @@ class InboxService:
         for old in reversed(excess):  # the oldest first
             try:
                 if self._poster is not None:
+                    self._tell_replaced(old.connection_id)
                     self._poster.close(old.connection_id)
             except ConnectionGone:
                 if self._opening(old):
@@ -243,6 +249,14 @@ class InboxService:
                 continue
             self._forget(old, kept, closed)
         return Connected(connection, tuple(closed), tuple(gone), kept)
+
+    def _tell_replaced(self, connection_id: str) -> None:
+        """Say why the connection is about to close (best effort: the close that follows is what counts)."""
+        assert self._poster is not None
+        try:
+            self._poster.post(connection_id, _encode(REPLACED_FRAME))
+        except (ConnectionGone, DeliveryError) as exc:
+            log.info("connection %s was not told it is replaced: %s", connection_id, exc)
 
     def disconnect(self, connection_id: str) -> None:
         """Forget a closed connection."""
