@@ -224,3 +224,25 @@ def test_both_down_is_still_ingest_unavailable_without_waiting_for_kafka() -> No
     with pytest.raises(IngestUnavailable, match=r"kafka: Kafka is unreachable \(circuit open"):
         publish_durably(h.circuit, queue, JOBS)
     assert h.topic.calls == 1
+
+
+def test_a_probe_that_cannot_be_started_does_not_fail_the_publish_and_is_tried_again() -> None:
+    h = Harness()
+    starts: list[int] = []
+
+    def no_thread(probe: Callable[[], None]) -> None:
+        starts.append(1)
+        if len(starts) == 1:
+            raise RuntimeError("can't start new thread")
+        h.probes.append(probe)
+
+    circuit = CircuitPublisher(h.topic, h.probe, monotonic=lambda: h.now, start=no_thread)
+    h.topic.fail = True
+    with pytest.raises(TransientError):
+        circuit.publish(JOBS)
+    h.now += 5
+    with pytest.raises(CircuitOpen):
+        circuit.publish(JOBS)
+    with pytest.raises(CircuitOpen):
+        circuit.publish(JOBS)
+    assert (len(starts), len(h.probes)) == (2, 1)

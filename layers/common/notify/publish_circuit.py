@@ -89,7 +89,7 @@ class CircuitPublisher:
                 reason = self._reason
         if opened_at is not None:
             if probe is not None:
-                self._start(probe)
+                self._start_probe(probe)
             self._count(len(jobs))
             open_for = self._now() - opened_at
             raise CircuitOpen(f"{self.name} is unreachable (circuit open for {open_for:.0f} s): {reason}")
@@ -111,6 +111,15 @@ class CircuitPublisher:
         self._probing = self._last_probe = now
         generation = self._generation
         return lambda: self._run_probe(generation, now)
+
+    def _start_probe(self, probe: Callable[[], None]) -> None:
+        try:
+            self._start(probe)
+        except Exception:  # noqa: BLE001 - no thread to be had (say): the publish still goes to the delay queue
+            log.warning("%s probe could not be started; the next publish tries again", self.name, exc_info=True)
+            with self._lock:
+                self._probing = None
+                self._last_probe = 0.0
 
     def _run_probe(self, generation: int, started: float) -> None:
         try:
