@@ -185,12 +185,17 @@ def test_every_log_group_belongs_to_a_function_or_the_http_apis_access_log(tpl: 
     used = {tpl.functions()[f].properties["LoggingConfig"]["LogGroup"]["Ref"] for f in FUNCTIONS}
     access = tpl.properties("HttpApi")["AccessLogSettings"]["DestinationArn"]
     assert access == {"Fn::GetAtt": ["HttpApiAccessLogGroup", "Arn"]}
-    assert groups == used | {"HttpApiAccessLogGroup"}
+    assert groups == used | {"HttpApiAccessLogGroup", "WebSocketAccessLogGroup"}
     for name in groups:
         assert tpl.properties(name)["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
     # Signed tokens travel in paths (/u/<token>, /l/<token>): the access log keeps no path or query string.
     log_format = tpl.properties("HttpApi")["AccessLogSettings"]["Format"]
     assert "$context.path" not in log_format and "$context.routeKey" in log_format
+    # The WebSocket stage's (opt-in, WebSocketAccessLogs): the user token travels in the handshake's query string.
+    condition, settings, off = tpl.properties("WebSocketStage")["AccessLogSettings"]["Fn::If"]
+    assert condition == "HasWebSocketAccessLogs" and off == {"Ref": "AWS::NoValue"}
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["WebSocketAccessLogGroup", "Arn"]}
+    assert "querystring" not in settings["Format"].lower() and "$context.routeKey" in settings["Format"]
 
 
 # --- secrets ---------------------------------------------------------------------------------------------

@@ -606,6 +606,21 @@ def test_every_stateful_resource_is_retained(sam: Translations) -> None:
     assert not loose, f"deleted with the stack or on replacement: {loose}"
 
 
+@pytest.mark.parametrize("enabled", ["false", "true"])
+def test_the_websocket_stage_logs_access_only_when_asked(sam: Translations, enabled: str) -> None:
+    """Opt-in: API Gateway needs the account's CloudWatch role for WebSocket access logs, which the stack does not
+    set (an account-wide setting); the default deployment must not fail for want of it."""
+    translation = sam.of(overrides={"WebSocketAccessLogs": enabled})
+    created = translation.created()
+    settings = translation.evaluate(created["WebSocketStage"]["Properties"]).get("AccessLogSettings")
+    if enabled == "false":
+        assert settings is None and "WebSocketAccessLogGroup" not in created
+        return
+    group = created["WebSocketAccessLogGroup"]
+    assert settings["DestinationArn"] == {"Fn::GetAtt": ["WebSocketAccessLogGroup", "Arn"]}
+    assert (group["DeletionPolicy"], group["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
+
+
 # Names CloudFormation passes on, built from the stack name, and the longest each service takes.
 NAME_LIMITS = {
     ("AWS::Lambda::Function", "FunctionName"): 64,
