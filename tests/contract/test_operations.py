@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from notify.adapters.kafka import UNAVAILABLE_METRIC
 from notify.models import Channel
 from notify.services.delivery import Outcome
 
@@ -77,9 +78,13 @@ def test_every_alarm_watches_a_metric_of_this_stack(tpl: Template) -> None:
                 assert dims == {"ApiId": {"Ref": "HttpApi"}}, name
                 assert resources["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
             else:
-                # The worker's Powertools metrics: the template's namespace and service, a real outcome and channel.
+                # Powertools metrics: the template's namespace and service; the worker's, a real outcome and
+                # channel; the producers', the one their publisher writes.
                 assert namespace == _powertools(tpl, "POWERTOOLS_METRICS_NAMESPACE"), name
                 assert dims["service"] == _powertools(tpl, "POWERTOOLS_SERVICE_NAME"), name
+                if metric["MetricName"] == UNAVAILABLE_METRIC:
+                    assert set(dims) == {"service"}, name
+                    continue
                 assert metric["MetricName"] in outcomes, name
                 assert dims["channel"] in channels, name
 
@@ -99,6 +104,7 @@ def test_the_alarms_cover_the_signals_an_operator_needs(tpl: Template) -> None:
     assert has("AWS/SQS", "ApproximateNumberOfMessagesVisible", QueueName=dlq)
     assert has("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=delay)
     assert has("AWS/Lambda", "OffsetLag", FunctionName={"Ref": "WorkerFunction"})
+    assert has("Notifications", UNAVAILABLE_METRIC, service="notifications")  # Kafka down (the circuit)
     for function in FUNCTIONS:
         assert has("AWS/Lambda", "Errors", FunctionName={"Ref": function}), function
         assert has("AWS/Lambda", "Throttles", FunctionName={"Ref": function}), function

@@ -354,12 +354,16 @@ def guarded_publisher(config: KafkaConfig, probe_every: float = PROBE_SECONDS) -
     return CircuitPublisher(kafka, kafka.probe, name="Kafka", probe_every=probe_every, unavailable=_count_unavailable)
 
 
+# The Powertools metric (namespace and service from POWERTOOLS_*) that KafkaUnavailableAlarm watches.
+UNAVAILABLE_METRIC = "KafkaUnavailable"
+
+
 def _count_unavailable(messages: int) -> None:
     """``KafkaUnavailable``: messages a publish could not put on Kafka (it failed, or the circuit was open)."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     try:
-        with single_metric(name="KafkaUnavailable", unit=MetricUnit.Count, value=messages):
+        with single_metric(name=UNAVAILABLE_METRIC, unit=MetricUnit.Count, value=messages):
             pass
     except Exception:  # noqa: BLE001 - a metric never fails a publish (no namespace configured, say)
         log.debug("the KafkaUnavailable metric could not be written", exc_info=True)
