@@ -9,7 +9,9 @@ a job's claim). Serializing DynamoDB's requests in the server gives the tests th
 
 It also serves the emails moto "sent", read from moto's SES store alone, at ``GET /_local/ses/emails`` (see
 :class:`SentMail`): moto's ``/moto-api/data.json`` dumps every backend (each DynamoDB item, queue message and topic
-the session made), so reading mail through it costs more the more else the session stored.
+the session made), so reading mail through it costs more the more else the session stored. Likewise the pushes one
+SNS platform endpoint got, at ``GET /_local/sns/pushes?endpoint=<endpoint ARN>``: ``{"pushes": [{"id", "message"}]}``,
+oldest first, each message as the worker published it (``MessageStructure=json``: one text per platform).
 
 Run as ``python -m local.moto_server -H 127.0.0.1 -p PORT`` (moto's own arguments).
 """
@@ -93,6 +95,24 @@ class SentMail:
 
 
 _sent_mail = SentMail()
+PUSHES_PATH = "/_local/sns/pushes"
+
+
+def _pushes(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    """The messages moto's SNS stored for one platform endpoint (moto keeps them on the endpoint)."""
+    from moto.sns.models import sns_backends
+
+    query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+    endpoint = query.get("endpoint", "")
+    pushes: list[dict[str, str]] = []
+    for by_region in dict.values(sns_backends):  # dict's own views: a lookup by key would create a backend
+        for backend in dict.values(by_region):
+            found = backend.platform_endpoints.get(endpoint)
+            if found is not None:
+                pushes += [{"id": key, "message": message} for key, message in list(found.messages.items())]
+    body = json.dumps({"pushes": pushes}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
 
 
 def _emails(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -110,6 +130,8 @@ def _emails(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
 def _serialized(self: DomainDispatcherApplication, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
     if environ.get("PATH_INFO") == EMAILS_PATH and environ.get("REQUEST_METHOD") == "GET":
         return _emails(environ, start_response)
+    if environ.get("PATH_INFO") == PUSHES_PATH and environ.get("REQUEST_METHOD") == "GET":
+        return _pushes(environ, start_response)
     # DynamoDB's JSON protocol names the operation in X-Amz-Target: DynamoDB_20120810.<Operation>.
     if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
         return _dispatch(self, environ, start_response)
@@ -118,7 +140,7 @@ def _serialized(self: DomainDispatcherApplication, environ: dict[str, Any], star
 
 
 def main(argv: list[str]) -> None:
-    """moto's server, with the DynamoDB lock and the sent-mail index in place."""
+    """moto's server, with the DynamoDB lock, the sent-mail index and the pushes' route in place."""
     DomainDispatcherApplication.__call__ = _serialized  # type: ignore[method-assign]
     server.main(argv)
 

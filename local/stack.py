@@ -222,7 +222,12 @@ class LocalStack:
         # The Auth token lives in SSM Parameter Store, as in AWS; the demo Auth service accepts this one.
         put_secret(self.infra.parameters["AuthApiTokenParameter"], self.auth.token)
         # Each kind of token has its own key list (docs/OPERATIONS.md): this stack's own random keys, one each.
-        for key_list in ("UserTokenKeysParameter", "CursorKeysParameter", "UnsubscribeKeysParameter"):
+        for key_list in (
+            "UserTokenKeysParameter",
+            "CursorKeysParameter",
+            "UnsubscribeKeysParameter",
+            "ShortLinkKeysParameter",
+        ):
             put_secret(self.infra.parameters[key_list], secrets.token_urlsafe(48))
         self.environments = function_environments(self.template, self.infra, local_environment(self.own_origins))
         env = merged_environment(self.environments)

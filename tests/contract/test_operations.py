@@ -225,7 +225,8 @@ def _ssm_statements(tpl: Template) -> list[tuple[str, dict[str, Any]]]:
 
 
 SECRETS = {
-    "WorkerFunction": ["AuthApiTokenParameter", "UnsubscribeKeysParameter"],  # it signs unsubscribe links
+    # It signs unsubscribe links and derives short links' codes.
+    "WorkerFunction": ["AuthApiTokenParameter", "UnsubscribeKeysParameter", "ShortLinkKeysParameter"],
     "ApiFunction": ["UserTokenKeysParameter", "CursorKeysParameter", "UnsubscribeKeysParameter"],
     "WebSocketFunction": ["UserTokenKeysParameter"],  # user tokens are checked at $connect
 }

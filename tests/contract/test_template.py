@@ -323,6 +323,7 @@ TABLES: dict[str, tuple[list[tuple[str, str]], dict[str, list[tuple[str, str]]],
         "ttl",
     ),
     "IdempotencyTable": ([("id", "HASH")], {}, "expiration"),  # Powertools' DynamoDBPersistenceLayer defaults
+    "LinksTable": ([("code", "HASH")], {}, "ttl"),  # short links (adapters/dynamodb/links.py)
     "TemplatesTable": ([("pk", "HASH"), ("sk", "RANGE")], {}, None),
     "CampaignsTable": (
         [("pk", "HASH"), ("sk", "RANGE")],

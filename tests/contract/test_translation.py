@@ -851,8 +851,8 @@ ARN = "arn:aws:ssm:eu-west-1:123456789012:parameter"
 READS = {
     # Issues and checks user tokens, signs and checks page cursors, reads the tokens of one-click unsubscribe links.
     "ApiFunction": {"UserTokenKeysParameter", "CursorKeysParameter", "UnsubscribeKeysParameter"},
-    # Signs the unsubscribe links of the emails it sends; calls the Auth service with its token.
-    "WorkerFunction": {"UnsubscribeKeysParameter", "AuthApiTokenParameter"},
+    # Signs the unsubscribe links of the emails it sends, derives short links' codes; calls the Auth service.
+    "WorkerFunction": {"UnsubscribeKeysParameter", "ShortLinkKeysParameter", "AuthApiTokenParameter"},
     # Checks the user token of each handshake.
     "WebSocketFunction": {"UserTokenKeysParameter"},
     "SchedulerFunction": set(),
@@ -862,6 +862,7 @@ ELSEWHERE = {
     "UserTokenKeysParameter": "/acme/notify/user-token-keys",
     "CursorKeysParameter": "/acme/notify/cursor-keys",
     "UnsubscribeKeysParameter": "/acme/notify/unsubscribe-keys",
+    "ShortLinkKeysParameter": "/acme/notify/short-link-keys",
 }
 
 
@@ -888,11 +889,97 @@ def test_each_function_may_read_exactly_the_key_lists_it_uses(sam: Translations,
             variable = re.sub(r"(?<!^)(?=[A-Z])", "_", parameter).upper()  # UserTokenKeysParameter: USER_TOKEN_...
             assert env.get(variable) == translation.parameters[parameter], (function, variable)
     keys = [translation.parameters[p] for p in ELSEWHERE]
-    assert len(set(keys)) == 3, f"one parameter for two purposes: {keys}"
+    assert len(set(keys)) == len(ELSEWHERE), f"one parameter for two purposes: {keys}"
 
 
 def test_the_rules_refuse_one_key_list_for_two_purposes(sam: Translations) -> None:
-    pairs = [("UserTokenKeysParameter", "UnsubscribeKeysParameter"), ("CursorKeysParameter", "UserTokenKeysParameter")]
+    pairs = [
+        ("UserTokenKeysParameter", "UnsubscribeKeysParameter"),
+        ("CursorKeysParameter", "UserTokenKeysParameter"),
+        *((other, "ShortLinkKeysParameter") for other in ELSEWHERE if other != "ShortLinkKeysParameter"),
+    ]
     for a, b in pairs:
         shared = sam.of(overrides={a: "/notifications/signing-key", b: "/notifications/signing-key"})
         assert shared.rule_failures(), f"the Rules accept {a} and {b} naming one parameter"
+
+
+# --- short links: their table and their base URL -------------------------------------------------------------------
+
+# What each function may do to LinksTable (issue 21, item 1): the API reads a link (GET /l/{code}), makes one (POST
+# /api/v1/links) and counts a click on one of its own, one item at a time; the worker stores a render's links in one
+# batch of puts. Nothing else touches it, and no one may query, scan or delete it (TTL deletes).
+LINKS_TABLE_ACTIONS = {
+    "ApiFunction": {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    "WorkerFunction": {"dynamodb:BatchWriteItem"},
+}
+
+
+def _actions_on(translation: Translation, function: str, resource: str) -> set[str]:
+    """The actions ``function``'s role (its inline policies and any policy attached to it) allows on ``resource``
+    (a statement naming it), and any DynamoDB action it allows on every resource."""
+    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    documents = [p["PolicyDocument"] for p in translation.properties(role).get("Policies", [])]
+    for policy in translation.created("AWS::IAM::Policy").values():
+        props = translation.evaluate(policy["Properties"])
+        if {"Ref": role} in props.get("Roles", []):
+            documents.append(props["PolicyDocument"])
+    actions: set[str] = set()
+    for document in documents:
+        for statement in _listed(document["Statement"]):
+            if statement["Effect"] != "Allow":
+                continue
+            granted = set(_listed(statement["Action"]))
+            resources = _listed(statement.get("Resource", []))
+            if resource in set(_names(resources)):
+                actions |= granted
+            if any(str(r) in ("*", "arn:aws:dynamodb:*") or str(r).endswith(":table/*") for r in resources):
+                actions |= {a for a in granted if a.startswith("dynamodb:")}
+    return actions
+
+
+@pytest.mark.parametrize("parameters", [{}, MSK], ids=["self-managed", "msk"])
+def test_each_function_may_do_to_the_links_table_exactly_what_it_needs(
+    sam: Translations, parameters: dict[str, str]
+) -> None:
+    translation = sam.of(overrides=parameters)
+    functions = translation.created("AWS::Lambda::Function")
+    assert set(LINKS_TABLE_ACTIONS) < set(functions)
+    for function in functions:
+        granted = _actions_on(translation, function, "LinksTable")
+        assert granted == LINKS_TABLE_ACTIONS.get(function, set()), function
+    table = translation.created()["LinksTable"]
+    assert table["DeletionPolicy"] == "RetainExceptOnCreate" and table["UpdateReplacePolicy"] == "Retain"
+    assert table["Properties"]["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "worker", "api"),
+    [
+        ({}, "https://{HttpApi}.execute-api.eu-west-1.amazonaws.com", ""),
+        ({"PublicApiUrl": "https://notifications.example.com"}, *["https://notifications.example.com"] * 2),
+        (
+            {"PublicApiUrl": "https://notifications.example.com", "ShortLinkBaseUrl": "https://sho.rt"},
+            *["https://sho.rt"] * 2,
+        ),
+    ],
+    ids=["execute-api", "public-api-url", "short-domain"],
+)
+def test_short_links_start_with_the_short_domain_else_the_public_api_url(
+    sam: Translations, overrides: dict[str, str], worker: str, api: str
+) -> None:
+    translation = sam.of(overrides=overrides)
+    for function, expected in (("WorkerFunction", worker), ("ApiFunction", api)):
+        env = translation.properties(function)["Environment"]["Variables"]
+        base = env["SHORT_LINK_BASE"]
+        text = base["Fn::Sub"].replace("${HttpApi}", "{HttpApi}") if isinstance(base, dict) else base
+        assert text == expected, (function, base)
+        assert env["LINKS_TABLE"] == {"Ref": "LinksTable"}, function
+    # The API answers with the host a request came to (the same execute-api URL): naming its own HttpApi would make
+    # the function depend on the API whose routes name the function, a cycle CloudFormation refuses.
+    assert "HttpApi" not in set(_names(translation.template.properties("ApiFunction")))
+    worker_env = translation.properties("WorkerFunction")["Environment"]["Variables"]
+    assert worker_env["SHORT_LINK_KEYS_PARAMETER"] == translation.parameters["ShortLinkKeysParameter"]
+    assert "SHORT_LINK_KEYS_PARAMETER" not in translation.properties("ApiFunction")["Environment"]["Variables"]
+    pattern = translation.template.parameters["ShortLinkBaseUrl"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "https://sho.rt")
+    assert not re.fullmatch(pattern, "http://sho.rt") and not re.fullmatch(pattern, "https://sho.rt/?x=1")

@@ -566,3 +566,39 @@ def test_an_emails_remote_images_load_only_when_the_operator_asks(
         context.close()
         live_stack.call("DELETE", f"/api/v1/templates/{created['template_id']}")
     assert errors == [], errors
+
+
+def test_a_notification_shows_its_short_link_clicks_on_its_timeline(page: Any, live_stack: StackProcess) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    from playwright.sync_api import expect
+
+    user = f"console-links-{uuid.uuid4().hex[:8]}"
+    payload = {"film_id": "f-2", "title": "Clicked", "release_date": "2026-12-01", "watch_url": "https://example.com/f"}
+    event = {"event_type": "new_film", "payload": payload, "recipients": {"users": [{"user_id": user}]}}
+    status, accepted = live_stack.call("POST", "/api/v1/events", {**event, "channels": ["websocket"]})
+    assert status == 202, accepted
+    (job_id,) = accepted["job_ids"]
+    job_status(live_stack, job_id, "SENT")
+    status, token = live_stack.call("POST", f"/api/v1/users/{user}/tokens")
+    status, inbox = live_stack.call("GET", "/api/v1/inbox", key=None, authorization=f"Bearer {token['token']}")
+    (item,) = inbox["items"]
+    found = re.search(r"https?://[^\s/]+/l/[A-Za-z0-9_-]{16}", item["body"])
+    assert found is not None, item
+    link = urlsplit(found.group(0))
+    for _ in range(2):  # a person's clicks (a browser's User-Agent), the redirect not followed
+        connection = http.client.HTTPConnection(link.netloc, timeout=30)
+        connection.request("GET", link.path, headers={"User-Agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/125.0"})
+        assert connection.getresponse().status == 302
+        connection.close()
+
+    enter_key(page)
+    page.goto(f"{live_stack.api}/admin/#/notifications/{job_id}")
+    timeline = page.get_by_role("table").filter(has_text="Every transition")
+    clicked = timeline.get_by_role("row").filter(has_text="CLICKED")
+    expect(clicked).to_have_count(1)
+    expect(clicked).to_contain_text("https://example.com/f")
+    expect(page.locator("dl.facts dt", has_text="Clicks").locator("xpath=following-sibling::dd[1]")).to_have_text("2")
+    clicked.scroll_into_view_if_needed()
+    shot(page, "clicks")

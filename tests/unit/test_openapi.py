@@ -30,6 +30,9 @@ def test_spec_documents_every_public_route() -> None:
         "/api/v1/overview",
         "/api/v1/notifications/{job_id}/rendered",
         "/api/v1/event-types",
+        "/api/v1/links",
+        "/api/v1/links/{code}",
+        "/l/{code}",
         "/admin/",
         "/admin/{asset}",
     ):
@@ -42,10 +45,16 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
         for method, operation in item.items():
             label = f"{method.upper()} {path}"
             responses = operation["responses"]
-            (success,) = [code for code in responses if code.startswith("2")]
+            redirect = path.startswith("/l/")  # a short link answers 302
+            (success,) = [code for code in responses if code.startswith("2") or redirect and code == "302"]
             pages = {success, "404"} if path.startswith("/u/") else set()  # one-click unsubscribe: for people
+            if path.startswith("/l/"):  # a short link: a redirect without a body, else a page for people
+                assert not responses[success].get("content") and "Location" in responses[success]["headers"], label
+                assert {"Referrer-Policy", "Cache-Control"} <= set(responses[success]["headers"]), label
+                pages = {"404", "503"}
             for code in pages:
                 assert list(responses[code]["content"]) == ["text/html"], label
+            pages |= {success} if path.startswith("/l/") else set()
             if path.startswith("/admin/"):  # the console's files: a page, its scripts, styles, icon; 304 when fresh
                 assert set(responses[success]["content"]) == {
                     "text/html",
@@ -62,7 +71,14 @@ def test_every_operation_documents_its_success_schema_and_errors_in_one_shape() 
             for code in set(errors) - pages:
                 assert responses[code]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
             public = operation.get("security") == []
-            public_paths = ("/health", "/u/{token}", "/dev/users/{user_id}/tokens", "/admin/", "/admin/{asset}")
+            public_paths = (
+                "/health",
+                "/u/{token}",
+                "/l/{code}",
+                "/dev/users/{user_id}/tokens",
+                "/admin/",
+                "/admin/{asset}",
+            )
             assert public == (path in public_paths), label
             bearer = operation.get("security") == [{"bearerAuth": []}]
             assert bearer == path.startswith("/api/v1/inbox"), label

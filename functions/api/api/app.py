@@ -23,6 +23,7 @@ from api.routes import (
     dlq,
     events,
     inbox,
+    links,
     overview,
     preferences,
     segments,
@@ -52,6 +53,7 @@ app.include_router(users.router)
 app.include_router(inbox.router)
 app.include_router(overview.router)
 app.include_router(admin.router)
+app.include_router(links.router)
 
 
 @app.get("/health", tags=["ops"], security=[], responses=responses(200, "The API is up", public=True))
@@ -73,6 +75,9 @@ PUBLIC_OPERATIONS = (
     ("/health", "get"),
     ("/u/{token}", "get"),
     ("/u/{token}", "post"),
+    # Short links: the code is the only credential a link needs (docs/API.md#short-links).
+    ("/l/{code}", "get"),
+    ("/l/{code}", "head"),
     ("/dev/users/{user_id}/tokens", "post"),
     # The operator console's static files: it has no privileges of its own (the operator's key does).
     ("/admin/", "get"),
@@ -95,7 +100,7 @@ def _routes() -> list[tuple[re.Pattern[str], list[str]]]:
     table = []
     for path, item in openapi_document()["paths"].items():
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
-        methods = [m.upper() for m in ("get", "put", "post", "delete", "patch") if m in item]
+        methods = [m.upper() for m in ("get", "head", "put", "post", "delete", "patch") if m in item]
         table.append((re.compile(f"^{pattern}$"), methods))
     return table
 

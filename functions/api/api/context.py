@@ -23,6 +23,7 @@ from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.adapters.dynamodb.links import DynamoLinkStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
@@ -37,6 +38,7 @@ from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
+from notify.services.links import LinkService
 from notify.services.overview import OverviewService
 from notify.services.preferences import PreferenceService
 from notify.services.rendered import RenderedJobs
@@ -75,6 +77,7 @@ class Services:
     user_tokens: UserTokens
     overview: OverviewService  # the console's first page: queue depths, campaigns due, latest failures
     rendered: RenderedJobs  # a job's message as rendered
+    links: LinkService  # short links: followed (GET /l/{code}), made and read (/api/v1/links)
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
     dev_token_origins: tuple[str, ...] = ()  # the pages whose browser requests it answers (the stack's own)
     clock: Clock = utc_now
@@ -126,6 +129,7 @@ def build_services(settings: ApiSettings) -> Services:
         dev_token_origins=tuple(o.strip() for o in settings.dev_user_token_origins.split(",") if o.strip()),
         overview=overview,
         rendered=RenderedJobs(store, templates),
+        links=LinkService(DynamoLinkStore(dynamodb, settings.links_table), store, utc_now, settings.short_link_base),
     )
 
 

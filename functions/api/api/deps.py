@@ -28,6 +28,7 @@ from notify.services.campaigns import CampaignService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
+from notify.services.links import LinkService
 from notify.services.overview import OverviewService
 from notify.services.preferences import PreferenceService
 from notify.services.rendered import RenderedJobs
@@ -87,7 +88,29 @@ CampaignsWriter = Annotated[Caller, Depends(caller_with("campaigns:write"))]
 PreferencesReader = Annotated[Caller, Depends(caller_with("preferences:read"))]
 PreferencesWriter = Annotated[Caller, Depends(caller_with("preferences:write"))]
 TokenIssuer = Annotated[Caller, Depends(caller_with("users:token"))]
+LinksWriter = Annotated[Caller, Depends(caller_with("links:write"))]
 Admin = Annotated[Caller, Depends(caller_with("admin"))]
+
+
+# Who may read a short link: its maker (links:write, its own links only) or a key that reads notifications (any link,
+# a job's included, whose clicks the job shows anyway).
+LINK_READING_SCOPES = ("links:write", "notifications:read")
+
+
+def link_reader(request: Request, svc: Svc) -> Caller:
+    """A dependency that authorizes the request's X-API-Key for ``links:write`` or ``notifications:read``."""
+    key = request.headers.get("x-api-key")
+    if not key:
+        raise Unauthorized("missing X-API-Key header")
+    scopes = svc.keys.scopes(hash_key(key))
+    if scopes is None:
+        raise Unauthorized("invalid API key")
+    if not scopes & {*LINK_READING_SCOPES, "admin"}:
+        raise Forbidden("this API key lacks the 'links:write' or the 'notifications:read' scope")
+    return Caller(id=hash_key(key)[:16], scopes=scopes)
+
+
+LinkReader = Annotated[Caller, Depends(link_reader)]
 
 
 def ingest_service(svc: Svc) -> IngestService:
@@ -142,6 +165,14 @@ def unsubscribe_links(svc: Svc) -> UnsubscribeLinks:
 
 
 Links = Annotated[UnsubscribeLinks, Depends(unsubscribe_links)]
+
+
+def link_service(svc: Svc) -> LinkService:
+    """Short links: followed, made and read."""
+    return svc.links
+
+
+ShortLinkService = Annotated[LinkService, Depends(link_service)]
 
 
 def overview_service(svc: Svc) -> OverviewService:

@@ -81,7 +81,11 @@ class JobSummary(View):
     template_version: Optional[int]
     provider_message_id: Optional[str]
     opens: int = Field(default=0, description="an email's opens SES reported (the history keeps the first)")
-    clicks: int = Field(default=0, description="an email's clicks SES reported (the history keeps the first)")
+    clicks: int = Field(
+        default=0,
+        description="clicks SES reported on an email, and clicks on the job's short links (the history keeps the "
+        "first of each: SES's as feedback Click, a short link's as feedback CLICKED)",
+    )
 
 
 class Notification(JobSummary):
@@ -111,7 +115,9 @@ class EventStatus(Compact):
     recipients: Optional[int] = None
     status_counts: Optional[dict[str, int]] = None
     feedback_counts: Optional[dict[str, int]] = Field(
-        default=None, description="emails SES reported delivered, bounced, complained about, opened, clicked"
+        default=None,
+        description="emails SES reported delivered, bounced, complained about, opened; jobs clicked (SES's "
+        "click tracking or a short link)",
     )
     skipped_counts: Optional[dict[str, int]] = Field(
         default=None,
@@ -397,3 +403,24 @@ class UserTokenView(View):
     user_id: str
     token: str
     expires_at: str = Field(description="when the token stops working (whole seconds); ask for a new one before")
+
+
+# -- short links ---------------------------------------------------------------------------------------------------
+
+
+class LinkView(Compact):
+    """A short link: ``short_url`` (``{SHORT_LINK_BASE}/l/{code}``) redirects to ``url`` until ``expires_at``. A link
+    a template made (``{{ url | short }}``) names its job and user, and its clicks also count on the job; one made
+    with ``POST /api/v1/links`` counts its own."""
+
+    code: str = Field(examples=["b3JpZ2luYWwtY29k"], description="16 characters of base64url: 96 bits")
+    short_url: str = Field(examples=["https://notifications.example.com/l/b3JpZ2luYWwtY29k"])
+    url: str = Field(examples=["https://example.com/watch/s1e2"], description="where it leads: http or https only")
+    expires_at: str = Field(description="after this, GET /l/{code} is a 404")
+    created_at: Optional[str] = None
+    job_id: Optional[str] = Field(default=None, description="the notification whose template made it")
+    user_id: Optional[str] = Field(default=None, description="the recipient of that notification")
+    clicks: int = Field(default=0, description="clicks counted (HEAD and link scanners are not)")
+    first_click_at: Optional[str] = Field(
+        default=None, description="a link made with POST: its first click (a job's link: see the job's CLICKED)"
+    )

@@ -24,6 +24,7 @@ from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.adapters.dynamodb.links import DynamoLinkStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusStore
@@ -34,6 +35,7 @@ from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
+from notify.links import ShortLinks
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
 from notify.services.delivery import DeliveryService, Outcome, Result
 from notify.services.fanout import FanoutService
@@ -99,6 +101,13 @@ def build_services(settings: WorkerSettings) -> Services:
             if settings.public_api_url and settings.unsubscribe_keys_parameter
             else None
         ),
+        # Short links ({{ url | short }}): codes derived under their own key list, stored before the message goes out.
+        links=(
+            ShortLinks(SsmSecret(settings.short_link_keys_parameter), settings.short_link_base)
+            if settings.short_link_base and settings.short_link_keys_parameter
+            else None
+        ),
+        link_store=DynamoLinkStore(dynamodb, settings.links_table) if settings.links_table else None,
         fanout=fanout,
         # Opt-outs, quiet hours, suppressions: one read per user and PREFERENCES_CACHE_SECONDS (docs/PREFERENCES.md).
         preferences=DynamoPreferenceStore(

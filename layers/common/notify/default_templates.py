@@ -1,4 +1,8 @@
-"""The templates the service ships for every built-in event type and channel (locale ``en``)."""
+"""The templates the service ships for every built-in event type and channel (locale ``en``).
+
+Push and in-app messages carry their links as short links (``{{ url | short }}``), whose clicks count on the job;
+emails keep plain links, which SES's click tracking wraps (account mail: neither, it is never tracked).
+"""
 
 from __future__ import annotations
 
@@ -55,12 +59,12 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
     },
     ("new_episode", Channel.PUSH): {
         "title": "{{ series_title }}: new episode",
-        "body": "S{{ season }}E{{ episode }} is out. Watch now.",
+        "body": "S{{ season }}E{{ episode }} is out. Watch now: {{ watch_url | short }}",
     },
     ("new_episode", Channel.WEBSOCKET): {
         "title": "New episode of {{ series_title }}",
         "body": "Season {{ season }}, episode {{ episode }}{% if episode_title %}: {{ episode_title }}{% endif %} "
-        "is out.",
+        "is out. Watch it: {{ watch_url | short }}",
     },
     ("new_film", Channel.EMAIL): {
         "subject": "{{ title }} is now available",
@@ -68,8 +72,14 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
         "body_html": "<p>" + _HI + "</p><p><b>{{ title }}</b> is out ({{ release_date }}).</p>"
         '<p><a href="{{ watch_url }}">Watch now</a></p>' + _BYE_HTML,
     },
-    ("new_film", Channel.PUSH): {"title": "New film: {{ title }}", "body": "Out {{ release_date }}. Watch now."},
-    ("new_film", Channel.WEBSOCKET): {"title": "New film: {{ title }}", "body": "Out {{ release_date }}."},
+    ("new_film", Channel.PUSH): {
+        "title": "New film: {{ title }}",
+        "body": "Out {{ release_date }}. Watch now: {{ watch_url | short }}",
+    },
+    ("new_film", Channel.WEBSOCKET): {
+        "title": "New film: {{ title }}",
+        "body": "Out {{ release_date }}. Watch it: {{ watch_url | short }}",
+    },
     ("user_registered", Channel.WEBSOCKET): {
         "title": "Welcome{% if first_name %}, {{ first_name }}{% endif %}!",
         "body": "Please confirm your email address to finish signing up.",

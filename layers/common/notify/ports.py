@@ -29,6 +29,7 @@ from notify.records import (
     RenderedMessage,
     Run,
     SegmentPage,
+    ShortLink,
     Template,
     Transition,
     UserPreferences,
@@ -362,6 +363,41 @@ class FeedbackStore(Protocol):
         """Count one open or click (``counter``: ``opens`` or ``clicks``) on the job; the first of its kind also
         appends ``entry`` to the history. ``event_key`` identifies the provider's event: one seen lately (the
         store remembers a bounded number) is a DUPLICATE and counts nothing."""
+        ...
+
+
+class LinkStore(Protocol):
+    """Short links (LinksTable): one item per code, deleted by DynamoDB's TTL once expired."""
+
+    def put_links(self, links: Sequence[ShortLink]) -> None:
+        """Store a render's links, one write each. A link's item is the same whenever its job is rendered (its code
+        is derived from the job and the URL), so putting it again changes nothing."""
+        ...
+
+    def create(self, link: ShortLink) -> bool:
+        """Store a new link (one conditional write); False if a link already has its code."""
+        ...
+
+    def get(self, code: str) -> Optional[ShortLink]:
+        """The link with this code (expired or not: the caller checks ``expires_at``), or None."""
+        ...
+
+    def count_click(self, code: str, at: str) -> bool:
+        """One click on a link of its own (no job): its ``clicks`` + 1, ``first_click_at`` set by the first. One
+        write. False: no such link."""
+        ...
+
+
+class ClickStore(Protocol):
+    """The job side of a short link's click (the job's item in NotificationsTable)."""
+
+    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+        """In one write: the job's ``clicks`` + 1, the link's own count on the job + 1 and, on the first click, the
+        ``CLICKED`` entry of its history (``at``, and ``link``: the URL's scheme, host and path). False: no such job."""
+        ...
+
+    def link_clicks(self, job_id: str, code: str) -> int:
+        """How many clicks the job's link ``code`` had."""
         ...
 
 

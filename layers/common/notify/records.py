@@ -84,6 +84,30 @@ class ContactSnapshot:
     taken_at: str
 
 
+# How long a job's item, its event's record and its short links are kept (DynamoDB's TTL deletes them after).
+JOB_RETENTION = timedelta(days=90)
+
+
+@dataclass(frozen=True)
+class ShortLink:
+    """A short link (``notify.links``): its code, the http(s) URL it redirects to and until when (ISO 8601, UTC).
+
+    A link a template made names its job and user, and its clicks are counted on the job's item (one write a
+    click); a link made through the API (``POST /api/v1/links``) names the key that made it (``created_by``) and
+    counts its own ``clicks``, the first at ``first_click_at``.
+    """
+
+    code: str
+    url: str
+    expires_at: str
+    job_id: Optional[str] = None
+    user_id: Optional[str] = None
+    created_by: Optional[str] = None
+    created_at: Optional[str] = None
+    clicks: int = 0
+    first_click_at: Optional[str] = None
+
+
 @dataclass(frozen=True)
 class Template:
     """One version of the template for an event type, channel and locale."""

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Optional
 
 from jinja2 import Template as JinjaTemplate
 from jinja2 import TemplateSyntaxError, Undefined
 
 from notify.catalog import EVENT_TYPES
-from notify.errors import TemplateFailed
+from notify.errors import TemplateFailed, TransientError
 from notify.headers import header_value
+from notify.links import target
 from notify.records import RenderedMessage, Template
 from notify.sandbox import (
     MAX_INT_BITS,
@@ -30,6 +33,7 @@ from notify.sandbox import (
     MAX_WORK_CHARS,
     Budget,
     BudgetExceeded,
+    add_filter,
     compile_source,
     render_compiled,
 )
@@ -81,6 +85,35 @@ def locale_chain(requested: Optional[str], default: str = "en") -> list[str]:
     if default not in chain:
         chain.append(default)
     return chain
+
+
+# What ``short`` makes of a URL in the render in progress (the worker's: the job's short links); None: the URL itself.
+_shorten: ContextVar[Optional[Callable[[str], str]]] = ContextVar("notify_shorten", default=None)
+
+
+def short(value: Any) -> Any:
+    """The ``short`` filter: ``{{ watch_url | short }}`` is the URL's short link (``notify.links``).
+
+    Only an http or https URL with a host can be shortened; anything else fails the render (``RenderFailed`` on the
+    part, a 422 on save or preview, ``template_error`` in the worker). An absent optional field stays empty.
+    """
+    if isinstance(value, Undefined):
+        return value
+    url = target(value)
+    shorten = _shorten.get()
+    return url if shorten is None else shorten(url)
+
+
+add_filter("short", short)
+
+
+@contextmanager
+def _shortening(shorten: Optional[Callable[[str], str]]) -> Iterator[None]:
+    token = _shorten.set(shorten)
+    try:
+        yield
+    finally:
+        _shorten.reset(token)
 
 
 def _absent(name: str, hint: str) -> Undefined:
@@ -140,28 +173,40 @@ def error_line(exc: BaseException) -> Optional[int]:
 
 
 def render(
-    template: Template, context: Mapping[str, Any], *, clock: Callable[[], float] = time.thread_time
+    template: Template,
+    context: Mapping[str, Any],
+    *,
+    clock: Callable[[], float] = time.thread_time,
+    shorten: Optional[Callable[[str], str]] = None,
 ) -> RenderedMessage:
     """Render every part of ``template`` under one render budget; any failure is a :class:`RenderFailed`.
 
     Every part is compiled first (cached per source; compiling costs time in proportion to the source,
     which is bounded at save), then the budget's clock starts and the parts render one after the other. The
     subject is an email header: each run of control characters a payload brought into it (CR, LF...) is one space.
+    ``shorten`` is what the ``short`` filter makes of a checked URL (the worker's: the job's short link; previews':
+    a sample); without it the URL stays as it is. A :class:`TransientError` it raises (its key list unreadable) is
+    raised as it is: the job retries, where a template's own failure is permanent.
     """
     compiled: list[tuple[str, str, Optional[JinjaTemplate]]] = []
-    for part, target, html in PART_FIELDS:
+    for part, field, html in PART_FIELDS:
         source: Optional[str] = getattr(template, part)
         try:
-            compiled.append((part, target, None if source is None else compile_source(source, html)))
+            compiled.append((part, field, None if source is None else compile_source(source, html)))
         except Exception as exc:  # noqa: BLE001 - a syntax error, or the compiler giving up on the source
             raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
     budget = Budget(clock=clock)
     rendered: dict[str, Optional[str]] = {}
-    for part, target, code in compiled:
-        try:
-            rendered[target] = None if code is None else render_compiled(code, context, budget)
-        except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
-            raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
+    with _shortening(shorten):
+        for part, field, code in compiled:
+            try:
+                rendered[field] = None if code is None else render_compiled(code, context, budget)
+            except TransientError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
+                raise RenderFailed(
+                    template.template_id, template.version, part, _reason(exc), error_line(exc)
+                ) from exc
     subject = rendered.get("subject")
     if subject is not None:
         rendered["subject"] = header_value(subject)

@@ -22,9 +22,10 @@ RETIRED_KEY_VARIABLE = "SIGNING_KEY_PARAMETER"
 
 
 class _KeyLists(_Settings):
-    """The SSM SecureStrings holding the key lists a function signs or verifies with: user tokens, page cursors
-    and one-click unsubscribe links each have their own (``notify.signing``). A function names only those it uses,
-    and no two purposes may name one parameter: one key for all is what they replace."""
+    """The SSM SecureStrings holding the key lists a function signs or verifies with: user tokens, page cursors,
+    one-click unsubscribe links and short links' codes each have their own (``notify.signing``, ``notify.links``).
+    A function names only those it uses, and no two purposes may name one parameter: one key for all is what they
+    replace."""
 
     @model_validator(mode="before")
     @classmethod
@@ -126,6 +127,10 @@ class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
     # The origins whose pages it answers (comma-separated; the local stack sets its own): a browser's request from
     # any other page is refused, one without an Origin (curl) is not.
     dev_user_token_origins: str = Field(default="", alias="DEV_USER_TOKEN_ORIGINS")
+    # Short links: GET /l/{code} follows them and counts clicks, POST /api/v1/links makes them (docs/API.md). No
+    # base: https:// and the host a request came to (the HTTP API's execute-api domain).
+    links_table: str = Field(alias="LINKS_TABLE")
+    short_link_base: Optional[str] = Field(default=None, alias="SHORT_LINK_BASE")
 
 
 class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
@@ -139,6 +144,11 @@ class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
     # One-click unsubscribe links: the API's public URL (links are <url>/u/<token>) and their key list.
     public_api_url: Optional[str] = Field(default=None, alias="PUBLIC_API_URL")
     unsubscribe_keys_parameter: Optional[str] = Field(default=None, alias="UNSUBSCRIBE_KEYS_PARAMETER")
+    # Short links ({{ url | short }}): <SHORT_LINK_BASE>/l/<code>, the code derived under their own key list, the link
+    # stored in LINKS_TABLE. Unset: ``short`` leaves URLs as they are.
+    short_link_base: Optional[str] = Field(default=None, alias="SHORT_LINK_BASE")
+    short_link_keys_parameter: Optional[str] = Field(default=None, alias="SHORT_LINK_KEYS_PARAMETER")
+    links_table: Optional[str] = Field(default=None, alias="LINKS_TABLE")
     # SES publishes the events of sends made through it (delivery, bounce, complaint) to the feedback function.
     ses_configuration_set: Optional[str] = Field(default=None, alias="SES_CONFIGURATION_SET")
     # Account mail's: it publishes the same events but no Open or Click, so SES tracks nothing in those emails.

@@ -161,6 +161,10 @@ export async function job({ view, params: [jobId], signal }) {
         ["Expires", time(data.expires_at)],
         ["Template version", data.template_version ? `v${data.template_version}` : null],
         ["Provider message id", data.provider_message_id ? h("code", {}, data.provider_message_id) : null],
+        // SES's opens (email only) and the clicks SES or the job's short links counted; the first of each is in the
+        // timeline (feedback Open, Click, CLICKED).
+        data.channel === "email" ? ["Opens", String(data.opens || 0)] : null,
+        ["Clicks", String(data.clicks || 0)],
         data.last_error ? ["Last error", h("span", { class: "bad-text" }, data.last_error)] : null,
       ]),
     );

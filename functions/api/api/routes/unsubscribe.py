@@ -58,12 +58,14 @@ def _html_responses(success: str) -> dict[int, Any]:
     return out
 
 
-def _page(status: int, title: str, body: str) -> Response[str]:
+def page(status: int, title: str, body: str) -> Response[str]:
+    """A small HTML page with ``PAGE_HEADERS`` (the short links' 404 is one too); ``body`` is HTML, escaped by the
+    caller."""
     return Response(status, HTML, _PAGE.format(title=html.escape(title), body=body), headers=dict(PAGE_HEADERS))
 
 
 def _not_ours() -> Response[str]:
-    return _page(404, "This link does not work", "<p>It was not made by this service, or it was changed.</p>")
+    return page(404, "This link does not work", "<p>It was not made by this service, or it was changed.</p>")
 
 
 def _what(found: Unsubscribe) -> str:
@@ -83,7 +85,7 @@ def confirm_page(links: Links, token: Token) -> Response[str]:
         f'<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
         f'<button type="submit">Unsubscribe</button></form>'
     )
-    return _page(200, "Unsubscribe", form)
+    return page(200, "Unsubscribe", form)
 
 
 @router.post("/u/<token>", tags=["unsubscribe"], responses=_html_responses("Unsubscribed (also when already)"))
@@ -98,7 +100,7 @@ def one_click(links: Links, preferences: Preferences, token: Token) -> Response[
         message = f"the body must be the form field {ONE_CLICK} (RFC 8058)"
         return Response(400, "application/json", error_body("invalid_body", message), headers=dict(PAGE_HEADERS))
     preferences.opt_out(found.user_id, found.category, found.channel)
-    return _page(200, "You are unsubscribed", f"<p>You will not receive {_what(found)} any more.</p>")
+    return page(200, "You are unsubscribed", f"<p>You will not receive {_what(found)} any more.</p>")
 
 
 def _is_one_click(raw: str | None, is_base64: bool) -> bool:

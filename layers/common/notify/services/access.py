@@ -19,6 +19,7 @@ SCOPES = (
     "preferences:read",
     "preferences:write",
     "users:token",  # issue user tokens (POST /api/v1/users/{user_id}/tokens) for the in-app inbox and WebSocket
+    "links:write",  # make short links (POST /api/v1/links) and read the ones the key made
     "admin",
 )
 

@@ -27,11 +27,13 @@ from notify.errors import (
     TemplateFailed,
     TransientError,
 )
+from notify.links import JobLinks, ShortLinks
 from notify.models import JOB_SCHEMA_VERSION, Category, Channel, FanoutTask, NotificationJob, Priority, Status
 from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
+    LinkStore,
     PreferenceStore,
     PushSender,
     StatusStore,
@@ -145,8 +147,13 @@ class DeliveryService:
         fanout: Optional[FanoutService] = None,
         preferences: Optional[PreferenceStore] = None,
         unsubscribe: Optional[UnsubscribeLinks] = None,
+        links: Optional[ShortLinks] = None,
+        link_store: Optional[LinkStore] = None,
     ) -> None:
         self._unsubscribe = unsubscribe
+        # Short links (``{{ url | short }}``): made for each render, stored before the message goes out.
+        self._links = links if link_store is not None else None
+        self._link_store = link_store
         self._fanout = fanout
         self._preferences = preferences
         self._store = store
@@ -239,6 +246,7 @@ class DeliveryService:
         progress: dict[str, str] = dict(job.pushed or {})  # push endpoints done, by this attempt or earlier ones
         rejected: dict[str, str] = {}  # push endpoints that refused this attempt for good (disabled, deleted)
         sending = False
+        shortened: Optional[JobLinks] = None
         try:
             profile, source = self._recipient(job, preferences)
             if not _reaches(profile, job.channel):
@@ -253,7 +261,9 @@ class DeliveryService:
                 self._transition(job, Status.SKIPPED, token, detail=skipped)
                 return Outcome.SKIPPED
             link = self._unsubscribe_link(job)
-            message = self._render(job, profile, link)
+            shortened = self._links.for_job(job) if self._links is not None else None
+            message = self._render(job, profile, link, shortened)
+            self._store_links(shortened)
             rendered_with = {"template_version": message.template_version, "template_id": message.template_id}
             if not self._transition(job, Status.SENDING, token, detail=rendered_with):
                 return Outcome.DUPLICATE
@@ -284,6 +294,8 @@ class DeliveryService:
             # That the email carried one (RFC 8058), never the link: its token opts the user out, and whoever may
             # read statuses (a support or reporting key) must not be able to.
             detail["list_unsubscribe"] = True
+        if shortened is not None and shortened.made:
+            detail["short_links"] = len(shortened.made)  # how many, never the codes (a click on one counts)
         detail.update(in_app)
         self._transition(job, Status.SENT, token, detail=detail)
         return Outcome.SENT
@@ -408,7 +420,13 @@ class DeliveryService:
         if self._preferences is not None:
             self._preferences.forget_contact(user_id)
 
-    def _render(self, job: NotificationJob, profile: UserProfile, unsubscribe_url: Optional[str]) -> RenderedMessage:
+    def _render(
+        self,
+        job: NotificationJob,
+        profile: UserProfile,
+        unsubscribe_url: Optional[str],
+        shortened: Optional[JobLinks] = None,
+    ) -> RenderedMessage:
         requested = job.locale or profile.locale
         for locale in locale_chain(requested, self._settings.default_locale):
             if job.template_version is not None:
@@ -423,7 +441,7 @@ class DeliveryService:
                     "unsubscribe_url": unsubscribe_url,  # for a visible link in the body; None for account mail
                 }
                 context = render_context(job.template_key, job.payload, profile.template_context(), event)
-                return render(template, context)
+                return render(template, context, shorten=shortened.short if shortened is not None else None)
         raise PermanentError(
             f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"
         )
@@ -493,6 +511,16 @@ class DeliveryService:
         """Refuse to start a provider call that could outlive the claim's lease (the rest of the job retries)."""
         if not self._time_left(deadline):
             raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
+
+    def _store_links(self, shortened: Optional[JobLinks]) -> None:
+        """Store the short links a render made (one write each), before the message carrying them goes out: a store
+        that cannot take them retries the job, rather than sending links that lead nowhere."""
+        if shortened is None or not shortened.made or self._link_store is None:
+            return
+        try:
+            self._link_store.put_links(shortened.made)
+        except StoreUnavailable as exc:
+            raise TransientError(f"cannot store the message's short links: {exc}") from exc
 
     def _unsubscribe_link(self, job: NotificationJob) -> Optional[str]:
         """The one-click unsubscribe link of an email that is not an account notification (None otherwise)."""

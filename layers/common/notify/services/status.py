@@ -153,9 +153,10 @@ class StatusQueries:
 
 
 def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
-    """How many of these jobs' emails SES reported delivered, bounced, complained about, opened and clicked.
+    """How many of these jobs' emails SES reported delivered, bounced, complained about and opened, and how many
+    jobs were clicked (SES's click tracking, or a short link of any channel).
 
-    A complained-about email was delivered first; an email opened or clicked several times counts once.
+    A complained-about email was delivered first; a job opened or clicked several times counts once.
     """
     out = {"delivered": 0, "bounced": 0, "complained": 0, "opened": 0, "clicked": 0}
     for job in jobs:
@@ -165,7 +166,7 @@ def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
         out["complained"] += status == Status.COMPLAINED.value
         seen = {(h.get("detail") or {}).get("feedback") for h in job.get("history") or []}
         out["opened"] += bool(job.get("opens")) or "Open" in seen
-        out["clicked"] += bool(job.get("clicks")) or "Click" in seen
+        out["clicked"] += bool(job.get("clicks")) or bool({"Click", "CLICKED"} & seen)
     return out
 
 

@@ -11,6 +11,7 @@ from notify.catalog import EventType, field_errors, get_event_type, validate_pay
 from notify.clock import Clock, iso
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
 from notify.headers import first_control
+from notify.links import sample_link
 from notify.models import Category, Channel, Strict
 from notify.ports import TemplateStore
 from notify.records import RenderedMessage, Template, UserProfile
@@ -182,7 +183,7 @@ def check_renders(template: Template) -> None:
     for label, payload, user in samples:
         context = render_context(spec.name, payload, user.template_context(), _event(spec, "check"))
         try:
-            render(template, context)
+            render(template, context, shorten=sample_link)
         except RenderFailed as exc:
             raise ValidationFailed(
                 [FieldError(exc.part, f"{exc.reason} (rendering with {label})", "template_render", exc.line)],
@@ -322,7 +323,7 @@ def _render_preview(
     profile = {**SAMPLE_USER.template_context(), **(user or {})}
     context = render_context(spec.name, payload, profile, _event(spec, "preview"))
     try:
-        return render(template, context)
+        return render(template, context, shorten=sample_link)  # a preview makes no short link: it shows a sample
     except RenderFailed as exc:
         raise ValidationFailed(
             [FieldError(exc.part, exc.reason, "template_render", exc.line)], "The template cannot be rendered"

@@ -1,6 +1,8 @@
 """DynamoDB adapters, one store per module.
 
-- ``status``: event records and job state (the StatusStore port), NotificationsTable
+- ``status``: event records and job state (the StatusStore port), NotificationsTable; a short link's clicks on its
+  job (ClickStore)
+- ``links``: short links (LinkStore), LinksTable
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
 - ``campaigns``: campaigns and runs (CampaignStore), CampaignsTable

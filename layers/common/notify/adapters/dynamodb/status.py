@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Optional
 
 from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
@@ -26,12 +26,21 @@ from notify.errors import Conflict
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
 from notify.models import Channel, NotificationJob, Status
-from notify.records import MAX_HISTORY, Claim, ClaimOutcome, Engagement, EventRecord, JobRecord, Transition
+from notify.records import (
+    JOB_RETENTION,
+    MAX_HISTORY,
+    Claim,
+    ClaimOutcome,
+    Engagement,
+    EventRecord,
+    JobRecord,
+    Transition,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-RETENTION = timedelta(days=90)  # a job's item and an event's record expire (TTL) this long after they are made
+RETENTION = JOB_RETENTION  # a job's item and an event's record expire (TTL) this long after they are made
 RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
 # Opens and clicks already counted, for SNS's and SES's repeats: each event's digest in one of this many slots
 # (``seen_00``…), chosen by the digest, so a repeat finds itself unless a later event took its slot meanwhile.
@@ -430,6 +439,42 @@ class DynamoStatusStore:
                 return Engagement.FIRST
         return Engagement.DUPLICATE
 
+    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+        """One UpdateItem, whatever the click: ``ADD clicks 1`` and the link's own ``clicks#<code>``, and
+        ``first_click`` (the CLICKED entry: when, and the link's scheme, host and path) if the item has none yet.
+
+        The entry is an attribute of its own, not a ``list_append`` to the history: an append on the first click only
+        would need a condition, hence a second write (a failed condition is billed) on the first click or on every
+        later one. ``if_not_exists`` keeps the first whoever races, and :func:`_job` shows it in the history in time
+        order (the history's cap counts it). No job (expired, or never taken): nothing, False.
+        """
+        first: dict[str, Any] = {"at": at}
+        if link:
+            first["link"] = link
+        return conditional(
+            "record a click",
+            self._client.update_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
+            UpdateExpression="SET first_click = if_not_exists(first_click, :first) ADD clicks :one, #link :one",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames={"#link": _link_counter(code)},
+            ExpressionAttributeValues=expression_values({":first": first, ":one": 1}),
+        )
+
+    def link_clicks(self, job_id: str, code: str) -> int:
+        """The count of the job's short link ``code`` (a GetItem of that one attribute)."""
+        resp = call(
+            "read a link's clicks",
+            self._client.get_item,
+            TableName=self._table,
+            Key=to_item({"pk": f"JOB#{job_id}", "sk": "JOB"}),
+            ProjectionExpression="#link",
+            ExpressionAttributeNames={"#link": _link_counter(code)},
+        )
+        item = from_item(resp.get("Item") or {})
+        return int(item.get(_link_counter(code), 0))
+
     def _with_entry(
         self,
         what: str,
@@ -482,6 +527,37 @@ class DynamoStatusStore:
         resp = call("read", self._client.get_item, TableName=self._table, Key=to_item(key), ConsistentRead=True)
         item = resp.get("Item")
         return from_item(item) if item else None
+
+
+def _link_counter(code: str) -> str:
+    """The attribute of a job's item counting the clicks on one of its short links."""
+    return f"clicks#{code}"
+
+
+def _with_first_click(item: Mapping[str, Any], history: list[Transition]) -> tuple[list[Transition], int]:
+    """The history with the first short-link click (``first_click``) in its place in time, as a ``CLICKED`` entry
+    with the status the job had then; and 1 if the history was full (the entry is counted as left out instead)."""
+    first = item.get("first_click")
+    if not isinstance(first, dict) or "at" not in first:
+        return history, 0
+    if len(history) >= MAX_HISTORY:
+        return history, 1
+    at = _moment(str(first["at"]))
+    position = next((i for i, h in enumerate(history) if _moment(h.at) > at), len(history))
+    before = history[position - 1] if position else None
+    status = before.status if before is not None else Status(item["status"])
+    detail: dict[str, Any] = {"feedback": "CLICKED", **({"link": first["link"]} if first.get("link") else {})}
+    entry = Transition(status, str(first["at"]), int(item.get("attempt_n", 0)), detail=detail)
+    return [*history[:position], entry, *history[position:]], 0
+
+
+def _moment(value: str) -> datetime:
+    """A history entry's time (ISO 8601, ``Z`` or an offset); the epoch for one that cannot be read."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _update(sets: Sequence[str], adds: Sequence[str], removes: Sequence[str]) -> str:
@@ -603,6 +679,7 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         for h in item.get("history", [])
     ]
     version = item.get("template_version")
+    history, omitted = _with_first_click(item, history)
     return JobRecord(
         job_id=item["job_id"],
         event_id=item["event_id"],
@@ -621,5 +698,5 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         provider_message_id=item.get("provider_message_id"),
         opens=int(item.get("opens", 0)),
         clicks=int(item.get("clicks", 0)),
-        history_omitted=int(item.get("history_omitted", 0)),
+        history_omitted=int(item.get("history_omitted", 0)) + omitted,
     )
