@@ -100,6 +100,8 @@ def test_a_key_list_that_is_empty_or_short_is_refused_as_transient_when_a_templa
         "https://user:password@example.com/",
         "https://example.com/\nSet-Cookie: x",
         "https://exa mple.com/",
+        "https://example.com/\u0085next-line",
+        "javascript:alert('ü')",
         "https://example.com/" + "a" * 2048,
         "mailto:someone@example.com",
     ],
@@ -113,6 +115,8 @@ def test_http_and_https_urls_are_targets_as_given() -> None:
     assert target("https://example.com/watch?v=1&t=2#at") == "https://example.com/watch?v=1&t=2#at"
     assert target("HTTP://Example.com:8080/x") == "HTTP://Example.com:8080/x"
     assert target("  https://example.com/  ") == "https://example.com/"
+    # An IRI becomes the ASCII URL it stands for: a Location header carries ASCII only.
+    assert target("https://例え.jp/パス?q=ü") == "https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=%C3%BC"
 
 
 # -- scanners ------------------------------------------------------------------------------------------------------

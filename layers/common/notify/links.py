@@ -27,6 +27,8 @@ from datetime import datetime
 from typing import Optional
 from urllib.parse import urlsplit
 
+from pydantic import HttpUrl, TypeAdapter, ValidationError
+
 from notify.catalog import category_of
 from notify.clock import iso
 from notify.models import Category, NotificationJob
@@ -57,6 +59,7 @@ SCANNER_MARKERS = (
     "headless",
 )
 _PURPOSE = "short-link"
+_HTTP_URL: TypeAdapter[HttpUrl] = TypeAdapter(HttpUrl)
 
 
 class BadTarget(ValueError):
@@ -64,14 +67,24 @@ class BadTarget(ValueError):
 
 
 def target(url: object) -> str:
-    """``url`` (stripped of surrounding blanks) if a short link may lead to it; BadTarget, saying why, otherwise."""
+    """``url`` (stripped of surrounding blanks) if a short link may lead to it; BadTarget, saying why, otherwise.
+
+    A URL with characters outside ASCII (an IRI: ``https://例え.jp/パス``) comes back as the ASCII URL it stands for
+    (the host in punycode, the rest percent-encoded, as pydantic's ``HttpUrl`` writes it), since it ends up in a
+    ``Location`` header, which carries ASCII only.
+    """
     if not isinstance(url, str):
         raise BadTarget(f"only http and https URLs can be shortened, not a {type(url).__name__}")
     url = url.strip()
     if len(url) > MAX_URL_CHARS:
         raise BadTarget(f"only http and https URLs of at most {MAX_URL_CHARS} characters can be shortened")
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
+    if any(c.isspace() or ord(c) < 32 or 127 <= ord(c) < 160 for c in url):
         raise BadTarget("only http and https URLs can be shortened: this one has blanks or control characters")
+    if not url.isascii():
+        try:
+            url = str(_HTTP_URL.validate_python(url))
+        except ValidationError:
+            raise BadTarget("only http and https URLs can be shortened: this one cannot be read") from None
     try:
         parts = urlsplit(url)
         host = parts.hostname
