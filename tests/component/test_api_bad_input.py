@@ -76,6 +76,10 @@ def nested(depth: int) -> bytes:
         pytest.param(b"{not json", "application/json", False, 400, "invalid_json", id="malformed"),
         pytest.param(b"", "application/json", False, 422, "validation_error", id="empty"),
         pytest.param(b"[1, 2]", "application/json", False, 422, "validation_error", id="json-array"),
+        # The Event Handler validated a list's first element against the route's model: this was a 202.
+        pytest.param(
+            json.dumps([EVENT]).encode(), "application/json", False, 422, "validation_error", id="event-in-an-array"
+        ),
         pytest.param(b'"an event"', "application/json", False, 422, "validation_error", id="json-string"),
         pytest.param(b"null", "application/json", False, 422, "validation_error", id="json-null"),
         pytest.param(

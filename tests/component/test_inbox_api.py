@@ -480,7 +480,9 @@ def test_no_token_request_answers_a_5xx() -> None:
         assert 400 <= status < 500 and answer["error"]["message"], (path, body, status, answer)
 
 
-@pytest.mark.parametrize("body", [b"[null, null]", b"3", b'"x"', b"[]"])
+@pytest.mark.parametrize(
+    "body", [b"[null, null]", b"3", b'"x"', b"[]", b"[{}]", b'[{"ttl_seconds": 3600}]', b"[{}, []]"]
+)
 def test_a_token_body_that_is_not_an_object_is_a_422_on_body(body: bytes) -> None:
     status, answer = call_api("POST", "/api/v1/users/demo-user-1/tokens", body)
     assert status == 422

@@ -33,7 +33,7 @@ from notify.errors import (
 )
 from notify.services.ingest import IngestIncomplete
 
-from api.body import BodyProblem, UnreadableBody, body_problem
+from api.body import FORM_PATHS, BodyProblem, UnreadableBody, body_problem
 
 logger = Logger(child=True)
 # RFC 6750: a 401 of a bearer-authenticated operation says which scheme it wants, and why a token was refused.
@@ -98,11 +98,26 @@ def _unexpected(exc: Exception) -> Response:
 
 
 def refuse_unreadable_bodies(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    """A body the route would get must be JSON, UTF-8 and within the limit (see api.body)."""
+    """A body the route would get must be JSON, UTF-8 and within the limit (see api.body), and an object: every
+    route's body is one, and the Event Handler validates a list's first element against a model that is not a list
+    (``[{…event…}]`` was accepted as the event)."""
     problem = body_problem(app.current_event)
     if problem is not None:
         raise UnreadableBody(problem)
+    if not isinstance(_json_body(app), (dict, type(None))):
+        raise ValidationFailed([FieldError("body", "the body is a JSON object", "type")])
     return next_middleware(app)
+
+
+def _json_body(app: APIGatewayHttpResolver) -> Any:
+    """The parsed JSON body; None without one, for a form body, or when it is not JSON (validation says so)."""
+    event = app.current_event
+    if not (event.decoded_body or "").strip() or str(event.get("rawPath") or event.path).startswith(FORM_PATHS):
+        return None
+    try:
+        return event.json_body
+    except ValueError:
+        return None
 
 
 def register(app: APIGatewayHttpResolver, allowed_methods: Callable[[str], list[str]]) -> None:
