@@ -90,6 +90,7 @@ contract: venv sam-venv scan-venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit/test_layering.py
 
 bench: venv
 	$(PY) -m bench

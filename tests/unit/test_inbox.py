@@ -14,11 +14,12 @@ from notify.clock import iso
 from notify.default_templates import seed_default_templates
 from notify.errors import NotFound, StoreUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
+from notify.limits import FRAME_BYTES
 from notify.models import Category, Channel, Contact, NotificationJob, Priority, Status
 from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, UserPreferences, UserProfile
 from notify.retry import RetryPolicy
 from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
-from notify.services.inbox import FRAME_BYTES, InboxService
+from notify.services.inbox import InboxService
 from notify.signing import BadToken, Signer
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens

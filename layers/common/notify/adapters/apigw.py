@@ -9,7 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.adapters.aws import error_code, is_transient
 from notify.errors import ConnectionGone, PermanentError, TransientError
-from notify.services.inbox import MESSAGE_BYTES
+from notify.limits import MESSAGE_BYTES
 
 PERMANENT_CODES = frozenset({"PayloadTooLargeException", "ForbiddenException", "BadRequestException"})
 

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from notify.clock import Clock, iso
 from notify.errors import ConnectionGone, DeliveryError, NotFound, StoreUnavailable
+from notify.limits import DEFAULT_MAX_CONNECTIONS, FRAME_BYTES
 from notify.models import NotificationJob
 from notify.ports import ConnectionPoster, ConnectionStore, InboxStore
 from notify.records import (
@@ -41,15 +42,10 @@ from notify.records import (
 
 log = logging.getLogger(__name__)
 
-#: API Gateway WebSocket limits: one frame, and one message (a message may span frames).
-FRAME_BYTES = 32 * 1024
-MESSAGE_BYTES = 128 * 1024
 #: A stored item stays well inside DynamoDB's 400 KB item limit: above this its ``data`` is dropped.
 MAX_ITEM_BYTES = 300 * 1024
 #: API Gateway closes a WebSocket connection after 2 hours; its record expires with it.
 CONNECTION_LIFETIME = timedelta(hours=2)
-#: Live connections a user may have (MaxConnectionsPerUser): $connect closes the oldest beyond them.
-DEFAULT_MAX_CONNECTIONS = 10
 #: $connect reads up to this many records beyond the limit: the connects that may race it (WebSocketFunction's
 #: reserved concurrency is 50 by default) and records whose $disconnect was lost. Each connect trims what it read,
 #: so a partition holding more (records written before the limit existed) shrinks connect by connect.

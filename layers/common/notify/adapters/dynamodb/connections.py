@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Optional
 
 from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
+from notify.limits import DEFAULT_MAX_CONNECTIONS
 from notify.records import Connection
-from notify.services.inbox import DEFAULT_MAX_CONNECTIONS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
