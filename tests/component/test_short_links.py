@@ -203,6 +203,8 @@ def test_post_makes_a_link_for_a_callers_own_messages_that_counts_its_own_clicks
         {"url": "https://example.com/", "ttl_days": 0},
         {"url": "https://example.com/", "ttl_days": 366},
         {"url": "https://example.com/", "extra": 1},
+        # 1,020 characters, 6,020 once percent-encoded for its Location header: this was a 500.
+        {"url": "https://example.com/" + "é" * 1000},
     ],
 )
 def test_post_refuses_anything_but_an_http_or_https_url_with_a_422_on_the_field(body: dict[str, Any]) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from notify.adapters.ses import SesEmailSender
 from notify.records import RenderedMessage
+from notify.services.feedback import link_without_secrets
 
 from .test_delivery import World
 
@@ -41,3 +43,19 @@ def test_without_an_untracked_set_untracked_mail_goes_through_no_set_rather_than
     client = _Client()
     SesEmailSender(client, "from@example.com", "tracked-set").send_email("a@example.com", MESSAGE, tracked=False)  # type: ignore[arg-type]
     assert "ConfigurationSetName" not in client.calls[0]
+
+
+@pytest.mark.parametrize(
+    ("clicked", "recorded"),
+    [
+        ("https://watch.example.com:8443/films/42?token=abc#play", "https://watch.example.com:8443/films/42"),
+        ("https://api.example.com/u/eyJ1Ijoi.c2ln", "https://api.example.com/u/"),
+        # A custom domain mapped under a base path: the token is still the last segment.
+        ("https://example.com/notify/u/eyJ1Ijoi.c2ln/", "https://example.com/notify/u/"),
+        # A short link's code leads to its whole target URL (a reset token in its query, say).
+        ("https://sho.rt/l/K4awphEi5n5f6w1g", "https://sho.rt/l/"),
+        ("mailto:someone@example.com", None),
+    ],
+)
+def test_a_clicked_link_is_recorded_without_any_bearer_value(clicked: str, recorded: str | None) -> None:
+    assert link_without_secrets(clicked) == recorded

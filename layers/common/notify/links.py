@@ -85,6 +85,8 @@ def target(url: object) -> str:
             url = str(_HTTP_URL.validate_python(url))
         except ValidationError:
             raise BadTarget("only http and https URLs can be shortened: this one cannot be read") from None
+        if len(url) > MAX_URL_CHARS:  # percent-encoding makes it longer: the limit holds for what is stored
+            raise BadTarget(f"only http and https URLs of at most {MAX_URL_CHARS} characters can be shortened")
     try:
         parts = urlsplit(url)
         host = parts.hostname

@@ -187,12 +187,14 @@ class FeedbackService:
             self._consent.opt_out(job.user_id, Category.MARKETING, Channel.EMAIL)
 
 
-_UNSUBSCRIBE_PATH = re.compile(r"/u/[^/]+/?")  # a one-click unsubscribe link's path: its signed token
+# Paths whose last segment is a bearer value: a one-click unsubscribe link's signed token (/u/<token>) and a short
+# link's code (/l/<code>, which leads to its whole target URL), under any base path (a custom domain's mapping).
+_BEARER_PATH = re.compile(r"^(?P<base>.*/(?:u|l)/)[^/]+/?$")
 
 
 def link_without_secrets(link: str) -> Optional[str]:
     """The link's scheme, host (and port) and path; never credentials, query or fragment, and an unsubscribe
-    link's token cut off. None for anything that is not an http(s) URL with a host."""
+    link's token and a short link's code cut off. None for anything that is not an http(s) URL with a host."""
     try:
         parts = urlsplit(link.strip())
         host, port = parts.hostname, parts.port
@@ -200,7 +202,8 @@ def link_without_secrets(link: str) -> Optional[str]:
         return None
     if parts.scheme.lower() not in ("http", "https") or not host:
         return None
-    path = "/u/" if _UNSUBSCRIBE_PATH.fullmatch(parts.path) else parts.path
+    bearer = _BEARER_PATH.match(parts.path)
+    path = bearer.group("base") if bearer else parts.path
     netloc = f"[{host}]" if ":" in host else host
     shown = f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{path}"
     return shown[:MAX_LINK_CHARS]

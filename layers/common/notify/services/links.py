@@ -44,7 +44,7 @@ class LinkService:
         try:
             url = target(link.url)
         except BadTarget:
-            log.warning("short link %s leads to a URL no link may lead to; refused", code)
+            log.warning("short link %s… leads to a URL no link may lead to; refused", code[:4])
             return None
         if count:
             at = iso(self._clock())
@@ -54,7 +54,7 @@ class LinkService:
                 else:
                     self._store.count_click(code, at)
             except StoreUnavailable as exc:
-                log.warning("a click on short link %s was not counted: %s", code, exc)
+                log.warning("a click on short link %s… was not counted: %s", code[:4], exc)
         return url
 
     def create(self, url: str, *, ttl_days: int, caller_id: str, base: str = "") -> dict[str, Any]:
