@@ -5,7 +5,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Optional
+from typing import Any, Optional
 
 import pytest
 from notify.errors import Conflict, TransientError, ValidationFailed
@@ -22,7 +22,10 @@ from notify.services.campaigns import (
     preview,
     run_event_id,
 )
+from notify.services.status import StatusQueries
 from pydantic import ValidationError
+
+from .fakes import MemoryStore
 
 T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)
 
@@ -411,3 +414,31 @@ def test_a_delete_between_the_claim_and_the_completion_leaves_the_run_unrecorded
     result = world.scheduler.tick()
     assert (result.fired, result.unrecorded) == ([], [f"{campaign.campaign_id}:2026-11-24T09:00:00.000Z"])
     assert world.store.get(campaign.campaign_id) is None and world.store.runs(campaign.campaign_id, 10) == []
+
+
+class EventSummaries(StatusQueries):
+    """The status reads a campaign's run summaries use, answering each event id from a fixed table."""
+
+    def __init__(self, summaries: dict[str, dict[str, Any]]) -> None:
+        super().__init__(MemoryStore())
+        self.summaries = summaries
+
+    def event(self, event_id: str) -> dict[str, Any]:
+        return self.summaries[event_id]
+
+
+def test_a_runs_summary_counts_the_recipients_skipped_as_unreachable(world: World) -> None:
+    campaign = world.create()
+    (run_id,) = world.at(datetime(2026, 11, 24, 9, 0, 10, tzinfo=UTC))
+    (fired,) = world.trigger.fired
+    summary = {
+        "recipients": 3,
+        "pages_expanded": 1,
+        "status_counts": {"SENT": 2, "SKIPPED": 1},
+        "feedback_counts": {},
+        "skipped_counts": {"unreachable": 1},
+    }
+    campaigns = CampaignService(world.store, lambda: world.now, status=EventSummaries({fired[1]: summary}))
+    (run,) = campaigns.run_summaries(campaign.campaign_id)
+    assert run["run_id"] == run_id
+    assert (run["status_counts"], run["skipped_counts"]) == ({"SENT": 2, "SKIPPED": 1}, {"unreachable": 1})
