@@ -19,12 +19,15 @@ from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
+    EventLog,
+    FanoutPages,
     FeedbackStore,
     InboxStore,
+    JobLedger,
     JobPublisher,
     PreferenceStore,
     SegmentSource,
-    StatusStore,
+    StatusReader,
     TemplateStore,
     UserDirectory,
 )
@@ -295,9 +298,15 @@ class MemoryEmail:
         return f"msg-{len(self.sent)}"
 
 
-# The fakes must satisfy the ports they stand in for (mypy checks these assignments).
-_checks: tuple[StatusStore, DelayQueue, JobPublisher, DeadLetterQueue, TemplateStore, UserDirectory, EmailSender] = (
+# The fakes must satisfy the ports they stand in for (mypy checks these assignments): MemoryStore plays each of the
+# status table's four roles.
+_roles: tuple[EventLog, FanoutPages, JobLedger, StatusReader] = (
     MemoryStore(),
+    MemoryStore(),
+    MemoryStore(),
+    MemoryStore(),
+)
+_checks: tuple[DelayQueue, JobPublisher, DeadLetterQueue, TemplateStore, UserDirectory, EmailSender] = (
     MemoryQueue(),
     MemoryPublisher(),
     MemoryDlq(),

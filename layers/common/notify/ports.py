@@ -254,12 +254,14 @@ class ConnectionPoster(Protocol):
         ...
 
 
-class StatusStore(Protocol):
-    """Event records and job state (DynamoDB). Every call that cannot reach the store raises StoreUnavailable.
+# The status table (NotificationsTable) in four roles, one per kind of caller: ingest writes events (EventLog),
+# fan-out records segment pages (FanoutPages), the worker claims and moves jobs (JobLedger), and the status, DLQ and
+# rendered views read (StatusReader). One adapter may play several; each service asks only for what it uses.
+# Every call that cannot reach the store raises StoreUnavailable.
 
-    The job's item is its idempotency record: ``claim`` and ``transition`` are conditional writes, and their
-    results are how two copies of one job (Kafka and SQS redeliver) never both send it.
-    """
+
+class EventLog(Protocol):
+    """Accepted events, as ingest records them (enough to re-derive their job ids)."""
 
     def put_event(self, record: EventRecord) -> None:
         """Record one accepted event (enough to re-derive its job ids)."""
@@ -273,6 +275,14 @@ class StatusStore(Protocol):
         """Forget an event that was not accepted after all (nothing of it was published)."""
         ...
 
+    def get_event(self, event_id: str) -> Optional[EventRecord]:
+        """The event's record, or None."""
+        ...
+
+
+class FanoutPages(Protocol):
+    """The pages of a segment event, each expanded and published once."""
+
     def put_page(self, record: EventRecord) -> bool:
         """Record one expanded page of a segment event. True: recorded now, so publish its jobs. False: it was
         recorded before, the page is done and its jobs must not be published again."""
@@ -282,12 +292,16 @@ class StatusStore(Protocol):
         """True if that page of the event was recorded (expanded and published) already."""
         ...
 
-    def event_pages(self, event_id: str) -> list[EventRecord]:
-        """The recorded pages of a segment event, in page order."""
-        ...
+
+class StatusReader(Protocol):
+    """What the status, DLQ and rendered views read: events, their pages, jobs and a user's jobs."""
 
     def get_event(self, event_id: str) -> Optional[EventRecord]:
         """The event's record, or None."""
+        ...
+
+    def event_pages(self, event_id: str) -> list[EventRecord]:
+        """The recorded pages of a segment event, in page order."""
         ...
 
     def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
@@ -312,6 +326,12 @@ class StatusStore(Protocol):
     ) -> tuple[list[JobRecord], Optional[str]]:
         """A user's jobs, newest first, optionally filtered, and the cursor of the next page (None: last)."""
         ...
+
+
+class JobLedger(Protocol):
+    """Job state as the worker moves it. The job's item is its idempotency record: ``claim`` and ``transition`` are
+    conditional writes, and their results are how two copies of one job (Kafka and SQS redeliver) never both send it.
+    """
 
     def claim(self, job: NotificationJob, now: datetime, lease_seconds: int) -> Claim:
         """Take the job for one attempt, holding a lease of ``lease_seconds``.

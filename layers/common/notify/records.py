@@ -141,7 +141,7 @@ class RenderedMessage:
 
 
 class ClaimOutcome(str, Enum):
-    """What :meth:`notify.ports.StatusStore.claim` found (its docstring says what each means for the caller)."""
+    """What :meth:`notify.ports.JobLedger.claim` found (its docstring says what each means for the caller)."""
 
     CLAIMED = "claimed"
     DUPLICATE = "duplicate"  # already terminal, or owned by a live lease, or a stale attempt

@@ -204,9 +204,7 @@ def render(
             except TransientError:
                 raise
             except Exception as exc:  # noqa: BLE001 - whatever a template raises is that template's failure
-                raise RenderFailed(
-                    template.template_id, template.version, part, _reason(exc), error_line(exc)
-                ) from exc
+                raise RenderFailed(template.template_id, template.version, part, _reason(exc), error_line(exc)) from exc
     subject = rendered.get("subject")
     if subject is not None:
         rendered["subject"] = header_value(subject)

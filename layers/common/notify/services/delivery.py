@@ -33,10 +33,10 @@ from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     EmailSender,
+    JobLedger,
     LinkStore,
     PreferenceStore,
     PushSender,
-    StatusStore,
     TemplateStore,
     UserDirectory,
 )
@@ -133,7 +133,7 @@ class DeliveryService:
 
     def __init__(
         self,
-        store: StatusStore,
+        store: JobLedger,
         templates: TemplateStore,
         users: UserDirectory,
         delay_queue: DelayQueue,

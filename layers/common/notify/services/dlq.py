@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from notify.clock import Clock
 from notify.errors import DeliveryError
 from notify.models import FanoutTask, NotificationJob, Status
-from notify.ports import DeadLetterInbox, DelayQueue, StatusStore
+from notify.ports import DeadLetterInbox, DelayQueue, StatusReader
 from notify.records import JobRecord, ReceivedLetter
 
 LIST_VISIBILITY_SECONDS = 2
@@ -116,7 +116,7 @@ class DeadLetterService:
     """The dead-letter queue for operators: list letters with their reasons, and redrive jobs with a fresh
     retry budget (the worker's claim still drops a job that was delivered meanwhile)."""
 
-    def __init__(self, inbox: DeadLetterInbox, store: StatusStore, delay_queue: DelayQueue, clock: Clock) -> None:
+    def __init__(self, inbox: DeadLetterInbox, store: StatusReader, delay_queue: DelayQueue, clock: Clock) -> None:
         self._inbox = inbox
         self._store = store
         self._delay = delay_queue

@@ -18,7 +18,7 @@ from notify.clock import Clock, iso
 from notify.errors import DeliveryError, IngestUnavailable, NotFound, PermanentError, StoreUnavailable, TransientError
 from notify.jobs import EventPlan
 from notify.models import FanoutTask
-from notify.ports import DeadLetterQueue, DelayQueue, JobPublisher, SegmentSource, StatusStore
+from notify.ports import DeadLetterQueue, DelayQueue, FanoutPages, JobPublisher, SegmentSource
 from notify.records import DeadLetter, EventRecord
 from notify.retry import MAX_SQS_DELAY, RetryPolicy
 from notify.services.ingest import publish_durably
@@ -46,7 +46,7 @@ class FanoutService:
 
     def __init__(
         self,
-        store: StatusStore,
+        store: FanoutPages,
         segments: SegmentSource,
         publisher: JobPublisher,
         delay_queue: DelayQueue,

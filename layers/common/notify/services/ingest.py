@@ -25,7 +25,7 @@ from notify.models import (
     Message,
     Recipients,
 )
-from notify.ports import DelayQueue, JobPublisher, RunOnce, StatusStore
+from notify.ports import DelayQueue, EventLog, JobPublisher, RunOnce
 from notify.records import EventRecord
 from notify.resilience import CircuitOpen
 
@@ -65,7 +65,7 @@ class IngestService:
 
     def __init__(
         self,
-        store: StatusStore,
+        store: EventLog,
         publisher: JobPublisher,
         fallback: DelayQueue,
         clock: Clock,

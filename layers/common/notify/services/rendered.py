@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from notify.errors import NotFound
 from notify.models import Channel
-from notify.ports import StatusStore
+from notify.ports import StatusReader
 from notify.records import JobRecord, RenderedMessage
 from notify.rendering import locale_chain
 from notify.services.templates import PreviewInput, TemplateService, template_id
@@ -21,7 +21,7 @@ from notify.services.templates import PreviewInput, TemplateService, template_id
 class RenderedJobs:
     """Render a job's message again, from its recorded template version and its event's payload."""
 
-    def __init__(self, store: StatusStore, templates: TemplateService, default_locale: str = "en") -> None:
+    def __init__(self, store: StatusReader, templates: TemplateService, default_locale: str = "en") -> None:
         self._store = store
         self._templates = templates
         self._default_locale = default_locale

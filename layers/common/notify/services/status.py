@@ -8,7 +8,7 @@ from notify.catalog import category_of
 from notify.errors import NotFound
 from notify.jobs import job_id as derive_job_id
 from notify.models import Category, Channel, Status
-from notify.ports import StatusStore
+from notify.ports import StatusReader
 from notify.records import EventRecord, JobRecord
 from notify.services.feedback import link_without_secrets
 
@@ -92,7 +92,7 @@ MAX_LISTED_RECIPIENTS = 1000
 class StatusQueries:
     """Reading events and jobs for the API, in their public JSON shapes."""
 
-    def __init__(self, store: StatusStore) -> None:
+    def __init__(self, store: StatusReader) -> None:
         self._store = store
 
     def user_notifications(

@@ -1,7 +1,7 @@
 """DynamoDB adapters, one store per module.
 
-- ``status``: event records and job state (the StatusStore port), NotificationsTable; a short link's clicks on its
-  job (ClickStore)
+- ``status``: event records and job state (the EventLog, FanoutPages, JobLedger and StatusReader ports),
+  NotificationsTable; a short link's clicks on its job (ClickStore)
 - ``links``: short links (LinkStore), LinksTable
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
