@@ -452,16 +452,8 @@ class MemoryInboxStore:
         item = self.items.get((user_id, item_id))
         if item is None or not _live(item, at):
             return None
-        moment = iso(at)
-        if action is InboxAction.SEEN:
-            changed = replace(item, seen_at=item.seen_at or moment)
-        elif action is InboxAction.READ:
-            changed = replace(item, seen_at=item.seen_at or moment, read_at=item.read_at or moment)
-        elif action is InboxAction.UNREAD:
-            changed = replace(item, read_at=None)
-        else:
-            changed = replace(item, archived_at=item.archived_at or moment)
-        if changed != item:
+        changed, mark = item.marked(action, iso(at))
+        if mark is not None:
             self.items[(user_id, item_id)] = changed
             self.writes += 1
         return changed

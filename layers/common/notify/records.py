@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from enum import Enum
 from typing import Any, Optional
@@ -370,6 +370,41 @@ class InboxAction(str, Enum):
 
 
 @dataclass(frozen=True)
+class InboxMark:
+    """What one action does to an inbox item: the flags it sets to the action's moment and the flags it clears
+    (names of :class:`InboxItem` fields, which are also the stored attributes' names), and what it adds to each of
+    the user's :class:`InboxCounts` (negative: takes away)."""
+
+    sets: tuple[str, ...] = ()
+    clears: tuple[str, ...] = ()
+    unseen: int = 0
+    unread: int = 0
+    total: int = 0
+
+
+def inbox_mark(action: InboxAction, *, seen: bool, read: bool, archived: bool) -> Optional[InboxMark]:
+    """The inbox's one mark rule: what ``action`` does to an item with these flags, or None if nothing.
+
+    Reading also marks seen; the first ``seen_at`` and ``read_at`` are kept (marking again changes nothing);
+    unread clears ``read_at`` only. The counts cover the items not archived: archiving takes the item out of each
+    count it was in, and a mark of an archived item changes its flags but no count.
+    """
+    counted = 0 if archived else 1
+    if action is InboxAction.SEEN:
+        return None if seen else InboxMark(sets=("seen_at",), unseen=-counted)
+    if action is InboxAction.READ:
+        if seen and read:
+            return None
+        sets = (() if read else ("read_at",)) + (() if seen else ("seen_at",))
+        return InboxMark(sets=sets, unread=-counted * (not read), unseen=-counted * (not seen))
+    if action is InboxAction.UNREAD:
+        return InboxMark(clears=("read_at",), unread=counted) if read else None
+    if archived:
+        return None
+    return InboxMark(sets=("archived_at",), total=-1, unread=-(not read), unseen=-(not seen))
+
+
+@dataclass(frozen=True)
 class InboxItem:
     """One in-app notification in a user's inbox (the public shape is :meth:`document`).
 
@@ -403,6 +438,17 @@ class InboxItem:
             "read_at": self.read_at,
             "archived_at": self.archived_at,
         }
+
+    def marked(self, action: InboxAction, at: str) -> tuple[InboxItem, Optional[InboxMark]]:
+        """The item after ``action`` at the moment ``at`` (by :func:`inbox_mark`) and what the action did; the item
+        itself and None if the action changes nothing."""
+        mark = inbox_mark(action, seen=bool(self.seen_at), read=bool(self.read_at), archived=bool(self.archived_at))
+        if mark is None:
+            return self, None
+        flags = {"seen_at": self.seen_at, "read_at": self.read_at, "archived_at": self.archived_at}
+        flags.update({name: at for name in mark.sets})
+        flags.update({name: None for name in mark.clears})
+        return replace(self, seen_at=flags["seen_at"], read_at=flags["read_at"], archived_at=flags["archived_at"]), mark
 
 
 @dataclass(frozen=True)

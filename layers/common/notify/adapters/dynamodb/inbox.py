@@ -23,7 +23,6 @@ import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -34,7 +33,7 @@ from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
 from notify.clock import Clock, iso, utc_now
 from notify.errors import FieldError, StoreUnavailable, ValidationFailed
-from notify.records import InboxAction, InboxCounts, InboxFilter, InboxItem
+from notify.records import InboxAction, InboxCounts, InboxFilter, InboxItem, InboxMark, inbox_mark
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,17 +56,6 @@ _STATUS_FILTERS = {
     InboxFilter.UNREAD: "attribute_not_exists(read_at) AND attribute_not_exists(archived_at)",
     InboxFilter.ARCHIVED: "attribute_exists(archived_at)",
 }
-
-
-@dataclass(frozen=True)
-class _Change:
-    """One item's update, the state it was computed from, and what it does to the counts."""
-
-    sets: dict[str, str]
-    removes: tuple[str, ...]
-    total: int = 0
-    unread: int = 0
-    unseen: int = 0
 
 
 class DynamoInboxStore:
@@ -247,17 +235,16 @@ class DynamoInboxStore:
             item = self._read(user_id, item_id)
             if item is None or int(item["ttl"]) <= now:
                 return None, False
-            change = _change(item, action, iso(at))
-            if change is None:
-                return _inbox_item(item), False
+            marked, mark = _inbox_item(item).marked(action, iso(at))
+            if mark is None:
+                return marked, False
             ttl = int(item["ttl"])
             reasons = self._transact(
                 f"mark an inbox item {action.value}",
-                [self._item_update(user_id, item, change), self._counts_update(user_id, [change], ttl)],
+                [self._item_update(user_id, item, mark, iso(at)), self._counts_update(user_id, [mark], ttl)],
             )
             if reasons is None:
-                marked = {k: v for k, v in {**item, **change.sets}.items() if k not in change.removes}
-                return _inbox_item(marked), True
+                return marked, True
             if reasons[1] == "ConditionalCheckFailed":
                 return None, False  # a recount already treated the item as expired (its clock is ahead of ours)
             if reasons[0] != "ConditionalCheckFailed":
@@ -266,40 +253,41 @@ class DynamoInboxStore:
 
     def _read_chunk(self, user_id: str, chunk: Sequence[Mapping[str, Any]], at: datetime) -> bool:
         """Mark up to 99 unread items read in one transaction; False if it was cancelled (nothing written)."""
-        changes = [(it, _change(it, InboxAction.READ, iso(at))) for it in chunk]
-        actions = [self._item_update(user_id, it, ch) for it, ch in changes if ch is not None]
-        counted = [ch for _, ch in changes if ch is not None]
+        marks = [(it, _mark_of(it, InboxAction.READ)) for it in chunk]
+        actions = [self._item_update(user_id, it, mark, iso(at)) for it, mark in marks if mark is not None]
+        counted = [mark for _, mark in marks if mark is not None]
         if not actions:
             return True
         actions.append(self._counts_update(user_id, counted, min(int(it["ttl"]) for it in chunk)))
         return self._transact("mark the inbox read", actions) is None
 
-    def _item_update(self, user_id: str, item: Mapping[str, Any], change: _Change) -> dict[str, Any]:
-        """The item's update, conditioned on it existing with each flag as it was read."""
+    def _item_update(self, user_id: str, item: Mapping[str, Any], mark: InboxMark, at: str) -> dict[str, Any]:
+        """The item's update (``mark``'s flags set to ``at`` or removed), conditioned on it existing with each flag
+        as it was read, the state the mark was computed from."""
         conditions = ["attribute_exists(item_id)"]
         conditions += [f"attribute_exists({f})" if item.get(f) else f"attribute_not_exists({f})" for f in FLAGS]
         expression = ""
-        if change.sets:
-            expression += "SET " + ", ".join(f"{name} = :{name}" for name in change.sets)
-        if change.removes:
-            expression += " REMOVE " + ", ".join(change.removes)
+        if mark.sets:
+            expression += "SET " + ", ".join(f"{name} = :{name}" for name in mark.sets)
+        if mark.clears:
+            expression += " REMOVE " + ", ".join(mark.clears)
         update: dict[str, Any] = {
             "TableName": self._table,
             "Key": to_item(_key(user_id, item["item_id"])),
             "UpdateExpression": expression.strip(),
             "ConditionExpression": " AND ".join(conditions),
         }
-        if change.sets:
-            update["ExpressionAttributeValues"] = expression_values({f":{k}": v for k, v in change.sets.items()})
+        if mark.sets:
+            update["ExpressionAttributeValues"] = expression_values({f":{name}": at for name in mark.sets})
         return {"Update": update}
 
-    def _counts_update(self, user_id: str, changes: Sequence[_Change], ttl: int) -> dict[str, Any]:
-        """ADD the changes' deltas to the counts and bump their version, unless a recount already treated an item
+    def _counts_update(self, user_id: str, marks: Sequence[InboxMark], ttl: int) -> dict[str, Any]:
+        """ADD the marks' deltas to the counts and bump their version, unless a recount already treated an item
         expiring at ``ttl`` as expired."""
         deltas = {
-            "total": sum(c.total for c in changes),
-            "unread": sum(c.unread for c in changes),
-            "unseen": sum(c.unseen for c in changes),
+            "total": sum(m.total for m in marks),
+            "unread": sum(m.unread for m in marks),
+            "unseen": sum(m.unseen for m in marks),
             "version": 1,
         }
         kept = {k: v for k, v in deltas.items() if v}
@@ -460,20 +448,7 @@ def _inbox_item(item: Mapping[str, Any]) -> InboxItem:
     )
 
 
-def _change(item: Mapping[str, Any], action: InboxAction, at: str) -> Optional[_Change]:
-    """What ``action`` does to an item in its current state, or None if nothing (the first ``read_at`` and
-    ``seen_at`` are kept). Counts cover items not archived only."""
+def _mark_of(item: Mapping[str, Any], action: InboxAction) -> Optional[InboxMark]:
+    """What ``action`` does to a stored item, read whole or (by :meth:`DynamoInboxStore._query_all`) its flags only."""
     seen, read, archived = (bool(item.get(f)) for f in FLAGS)
-    counted = 0 if archived else 1
-    if action is InboxAction.SEEN:
-        return None if seen else _Change({"seen_at": at}, (), unseen=-counted)
-    if action is InboxAction.READ:
-        if seen and read:
-            return None
-        sets = {**({} if read else {"read_at": at}), **({} if seen else {"seen_at": at})}
-        return _Change(sets, (), unread=-counted * (not read), unseen=-counted * (not seen))
-    if action is InboxAction.UNREAD:
-        return _Change({}, ("read_at",), unread=counted) if read else None
-    if archived:
-        return None
-    return _Change({"archived_at": at}, (), total=-1, unread=-(not read), unseen=-(not seen))
+    return inbox_mark(action, seen=seen, read=read, archived=archived)
