@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-import copy
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from notify.errors import Conflict, TransientError, ValidationFailed
 from notify.models import AcceptedEvent
-from notify.ports import CampaignStore, CampaignTrigger
-from notify.records import Campaign, CampaignStatus, Run
+from notify.ports import CampaignTrigger
+from notify.records import Campaign, CampaignStatus
 from notify.services.campaigns import (
     CampaignInput,
     CampaignScheduler,
@@ -25,88 +24,9 @@ from notify.services.campaigns import (
 from notify.services.status import StatusQueries
 from pydantic import ValidationError
 
-from .fakes import MemoryStore
+from .fakes import MemoryCampaigns, MemoryStore
 
 T0 = datetime(2026, 11, 24, 8, 59, 30, tzinfo=UTC)
-
-
-@dataclass
-class MemoryCampaigns:
-    """CampaignStore in memory, with DynamoDB's conditions: claims live beside the campaign and only a completion
-    drops them, as the adapter's UpdateItems leave claim_run/claim_until alone."""
-
-    items: dict[str, Campaign] = field(default_factory=dict)
-    claims: dict[str, tuple[datetime, float]] = field(default_factory=dict)
-    run_log: list[Run] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def put(self, campaign: Campaign) -> None:
-        self.items[campaign.campaign_id] = copy.deepcopy(campaign)
-
-    def get(self, campaign_id: str) -> Optional[Campaign]:
-        return copy.deepcopy(self.items.get(campaign_id))
-
-    def page(self, limit: int, cursor: Optional[str]) -> tuple[list[Campaign], Optional[str]]:
-        return list(self.items.values())[:limit], None
-
-    def _live_claim(self, campaign_id: str, at: datetime) -> bool:
-        held = self.claims.get(campaign_id)
-        return held is not None and held[1] >= at.timestamp()
-
-    def save(self, campaign: Campaign, unclaimed_at: Optional[datetime] = None) -> bool:
-        with self.lock:
-            current = self.items.get(campaign.campaign_id)
-            if current is None or current.version != campaign.version:
-                return False
-            if unclaimed_at is not None and self._live_claim(campaign.campaign_id, unclaimed_at):
-                return False
-            stored = replace(campaign, version=campaign.version + 1)
-            stored.runs_count, stored.last_triggered_at = current.runs_count, current.last_triggered_at  # kept
-            self.put(stored)
-            return True
-
-    def delete(self, campaign_id: str) -> None:
-        self.items.pop(campaign_id, None)
-        self.run_log = [r for r in self.run_log if r.campaign_id != campaign_id]
-
-    def due(self, now: datetime, limit: int) -> list[Campaign]:
-        return [
-            copy.deepcopy(c)
-            for c in self.items.values()
-            if c.status is CampaignStatus.ACTIVE and c.next_run_at and c.next_run_at <= now
-        ][:limit]
-
-    def claim(self, campaign: Campaign, fire_time: datetime, now: datetime, lease_seconds: int) -> bool:
-        with self.lock:
-            current = self.items.get(campaign.campaign_id)
-            if (
-                current is None
-                or current.version != campaign.version
-                or current.status is not CampaignStatus.ACTIVE
-                or current.next_run_at != campaign.next_run_at
-                or self.claims.get(campaign.campaign_id, (None, 0.0))[1] >= now.timestamp()
-                or (current.max_runs is not None and current.runs_count >= current.max_runs)
-            ):
-                return False
-            self.claims[campaign.campaign_id] = (fire_time, now.timestamp() + lease_seconds)
-            return True
-
-    def complete(self, campaign: Campaign, run: Run, next_run_at: Optional[datetime], status: CampaignStatus) -> bool:
-        with self.lock:
-            current = self.items.get(campaign.campaign_id)
-            held = self.claims.get(campaign.campaign_id)
-            if current is None or current.version != campaign.version or held is None or held[0] != run.fire_time:
-                return False
-            current.runs_count += 1
-            current.last_triggered_at = run.fire_time
-            current.status, current.next_run_at = status, next_run_at
-            current.updated_at, current.version = run.triggered_at, current.version + 1
-            self.claims.pop(campaign.campaign_id)
-            self.run_log.append(run)
-            return True
-
-    def runs(self, campaign_id: str, limit: int) -> list[Run]:
-        return [r for r in reversed(self.run_log) if r.campaign_id == campaign_id][:limit]
 
 
 @dataclass
@@ -125,7 +45,6 @@ class RecordingTrigger:
         return AcceptedEvent(event_id=event_id, job_ids=[], segment_id=campaign.segment_id)
 
 
-_store: CampaignStore = MemoryCampaigns()
 _trigger: CampaignTrigger = RecordingTrigger()
 
 

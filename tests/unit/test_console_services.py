@@ -16,8 +16,7 @@ from notify.services.overview import OverviewService
 from notify.services.rendered import RenderedJobs
 from notify.services.templates import TemplateDraft, TemplateInput, TemplateService
 
-from .fakes import MemoryStore, MemoryTemplates
-from .test_campaigns import MemoryCampaigns
+from .fakes import MemoryCampaigns, MemoryStore, MemoryTemplates
 
 NOW = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)  # two days before Europe/Berlin moves its clocks forward
 FILM = {"film_id": "f-1", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://example.com/w"}
