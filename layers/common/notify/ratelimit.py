@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Optional
+from typing import Optional, ParamSpec, TypeVar
 
 from notify.errors import TransientError
 from notify.ports import EmailSender
-from notify.records import RenderedMessage
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class RateLimited(TransientError):
@@ -65,22 +67,20 @@ class TokenBucket:
         return wait
 
 
+def metered(send: Callable[P, R], bucket: TokenBucket) -> Callable[P, R]:
+    """``send`` with the same parameters, taking a token from ``bucket`` first (waiting for it; RateLimited, and
+    nothing sent, if none is due within ``max_wait``)."""
+
+    def take_a_token_then_send(*args: P.args, **kwargs: P.kwargs) -> R:
+        bucket.acquire()
+        return send(*args, **kwargs)
+
+    return take_a_token_then_send
+
+
 class RateLimitedEmailSender:
-    """An :class:`~notify.ports.EmailSender` that takes a token from ``bucket`` before each send."""
+    """An :class:`~notify.ports.EmailSender` that takes a token from ``bucket`` before each send: its
+    ``send_email`` is ``sender``'s, metered, so the port's signature is written once (in the port)."""
 
     def __init__(self, sender: EmailSender, bucket: TokenBucket) -> None:
-        self._sender = sender
-        self._bucket = bucket
-
-    def send_email(
-        self,
-        to: str,
-        message: RenderedMessage,
-        headers: Optional[dict[str, str]] = None,
-        tags: Optional[dict[str, str]] = None,
-        *,
-        tracked: bool = True,
-    ) -> str:
-        """Take a token (waiting for it; RateLimited if none is due within ``max_wait``), then send with ``sender``."""
-        self._bucket.acquire()
-        return self._sender.send_email(to, message, headers, tags, tracked=tracked)
+        self.send_email = metered(sender.send_email, bucket)
