@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Optional
 
 from jinja2 import TemplateSyntaxError, meta
@@ -215,16 +216,9 @@ class TemplateService:
 
     def save(self, data: TemplateInput) -> Template:
         """Validate and store a new version (creating the key if needed)."""
-        check_parts(data.event_type, {p: getattr(data, p) for p in PARTS[data.channel]})
-        template = Template(
-            event_type=data.event_type,
-            channel=data.channel,
-            locale=data.locale,
-            version=0,
-            template_id=template_id(data.event_type, data.channel, data.locale),
-            created_at=iso(self._clock()),
-            **{p: getattr(data, p) for p in PARTS[data.channel]},
-        )
+        parts = {p: getattr(data, p) for p in PARTS[data.channel]}
+        check_parts(data.event_type, parts)
+        template = self._new(data.event_type, data.channel, data.locale, parts)
         check_renders(template)
         return self._store.save(template)
 
@@ -304,16 +298,20 @@ class TemplateService:
                 errors += exc.errors
         if errors:
             raise ValidationFailed(errors, "The template is not valid")
-        template = Template(
-            event_type=spec.name,
-            channel=draft.channel,
-            locale=draft.locale,
-            version=0,
-            template_id=template_id(spec.name, draft.channel, draft.locale),
-            created_at=iso(self._clock()),
-            **{p: parts[p] for p in PARTS[draft.channel]},
-        )
+        template = self._new(spec.name, draft.channel, draft.locale, parts)
         return _render_preview(template, spec, payload, draft.user)
+
+    def _new(self, event_type: str, channel: Channel, locale: str, parts: Mapping[str, Any]) -> Template:
+        """A template made now and not stored yet (version 0: the store numbers it), with the channel's ``parts``."""
+        return Template(
+            event_type=event_type,
+            channel=channel,
+            locale=locale,
+            version=0,
+            template_id=template_id(event_type, channel, locale),
+            created_at=iso(self._clock()),
+            **{p: parts[p] for p in PARTS[channel]},
+        )
 
 
 def _render_preview(
