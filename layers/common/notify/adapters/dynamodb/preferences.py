@@ -67,12 +67,7 @@ class DynamoPreferenceStore:
         call(
             "suppress an address",
             self._client.update_item,
-            TableName=self._table,
-            Key=to_item(_key(user_id)),
-            UpdateExpression="SET user_id = :user, kind = :kind ADD suppressed :address",
-            ExpressionAttributeValues=expression_values(
-                {":user": user_id, ":kind": "preferences", ":address": {address}}
-            ),
+            **self._update_item(user_id, {}, add={"suppressed": {address}}),
         )
         record = {"pk": f"SUPP#{address.lower()}", "sk": "SUPP", "address": address, "user_id": user_id}
         call(
@@ -87,21 +82,9 @@ class DynamoPreferenceStore:
     def remember_contact(self, user_id: str, snapshot: ContactSnapshot) -> None:
         """One UpdateItem of ``contact`` (the profile as JSON) and ``contact_at``; the user's choices and suppressed
         addresses are kept. The cached read stays as it is (the worker remembers what it wrote itself)."""
-        call(
-            "keep the last known contact",
-            self._client.update_item,
-            TableName=self._table,
-            Key=to_item(_key(user_id)),
-            UpdateExpression="SET user_id = :user, kind = :kind, contact = :contact, contact_at = :at",
-            ExpressionAttributeValues=expression_values(
-                {
-                    ":user": user_id,
-                    ":kind": "preferences",
-                    ":contact": json.dumps(_profile_data(snapshot.profile), sort_keys=True, ensure_ascii=False),
-                    ":at": snapshot.taken_at,
-                }
-            ),
-        )
+        contact = json.dumps(_profile_data(snapshot.profile), sort_keys=True, ensure_ascii=False)
+        update = self._update_item(user_id, {"contact": contact, "contact_at": snapshot.taken_at})
+        call("keep the last known contact", self._client.update_item, **update)
 
     def forget_contact(self, user_id: str) -> None:
         """REMOVE the last known contact, if the user's item has one (conditional, so no item is created)."""
@@ -118,18 +101,26 @@ class DynamoPreferenceStore:
 
     def _update(self, p: UserPreferences) -> dict[str, Any]:
         document = {"channels": p.channels, "categories": p.categories, "quiet_hours": p.quiet_hours}
+        return self._update_item(
+            p.user_id, {"document": json.dumps(document, sort_keys=True), "updated_at": p.updated_at}
+        )
+
+    def _update_item(
+        self, user_id: str, values: Mapping[str, Any], add: Optional[Mapping[str, Any]] = None
+    ) -> dict[str, Any]:
+        """UpdateItem's arguments: SET ``values`` (attribute → value) on the user's item, with its ``user_id`` and
+        ``kind`` (a user's first write makes a whole preferences item), and ADD ``add``; every other attribute
+        (the choices, the suppressed addresses, the last known contact) is kept."""
+        sets = {"user_id": user_id, "kind": "preferences", **values}
+        expression = "SET " + ", ".join(f"{name} = :{name}" for name in sets)
+        add = add or {}
+        if add:
+            expression += " ADD " + ", ".join(f"{name} :{name}" for name in add)
         return {
             "TableName": self._table,
-            "Key": to_item(_key(p.user_id)),
-            "UpdateExpression": "SET user_id = :user, kind = :kind, document = :doc, updated_at = :at",
-            "ExpressionAttributeValues": expression_values(
-                {
-                    ":user": p.user_id,
-                    ":kind": "preferences",
-                    ":doc": json.dumps(document, sort_keys=True),
-                    ":at": p.updated_at,
-                }
-            ),
+            "Key": to_item(_key(user_id)),
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": expression_values({f":{k}": v for k, v in {**sets, **add}.items()}),
         }
 
 
