@@ -22,30 +22,12 @@ def _dt(value: Optional[str]) -> Optional[datetime]:
 
 
 def _campaign_item(c: Campaign) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "pk": f"CAMPAIGN#{c.campaign_id}",
-        "sk": "META",
-        "kind": "campaign",
-        "campaign_id": c.campaign_id,
-        "name": c.name,
-        "cron": c.cron,
-        "timezone": c.timezone,
-        "segment_id": c.segment_id,
-        "event_type": c.event_type,
-        "payload": json.dumps(c.payload),
-        "channels": [ch.value for ch in c.channels] if c.channels else None,
-        "priority": c.priority.value if c.priority else None,
-        "max_runs": c.max_runs,
-        "status": c.status.value,
-        "runs_count": c.runs_count,
-        "last_triggered_at": iso(c.last_triggered_at) if c.last_triggered_at else None,
-        # Only a campaign with a next run is in the `due` index (a sparse index).
-        "next_run_at": iso(c.next_run_at) if c.next_run_at else None,
-        "created_at": iso(c.created_at),
-        "updated_at": iso(c.updated_at),
-        "version": c.version,
-    }
-    return item
+    """The META item: the campaign's public shape (:meth:`Campaign.view`), its payload as JSON text, and its version.
+
+    Only a campaign with a next run is in the ``due`` index (a sparse index): ``next_run_at`` is None otherwise.
+    """
+    key = {"pk": f"CAMPAIGN#{c.campaign_id}", "sk": "META", "kind": "campaign"}
+    return {**key, **c.view(), "payload": json.dumps(c.payload), "version": c.version}
 
 
 def _campaign(item: Mapping[str, Any]) -> Campaign:
