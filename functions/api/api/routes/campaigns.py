@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.models import Example
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from notify.catalog import EVENT_TYPES
 from notify.clock import iso
 from notify.services.campaigns import CampaignInput, CampaignUpdate
 
@@ -45,12 +46,7 @@ WEEKLY = Example(
         "timezone": "Europe/Berlin",
         "segment_id": "all",
         "event_type": "new_film",
-        "payload": {
-            "film_id": "f-1",
-            "title": "Dune",
-            "release_date": "2026-12-01",
-            "watch_url": "https://example.com/watch/f-1",
-        },
+        "payload": EVENT_TYPES["new_film"].sample_payload(),
         "channels": ["email"],
         "max_runs": 10,
     },

@@ -37,12 +37,7 @@ EVENT_EXAMPLES = {
         summary="A segment, on chosen channels",
         value={
             "event_type": "new_film",
-            "payload": {
-                "film_id": "f-1",
-                "title": "Dune",
-                "release_date": "2026-12-01",
-                "watch_url": "https://example.com/watch/f-1",
-            },
+            "payload": EVENT_TYPES["new_film"].sample_payload(),
             "recipients": {"segment_id": "all"},
             "channels": ["email", "websocket"],
             "priority": "low",
