@@ -113,94 +113,33 @@ def link_reader(request: Request, svc: Svc) -> Caller:
 LinkReader = Annotated[Caller, Depends(link_reader)]
 
 
-def ingest_service(svc: Svc) -> IngestService:
-    """The container's ingest service."""
-    return svc.ingest
+def _from_services(part: str) -> Callable[[Services], object]:
+    """A dependency that gives a route the container's ``part`` (one service, built once by ``services()``).
+
+    The alias that uses it names the part's type for the route (tests/unit/test_deps.py checks it is the type of
+    the ``Services`` field), so each route's signature stays typed.
+    """
+
+    def dependency(svc: Svc) -> object:
+        return getattr(svc, part)
+
+    dependency.__name__ = dependency.__qualname__ = part
+    return dependency
 
 
-def status_queries(svc: Svc) -> StatusQueries:
-    """The container's status queries."""
-    return svc.status
-
-
-def template_service(svc: Svc) -> TemplateService:
-    """The container's template service."""
-    return svc.templates
-
-
-def dead_letter_service(svc: Svc) -> DeadLetterService:
-    """The container's dead-letter service."""
-    return svc.dlq
-
-
-def campaign_service(svc: Svc) -> CampaignService:
-    """The container's campaign service."""
-    return svc.campaigns
-
-
-def segment_service(svc: Svc) -> SegmentService:
-    """The container's segment service."""
-    return svc.segments
-
-
-Ingest = Annotated[IngestService, Depends(ingest_service)]
-Queries = Annotated[StatusQueries, Depends(status_queries)]
-Templates = Annotated[TemplateService, Depends(template_service)]
-DeadLetters = Annotated[DeadLetterService, Depends(dead_letter_service)]
-Campaigns = Annotated[CampaignService, Depends(campaign_service)]
-Segments = Annotated[SegmentService, Depends(segment_service)]
-
-
-def preference_service(svc: Svc) -> PreferenceService:
-    """The container's preference service."""
-    return svc.preferences
-
-
-Preferences = Annotated[PreferenceService, Depends(preference_service)]
-
-
-def unsubscribe_links(svc: Svc) -> UnsubscribeLinks:
-    """What reads one-click unsubscribe tokens."""
-    return svc.unsubscribe
-
-
-Links = Annotated[UnsubscribeLinks, Depends(unsubscribe_links)]
-
-
-def link_service(svc: Svc) -> LinkService:
-    """Short links: followed, made and read."""
-    return svc.links
-
-
-ShortLinkService = Annotated[LinkService, Depends(link_service)]
-
-
-def overview_service(svc: Svc) -> OverviewService:
-    """The operators' overview (the console's first page)."""
-    return svc.overview
-
-
-def rendered_jobs(svc: Svc) -> RenderedJobs:
-    """What renders a job's message again."""
-    return svc.rendered
-
-
-Overviews = Annotated[OverviewService, Depends(overview_service)]
-Rendered = Annotated[RenderedJobs, Depends(rendered_jobs)]
-
-
-def inbox_service(svc: Svc) -> InboxService:
-    """The container's inbox service."""
-    return svc.inbox
-
-
-def user_tokens(svc: Svc) -> UserTokens:
-    """What issues and verifies user tokens."""
-    return svc.user_tokens
-
-
-Inbox = Annotated[InboxService, Depends(inbox_service)]
-Tokens = Annotated[UserTokens, Depends(user_tokens)]
+Ingest = Annotated[IngestService, Depends(_from_services("ingest"))]
+Queries = Annotated[StatusQueries, Depends(_from_services("status"))]
+Templates = Annotated[TemplateService, Depends(_from_services("templates"))]
+DeadLetters = Annotated[DeadLetterService, Depends(_from_services("dlq"))]
+Campaigns = Annotated[CampaignService, Depends(_from_services("campaigns"))]
+Segments = Annotated[SegmentService, Depends(_from_services("segments"))]
+Preferences = Annotated[PreferenceService, Depends(_from_services("preferences"))]
+Links = Annotated[UnsubscribeLinks, Depends(_from_services("unsubscribe"))]  # reads one-click unsubscribe tokens
+ShortLinkService = Annotated[LinkService, Depends(_from_services("links"))]  # short links: followed, made and read
+Overviews = Annotated[OverviewService, Depends(_from_services("overview"))]  # the console's first page
+Rendered = Annotated[RenderedJobs, Depends(_from_services("rendered"))]  # renders a job's message again
+Inbox = Annotated[InboxService, Depends(_from_services("inbox"))]
+Tokens = Annotated[UserTokens, Depends(_from_services("user_tokens"))]  # issues and verifies user tokens
 
 # What a user token looks like (notify.signing): base64url, a dot, base64url. Anything else is refused before
 # any signature is computed, so a header of any size or script is a 401, never an error of the code.
