@@ -6,16 +6,19 @@ import copy
 import json
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Optional
 
 from notify.clock import iso
+from notify.default_templates import seed_default_templates
 from notify.errors import ConnectionGone, FieldError, NotFound, PermanentError, TransientError, ValidationFailed
-from notify.models import Channel, Message, NotificationJob, Status
+from notify.links import ShortLinks
+from notify.models import Channel, Message, NotificationJob, Priority, Status
 from notify.ports import (
     CampaignStore,
+    ChannelSender,
     ConnectionPoster,
     ConnectionStore,
     DeadLetterInbox,
@@ -28,7 +31,9 @@ from notify.ports import (
     InboxStore,
     JobLedger,
     JobPublisher,
+    LinkStore,
     PreferenceStore,
+    PushSender,
     SegmentSource,
     StatusReader,
     TemplateStore,
@@ -58,6 +63,12 @@ from notify.records import (
     UserPreferences,
     UserProfile,
 )
+from notify.retry import RetryPolicy
+from notify.services.channels import EmailChannel, InAppChannel, PushChannel
+from notify.services.delivery import DeliveryService, DeliverySettings
+from notify.services.inbox import InboxService
+from notify.services.triage import Triage
+from notify.unsubscribe import UnsubscribeLinks
 
 
 @dataclass
@@ -644,3 +655,75 @@ class MemoryCampaigns:
 
 
 _campaigns_check: CampaignStore = MemoryCampaigns()
+
+
+# -- the worker's pipeline on the fakes above ---------------------------------------------------------------------
+
+
+class DeliveryWorld:
+    """The worker's pipeline on in-memory ports, on a clock the test moves (``now``): ``service`` (the
+    DeliveryService) and ``triage`` (the record triage in front of it), wired as the worker's composition root
+    wires them. Every unit test of the pipeline builds its world from this one.
+
+    A test's world sets the parts it uses (a channel's port, the preferences, the links), then calls :meth:`wire`;
+    a test that swaps a part calls it again.
+    """
+
+    email: Optional[EmailSender] = None
+    push: Optional[PushSender] = None
+    in_app: Optional[InboxService] = None
+    preferences: Optional[PreferenceStore] = None
+    unsubscribe: Optional[UnsubscribeLinks] = None
+    short_links: Optional[ShortLinks] = None
+    link_store: Optional[LinkStore] = None
+    service: DeliveryService
+    triage: Triage
+
+    def __init__(
+        self,
+        now: datetime,
+        users: dict[str, UserProfile],
+        *,
+        store: Optional[MemoryStore] = None,
+        max_attempts: Optional[int] = 3,
+        rand: Callable[[], float] = lambda: 0.5,
+    ) -> None:
+        """``max_attempts``: every priority's, 10 s to 60 s apart (None: the default policies)."""
+        self.now = now
+        self.store = store if store is not None else MemoryStore()
+        self.queue = MemoryQueue()
+        self.dlq = MemoryDlq()
+        self.templates = MemoryTemplates()
+        seed_default_templates(self.templates, lambda: now)
+        self.users = MemoryUsers(users)
+        self.settings = DeliverySettings()
+        if max_attempts is not None:
+            policy = RetryPolicy(base_seconds=10, cap_seconds=60, max_attempts=max_attempts)
+            self.settings = DeliverySettings(policies={p: policy for p in Priority})
+        self.rand = rand
+
+    def wire(self) -> None:
+        """Build ``service`` and ``triage`` from the world's parts: one sender for each channel port set."""
+        senders: dict[Channel, ChannelSender] = {}
+        if self.email is not None:
+            senders[Channel.EMAIL] = EmailChannel(self.email)
+        if self.push is not None:
+            senders[Channel.PUSH] = PushChannel(self.push)
+        if self.in_app is not None:
+            senders[Channel.WEBSOCKET] = InAppChannel(self.in_app)
+        self.service = DeliveryService(
+            self.store,
+            self.templates,
+            self.users,
+            self.queue,
+            self.dlq,
+            lambda: self.now,
+            senders,
+            settings=self.settings,
+            rand=self.rand,
+            preferences=self.preferences,
+            unsubscribe=self.unsubscribe,
+            links=self.short_links,
+            link_store=self.link_store,
+        )
+        self.triage = Triage(self.service, self.dlq, lambda: self.now)

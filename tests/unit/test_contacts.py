@@ -9,27 +9,23 @@ from typing import Any
 import pytest
 from notify.catalog import EVENT_TYPES, field_errors
 from notify.clock import iso
-from notify.default_templates import seed_default_templates
 from notify.errors import Conflict, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel, EventRequest, NotificationJob, Priority, Status
+from notify.models import Channel, EventRequest, NotificationJob, Status
 from notify.ports import PushSender
 from notify.records import ContactSnapshot, RenderedMessage, UserPreferences, UserProfile
-from notify.retry import RetryPolicy
-from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.services.delivery import Outcome
 from notify.services.ingest import IngestService
 from notify.services.status import StatusQueries
 from pydantic import ValidationError
 
 from .fakes import (
-    MemoryDlq,
+    DeliveryWorld,
     MemoryEmail,
     MemoryPreferences,
     MemoryPublisher,
     MemoryQueue,
     MemoryStore,
-    MemoryTemplates,
-    MemoryUsers,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -49,32 +45,17 @@ class MemoryPush:
 _push_check: PushSender = MemoryPush()
 
 
-class World:
+class World(DeliveryWorld):
+    email: MemoryEmail
+    push: MemoryPush
+    preferences: MemoryPreferences
+
     def __init__(self) -> None:
-        self.now = T0
-        self.store = MemoryStore()
-        self.queue = MemoryQueue()
-        self.dlq = MemoryDlq()
-        self.templates = MemoryTemplates()
-        seed_default_templates(self.templates, lambda: T0)
-        self.users = MemoryUsers({"u1": ADA})
+        super().__init__(T0, {"u1": ADA}, max_attempts=6)
         self.preferences = MemoryPreferences()
         self.email = MemoryEmail()
         self.push = MemoryPush()
-        policy = RetryPolicy(base_seconds=10, cap_seconds=60, max_attempts=6)
-        self.service = DeliveryService(
-            self.store,
-            self.templates,
-            self.users,
-            self.queue,
-            self.dlq,
-            lambda: self.now,
-            email=self.email,
-            push=self.push,
-            settings=DeliverySettings(policies={p: policy for p in Priority}),
-            preferences=self.preferences,
-            rand=lambda: 0.5,
-        )
+        self.wire()
         self.publisher = MemoryPublisher()
         self.ingest = IngestService(self.store, self.publisher, MemoryQueue(), lambda: self.now)
 

@@ -4,44 +4,27 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from notify.catalog import EVENT_TYPES
-from notify.default_templates import seed_default_templates
 from notify.errors import PermanentError, StoreUnavailable, TransientError
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Category, Channel, Contact, NotificationJob, Priority, Status
+from notify.models import Category, Channel, Contact, NotificationJob, Status
 from notify.records import UserProfile
-from notify.retry import RetryPolicy
-from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.services.delivery import Outcome
 from notify.signing import BadToken
 from notify.unsubscribe import Unsubscribe, UnsubscribeLinks
 
-from .fakes import MemoryDlq, MemoryEmail, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
+from .fakes import DeliveryWorld, MemoryEmail
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-class World:
+class World(DeliveryWorld):
+    email: MemoryEmail
+
     def __init__(self) -> None:
-        self.now = T0
-        self.store = MemoryStore()
-        self.queue = MemoryQueue()
-        self.dlq = MemoryDlq()
-        self.templates = MemoryTemplates()
-        seed_default_templates(self.templates, lambda: T0)
-        self.users = MemoryUsers({"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
+        super().__init__(T0, {"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
         self.email = MemoryEmail()
-        policy = RetryPolicy(base_seconds=10, cap_seconds=60, max_attempts=3)
-        self.service = DeliveryService(
-            self.store,
-            self.templates,
-            self.users,
-            self.queue,
-            self.dlq,
-            lambda: self.now,
-            email=self.email,
-            settings=DeliverySettings(policies={p: policy for p in Priority}),
-            unsubscribe=UnsubscribeLinks(lambda: "test key" * 4, "https://x.io"),
-            rand=lambda: 0.5,
-        )
+        self.unsubscribe = UnsubscribeLinks(lambda: "test key" * 4, "https://x.io")
+        self.wire()
 
     def job(self, event_type: str = "user_registered", **changes: object) -> NotificationJob:
         spec = EVENT_TYPES[event_type]
@@ -176,8 +159,8 @@ def test_crash_mid_send_is_not_sent_again(world: World) -> None:
 
 
 def test_poison_record_goes_to_the_dlq(world: World) -> None:
-    assert world.service.handle_raw(b"{not json", "kafka").outcome is Outcome.DEAD_LETTERED
-    assert world.service.handle_raw(b'{"schema_version": 99}', "kafka").outcome is Outcome.DEAD_LETTERED
+    assert world.triage.handle_raw(b"{not json", "kafka").outcome is Outcome.DEAD_LETTERED
+    assert world.triage.handle_raw(b'{"schema_version": 99}', "kafka").outcome is Outcome.DEAD_LETTERED
     reasons = [letter.error for letter in world.dlq.letters]
     assert "not JSON" in reasons[0] and "schema_version 99" in reasons[1]
 

@@ -49,7 +49,7 @@ def test_a_failed_job_is_redriven_with_a_fresh_budget_and_sent() -> None:
 
 def test_letters_that_are_not_jobs_are_reported_not_redriven() -> None:
     world = World()
-    world.service.handle_raw(b"garbage", "kafka")
+    world.triage.handle_raw(b"garbage", "kafka")
     inbox = _letters(world)
     result = DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()
     assert result["redriven"] == [] and "not a job" in result["skipped"][0]["reason"]

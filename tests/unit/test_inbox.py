@@ -11,29 +11,24 @@ import pytest
 from notify.adapters.dynamodb.cursors import CursorCodec
 from notify.catalog import EVENT_TYPES
 from notify.clock import iso
-from notify.default_templates import seed_default_templates
 from notify.errors import NotFound, StoreUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
 from notify.limits import FRAME_BYTES
-from notify.models import Category, Channel, Contact, NotificationJob, Priority, Status
+from notify.models import Category, Channel, Contact, NotificationJob, Status
 from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, UserPreferences, UserProfile
-from notify.retry import RetryPolicy
-from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.services.delivery import Outcome
 from notify.services.inbox import InboxService
 from notify.signing import BadToken, Signer
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
 
 from .fakes import (
+    DeliveryWorld,
     MemoryConnections,
-    MemoryDlq,
     MemoryInboxStore,
     MemoryPoster,
     MemoryPreferences,
-    MemoryQueue,
     MemoryStore,
-    MemoryTemplates,
-    MemoryUsers,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -61,32 +56,20 @@ class CrashingStore(MemoryStore):
         return super().transition(job, status, now, token, attempt=attempt, error=error, detail=detail)
 
 
-class World:
+class World(DeliveryWorld):
+    store: CrashingStore
+    preferences: MemoryPreferences
+    in_app: InboxService
+
     def __init__(self) -> None:
-        self.now = T0
-        self.store = CrashingStore()
-        self.dlq = MemoryDlq()
-        self.templates = MemoryTemplates()
-        seed_default_templates(self.templates, lambda: T0)
-        self.users = MemoryUsers({"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
+        users = {"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")}
+        super().__init__(T0, users, store=CrashingStore())
         self.preferences = MemoryPreferences()
         self.inbox = MemoryInboxStore()
         self.connections = MemoryConnections()
         self.poster = MemoryPoster()
-        self.service = InboxService(self.inbox, self.connections, self.poster, lambda: self.now)
-        policy = RetryPolicy(base_seconds=10, cap_seconds=60, max_attempts=3)
-        self.delivery = DeliveryService(
-            self.store,
-            self.templates,
-            self.users,
-            MemoryQueue(),
-            self.dlq,
-            lambda: self.now,
-            inbox=self.service,
-            settings=DeliverySettings(policies={p: policy for p in Priority}),
-            preferences=self.preferences,
-            rand=lambda: 0.5,
-        )
+        self.in_app = InboxService(self.inbox, self.connections, self.poster, lambda: self.now)
+        self.wire()
 
     def job(self, event_type: str = "review_liked", user: str = "u1", **changes: Any) -> NotificationJob:
         spec = EVENT_TYPES[event_type]
@@ -115,7 +98,7 @@ def test_a_websocket_job_is_stored_once_and_sent_with_the_connections_it_reached
     world.connect("c2")
     world.connect("elsewhere", user="u2")
     job = world.job()
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     (item,) = world.inbox.of("u1")
     assert item.job_id == job.job_id and item.event_type == "review_liked" and item.title and item.body
     assert item.data == job.payload and item.read_at is None
@@ -131,7 +114,7 @@ def test_a_websocket_job_is_stored_once_and_sent_with_the_connections_it_reached
     }
     assert world.store.statuses(job.job_id) == [Status.PROCESSING, Status.SENDING, Status.SENT]
 
-    assert world.delivery.handle(job) is Outcome.DUPLICATE  # a redelivered copy
+    assert world.service.handle(job) is Outcome.DUPLICATE  # a redelivered copy
     assert len(world.inbox.of("u1")) == 1 and len(world.poster.posted) == 2
 
 
@@ -140,11 +123,11 @@ def test_a_worker_that_stopped_after_pushing_neither_stores_nor_pushes_again(wor
     world.store.crash_on_sent = True
     job = world.job()
     with pytest.raises(StoreUnavailable):
-        world.delivery.handle(job)  # stored and pushed, but SENT was never recorded
+        world.service.handle(job)  # stored and pushed, but SENT was never recorded
     assert len(world.inbox.of("u1")) == 1 and len(world.poster.posted) == 1
 
     world.now = T0 + timedelta(minutes=5)  # the claim's lease has run out: the next copy finds it ABANDONED
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     assert len(world.inbox.of("u1")) == 1 and len(world.poster.posted) == 1
     detail = world.sent_detail(job)
     assert detail["inbox_item_existed"] is True and detail["connections_reached"] == 0
@@ -159,7 +142,7 @@ def test_a_gone_connection_is_forgotten_and_is_not_an_error(world: World) -> Non
     world.poster.gone.add("closed")
     world.poster.errors["flaky"] = TransientError("throttled")
     job = world.job()
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     detail = world.sent_detail(job)
     assert detail["connections_reached"] == 1 and detail["connections_gone"] == 1
     assert detail["connections_failed"] == {"flaky": "throttled"}
@@ -172,13 +155,13 @@ def test_a_410_from_a_connection_still_opening_does_not_forget_it(world: World) 
     world.connect("opening", ago=timedelta(seconds=2))
     world.poster.gone.add("opening")
     job = world.job()
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     detail = world.sent_detail(job)
     assert detail["connections_reached"] == 0 and "connections_gone" not in detail
     assert "handshake" in detail["connections_failed"]["opening"]
     assert set(world.connections.connections) == {"opening"}  # kept: its frames will reach it once it is open
     world.poster.gone.clear()
-    world.service.push_counts("u1")
+    world.in_app.push_counts("u1")
     assert world.poster.frames("opening") == [{"type": "counts", "unseen": 1, "unread": 1, "total": 1}]
 
 
@@ -186,28 +169,28 @@ def test_a_job_naming_another_users_connection_is_never_posted_there(world: Worl
     world.connect("mine")
     world.connect("theirs", user="u2")
     job = world.job(contact=Contact(connection_id="theirs"))
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     assert world.poster.posted == [] and world.sent_detail(job)["connections_reached"] == 0
     named = world.job(contact=Contact(connection_id="mine"))
-    assert world.delivery.handle(named) is Outcome.SENT
+    assert world.service.handle(named) is Outcome.SENT
     assert [c for c, _ in world.poster.posted] == ["mine"]
 
 
 def test_a_user_with_no_connection_still_gets_the_item_and_no_letter(world: World) -> None:
     world.connect("old", ago=timedelta(hours=3))  # past API Gateway's 2 hours: not live
     job = world.job("new_episode")
-    assert world.delivery.handle(job) is Outcome.SENT
+    assert world.service.handle(job) is Outcome.SENT
     assert world.sent_detail(job)["connections_reached"] == 0
     assert world.poster.posted == [] and world.dlq.letters == []
     (item,) = world.inbox.of("u1")
-    assert world.service.counts("u1") == InboxCounts(unseen=1, unread=1, total=1)
-    assert world.service.page("u1", InboxFilter.UNREAD, 10, None).items == [item]
+    assert world.in_app.counts("u1") == InboxCounts(unseen=1, unread=1, total=1)
+    assert world.in_app.page("u1", InboxFilter.UNREAD, 10, None).items == [item]
 
 
 def test_a_frame_too_big_for_api_gateway_goes_out_truncated(world: World) -> None:
     world.connect("c1")
     big = world.job(payload={**EVENT_TYPES["review_liked"].sample_payload(), "comment": "é" * 40_000})
-    assert world.delivery.handle(big) is Outcome.SENT
+    assert world.service.handle(big) is Outcome.SENT
     ((_, data),) = world.poster.posted
     assert len(data) <= FRAME_BYTES
     frame = json.loads(data)
@@ -217,7 +200,7 @@ def test_a_frame_too_big_for_api_gateway_goes_out_truncated(world: World) -> Non
     assert item.data["comment"] == "é" * 40_000  # the inbox keeps it whole
 
     normal = world.job()
-    assert world.delivery.handle(normal) is Outcome.SENT
+    assert world.service.handle(normal) is Outcome.SENT
     frame = world.poster.frames()[-1]
     assert "truncated" not in frame["item"] and frame["item"]["body"] and frame["item"]["data"] == normal.payload
     assert frame["counts"] == {"type": "counts", "unseen": 2, "unread": 2, "total": 2}
@@ -227,7 +210,7 @@ def test_a_user_who_turned_websocket_off_is_skipped(world: World) -> None:
     world.connect("c1")
     world.preferences.put(UserPreferences("u1", channels={"websocket": False}))
     job = world.job()
-    assert world.delivery.handle(job) is Outcome.SKIPPED
+    assert world.service.handle(job) is Outcome.SKIPPED
     last = world.store.jobs[job.job_id]["history"][-1]
     assert last.status is Status.SKIPPED
     assert last.detail == {"reason": "opted_out", "category": Category.SOCIAL.value}
@@ -236,40 +219,40 @@ def test_a_user_who_turned_websocket_off_is_skipped(world: World) -> None:
 
 def test_every_change_pushes_fresh_counts_to_each_live_connection(world: World) -> None:
     for job in (world.job(), world.job(), world.job("new_episode")):
-        world.delivery.handle(job)
+        world.service.handle(job)
     world.connect("c1")
     world.connect("c2", ago=timedelta(minutes=2))
     world.connect("expired", ago=timedelta(hours=2, seconds=1))
     world.connect("theirs", user="u2")
     first = world.inbox.of("u1")[0]
 
-    item, counts = world.service.mark("u1", first.id, InboxAction.READ)
+    item, counts = world.in_app.mark("u1", first.id, InboxAction.READ)
     assert item.read_at == iso(T0) and counts == InboxCounts(unseen=2, unread=2, total=3)
     frame = {"type": "counts", "unseen": 2, "unread": 2, "total": 3}
     assert world.poster.frames("c1") == [frame] and world.poster.frames("c2") == [frame]
     assert world.poster.frames("expired") == [] and world.poster.frames("theirs") == []
 
     world.poster.gone.add("c2")
-    changed, counts = world.service.read_all("u1")
+    changed, counts = world.in_app.read_all("u1")
     assert changed == 2 and counts == InboxCounts(unseen=0, unread=0, total=3)
     assert world.poster.frames("c1")[-1] == {"type": "counts", "unseen": 0, "unread": 0, "total": 3}
     assert "c2" not in world.connections.connections  # its 410 removed it
 
-    _, counts = world.service.mark("u1", first.id, InboxAction.ARCHIVE)
+    _, counts = world.in_app.mark("u1", first.id, InboxAction.ARCHIVE)
     assert counts.total == 2 and world.poster.frames("c1")[-1]["total"] == 2
     pushed = len(world.poster.posted)
     with pytest.raises(NotFound):
-        world.service.mark("u1", "f" * 32, InboxAction.READ)
+        world.in_app.mark("u1", "f" * 32, InboxAction.READ)
     with pytest.raises(NotFound):
-        world.service.mark("u2", first.id, InboxAction.READ)  # another user's item is nobody's
+        world.in_app.mark("u2", first.id, InboxAction.READ)  # another user's item is nobody's
     assert len(world.poster.posted) == pushed
 
 
 def test_connect_records_two_hours_and_disconnect_forgets(world: World) -> None:
-    connection = world.service.connect("u1", "abc=").connection
+    connection = world.in_app.connect("u1", "abc=").connection
     assert connection.expires_at == iso(T0 + timedelta(hours=2))
     assert world.connections.user_of("abc=") == "u1"
-    world.service.disconnect("abc=")
+    world.in_app.disconnect("abc=")
     assert world.connections.of_user("u1", T0, 10) == []
 
 

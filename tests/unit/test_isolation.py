@@ -9,7 +9,8 @@ from datetime import timedelta
 import pytest
 from notify.errors import StoreUnavailable, TemplateFailed
 from notify.models import MAX_ID_BYTES, NotificationJob, Recipients, Status
-from notify.services.delivery import MAX_RAW_BYTES, Outcome
+from notify.services.delivery import Outcome
+from notify.services.triage import MAX_RAW_BYTES
 from pydantic import ValidationError
 
 from .test_delivery import T0, World
@@ -22,7 +23,7 @@ def world() -> World:
 
 def test_bytes_that_are_not_utf8_are_dead_lettered_as_base64(world: World) -> None:
     raw = b"\xff\xfe\x00 not text"
-    assert world.service.handle_raw(raw, "kafka:t-0@1").outcome is Outcome.DEAD_LETTERED
+    assert world.triage.handle_raw(raw, "kafka:t-0@1").outcome is Outcome.DEAD_LETTERED
     (letter,) = world.dlq.letters
     assert letter.reason == "invalid_job" and "UTF-8" in letter.error
     assert letter.raw is None and base64.b64decode(letter.raw_base64 or "") == raw
@@ -35,14 +36,14 @@ def test_bytes_that_are_not_utf8_are_dead_lettered_as_base64(world: World) -> No
     ids=["array", "string", "nested-5000", "empty", "null", "not-a-job"],
 )
 def test_json_that_is_not_a_job_is_dead_lettered_as_text(world: World, raw: bytes) -> None:
-    assert world.service.handle_raw(raw, "kafka").outcome is Outcome.DEAD_LETTERED
+    assert world.triage.handle_raw(raw, "kafka").outcome is Outcome.DEAD_LETTERED
     (letter,) = world.dlq.letters
     assert letter.reason == "invalid_job" and letter.raw == raw.decode()[:MAX_RAW_BYTES]
 
 
 def test_a_huge_record_keeps_a_bounded_part_of_itself(world: World) -> None:
     raw = b"\x01" * (MAX_RAW_BYTES * 3)  # UTF-8, but every byte is a 6-character JSON escape
-    world.service.handle_raw(raw, "kafka")
+    world.triage.handle_raw(raw, "kafka")
     (letter,) = world.dlq.letters
     assert letter.raw_size == len(raw) and letter.raw is None
     assert len(json.dumps(letter.__dict__)) < 200 * 1024  # fits an SQS message
@@ -51,7 +52,7 @@ def test_a_huge_record_keeps_a_bounded_part_of_itself(world: World) -> None:
 def test_a_user_id_with_a_tab_is_not_a_job(world: World) -> None:
     data = json.loads(world.job().model_dump_json())
     data["user_id"] = "user\t1"
-    assert world.service.handle_raw(json.dumps(data), "kafka").outcome is Outcome.DEAD_LETTERED
+    assert world.triage.handle_raw(json.dumps(data), "kafka").outcome is Outcome.DEAD_LETTERED
     assert "control characters" in world.dlq.letters[0].error
 
 
@@ -66,7 +67,7 @@ def test_a_template_that_fails_fails_the_job_as_a_template_error(world: World) -
 def test_anything_a_peer_makes_the_code_raise_fails_that_job_only(world: World) -> None:
     world.users.errors.append(KeyError("id"))  # e.g. an answer the adapter did not expect
     job = world.job()
-    assert world.service.handle_raw(job.model_dump_json(), "kafka").outcome is Outcome.FAILED
+    assert world.triage.handle_raw(job.model_dump_json(), "kafka").outcome is Outcome.FAILED
     assert world.dlq.letters[0].reason == "internal_error" and "KeyError" in world.dlq.letters[0].error
     assert world.email.sent == []
 
@@ -82,7 +83,7 @@ def test_raising_while_sending_is_never_sent_again(world: World) -> None:
 def test_store_unavailable_is_the_only_thing_that_escapes(world: World) -> None:
     world.users.errors.append(StoreUnavailable("table down"))
     with pytest.raises(StoreUnavailable):
-        world.service.handle_raw(world.job().model_dump_json(), "kafka")
+        world.triage.handle_raw(world.job().model_dump_json(), "kafka")
 
 
 def test_a_long_wait_has_one_scheduled_entry_whatever_its_hops(world: World) -> None:

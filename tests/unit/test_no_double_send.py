@@ -50,7 +50,8 @@ _port_checks: tuple[PushSender, EmailSender] = (
 def _push_world(seconds_per_call: float = 0) -> tuple[World, MemoryPush]:
     world = World()
     push = MemoryPush(world, seconds_per_call)
-    world.service._push = push  # the same service, with a push channel
+    world.push = push  # the same world, with a push channel
+    world.wire()
     return world, push
 
 

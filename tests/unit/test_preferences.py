@@ -108,7 +108,8 @@ def test_the_service_answers_defaults_replaces_whole_and_imports_in_bulk() -> No
 def _world(**prefs: object) -> tuple[World, MemoryPreferences]:
     world = World()
     store = MemoryPreferences({"u1": UserPreferences("u1", **prefs)})  # type: ignore[arg-type]
-    world.service._preferences = store
+    world.preferences = store
+    world.wire()
     return world, store
 
 

@@ -5,6 +5,7 @@ only, the worker storing a job's links once per render, and clicks counted on th
 from __future__ import annotations
 
 import functools
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ from typing import Any, Optional
 
 import pytest
 from notify.catalog import EVENT_TYPES
-from notify.default_templates import DEFAULTS, seed_default_templates
+from notify.default_templates import DEFAULTS
 from notify.errors import StoreUnavailable, TransientError
 from notify.jobs import EventPlan, new_event_id
 from notify.links import (
@@ -30,12 +31,12 @@ from notify.models import Channel, Contact, NotificationJob, Status
 from notify.ports import ClickStore, LinkStore, PushSender
 from notify.records import JOB_RETENTION, RenderedMessage, ShortLink, Template, UserProfile
 from notify.rendering import RenderFailed, render, render_context
-from notify.services.delivery import DeliveryService, DeliverySettings, Outcome
+from notify.services.delivery import Outcome
 from notify.services.links import LinkService
 from notify.services.templates import check_renders
 from notify.signing import KeysUnusable
 
-from .fakes import MemoryDlq, MemoryQueue, MemoryStore, MemoryTemplates, MemoryUsers
+from .fakes import DeliveryWorld
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEY = "short-link test key of 32 bytes at least"
@@ -290,27 +291,17 @@ class MemoryPush:
 _checks: tuple[LinkStore, ClickStore, PushSender] = (MemoryLinks(), MemoryClicks(), MemoryPush())
 
 
-class World:
+class World(DeliveryWorld):
+    push: MemoryPush
+    link_store: MemoryLinks
+
     def __init__(self) -> None:
-        self.now = T0
-        self.store = MemoryStore()
-        self.templates = MemoryTemplates()
-        seed_default_templates(self.templates, lambda: T0)
-        self.users = MemoryUsers({"u1": UserProfile("u1", email="u1@example.com", push_endpoints=("arn:endpoint/1",))})
+        users = {"u1": UserProfile("u1", email="u1@example.com", push_endpoints=("arn:endpoint/1",))}
+        super().__init__(T0, users, max_attempts=None, rand=random.random)
         self.push = MemoryPush()
-        self.links = MemoryLinks()
-        self.service = DeliveryService(
-            self.store,
-            self.templates,
-            self.users,
-            MemoryQueue(),
-            MemoryDlq(),
-            lambda: self.now,
-            push=self.push,
-            settings=DeliverySettings(),
-            links=ShortLinks(lambda: KEY, BASE),
-            link_store=self.links,
-        )
+        self.short_links = ShortLinks(lambda: KEY, BASE)
+        self.link_store = MemoryLinks()
+        self.wire()
 
 
 def test_a_push_carries_a_short_link_stored_once_per_render_with_its_job_user_and_expiry() -> None:
@@ -321,15 +312,15 @@ def test_a_push_carries_a_short_link_stored_once_per_render_with_its_job_user_an
     code = derive_code(KEY.encode(), job.job_id, job.payload["watch_url"])
     assert f"{BASE}/l/{code}" in (message.body or "")
     assert job.payload["watch_url"] not in (message.body or "")
-    assert world.links.writes == 1  # one write at render
-    assert world.links.links[code] == ShortLink(
+    assert world.link_store.writes == 1  # one write at render
+    assert world.link_store.links[code] == ShortLink(
         code, job.payload["watch_url"], iso_of(T0 + JOB_RETENTION), job_id=job.job_id, user_id="u1"
     )
     assert world.store.jobs[job.job_id]["history"][-1].detail["short_links"] == 1
     # A redelivered copy after a crash before SENT renders again: the same code, one more write, no second link.
     world.store.jobs[job.job_id].update(status=Status.RETRYING)
     assert world.service.handle(job.model_copy(update={"attempt": 1})) is Outcome.SENT
-    assert (world.links.writes, len(world.links.links)) == (2, 1)
+    assert (world.link_store.writes, len(world.link_store.links)) == (2, 1)
     assert code in (world.push.sent[-1][1].body or "")
 
 
@@ -339,7 +330,7 @@ def iso_of(moment: datetime) -> str:
 
 def test_a_link_store_that_is_down_retries_the_job_instead_of_sending_a_dead_link() -> None:
     world = World()
-    world.links.errors.append(StoreUnavailable("cannot store links: throttled"))
+    world.link_store.errors.append(StoreUnavailable("cannot store links: throttled"))
     job = _job()
     assert world.service.handle(job) is Outcome.RETRYING
     assert world.push.sent == [] and world.store.jobs[job.job_id]["status"] is Status.RETRYING
@@ -349,22 +340,13 @@ def test_an_inline_in_app_job_without_short_links_in_its_template_stores_none() 
     world = World()
     job = _job("review_liked", contact=Contact(push_endpoints=["arn:endpoint/1"]))
     assert world.service.handle(job) is Outcome.SENT
-    assert world.links.writes == 0 and world.links.links == {}
+    assert world.link_store.writes == 0 and world.link_store.links == {}
 
 
 def test_an_unusable_key_list_retries_only_the_jobs_whose_template_makes_a_short_link() -> None:
     world = World()
-    world.service = DeliveryService(
-        world.store,
-        world.templates,
-        world.users,
-        MemoryQueue(),
-        MemoryDlq(),
-        lambda: world.now,
-        push=world.push,
-        links=ShortLinks(lambda: "not 32 bytes", BASE),
-        link_store=world.links,
-    )
+    world.short_links = ShortLinks(lambda: "not 32 bytes", BASE)
+    world.wire()
     assert world.service.handle(_job("review_liked")) is Outcome.SENT  # its template shortens nothing
     linked = _job()
     assert world.service.handle(linked) is Outcome.RETRYING

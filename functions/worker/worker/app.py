@@ -36,11 +36,14 @@ from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
 from notify.clock import utc_now
 from notify.links import ShortLinks
+from notify.models import Channel
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
-from notify.services.delivery import DeliveryService, Outcome, Result
+from notify.services.channels import EmailChannel, InAppChannel, PushChannel
+from notify.services.delivery import DeliveryService, Outcome
 from notify.services.fanout import FanoutService
 from notify.services.inbox import InboxService
 from notify.services.segments import CompositeSegmentSource
+from notify.services.triage import Result, Triage
 from notify.settings import WorkerSettings, load
 from notify.unsubscribe import UnsubscribeLinks
 
@@ -51,7 +54,7 @@ metrics = Metrics()
 
 @dataclass(frozen=True)
 class Services:
-    delivery: DeliveryService
+    triage: Triage
     pool: ThreadPoolExecutor
 
 
@@ -78,6 +81,33 @@ def build_services(settings: WorkerSettings) -> Services:
         utc_now,
         settings.fanout_page_size,
     )
+    # Sends: one HTTP attempt each, timeouts well inside the lease; emails under the account's SES rate.
+    email = RateLimitedEmailSender(
+        SesEmailSender(
+            boto3.client("sesv2", config=pool.merge(SEND_CONFIG)),
+            settings.sender_email,
+            settings.ses_configuration_set,
+            settings.ses_untracked_configuration_set,
+        ),
+        TokenBucket(settings.ses_max_send_rate),
+    )
+    # In-app: the item is stored in the inbox, then posted to the user's sockets (one attempt per connection).
+    inbox = InboxService(
+        DynamoInboxStore(dynamodb, settings.inbox_table),
+        DynamoConnectionStore(dynamodb, settings.connections_table),
+        ApiGatewayConnectionPoster(
+            boto3.client(
+                "apigatewaymanagementapi",
+                endpoint_url=settings.websocket_endpoint,
+                config=pool.merge(SEND_CONFIG),
+            )
+        )
+        if settings.websocket_endpoint
+        else None,
+        utc_now,
+        retention=timedelta(days=settings.inbox_retention_days),
+        max_connections=settings.max_connections_per_user,
+    )
     delivery = DeliveryService(
         store=store,
         templates=DynamoTemplateStore(dynamodb, settings.templates_table),
@@ -85,17 +115,12 @@ def build_services(settings: WorkerSettings) -> Services:
         delay_queue=delay_queue,
         dlq=dlq,
         clock=utc_now,
-        # Sends: one HTTP attempt each, timeouts well inside the lease; emails under the account's SES rate.
-        email=RateLimitedEmailSender(
-            SesEmailSender(
-                boto3.client("sesv2", config=pool.merge(SEND_CONFIG)),
-                settings.sender_email,
-                settings.ses_configuration_set,
-                settings.ses_untracked_configuration_set,
-            ),
-            TokenBucket(settings.ses_max_send_rate),
-        ),
-        push=SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG))),
+        # One sender per channel (notify.services.channels): a new channel is one more line here.
+        senders={
+            Channel.EMAIL: EmailChannel(email),
+            Channel.PUSH: PushChannel(SnsPushSender(boto3.client("sns", config=pool.merge(SEND_CONFIG)))),
+            Channel.WEBSOCKET: InAppChannel(inbox),
+        },
         unsubscribe=(
             UnsubscribeLinks(SsmSecret(settings.unsubscribe_keys_parameter), settings.public_api_url)
             if settings.public_api_url and settings.unsubscribe_keys_parameter
@@ -108,30 +133,14 @@ def build_services(settings: WorkerSettings) -> Services:
             else None
         ),
         link_store=DynamoLinkStore(dynamodb, settings.links_table) if settings.links_table else None,
-        fanout=fanout,
         # Opt-outs, quiet hours, suppressions: one read per user and PREFERENCES_CACHE_SECONDS (docs/PREFERENCES.md).
         preferences=DynamoPreferenceStore(
             dynamodb, settings.notifications_table, cache_seconds=settings.preferences_cache_seconds
         ),
-        # In-app: the item is stored in the inbox, then posted to the user's sockets (one attempt per connection).
-        inbox=InboxService(
-            DynamoInboxStore(dynamodb, settings.inbox_table),
-            DynamoConnectionStore(dynamodb, settings.connections_table),
-            ApiGatewayConnectionPoster(
-                boto3.client(
-                    "apigatewaymanagementapi",
-                    endpoint_url=settings.websocket_endpoint,
-                    config=pool.merge(SEND_CONFIG),
-                )
-            )
-            if settings.websocket_endpoint
-            else None,
-            utc_now,
-            retention=timedelta(days=settings.inbox_retention_days),
-            max_connections=settings.max_connections_per_user,
-        ),
     )
-    return Services(delivery, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
+    # Each record is sorted first: a job goes to delivery, a segment's page to fan-out, anything else to the DLQ.
+    triage = Triage(delivery, dlq, utc_now, fanout)
+    return Services(triage, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 
 
 @cache
@@ -144,7 +153,7 @@ snapstart.register(services)
 
 
 def _deliver(raw: str | bytes, source: str) -> Result:
-    result = services().delivery.handle_raw(raw, source)
+    result = services().triage.handle_raw(raw, source)
     job = result.job
     channel = job.channel.value if job else "unknown"
     with single_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1, namespace=metrics.namespace) as m:
@@ -194,7 +203,7 @@ def _kafka_record(record: KafkaEventRecord) -> str:
         raw = record.decoded_value if record.get("value") is not None else b""
     except (ValueError, TypeError) as exc:  # not base64: Lambda never does this, but a hand-made event may
         raw = str(record.get("value")).encode()
-        services().delivery.dead_letter_raw("undecodable_record", f"value is not base64: {exc}", raw, source)
+        services().triage.dead_letter_raw("undecodable_record", f"value is not base64: {exc}", raw, source)
         return Outcome.DEAD_LETTERED.value
     return _deliver(raw, source).outcome.value
 

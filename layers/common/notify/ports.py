@@ -29,6 +29,7 @@ from notify.records import (
     RenderedMessage,
     Run,
     SegmentPage,
+    Sent,
     ShortLink,
     Template,
     Transition,
@@ -163,6 +164,40 @@ class PushSender(Protocol):
 
     def send_push(self, endpoint: str, message: RenderedMessage, data: dict[str, Any]) -> str:
         """Publish to one endpoint and return the provider's message id; errors as :meth:`EmailSender.send_email`."""
+        ...
+
+
+class SendAttempt(Protocol):
+    """One attempt at a job's provider calls, as the delivery pipeline hands it to a :class:`ChannelSender`."""
+
+    @property
+    def unsubscribe_link(self) -> Optional[str]:
+        """The one-click unsubscribe link the message carries (an email that is not account mail), else None."""
+        ...
+
+    @property
+    def pushed(self) -> dict[str, str]:
+        """Push endpoints done (endpoint → message id), by earlier attempts (``job.pushed``) and by this one. A sender
+        adds each endpoint once it is done, so what it did survives an error raised after it (the job's retry and
+        its dead letter skip those endpoints)."""
+        ...
+
+    def time_left(self) -> bool:
+        """True while a provider call started now would end inside the claim's lease."""
+        ...
+
+    def before_call(self) -> None:
+        """Raise TransientError if a provider call started now could outlive the claim's lease (the rest retries)."""
+        ...
+
+
+class ChannelSender(Protocol):
+    """Sends a rendered message on one channel (``notify.services.channels``: email, push, in-app)."""
+
+    def send(self, job: NotificationJob, profile: UserProfile, message: RenderedMessage, attempt: SendAttempt) -> Sent:
+        """Send ``message`` to ``profile``'s address on the job's channel, each provider call after
+        ``attempt.before_call()``. Raises TransientError (retry), PermanentError (no such address, refused for good)
+        or OutcomeUnknown (a request went out and no answer came back: never retry)."""
         ...
 
 

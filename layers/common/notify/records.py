@@ -32,7 +32,7 @@ class DeadLetter:
     source: str = ""
     failed_at: str = ""
     raw_base64: Optional[str] = None  # ... or base64 when it is not UTF-8
-    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.services.delivery.MAX_RAW_BYTES)
+    raw_size: Optional[int] = None  # its size in bytes (raw is cut at notify.services.triage.MAX_RAW_BYTES)
 
 
 @dataclass(frozen=True)
@@ -488,6 +488,15 @@ class InAppDelivery:
     reached: tuple[str, ...] = ()  # connections the frame was posted to
     gone: tuple[str, ...] = ()  # connections that answered 410 Gone (removed)
     failed: dict[str, str] = field(default_factory=dict)  # connection → error (the item waits in the inbox)
+
+
+@dataclass(frozen=True)
+class Sent:
+    """What a channel sender did with one job: the provider's message id (several, comma-separated, for a push to
+    several endpoints; the inbox item's id in-app) and what the job's ``SENT`` history entry records about it."""
+
+    provider_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""The worker's pipeline: one job in, exactly one terminal outcome (or a scheduled retry) out."""
+"""The worker's pipeline: one job in, exactly one terminal outcome (or a scheduled retry) out.
+
+Records reach it sorted (``notify.services.triage``); the provider calls are the channel senders'
+(``notify.services.channels``), which it takes as a map from channel to sender.
+"""
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import math
 import random
@@ -13,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Optional
-
-from pydantic import ValidationError
 
 from notify.catalog import category_of
 from notify.clock import Clock, iso
@@ -27,16 +27,16 @@ from notify.errors import (
     TemplateFailed,
     TransientError,
 )
+from notify.limits import MAX_ERROR_CHARS
 from notify.links import JobLinks, ShortLinks
-from notify.models import JOB_SCHEMA_VERSION, Category, Channel, FanoutTask, NotificationJob, Priority, Status
+from notify.models import Category, Channel, NotificationJob, Priority, Status
 from notify.ports import (
+    ChannelSender,
     DeadLetterQueue,
     DelayQueue,
-    EmailSender,
     JobLedger,
     LinkStore,
     PreferenceStore,
-    PushSender,
     TemplateStore,
     UserDirectory,
 )
@@ -44,15 +44,10 @@ from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMe
 from notify.rendering import locale_chain, render, render_context
 from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
-from notify.services.fanout import FanoutService
-from notify.services.inbox import InboxService
 from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
 
-# A dead letter keeps at most this much of a raw record (SQS takes 256 KiB per message, base64 adds a third).
-MAX_RAW_BYTES = 96 * 1024
-MAX_ERROR_CHARS = 2000
 # The last known contact (docs/WORKER.md, step 5): used when the Auth service is unreachable on a job's third
 # attempt (attempt index 2) or later, if taken within 30 days; rewritten when it changes or is a day old.
 SNAPSHOT_FROM_ATTEMPT = 2
@@ -75,45 +70,6 @@ class Outcome(str, Enum):
     FANNED_OUT = "fanned_out"  # a segment page became jobs
 
 
-@dataclass(frozen=True)
-class Result:
-    """What happened to one record, with the job when it was one."""
-
-    outcome: Outcome
-    job: Optional[NotificationJob]
-    fanned_out_jobs: int = 0
-
-
-class InvalidJob(ValueError):
-    """A record that is not a job this worker understands."""
-
-
-def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
-    """Parse a Kafka value or SQS body; refuse unknown schema versions."""
-    if isinstance(raw, bytes):
-        try:
-            raw = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidJob(f"not UTF-8 text: {exc}") from None
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidJob(f"not JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidJob("not a job: JSON nested too deeply") from None
-    if not isinstance(data, dict):
-        raise InvalidJob("not a JSON object")
-    version = data.get("schema_version")
-    if version != JOB_SCHEMA_VERSION:
-        raise InvalidJob(f"unsupported schema_version {version!r}; this worker reads {JOB_SCHEMA_VERSION}")
-    try:
-        if data.get("kind") == "fanout":
-            return FanoutTask.model_validate(data)
-        return NotificationJob.model_validate(data)
-    except ValidationError as exc:
-        raise InvalidJob(f"invalid job: {exc.errors(include_url=False)}") from None
-
-
 @dataclass
 class DeliverySettings:
     """The worker's delivery knobs: fallback locale, claim lease, longest provider call, unsubscribe link, retries."""
@@ -129,7 +85,11 @@ class DeliverySettings:
 
 
 class DeliveryService:
-    """Delivers jobs once each. Raises :class:`StoreUnavailable` only when an outcome cannot be recorded."""
+    """Delivers jobs once each. Raises :class:`StoreUnavailable` only when an outcome cannot be recorded.
+
+    The channels are ``senders`` (``notify.services.channels``, one per channel): a job whose channel has none
+    fails (``permanent_error``).
+    """
 
     def __init__(
         self,
@@ -139,12 +99,9 @@ class DeliveryService:
         delay_queue: DelayQueue,
         dlq: DeadLetterQueue,
         clock: Clock,
-        email: Optional[EmailSender] = None,
-        push: Optional[PushSender] = None,
-        inbox: Optional[InboxService] = None,
+        senders: Mapping[Channel, ChannelSender],
         settings: Optional[DeliverySettings] = None,
         rand: Callable[[], float] = random.random,
-        fanout: Optional[FanoutService] = None,
         preferences: Optional[PreferenceStore] = None,
         unsubscribe: Optional[UnsubscribeLinks] = None,
         links: Optional[ShortLinks] = None,
@@ -154,7 +111,6 @@ class DeliveryService:
         # Short links (``{{ url | short }}``): made for each render, stored before the message goes out.
         self._links = links if link_store is not None else None
         self._link_store = link_store
-        self._fanout = fanout
         self._preferences = preferences
         self._store = store
         self._templates = templates
@@ -162,9 +118,7 @@ class DeliveryService:
         self._delay = delay_queue
         self._dlq = dlq
         self._clock = clock
-        self._email = email
-        self._push = push
-        self._inbox = inbox
+        self._senders = dict(senders)
         self._settings = settings or DeliverySettings()
         self._rand = rand
         # The last known contacts this container wrote (a cached read of the user's item may predate them).
@@ -173,41 +127,8 @@ class DeliveryService:
         )
         self._snapshots_lock = threading.Lock()
 
-    # -- entry points ----------------------------------------------------------------
-
-    def handle_raw(self, raw: str | bytes, source: str) -> Result:
-        """Parse and deliver one record. Whatever it holds, it ends in a recorded outcome or in the DLQ.
-
-        Only :class:`StoreUnavailable` escapes (the outcome could not be recorded): the caller reports that
-        record alone for a retry. Any other exception dead-letters the record with its raw bytes and the reason,
-        so no record can stop the records behind it.
-        """
-        try:
-            message = parse_message(raw)
-        except InvalidJob as exc:
-            self._dead_letter(raw_letter("invalid_job", str(exc), raw, source))
-            return Result(Outcome.DEAD_LETTERED, None)
-        try:
-            if isinstance(message, FanoutTask):
-                if self._fanout is None:
-                    raise PermanentError("this worker does not fan out")
-                page = self._fanout.handle(message)
-                outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
-                return Result(outcome, None, page.jobs)
-            return Result(self.handle(message), message)
-        except StoreUnavailable:
-            raise
-        except Exception as exc:  # noqa: BLE001 - isolation: one record must never stop the batch
-            log.exception("a record made the worker raise; it is dead-lettered")
-            self._dead_letter(raw_letter("internal_error", _describe(exc), raw, source))
-            return Result(Outcome.DEAD_LETTERED, message if isinstance(message, NotificationJob) else None)
-
-    def dead_letter_raw(self, reason: str, error: str, raw: str | bytes, source: str) -> None:
-        """Dead-letter a record the trigger could not even hand over as bytes."""
-        self._dead_letter(raw_letter(reason, error, raw, source))
-
     def handle(self, job: NotificationJob) -> Outcome:
-        """Run the pipeline for one job."""
+        """Run the pipeline for one job: claim it, check its timing and the user's consent, then send it."""
         now = self._clock()
         due = job.due_at()
         if job.waiting and due is not None and due > now and (job.expires_at is None or job.expires_at > due):
@@ -226,6 +147,20 @@ class DeliveryService:
             # (An in-app job is safe to run again: its inbox item is stored once, and a stored one is not pushed.)
             error = "a worker stopped while sending; the outcome is unknown, so it is not sent again"
             return self._fail(job, token, "outcome_unknown", error)
+        held = self._timing(job, token, now)
+        if held is not None:
+            return held
+        preferences = self._preferences_of(job)
+        held = self._consent(job, token, now, preferences)
+        if held is not None:
+            return held
+        return self._attempt(job, token, now, preferences)
+
+    # -- steps --------------------------------------------------------------------------
+
+    def _timing(self, job: NotificationJob, token: str, now: datetime) -> Optional[Outcome]:
+        """EXPIRED if the job has expired or falls due after it expires, SCHEDULED (parked on the delay queue) if it
+        is not due yet; None to go on."""
         if job.expires_at is not None and now >= job.expires_at:
             self._transition(job, Status.EXPIRED, token, error=f"expired at {iso(job.expires_at)}")
             return Outcome.EXPIRED
@@ -238,69 +173,89 @@ class DeliveryService:
             self._enqueue(job.model_copy(update={"waiting": True}), wait)
             self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due)})
             return Outcome.SCHEDULED
-        preferences = self._preferences_of(job)
-        held = self._consent(job, token, now, preferences)
-        if held is not None:
-            return held
+        return None
+
+    def _attempt(
+        self, job: NotificationJob, token: str, now: datetime, preferences: Optional[UserPreferences]
+    ) -> Outcome:
+        """Deliver the job (:meth:`_deliver`) and record SENT, or the retry or failure that what it raised calls for.
+
+        A retry and a dead letter carry the push endpoints this attempt did, so they are not published to again.
+        """
         deadline = now + timedelta(seconds=self._settings.lease_seconds)
-        progress: dict[str, str] = dict(job.pushed or {})  # push endpoints done, by this attempt or earlier ones
-        rejected: dict[str, str] = {}  # push endpoints that refused this attempt for good (disabled, deleted)
-        sending = False
-        shortened: Optional[JobLinks] = None
+        attempt = _Attempt(job, self._clock, deadline, self._settings.call_seconds)
         try:
-            profile, source = self._recipient(job, preferences)
-            if not _reaches(profile, job.channel):
-                # No address on the job's channel (no email, no push endpoint): nothing to send and nothing for an
-                # operator to act on, so no letter; the summaries count it.
-                unreachable = {"reason": "unreachable", "channel": job.channel.value, "contact_source": source}
-                self._transition(job, Status.SKIPPED, token, detail=unreachable)
-                return Outcome.SKIPPED
-            if job.channel is Channel.EMAIL and preferences is not None and profile.email in preferences.suppressed:
-                # A hard bounce or a complaint suppressed the address: nothing more goes to it, account mail included.
-                skipped = {"reason": "suppressed", "address": profile.email}
-                self._transition(job, Status.SKIPPED, token, detail=skipped)
-                return Outcome.SKIPPED
-            link = self._unsubscribe_link(job)
-            shortened = self._links.for_job(job) if self._links is not None else None
-            message = self._render(job, profile, link, shortened)
-            self._store_links(shortened)
-            rendered_with = {"template_version": message.template_version, "template_id": message.template_id}
-            if not self._transition(job, Status.SENDING, token, detail=rendered_with):
-                return Outcome.DUPLICATE
-            sending = True
-            in_app: dict[str, Any] = {}
-            provider_id = self._send(job, profile, message, deadline, progress, rejected, link, in_app)
+            sent = self._deliver(job, token, preferences, attempt)
         except TransientError as exc:
-            return self._retry(_progressed(job, progress), token, str(exc))
+            return self._retry(attempt.progressed(job), token, str(exc))
         except OutcomeUnknown as exc:
             # The request may have reached the provider: sending again could deliver twice.
-            return self._fail(_progressed(job, progress), token, "outcome_unknown", str(exc))
+            return self._fail(attempt.progressed(job), token, "outcome_unknown", str(exc))
         except TemplateFailed as exc:
             return self._fail(job, token, "template_error", str(exc))
         except (PermanentError, NotFound) as exc:
-            return self._fail(_progressed(job, progress), token, "permanent_error", str(exc))
+            return self._fail(attempt.progressed(job), token, "permanent_error", str(exc))
         except StoreUnavailable:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug or a peer's nonsense fails this job, not the batch
             log.exception("delivering job %s raised", job.job_id)
             # Raised while sending, the provider may have taken it: never send again, let an operator decide.
-            reason = "outcome_unknown" if sending else "internal_error"
-            return self._fail(_progressed(job, progress), token, reason, _describe(exc))
-        detail: dict[str, Any] = {"provider_message_id": provider_id, "template_version": message.template_version}
-        detail["contact_source"] = source  # inline, auth or snapshot
-        if rejected:
-            detail["endpoints_rejected"] = rejected
-        if link is not None:
-            # That the email carried one (RFC 8058), never the link: its token opts the user out, and whoever may
-            # read statuses (a support or reporting key) must not be able to.
-            detail["list_unsubscribe"] = True
-        if shortened is not None and shortened.made:
-            detail["short_links"] = len(shortened.made)  # how many, never the codes (a click on one counts)
-        detail.update(in_app)
-        self._transition(job, Status.SENT, token, detail=detail)
+            reason = "outcome_unknown" if attempt.sending else "internal_error"
+            return self._fail(attempt.progressed(job), token, reason, _describe(exc))
+        if isinstance(sent, Outcome):
+            return sent
+        self._transition(job, Status.SENT, token, detail=sent)
         return Outcome.SENT
 
-    # -- steps --------------------------------------------------------------------------
+    def _deliver(
+        self, job: NotificationJob, token: str, preferences: Optional[UserPreferences], attempt: _Attempt
+    ) -> Outcome | dict[str, Any]:
+        """Find the recipient, render, record SENDING and send: the detail of the job's SENT entry, or the outcome
+        that ended the job before the send (SKIPPED; DUPLICATE when another copy recorded SENDING first)."""
+        profile, source = self._recipient(job, preferences)
+        skipped = self._unreachable(job, token, profile, source, preferences)
+        if skipped is not None:
+            return skipped
+        attempt.unsubscribe_link = self._unsubscribe_link(job)
+        shortened = self._links.for_job(job) if self._links is not None else None
+        message = self._render(job, profile, attempt.unsubscribe_link, shortened)
+        self._store_links(shortened)
+        rendered_with = {"template_version": message.template_version, "template_id": message.template_id}
+        if not self._transition(job, Status.SENDING, token, detail=rendered_with):
+            return Outcome.DUPLICATE
+        attempt.sending = True
+        sender = self._senders.get(job.channel)
+        if sender is None:
+            raise PermanentError(f"the {job.channel.value} channel is not configured")
+        sent = sender.send(job, profile, message, attempt)
+        detail: dict[str, Any] = {"provider_message_id": sent.provider_id, "template_version": message.template_version}
+        detail["contact_source"] = source  # inline, auth or snapshot
+        detail.update(sent.detail)  # the channel's: the email's unsubscribe header, push endpoints rejected, in-app
+        if shortened is not None and shortened.made:
+            detail["short_links"] = len(shortened.made)  # how many, never the codes (a click on one counts)
+        return detail
+
+    def _unreachable(
+        self,
+        job: NotificationJob,
+        token: str,
+        profile: UserProfile,
+        source: str,
+        preferences: Optional[UserPreferences],
+    ) -> Optional[Outcome]:
+        """SKIPPED if the recipient has no address on the job's channel, or their email address is suppressed."""
+        if not _reaches(profile, job.channel):
+            # No address on the job's channel (no email, no push endpoint): nothing to send and nothing for an
+            # operator to act on, so no letter; the summaries count it.
+            unreachable = {"reason": "unreachable", "channel": job.channel.value, "contact_source": source}
+            self._transition(job, Status.SKIPPED, token, detail=unreachable)
+            return Outcome.SKIPPED
+        if job.channel is Channel.EMAIL and preferences is not None and profile.email in preferences.suppressed:
+            # A hard bounce or a complaint suppressed the address: nothing more goes to it, account mail included.
+            skipped = {"reason": "suppressed", "address": profile.email}
+            self._transition(job, Status.SKIPPED, token, detail=skipped)
+            return Outcome.SKIPPED
+        return None
 
     def _reads_preferences(self, job: NotificationJob) -> bool:
         """Whether the job reads the user's item: every job but an account notification that is not an email
@@ -446,72 +401,6 @@ class DeliveryService:
             f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"
         )
 
-    def _send(
-        self,
-        job: NotificationJob,
-        profile: UserProfile,
-        message: RenderedMessage,
-        deadline: datetime,
-        progress: dict[str, str],
-        rejected: dict[str, str],
-        link: Optional[str],
-        in_app: dict[str, Any],
-    ) -> str:
-        """Call the channel's provider, once per recipient address.
-
-        ``progress`` collects the push endpoints done; ``rejected`` the ones that refused for good (a disabled or
-        deleted endpoint), which are skipped so that the user's other devices still get the push. The job fails
-        only when every endpoint refused. An in-app job is stored in the user's inbox and pushed to their live
-        connections; ``in_app`` collects what that did, for the ``SENT`` history entry.
-        """
-        data = {"event_type": job.event_type, "job_id": job.job_id, "event_id": job.event_id}
-        if job.channel is Channel.EMAIL:
-            if not profile.email:
-                raise PermanentError(f"user {job.user_id} has no email address")
-            if self._email is None:
-                raise PermanentError("the email channel is not configured")
-            self._before_call(deadline)
-            tags = {"job_id": job.job_id, "event_type": job.event_type}
-            # Account mail's links carry secrets (reset, confirmation): SES must neither wrap them nor add a pixel.
-            tracked = category_of(job.event_type) is not Category.ACCOUNT
-            return self._email.send_email(profile.email, message, self._email_headers(link), tags, tracked=tracked)
-        if job.channel is Channel.PUSH:
-            if not profile.push_endpoints:
-                raise PermanentError(f"user {job.user_id} has no push endpoint")
-            if self._push is None:
-                raise PermanentError("the push channel is not configured")
-            for endpoint in profile.push_endpoints:
-                if endpoint not in progress:  # an earlier attempt published to it already
-                    self._before_call(deadline)
-                    try:
-                        progress[endpoint] = self._push.send_push(endpoint, message, data)
-                    except PermanentError as exc:
-                        rejected[endpoint] = str(exc)[:MAX_ERROR_CHARS]
-            if not any(e in progress for e in profile.push_endpoints):
-                raise PermanentError("; ".join(f"{e}: {error}" for e, error in rejected.items()))
-            return ",".join(progress[e] for e in profile.push_endpoints if e in progress)
-        if self._inbox is None:
-            raise PermanentError("the websocket channel is not configured")
-        delivered = self._inbox.deliver(job, message, lambda: self._time_left(deadline))
-        in_app["inbox_item_id"] = delivered.item_id
-        in_app["connections_reached"] = len(delivered.reached)
-        if not delivered.stored:
-            in_app["inbox_item_existed"] = True  # a redelivered job: stored and pushed by its first copy
-        if delivered.gone:
-            in_app["connections_gone"] = len(delivered.gone)
-        if delivered.failed:
-            in_app["connections_failed"] = delivered.failed
-        return delivered.item_id
-
-    def _time_left(self, deadline: datetime) -> bool:
-        """True while a provider call started now would end inside the claim's lease."""
-        return self._clock() + timedelta(seconds=self._settings.call_seconds) <= deadline
-
-    def _before_call(self, deadline: datetime) -> None:
-        """Refuse to start a provider call that could outlive the claim's lease (the rest of the job retries)."""
-        if not self._time_left(deadline):
-            raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
-
     def _store_links(self, shortened: Optional[JobLinks]) -> None:
         """Store the short links a render made (one write each), before the message carrying them goes out: a store
         that cannot take them retries the job, rather than sending links that lead nowhere."""
@@ -528,13 +417,6 @@ class DeliveryService:
         if self._unsubscribe is None or job.channel is not Channel.EMAIL or category is Category.ACCOUNT:
             return None
         return self._unsubscribe.link(job.user_id, category, job.channel)
-
-    @staticmethod
-    def _email_headers(link: Optional[str]) -> dict[str, str]:
-        """RFC 8058's two headers when the email has an unsubscribe link."""
-        if link is None:
-            return {}
-        return {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
 
     # -- outcomes -----------------------------------------------------------------------
 
@@ -591,38 +473,33 @@ class DeliveryService:
             raise StoreUnavailable(f"dead-letter queue unavailable: {exc}") from exc
 
 
-def raw_letter(reason: str, error: str, raw: str | bytes, source: str) -> DeadLetter:
-    """A dead letter for a record that is not (or could not be handled as) a job: its raw bytes and the reason.
+class _Attempt:
+    """One attempt's provider calls (a :class:`~notify.ports.SendAttempt`): the claim's deadline, the unsubscribe
+    link, the push endpoints done so far, and whether the send has begun (anything raised after that may have
+    reached the provider)."""
 
-    Text is kept as text; bytes that are not UTF-8 are kept base64-encoded in ``raw_base64``. Both are cut at
-    :data:`MAX_RAW_BYTES` (``raw_size`` says how big the record was).
-    """
-    data = raw.encode() if isinstance(raw, str) else bytes(raw)
-    kept = data[:MAX_RAW_BYTES]
-    text: Optional[str] = None
-    try:
-        text = kept.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    if text is not None and len(json.dumps(text)) > 2 * MAX_RAW_BYTES:
-        text = None  # mostly escapes (control characters): base64 is smaller
-    encoded = None if text is not None else base64.b64encode(kept).decode()
-    return DeadLetter(
-        reason,
-        error[:MAX_ERROR_CHARS],
-        0,
-        raw=text,
-        raw_base64=encoded,
-        raw_size=len(data),
-        source=source,
-    )
+    def __init__(self, job: NotificationJob, clock: Clock, deadline: datetime, call_seconds: float) -> None:
+        self.pushed: dict[str, str] = dict(job.pushed or {})  # by this attempt or earlier ones
+        self.unsubscribe_link: Optional[str] = None
+        self.sending = False
+        self._clock = clock
+        self._deadline = deadline
+        self._call_seconds = call_seconds
 
+    def time_left(self) -> bool:
+        """True while a provider call started now would end inside the claim's lease."""
+        return self._clock() + timedelta(seconds=self._call_seconds) <= self._deadline
 
-def _progressed(job: NotificationJob, progress: dict[str, str]) -> NotificationJob:
-    """The job carrying its push progress, so its retry and its dead letter skip the endpoints already done."""
-    if not progress or progress == (job.pushed or {}):
-        return job
-    return job.model_copy(update={"pushed": dict(progress)})
+    def before_call(self) -> None:
+        """Refuse to start a provider call that could outlive the claim's lease (the rest of the job retries)."""
+        if not self.time_left():
+            raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
+
+    def progressed(self, job: NotificationJob) -> NotificationJob:
+        """The job carrying its push progress, so its retry and its dead letter skip the endpoints already done."""
+        if not self.pushed or self.pushed == (job.pushed or {}):
+            return job
+        return job.model_copy(update={"pushed": dict(self.pushed)})
 
 
 def _describe(exc: BaseException) -> str:
