@@ -64,8 +64,9 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return data
 
 
-def references(value: Any) -> Iterator[str]:
-    """Every logical id or parameter that ``value`` names through ``Ref`` or ``Fn::GetAtt`` (nested too)."""
+def references(value: Any, *, subs: bool = False) -> Iterator[str]:
+    """Every logical id or parameter that ``value`` names through ``Ref`` or ``Fn::GetAtt`` (nested too), and with
+    ``subs`` through the ``${...}`` of an ``Fn::Sub`` (the variable's name before any ``.``) too."""
     if isinstance(value, dict):
         for key, inner in value.items():
             if key == "Ref" and isinstance(inner, str):
@@ -73,11 +74,16 @@ def references(value: Any) -> Iterator[str]:
             elif key == "Fn::GetAtt":
                 target = inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0]
                 yield str(target)
+            elif key == "Fn::Sub" and subs:
+                text = inner if isinstance(inner, str) else inner[0]
+                yield from (name.split(".", 1)[0] for name in _SUB_VARIABLE.findall(text))
+                if isinstance(inner, list):
+                    yield from references(inner[1], subs=True)
             else:
-                yield from references(inner)
+                yield from references(inner, subs=subs)
     elif isinstance(value, list):
         for item in value:
-            yield from references(item)
+            yield from references(item, subs=subs)
 
 
 @dataclass(frozen=True)

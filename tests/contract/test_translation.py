@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pytest
 
-from local.cfn import ROOT, Template, load_template
+from local.cfn import ROOT, Template, load_template, references
 from local.sam import PSEUDO, Translation, TranslationError, Translations
 
 SUBNETS = "subnet-0aaa1111,subnet-0bbb2222"
@@ -30,28 +30,28 @@ MSK = {"KafkaMode": "msk", "MskClusterArn": CLUSTER, "KafkaAuth": "iam", **VPC}
 TWO_ORIGINS = "https://app.example.com,https://admin.example.com"
 
 
-def _names(value: Any) -> Iterator[str]:
-    """Every logical id or parameter ``value`` names: Ref, Fn::GetAtt, and the ``${...}`` of an Fn::Sub."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if key == "Ref" and isinstance(inner, str):
-                yield inner
-            elif key == "Fn::GetAtt":
-                yield str(inner[0] if isinstance(inner, list) else str(inner).split(".", 1)[0])
-            elif key == "Fn::Sub":
-                text = inner if isinstance(inner, str) else inner[0]
-                yield from (m.split(".", 1)[0] for m in re.findall(r"\$\{([^}!][^}]*)\}", text))
-                if isinstance(inner, list):
-                    yield from _names(inner[1])
-            else:
-                yield from _names(inner)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _names(item)
-
-
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _role(translation: Translation, function: str) -> str:
+    """The logical id of ``function``'s execution role."""
+    return str(translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def _inline_statements(translation: Translation, role: str) -> Iterator[dict[str, Any]]:
+    """Every statement of ``role``'s inline policies."""
+    for policy in translation.properties(role).get("Policies", []):
+        yield from _listed(policy["PolicyDocument"]["Statement"])
+
+
+def _resources_for(translation: Translation, function: str, action: str) -> list[Any]:
+    """The resources of the inline statements of ``function``'s role that name ``action``."""
+    resources: list[Any] = []
+    for statement in _inline_statements(translation, _role(translation, function)):
+        if action in _listed(statement["Action"]):
+            resources += _listed(statement["Resource"])
+    return resources
 
 
 # --- CORS ------------------------------------------------------------------------------------------------
@@ -187,7 +187,7 @@ def _invoked(translation: Translation) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
 
     def named(where: str, value: Any) -> None:
-        out[where] = {n for n in _names(value) if n in lambdas}
+        out[where] = {n for n in references(value, subs=True) if n in lambdas}
 
     for name, resource in resources.items():
         props, kind = resource.get("Properties", {}), resource["Type"]
@@ -308,7 +308,8 @@ def _depends_on(translation: Translation, name: str) -> set[str]:
     todo = [name]
     while todo:
         resource = resources[todo.pop()]
-        direct = set(_listed(resource.get("DependsOn", []))) | set(_names(resource.get("Properties", {})))
+        named = references(resource.get("Properties", {}), subs=True)
+        direct = set(_listed(resource.get("DependsOn", []))) | set(named)
         for dependency in direct & resources.keys() - seen:
             seen.add(dependency)
             todo.append(dependency)
@@ -325,7 +326,7 @@ def test_a_mapping_is_created_after_the_permissions_lambda_checks(
     for name, mapping in translation.created("AWS::Lambda::EventSourceMapping").items():
         alias = translation.evaluate(mapping["Properties"]["FunctionName"])["Ref"]
         function = resources[alias]["Properties"]["FunctionName"]["Ref"]
-        role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = _role(translation, function)
         before = _depends_on(translation, name)
         grants = _grants(translation, role)
         for action in sorted(_checked_at_creation(translation.properties(name))):
@@ -517,16 +518,15 @@ def _secret_reads(translation: Translation, role: str) -> tuple[list[Any], list[
     """The secrets the role may GetSecretValue, and those whose KMS key it may use through Secrets Manager."""
     reads: list[Any] = []
     decrypts: list[Any] = []
-    for policy in translation.properties(role).get("Policies", []):
-        for statement in _listed(policy["PolicyDocument"]["Statement"]):
-            actions = _listed(statement["Action"])
-            if any(str(a).startswith("secretsmanager:") for a in actions):
-                assert statement["Effect"] == "Allow" and actions == ["secretsmanager:GetSecretValue"], statement
-                reads += _listed(statement["Resource"])
-            if "kms:Decrypt" in actions:
-                condition = statement["Condition"]["StringEquals"]
-                assert condition["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com", statement
-                decrypts += _listed(condition["kms:EncryptionContext:SecretARN"])
+    for statement in _inline_statements(translation, role):
+        actions = _listed(statement["Action"])
+        if any(str(a).startswith("secretsmanager:") for a in actions):
+            assert statement["Effect"] == "Allow" and actions == ["secretsmanager:GetSecretValue"], statement
+            reads += _listed(statement["Resource"])
+        if "kms:Decrypt" in actions:
+            condition = statement["Condition"]["StringEquals"]
+            assert condition["kms:ViaService"] == "secretsmanager.eu-west-1.amazonaws.com", statement
+            decrypts += _listed(condition["kms:EncryptionContext:SecretARN"])
     return reads, decrypts
 
 
@@ -554,7 +554,7 @@ def test_exactly_the_producers_and_the_pollers_may_read_exactly_the_kafka_secret
     translation = _kafka_translations(sam)[case]
     secrets = sorted(KAFKA_AUTH[case][1].values())
     for function in translation.created("AWS::Lambda::Function"):
-        role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+        role = _role(translation, function)
         reads, decrypts = _secret_reads(translation, role)
         expected = secrets if function in PRODUCERS else []  # the worker's role is its event source's too
         assert sorted(reads) == expected, (case, function)
@@ -571,7 +571,7 @@ def test_the_kafka_event_source_is_created_after_its_role_may_read_the_secrets(s
     resources = translation.created()
     name, props = _kafka_mapping(translation)
     function = resources[props["FunctionName"]["Ref"]]["Properties"]["FunctionName"]["Ref"]
-    role = resources[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = _role(translation, function)
     assert role in _depends_on(translation, name)
     reads, _ = _secret_reads(translation, role)
     assert sorted(reads) == sorted(KAFKA_AUTH[case][1].values())
@@ -728,26 +728,16 @@ APPS = ",".join(
 )
 
 
-def _sns_publish(translation: Translation, function: str) -> list[Any]:
-    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
-    resources: list[Any] = []
-    for policy in translation.properties(role).get("Policies", []):
-        for statement in _listed(policy["PolicyDocument"]["Statement"]):
-            if "sns:Publish" in _listed(statement["Action"]):
-                resources += _listed(statement["Resource"])
-    return resources
-
-
 def test_push_is_allowed_only_to_the_configured_platform_applications(sam: Translations) -> None:
     configured, none = sam.many([(None, {"PushPlatformApplicationArns": APPS}), (None, None)])
     assert isinstance(configured, Translation) and isinstance(none, Translation)
-    assert sorted(_sns_publish(configured, "WorkerFunction")) == [
+    assert sorted(_resources_for(configured, "WorkerFunction", "sns:Publish")) == [
         "arn:aws:sns:eu-west-1:123456789012:endpoint/APNS/notifications-ios/*",
         "arn:aws:sns:eu-west-1:123456789012:endpoint/GCM/notifications-android/*",
     ]
-    assert _sns_publish(none, "WorkerFunction") == []
+    assert _resources_for(none, "WorkerFunction", "sns:Publish") == []
     for function in ("ApiFunction", "SchedulerFunction", "FeedbackFunction", "WebSocketFunction"):
-        assert _sns_publish(configured, function) == [], function
+        assert _resources_for(configured, function, "sns:Publish") == [], function
 
 
 def _configuration_set_arn(logical_id: str) -> dict[str, str]:
@@ -780,21 +770,11 @@ def _published(translation: Translation) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for name in translation.created("AWS::SES::ConfigurationSetEventDestination"):
         props = translation.properties(name)
-        (configuration_set,) = set(_names(props["ConfigurationSetName"]))
+        (configuration_set,) = set(references(props["ConfigurationSetName"], subs=True))
         destination = props["EventDestination"]
         if destination.get("Enabled", False):
             out.setdefault(configuration_set, set()).update(t.lower() for t in destination["MatchingEventTypes"])
     return out
-
-
-def _ses_send_resources(translation: Translation, function: str) -> list[Any]:
-    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
-    resources: list[Any] = []
-    for policy in translation.properties(role).get("Policies", []):
-        for statement in _listed(policy["PolicyDocument"]["Statement"]):
-            if "ses:SendEmail" in _listed(statement["Action"]):
-                resources += _listed(statement["Resource"])
-    return resources
 
 
 def test_account_mail_goes_through_a_configuration_set_that_tracks_no_opens_or_clicks(sam: Translations) -> None:
@@ -802,9 +782,9 @@ def test_account_mail_goes_through_a_configuration_set_that_tracks_no_opens_or_c
     # events (or whose engagement metrics are on); a password-reset link would come back in a Click event.
     translation = sam.of()
     env = translation.template.properties("WorkerFunction")["Environment"]["Variables"]
-    (tracked,) = set(_names(env["SES_CONFIGURATION_SET"]))
+    (tracked,) = set(references(env["SES_CONFIGURATION_SET"], subs=True))
     assert "SES_UNTRACKED_CONFIGURATION_SET" in env, "account mail has no configuration set of its own"
-    (untracked,) = set(_names(env["SES_UNTRACKED_CONFIGURATION_SET"]))
+    (untracked,) = set(references(env["SES_UNTRACKED_CONFIGURATION_SET"], subs=True))
     sets = translation.created("AWS::SES::ConfigurationSet")
     assert tracked in sets and untracked in sets and tracked != untracked
     published = _published(translation)
@@ -813,7 +793,7 @@ def test_account_mail_goes_through_a_configuration_set_that_tracks_no_opens_or_c
     assert {"open", "click"} <= published[tracked] and FEEDBACK_EVENTS <= published[tracked]
     vdm = translation.properties(untracked).get("VdmOptions", {}).get("DashboardOptions", {})
     assert vdm.get("EngagementMetrics") == "DISABLED", "the account's engagement metrics would track it anyway"
-    resources = _ses_send_resources(translation, "WorkerFunction")
+    resources = _resources_for(translation, "WorkerFunction", "ses:SendEmail")
     for logical_id in (tracked, untracked):  # the worker may send through both
         assert _configuration_set_arn(logical_id) in resources, f"{logical_id} not in {resources}"
 
@@ -867,14 +847,12 @@ ELSEWHERE = {
 
 
 def _ssm_reads(translation: Translation, function: str) -> list[Any]:
-    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
     resources: list[Any] = []
-    for policy in translation.properties(role).get("Policies", []):
-        for statement in _listed(policy["PolicyDocument"]["Statement"]):
-            actions = _listed(statement["Action"])
-            if any(str(a).lower().startswith("ssm:") for a in actions):
-                assert statement["Effect"] == "Allow" and actions == ["ssm:GetParameter"], (function, statement)
-                resources += _listed(statement["Resource"])
+    for statement in _inline_statements(translation, _role(translation, function)):
+        actions = _listed(statement["Action"])
+        if any(str(a).lower().startswith("ssm:") for a in actions):
+            assert statement["Effect"] == "Allow" and actions == ["ssm:GetParameter"], (function, statement)
+            resources += _listed(statement["Resource"])
     return resources
 
 
@@ -917,7 +895,7 @@ LINKS_TABLE_ACTIONS = {
 def _actions_on(translation: Translation, function: str, resource: str) -> set[str]:
     """The actions ``function``'s role (its inline policies and any policy attached to it) allows on ``resource``
     (a statement naming it), and any DynamoDB action it allows on every resource."""
-    role = translation.created()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+    role = _role(translation, function)
     documents = [p["PolicyDocument"] for p in translation.properties(role).get("Policies", [])]
     for policy in translation.created("AWS::IAM::Policy").values():
         props = translation.evaluate(policy["Properties"])
@@ -930,7 +908,7 @@ def _actions_on(translation: Translation, function: str, resource: str) -> set[s
                 continue
             granted = set(_listed(statement["Action"]))
             resources = _listed(statement.get("Resource", []))
-            if resource in set(_names(resources)):
+            if resource in set(references(resources, subs=True)):
                 actions |= granted
             if any(str(r) in ("*", "arn:aws:dynamodb:*") or str(r).endswith(":table/*") for r in resources):
                 actions |= {a for a in granted if a.startswith("dynamodb:")}
@@ -976,7 +954,7 @@ def test_short_links_start_with_the_short_domain_else_the_public_api_url(
         assert env["LINKS_TABLE"] == {"Ref": "LinksTable"}, function
     # The API answers with the host a request came to (the same execute-api URL): naming its own HttpApi would make
     # the function depend on the API whose routes name the function, a cycle CloudFormation refuses.
-    assert "HttpApi" not in set(_names(translation.template.properties("ApiFunction")))
+    assert "HttpApi" not in set(references(translation.template.properties("ApiFunction"), subs=True))
     worker_env = translation.properties("WorkerFunction")["Environment"]["Variables"]
     assert worker_env["SHORT_LINK_KEYS_PARAMETER"] == translation.parameters["ShortLinkKeysParameter"]
     assert "SHORT_LINK_KEYS_PARAMETER" not in translation.properties("ApiFunction")["Environment"]["Variables"]
