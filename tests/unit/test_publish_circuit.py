@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pytest
 from notify.errors import IngestUnavailable, TransientError
@@ -63,6 +64,18 @@ class Harness:
         while self.probes:
             self.probes.pop(0)()
 
+    def trip(self, circuit: Optional[CircuitPublisher] = None) -> None:
+        """The topic fails, and so does a publish through ``circuit`` (the harness's by default): that opens it."""
+        self.topic.fail = True
+        with pytest.raises(TransientError):
+            (circuit or self.circuit).publish(JOBS)
+
+    def refused(self, after: float = 0.0, circuit: Optional[CircuitPublisher] = None) -> None:
+        """``after`` seconds on, a publish through ``circuit`` (the harness's by default) is refused: CircuitOpen."""
+        self.now += after
+        with pytest.raises(CircuitOpen):
+            (circuit or self.circuit).publish(JOBS)
+
 
 _check: JobPublisher = CircuitPublisher(MemoryPublisher(), lambda: None)
 
@@ -85,51 +98,32 @@ def test_a_failure_opens_the_circuit_and_later_publishes_never_reach_the_topic()
 
 def test_a_probe_is_started_at_most_every_probe_every_seconds_and_one_at_a_time() -> None:
     h = Harness()
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        h.circuit.publish(JOBS)
-    h.now += 4.9
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.trip()
+    h.refused(after=4.9)
     assert h.probes == []  # the failure was just now: no probe yet
     h.now += 0.1
     for _ in range(3):
-        with pytest.raises(CircuitOpen):
-            h.circuit.publish(JOBS)
+        h.refused()
     assert len(h.probes) == 1  # due, started once, and the publishes did not run it
-    h.now += 30  # the probe has not finished (a frozen container, a slow broker): no second one
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=30)  # the probe has not finished (a frozen container, a slow broker): no second one
     assert len(h.probes) == 1
     h.run_probes()  # it fails 30 s later; the next is due 5 s after it ended
     assert (h.probed, h.circuit.state) == (1, "open")
-    h.now += 4.9
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=4.9)
     assert h.probes == []
-    h.now += 0.1
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=0.1)
     assert len(h.probes) == 1
     assert h.topic.calls == 1
 
 
 def test_a_probe_that_never_ends_stops_blocking_the_next_after_the_stale_limit() -> None:
     h = Harness()
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        h.circuit.publish(JOBS)
-    h.now += 5
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.trip()
+    h.refused(after=5)
     lost = h.probes.pop()
-    h.now += 59.9
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=59.9)
     assert h.probes == []
-    h.now += 0.1
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=0.1)
     assert len(h.probes) == 1
     h.down = False
     lost()  # the lost one ends after all: its success counts, it started after the circuit opened
@@ -141,13 +135,9 @@ def test_a_successful_probe_closes_the_circuit_and_publishes_go_to_the_topic_aga
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="notify.publish_circuit")
     h = Harness()
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        h.circuit.publish(JOBS)
+    h.trip()
     for _ in range(20):  # 20 publishes over 10 s: a probe is due at +5 s and at +10 s
-        h.now += 0.5
-        with pytest.raises(CircuitOpen):
-            h.circuit.publish(JOBS)
+        h.refused(after=0.5)
         if h.probes and h.now < 1007:
             h.run_probes()  # the first finds Kafka still down
     h.down = h.topic.fail = False
@@ -163,20 +153,14 @@ def test_a_successful_probe_closes_the_circuit_and_publishes_go_to_the_topic_aga
 
 def test_a_probe_older_than_the_failure_that_reopened_the_circuit_does_not_close_it() -> None:
     h = Harness()
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        h.circuit.publish(JOBS)
-    h.now += 5
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.trip()
+    h.refused(after=5)
     slow = h.probes.pop()
     h.down = False
     h.now += 1
     h.run_probes()
     # A second probe closes it, Kafka fails again at once, and then the first, slow probe succeeds.
-    h.now += 60
-    with pytest.raises(CircuitOpen):
-        h.circuit.publish(JOBS)
+    h.refused(after=60)
     h.run_probes()
     assert h.circuit.state == "closed"
     h.now += 1
@@ -193,12 +177,8 @@ def test_a_probe_that_raises_anything_leaves_the_circuit_open() -> None:
         raise RuntimeError("a bug in the probe")
 
     circuit = CircuitPublisher(h.topic, broken, monotonic=lambda: h.now, start=h.probes.append)
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        circuit.publish(JOBS)
-    h.now += 5
-    with pytest.raises(CircuitOpen):
-        circuit.publish(JOBS)
+    h.trip(circuit)
+    h.refused(after=5, circuit=circuit)
     h.run_probes()
     assert circuit.state == "open"
 
@@ -237,12 +217,7 @@ def test_a_probe_that_cannot_be_started_does_not_fail_the_publish_and_is_tried_a
         h.probes.append(probe)
 
     circuit = CircuitPublisher(h.topic, h.probe, monotonic=lambda: h.now, start=no_thread)
-    h.topic.fail = True
-    with pytest.raises(TransientError):
-        circuit.publish(JOBS)
-    h.now += 5
-    with pytest.raises(CircuitOpen):
-        circuit.publish(JOBS)
-    with pytest.raises(CircuitOpen):
-        circuit.publish(JOBS)
+    h.trip(circuit)
+    h.refused(after=5, circuit=circuit)
+    h.refused(circuit=circuit)
     assert (len(starts), len(h.probes)) == (2, 1)
