@@ -17,16 +17,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
-from notify.catalog import EVENT_TYPES
 from notify.errors import TransientError
-from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel
 from notify.settings import KafkaSettings, load
 
 from local.cfn import KafkaSource
@@ -38,6 +34,7 @@ from tests.certificates import TestCa
 
 from .helpers import call_api, queue_bodies
 from .kafka_front import KafkaFront, server_context
+from .test_kafka_probe import _jobs
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
@@ -217,14 +214,6 @@ def test_a_refused_scram_login_parks_the_jobs_in_the_delay_queue_and_says_why(
     assert "SaslAuthenticationFailedError" in warning.getMessage()
     # Never the secret (botocore's DEBUG wire log, off in Lambda, shows every request's parameters).
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and "not-the-password-9" in r.getMessage()]
-
-
-def _jobs() -> list[Any]:
-    spec = EVENT_TYPES["password_reset"]
-    now = datetime.now(UTC)
-    return EventPlan(
-        new_event_id(), spec, spec.sample_payload(), ["u1"], [Channel.EMAIL], spec.priority, now, now + timedelta(1)
-    ).jobs()
 
 
 def test_mtls_publishes_with_the_secrets_certificate_and_a_producer_without_one_is_refused(

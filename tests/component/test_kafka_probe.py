@@ -9,14 +9,15 @@ from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.catalog import EVENT_TYPES
 from notify.errors import TransientError
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel
+from notify.models import Channel, NotificationJob
 
 from local.processes import Process
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
 
-def _jobs() -> list:
+def _jobs() -> list[NotificationJob]:
+    """One password-reset job for user u1 (what is published does not matter to these tests, only that it is)."""
     spec = EVENT_TYPES["password_reset"]
     now = datetime.now(UTC)
     return EventPlan(
