@@ -34,6 +34,7 @@ from local.cfn import template
 from local.events import REGION
 from local.infra import function_environments, planned_infra
 from local.launch import pythonpath
+from local.snapshot_restore import STAND_IN
 
 BARE = (
     "import boto3\n"
@@ -53,13 +54,10 @@ def _refuse(*args, **kwargs):
 socket.socket.connect = socket.socket.connect_ex = socket.getaddrinfo = _refuse
 """
 # Times a fresh interpreter's import, then the hooks the module registered, as a snapshot and a restore run them.
-HOOKS = """
-import json, sys, time, types
-hooks = types.ModuleType("snapshot_restore_py")
-hooks.before, hooks.after = [], []
-hooks.register_before_snapshot = lambda f, *a, **k: hooks.before.append((f, a, k)) or f
-hooks.register_after_restore = lambda f, *a, **k: hooks.after.append((f, a, k)) or f
-sys.modules["snapshot_restore_py"] = hooks
+HOOKS = (
+    STAND_IN
+    + """
+import json, time
 t0 = time.perf_counter()
 __import__(sys.argv[1])
 t1 = time.perf_counter()
@@ -71,6 +69,7 @@ for f, a, k in hooks.after:
 t3 = time.perf_counter()
 print(json.dumps({"import": t1 - t0, "before_snapshot": t2 - t1, "after_restore": t3 - t2}))
 """
+)
 # Without SnapStart: the import, the first build of the services and, on the first publish, kafka-python.
 FIRST_INVOCATION = """
 import json, sys, time

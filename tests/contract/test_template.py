@@ -27,6 +27,7 @@ from notify.settings import (
 )
 
 from local.cfn import ROOT, Template, load_yaml, references, template
+from local.snapshot_restore import STAND_IN
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 Settings = (
@@ -145,13 +146,10 @@ def test_snapstart_runs_published_versions_behind_an_alias(tpl: Template) -> Non
 
 
 # Registers the hooks the way Lambda's snapshot_restore_py does, then runs them as a snapshot and a restore would.
-HOOKS = """
-import importlib, json, random, sys, types
-hooks = types.ModuleType("snapshot_restore_py")
-hooks.before, hooks.after = [], []
-hooks.register_before_snapshot = lambda f, *a, **k: hooks.before.append((f, a, k)) or f
-hooks.register_after_restore = lambda f, *a, **k: hooks.after.append((f, a, k)) or f
-sys.modules["snapshot_restore_py"] = hooks
+HOOKS = (
+    STAND_IN
+    + """
+import importlib, json, random
 importlib.import_module(sys.argv[1])
 (before, args, kwargs), = hooks.before
 (after, after_args, after_kwargs), = hooks.after
@@ -168,6 +166,7 @@ print(json.dumps({
     "random reseeded": random.getstate() != state,
 }))
 """
+)
 
 
 def _placeholder_environment(model: Settings) -> dict[str, str]:
