@@ -83,6 +83,12 @@ def _sent(stack_env: dict[str, str], bootstrap: str, event: dict[str, Any]) -> d
     return dict(body)
 
 
+def _film_email(user: str, film_id: str) -> dict[str, Any]:
+    """A new_film event to one user by email: mail that is tracked and carries an unsubscribe link."""
+    payload = {"film_id": film_id, "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://x.io/f"}
+    return {"event_type": "new_film", "payload": payload, "recipients": {"user_ids": [user]}, "channels": ["email"]}
+
+
 def _feedback(*events: dict[str, Any]) -> dict[str, Any]:
     """FeedbackFunction's handler with SNS's delivery of these SES events."""
     from feedback.app import lambda_handler
@@ -140,13 +146,7 @@ def test_the_unsubscribe_link_is_not_in_the_history_only_that_the_email_carried_
     auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str, moto_endpoint: str
 ) -> None:
     user, address = _user(auth_service)
-    event = {
-        "event_type": "new_film",
-        "payload": {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://x.io/f"},
-        "recipients": {"user_ids": [user]},
-        "channels": ["email"],
-    }
-    job = _sent(stack_env, kafka_bootstrap, event)
+    job = _sent(stack_env, kafka_bootstrap, _film_email(user, "f-9"))
     (email,) = emails_to(moto_endpoint, address)
     token = re.search(r"/u/([A-Za-z0-9_.-]+)", email["body"])
     assert token is not None, email["body"]  # the email carries it (body and List-Unsubscribe header)
@@ -182,13 +182,7 @@ def test_many_opens_leave_the_item_under_64_kb_not_growing_and_every_later_write
     auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str
 ) -> None:
     user, address = _user(auth_service)
-    event = {
-        "event_type": "new_film",
-        "payload": {"film_id": "f-8", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://x.io/f"},
-        "recipients": {"user_ids": [user]},
-        "channels": ["email"],
-    }
-    job = _sent(stack_env, kafka_bootstrap, event)
+    job = _sent(stack_env, kafka_bootstrap, _film_email(user, "f-8"))
     tags = {"job_id": job["job_id"], "event_type": "new_film"}
     message_id = job["provider_message_id"]
 

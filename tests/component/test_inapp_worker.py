@@ -23,7 +23,7 @@ from local.auth_service import AuthService
 from local.ws_gateway import WebSocketGateway, wait_connected
 
 from .helpers import frames, queue_bodies
-from .test_worker import _expire_lease, _job, _kafka, _outcomes, _status, _worker
+from .test_worker import _dies_after, _expire_lease, _job, _kafka, _outcomes, _status, _worker
 from .test_ws_gateway import gateway, handler, token_for  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
@@ -70,17 +70,8 @@ def test_a_worker_dying_after_the_post_does_not_push_again_and_the_job_ends_sent
 ) -> None:
     socket, user = client
     job = _job(user, "review_liked", channel=Channel.WEBSOCKET)
-    session = boto3._get_default_session()
-
-    def crash(**_: Any) -> None:
-        raise SystemExit("the worker died right after the frame was posted")
-
-    session.events.register("after-call.apigatewaymanagementapi.PostToConnection", crash, unique_id="crash")
-    try:
-        with pytest.raises(SystemExit):
-            _worker(_kafka(job))
-    finally:
-        session.events.unregister("after-call.apigatewaymanagementapi.PostToConnection", unique_id="crash")
+    with _dies_after("apigatewaymanagementapi.PostToConnection", "the worker died right after the frame was posted"):
+        _worker(_kafka(job))
     assert _status(job.job_id)["status"] == "SENDING"
     _expire_lease(stack_env, job.job_id)  # the dead worker's lease runs out
     assert _outcomes(_kafka(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be

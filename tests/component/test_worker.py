@@ -12,7 +12,8 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -129,10 +130,32 @@ def ses_faults() -> Iterator[list[str]]:
             "ResponseMetadata": {"HTTPStatusCode": status},
         }
 
+    with _hooked("before-call.sesv2.SendEmail", fail):
+        yield codes
+
+
+@contextmanager
+def _hooked(event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """``handler`` on botocore's ``event`` (``before-call.sesv2.SendEmail``...) for the block, in every client of
+    the default session (the handlers' own clients, once built)."""
     session = boto3._get_default_session()
-    session.events.register("before-call.sesv2.SendEmail", fail, unique_id="ses-faults")
-    yield codes
-    session.events.unregister("before-call.sesv2.SendEmail", unique_id="ses-faults")
+    session.events.register(event, handler, unique_id=event)
+    try:
+        yield
+    finally:
+        session.events.unregister(event, unique_id=event)
+
+
+@contextmanager
+def _dies_after(operation: str, why: str) -> Iterator[None]:
+    """The worker dies (SystemExit) right after botocore's ``operation`` (``sesv2.SendEmail``...) was answered: the
+    block must end that way."""
+
+    def crash(**_: Any) -> None:
+        raise SystemExit(why)
+
+    with _hooked(f"after-call.{operation}", crash), pytest.raises(SystemExit):
+        yield
 
 
 def test_the_sample_msk_batch_is_delivered(moto_endpoint: str) -> None:
@@ -158,17 +181,8 @@ def test_a_redelivered_batch_is_sent_once(auth_service: AuthService, moto_endpoi
 def test_a_crash_mid_send_is_not_sent_again(auth_service: AuthService, moto_endpoint: str, stack_env: dict) -> None:
     user = _user(auth_service)
     job = _job(user)
-    session = boto3._get_default_session()
-
-    def crash(**_: Any) -> None:
-        raise SystemExit("the worker died right after SES accepted the email")
-
-    session.events.register("after-call.sesv2.SendEmail", crash, unique_id="crash")
-    try:
-        with pytest.raises(SystemExit):
-            _worker(_kafka(job))
-    finally:
-        session.events.unregister("after-call.sesv2.SendEmail", unique_id="crash")
+    with _dies_after("sesv2.SendEmail", "the worker died right after SES accepted the email"):
+        _worker(_kafka(job))
     assert _status(job.job_id)["status"] == "SENDING"
     assert _outcomes(_kafka(job)) == {"deferred": 1}  # the lease is still live
     _expire_lease(stack_env, job.job_id)  # (the deferral, delayed past the lease, is left in the delay queue)
@@ -341,12 +355,10 @@ def test_a_redrive_whose_delay_queue_fails_keeps_the_letter_and_the_job_as_they_
     def queue_down(**_: Any) -> Any:
         raise EndpointConnectionError(endpoint_url="http://sqs")
 
-    session = boto3._get_default_session()
-    session.events.register("before-call.sqs.SendMessageBatch", queue_down, unique_id="queue-down")
     try:
-        status, result = call_api("POST", "/api/v1/dlq/redrive", {"job_ids": [job.job_id]})
+        with _hooked("before-call.sqs.SendMessageBatch", queue_down):
+            status, result = call_api("POST", "/api/v1/dlq/redrive", {"job_ids": [job.job_id]})
     finally:
-        session.events.unregister("before-call.sqs.SendMessageBatch", unique_id="queue-down")
         api_context.services.cache_clear()  # its clients copied the hook when they were built
     assert (status, result["redriven"]) == (200, [])
     assert "the letter is kept" in result["skipped"][0]["reason"]
