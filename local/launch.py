@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from local.cfn import ROOT
+from local.emails import sent_emails
 from local.processes import free_port
 
 KEY = "local-dev-key"
@@ -61,10 +62,30 @@ class StackProcess:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.api + path, data=data, method=method, headers=sent)
         try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
+            with urllib.request.urlopen(request, timeout=60) as resp:  # a ceiling for a loaded machine
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
+
+    def emails(self, contains: str) -> list[dict[str, Any]]:
+        """The emails moto accepted holding ``contains`` (its SES store's index, not a dump of every backend)."""
+        return sent_emails(self.moto, contains=contains)
+
+    def wait_status(self, job_id: str, want: str, timeout: float = 120) -> dict[str, Any]:
+        """The job once its status is ``want``; AssertionError once it is final otherwise, or after ``timeout``
+        seconds (a ceiling: it returns as soon as the status is there)."""
+        deadline = time.monotonic() + timeout
+        body: Any = None
+        while time.monotonic() < deadline:
+            status, body = self.call("GET", f"/api/v1/notifications/{job_id}")
+            # SES's feedback moves a sent email on (the local stack publishes it, as SES would): SENT was reached.
+            reached = {want, *(("DELIVERED", "BOUNCED", "COMPLAINED") if want == "SENT" else ())}
+            if status == 200 and body["status"] in reached:
+                return dict(body)
+            if status == 200 and body["status"] in ("FAILED", "EXPIRED", "SKIPPED"):
+                break  # final: waiting longer cannot help
+            time.sleep(0.5)
+        raise AssertionError(f"{job_id} never became {want}: {body}")
 
     def stop(self) -> None:
         """Stop the stack and everything it started."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import signal
 import subprocess
@@ -13,7 +12,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional, TypeVar
@@ -22,53 +20,13 @@ import pytest
 
 from local.cfn import ROOT
 from local.emails import sent_emails
-from local.launch import pythonpath
-from local.processes import free_port
+from local.launch import StackProcess, start
 
 pytestmark = pytest.mark.e2e
-KEY = "local-dev-key"
 T = TypeVar("T")
 # Every wait below is a ceiling that returns as soon as its condition holds: a loaded machine gets the time, a fast
 # one loses none. A test whose ceilings add up past pytest's 300 s carries its own timeout mark, above their sum,
 # so a slow run fails with the test's own message rather than pytest-timeout's.
-
-
-@dataclass
-class Stack:
-    api: str
-    moto: str
-    env: dict[str, str]
-    process: subprocess.Popen[str]
-
-    def call(self, method: str, path: str, body: Any = None, key: Optional[str] = KEY) -> tuple[int, Any]:
-        headers = {"content-type": "application/json"}
-        if key:
-            headers["x-api-key"] = key
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.api + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=60) as resp:
-                return resp.status, json.loads(resp.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read() or b"null")
-
-    def emails(self, contains: str) -> list[dict[str, Any]]:
-        """The emails moto accepted holding ``contains`` (its SES store's index, not a dump of every backend)."""
-        return sent_emails(self.moto, contains=contains)
-
-    def wait_status(self, job_id: str, want: str, timeout: float = 120) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        body: Any = None
-        while time.monotonic() < deadline:
-            status, body = self.call("GET", f"/api/v1/notifications/{job_id}")
-            # SES's feedback moves a sent email on (the local stack publishes it, as SES would): SENT was reached.
-            reached = {want, *(("DELIVERED", "BOUNCED", "COMPLAINED") if want == "SENT" else ())}
-            if status == 200 and body["status"] in reached:
-                return dict(body)
-            if status == 200 and body["status"] in ("FAILED", "EXPIRED", "SKIPPED"):
-                break  # final: waiting longer cannot help
-            time.sleep(0.5)
-        raise AssertionError(f"{job_id} never became {want}: {body}")
 
 
 def _poll(read: Callable[[], T], done: Callable[[T], bool], timeout: float, every: float = 0.5) -> T:
@@ -90,36 +48,16 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    ports = {name: str(free_port()) for name in ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
-    state = tmp_path_factory.mktemp("e2e")  # logs and the pid file, away from a `make local` of the developer's
-    env.update(ports, SCHEDULE_SECONDS="5", LOCAL_STATE_DIR=str(state))
-    env["PYTHONPATH"] = pythonpath()
-    log = (state / "local.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
-    stack = Stack(f"http://127.0.0.1:{ports['API_PORT']}", f"http://127.0.0.1:{ports['MOTO_PORT']}", env, process)
-    deadline = time.monotonic() + 240  # a ceiling: the stack's start on a loaded machine
-    while True:
-        try:
-            if stack.call("GET", "/health", key=None) == (200, {"status": "ok"}):
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"the local stack did not come up: {Path(log.name).read_text()[-3000:]}")
-        time.sleep(0.5)
-    yield stack
-    if process.poll() is None:
-        process.terminate()
-        process.wait(90)
-    log.close()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """The module's own stack (its last test stops it), away from a `make local` of the developer's; 240 s: a
+    ceiling for its start on a loaded machine."""
+    launched = start(tmp_path_factory.mktemp("e2e"), timeout=240, SCHEDULE_SECONDS="5")
+    yield launched
+    launched.stop()
 
 
 @pytest.mark.timeout(600)  # the module's stack starts in this test's time (240 s), then two waits of 120 s
-def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack) -> None:
+def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: StackProcess) -> None:
     status, accepted = stack.call(
         "POST",
         "/api/v1/events",
@@ -149,7 +87,7 @@ def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: Stack)
     assert status == 200 and job_id in [item["job_id"] for item in history["items"]]
 
 
-def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: Stack) -> None:
+def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: StackProcess) -> None:
     status, accepted = stack.call(
         "POST",
         "/api/v1/events",
@@ -165,7 +103,7 @@ def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: 
 
 
 @pytest.mark.timeout(420)  # a 240 s ceiling for 100 deliveries, and the requests around it
-def test_a_segment_event_reaches_every_demo_user_once(stack: Stack) -> None:
+def test_a_segment_event_reaches_every_demo_user_once(stack: StackProcess) -> None:
     marker = f"https://example.com/watch/{time.time_ns()}"
     status, accepted = stack.call(
         "POST",
@@ -191,7 +129,7 @@ def test_a_segment_event_reaches_every_demo_user_once(stack: Stack) -> None:
 
 
 @pytest.mark.timeout(480)  # 300 s for the run and its deliveries, then up to 60 s each for its record and its jobs
-def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Stack) -> None:
+def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: StackProcess) -> None:
     marker = f"https://example.com/campaign/{time.time_ns()}"
     status, campaign = stack.call(
         "POST",
@@ -243,7 +181,7 @@ def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Sta
     assert recipients == sorted(f"demo-user-{n}@example.com" for n in range(1, 101))
 
 
-def test_bad_requests_get_clear_4xx_answers(stack: Stack) -> None:
+def test_bad_requests_get_clear_4xx_answers(stack: StackProcess) -> None:
     body = {"event_type": "user_registered", "payload": {}, "recipients": {"user_ids": ["demo-user-1"]}}
     assert stack.call("POST", "/api/v1/events", body, key=None)[0] == 401
     status, error = stack.call("POST", "/api/v1/events", body)
@@ -254,7 +192,7 @@ def test_bad_requests_get_clear_4xx_answers(stack: Stack) -> None:
 
 
 @pytest.mark.timeout(480)  # 60 s to produce, 180 s for the good jobs, 120 s for the letters
-def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stack) -> None:
+def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: StackProcess) -> None:
     """Bad bytes written straight to the stack's topic, between good jobs, as any producer could."""
     from kafka import KafkaProducer
     from notify.catalog import EVENT_TYPES
@@ -303,7 +241,7 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
     _poll(lettered, lambda found: len(found) == len(poison), timeout=120, every=3)
 
 
-def _event(stack: Stack, event_type: str, user: str) -> str:
+def _event(stack: StackProcess, event_type: str, user: str) -> str:
     payloads = {
         "new_film": {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://e.x/f"},
         "password_reset": {"reset_url": "https://example.com/reset/e2e", "expires_in_minutes": 30},
@@ -323,14 +261,14 @@ def _event(stack: Stack, event_type: str, user: str) -> str:
     return str(job_id)
 
 
-def _preferences(stack: Stack, user: str) -> dict[str, Any]:
+def _preferences(stack: StackProcess, user: str) -> dict[str, Any]:
     status, body = stack.call("GET", f"/api/v1/users/{user}/preferences")
     assert status == 200, body
     return dict(body)
 
 
 @pytest.mark.timeout(420)  # 120 s to bounce, 60 s for the suppression, 120 s to be skipped
-def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: Stack) -> None:
+def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: StackProcess) -> None:
     first = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "BOUNCED")
     assert first["history"][-1]["detail"]["bounceType"] == "Permanent"
     # The feedback function records the status first, then the suppression: wait until it is stored.
@@ -342,7 +280,7 @@ def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: 
     assert _preferences(stack, "demo-bounce")["suppressed"] == ["bounce@simulator.amazonses.com"]
 
 
-def test_a_complaint_suppresses_and_opts_out_of_marketing(stack: Stack) -> None:
+def test_a_complaint_suppresses_and_opts_out_of_marketing(stack: StackProcess) -> None:
     stack.wait_status(_event(stack, "new_film", "demo-complaint"), "COMPLAINED")
     # The feedback function records the status first, then the suppression and the opt-out: wait for both.
     prefs = _poll(
@@ -364,7 +302,9 @@ def _form(url: str, method: str, body: Optional[bytes] = None) -> tuple[int, str
 
 
 @pytest.mark.timeout(480)  # three waits of 120 s
-def test_one_click_unsubscribe_from_the_emailed_link_stops_content_mail_but_not_account_mail(stack: Stack) -> None:
+def test_one_click_unsubscribe_from_the_emailed_link_stops_content_mail_but_not_account_mail(
+    stack: StackProcess,
+) -> None:
     user = "demo-user-42"
     sent = stack.wait_status(_event(stack, "new_film", user), "SENT")
     # The SENT entry says the email carried a link, never the link (its token opts the user out).
@@ -386,7 +326,7 @@ def test_one_click_unsubscribe_from_the_emailed_link_stops_content_mail_but_not_
 
 
 @pytest.mark.timeout(360)  # two waits of 120 s
-def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: Stack) -> None:
+def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: StackProcess) -> None:
     user = "demo-user-43"
     now = datetime.now(UTC)
     window = {"start": f"{(now - timedelta(hours=1)).hour:02d}:00", "end": f"{(now + timedelta(hours=2)).hour:02d}:00"}
@@ -398,7 +338,7 @@ def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: Stack
     stack.wait_status(_event(stack, "password_reset", user), "SENT")
 
 
-def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
+def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: StackProcess) -> None:
     second = subprocess.run(
         [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120
     )
@@ -407,7 +347,7 @@ def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: Stack) -> None:
     assert f"API_PORT={stack.api.rsplit(':', 1)[1]}" in second.stderr
 
 
-def test_stopping_the_stack_stops_everything_it_started(stack: Stack) -> None:
+def test_stopping_the_stack_stops_everything_it_started(stack: StackProcess) -> None:
     children = _children(stack.process.pid)
     assert len(children) >= 2  # moto server and Tansu
     stack.process.send_signal(signal.SIGINT)

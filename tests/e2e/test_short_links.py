@@ -62,16 +62,6 @@ def _open(url: str, method: str = "GET", agent: str = CHROME) -> http.client.HTT
     return answer
 
 
-def _sent(stack: StackProcess, job_id: str) -> dict[str, Any]:
-    def check() -> Any:
-        status, job = stack.call("GET", f"/api/v1/notifications/{job_id}")
-        return job if status == 200 and job["status"] in ("SENT", "FAILED", "SKIPPED", "EXPIRED") else None
-
-    job = _until(check, f"end of {job_id}")
-    assert job["status"] == "SENT", job
-    return dict(job)
-
-
 def test_push_and_in_app_carry_short_links_that_redirect_and_count_clicked_once(live_stack: StackProcess) -> None:
     endpoint = _push_endpoint(live_stack)
     user = f"e2e-links-{uuid.uuid4().hex[:8]}"
@@ -89,7 +79,10 @@ def test_push_and_in_app_carry_short_links_that_redirect_and_count_clicked_once(
     assert status == 202, accepted
     status, event = live_stack.call("GET", f"/api/v1/events/{accepted['event_id']}")
     jobs = {j["channel"]: j["job_id"] for j in event["jobs"]}
-    push_job, inapp_job = _sent(live_stack, jobs["push"]), _sent(live_stack, jobs["websocket"])
+    push_job, inapp_job = (
+        live_stack.wait_status(jobs["push"], "SENT"),
+        live_stack.wait_status(jobs["websocket"], "SENT"),
+    )
 
     # The push as SNS took it: the short link in its text, not the URL.
     (push,) = _until(lambda: _pushes(live_stack, endpoint), "push in moto")
@@ -112,12 +105,12 @@ def test_push_and_in_app_carry_short_links_that_redirect_and_count_clicked_once(
         answer = _open(link)
         assert (answer.status, answer.getheader("Location")) == (302, watch)
         assert answer.getheader("Referrer-Policy") == "no-referrer" and answer.getheader("Cache-Control") == "no-store"
-    job = _sent(live_stack, push_job["job_id"])
+    job = live_stack.wait_status(push_job["job_id"], "SENT")
     clicked = [h for h in job["history"] if (h.get("detail") or {}).get("feedback") == "CLICKED"]
     assert len(clicked) == 1 and job["clicks"] == 3, job  # HEAD redirected, not counted
 
     assert _open(in_app.group(0)).getheader("Location") == watch
-    assert _sent(live_stack, inapp_job["job_id"])["clicks"] == 1
+    assert live_stack.wait_status(inapp_job["job_id"], "SENT")["clicks"] == 1
 
     missing = _open(link[:-16] + "NoSuchCode000000")
     assert missing.status == 404 and missing.getheader("Content-Type", "").startswith("text/html")
