@@ -18,8 +18,8 @@ from api.body import parse_json
 from api.context import IDEMPOTENCY, services
 from api.openapi import SECURITY, SECURITY_SCHEMES, responses
 from api.routes import (
-    admin,
     campaigns,
+    console,
     dlq,
     events,
     inbox,
@@ -52,7 +52,7 @@ app.include_router(unsubscribe.router)
 app.include_router(users.router)
 app.include_router(inbox.router)
 app.include_router(overview.router)
-app.include_router(admin.router)
+app.include_router(console.router)
 app.include_router(links.router)
 
 
