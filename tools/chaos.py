@@ -492,9 +492,9 @@ class Chaos:
 
     def records(self) -> dict[str, JobRecord]:
         """Every accepted job's record, by job id (BatchGetItem by key, never a scan)."""
-        from notify.adapters.dynamodb.status import DynamoStatusStore
+        from notify.adapters.dynamodb.jobs import DynamoJobLedger
 
-        store = DynamoStatusStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
+        store = DynamoJobLedger(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
         return store.get_jobs(list(self.load.jobs))
 
     def backlog(self) -> dict[str, Optional[int]]:

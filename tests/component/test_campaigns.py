@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import iso, utc_now
@@ -193,7 +193,7 @@ class Meanwhile:
 
         settings = load(SchedulerSettings)
         ingest = IngestService(
-            DynamoStatusStore(boto3.client("dynamodb"), settings.notifications_table),
+            DynamoEventLog(boto3.client("dynamodb"), settings.notifications_table),
             KafkaJobPublisher(KafkaConfig.from_settings(settings)),
             SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
             utc_now,

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.dynamodb.jobs import DynamoJobLedger
 from notify.clock import iso, utc_now
 from notify.models import Status
 from notify.records import Transition
@@ -236,7 +236,7 @@ CAP = 100  # a job's history holds at most this many entries (notify.records.MAX
 
 
 def test_a_history_at_its_cap_counts_what_it_leaves_out_with_writers_racing(stack_env: dict[str, str]) -> None:
-    store = DynamoStatusStore(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"])
+    store = DynamoJobLedger(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"])
     job_id = str(uuid.uuid4())
     boto3.client("dynamodb").put_item(
         TableName=stack_env["NOTIFICATIONS_TABLE"],

@@ -217,11 +217,11 @@ def test_post_refuses_anything_but_an_http_or_https_url_with_a_422_on_the_field(
 def test_clicks_racing_on_one_job_count_each_and_leave_one_clicked_entry(stack_env: dict[str, str]) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from notify.adapters.dynamodb.status import DynamoStatusStore
+    from notify.adapters.dynamodb.jobs import DynamoJobLedger
 
     job = _job(Channel.WEBSOCKET, [])
     assert _outcomes(_kafka(job)) == {"sent": 1}
-    store = DynamoStatusStore(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"])
+    store = DynamoJobLedger(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"])
     code = "R" + uuid.uuid4().hex[:15]
     with ThreadPoolExecutor(8) as pool:
         done = list(pool.map(lambda n: store.record_click(job.job_id, code, iso(utc_now()), None), range(16)))

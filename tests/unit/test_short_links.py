@@ -423,7 +423,7 @@ def test_a_click_the_store_cannot_count_still_redirects() -> None:
 
 
 def test_the_first_click_shows_in_the_history_in_its_place_in_time_with_the_status_the_job_had() -> None:
-    from notify.adapters.dynamodb.status import _job as job_record
+    from notify.adapters.dynamodb.jobs import _job as job_record
 
     history = [
         {"status": "ACCEPTED", "at": "2026-11-24T12:00:00.000Z", "attempt": 0},

@@ -22,11 +22,13 @@ from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.adapters.dynamodb.jobs import DynamoJobLedger
 from notify.adapters.dynamodb.links import DynamoLinkStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.dynamodb.status import DynamoStatusReader
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
@@ -90,12 +92,14 @@ def build_services(settings: ApiSettings) -> Services:
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
     # Each kind of token has its own key list (SSM SecureStrings, cached): a forged or altered cursor is a 422.
     cursors = CursorCodec(SsmSecret(settings.cursor_keys_parameter))
-    store = DynamoStatusStore(dynamodb, settings.notifications_table, cursors)
+    events = DynamoEventLog(dynamodb, settings.notifications_table)
+    jobs = DynamoJobLedger(dynamodb, settings.notifications_table, cursors)
+    reader = DynamoStatusReader(events, jobs)
     publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
-    status = StatusQueries(store)
+    status = StatusQueries(reader)
     templates = TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now)
     dead_letters = SqsDeadLetterQueue(sqs, settings.dlq_url)
     campaigns = CampaignService(
@@ -109,11 +113,11 @@ def build_services(settings: ApiSettings) -> Services:
         utc_now,
     )
     return Services(
-        ingest=IngestService(store, publisher, fallback, utc_now, once=_idempotent_accept(persistence, IDEMPOTENCY)),
+        ingest=IngestService(events, publisher, fallback, utc_now, once=_idempotent_accept(persistence, IDEMPOTENCY)),
         status=status,
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=templates,
-        dlq=DeadLetterService(dead_letters, store, fallback, utc_now),
+        dlq=DeadLetterService(dead_letters, reader, fallback, utc_now),
         campaigns=campaigns,
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),
         # No cache here: a GET right after a PUT shows it (the worker's reads are cached 30 s).
@@ -128,8 +132,8 @@ def build_services(settings: ApiSettings) -> Services:
         dev_user_tokens=settings.dev_user_tokens,
         dev_token_origins=tuple(o.strip() for o in settings.dev_user_token_origins.split(",") if o.strip()),
         overview=overview,
-        rendered=RenderedJobs(store, templates),
-        links=LinkService(DynamoLinkStore(dynamodb, settings.links_table), store, utc_now, settings.short_link_base),
+        rendered=RenderedJobs(reader, templates),
+        links=LinkService(DynamoLinkStore(dynamodb, settings.links_table), jobs, utc_now, settings.short_link_base),
     )
 
 

@@ -19,8 +19,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import SNSEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
+from notify.adapters.dynamodb.jobs import DynamoJobLedger
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.clock import utc_now
 from notify.services.feedback import FeedbackService
 from notify.settings import FeedbackSettings, load
@@ -34,7 +34,7 @@ def build_service(settings: FeedbackSettings) -> FeedbackService:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
     return FeedbackService(
-        DynamoStatusStore(dynamodb, settings.notifications_table),
+        DynamoJobLedger(dynamodb, settings.notifications_table),
         DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0),
         utc_now,
     )

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
+from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
@@ -30,7 +30,7 @@ def build_scheduler(settings: SchedulerSettings) -> CampaignScheduler:
     dynamodb = boto3.client("dynamodb")
     publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     ingest = IngestService(
-        DynamoStatusStore(dynamodb, settings.notifications_table),
+        DynamoEventLog(dynamodb, settings.notifications_table),
         publisher,
         SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
         utc_now,

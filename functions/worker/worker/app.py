@@ -23,11 +23,12 @@ from notify.adapters.apigw import ApiGatewayConnectionPoster
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
+from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.adapters.dynamodb.jobs import DynamoJobLedger
 from notify.adapters.dynamodb.links import DynamoLinkStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
-from notify.adapters.dynamodb.status import DynamoStatusStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
@@ -65,7 +66,8 @@ def build_services(settings: WorkerSettings) -> Services:
     # The adapters build every request themselves: skip botocore's client-side validation of each attribute.
     dynamodb = boto3.client("dynamodb", config=pool.merge(Config(parameter_validation=False)))
     sqs = boto3.client("sqs", config=pool)
-    store = DynamoStatusStore(dynamodb, settings.notifications_table)
+    store = DynamoJobLedger(dynamodb, settings.notifications_table)
+    pages = DynamoEventLog(dynamodb, settings.notifications_table)
     # The Auth token comes from SSM Parameter Store (cached 5 minutes, so a rotation needs no deployment).
     token = SsmSecret(settings.auth_api_token_parameter) if settings.auth_api_token_parameter else None
     users = HttpUserDirectory.build(settings.auth_api_url, token)
@@ -73,7 +75,7 @@ def build_services(settings: WorkerSettings) -> Services:
     dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
     publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     fanout = FanoutService(
-        store,
+        pages,
         CompositeSegmentSource(DynamoSegmentStore(dynamodb, settings.campaigns_table), users),
         publisher,
         delay_queue,

@@ -1,7 +1,9 @@
 """DynamoDB adapters, one store per module.
 
-- ``status``: event records and job state (the EventLog, FanoutPages, JobLedger and StatusReader ports),
-  NotificationsTable; a short link's clicks on its job (ClickStore)
+- ``events``: event records and segment pages (EventLog, FanoutPages), NotificationsTable
+- ``jobs``: job state, the provider's feedback and a short link's clicks on it (JobLedger, FeedbackStore,
+  ClickStore), NotificationsTable
+- ``status``: both read together (StatusReader); ``status_items``: the key layout and what the two share
 - ``links``: short links (LinkStore), LinksTable
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
