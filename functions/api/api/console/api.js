@@ -44,8 +44,11 @@ export class ApiError extends Error {
   }
 }
 
-/** Percent-encode one path segment (ids may hold any character). */
+/** Percent-encode one path segment, of an API path or of a console address (ids may hold any character). */
 export const seg = (value) => encodeURIComponent(String(value));
+
+/** The channels a notification, a template or a campaign names. */
+export const CHANNELS = ["email", "push", "websocket"];
 
 /**
  * One request to /api/v1/<path>. `query` drops empty values; `body` is sent as JSON. Resolves to the parsed
@@ -93,14 +96,59 @@ export async function api(method, path, { query, body, signal } = {}) {
   return data;
 }
 
-// POST /dlq/redrive reads at most `limit` letters per call (1,000 at most, 100 by default), with or without
-// job_ids: a redrive of chosen letters sends the most, or a large queue would hide them behind its first 100.
-export const REDRIVE_LIMIT = 1000;
-
 export const get = (path, options) => api("GET", path, options);
 export const post = (path, body, options) => api("POST", path, { ...options, body: body ?? {} });
 export const put = (path, body, options) => api("PUT", path, { ...options, body });
 export const del = (path, options) => api("DELETE", path, options);
+
+/**
+ * A signal for a request that replaces the one before it (a preview as it is typed): each call aborts the signal
+ * the call before gave, and the page's `signal` aborts them all.
+ */
+export function replacing(signal) {
+  let inflight = null;
+  return () => {
+    if (inflight) inflight.abort();
+    inflight = new AbortController();
+    const mine = inflight;
+    signal.addEventListener("abort", () => mine.abort());
+    return mine.signal;
+  };
+}
+
+// POST /dlq/redrive reads at most `limit` letters per call (1,000 at most, 100 by default), with or without
+// job_ids: a redrive of chosen letters sends the most, or a large queue would hide them behind its first 100.
+export const REDRIVE_LIMIT = 1000;
+const REDRIVE_CALLS = 4;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Redrive the dead letters of `jobIds`, or (null) up to REDRIVE_LIMIT letters of the queue. A letter someone listed
+ * in the last 2 s is hidden from this receive, so the chosen ones that came back neither redriven nor skipped are
+ * asked for again, REDRIVE_CALLS calls in all, 1.5 s apart. `onAnswer(redriven, skipped)` follows each call,
+ * `onWait(missing, attempt)` comes before each wait. Resolves to {redriven, skipped, missing}: the job ids
+ * redriven, the letters skipped ({job_id or message_id, reason}), and the chosen ids no call found (null for the
+ * whole queue).
+ */
+export async function redrive(jobIds, { onAnswer = () => {}, onWait = () => {} } = {}) {
+  const redriven = [];
+  const skipped = [];
+  let missing = jobIds ? [...jobIds] : null;
+  for (let attempt = 0; attempt < REDRIVE_CALLS; attempt++) {
+    const result = await post("dlq/redrive", { ...(missing ? { job_ids: missing } : {}), limit: REDRIVE_LIMIT });
+    redriven.push(...result.redriven);
+    skipped.push(...result.skipped);
+    onAnswer(redriven, skipped);
+    if (!missing) break;
+    const answered = new Set([...result.redriven, ...result.skipped.map((s) => s.job_id)]);
+    missing = missing.filter((id) => !answered.has(id));
+    if (!missing.length) break;
+    onWait(missing, attempt);
+    await sleep(1500);
+  }
+  return { redriven, skipped, missing };
+}
 
 let eventTypes = null;
 

@@ -1,9 +1,7 @@
 // #/dlq : dead letters with their reason and error; select some (or all) and redrive them.
 
-import { REDRIVE_LIMIT, get, post } from "./api.js";
-import { browserZone, busy, clear, enc, errorBox, field, h, info, link, localPager, pageTitle, table, time, mount } from "./ui.js";
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+import { REDRIVE_LIMIT, get, redrive, seg } from "./api.js";
+import { browserZone, busy, clear, errorBox, field, h, info, link, localPager, pageTitle, table, time, mount } from "./ui.js";
 
 export async function render({ view, signal }) {
   const limit = h("select", { name: "limit" }, [50, 100, 200].map((n) => h("option", { value: String(n) }, String(n))));
@@ -17,7 +15,7 @@ export async function render({ view, signal }) {
   const selected = new Set();
   let letters = [];
 
-  mount(view, 
+  mount(view,
     pageTitle(view, "Dead-letter queue", refresh),
     h(
       "p",
@@ -60,11 +58,11 @@ export async function render({ view, signal }) {
           label: "Job",
           cell: (l) =>
             l.job_id
-              ? link(`#/notifications/${enc(l.job_id)}`, l.job_id)
+              ? link(`#/notifications/${seg(l.job_id)}`, l.job_id)
               : h("span", { class: "muted" }, l.raw_size ? `raw record, ${l.raw_size} bytes` : "not a job"),
         },
         { label: "Type", cell: (l) => l.event_type || "" },
-        { label: "User", cell: (l) => (l.user_id ? link(`#/users/${enc(l.user_id)}`, l.user_id) : "") },
+        { label: "User", cell: (l) => (l.user_id ? link(`#/users/${seg(l.user_id)}`, l.user_id) : "") },
         { label: "Channel", cell: (l) => l.channel || "" },
         { label: "Attempt", cell: (l) => (l.attempt ?? "").toString(), class: "num" },
         { label: "Receives", cell: (l) => String(l.receive_count), class: "num" },
@@ -94,36 +92,27 @@ export async function render({ view, signal }) {
     clear(body, h("p", { class: "muted" }, `${letters.length} letter${letters.length === 1 ? "" : "s"}`), localPager(letters, renderRows, 50));
   }
 
-  async function redrive(jobIds) {
-    // Letters listed a moment ago are hidden for 2 s; ask again for what came back neither redriven nor skipped.
-    const done = [];
-    const skipped = [];
-    let wanted = jobIds ? [...jobIds] : null;
+  async function redriveLetters(jobIds) {
+    // Letters listed a moment ago are hidden for 2 s: redrive() asks again for the chosen ones it did not find.
     progress.hidden = false;
-    progress.max = wanted ? wanted.length : 1;
+    progress.max = jobIds ? jobIds.length : 1;
     progress.value = 0;
-    for (let attempt = 0; attempt < 4; attempt++) {
-      const result = await post("dlq/redrive", { ...(wanted ? { job_ids: wanted } : {}), limit: REDRIVE_LIMIT });
-      done.push(...result.redriven);
-      skipped.push(...result.skipped);
-      progress.value = wanted ? done.length + skipped.length : 1;
-      if (!wanted) break;
-      const answered = new Set([...result.redriven, ...result.skipped.map((s) => s.job_id)]);
-      wanted = wanted.filter((id) => !answered.has(id));
-      if (!wanted.length) break;
-      clear(outcome, info(`Waiting for ${wanted.length} letter(s) to become visible…`));
-      await sleep(1500);
-    }
+    const { redriven, skipped, missing } = await redrive(jobIds, {
+      onAnswer: (done, refused) => {
+        progress.value = jobIds ? done.length + refused.length : 1;
+      },
+      onWait: (hidden) => clear(outcome, info(`Waiting for ${hidden.length} letter(s) to become visible…`)),
+    });
     progress.hidden = true;
     clear(
       outcome,
       h(
         "div",
-        { class: done.length ? "info" : "error", role: "status" },
-        h("p", {}, `Redriven: ${done.length}${done.length ? ` (${done.join(", ")})` : ""}.`),
+        { class: redriven.length ? "info" : "error", role: "status" },
+        h("p", {}, `Redriven: ${redriven.length}${redriven.length ? ` (${redriven.join(", ")})` : ""}.`),
         skipped.length ? h("p", {}, `Skipped: ${skipped.length}.`) : null,
         skipped.length ? h("ul", {}, skipped.map((s) => h("li", {}, `${s.job_id || s.message_id}: ${s.reason}`))) : null,
-        wanted && wanted.length ? h("p", {}, `Not found (redriven already?): ${wanted.join(", ")}`) : null,
+        missing && missing.length ? h("p", {}, `Not found (redriven already?): ${missing.join(", ")}`) : null,
       ),
     );
     selected.clear();
@@ -132,7 +121,7 @@ export async function render({ view, signal }) {
 
   redriveSelected.addEventListener("click", async () => {
     try {
-      await busy(redriveSelected, "Redriving…", () => redrive([...selected]));
+      await busy(redriveSelected, "Redriving…", () => redriveLetters([...selected]));
     } catch (error) {
       clear(outcome, errorBox(error));
     }
@@ -142,7 +131,7 @@ export async function render({ view, signal }) {
   redriveAll.addEventListener("click", async () => {
     if (!window.confirm(`Redrive every letter of the queue (up to ${REDRIVE_LIMIT.toLocaleString("en")})?`)) return;
     try {
-      await busy(redriveAll, "Redriving…", () => redrive(null));
+      await busy(redriveAll, "Redriving…", () => redriveLetters(null));
     } catch (error) {
       clear(outcome, errorBox(error));
     }

@@ -1,34 +1,15 @@
 // Notifications: look one up by job, event or user id; a job's timeline, its message as rendered and a redrive;
 // an event's jobs; a user's notifications, preferences and inbox.
 
-import { ApiError, REDRIVE_LIMIT, get, post, seg } from "./api.js";
+import { ApiError, CHANNELS, get, redrive, seg } from "./api.js";
+import { filters } from "./forms.js";
 import {
-  badge,
-  browserZone,
-  busy,
-  clear,
-  counts,
-  cursorPager,
-  enc,
-  errorBox,
-  facts,
-  field,
-  h,
-  info,
-  link,
-  localPager,
-  message,
-  mount,
-  pageTitle,
-  section,
-  table,
-  time,
+  badge, browserZone, busy, clear, counts, cursorPager, errorBox, facts, field, h, info, link, localPager, message,
+  mount, pageTitle, section, table, time,
 } from "./ui.js";
 
 const STATUSES = ["ACCEPTED", "PROCESSING", "SENDING", "SCHEDULED", "RETRYING", "SENT", "DELIVERED", "BOUNCED",
   "COMPLAINED", "FAILED", "EXPIRED", "SKIPPED"];
-const CHANNELS = ["email", "push", "websocket"];
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function lookupForm(label, button, placeholder, target, navigate) {
   const input = h("input", { name: label, required: true, spellcheck: "false", autocomplete: "off", placeholder });
@@ -41,7 +22,7 @@ function lookupForm(label, button, placeholder, target, navigate) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const value = input.value.trim();
-    if (value) navigate(`${target}/${enc(value)}`);
+    if (value) navigate(`${target}/${seg(value)}`);
   });
   return { form, input };
 }
@@ -51,7 +32,7 @@ export function lookup({ view, navigate }) {
   const byJob = lookupForm("Job id", "Find notification", "6b24f37b-…", "#/notifications", navigate);
   const byEvent = lookupForm("Event id", "Find event", "6b24f37b-…", "#/events", navigate);
   const byUser = lookupForm("User id", "Find user", "demo-user-1", "#/users", navigate);
-  mount(view, 
+  mount(view,
     pageTitle(view, "Find notifications"),
     h("p", { class: "lead" }, "Did it go out? Open a notification by its job id, every job of an event, or a user's notifications."),
     h("div", { class: "lookups" }, byJob.form, byEvent.form, byUser.form),
@@ -99,23 +80,16 @@ function timeline(history) {
   );
 }
 
-async function redrive(jobId, out) {
-  // A letter listed by someone in the last 2 s is hidden from this receive; ask again a few times.
-  for (let attempt = 0; attempt < 4; attempt++) {
-    const result = await post("dlq/redrive", { job_ids: [jobId], limit: REDRIVE_LIMIT });
-    if (result.redriven.includes(jobId)) {
-      clear(out, info("Queued again with a fresh retry budget; the timeline below updates as the worker takes it."));
-      return true;
-    }
-    const skipped = result.skipped.find((s) => s.job_id === jobId);
-    if (skipped) {
-      clear(out, errorBox(new Error(`Not redriven: ${skipped.reason}`)));
-      return false;
-    }
-    clear(out, info(`Looking for the job's dead letter… (try ${attempt + 2} of 5)`));
-    await sleep(1500);
+/** Redrive one job's dead letter (asked for again while it is hidden), saying what came of it in `out`. */
+async function redriveJob(jobId, out) {
+  const onWait = (missing, attempt) => clear(out, info(`Looking for the job's dead letter… (try ${attempt + 2} of 5)`));
+  const { redriven, skipped } = await redrive([jobId], { onWait });
+  if (redriven.includes(jobId)) {
+    clear(out, info("Queued again with a fresh retry budget; the timeline below updates as the worker takes it."));
+    return true;
   }
-  clear(out, errorBox(new Error("No dead letter of this job was found: it may have been redriven already.")));
+  const refused = skipped.find((s) => s.job_id === jobId);
+  clear(out, errorBox(new Error(refused ? `Not redriven: ${refused.reason}` : "No dead letter of this job was found: it may have been redriven already.")));
   return false;
 }
 
@@ -128,7 +102,7 @@ export async function job({ view, params: [jobId], signal }) {
   const rendered = h("div");
   const remote = { images: false }; // the operator's choice for this message's remote images, kept across a refresh
   const refresh = h("button", { type: "button", class: "secondary" }, "Refresh");
-  mount(view, 
+  mount(view,
     pageTitle(view, "Notification", refresh),
     head,
     actions,
@@ -152,8 +126,8 @@ export async function job({ view, params: [jobId], signal }) {
         ["Job id", h("code", {}, data.job_id)],
         ["Status", badge(data.status)],
         ["Channel", data.channel],
-        ["User", link(`#/users/${enc(data.user_id)}`, data.user_id)],
-        ["Event", [link(`#/events/${enc(data.event_id)}`, data.event_id), ` (${data.event_type})`]],
+        ["User", link(`#/users/${seg(data.user_id)}`, data.user_id)],
+        ["Event", [link(`#/events/${seg(data.event_id)}`, data.event_id), ` (${data.event_type})`]],
         ["Attempts", String(data.attempts)],
         ["Created", time(data.created_at)],
         ["Updated", time(data.updated_at)],
@@ -174,7 +148,7 @@ export async function job({ view, params: [jobId], signal }) {
       button.addEventListener("click", async () => {
         clear(outcome);
         try {
-          const queued = await busy(button, "Redriving…", () => redrive(jobId, outcome));
+          const queued = await busy(button, "Redriving…", () => redriveJob(jobId, outcome));
           if (queued) setTimeout(load, 2000);
         } catch (error) {
           clear(outcome, errorBox(error));
@@ -219,8 +193,8 @@ export async function job({ view, params: [jobId], signal }) {
 function jobsTable(jobs, empty = "No jobs.") {
   return table(
     [
-      { label: "Job", cell: (j) => link(`#/notifications/${enc(j.job_id)}`, j.job_id) },
-      { label: "User", cell: (j) => link(`#/users/${enc(j.user_id)}`, j.user_id) },
+      { label: "Job", cell: (j) => link(`#/notifications/${seg(j.job_id)}`, j.job_id) },
+      { label: "User", cell: (j) => link(`#/users/${seg(j.user_id)}`, j.user_id) },
       { label: "Channel", cell: (j) => j.channel },
       { label: "Status", cell: (j) => badge(j.status) },
       { label: "Attempts", cell: (j) => String(j.attempts), class: "num" },
@@ -252,7 +226,7 @@ export async function event({ view, params: [eventId], signal }) {
       ["Created", time(data.created_at)],
       data.send_after ? ["Send after", time(data.send_after)] : null,
       ["Expires", time(data.expires_at)],
-      data.segment_id ? ["Segment", link(`#/segments/${enc(data.segment_id)}`, data.segment_id)] : null,
+      data.segment_id ? ["Segment", link(`#/segments/${seg(data.segment_id)}`, data.segment_id)] : null,
       data.segment_id ? ["Pages expanded", String(data.pages_expanded ?? 0)] : null,
       data.recipients !== undefined ? ["Recipients", String(data.recipients)] : null,
       ["Statuses", counts(data.status_counts)],
@@ -269,19 +243,12 @@ export async function event({ view, params: [eventId], signal }) {
 
 /** #/users/{user_id}: notifications (paged by the API's cursor), preferences, inbox. */
 export async function user({ view, params: [userId], query, signal, navigate }) {
-  const status = h("select", { name: "status" }, h("option", { value: "" }, "any"), STATUSES.map((s) => h("option", { value: s }, s)));
-  const channel = h("select", { name: "channel" }, h("option", { value: "" }, "any"), CHANNELS.map((c) => h("option", { value: c }, c)));
-  status.value = query.get("status") || "";
-  channel.value = query.get("channel") || "";
-  const filters = h("form", { class: "filters" }, field("Status", status), field("Channel", channel));
-  const onFilter = () => {
-    const q = new URLSearchParams();
-    if (status.value) q.set("status", status.value);
-    if (channel.value) q.set("channel", channel.value);
-    navigate(`#/users/${enc(userId)}${q.toString() ? `?${q}` : ""}`);
-  };
-  status.addEventListener("change", onFilter);
-  channel.addEventListener("change", onFilter);
+  const { form, selects } = filters(
+    { base: `#/users/${seg(userId)}`, query, navigate },
+    { label: "Status", name: "status", values: STATUSES },
+    { label: "Channel", name: "channel", values: CHANNELS },
+  );
+  const { status, channel } = selects;
 
   const pager = cursorPager({
     signal,
@@ -294,9 +261,9 @@ export async function user({ view, params: [userId], query, signal, navigate }) 
   });
   const preferences = h("div");
   const inbox = h("div");
-  mount(view, 
+  mount(view,
     pageTitle(view, `User ${userId}`),
-    section("Notifications", h("p", { class: "muted" }, "Newest first."), filters, pager.element),
+    section("Notifications", h("p", { class: "muted" }, "Newest first."), form, pager.element),
     h("div", { class: "columns" }, section("Preferences", preferences), section("Inbox (in-app)", inbox)),
   );
   pager.first();
@@ -341,7 +308,7 @@ function loadInbox(userId, out, signal) {
           { label: "Title", cell: (i) => i.title || "" },
           { label: "Body", cell: (i) => i.body || "" },
           { label: "State", cell: (i) => (i.archived_at ? "archived" : i.read_at ? "read" : i.seen_at ? "seen" : "unseen") },
-          { label: "Job", cell: (i) => link(`#/notifications/${enc(i.job_id)}`, "open") },
+          { label: "Job", cell: (i) => link(`#/notifications/${seg(i.job_id)}`, "open") },
         ],
         items,
         { empty: "The inbox is empty." },

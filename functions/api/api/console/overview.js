@@ -1,7 +1,7 @@
 // #/ : the queues' depths, campaigns due in the next hour, the latest failures.
 
-import { get } from "./api.js";
-import { badge, browserZone, clear, enc, errorBox, h, link, pageTitle, section, table, time, mount } from "./ui.js";
+import { get, seg } from "./api.js";
+import { badge, browserZone, clear, errorBox, h, link, pageTitle, section, table, time, mount } from "./ui.js";
 
 function depth(title, value, hint, href) {
   if (!value) return h("div", { class: "card" }, h("h2", {}, title), h("p", { class: "big muted" }, "?"), h("p", {}, "Could not be read."));
@@ -51,7 +51,7 @@ export async function render({ view, signal }) {
         "Campaigns due in the next hour",
         table(
           [
-            { label: "Campaign", cell: (c) => link(`#/campaigns/${enc(c.campaign_id)}`, c.name) },
+            { label: "Campaign", cell: (c) => link(`#/campaigns/${seg(c.campaign_id)}`, c.name) },
             { label: "Next run", cell: (c) => time(c.next_run_at) },
             { label: "Schedule", cell: (c) => `${c.cron} (${c.timezone})` },
             { label: "Segment", cell: (c) => c.segment_id },
@@ -69,7 +69,7 @@ export async function render({ view, signal }) {
             { label: "Dead-lettered", cell: (l) => time(l.dead_lettered_at) },
             { label: "Reason", cell: (l) => l.reason || "" },
             { label: "Error", cell: (l) => l.error || "" },
-            { label: "Job", cell: (l) => (l.job_id ? link(`#/notifications/${enc(l.job_id)}`, l.job_id) : h("span", { class: "muted" }, "not a job")) },
+            { label: "Job", cell: (l) => (l.job_id ? link(`#/notifications/${seg(l.job_id)}`, l.job_id) : h("span", { class: "muted" }, "not a job")) },
             { label: "Type", cell: (l) => l.event_type || "" },
             { label: "Channel", cell: (l) => l.channel || "" },
           ],

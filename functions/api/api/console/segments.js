@@ -2,7 +2,7 @@
 // #/segments/{id} : its size; add or remove user ids from a CSV file (10,000 a call, with progress).
 
 import { ApiError, del, get, post, seg } from "./api.js";
-import { browserZone, busy, clear, enc, errorBox, facts, field, h, info, link, localPager, pageTitle, section, table, time, mount } from "./ui.js";
+import { browserZone, busy, clear, errorBox, facts, field, h, info, link, localPager, pageTitle, section, table, time, mount } from "./ui.js";
 
 const CHUNK = 10_000; // the API's limit of user ids per call
 
@@ -19,12 +19,12 @@ export async function list({ view, signal, navigate }) {
     if (!form.reportValidity()) return;
     try {
       const created = await busy(create, "Creating…", () => post("segments", { segment_id: id.value.trim(), name: name.value.trim() }));
-      navigate(`#/segments/${enc(created.segment_id)}`);
+      navigate(`#/segments/${seg(created.segment_id)}`);
     } catch (error) {
       clear(outcome, errorBox(error));
     }
   });
-  mount(view, 
+  mount(view,
     pageTitle(view, "Segments"),
     h(
       "p",
@@ -55,7 +55,7 @@ export async function list({ view, signal, navigate }) {
     localPager(items, (page) =>
       table(
         [
-          { label: "Segment", cell: (s) => link(`#/segments/${enc(s.segment_id)}`, s.segment_id) },
+          { label: "Segment", cell: (s) => link(`#/segments/${seg(s.segment_id)}`, s.segment_id) },
           { label: "Name", cell: (s) => s.name },
           { label: "Users", cell: size, class: "num" },
           { label: "Created", cell: (s) => time(s.created_at) },
@@ -128,7 +128,7 @@ export async function detail({ view, params: [segmentId], signal, navigate }) {
   const outcome = h("div", { "aria-live": "polite" });
   let ids = [];
 
-  mount(view, 
+  mount(view,
     pageTitle(view, `Segment ${segmentId}`),
     h("p", {}, link("#/segments", "← All segments")),
     head,

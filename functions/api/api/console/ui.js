@@ -65,14 +65,17 @@ export function field(label, control, hint) {
   );
 }
 
-const LOCAL = new Intl.DateTimeFormat(undefined, {
-  year: "numeric",
-  month: "short",
-  day: "2-digit",
-  hour: "2-digit",
-  minute: "2-digit",
-  second: "2-digit",
-});
+const DAY_AND_TIME = { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit" };
+const LOCAL = new Intl.DateTimeFormat(undefined, { ...DAY_AND_TIME, second: "2-digit" });
+
+/** Times in `zone` (an IANA name), with the weekday, to the minute; null for a zone the browser does not know. */
+export function zoneFormat(zone) {
+  try {
+    return new Intl.DateTimeFormat(undefined, { ...DAY_AND_TIME, timeZone: zone, weekday: "short" });
+  } catch {
+    return null;
+  }
+}
 
 /** "2026-11-25 20:04:05 UTC" */
 export function utcText(date) {
@@ -184,13 +187,15 @@ export async function busy(button, busyText, action) {
   }
 }
 
-export function debounce(fn, ms) {
+/** `fn` called `ms` after the last of a run of calls; `signal` (the page's), once aborted, cancels a call due. */
+export function debounce(fn, ms, signal) {
   let timer;
   const debounced = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
   debounced.cancel = () => clearTimeout(timer);
+  if (signal) signal.addEventListener("abort", () => debounced.cancel());
   return debounced;
 }
 
@@ -198,8 +203,6 @@ export function debounce(fn, ms) {
 export function link(hash, text) {
   return h("a", { href: hash }, text);
 }
-
-export const enc = (value) => encodeURIComponent(String(value));
 
 /**
  * A list paged with the API's cursors. `load(cursor)` resolves to {items, next_cursor}; `render(items)` to a node.
