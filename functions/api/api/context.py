@@ -93,8 +93,7 @@ def build_services(settings: ApiSettings) -> Services:
     # Each kind of token has its own key list (SSM SecureStrings, cached): a forged or altered cursor is a 422.
     cursors = CursorCodec(SsmSecret(settings.cursor_keys_parameter))
     events = DynamoEventLog(dynamodb, settings.notifications_table)
-    jobs = DynamoJobLedger(dynamodb, settings.notifications_table, cursors)
-    reader = DynamoStatusReader(events, jobs)
+    reader = DynamoStatusReader(dynamodb, settings.notifications_table, cursors)
     publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
@@ -133,7 +132,12 @@ def build_services(settings: ApiSettings) -> Services:
         dev_token_origins=tuple(o.strip() for o in settings.dev_user_token_origins.split(",") if o.strip()),
         overview=overview,
         rendered=RenderedJobs(reader, templates),
-        links=LinkService(DynamoLinkStore(dynamodb, settings.links_table), jobs, utc_now, settings.short_link_base),
+        links=LinkService(
+            DynamoLinkStore(dynamodb, settings.links_table),
+            DynamoJobLedger(dynamodb, settings.notifications_table),  # a click lands on its job (ClickStore)
+            utc_now,
+            settings.short_link_base,
+        ),
     )
 
 

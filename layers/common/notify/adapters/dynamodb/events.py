@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from notify.adapters.dynamodb.items import batch_write, call, conditional, expression_values, from_item, to_item
-from notify.adapters.dynamodb.status_items import RETENTION, get_item
+from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.errors import Conflict
 from notify.jobs import job_id as derive_job_id
 from notify.jobs import locator, locator_of_job
@@ -17,8 +17,6 @@ from notify.models import Channel
 from notify.records import EventRecord
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
     from notify.ports import EventLog, FanoutPages
 
 # DynamoDB items stop at 400 KB; one event's record is at most ~140 KB (1,000 ids of 128 bytes), so a chunk
@@ -26,14 +24,64 @@ if TYPE_CHECKING:
 BATCH_ITEM_BYTES = 250_000
 
 
-class DynamoEventLog:
-    """The EventLog (ingest's events, one item each or many per batch item) and FanoutPages (one item per expanded
-    page of a segment event) ports; also the event reads of :class:`notify.adapters.dynamodb.status.DynamoStatusReader`
-    (``get_event``, ``event_pages``, ``find_event_of_job``)."""
+class DynamoEventReads(StatusTable):
+    """An event's record (its own item, or its entry in a batch item), the event of a job, and a segment event's
+    pages: what ingest reads back and what :class:`notify.adapters.dynamodb.status.DynamoStatusReader` shows."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
-        self._client = client
-        self._table = table
+    def get_event(self, event_id: str) -> Optional[EventRecord]:
+        """The event's record: its own item, or its entry in the batch item of its locator."""
+        try:
+            uuid.UUID(event_id)
+        except ValueError:
+            return None
+        item = get_item(self._client, self._table, _key(event_id))
+        if item:
+            return _event(item)
+        for record in self._query(f"EVT#{locator(event_id)}", "EVB#"):  # sent in a batch
+            if record.event_id == event_id:
+                return record
+        return None
+
+    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
+        """The event (or fan-out page) record whose users and channels derive ``job_id``."""
+        try:
+            loc = locator_of_job(job_id)
+        except ValueError:
+            return None
+        for record in self._query(f"EVT#{loc}", "EV"):
+            for uid in record.user_ids:
+                for ch in record.channels:
+                    if derive_job_id(record.event_id, uid, ch) == job_id:
+                        return record
+        return None
+
+    def event_pages(self, event_id: str) -> list[EventRecord]:
+        """A query of the event's ``#P`` page records, in page order."""
+        return self._query(f"EVT#{locator(event_id)}", f"EVT#{event_id}#P")
+
+    def _query(self, pk: str, sk_prefix: str) -> list[EventRecord]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
+            "ExpressionAttributeValues": expression_values({":pk": pk, ":sk": sk_prefix}),
+        }
+        out: list[EventRecord] = []
+        while True:
+            resp = call("read events", self._client.query, **kwargs)
+            for raw in resp.get("Items", []):
+                item = from_item(raw)
+                if item.get("kind") == "batch":
+                    out += [_event(data) for data in json.loads(item["events"])]
+                else:
+                    out.append(_event(item))
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+
+class DynamoEventLog(DynamoEventReads):
+    """The EventLog (ingest's events, one item each or many per batch item) and FanoutPages (one item per expanded
+    page of a segment event) ports."""
 
     def put_event(self, record: EventRecord) -> None:
         """PutItem of the event's record if absent; Conflict if an event with this id was recorded already."""
@@ -76,33 +124,6 @@ class DynamoEventLog:
         """DeleteItem of the event's own record (a batch's shared item is never deleted)."""
         call("delete event", self._client.delete_item, TableName=self._table, Key=to_item(_key(event_id)))
 
-    def get_event(self, event_id: str) -> Optional[EventRecord]:
-        """The event's record: its own item, or its entry in the batch item of its locator."""
-        try:
-            uuid.UUID(event_id)
-        except ValueError:
-            return None
-        item = get_item(self._client, self._table, _key(event_id))
-        if item:
-            return _event(item)
-        for record in self._query(f"EVT#{locator(event_id)}", "EVB#"):  # sent in a batch
-            if record.event_id == event_id:
-                return record
-        return None
-
-    def find_event_of_job(self, job_id: str) -> Optional[EventRecord]:
-        """The event (or fan-out page) record whose users and channels derive ``job_id``."""
-        try:
-            loc = locator_of_job(job_id)
-        except ValueError:
-            return None
-        for record in self._query(f"EVT#{loc}", "EV"):
-            for uid in record.user_ids:
-                for ch in record.channels:
-                    if derive_job_id(record.event_id, uid, ch) == job_id:
-                        return record
-        return None
-
     def put_page(self, record: EventRecord) -> bool:
         """Record one expanded page; False if it was recorded before (the page is done)."""
         item = _event_item(record)
@@ -118,29 +139,6 @@ class DynamoEventLog:
     def page_done(self, event_id: str, page: int) -> bool:
         """Whether the page's record item exists."""
         return get_item(self._client, self._table, _key(event_id, page)) is not None
-
-    def event_pages(self, event_id: str) -> list[EventRecord]:
-        """A query of the event's ``#P`` page records, in page order."""
-        return self._query(f"EVT#{locator(event_id)}", f"EVT#{event_id}#P")
-
-    def _query(self, pk: str, sk_prefix: str) -> list[EventRecord]:
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :sk)",
-            "ExpressionAttributeValues": expression_values({":pk": pk, ":sk": sk_prefix}),
-        }
-        out: list[EventRecord] = []
-        while True:
-            resp = call("read events", self._client.query, **kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                if item.get("kind") == "batch":
-                    out += [_event(data) for data in json.loads(item["events"])]
-                else:
-                    out.append(_event(item))
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def _key(event_id: str, page: Optional[int] = None) -> dict[str, str]:

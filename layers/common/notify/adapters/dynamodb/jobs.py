@@ -10,16 +10,13 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import call, conditional, conditional_update, expression_values, from_item, to_item
-from notify.adapters.dynamodb.status_items import RETENTION, get_item
+from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.clock import iso
 from notify.models import Channel, NotificationJob, Status
 from notify.records import MAX_HISTORY, Claim, ClaimOutcome, Engagement, JobRecord, Transition
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
-
     from notify.ports import ClickStore, FeedbackStore, JobLedger
 
 RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
@@ -29,16 +26,76 @@ SEEN_SLOTS = 16
 COUNTERS = frozenset({"opens", "clicks"})
 
 
-class DynamoJobLedger:
-    """The JobLedger (the worker's claims and transitions), FeedbackStore (SES's feedback, opens and clicks) and
-    ClickStore (a short link's clicks) ports, all on the job's one item (``JOB#<id>``); also the job reads of
-    :class:`notify.adapters.dynamodb.status.DynamoStatusReader` (``get_job``, ``get_jobs``, ``user_jobs``, whose
-    ``cursors`` sign the pages)."""
+class DynamoJobReads(StatusTable):
+    """A job's item, many at once, and a user's jobs from the ``by-user`` index (pages signed by ``cursors``): what
+    the ledger reads back and what :class:`notify.adapters.dynamodb.status.DynamoStatusReader` shows."""
 
-    def __init__(self, client: DynamoDBClient, table: str, cursors: CursorCodec = NO_PAGING) -> None:
-        self._client = client
-        self._table = table
-        self._cursors = cursors
+    def get_job(self, job_id: str) -> Optional[JobRecord]:
+        """A consistent GetItem of ``JOB#<id>``."""
+        item = get_item(self._client, self._table, _key(job_id))
+        return _job(item) if item else None
+
+    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
+        """BatchGetItem in chunks of 100, retrying unprocessed keys."""
+        out: dict[str, JobRecord] = {}
+        ids = list(dict.fromkeys(job_ids))
+        for i in range(0, len(ids), 100):
+            keys = [to_item(_key(j)) for j in ids[i : i + 100]]
+            request: dict[str, Any] = {self._table: {"Keys": keys}}
+            while request:
+                resp = call("read jobs", self._client.batch_get_item, RequestItems=request)
+                for raw in resp.get("Responses", {}).get(self._table, []):
+                    rec = _job(from_item(raw))
+                    out[rec.job_id] = rec
+                request = dict(resp.get("UnprocessedKeys") or {})
+        return out
+
+    def user_jobs(
+        self,
+        user_id: str,
+        limit: int,
+        cursor: Optional[str] = None,
+        status: Optional[Status] = None,
+        channel: Optional[Channel] = None,
+    ) -> tuple[list[JobRecord], Optional[str]]:
+        """A user's jobs, newest first, from the ``by-user`` index; the cursor is opaque."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "by-user",
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        values: dict[str, Any] = {":pk": f"USER#{user_id}"}
+        filters = []
+        if status is not None:
+            filters.append("#s = :status")
+            values[":status"] = status.value
+            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
+        if channel is not None:
+            filters.append("channel = :channel")
+            values[":channel"] = channel.value
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        kwargs["ExpressionAttributeValues"] = expression_values(values)
+        start = self._cursors.decode(cursor)
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        records: list[JobRecord] = []
+        for _ in range(20):  # filtered pages may come back short: keep reading, within bounds
+            resp = call("read notifications", self._client.query, **kwargs)
+            records += [_job(from_item(raw)) for raw in resp.get("Items", [])]
+            last = resp.get("LastEvaluatedKey")
+            if not last or len(records) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+            kwargs["Limit"] = limit - len(records)
+        return records[:limit], self._cursors.encode(last)
+
+
+class DynamoJobLedger(DynamoJobReads):
+    """The JobLedger (the worker's claims and transitions), FeedbackStore (SES's feedback, opens and clicks) and
+    ClickStore (a short link's clicks) ports, all on the job's one item (``JOB#<id>``)."""
 
     # -- the worker's claims and transitions (JobLedger) -----------------------------
 
@@ -288,70 +345,6 @@ class DynamoJobLedger:
         )
         item = from_item(resp.get("Item") or {})
         return int(item.get(_link_counter(code), 0))
-
-    # -- reads ------------------------------------------------------------------------
-
-    def get_job(self, job_id: str) -> Optional[JobRecord]:
-        """A consistent GetItem of ``JOB#<id>``."""
-        item = get_item(self._client, self._table, _key(job_id))
-        return _job(item) if item else None
-
-    def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
-        """BatchGetItem in chunks of 100, retrying unprocessed keys."""
-        out: dict[str, JobRecord] = {}
-        ids = list(dict.fromkeys(job_ids))
-        for i in range(0, len(ids), 100):
-            keys = [to_item(_key(j)) for j in ids[i : i + 100]]
-            request: dict[str, Any] = {self._table: {"Keys": keys}}
-            while request:
-                resp = call("read jobs", self._client.batch_get_item, RequestItems=request)
-                for raw in resp.get("Responses", {}).get(self._table, []):
-                    rec = _job(from_item(raw))
-                    out[rec.job_id] = rec
-                request = dict(resp.get("UnprocessedKeys") or {})
-        return out
-
-    def user_jobs(
-        self,
-        user_id: str,
-        limit: int,
-        cursor: Optional[str] = None,
-        status: Optional[Status] = None,
-        channel: Optional[Channel] = None,
-    ) -> tuple[list[JobRecord], Optional[str]]:
-        """A user's jobs, newest first, from the ``by-user`` index; the cursor is opaque."""
-        kwargs: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": "by-user",
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ScanIndexForward": False,
-            "Limit": limit,
-        }
-        values: dict[str, Any] = {":pk": f"USER#{user_id}"}
-        filters = []
-        if status is not None:
-            filters.append("#s = :status")
-            values[":status"] = status.value
-            kwargs["ExpressionAttributeNames"] = {"#s": "status"}
-        if channel is not None:
-            filters.append("channel = :channel")
-            values[":channel"] = channel.value
-        if filters:
-            kwargs["FilterExpression"] = " AND ".join(filters)
-        kwargs["ExpressionAttributeValues"] = expression_values(values)
-        start = self._cursors.decode(cursor)
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        records: list[JobRecord] = []
-        for _ in range(20):  # filtered pages may come back short: keep reading, within bounds
-            resp = call("read notifications", self._client.query, **kwargs)
-            records += [_job(from_item(raw)) for raw in resp.get("Items", [])]
-            last = resp.get("LastEvaluatedKey")
-            if not last or len(records) >= limit:
-                break
-            kwargs["ExclusiveStartKey"] = last
-            kwargs["Limit"] = limit - len(records)
-        return records[:limit], self._cursors.encode(last)
 
     # -- the write every history entry goes through ------------------------------------
 

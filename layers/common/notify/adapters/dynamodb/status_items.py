@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
+from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import call, from_item, to_item
 from notify.records import JOB_RETENTION
 
@@ -31,3 +32,13 @@ def get_item(client: DynamoDBClient, table: str, key: Mapping[str, Any]) -> Opti
     resp = call("read", client.get_item, TableName=table, Key=to_item(key), ConsistentRead=True)
     item = resp.get("Item")
     return from_item(item) if item else None
+
+
+class StatusTable:
+    """NotificationsTable as each of its adapters holds it: the client, the table's name, and the codec that signs
+    page cursors (the job reads' ``user_jobs``)."""
+
+    def __init__(self, client: DynamoDBClient, table: str, cursors: CursorCodec = NO_PAGING) -> None:
+        self._client = client
+        self._table = table
+        self._cursors = cursors
