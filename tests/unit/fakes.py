@@ -8,12 +8,22 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 
+from notify.catalog import EVENT_TYPES
 from notify.clock import iso
 from notify.default_templates import seed_default_templates
-from notify.errors import ConnectionGone, FieldError, NotFound, PermanentError, TransientError, ValidationFailed
+from notify.errors import (
+    ConnectionGone,
+    FieldError,
+    NotFound,
+    PermanentError,
+    StoreUnavailable,
+    TransientError,
+    ValidationFailed,
+)
+from notify.jobs import EventPlan, new_event_id
 from notify.links import ShortLinks
 from notify.models import Channel, Message, NotificationJob, Priority, Status
 from notify.ports import (
@@ -75,6 +85,8 @@ from notify.unsubscribe import UnsubscribeLinks
 class MemoryStore:
     events: dict[str, EventRecord] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The next transition to this status raises StoreUnavailable, once: a worker that stopped just before recording it.
+    crash_on: Optional[Status] = None
 
     def put_event(self, record: EventRecord) -> None:
         self.events[record.event_id] = record
@@ -181,6 +193,9 @@ class MemoryStore:
         error: Optional[str] = None,
         detail: Optional[dict[str, Any]] = None,
     ) -> bool:
+        if status is self.crash_on:
+            self.crash_on = None
+            raise StoreUnavailable("DynamoDB went away")
         item = self.jobs[job.job_id]
         if item.get("token") != token:
             return False
@@ -727,3 +742,35 @@ class DeliveryWorld:
             link_store=self.link_store,
         )
         self.triage = Triage(self.service, self.dlq, lambda: self.now)
+
+
+# -- the email pipeline of user u1 at T0, which the worker's unit tests share ---------------------------------------
+
+T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+class World(DeliveryWorld):
+    """The pipeline at ``T0`` with an email port (``email``) and unsubscribe links, for one known user: u1 (Ada,
+    English, u1@example.com). :meth:`job` is that user's email job of an event."""
+
+    email: MemoryEmail
+
+    def __init__(self) -> None:
+        super().__init__(T0, {"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
+        self.email = MemoryEmail()
+        self.unsubscribe = UnsubscribeLinks(lambda: "test key" * 4, "https://x.io")
+        self.wire()
+
+    def job(self, event_type: str = "user_registered", **changes: object) -> NotificationJob:
+        spec = EVENT_TYPES[event_type]
+        plan = EventPlan(
+            new_event_id(),
+            spec,
+            spec.sample_payload(),
+            ["u1"],
+            [Channel.EMAIL],
+            spec.priority,
+            T0,
+            T0 + timedelta(days=1),
+        )
+        return plan.jobs()[0].model_copy(update=changes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 from notify.adapters.dynamodb.cursors import CursorCodec
@@ -28,42 +28,18 @@ from .fakes import (
     MemoryInboxStore,
     MemoryPoster,
     MemoryPreferences,
-    MemoryStore,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-class CrashingStore(MemoryStore):
-    """A status store that fails once when SENT is recorded: the worker stopped after storing and pushing."""
-
-    crash_on_sent = False
-
-    def transition(
-        self,
-        job: NotificationJob,
-        status: Status,
-        now: datetime,
-        token: Optional[str],
-        *,
-        attempt: Optional[int] = None,
-        error: Optional[str] = None,
-        detail: Optional[dict[str, Any]] = None,
-    ) -> bool:
-        if status is Status.SENT and self.crash_on_sent:
-            self.crash_on_sent = False
-            raise StoreUnavailable("DynamoDB went away")
-        return super().transition(job, status, now, token, attempt=attempt, error=error, detail=detail)
-
-
 class World(DeliveryWorld):
-    store: CrashingStore
     preferences: MemoryPreferences
     in_app: InboxService
 
     def __init__(self) -> None:
         users = {"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")}
-        super().__init__(T0, users, store=CrashingStore())
+        super().__init__(T0, users)
         self.preferences = MemoryPreferences()
         self.inbox = MemoryInboxStore()
         self.connections = MemoryConnections()
@@ -120,7 +96,7 @@ def test_a_websocket_job_is_stored_once_and_sent_with_the_connections_it_reached
 
 def test_a_worker_that_stopped_after_pushing_neither_stores_nor_pushes_again(world: World) -> None:
     world.connect("c1")
-    world.store.crash_on_sent = True
+    world.store.crash_on = Status.SENT  # stored and pushed, then the worker stopped
     job = world.job()
     with pytest.raises(StoreUnavailable):
         world.service.handle(job)  # stored and pushed, but SENT was never recorded
