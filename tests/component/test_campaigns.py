@@ -16,9 +16,10 @@ from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import iso, utc_now
+from notify.cron import next_fire
 from notify.models import AcceptedEvent
 from notify.records import Campaign, CampaignStatus
-from notify.services.campaigns import CampaignScheduler, IngestTrigger, next_fire
+from notify.services.campaigns import CampaignScheduler, IngestTrigger
 from notify.services.ingest import IngestService
 
 from local.events import kafka_record, load_event, msk_event

@@ -11,9 +11,10 @@ Pure: no I/O and no clock of its own; the worker, the API and the scheduler wire
   being sent is closed, and a late member opens the next generation. The digest job's id is derived from the bucket
   id the way :mod:`notify.jobs` derives every job id, so two flushes of one bucket make one job.
 - The **window** of a cron rule ends at the cron's next fire time strictly after the first member, in the user's zone
-  (else the rule's, else UTC). DST follows croniter, as campaigns do (docs/CAMPAIGN.md): a fire time in a skipped
-  local hour (``30 2 * * *`` on the spring-forward day in Europe/Berlin) fires at the first valid time after the gap
-  (03:00 local, 01:00 UTC), so the day still gets one digest; a repeated local hour fires once, on its first pass.
+  (else the rule's, else UTC). DST follows :mod:`notify.cron`, as campaigns do (docs/CAMPAIGN.md): a fire time in a
+  skipped local hour (``30 2 * * *`` on the spring-forward day in Europe/Berlin) fires at the first valid time after
+  the gap (03:00 local, 01:00 UTC), so the day still gets one digest; a repeated local hour fires once, on its first
+  pass.
   :func:`flush_at` then spreads the flushes of windows that end together over a few deterministic seconds.
 """
 
@@ -27,7 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -41,12 +41,9 @@ from pydantic import (
 
 from notify.catalog import EVENT_TYPES, category_of
 from notify.clock import iso
+from notify.cron import check_cron, check_timezone, next_fire
 from notify.jobs import job_id
 from notify.models import Category, Channel, Strict
-
-# A digest's cron reads as a campaign's (same validation, same DST rule): one reading of a cron across the service.
-# These belong in a neutral module (notify/cron.py), a move for when campaigns.py is not being edited elsewhere.
-from notify.services.campaigns import _check_cron, _check_timezone, next_fire
 
 MIN_WINDOW_SECONDS = 10  # the local stack's end-to-end tests use 10 s windows
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
@@ -113,12 +110,12 @@ class CronWindow(Strict):
     cron: str = Field(examples=["0 9 * * *"])
     timezone: Optional[str] = Field(default=None, examples=["Europe/Berlin"])
 
-    _cron = field_validator("cron")(_check_cron)
+    _cron = field_validator("cron")(check_cron)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: Optional[str]) -> Optional[str]:
-        return None if value is None else _check_timezone(value)
+        return None if value is None else check_timezone(value)
 
 
 Window = SecondsWindow | CronWindow
@@ -231,8 +228,8 @@ def _zone_of(window: CronWindow, user_tz: Optional[str]) -> str:
     for name in (user_tz, window.timezone):
         if name:
             try:
-                ZoneInfo(name)
-            except (ZoneInfoNotFoundError, ValueError):
+                check_timezone(name)
+            except ValueError:
                 continue
             return name
     return "UTC"

@@ -347,13 +347,10 @@ Message: TypeAlias = NotificationJob | FanoutTask  # what goes onto the jobs top
 
 
 def _zone(value: str) -> str:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    # Imported on first use: every function imports this module, and not every one loads croniter at cold start.
+    from notify.cron import check_timezone
 
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (for example Europe/Berlin)") from None
-    return value
+    return check_timezone(value)
 
 
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", examples=["22:00"])]

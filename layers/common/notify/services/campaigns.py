@@ -3,7 +3,7 @@
 Rules (docs/CAMPAIGN.md):
 - fire times are computed by croniter in the campaign's IANA time zone and stored in UTC;
 - a local time skipped by a DST change fires at the next valid minute (croniter's rule); a local time
-  that occurs twice fires once;
+  that occurs twice fires once (both in :mod:`notify.cron`, which digests share);
 - missed runs coalesce: a tick that finds several fire times passed fires one run, for the latest;
 - a run is claimed with a conditional write before it is triggered, and the campaign's counters move
   only after the trigger succeeded; a failed trigger is retried on the next tick;
@@ -21,13 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, croniter
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from notify.catalog import field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
+from notify.cron import check_cron, check_timezone, latest_fire, next_fire, next_fires
 from notify.errors import Conflict, FieldError, NotFound, ValidationFailed
 from notify.models import AcceptedEvent, Channel, Priority, Strict
 from notify.ports import CampaignStore, CampaignTrigger
@@ -37,26 +37,6 @@ from notify.services.status import StatusQueries
 CLAIM_SECONDS = 120
 MAX_PREVIEW = 50
 ATTEMPTS = 5  # conditional writes that lost a race, read again and retried
-
-
-def _check_cron(value: str) -> str:
-    if not croniter.is_valid(value):
-        raise ValueError(f"{value!r} is not a valid cron expression (5 fields: minute hour day month weekday)")
-    if len(value.split()) != 5:
-        raise ValueError("use the 5-field form: minute hour day-of-month month day-of-week")
-    try:
-        croniter(value, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except CroniterBadDateError:
-        raise ValueError(f"{value!r} never fires (no date matches it, such as February 31)") from None
-    return value
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{value!r} is not an IANA time zone (for example Europe/Berlin)") from None
-    return value
 
 
 class CampaignInput(Strict):
@@ -72,8 +52,8 @@ class CampaignInput(Strict):
     priority: Optional[Priority] = None
     max_runs: Optional[int] = Field(default=None, ge=1)
 
-    _cron = field_validator("cron")(_check_cron)
-    _tz = field_validator("timezone")(_check_timezone)
+    _cron = field_validator("cron")(check_cron)
+    _tz = field_validator("timezone")(check_timezone)
 
     @model_validator(mode="after")
     def _event(self) -> CampaignInput:
@@ -96,39 +76,6 @@ class CampaignUpdate(Strict):
     channels: Optional[list[Channel]] = Field(default=None, min_length=1)
     priority: Optional[Priority] = None
     max_runs: Optional[int] = Field(default=None, ge=1)
-
-
-# -- cron ----------------------------------------------------------------------------------
-
-
-def next_fire(cron: str, timezone: str, after: datetime) -> datetime:
-    """The first fire time strictly after ``after``, in UTC; a repeated local time fires once."""
-    zone = ZoneInfo(timezone)
-    local_after = after.astimezone(zone)
-    it = croniter(cron, local_after)
-    candidate: datetime = it.get_next(datetime)
-    while candidate.replace(tzinfo=None) == local_after.replace(tzinfo=None) or candidate <= local_after:
-        candidate = it.get_next(datetime)  # the second occurrence of a wall-clock time on a DST fall-back
-    return candidate.astimezone(UTC)
-
-
-def latest_fire(cron: str, timezone: str, at_or_before: datetime) -> datetime:
-    """The last fire time at or before ``at_or_before``, in UTC (the coalesced run of missed ones)."""
-    zone = ZoneInfo(timezone)
-    moment = at_or_before.astimezone(zone)
-    it = croniter(cron, moment + timedelta(seconds=1))
-    fire: datetime = it.get_prev(datetime)
-    return fire.astimezone(UTC)
-
-
-def preview(cron: str, timezone: str, after: datetime, count: int) -> list[datetime]:
-    """The next ``count`` fire times after ``after``, in UTC."""
-    out: list[datetime] = []
-    moment = after
-    for _ in range(count):
-        moment = next_fire(cron, timezone, moment)
-        out.append(moment)
-    return out
 
 
 def run_id(campaign_id: str, fire_time: datetime) -> str:
@@ -329,7 +276,7 @@ class CampaignService:
     def preview(self, campaign_id: str, count: int) -> list[datetime]:
         """The next ``count`` (at most MAX_PREVIEW) fire times from now, in UTC."""
         campaign = self.get(campaign_id)
-        return preview(campaign.cron, campaign.timezone, self._clock(), min(count, MAX_PREVIEW))
+        return next_fires(campaign.cron, campaign.timezone, self._clock(), min(count, MAX_PREVIEW))
 
     def schedule(self, cron: str, timezone: str, count: int = 5) -> dict[str, Any]:
         """The next ``count`` (at most MAX_PREVIEW) fire times from now of a cron and time zone no campaign has
@@ -339,14 +286,14 @@ class CampaignService:
         messages a save gives.
         """
         errors: list[FieldError] = []
-        for loc, check, value in (("cron", _check_cron, cron), ("timezone", _check_timezone, timezone)):
+        for loc, check, value in (("cron", check_cron, cron), ("timezone", check_timezone, timezone)):
             try:
                 check(value)
             except ValueError as exc:
                 errors.append(FieldError(loc, str(exc), "value_error"))
         if errors:
             raise ValidationFailed(errors)
-        times = preview(cron, timezone, self._clock(), min(count, MAX_PREVIEW))
+        times = next_fires(cron, timezone, self._clock(), min(count, MAX_PREVIEW))
         zone = ZoneInfo(timezone)
         return {
             "cron": cron,
