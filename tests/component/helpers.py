@@ -3,20 +3,30 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 
 import boto3
+import pytest
+from notify.adapters.dynamodb.connections import DynamoConnectionStore
+from notify.adapters.secrets import SsmSecret
+from notify.catalog import EVENT_TYPES
+from notify.clock import utc_now
+from notify.jobs import EventPlan, new_event_id
+from notify.models import Channel, NotificationJob
+from notify.usertokens import UserTokens
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from local.emails import sent_emails
-from local.events import http_api_event
-from local.invoke import LambdaContext
+from local.events import http_api_event, kafka_record, msk_event
+from local.invoke import Function, LambdaContext
 
 KEY = "local-dev-key"
 
@@ -229,3 +239,126 @@ def push_endpoints(count: int) -> list[str]:
         sns.create_platform_endpoint(PlatformApplicationArn=app, Token=f"device-{i}-{uuid.uuid4().hex}")["EndpointArn"]
         for i in range(count)
     ]
+
+
+# --- the worker: jobs, MSK batches, its outcomes, and botocore hooks to fail or crash it ---------------------------
+
+
+def job_for(user: str, event_type: str = "user_registered", **changes: Any) -> NotificationJob:
+    """The email job of an ``event_type`` event for ``user`` (the catalog's sample payload, created now, a day to
+    live), with ``changes`` made to it."""
+    spec = EVENT_TYPES[event_type]
+    now = datetime.now(UTC)
+    plan = EventPlan(
+        new_event_id(),
+        spec,
+        spec.sample_payload(),
+        [user],
+        [Channel.EMAIL],
+        spec.priority,
+        now,
+        now + timedelta(days=1),
+    )
+    return plan.jobs()[0].model_copy(update=changes)
+
+
+def kafka_batch(*values: bytes | NotificationJob) -> dict[str, Any]:
+    """An MSK event with these records on the jobs topic (a job as its JSON, bytes as they are)."""
+    raw = [v.model_dump_json().encode() if isinstance(v, NotificationJob) else v for v in values]
+    return msk_event([kafka_record("notification-jobs", 0, i, v, b"k") for i, v in enumerate(raw)], "127.0.0.1:9092")
+
+
+def run_worker(event: dict[str, Any]) -> Any:
+    """WorkerFunction's handler with ``event``; its answer."""
+    from worker.app import lambda_handler
+
+    return lambda_handler(event, LambdaContext("WorkerFunction", 120))
+
+
+def worker_outcomes(event: dict[str, Any]) -> dict[str, int]:
+    """The worker's outcome counts for a Kafka batch; every record must have ended somewhere."""
+    from worker.app import kafka_processor
+
+    assert run_worker(event) == {"batchItemFailures": []}
+    return kafka_processor.outcomes
+
+
+def job_status(job_id: str) -> dict[str, Any]:
+    """``GET /api/v1/notifications/{job_id}``'s body (it must answer 200)."""
+    status, body = call_api("GET", f"/api/v1/notifications/{job_id}")
+    assert status == 200
+    return body
+
+
+def expire_lease(stack_env: dict[str, str], job_id: str) -> None:
+    """The claim's lease runs out, as it does for a worker that died holding it."""
+    boto3.client("dynamodb").update_item(
+        TableName=stack_env["NOTIFICATIONS_TABLE"],
+        Key={"pk": {"S": f"JOB#{job_id}"}, "sk": {"S": "JOB"}},
+        UpdateExpression="SET lease_until = :past",
+        ExpressionAttributeValues={":past": {"N": "0"}},
+    )
+
+
+@contextmanager
+def hooked(event: str, handler: Callable[..., Any]) -> Iterator[None]:
+    """``handler`` on botocore's ``event`` (``before-call.sesv2.SendEmail``...) for the block, in every client of
+    the default session (the handlers' own clients, once built)."""
+    session = boto3._get_default_session()
+    session.events.register(event, handler, unique_id=event)
+    try:
+        yield
+    finally:
+        session.events.unregister(event, unique_id=event)
+
+
+@contextmanager
+def dies_after(operation: str, why: str) -> Iterator[None]:
+    """The worker dies (SystemExit) right after botocore's ``operation`` (``sesv2.SendEmail``...) was answered: the
+    block must end that way."""
+
+    def crash(**_: Any) -> None:
+        raise SystemExit(why)
+
+    with hooked(f"after-call.{operation}", crash), pytest.raises(SystemExit):
+        yield
+
+
+# --- WebSocketFunction behind the local WebSocket gateway (its fixtures are in conftest.py) ------------------------
+
+
+class Recorded:
+    """WebSocketFunction's handler, keeping every event the gateway invoked it with (the handler runs for real)."""
+
+    def __init__(self) -> None:
+        self.function = Function("WebSocketFunction", "websocket.app.lambda_handler")
+        self.events: list[dict[str, Any]] = []
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        self.events.append(event)
+        return self.function.invoke(event)
+
+    def of(self, route: str, connection_id: str) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.events
+            if e["requestContext"]["routeKey"] == route and e["requestContext"]["connectionId"] == connection_id
+        ]
+
+
+def token_for(user: str) -> str:
+    """A user token for ``user`` under the stack's user-token keys (in SSM, as the API issues them)."""
+    return UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"])).issue(user, utc_now())[0]
+
+
+def connections() -> DynamoConnectionStore:
+    """The connections table, through the real store."""
+    return DynamoConnectionStore(boto3.client("dynamodb"), os.environ["CONNECTIONS_TABLE"])
+
+
+def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Wait until ``check()`` holds (looking every 50 ms), for up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "never happened"
+        time.sleep(0.05)

@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from local.ws_gateway import WebSocketGateway, wait_connected
 
-from .test_ws_gateway import Recorded, connections, eventually, gateway, handler, token_for  # noqa: F401 - fixtures
+from .helpers import Recorded, connections, eventually, token_for
 
 LIMIT = 2
 
@@ -47,7 +47,7 @@ def _user() -> str:
     return f"limit-user-{uuid.uuid4().hex[:10]}"
 
 
-def _open(gateway: WebSocketGateway, user: str, stack: ExitStack) -> tuple[ClientConnection, str]:  # noqa: F811
+def _open(gateway: WebSocketGateway, user: str, stack: ExitStack) -> tuple[ClientConnection, str]:
     """A connection of ``user``, once open: (client, its connection id)."""
     before = set(gateway.connection_ids())
     client = stack.enter_context(connect(f"{gateway.url}?token={token_for(user)}", open_timeout=60))
@@ -65,8 +65,8 @@ def _pong(client: ClientConnection) -> bool:
 
 @pytest.mark.usefixtures("limit_of_two")
 def test_the_third_connection_of_a_user_closes_the_first_with_1000(
-    gateway: WebSocketGateway,  # noqa: F811
-    handler: Recorded,  # noqa: F811
+    gateway: WebSocketGateway,
+    handler: Recorded,
 ) -> None:
     user = _user()
     with ExitStack() as stack:
@@ -88,7 +88,7 @@ def test_the_third_connection_of_a_user_closes_the_first_with_1000(
 
 
 @pytest.mark.usefixtures("limit_of_two")
-def test_a_record_whose_disconnect_was_lost_is_forgotten_on_its_410(gateway: WebSocketGateway) -> None:  # noqa: F811
+def test_a_record_whose_disconnect_was_lost_is_forgotten_on_its_410(gateway: WebSocketGateway) -> None:
     user = _user()
     an_hour_ago = utc_now() - timedelta(hours=1)
     stale = f"stale-{uuid.uuid4().hex[:10]}="  # recorded, but API Gateway has no such connection any more
@@ -103,8 +103,8 @@ def test_a_record_whose_disconnect_was_lost_is_forgotten_on_its_410(gateway: Web
 
 @pytest.mark.usefixtures("limit_of_two")
 def test_connects_at_once_end_at_the_limit_once_the_next_connect_has_trimmed(
-    gateway: WebSocketGateway,  # noqa: F811
-    handler: Recorded,  # noqa: F811
+    gateway: WebSocketGateway,
+    handler: Recorded,
 ) -> None:
     user = _user()
     token = token_for(user)

@@ -22,16 +22,25 @@ from websockets.sync.client import ClientConnection, connect
 from local.auth_service import AuthService
 from local.ws_gateway import WebSocketGateway, wait_connected
 
-from .helpers import frames, queue_bodies
-from .test_worker import _dies_after, _expire_lease, _job, _kafka, _outcomes, _status, _worker
-from .test_ws_gateway import gateway, handler, token_for  # noqa: F401 - the module's fixtures
+from .helpers import (
+    dies_after,
+    expire_lease,
+    frames,
+    job_for,
+    job_status,
+    kafka_batch,
+    queue_bodies,
+    run_worker,
+    token_for,
+    worker_outcomes,
+)
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 _users = itertools.count(90)
 
 
 @pytest.fixture
-def client(gateway: WebSocketGateway, auth_service: AuthService) -> Iterator[tuple[ClientConnection, str]]:  # noqa: F811
+def client(gateway: WebSocketGateway, auth_service: AuthService) -> Iterator[tuple[ClientConnection, str]]:
     """A demo user (known to the Auth service, so the worker can render for them) connected to the gateway."""
     user = f"demo-user-{next(_users)}"
     assert user in auth_service.users
@@ -54,14 +63,14 @@ def _items(user: str, job_id: str) -> list[Any]:
 
 def test_a_redelivered_in_app_job_is_stored_and_pushed_once(client: tuple[ClientConnection, str]) -> None:
     socket, user = client
-    job = _job(user, "review_liked", channel=Channel.WEBSOCKET)
-    event = _kafka(job)
-    assert _outcomes(event) == {"sent": 1}
-    assert _outcomes(event) == {"duplicate": 1}  # Kafka redelivers after a crash before the commit
+    job = job_for(user, "review_liked", channel=Channel.WEBSOCKET)
+    event = kafka_batch(job)
+    assert worker_outcomes(event) == {"sent": 1}
+    assert worker_outcomes(event) == {"duplicate": 1}  # Kafka redelivers after a crash before the commit
     (frame,) = _notifications(socket, 1)
     assert frame["item"]["job_id"] == job.job_id and "Arrival" in frame["item"]["body"]
     assert len(_items(user, job.job_id)) == 1
-    sent = _status(job.job_id)["history"][-1]
+    sent = job_status(job.job_id)["history"][-1]
     assert sent["status"] == "SENT" and sent["detail"]["connections_reached"] == 1
 
 
@@ -69,14 +78,14 @@ def test_a_worker_dying_after_the_post_does_not_push_again_and_the_job_ends_sent
     client: tuple[ClientConnection, str], stack_env: dict[str, str]
 ) -> None:
     socket, user = client
-    job = _job(user, "review_liked", channel=Channel.WEBSOCKET)
-    with _dies_after("apigatewaymanagementapi.PostToConnection", "the worker died right after the frame was posted"):
-        _worker(_kafka(job))
-    assert _status(job.job_id)["status"] == "SENDING"
-    _expire_lease(stack_env, job.job_id)  # the dead worker's lease runs out
-    assert _outcomes(_kafka(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be
+    job = job_for(user, "review_liked", channel=Channel.WEBSOCKET)
+    with dies_after("apigatewaymanagementapi.PostToConnection", "the worker died right after the frame was posted"):
+        run_worker(kafka_batch(job))
+    assert job_status(job.job_id)["status"] == "SENDING"
+    expire_lease(stack_env, job.job_id)  # the dead worker's lease runs out
+    assert worker_outcomes(kafka_batch(job)) == {"sent": 1}  # not FAILED outcome_unknown, as an email would be
     assert len(_notifications(socket, 1)) == 1  # the first copy's frame, and no second one
     assert len(_items(user, job.job_id)) == 1
-    sent = _status(job.job_id)["history"][-1]
+    sent = job_status(job.job_id)["history"][-1]
     assert sent["status"] == "SENT" and sent["detail"]["inbox_item_existed"] is True
     assert queue_bodies(stack_env["DLQ_URL"], [job.job_id]) == []

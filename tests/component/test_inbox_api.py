@@ -31,7 +31,6 @@ from local.stack import LocalStack
 from local.ws_gateway import WebSocketGateway, wait_connected
 
 from .helpers import call_api, frames
-from .test_ws_gateway import gateway, handler  # noqa: F401 - the module's fixtures
 
 pytestmark = pytest.mark.usefixtures("stack_env")  # the functions' environment, pointing at the peers
 ITEM_KEYS = {"id", "job_id", "event_type", "title", "body", "data", "created_at", "seen_at", "read_at", "archived_at"}
@@ -407,7 +406,7 @@ def _clear_services() -> None:
 # -- counts frames -------------------------------------------------------------------------------------------
 
 
-def test_every_change_pushes_the_counts_to_the_users_live_connections(gateway: WebSocketGateway) -> None:  # noqa: F811
+def test_every_change_pushes_the_counts_to_the_users_live_connections(gateway: WebSocketGateway) -> None:
     # The local WebSocket gateway is the management API here (WEBSOCKET_ENDPOINT), with real sockets behind it.
     user, other = _user(), _user()
     item, _ = _put_items(user, 2)

@@ -32,9 +32,8 @@ from local.processes import Process, free_port, tansu_process
 from local.stack import LocalStack
 from tests.certificates import TestCa
 
-from .helpers import call_api, queue_bodies
+from .helpers import call_api, job_for, queue_bodies
 from .kafka_front import KafkaFront, server_context
-from .test_kafka_probe import _jobs
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
@@ -228,7 +227,7 @@ def test_mtls_publishes_with_the_secrets_certificate_and_a_producer_without_one_
     publisher = KafkaJobPublisher(
         KafkaConfig.from_settings(load(KafkaSettings, {**env, "KAFKA_TIMEOUT_SECONDS": "10"}))
     )
-    jobs = _jobs()
+    jobs = [job_for("u1", "password_reset")]
     publisher.publish(jobs)
     publisher.close()
     source = _worker_source(local_stack, "mtls", secret, root_ca)

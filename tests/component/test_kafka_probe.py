@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
 import pytest
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
-from notify.catalog import EVENT_TYPES
 from notify.errors import TransientError
-from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel, NotificationJob
 
 from local.processes import Process
 
+from .helpers import job_for
+
 pytestmark = pytest.mark.usefixtures("local_stack")
-
-
-def _jobs() -> list[NotificationJob]:
-    """One password-reset job for user u1 (what is published does not matter to these tests, only that it is)."""
-    spec = EVENT_TYPES["password_reset"]
-    now = datetime.now(UTC)
-    return EventPlan(
-        new_event_id(), spec, spec.sample_payload(), ["u1"], [Channel.EMAIL], spec.priority, now, now + timedelta(1)
-    ).jobs()
 
 
 def test_the_probe_fails_while_the_broker_is_down_even_with_a_producer_that_knows_the_topic(
     kafka_broker: Process, kafka_bootstrap: str, stack_env: dict[str, str]
 ) -> None:
     publisher = KafkaJobPublisher(KafkaConfig(kafka_bootstrap, stack_env["KAFKA_TOPIC"], 1.0))
-    publisher.publish(_jobs())  # its producer now holds the topic's metadata
+    publisher.publish([job_for("u1", "password_reset")])  # its producer now holds the topic's metadata
     publisher.probe()
     kafka_broker.stop()
     try:
@@ -48,7 +36,7 @@ def test_a_probe_that_succeeds_hands_its_connected_producer_to_a_publisher_witho
         publisher.probe()
         probed = publisher._producer
         assert probed is not None
-        publisher.publish(_jobs())
+        publisher.publish([job_for("u1", "password_reset")])
         assert publisher._producer is probed
     finally:
         publisher.close()

@@ -26,8 +26,7 @@ from notify.services.access import hash_key
 from local.events import http_api_event
 from local.invoke import LambdaContext
 
-from .helpers import call_api, push_endpoints
-from .test_worker import _kafka, _outcomes, _status
+from .helpers import call_api, job_status, kafka_batch, push_endpoints, worker_outcomes
 
 pytestmark = pytest.mark.usefixtures("fresh_services")
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0 Safari/537.36"
@@ -87,7 +86,7 @@ def test_a_push_carries_a_short_link_that_redirects_and_counts_clicked_once_then
 ) -> None:
     job = _job(Channel.PUSH, push_endpoints(1))
     with sns_publishes() as published:
-        assert _outcomes(_kafka(job)) == {"sent": 1}
+        assert worker_outcomes(kafka_batch(job)) == {"sent": 1}
     (publish,) = published
     message = json.loads(publish["Message"])
     body = json.loads(message["GCM"])["notification"]["body"]
@@ -104,14 +103,14 @@ def test_a_push_carries_a_short_link_that_redirects_and_counts_clicked_once_then
     assert (head["statusCode"], head["headers"]["Location"]) == (302, job.payload["watch_url"])
     scanner = _raw("GET", f"/l/{code}", agent="Mozilla/5.0 (compatible; Googlebot/2.1)")
     assert scanner["statusCode"] == 302
-    assert _status(job.job_id)["clicks"] == 0  # HEAD and scanners are redirected, not counted
+    assert job_status(job.job_id)["clicks"] == 0  # HEAD and scanners are redirected, not counted
 
     for _ in range(3):
         answer = _raw("GET", f"/l/{code}")
         assert answer["statusCode"] == 302 and answer["headers"]["Location"] == job.payload["watch_url"]
         assert answer["headers"]["Referrer-Policy"] == "no-referrer"
         assert answer["headers"]["Cache-Control"] == "no-store"
-    status = _status(job.job_id)
+    status = job_status(job.job_id)
     clicked = [h for h in status["history"] if (h.get("detail") or {}).get("feedback") == "CLICKED"]
     assert len(clicked) == 1 and status["clicks"] == 3, status
     assert clicked[0]["status"] == "SENT" and clicked[0]["detail"]["link"] == "https://example.com/watch/" + (
@@ -126,8 +125,8 @@ def test_a_push_carries_a_short_link_that_redirects_and_counts_clicked_once_then
 
 def test_an_in_app_notification_carries_a_short_link_in_the_inbox_item(stack_env: dict[str, str]) -> None:
     job = _job(Channel.WEBSOCKET, [])
-    assert _outcomes(_kafka(job)) == {"sent": 1}
-    status = _status(job.job_id)
+    assert worker_outcomes(kafka_batch(job)) == {"sent": 1}
+    status = job_status(job.job_id)
     item_id = status["history"][-1]["detail"]["inbox_item_id"]
     stored = boto3.client("dynamodb").get_item(
         TableName=stack_env["INBOX_TABLE"], Key={"user_id": {"S": job.user_id}, "item_id": {"S": item_id}}
@@ -141,8 +140,8 @@ def test_an_in_app_notification_carries_a_short_link_in_the_inbox_item(stack_env
 def test_a_redelivered_job_renders_the_same_code_and_stores_no_second_link(stack_env: dict[str, str]) -> None:
     job = _job(Channel.PUSH, push_endpoints(1))
     with sns_publishes() as published:
-        assert _outcomes(_kafka(job)) == {"sent": 1}
-        assert _outcomes(_kafka(job)) == {"duplicate": 1}
+        assert worker_outcomes(kafka_batch(job)) == {"sent": 1}
+        assert worker_outcomes(kafka_batch(job)) == {"duplicate": 1}
     (publish,) = published
     found = SHORT.search(json.loads(publish["Message"])["default"])
     assert found is not None
@@ -220,13 +219,13 @@ def test_clicks_racing_on_one_job_count_each_and_leave_one_clicked_entry(stack_e
     from notify.adapters.dynamodb.jobs import DynamoJobLedger
 
     job = _job(Channel.WEBSOCKET, [])
-    assert _outcomes(_kafka(job)) == {"sent": 1}
+    assert worker_outcomes(kafka_batch(job)) == {"sent": 1}
     store = DynamoJobLedger(boto3.client("dynamodb"), stack_env["NOTIFICATIONS_TABLE"])
     code = "R" + uuid.uuid4().hex[:15]
     with ThreadPoolExecutor(8) as pool:
         done = list(pool.map(lambda n: store.record_click(job.job_id, code, iso(utc_now()), None), range(16)))
     assert done == [True] * 16
-    status = _status(job.job_id)
+    status = job_status(job.job_id)
     assert status["clicks"] == 16 and store.link_clicks(job.job_id, code) == 16
     assert [h["detail"]["feedback"] for h in status["history"] if h.get("detail", {}).get("feedback")] == ["CLICKED"]
     assert store.record_click(str(uuid.uuid4()), code, iso(utc_now()), None) is False  # no such job: nothing made

@@ -27,6 +27,8 @@ from local.invoke import Function, LambdaContext
 from local.stack import LocalStack
 from local.ws_gateway import WebSocketGateway, wait_connected
 
+from .helpers import connections
+
 HANDLER = "websocket.app.lambda_handler"
 
 
@@ -58,10 +60,6 @@ def invoke(event: dict[str, Any]) -> Any:
 def tokens() -> UserTokens:
     """User tokens under the stack's own user-token keys (in SSM, as the API reads them)."""
     return UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"]))
-
-
-def connections() -> DynamoConnectionStore:
-    return DynamoConnectionStore(boto3.client("dynamodb"), os.environ["CONNECTIONS_TABLE"])
 
 
 def connect_event(token: str | None, connection_id: str) -> dict[str, Any]:

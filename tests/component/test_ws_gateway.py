@@ -24,7 +24,6 @@ from aws_lambda_powertools.utilities.parser.models import (
 from botocore.config import Config
 from notify.adapters.apigw import ApiGatewayConnectionPoster
 from notify.adapters.aws import SEND_CONFIG
-from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.secrets import SsmSecret
 from notify.clock import utc_now
 from notify.errors import ConnectionGone
@@ -34,48 +33,11 @@ from websockets.sync.client import ClientConnection, connect
 
 from local.cfn import template
 from local.gateway import Cors, Gateway
-from local.invoke import Function
 from local.processes import free_port
 from local.stack import LocalStack
 from local.ws_gateway import FRAME_BYTES, MESSAGE_BYTES, WebSocketGateway, wait_connected
 
-HANDLER = "websocket.app.lambda_handler"
-
-
-class Recorded:
-    """WebSocketFunction's handler, keeping every event the gateway invoked it with (the handler runs for real)."""
-
-    def __init__(self) -> None:
-        self.function = Function("WebSocketFunction", HANDLER)
-        self.events: list[dict[str, Any]] = []
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        self.events.append(event)
-        return self.function.invoke(event)
-
-    def of(self, route: str, connection_id: str) -> list[dict[str, Any]]:
-        return [
-            e
-            for e in self.events
-            if e["requestContext"]["routeKey"] == route and e["requestContext"]["connectionId"] == connection_id
-        ]
-
-
-@pytest.fixture(scope="module")
-def handler() -> Recorded:
-    return Recorded()
-
-
-@pytest.fixture(scope="module")
-def gateway(local_stack: LocalStack, handler: Recorded) -> Iterator[WebSocketGateway]:
-    """The gateway on the stack's WS port: the handler's replies go through its management API (WEBSOCKET_ENDPOINT)."""
-    from websocket import app
-
-    app.services.cache_clear()
-    served = WebSocketGateway(handler, local_stack.config.ws_port).start()
-    yield served
-    served.stop()
-    app.services.cache_clear()
+from .helpers import Recorded, connections, eventually, token_for
 
 
 def management(endpoint: str) -> Any:
@@ -89,22 +51,6 @@ def management(endpoint: str) -> Any:
         aws_access_key_id="test",
         aws_secret_access_key="test",
     )
-
-
-def token_for(user: str) -> str:
-    return UserTokens(SsmSecret(os.environ["USER_TOKEN_KEYS_PARAMETER"])).issue(user, utc_now())[0]
-
-
-def connections() -> DynamoConnectionStore:
-    return DynamoConnectionStore(boto3.client("dynamodb"), os.environ["CONNECTIONS_TABLE"])
-
-
-def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Wait until ``check()`` holds (looking every 50 ms), for up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "never happened"
-        time.sleep(0.05)
 
 
 @pytest.fixture
