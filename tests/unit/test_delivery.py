@@ -1,44 +1,15 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
-from notify.catalog import EVENT_TYPES
 from notify.errors import PermanentError, StoreUnavailable, TransientError
-from notify.jobs import EventPlan, new_event_id
-from notify.models import Category, Channel, Contact, NotificationJob, Status
-from notify.records import UserProfile
+from notify.models import Category, Channel, Contact, Status
 from notify.services.delivery import Outcome
 from notify.signing import BadToken
 from notify.unsubscribe import Unsubscribe, UnsubscribeLinks
 
-from .fakes import DeliveryWorld, MemoryEmail
-
-T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-class World(DeliveryWorld):
-    email: MemoryEmail
-
-    def __init__(self) -> None:
-        super().__init__(T0, {"u1": UserProfile("u1", email="u1@example.com", first_name="Ada", locale="en")})
-        self.email = MemoryEmail()
-        self.unsubscribe = UnsubscribeLinks(lambda: "test key" * 4, "https://x.io")
-        self.wire()
-
-    def job(self, event_type: str = "user_registered", **changes: object) -> NotificationJob:
-        spec = EVENT_TYPES[event_type]
-        plan = EventPlan(
-            new_event_id(),
-            spec,
-            spec.sample_payload(),
-            ["u1"],
-            [Channel.EMAIL],
-            spec.priority,
-            T0,
-            T0 + timedelta(days=1),
-        )
-        return plan.jobs()[0].model_copy(update=changes)
+from .fakes import T0, World
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from notify.records import DeadLetter, ReceivedLetter
 from notify.services.delivery import Outcome
 from notify.services.dlq import DeadLetterService
 
-from .fakes import MemoryInbox
-from .test_delivery import T0, World
+from .fakes import T0, MemoryInbox, World
 
 
 def _letters(world: World) -> MemoryInbox:

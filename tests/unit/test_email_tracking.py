@@ -10,7 +10,7 @@ from notify.adapters.ses import SesEmailSender
 from notify.records import RenderedMessage
 from notify.services.feedback import link_without_secrets
 
-from .test_delivery import World
+from .fakes import World
 
 MESSAGE = RenderedMessage("new_film.email.en", 1, "en", subject="s", text="t", html="<p>t</p>")
 

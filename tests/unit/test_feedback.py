@@ -12,8 +12,7 @@ from notify.models import Status
 from notify.services.delivery import Outcome
 from notify.services.feedback import Applied, FeedbackService
 
-from .fakes import MemoryPreferences
-from .test_delivery import World
+from .fakes import MemoryPreferences, World
 
 
 def _sent(world: World) -> tuple[str, str]:

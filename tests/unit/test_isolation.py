@@ -13,7 +13,7 @@ from notify.services.delivery import Outcome
 from notify.services.triage import MAX_RAW_BYTES
 from pydantic import ValidationError
 
-from .test_delivery import T0, World
+from .fakes import T0, World
 
 
 @pytest.fixture

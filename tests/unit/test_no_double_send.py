@@ -19,7 +19,7 @@ from notify.ratelimit import RateLimited, RateLimitedEmailSender, TokenBucket
 from notify.records import RenderedMessage
 from notify.services.delivery import Outcome
 
-from .test_delivery import T0, World
+from .fakes import T0, World
 
 ENDPOINTS = [f"arn:aws:sns:eu-west-1:1:endpoint/GCM/app/e{n}" for n in (1, 2, 3)]
 

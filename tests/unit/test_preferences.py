@@ -12,8 +12,7 @@ from notify.services.delivery import Outcome
 from notify.services.preferences import PreferenceService
 from pydantic import ValidationError
 
-from .fakes import MemoryPreferences
-from .test_delivery import World
+from .fakes import MemoryPreferences, World
 
 BERLIN_NIGHT = {"start": "22:00", "end": "08:00", "timezone": "Europe/Berlin"}
 
