@@ -25,7 +25,7 @@ from notify.errors import (
 )
 from notify.jobs import EventPlan, new_event_id
 from notify.links import ShortLinks
-from notify.models import Channel, Message, NotificationJob, Priority, Status
+from notify.models import Category, Channel, Message, NotificationJob, Priority, Status
 from notify.ports import (
     CampaignStore,
     ChannelSender,
@@ -47,6 +47,7 @@ from notify.ports import (
     SegmentSource,
     StatusReader,
     TemplateStore,
+    ThrottleRules,
     UserDirectory,
 )
 from notify.records import (
@@ -78,6 +79,7 @@ from notify.services.channels import EmailChannel, InAppChannel, PushChannel
 from notify.services.delivery import DeliveryService, DeliverySettings
 from notify.services.inbox import InboxService
 from notify.services.triage import Triage
+from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
 from notify.unsubscribe import UnsubscribeLinks
 
 
@@ -407,6 +409,8 @@ class MemoryPreferences:
     items: dict[str, UserPreferences] = field(default_factory=dict)
     reads: int = 0
     contact_writes: int = 0
+    count_writes: int = 0  # throttle counters' conditional writes, stored or not
+    before_count: Optional[Callable[[], None]] = None
 
     def get(self, user_id: str) -> Optional[UserPreferences]:
         self.reads += 1
@@ -433,6 +437,22 @@ class MemoryPreferences:
     def forget_contact(self, user_id: str) -> None:
         if user_id in self.items:
             self.items[user_id] = replace(self.items[user_id], contact=None)
+
+    def count_send(
+        self, user_id: str, attribute: str, seen: Optional[ThrottleWindow], window: ThrottleWindow
+    ) -> tuple[bool, Optional[ThrottleWindow]]:
+        """The conditional write on the counter's start and count; ``before_count`` (another worker's turn, set by a
+        test) runs once first."""
+        turn, self.before_count = self.before_count, None
+        if turn is not None:
+            turn()
+        self.count_writes += 1
+        current = self.items.get(user_id) or UserPreferences(user_id)
+        stored = current.throttles.get(attribute)
+        if (stored and (stored.started_at, stored.count)) != (seen and (seen.started_at, seen.count)):
+            return False, stored
+        self.items[user_id] = replace(current, throttles={**current.throttles, attribute: window})
+        return True, window
 
 
 _preference_check: PreferenceStore = MemoryPreferences()
@@ -691,6 +711,7 @@ class DeliveryWorld:
     unsubscribe: Optional[UnsubscribeLinks] = None
     short_links: Optional[ShortLinks] = None
     link_store: Optional[LinkStore] = None
+    throttles: Optional[ThrottleRules] = None
     service: DeliveryService
     triage: Triage
 
@@ -740,6 +761,7 @@ class DeliveryWorld:
             unsubscribe=self.unsubscribe,
             links=self.short_links,
             link_store=self.link_store,
+            throttles=self.throttles,
         )
         self.triage = Triage(self.service, self.dlq, lambda: self.now)
 
@@ -774,3 +796,31 @@ class World(DeliveryWorld):
             T0 + timedelta(days=1),
         )
         return plan.jobs()[0].model_copy(update=changes)
+
+
+# -- throttle rules ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryThrottleRules:
+    """Throttle rules by (category, channel); ``reads`` counts the worker's ``rule`` calls."""
+
+    rules: dict[tuple[Category, Channel], CategoryThrottle] = field(default_factory=dict)
+    reads: int = 0
+
+    def rule(self, category: Category, channel: Channel) -> Optional[ThrottleRule]:
+        self.reads += 1
+        found = self.rules.get((category, channel))
+        return found.rule if found is not None else None
+
+    def all(self) -> list[CategoryThrottle]:
+        return [self.rules[k] for k in sorted(self.rules, key=lambda k: (k[0].value, k[1].value))]
+
+    def put(self, rule: CategoryThrottle) -> None:
+        self.rules[(rule.category, rule.rule.channel)] = rule
+
+    def delete(self, category: Category, channel: Channel) -> bool:
+        return self.rules.pop((category, channel), None) is not None
+
+
+_throttle_rules_check: ThrottleRules = MemoryThrottleRules()

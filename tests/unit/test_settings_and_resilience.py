@@ -68,3 +68,17 @@ def test_ttl_cache_expires_and_evicts() -> None:
     assert cache.get("c") == 3
     now[0] = 6.0
     assert cache.get("c") is None
+
+
+def test_a_ttl_cache_update_changes_a_live_value_and_keeps_its_age() -> None:
+    now = [0.0]
+    cache: TtlCache[int] = TtlCache(ttl_seconds=5, monotonic=lambda: now[0])
+    cache.put("a", 1)
+    now[0] = 4.0
+    cache.update("a", lambda v: v + 1)
+    cache.update("missing", lambda v: v + 1)
+    assert cache.get("a") == 2 and cache.get("missing") is None
+    now[0] = 5.5  # 5.5 s after the read, though 1.5 s after the update
+    assert cache.get("a") is None
+    cache.update("a", lambda v: v + 1)
+    assert cache.get("a") is None

@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from notify.models import Category, Channel
-from notify.throttles import ThrottleRule, ThrottleWindow, admit, attribute_name, throttle_category
+from notify.throttles import (
+    CategoryThrottle,
+    ThrottleRule,
+    ThrottleWindow,
+    admit,
+    attribute_name,
+    throttle_category,
+)
 from pydantic import ValidationError
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -142,3 +149,43 @@ def test_no_window_admits_more_than_its_limit_and_windows_start_a_period_apart(g
     assert all(b - a >= timedelta(seconds=3600) for a, b in zip(starts, starts[1:], strict=False))
     if limit == 1:  # one per period is exact: admitted sends are a whole period apart
         assert all(n == 1 for n in admitted_per_window.values())
+
+
+# -- one job, one slot -------------------------------------------------------------------------
+
+
+def test_a_job_admitted_again_while_its_window_is_open_is_not_counted_twice() -> None:
+    ok, first = admit(None, THREE_AN_HOUR, T0, "job-a")
+    assert ok and first == ThrottleWindow(T0, 1, "job-a")
+    ok, again = admit(first, THREE_AN_HOUR, T0 + timedelta(minutes=5), "job-a")
+    assert ok and again is first  # nothing to store
+    ok, second = admit(first, THREE_AN_HOUR, T0 + timedelta(minutes=6), "job-b")
+    assert ok and second == ThrottleWindow(T0, 2, "job-b")
+
+
+def test_a_full_window_still_admits_the_job_it_admitted_last_and_refuses_the_others() -> None:
+    full = ThrottleWindow(T0, 1, "job-a")
+    assert admit(full, DAILY_EMAIL, T0 + timedelta(hours=1), "job-a") == (True, full)
+    assert admit(full, DAILY_EMAIL, T0 + timedelta(hours=1), "job-b") == (False, full)
+
+
+def test_after_its_window_ends_the_same_job_opens_and_counts_in_the_next() -> None:
+    ok, state = admit(ThrottleWindow(T0, 1, "job-a"), DAILY_EMAIL, T0 + timedelta(days=1), "job-a")
+    assert ok and state == ThrottleWindow(T0 + timedelta(days=1), 1, "job-a")
+
+
+def test_the_last_job_is_stored_with_the_window_and_read_back() -> None:
+    window = ThrottleWindow(T0, 2, "job-a")
+    assert window.as_item() == {"s": 1795521600, "n": 2, "j": "job-a"}
+    assert ThrottleWindow.from_item({"s": Decimal(1795521600), "n": Decimal(2), "j": "job-a"}) == window
+
+
+def test_a_stored_rule_shows_its_category_channel_limit_period_and_time() -> None:
+    stored = CategoryThrottle(Category.MARKETING, DAILY_EMAIL, "2026-11-24T12:00:00Z")
+    assert stored.view() == {
+        "category": "marketing",
+        "channel": "email",
+        "limit": 1,
+        "period_seconds": 86400,
+        "updated_at": "2026-11-24T12:00:00Z",
+    }

@@ -30,6 +30,7 @@ from notify.adapters.dynamodb.links import DynamoLinkStore
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
+from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender
@@ -138,6 +139,11 @@ def build_services(settings: WorkerSettings) -> Services:
         # Opt-outs, quiet hours, suppressions: one read per user and PREFERENCES_CACHE_SECONDS (docs/PREFERENCES.md).
         preferences=DynamoPreferenceStore(
             dynamodb, settings.notifications_table, cache_seconds=settings.preferences_cache_seconds
+        ),
+        # Throttle rules (beside the templates): one Query per PREFERENCES_CACHE_SECONDS; the counters are on the
+        # user's preferences item (docs/WORKER.md#throttles).
+        throttles=DynamoThrottleRules(
+            dynamodb, settings.templates_table, cache_seconds=settings.preferences_cache_seconds
         ),
     )
     # Each record is sorted first: a job goes to delivery, a segment's page to fan-out, anything else to the DLQ.

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
-from notify.models import AcceptedEvent, Channel, Message, NotificationJob, Status
+from notify.models import AcceptedEvent, Category, Channel, Message, NotificationJob, Status
 from notify.records import (
     Campaign,
     CampaignStatus,
@@ -36,6 +36,7 @@ from notify.records import (
     UserPreferences,
     UserProfile,
 )
+from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
 
 
 class JobPublisher(Protocol):
@@ -598,4 +599,34 @@ class PreferenceStore(Protocol):
 
     def forget_contact(self, user_id: str) -> None:
         """Drop the user's last known contact (the Auth service says the user is gone). Idempotent."""
+        ...
+
+    def count_send(
+        self, user_id: str, attribute: str, seen: Optional[ThrottleWindow], window: ThrottleWindow
+    ) -> tuple[bool, Optional[ThrottleWindow]]:
+        """Store ``window`` as the user's throttle counter ``attribute`` (``notify.throttles.attribute_name``) if the
+        counter is still ``seen`` (None: the user has none), in one conditional write: ``(True, window)`` if stored;
+        ``(False, the counter as it stands)`` if another worker changed it since it was read (a consistent view that
+        the failed write returns, so deciding again needs no read)."""
+        ...
+
+
+class ThrottleRules(Protocol):
+    """Throttle rules, at most one per category and channel. Calls that cannot reach the store raise
+    StoreUnavailable."""
+
+    def rule(self, category: Category, channel: Channel) -> Optional[ThrottleRule]:
+        """The rule of ``category`` on ``channel``, or None (the worker's read, which may be cached)."""
+        ...
+
+    def all(self) -> list[CategoryThrottle]:
+        """Every rule, by category then channel."""
+        ...
+
+    def put(self, rule: CategoryThrottle) -> None:
+        """Store ``rule``, replacing the one of its category and channel."""
+        ...
+
+    def delete(self, category: Category, channel: Channel) -> bool:
+        """Delete the rule of ``category`` on ``channel``: True if there was one."""
         ...

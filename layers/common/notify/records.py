@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from notify.clock import iso
 from notify.models import Category, Channel, Contact, Priority, Status
+from notify.throttles import ThrottleWindow
 
 
 @dataclass(frozen=True)
@@ -306,6 +307,8 @@ class UserPreferences:
     suppressed: frozenset[str] = frozenset()
     # The user's last known contact, kept by the worker (never by PUT, never shown in the document).
     contact: Optional[ContactSnapshot] = None
+    # The user's throttle counters by attribute (notify.throttles.attribute_name), kept by the worker (never shown).
+    throttles: dict[str, ThrottleWindow] = field(default_factory=dict)
 
     def allows(self, channel: Channel, category: Category) -> bool:
         """True unless the channel is off, globally or for the category; account notifications always pass."""

@@ -94,6 +94,14 @@ class TtlCache(Generic[V]):
             while len(self._items) > self._max:
                 self._items.popitem(last=False)
 
+    def update(self, key: str, change: Callable[[V], V]) -> None:
+        """Replace a live entry's value with ``change(value)``, keeping its age: a write of this container's own,
+        applied to what it read, is trusted no longer than the read. Nothing when there is no live entry."""
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is not None and self._now() - hit[0] <= self._ttl:
+                self._items[key] = (hit[0], change(hit[1]))
+
     def pop(self, key: str) -> None:
         """Forget ``key`` (after a write, so this container reads the new value next)."""
         with self._lock:

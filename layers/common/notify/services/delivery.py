@@ -38,12 +38,14 @@ from notify.ports import (
     LinkStore,
     PreferenceStore,
     TemplateStore,
+    ThrottleRules,
     UserDirectory,
 )
 from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMessage, UserPreferences, UserProfile
 from notify.rendering import locale_chain, render, render_context
 from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
+from notify.throttles import ThrottleWindow, admit, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,10 @@ log = logging.getLogger(__name__)
 SNAPSHOT_FROM_ATTEMPT = 2
 SNAPSHOT_MAX_AGE = timedelta(days=30)
 SNAPSHOT_REFRESH = timedelta(days=1)
+# A throttle counter's conditional write is tried this many times while other workers keep changing it (each
+# failure is another worker's admission); then the job waits THROTTLE_BUSY_SECONDS and decides again.
+THROTTLE_TRIES = 5
+THROTTLE_BUSY_SECONDS = 1
 
 
 class Outcome(str, Enum):
@@ -106,12 +112,15 @@ class DeliveryService:
         unsubscribe: Optional[UnsubscribeLinks] = None,
         links: Optional[ShortLinks] = None,
         link_store: Optional[LinkStore] = None,
+        throttles: Optional[ThrottleRules] = None,
     ) -> None:
         self._unsubscribe = unsubscribe
         # Short links (``{{ url | short }}``): made for each render, stored before the message goes out.
         self._links = links if link_store is not None else None
         self._link_store = link_store
         self._preferences = preferences
+        # Throttle rules (cached per container); the counters are on the user's item, through ``preferences``.
+        self._throttles = throttles
         self._store = store
         self._templates = templates
         self._users = users
@@ -152,6 +161,8 @@ class DeliveryService:
             return held
         preferences = self._preferences_of(job)
         held = self._consent(job, token, now, preferences)
+        if held is None:
+            held = self._throttle(job, token, now, preferences)
         if held is not None:
             return held
         return self._attempt(job, token, now, preferences)
@@ -296,6 +307,48 @@ class DeliveryService:
             job.model_copy(update={"not_before": until, "waiting": True}), math.ceil((until - now).total_seconds())
         )
         self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(until), "reason": "quiet_hours"})
+        return Outcome.SCHEDULED
+
+    def _throttle(
+        self, job: NotificationJob, token: str, now: datetime, preferences: Optional[UserPreferences]
+    ) -> Optional[Outcome]:
+        """The throttle of the job's category and channel, after the user's consent and before anything is rendered:
+        SKIPPED (``throttled``) when its window is full; None to go on, the send counted on the user's item.
+
+        Account notifications are never throttled, and a job is counted once: a retry or a redrive (attempt 1 on)
+        is not counted again, since its first attempt was (docs/WORKER.md#throttles); a first attempt run again
+        finds itself the window's last job (``notify.throttles.admit``). A refusal read from the cached item
+        stands (a counter only fills up or moves to a later window, so a newer read would refuse too); an
+        admission is a conditional write, decided again on what a failed one returns.
+        """
+        category = category_of(job.event_type)
+        if self._throttles is None or self._preferences is None or category is Category.ACCOUNT or job.attempt > 0:
+            return None
+        rule = self._throttles.rule(category, job.channel)
+        if rule is None:
+            return None
+        attribute = attribute_name(category, job.channel)
+        seen: Optional[ThrottleWindow] = preferences.throttles.get(attribute) if preferences is not None else None
+        for _ in range(THROTTLE_TRIES):
+            admitted, window = admit(seen, rule, now, job.job_id)
+            if not admitted:
+                detail = {
+                    "reason": "throttled",
+                    "category": category.value,
+                    "limit": rule.limit,
+                    "period_seconds": rule.period_seconds,
+                    "window_ends_at": iso(window.ends_at(rule)),
+                }
+                self._transition(job, Status.SKIPPED, token, detail=detail)
+                return Outcome.SKIPPED
+            if window == seen:
+                return None  # this job's own admission, by an earlier run of this attempt
+            stored, seen = self._preferences.count_send(job.user_id, attribute, seen, window)
+            if stored:
+                return None
+        due = now + timedelta(seconds=THROTTLE_BUSY_SECONDS)
+        self._enqueue(job.model_copy(update={"not_before": due, "waiting": True}), THROTTLE_BUSY_SECONDS)
+        self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due), "reason": "throttle_busy"})
         return Outcome.SCHEDULED
 
     def _recipient(self, job: NotificationJob, preferences: Optional[UserPreferences]) -> tuple[UserProfile, str]:

@@ -6,6 +6,7 @@
 - ``status``: both read together (StatusReader); ``status_items``: the key layout and what the two share
 - ``links``: short links (LinkStore), LinksTable
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
+- ``throttles``: throttle rules (ThrottleRules), TemplatesTable
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
 - ``campaigns``: campaigns and runs (CampaignStore), CampaignsTable
 - ``segments``: static segments (SegmentSource), CampaignsTable

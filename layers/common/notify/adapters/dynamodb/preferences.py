@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.items import call, conditional, expression_values, from_item, to_item
+from notify.adapters.dynamodb.items import (
+    call,
+    conditional,
+    conditional_update,
+    expression_values,
+    from_item,
+    to_item,
+)
 from notify.records import ContactSnapshot, UserPreferences, UserProfile
 from notify.resilience import TtlCache
+from notify.throttles import ATTRIBUTE_PREFIX, ThrottleWindow
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -99,6 +107,28 @@ class DynamoPreferenceStore:
         if self._cache is not None:
             self._cache.pop(user_id)  # read again next time: a forgotten contact must not be used from the cache
 
+    def count_send(
+        self, user_id: str, attribute: str, seen: Optional[ThrottleWindow], window: ThrottleWindow
+    ) -> tuple[bool, Optional[ThrottleWindow]]:
+        """One conditional UpdateItem of the counter (``attribute_not_exists``, or its ``s`` and ``n`` as seen: every
+        admission changes one of them), which returns the item as it stood when the condition fails. Either way this
+        container's cached read of the user's item is brought up to the counter, keeping the read's age."""
+        update = self._update_item(user_id, {})
+        update["UpdateExpression"] += ", #counter = :counter"
+        update["ExpressionAttributeNames"] = {"#counter": attribute}
+        values: dict[str, Any] = {":counter": window.as_item()}
+        if seen is None:
+            condition = "attribute_not_exists(#counter)"
+        else:
+            condition = "#counter.s = :seen_s AND #counter.n = :seen_n"
+            values.update({":seen_s": int(seen.started_at.timestamp()), ":seen_n": seen.count})
+        update["ExpressionAttributeValues"].update(expression_values(values))
+        stored, item = conditional_update("count a send", self._client, ConditionExpression=condition, **update)
+        current = window if stored else _throttles(item).get(attribute)
+        if self._cache is not None:
+            self._cache.update(user_id, lambda hit: (_with_counter(hit[0], user_id, attribute, current),))
+        return stored, current
+
     def _update(self, p: UserPreferences) -> dict[str, Any]:
         document = {"channels": p.channels, "categories": p.categories, "quiet_hours": p.quiet_hours}
         return self._update_item(
@@ -138,7 +168,24 @@ def _preferences(item: Mapping[str, Any]) -> UserPreferences:
         updated_at=item.get("updated_at"),
         suppressed=frozenset(item.get("suppressed") or ()),
         contact=_snapshot(item),
+        throttles=_throttles(item),
     )
+
+
+def _throttles(item: Mapping[str, Any]) -> dict[str, ThrottleWindow]:
+    """The item's throttle counters, by attribute (``throttle#<category>#<channel>``)."""
+    return {k: ThrottleWindow.from_item(v) for k, v in item.items() if k.startswith(ATTRIBUTE_PREFIX)}
+
+
+def _with_counter(
+    preferences: Optional[UserPreferences], user_id: str, attribute: str, window: Optional[ThrottleWindow]
+) -> UserPreferences:
+    """``preferences`` (a user with none: the defaults) with the counter ``attribute`` as ``window`` (None: none)."""
+    current = preferences if preferences is not None else UserPreferences(user_id)
+    counters = {k: v for k, v in current.throttles.items() if k != attribute}
+    if window is not None:
+        counters[attribute] = window
+    return replace(current, throttles=counters)
 
 
 def _profile_data(profile: UserProfile) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Versioned templates (TemplatesTable)."""
+"""Versioned templates (TemplatesTable; its other items are throttle rules, ``adapters.dynamodb.throttles``)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,8 @@ class DynamoTemplateStore:
         while True:
             resp = call("read templates", self._client.scan, **kwargs)
             for raw in resp.get("Items", []):
+                if not raw["pk"]["S"].startswith("TPL#"):
+                    continue  # another kind of item of the table (a throttle rule)
                 template = _template(from_item(raw))
                 current = newest.get(template.template_id)
                 if current is None or template.version > current.version:
