@@ -32,6 +32,7 @@ def test_each_service_a_route_is_given_is_the_containers_part_of_the_type_its_an
         "Ingest",
         "Queries",
         "Templates",
+        "Throttles",
         "DeadLetters",
         "Campaigns",
         "Segments",

@@ -28,6 +28,7 @@ from api.routes import (
     preferences,
     segments,
     templates,
+    throttles,
     unsubscribe,
     users,
 )
@@ -44,6 +45,7 @@ OPENAPI = {"title": TITLE, "version": VERSION, "security_schemes": SECURITY_SCHE
 app.enable_swagger(path="/docs", **OPENAPI)  # type: ignore[arg-type]
 app.include_router(events.router)
 app.include_router(templates.router)
+app.include_router(throttles.router)
 app.include_router(dlq.router)
 app.include_router(campaigns.router)
 app.include_router(segments.router)

@@ -30,6 +30,7 @@ from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusReader
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
+from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue, SqsQueueStats
@@ -47,6 +48,7 @@ from notify.services.rendered import RenderedJobs
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
+from notify.services.throttles import ThrottleService
 from notify.settings import ApiSettings, load
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
@@ -80,6 +82,7 @@ class Services:
     overview: OverviewService  # the console's first page: queue depths, campaigns due, latest failures
     rendered: RenderedJobs  # a job's message as rendered
     links: LinkService  # short links: followed (GET /l/{code}), made and read (/api/v1/links)
+    throttles: ThrottleService  # throttle rules, stored beside the templates
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
     dev_token_origins: tuple[str, ...] = ()  # the pages whose browser requests it answers (the stack's own)
     clock: Clock = utc_now
@@ -116,6 +119,8 @@ def build_services(settings: ApiSettings) -> Services:
         status=status,
         keys=DynamoApiKeyStore(dynamodb, settings.api_keys_table),
         templates=templates,
+        # No cache here: a GET right after a PUT shows it (the worker's reads are cached PREFERENCES_CACHE_SECONDS).
+        throttles=ThrottleService(DynamoThrottleRules(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         dlq=DeadLetterService(dead_letters, reader, fallback, utc_now),
         campaigns=campaigns,
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),

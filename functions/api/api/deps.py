@@ -35,6 +35,7 @@ from notify.services.rendered import RenderedJobs
 from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
+from notify.services.throttles import ThrottleService
 from notify.signing import MAX_TOKEN_CHARS, BadToken
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
@@ -130,6 +131,7 @@ def _from_services(part: str) -> Callable[[Services], object]:
 Ingest = Annotated[IngestService, Depends(_from_services("ingest"))]
 Queries = Annotated[StatusQueries, Depends(_from_services("status"))]
 Templates = Annotated[TemplateService, Depends(_from_services("templates"))]
+Throttles = Annotated[ThrottleService, Depends(_from_services("throttles"))]  # throttle rules (templates' scopes)
 DeadLetters = Annotated[DeadLetterService, Depends(_from_services("dlq"))]
 Campaigns = Annotated[CampaignService, Depends(_from_services("campaigns"))]
 Segments = Annotated[SegmentService, Depends(_from_services("segments"))]

@@ -121,7 +121,7 @@ class EventStatus(Compact):
     )
     skipped_counts: Optional[dict[str, int]] = Field(
         default=None,
-        description="SKIPPED jobs by reason: opted_out, suppressed, unreachable (no address on the channel)",
+        description="SKIPPED jobs by reason: opted_out, suppressed, unreachable (no address on the channel), throttled",
     )
     jobs: Optional[list[JobSummary]]
 
@@ -148,6 +148,21 @@ class TemplateView(Compact):
 
 class TemplateList(View):
     items: list[TemplateView]
+
+
+class ThrottleRuleView(View):
+    """At most ``limit`` notifications of ``category`` on ``channel`` per ``period_seconds``, per user; past it a job
+    is ``SKIPPED`` (``throttled``)."""
+
+    category: Category = Field(examples=["marketing"])
+    channel: Channel = Field(examples=["email"])
+    limit: int = Field(examples=[1])
+    period_seconds: int = Field(examples=[86400])
+    updated_at: str
+
+
+class ThrottleRuleList(View):
+    items: list[ThrottleRuleView]
 
 
 class RenderedPreview(Compact):
@@ -309,7 +324,7 @@ class RunView(View):
         default=None, description="the run's emails SES reported delivered, bounced, complained about, opened, clicked"
     )
     skipped_counts: Optional[dict[str, int]] = Field(
-        default=None, description="the run's SKIPPED jobs by reason: opted_out, suppressed, unreachable"
+        default=None, description="the run's SKIPPED jobs by reason: opted_out, suppressed, unreachable, throttled"
     )
 
 

@@ -171,7 +171,7 @@ def feedback_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def skipped_counts(jobs: list[dict[str, Any]]) -> dict[str, int]:
-    """How many of these jobs were SKIPPED, by reason: ``opted_out``, ``suppressed``, ``unreachable``."""
+    """How many of these jobs were SKIPPED, by reason: ``opted_out``, ``suppressed``, ``unreachable``, ``throttled``."""
     out: dict[str, int] = {}
     for job in jobs:
         if job["status"] != Status.SKIPPED.value:
