@@ -242,9 +242,12 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
 
 
 def _event(stack: StackProcess, event_type: str, user: str) -> str:
+    film = {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://e.x/f"}
     payloads = {
-        "new_film": {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://e.x/f"},
+        "new_film": film,
         "password_reset": {"reset_url": "https://example.com/reset/e2e", "expires_in_minutes": 30},
+        # A campaign's run as the scheduler hands it in: marketing mail, rendered with new_film's templates.
+        "campaign_triggered": {"campaign_id": "e2e", "run_id": "e2e#run", "event_type": "new_film", "payload": film},
     }
     status, accepted = stack.call(
         "POST",
@@ -336,6 +339,30 @@ def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: Stack
     film = stack.wait_status(_event(stack, "new_film", user), "SCHEDULED")
     assert film["history"][-1]["detail"]["reason"] == "quiet_hours"
     stack.wait_status(_event(stack, "password_reset", user), "SENT")
+
+
+@pytest.mark.timeout(420)  # three waits of 120 s
+def test_a_marketing_throttle_of_one_a_day_skips_the_second_new_film_and_lets_account_mail_through(
+    stack: StackProcess,
+) -> None:
+    user = "demo-user-44"
+    rule = {"channel": "email", "limit": 1, "period_seconds": 86400}
+    assert stack.call("PUT", "/api/v1/throttle-rules/marketing", rule)[0] == 200
+    try:
+        time.sleep(1.5)  # the local worker keeps the rules 1 s (PreferencesCacheSeconds), as it keeps preferences
+        first = stack.wait_status(_event(stack, "campaign_triggered", user), "SENT")
+        assert first["event_type"] == "campaign_triggered"
+        second = stack.wait_status(_event(stack, "campaign_triggered", user), "SKIPPED")
+        detail = second["history"][-1]["detail"]
+        assert {k: detail[k] for k in ("reason", "category", "limit", "period_seconds")} == {
+            "reason": "throttled",
+            "category": "marketing",
+            "limit": 1,
+            "period_seconds": 86400,
+        }
+        stack.wait_status(_event(stack, "password_reset", user), "SENT")
+    finally:
+        assert stack.call("DELETE", "/api/v1/throttle-rules/marketing?channel=email")[0] == 204
 
 
 def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: StackProcess) -> None:
