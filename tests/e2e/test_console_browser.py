@@ -285,6 +285,30 @@ def test_a_template_previews_as_you_type_and_saves_a_new_version(page: Any, live
     expect(page.get_by_role("region", name="Versions").get_by_role("row")).to_have_count(3)  # a header and two
 
 
+def test_a_throttle_rule_is_set_shown_and_removed_on_the_templates_page(page: Any, live_stack: StackProcess) -> None:
+    from playwright.sync_api import expect
+
+    enter_key(page)
+    page.get_by_role("link", name="Templates").click()
+    rules = page.get_by_role("region", name="Throttle rules")
+    expect(rules.get_by_text("No throttle rules")).to_be_visible()
+    rules.get_by_label("Category").select_option("social")
+    rules.get_by_label("Channel").select_option("push")
+    rules.get_by_label("At most").fill("0")
+    rules.get_by_role("button", name="Set rule").click()
+    expect(rules.get_by_role("alert")).to_contain_text("greater than or equal to 1")  # the API's field error
+    rules.get_by_label("At most").fill("3")
+    rules.get_by_label("Per (seconds)").fill("3600")
+    rules.get_by_role("button", name="Set rule").click()
+    expect(rules.get_by_text("Set: at most 3 social push per 1 hour for each user.")).to_be_visible()
+    expect(rules.get_by_role("row", name=re.compile("social push 3 per 1 hour"))).to_be_visible()
+    assert live_stack.call("GET", "/api/v1/throttle-rules/social?channel=push")[1]["period_seconds"] == 3600
+    shot(page, "throttle-rules")
+    rules.get_by_role("button", name="Remove the social push rule").click()
+    expect(rules.get_by_text("No throttle rules")).to_be_visible()
+    assert live_stack.call("GET", "/api/v1/throttle-rules")[1]["items"] == []
+
+
 def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, live_stack: StackProcess) -> None:
     from playwright.sync_api import expect
 

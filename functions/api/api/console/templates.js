@@ -1,9 +1,9 @@
-// #/templates : every template by event type × channel × locale.
+// #/templates : every template by event type × channel × locale, and the throttle rules (throttleRules).
 // #/templates/{id} and #/templates/new : the editor, with a server-side preview as you type (debounced) and the
 // validation errors at their lines; saving makes a new version. The editor is its form (templateForm), its preview
 // (templatePreview), its saving (saveTemplate) and its versions (templateVersions).
 
-import { ApiError, CHANNELS, get, listEventTypes, post, put, replacing, seg } from "./api.js";
+import { ApiError, CHANNELS, del, get, listEventTypes, post, put, replacing, seg } from "./api.js";
 import { codeEditor, eventTypeSelect, filters, samplePayload } from "./forms.js";
 import {
   busy, clear, debounce, errorBox, field, h, info, link, localPager, message, mount, pageTitle, section, table, time,
@@ -13,6 +13,7 @@ import {
 const PARTS = { email: ["subject", "body_text", "body_html"], push: ["title", "body"], websocket: ["title", "body"] };
 const LABELS = { subject: "Subject", body_text: "Text body", body_html: "HTML body", title: "Title", body: "Body" };
 const ROWS = { subject: 2, title: 2, body_text: 9, body_html: 9, body: 6 };
+const THROTTLED = ["social", "content", "marketing"]; // account mail is never throttled
 
 async function eventTypes() {
   try {
@@ -32,12 +33,15 @@ export async function list({ view, query, signal, navigate }) {
   );
   const { event_type: eventType, channel } = selects;
   const body = h("div");
+  const throttles = throttleRules(signal);
   mount(view,
     pageTitle(view, "Templates", h("a", { href: "#/templates/new", class: "button" }, "New template")),
     h("p", { class: "muted" }, "The newest version of each template: an event type's row, a channel's column, a locale each. Open one to edit it and see its versions."),
     form,
     body,
+    throttles.element,
   );
+  throttles.show();
   try {
     const answer = await get("templates", { query: { event_type: eventType.value, channel: channel.value }, signal });
     // A matrix: a row per event type, a column per channel, each cell the locales that have a template.
@@ -75,6 +79,93 @@ export async function list({ view, query, signal, navigate }) {
   }
 }
 
+/** A period as a person says it: "1 day", "6 hours", "90 minutes", else seconds. */
+function periodText(seconds) {
+  for (const [unit, size] of [["day", 86400], ["hour", 3600], ["minute", 60]]) {
+    if (seconds % size === 0) return `${seconds / size} ${unit}${seconds === size ? "" : "s"}`;
+  }
+  return `${seconds} seconds`;
+}
+
+/**
+ * The throttle rules (at most N of a category on a channel per period, per user): listed, each with a button that
+ * removes it, and a form that sets one (a category and channel's rule replaces the one it had).
+ */
+function throttleRules(signal) {
+  const listed = h("div");
+  const outcome = h("div", { "aria-live": "polite" });
+  const category = h("select", { name: "category" }, THROTTLED.map((c) => h("option", { value: c }, c)));
+  const channel = h("select", { name: "channel" }, CHANNELS.map((c) => h("option", { value: c }, c)));
+  const limit = h("input", { name: "limit", type: "number", min: 1, max: 10000, value: "1" });
+  const period = h("input", { name: "period_seconds", type: "number", min: 60, max: 2592000, value: "86400" });
+  const save = h("button", { type: "submit" }, "Set rule");
+
+  async function change(button, busyText, action, said) {
+    try {
+      const answer = await busy(button, busyText, action);
+      clear(outcome, info(said(answer)));
+      show();
+    } catch (error) {
+      clear(outcome, errorBox(error));
+    }
+  }
+
+  const remove = (r) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        "aria-label": `Remove the ${r.category} ${r.channel} rule`,
+        on: {
+          click: (event) =>
+            change(event.currentTarget, "Removing…", () => del(`throttle-rules/${seg(r.category)}`, { query: { channel: r.channel } }), () => `Removed: ${r.category} ${r.channel} is no longer throttled.`),
+        },
+      },
+      "Remove",
+    );
+
+  async function show() {
+    try {
+      const answer = await get("throttle-rules", { signal });
+      const columns = [
+        { label: "Category", cell: (r) => r.category },
+        { label: "Channel", cell: (r) => r.channel },
+        { label: "At most", cell: (r) => `${r.limit} per ${periodText(r.period_seconds)}` },
+        { label: "Set", cell: (r) => time(r.updated_at) },
+        { label: "", cell: remove },
+      ];
+      clear(listed, table(columns, answer.items, { empty: "No throttle rules: every notification a user's preferences allow is sent." }));
+    } catch (error) {
+      if (error.name !== "AbortError") clear(listed, errorBox(error));
+    }
+  }
+
+  const form = h(
+    "form",
+    { class: "editor", novalidate: true },
+    h(
+      "div",
+      { class: "row" },
+      field("Category", category),
+      field("Channel", channel),
+      field("At most", limit, "1 to 10,000 notifications"),
+      field("Per (seconds)", period, "86400 is a day; 60 to 2592000"),
+    ),
+    h("div", { class: "actions" }, save),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = { channel: channel.value, limit: Number(limit.value), period_seconds: Number(period.value) };
+    change(save, "Saving…", () => put(`throttle-rules/${seg(category.value)}`, body), (r) => `Set: at most ${r.limit} ${r.category} ${r.channel} per ${periodText(r.period_seconds)} for each user.`);
+  });
+  const about = h(
+    "p",
+    { class: "muted" },
+    "At most N notifications of a category on a channel per period, for each user; past it a notification is skipped (throttled). Account mail is never throttled. Workers apply a change within 30 s.",
+  );
+  return { element: section("Throttle rules", about, listed, form, outcome), show };
+}
 
 /**
  * The form of a template: its key (event type, channel and locale, fixed once saved), the channel's parts, a payload
