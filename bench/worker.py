@@ -17,6 +17,10 @@ Every AWS request is counted with botocore event hooks, to give requests per del
 Every user of the measured batches is notified once before, in a pass of its own on each peer (the steady state:
 a user seen earlier the same day), since a user's first notification of a day also keeps their last known contact
 (one more ``UpdateItem``, docs/WORKER.md step 5); that pass's requests are printed as the first-notification cost.
+
+Last, on dynalite, the last measured users get two more batches under a throttle on the batch's category and
+channel (content email, docs/WORKER.md#throttles): one within its limit (each send counted on its user's item) and
+one past it (each job skipped); their requests are printed as the cost of a throttled category.
 """
 
 from __future__ import annotations
@@ -38,9 +42,11 @@ from typing import Any, Optional
 import boto3
 from botocore.config import Config
 from notify.adapters.aws import SEND_CONFIG
+from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
-from notify.models import Channel
+from notify.models import Category, Channel
+from notify.throttles import CategoryThrottle, ThrottleRule
 
 from bench import arguments
 from bench.peers import copy_tables, dynalite, peers
@@ -157,7 +163,9 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
         ):
             endpoint = f"http://127.0.0.1:{dyn.port}"
             copy_tables(stack, endpoint)
-            os.environ.update(AUTH_API_URL=auth_url, SES_MAX_SEND_RATE=str(SES_RATE))
+            # The worker's caches (preferences, throttle rules) as deployed, not the local stack's 1 s for its tests:
+            # each measured user is new to its container either way, and the rules are read once per container.
+            os.environ.update(AUTH_API_URL=auth_url, SES_MAX_SEND_RATE=str(SES_RATE), PREFERENCES_CACHE_SECONDS="30")
             from worker import app
 
             assert stack.moto is not None and stack.moto.pid is not None and dyn.pid is not None
@@ -189,6 +197,8 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
                         first += sizes.batch
                 if peer == "moto":
                     results["job item"] = {"bytes": largest_item("JOB#")}
+                else:
+                    results["throttled"] = _throttled(app, hooks, range(first - sizes.batch, first))
                 concurrent = sorted(runs["concurrent"], key=lambda m: m.rate)
                 results[peer] = PeerRuns(
                     runs["sequential"][0],
@@ -232,10 +242,32 @@ def _measure(app: Any, hooks: _Hooks, users: range, processes: dict[str, int]) -
     return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine, len(users))
 
 
-def _handle(app: Any, event: dict[str, Any]) -> None:
-    outcome = app.lambda_handler(event, LambdaContext("WorkerFunction", 120))
+def _handle(app: Any, event: dict[str, Any], outcome: Optional[str] = "sent") -> None:
+    """The batch through the handler; every record must end ``outcome`` (None: whatever it ends)."""
+    answer = app.lambda_handler(event, LambdaContext("WorkerFunction", 120))
     records = sum(len(r) for r in event["records"].values())
-    assert app.kafka_processor.outcomes == {"sent": records}, (app.kafka_processor.outcomes, outcome)
+    if outcome is not None:
+        assert app.kafka_processor.outcomes == {outcome: records}, (app.kafka_processor.outcomes, answer)
+
+
+def _throttled(app: Any, hooks: _Hooks, users: range) -> dict[str, dict[str, int]]:
+    """The requests of a batch to ``users`` (notified before) under a daily throttle on content email: first with a
+    limit the batch stays within (each send counted), then with a limit of 1, which each user has used (each job
+    skipped). Each in a new container, warmed up first (its rules and templates read), as the measured batches are."""
+    rules = DynamoThrottleRules(boto3.client("dynamodb"), os.environ["TEMPLATES_TABLE"], cache_seconds=0)
+    calls: dict[str, dict[str, int]] = {}
+    try:
+        for label, limit, outcome in (("admitted", 10_000, "sent"), ("skipped", 1, "skipped")):
+            rule = ThrottleRule(channel=Channel.EMAIL, limit=limit, period_seconds=86400)
+            rules.put(CategoryThrottle(Category.CONTENT, rule, "bench"))
+            app.services.cache_clear()
+            _handle(app, _batch([AUTH_USERS]), None)
+            hooks.calls.clear()
+            _handle(app, _batch(list(users)), outcome)
+            calls[label] = dict(hooks.calls)
+    finally:
+        rules.delete(Category.CONTENT, Channel.EMAIL)
+    return calls
 
 
 def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: dict[str, int], count: int) -> Bare:
@@ -393,6 +425,19 @@ def main(quick: bool = False) -> dict[str, float]:
         f"  a user's first notification of the day (the pass before, every user new): DynamoDB"
         f" {first_writes / first['notifications']:.2f} writes (the last known contact's included)"
     )
+    throttled = {
+        label: (
+            sum(v for k, v in found.items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES) / batch,
+            sum(v for k, v in found.items() if k.startswith("dynamodb.") and k.split(".")[1] in READS) / batch,
+        )
+        for label, found in results["throttled"].items()
+    }
+    print(
+        "  under a throttle rule on the batch's category and channel (no rule: the figures above): DynamoDB"
+        f" {throttled['admitted'][0]:.2f} writes + {throttled['admitted'][1]:.2f} reads per notification sent"
+        f" (its counter's conditional UpdateItem included), {throttled['skipped'][0]:.2f} writes +"
+        f" {throttled['skipped'][1]:.2f} reads per job skipped as throttled"
+    )
     # Lambda bills the invocation's wall time × MemorySize: one batch of records is one invocation.
     memory_gb = template().functions()["WorkerFunction"].memory_size / 1024
     moto, dyn = results["moto"].concurrent, results["dynalite"].concurrent
@@ -403,6 +448,7 @@ def main(quick: bool = False) -> dict[str, float]:
         "worker_invocations": 1 / batch,
         "dynamodb_writes": writes / batch,
         "dynamodb_reads": reads / batch,
+        "dynamodb_writes_throttled": throttled["admitted"][0],
         "ses_sends": ses / batch,
         "sqs_requests": sqs / batch,
         "job_item_bytes": results["job item"]["bytes"],

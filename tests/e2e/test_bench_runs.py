@@ -45,6 +45,7 @@ FIGURES = {
         r"^    bare AWS calls, .*: [\d.]+ ms per notification",
         r"^  AWS requests per delivered notification: DynamoDB [\d.]+ writes \+ [\d.]+ reads, SES [\d.]+",
         r"^  a user's first notification of the day .*: DynamoDB [\d.]+ writes",
+        r"^  under a throttle rule .*: DynamoDB [\d.]+ writes \+ [\d.]+ reads per notification sent .* [\d.]+ writes",
     ],
     "fanout": [rf"^  raw producer \(a flush per 500 msgs\) +{RATE}$", rf"^  fan-out through the worker +{RATE} +\d+% "],
     "templates": [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -20,8 +21,8 @@ PARTITION = "THROTTLE"
 
 class DynamoThrottleRules:
     """The rules, one item each. The worker's :meth:`rule` reads them all at once, cached for ``cache_seconds`` per
-    container: a rule put or deleted applies to deliveries from at most that long after. The API reads with
-    ``cache_seconds=0``."""
+    container (one thread reads them again when they expire; the others wait for its answer): a rule put or deleted
+    applies to deliveries from at most that long after. The API reads with ``cache_seconds=0``."""
 
     def __init__(self, client: DynamoDBClient, table: str, cache_seconds: float = 30.0) -> None:
         self._client = client
@@ -29,15 +30,23 @@ class DynamoThrottleRules:
         self._cache: Optional[TtlCache[dict[tuple[Category, Channel], ThrottleRule]]] = (
             TtlCache(ttl_seconds=cache_seconds, max_items=1) if cache_seconds > 0 else None
         )
+        self._reading = threading.Lock()
 
     def rule(self, category: Category, channel: Channel) -> Optional[ThrottleRule]:
         """The rule of ``category`` on ``channel``, from every rule read at once (one Query per cache period)."""
-        rules = self._cache.get(PARTITION) if self._cache is not None else None
+        if self._cache is None:
+            return self._by_key().get((category, channel))
+        rules = self._cache.get(PARTITION)
         if rules is None:
-            rules = {(r.category, r.rule.channel): r.rule for r in self.all()}
-            if self._cache is not None:
-                self._cache.put(PARTITION, rules)
+            with self._reading:
+                rules = self._cache.get(PARTITION)  # another thread's read, while this one waited
+                if rules is None:
+                    rules = self._by_key()
+                    self._cache.put(PARTITION, rules)
         return rules.get((category, channel))
+
+    def _by_key(self) -> dict[tuple[Category, Channel], ThrottleRule]:
+        return {(r.category, r.rule.channel): r.rule for r in self.all()}
 
     def all(self) -> list[CategoryThrottle]:
         """One Query of the rules' partition (strongly consistent: the API's GET after a PUT shows it)."""
