@@ -13,8 +13,10 @@ from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.items import from_item
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
+from notify.adapters.dynamodb.throttles import DynamoThrottleRules
+from notify.models import Category, Channel
 from notify.services.access import hash_key
-from notify.throttles import ThrottleWindow
+from notify.throttles import ThrottleRule, ThrottleWindow
 
 from local.auth_service import AuthService
 
@@ -156,3 +158,18 @@ def test_the_counters_write_is_conditional_on_the_state_read_and_returns_the_sta
     assert call_api("PUT", f"/api/v1/users/{user}/preferences", {"channels": {"push": False}})[0] == 200
     kept = other.get(user)
     assert kept is not None and kept.throttles == {attribute: second} and kept.channels == {"push": False}
+
+
+def test_a_rule_row_this_version_cannot_read_is_skipped_and_the_others_still_apply(stack_env: dict[str, str]) -> None:
+    assert call_api("PUT", f"{RULES}/content", DAILY)[0] == 200
+    client = boto3.client("dynamodb")
+    bad = {"pk": {"S": "THROTTLE"}, "sk": {"S": "gossip#email"}, "category": {"S": "gossip"}, "limit": {"N": "0"}}
+    client.put_item(TableName=stack_env["TEMPLATES_TABLE"], Item=bad)  # by hand: no such category, no channel
+    try:
+        rules = DynamoThrottleRules(client, stack_env["TEMPLATES_TABLE"], cache_seconds=0)
+        assert [(r.category.value, r.rule.channel.value) for r in rules.all()] == [("content", "email")]
+        assert rules.rule(Category.CONTENT, Channel.EMAIL) == ThrottleRule.model_validate(DAILY)
+        assert rules.rule(Category.SOCIAL, Channel.EMAIL) is None
+        assert [(r["category"], r["channel"]) for r in call_api("GET", RULES)[1]["items"]] == [("content", "email")]
+    finally:
+        client.delete_item(TableName=stack_env["TEMPLATES_TABLE"], Key={"pk": bad["pk"], "sk": bad["sk"]})

@@ -19,6 +19,7 @@ from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, Us
 from notify.services.delivery import Outcome
 from notify.services.inbox import InboxService
 from notify.signing import BadToken, Signer
+from notify.throttles import CategoryThrottle, ThrottleRule, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
 
@@ -28,6 +29,7 @@ from .fakes import (
     MemoryInboxStore,
     MemoryPoster,
     MemoryPreferences,
+    MemoryThrottleRules,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -109,6 +111,24 @@ def test_a_worker_that_stopped_after_pushing_neither_stores_nor_pushes_again(wor
     assert detail["inbox_item_existed"] is True and detail["connections_reached"] == 0
     assert detail["inbox_item_id"] == world.inbox.of("u1")[0].id
     assert world.dlq.letters == []
+
+
+def test_an_in_app_job_run_again_after_a_worker_stopped_is_not_throttled_again(world: World) -> None:
+    rule = ThrottleRule(channel=Channel.WEBSOCKET, limit=2, period_seconds=86400)
+    world.throttles = MemoryThrottleRules()
+    world.throttles.put(CategoryThrottle(Category.SOCIAL, rule, "2026-11-24T00:00:00Z"))
+    world.wire()
+    world.connect("c1")
+    world.store.crash_on = Status.SENT
+    job = world.job()
+    with pytest.raises(StoreUnavailable):
+        world.service.handle(job)  # counted, stored and pushed, but SENT was never recorded
+    assert world.service.handle(world.job()) is Outcome.SENT  # another job takes the window's last slot
+
+    world.now = T0 + timedelta(minutes=5)  # the first job's lease has run out: its next copy finds it ABANDONED
+    assert world.service.handle(job) is Outcome.SENT  # counted when it first ran: not throttled, not counted again
+    assert world.sent_detail(job)["inbox_item_existed"] is True
+    assert world.preferences.items["u1"].throttles[attribute_name(Category.SOCIAL, Channel.WEBSOCKET)].count == 2
 
 
 def test_a_gone_connection_is_forgotten_and_is_not_an_error(world: World) -> None:

@@ -161,7 +161,8 @@ class DeliveryService:
             return held
         preferences = self._preferences_of(job)
         held = self._consent(job, token, now, preferences)
-        if held is None:
+        if held is None and claim.outcome is not ClaimOutcome.ABANDONED:
+            # (An abandoned in-app job run again reached SENDING: it was counted then, and its item may be out.)
             held = self._throttle(job, token, now, preferences)
         if held is not None:
             return held

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
@@ -13,6 +14,8 @@ from notify.throttles import CategoryThrottle, ThrottleRule
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+log = logging.getLogger(__name__)
 
 # Every rule is in one partition: a category × channel has at most one, so it holds at most a dozen small items,
 # and the worker reads them all with one Query.
@@ -59,7 +62,7 @@ class DynamoThrottleRules:
         found: list[CategoryThrottle] = []
         while True:
             resp = call("read throttle rules", self._client.query, **kwargs)
-            found += [_rule(from_item(raw)) for raw in resp.get("Items", [])]
+            found += [rule for raw in resp.get("Items", []) if (rule := _readable(from_item(raw))) is not None]
             if "LastEvaluatedKey" not in resp:
                 return found
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -83,6 +86,17 @@ class DynamoThrottleRules:
 
 def _key(category: Category, channel: Channel) -> dict[str, str]:
     return {"pk": PARTITION, "sk": f"{category.value}#{channel.value}"}
+
+
+def _readable(item: Mapping[str, Any]) -> Optional[CategoryThrottle]:
+    """The rule an item holds, or None (logged) for one this version cannot read: a row written by hand, or one whose
+    category, channel or bounds have since changed. Its jobs go unthrottled until it is put again or deleted; raising
+    would fail every job the worker reads the rules for."""
+    try:
+        return _rule(item)
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        log.warning("throttle rule %r cannot be read and is ignored: %s", item.get("sk"), exc)
+        return None
 
 
 def _rule(item: Mapping[str, Any]) -> CategoryThrottle:
