@@ -6,8 +6,9 @@ wires them in. Account notifications are never throttled.
 **A fixed window anchored at the first admitted send**, not a sliding one. The window opens at a send that finds
 no open window and lasts ``period_seconds``; it admits ``limit`` sends, refuses the rest (refused jobs do not
 count), and the first send after it ends opens the next. Its state is two numbers, so it fits one attribute of the
-user's item that the worker already reads and writes, whatever the limit. A sliding log would keep up to ``limit``
-(10,000) timestamps on that item (its size, so every read and write of it, would grow with the limit), and a
+user's item that the worker already reads, whatever the limit (writing it is one more write per send under a rule:
+the worker otherwise writes that item at most once a day, docs/WORKER.md#throttles). A sliding log would keep up to
+``limit`` (10,000) timestamps on that item (its size, so every read and write of it, would grow with the limit), and a
 sliding-window estimate from two counters is approximate. The cost of the choice: sends at the end of one window
 and the start of the next can come closer together than the period, up to ``2 × limit`` in a short span. For a
 limit of 1 (the common "at most one a day") the anchored window is exact: two admitted sends are always at least

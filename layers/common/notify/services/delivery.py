@@ -80,7 +80,6 @@ class Outcome(str, Enum):
 class DeliverySettings:
     """The worker's delivery knobs: fallback locale, claim lease, longest provider call, unsubscribe link, retries."""
 
-    sender_name: str = "Notifications"
     default_locale: str = "en"
     lease_seconds: int = 60
     # The longest one provider call may take: the clients' connect + read timeouts (2 s + 10 s, see

@@ -37,7 +37,6 @@ class Result:
 
     outcome: Outcome
     job: Optional[NotificationJob]
-    fanned_out_jobs: int = 0
 
 
 class InvalidJob(ValueError):
@@ -104,7 +103,7 @@ class Triage:
                     raise PermanentError("this worker does not fan out")
                 page = self._fanout.handle(message)
                 outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
-                return Result(outcome, None, page.jobs)
+                return Result(outcome, None)
             return Result(self._delivery.handle(message), message)
         except StoreUnavailable:
             raise
