@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -241,7 +242,9 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
     _poll(lettered, lambda found: len(found) == len(poison), timeout=120, every=3)
 
 
-def _event(stack: StackProcess, event_type: str, user: str) -> str:
+def _event(stack: StackProcess, event_type: str, user: str, email: str = "") -> str:
+    """The one email job of an event for ``user``: a user of the demo Auth service, or an inline recipient when
+    ``email`` is given."""
     film = {"film_id": "f-9", "title": "Dune", "release_date": "2026-12-01", "watch_url": "https://e.x/f"}
     payloads = {
         "new_film": film,
@@ -255,7 +258,7 @@ def _event(stack: StackProcess, event_type: str, user: str) -> str:
         {
             "event_type": event_type,
             "payload": payloads[event_type],
-            "recipients": {"user_ids": [user]},
+            "recipients": {"users": [{"user_id": user, "email": email}]} if email else {"user_ids": [user]},
             "channels": ["email"],
         },
     )
@@ -345,14 +348,15 @@ def test_quiet_hours_hold_content_mail_and_let_account_mail_through(stack: Stack
 def test_a_marketing_throttle_of_one_a_day_skips_the_second_new_film_and_lets_account_mail_through(
     stack: StackProcess,
 ) -> None:
-    user = "demo-user-44"
+    user = f"throttled-{uuid.uuid4().hex[:8]}"  # no counter yet, whatever ran on this stack before
+    email = f"{user}@example.com"
     rule = {"channel": "email", "limit": 1, "period_seconds": 86400}
     assert stack.call("PUT", "/api/v1/throttle-rules/marketing", rule)[0] == 200
     try:
         time.sleep(1.5)  # the local worker keeps the rules 1 s (PreferencesCacheSeconds), as it keeps preferences
-        first = stack.wait_status(_event(stack, "campaign_triggered", user), "SENT")
+        first = stack.wait_status(_event(stack, "campaign_triggered", user, email), "SENT")
         assert first["event_type"] == "campaign_triggered"
-        second = stack.wait_status(_event(stack, "campaign_triggered", user), "SKIPPED")
+        second = stack.wait_status(_event(stack, "campaign_triggered", user, email), "SKIPPED")
         detail = second["history"][-1]["detail"]
         assert {k: detail[k] for k in ("reason", "category", "limit", "period_seconds")} == {
             "reason": "throttled",
@@ -360,7 +364,7 @@ def test_a_marketing_throttle_of_one_a_day_skips_the_second_new_film_and_lets_ac
             "limit": 1,
             "period_seconds": 86400,
         }
-        stack.wait_status(_event(stack, "password_reset", user), "SENT")
+        stack.wait_status(_event(stack, "password_reset", user, email), "SENT")
     finally:
         assert stack.call("DELETE", "/api/v1/throttle-rules/marketing?channel=email")[0] == 204
 
