@@ -961,3 +961,22 @@ def test_short_links_start_with_the_short_domain_else_the_public_api_url(
     pattern = translation.template.parameters["ShortLinkBaseUrl"]["AllowedPattern"]
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, "https://sho.rt")
     assert not re.fullmatch(pattern, "http://sho.rt") and not re.fullmatch(pattern, "https://sho.rt/?x=1")
+
+
+# --- throttles (issue 23): rules in TemplatesTable, the counter on the user's item in NotificationsTable ------------
+
+# What throttling needs of each function's role, beyond what it had: the API puts, lists (one Query of the THROTTLE
+# partition) and deletes rules; the worker lists them and counts a send with a conditional UpdateItem.
+THROTTLE_ACTIONS = {
+    ("ApiFunction", "TemplatesTable"): {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem"},
+    ("WorkerFunction", "TemplatesTable"): {"dynamodb:Query"},
+    ("WorkerFunction", "NotificationsTable"): {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+}
+
+
+@pytest.mark.parametrize("parameters", [{}, MSK], ids=["self-managed", "msk"])
+def test_the_roles_allow_what_throttle_rules_and_counters_need(sam: Translations, parameters: dict[str, str]) -> None:
+    translation = sam.of(overrides=parameters)
+    for (function, table), needed in THROTTLE_ACTIONS.items():
+        missing = needed - _actions_on(translation, function, table)
+        assert not missing, f"{function} may not {sorted(missing)} on {table}"
