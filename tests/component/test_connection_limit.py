@@ -97,7 +97,8 @@ def test_a_record_whose_disconnect_was_lost_is_forgotten_on_its_410(gateway: Web
         first, c1 = _open(gateway, user, stack)  # room for it and the stale record: nothing is closed
         assert _recorded(user) == {stale, c1}
         second, c2 = _open(gateway, user, stack)  # one too many: the oldest, the stale one, answers 410
-        assert _recorded(user) == {c1, c2}
+        # Its record goes once the 410 comes back, which a loaded machine may see after the socket opens.
+        eventually(lambda: _recorded(user) == {c1, c2})
         assert _pong(first) and _pong(second)
 
 
