@@ -168,6 +168,35 @@ class DigestRule(Strict):
         return sorted(channel.value for channel in channels)
 
 
+@dataclass(frozen=True)
+class StoredDigestRule:
+    """A rule as stored: the rule and when it was last put."""
+
+    rule: DigestRule
+    updated_at: str
+
+    def view(self) -> dict[str, Any]:
+        """The public JSON shape (``GET /api/v1/digest-rules``)."""
+        return {**self.rule.model_dump(mode="json"), "updated_at": self.updated_at}
+
+
+# -- the digest template variant ----------------------------------------------------------------
+
+DIGEST_VARIANT = "digest"
+
+
+def digest_template_key(event_type: str) -> str:
+    """The template key of an event type's digest variant: ``review_liked.digest`` (template ids
+    ``review_liked.digest.email.en``). Event type names hold no dot, so the variant cannot collide with a type."""
+    return f"{event_type}.{DIGEST_VARIANT}"
+
+
+def variant_of(template_key: str) -> tuple[str, Optional[str]]:
+    """``(event type, variant)`` of a template key: ``("review_liked", "digest")`` or ``("review_liked", None)``."""
+    base, dot, variant = template_key.partition(".")
+    return (base, variant) if dot else (base, None)
+
+
 # -- buckets ---------------------------------------------------------------------------------
 
 

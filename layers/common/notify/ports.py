@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
+from notify.digests import DigestRule, StoredDigestRule
 from notify.models import AcceptedEvent, Category, Channel, Message, NotificationJob, Status
 from notify.records import (
     Campaign,
@@ -608,6 +609,27 @@ class PreferenceStore(Protocol):
         counter is still ``seen`` (None: the user has none), in one conditional write: ``(True, window)`` if stored;
         ``(False, the counter as it stands)`` if another worker changed it since it was read (a consistent view that
         the failed write returns, so deciding again needs no read)."""
+        ...
+
+
+class DigestRules(Protocol):
+    """Digest rules, at most one per event type (its channels are in the rule). Calls that cannot reach the store
+    raise StoreUnavailable."""
+
+    def rule(self, event_type: str, channel: Channel) -> Optional[DigestRule]:
+        """The rule of ``event_type`` if it covers ``channel``, or None (the worker's read, which may be cached)."""
+        ...
+
+    def all(self) -> list[StoredDigestRule]:
+        """Every rule, by event type."""
+        ...
+
+    def put(self, rule: StoredDigestRule) -> None:
+        """Store ``rule``, replacing the one of its event type."""
+        ...
+
+    def delete(self, event_type: str) -> bool:
+        """Delete the rule of ``event_type``: True if there was one."""
         ...
 
 
