@@ -14,6 +14,7 @@ from typing import Any, Optional
 from notify.catalog import EVENT_TYPES
 from notify.clock import iso
 from notify.default_templates import seed_default_templates
+from notify.digests import DigestRule, StoredDigestRule
 from notify.errors import (
     ConnectionGone,
     FieldError,
@@ -34,6 +35,7 @@ from notify.ports import (
     DeadLetterInbox,
     DeadLetterQueue,
     DelayQueue,
+    DigestRules,
     EmailSender,
     EventLog,
     FanoutPages,
@@ -824,3 +826,31 @@ class MemoryThrottleRules:
 
 
 _throttle_rules_check: ThrottleRules = MemoryThrottleRules()
+
+
+# -- digest rules -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryDigestRules:
+    """Digest rules by event type; ``reads`` counts the worker's ``rule`` calls."""
+
+    rules: dict[str, StoredDigestRule] = field(default_factory=dict)
+    reads: int = 0
+
+    def rule(self, event_type: str, channel: Channel) -> Optional[DigestRule]:
+        self.reads += 1
+        found = self.rules.get(event_type)
+        return found.rule if found is not None and channel in found.rule.channels else None
+
+    def all(self) -> list[StoredDigestRule]:
+        return [self.rules[k] for k in sorted(self.rules)]
+
+    def put(self, rule: StoredDigestRule) -> None:
+        self.rules[rule.rule.event_type] = rule
+
+    def delete(self, event_type: str) -> bool:
+        return self.rules.pop(event_type, None) is not None
+
+
+_digest_rules_check: DigestRules = MemoryDigestRules()
