@@ -7,6 +7,7 @@
 - ``links``: short links (LinkStore), LinksTable
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
 - ``throttles``: throttle rules (ThrottleRules), TemplatesTable
+- ``digest_rules``: digest rules (DigestRules), TemplatesTable
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
 - ``campaigns``: campaigns and runs (CampaignStore), CampaignsTable
 - ``segments``: static segments (SegmentSource), CampaignsTable
