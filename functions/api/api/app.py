@@ -20,6 +20,7 @@ from api.openapi import SECURITY, SECURITY_SCHEMES, responses
 from api.routes import (
     campaigns,
     console,
+    digest_rules,
     dlq,
     events,
     inbox,
@@ -46,6 +47,7 @@ app.enable_swagger(path="/docs", **OPENAPI)  # type: ignore[arg-type]
 app.include_router(events.router)
 app.include_router(templates.router)
 app.include_router(throttles.router)
+app.include_router(digest_rules.router)
 app.include_router(dlq.router)
 app.include_router(campaigns.router)
 app.include_router(segments.router)

@@ -22,6 +22,7 @@ from notify.adapters.dynamodb.api_keys import DynamoApiKeyStore
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
+from notify.adapters.dynamodb.digest_rules import DynamoDigestRules
 from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.adapters.dynamodb.jobs import DynamoJobLedger
@@ -38,6 +39,7 @@ from notify.clock import Clock, utc_now
 from notify.errors import KeyReused
 from notify.ports import ApiKeyLookup, RunOnce
 from notify.services.campaigns import CampaignService
+from notify.services.digest_rules import DigestRuleService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
@@ -83,6 +85,7 @@ class Services:
     rendered: RenderedJobs  # a job's message as rendered
     links: LinkService  # short links: followed (GET /l/{code}), made and read (/api/v1/links)
     throttles: ThrottleService  # throttle rules, stored beside the templates
+    digest_rules: DigestRuleService  # digest rules, stored beside the templates
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
     dev_token_origins: tuple[str, ...] = ()  # the pages whose browser requests it answers (the stack's own)
     clock: Clock = utc_now
@@ -121,6 +124,7 @@ def build_services(settings: ApiSettings) -> Services:
         templates=templates,
         # No cache here: a GET right after a PUT shows it (the worker's reads are cached PREFERENCES_CACHE_SECONDS).
         throttles=ThrottleService(DynamoThrottleRules(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
+        digest_rules=DigestRuleService(DynamoDigestRules(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         dlq=DeadLetterService(dead_letters, reader, fallback, utc_now),
         campaigns=campaigns,
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),

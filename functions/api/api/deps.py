@@ -25,6 +25,7 @@ from aws_lambda_powertools.event_handler import Depends, Request
 from notify.errors import Forbidden, NotFound, Unauthorized
 from notify.services.access import authorize, hash_key
 from notify.services.campaigns import CampaignService
+from notify.services.digest_rules import DigestRuleService
 from notify.services.dlq import DeadLetterService
 from notify.services.inbox import InboxService
 from notify.services.ingest import IngestService
@@ -132,6 +133,8 @@ Ingest = Annotated[IngestService, Depends(_from_services("ingest"))]
 Queries = Annotated[StatusQueries, Depends(_from_services("status"))]
 Templates = Annotated[TemplateService, Depends(_from_services("templates"))]
 Throttles = Annotated[ThrottleService, Depends(_from_services("throttles"))]  # throttle rules (templates' scopes)
+# Digest rules (templates' scopes).
+DigestRuleAdmin = Annotated[DigestRuleService, Depends(_from_services("digest_rules"))]
 DeadLetters = Annotated[DeadLetterService, Depends(_from_services("dlq"))]
 Campaigns = Annotated[CampaignService, Depends(_from_services("campaigns"))]
 Segments = Annotated[SegmentService, Depends(_from_services("segments"))]

@@ -8,6 +8,7 @@ schema and the wire cannot drift. A key the service leaves out stays out (see ``
 
 from typing import Any, Optional
 
+from notify.digests import CronWindow, SecondsWindow
 from notify.models import Category, Channel, Priority, QuietHours, Status
 from notify.records import CampaignStatus
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
@@ -163,6 +164,24 @@ class ThrottleRuleView(View):
 
 class ThrottleRuleList(View):
     items: list[ThrottleRuleView]
+
+
+class DigestRuleView(View):
+    """Jobs of ``event_type`` on ``channels`` are collected into one notification per ``window`` and ``key`` values;
+    a digest of ``max_items`` members goes out early."""
+
+    event_type: str = Field(examples=["review_liked"])
+    channels: list[Channel] = Field(examples=[["email"]], description="sorted")
+    window: SecondsWindow | CronWindow = Field(
+        description='{"seconds": n} from the first member, or {"cron", "timezone"} in the user\'s zone'
+    )
+    key: list[str] = Field(examples=[["review_id"]], description="the payload fields that split digests")
+    max_items: int = Field(examples=[50])
+    updated_at: str
+
+
+class DigestRuleList(View):
+    items: list[DigestRuleView]
 
 
 class RenderedPreview(Compact):
