@@ -14,7 +14,7 @@ from typing import Any, Optional
 from notify.catalog import EVENT_TYPES
 from notify.clock import iso
 from notify.default_templates import seed_default_templates
-from notify.digests import DigestRule, StoredDigestRule
+from notify.digests import DigestRule, StoredDigestRule, bucket_id
 from notify.errors import (
     ConnectionGone,
     FieldError,
@@ -36,6 +36,7 @@ from notify.ports import (
     DeadLetterQueue,
     DelayQueue,
     DigestRules,
+    DigestStore,
     EmailSender,
     EventLog,
     FanoutPages,
@@ -53,13 +54,18 @@ from notify.ports import (
     UserDirectory,
 )
 from notify.records import (
+    AddOutcome,
+    BucketHead,
+    BucketOwner,
     Campaign,
     CampaignStatus,
     Claim,
     ClaimOutcome,
+    ClosedBucket,
     Connection,
     ContactSnapshot,
     DeadLetter,
+    DigestMember,
     Engagement,
     EventRecord,
     InboxAction,
@@ -79,6 +85,7 @@ from notify.records import (
 from notify.retry import RetryPolicy
 from notify.services.channels import EmailChannel, InAppChannel, PushChannel
 from notify.services.delivery import DeliveryService, DeliverySettings
+from notify.services.digests import DigestService
 from notify.services.inbox import InboxService
 from notify.services.triage import Triage
 from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
@@ -714,6 +721,9 @@ class DeliveryWorld:
     short_links: Optional[ShortLinks] = None
     link_store: Optional[LinkStore] = None
     throttles: Optional[ThrottleRules] = None
+    digest_rules: Optional[DigestRules] = None  # with them, the digest step on ``digest_store`` (made at wire)
+    digest_store: Optional[MemoryDigestStore] = None
+    digests: Optional[DigestService] = None
     service: DeliveryService
     triage: Triage
 
@@ -749,6 +759,10 @@ class DeliveryWorld:
             senders[Channel.PUSH] = PushChannel(self.push)
         if self.in_app is not None:
             senders[Channel.WEBSOCKET] = InAppChannel(self.in_app)
+        if self.digest_rules is not None:
+            if self.digest_store is None:
+                self.digest_store = MemoryDigestStore(self.store)
+            self.digests = DigestService(self.digest_store, self.digest_rules, self.queue, self.users, lambda: self.now)
         self.service = DeliveryService(
             self.store,
             self.templates,
@@ -764,8 +778,9 @@ class DeliveryWorld:
             links=self.short_links,
             link_store=self.link_store,
             throttles=self.throttles,
+            digests=self.digests,
         )
-        self.triage = Triage(self.service, self.dlq, lambda: self.now)
+        self.triage = Triage(self.service, self.dlq, lambda: self.now, digests=self.digests)
 
 
 # -- the email pipeline of user u1 at T0, which the worker's unit tests share ---------------------------------------
@@ -854,3 +869,77 @@ class MemoryDigestRules:
 
 
 _digest_rules_check: DigestRules = MemoryDigestRules()
+
+
+# -- digest buckets ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryDigestStore:
+    """Digest buckets over a MemoryStore's jobs, with DynamoDigestStore's atomicity: ``add`` writes the head, the
+    member and the job's DIGESTED entry together or not at all. ``heads`` by group key; ``buckets`` members by
+    bucket id; ``closed_buckets`` by bucket id; ``adds`` counts calls."""
+
+    jobs: MemoryStore
+    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    buckets: dict[str, dict[str, DigestMember]] = field(default_factory=dict)
+    closed_buckets: dict[str, ClosedBucket] = field(default_factory=dict)
+    adds: int = 0
+
+    def head(self, group_key: str) -> Optional[BucketHead]:
+        item = self.heads.get(group_key)
+        if item is None:
+            return None
+        return BucketHead(group_key, item["gen"], item.get("n", 0), item.get("flush_at"))
+
+    def add(
+        self,
+        head: BucketHead,
+        owner: BucketOwner,
+        member: DigestMember,
+        job: NotificationJob,
+        token: str,
+        now: datetime,
+        detail: dict[str, Any],
+    ) -> tuple[AddOutcome, int]:
+        self.adds += 1
+        item = self.heads.get(head.group_key)
+        if item is not None and item["gen"] != head.generation:
+            return AddOutcome.CLOSED, 0
+        bucket = bucket_id(head.group_key, head.generation)
+        job_item = self.jobs.jobs.get(job.job_id)
+        if job_item is None or job_item.get("token") != token or member.job_id in self.buckets.get(bucket, {}):
+            return AddOutcome.NOT_OURS, 0
+        item = item or {"gen": head.generation}
+        item.setdefault("flush_at", head.flush_at)
+        item.setdefault("first_at", member.occurred_at)
+        item.update(n=item.get("n", 0) + 1, last_at=member.occurred_at, owner=owner)
+        self.heads[head.group_key] = item
+        self.buckets.setdefault(bucket, {})[member.job_id] = member
+        job_item.update(status=Status.DIGESTED, token=None)
+        job_item["history"].append(Transition(Status.DIGESTED, iso(now), job.attempt, None, detail))
+        return AddOutcome.ADDED, head.count + 1
+
+    def close(self, group_key: str, generation: int, now: datetime) -> Optional[ClosedBucket]:
+        bucket = bucket_id(group_key, generation)
+        item = self.heads.get(group_key)
+        if item is None or item["gen"] < generation:
+            return None
+        if item["gen"] > generation:
+            return self.closed_buckets.get(bucket)
+        if not item.get("n"):
+            return None
+        closed = ClosedBucket(bucket, item["owner"], item["n"], item["first_at"], item["last_at"], iso(now))
+        self.closed_buckets[bucket] = closed
+        self.heads[group_key] = {"gen": generation + 1, "owner": item["owner"]}
+        return closed
+
+    def members(self, bucket_id: str, limit: int) -> list[DigestMember]:
+        found = sorted(self.buckets.get(bucket_id, {}).values(), key=lambda m: (m.occurred_at, m.job_id))
+        return found[:limit]
+
+    def closed(self, bucket_id: str) -> Optional[ClosedBucket]:
+        return self.closed_buckets.get(bucket_id)
+
+
+_digest_store_check: DigestStore = MemoryDigestStore(MemoryStore())

@@ -23,6 +23,8 @@ from notify.adapters.apigw import ApiGatewayConnectionPoster
 from notify.adapters.auth import HttpUserDirectory
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
+from notify.adapters.dynamodb.digest_rules import DynamoDigestRules
+from notify.adapters.dynamodb.digests import DynamoDigestStore
 from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.adapters.dynamodb.jobs import DynamoJobLedger
@@ -42,6 +44,7 @@ from notify.models import Channel
 from notify.ratelimit import RateLimitedEmailSender, TokenBucket
 from notify.services.channels import EmailChannel, InAppChannel, PushChannel
 from notify.services.delivery import DeliveryService, Outcome
+from notify.services.digests import DigestService
 from notify.services.fanout import FanoutService
 from notify.services.inbox import InboxService
 from notify.services.segments import CompositeSegmentSource
@@ -111,6 +114,15 @@ def build_services(settings: WorkerSettings) -> Services:
         retention=timedelta(days=settings.inbox_retention_days),
         max_connections=settings.max_connections_per_user,
     )
+    # Digests (docs/WORKER.md#digests): rules beside the templates, read as the throttle rules are; buckets beside
+    # the jobs they collect.
+    digests = DigestService(
+        DynamoDigestStore(dynamodb, settings.notifications_table),
+        DynamoDigestRules(dynamodb, settings.templates_table, cache_seconds=settings.preferences_cache_seconds),
+        delay_queue,
+        users,
+        utc_now,
+    )
     delivery = DeliveryService(
         store=store,
         templates=DynamoTemplateStore(dynamodb, settings.templates_table),
@@ -145,9 +157,11 @@ def build_services(settings: WorkerSettings) -> Services:
         throttles=DynamoThrottleRules(
             dynamodb, settings.templates_table, cache_seconds=settings.preferences_cache_seconds
         ),
+        digests=digests,
     )
-    # Each record is sorted first: a job goes to delivery, a segment's page to fan-out, anything else to the DLQ.
-    triage = Triage(delivery, dlq, utc_now, fanout)
+    # Each record is sorted first: a job goes to delivery, a segment's page to fan-out, a due digest to the digest
+    # step (its job then to delivery), anything else to the DLQ.
+    triage = Triage(delivery, dlq, utc_now, fanout, digests)
     return Services(triage, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 
 

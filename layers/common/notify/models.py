@@ -84,7 +84,8 @@ class Status(str, Enum):
     being called. SCHEDULED: waiting until its send_after time (or a retry's). RETRYING: an attempt failed for a
     passing reason and another is planned. The other four are final: SENT (the provider accepted it), FAILED (a
     permanent error, no attempts left, or a send whose outcome is unknown; a copy goes to the dead-letter queue),
-    EXPIRED (its expires_at passed before it could be sent) and SKIPPED (not to be sent). After SENT, the email
+    EXPIRED (its expires_at passed before it could be sent) and SKIPPED (not to be sent); DIGESTED (collected into
+    a digest: the digest's own job sends it) is final too. After SENT, the email
     provider's feedback moves an email on: DELIVERED (the receiving server took it), BOUNCED (it refused it for
     good) or, after delivery, COMPLAINED (the recipient marked it as spam).
     """
@@ -98,6 +99,7 @@ class Status(str, Enum):
     FAILED = "FAILED"
     EXPIRED = "EXPIRED"
     SKIPPED = "SKIPPED"
+    DIGESTED = "DIGESTED"
     DELIVERED = "DELIVERED"
     BOUNCED = "BOUNCED"
     COMPLAINED = "COMPLAINED"
@@ -115,6 +117,7 @@ TERMINAL_STATUSES = frozenset(
         Status.FAILED,
         Status.EXPIRED,
         Status.SKIPPED,
+        Status.DIGESTED,
         Status.DELIVERED,
         Status.BOUNCED,
         Status.COMPLAINED,
@@ -266,6 +269,16 @@ class Contact(BaseModel):
     locale: Optional[str] = None
 
 
+class DigestRef(BaseModel):
+    """What a digest's job carries of its bucket: its id (``<group key>-<generation>``) and the rule's
+    ``max_items`` (how many members the template lists). The members are read from the bucket when it renders."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bucket_id: str = Field(pattern=r"^[0-9a-f]{32}-[0-9]+$")
+    max_items: int = Field(ge=1, le=1000)
+
+
 class NotificationJob(BaseModel):
     """One notification for one user on one channel: the Kafka and SQS message body."""
 
@@ -297,6 +310,12 @@ class NotificationJob(BaseModel):
     # Push progress: the endpoints an earlier attempt published to, with the provider's message ids. A retry (or a
     # redrive of its dead letter) publishes only to the others. Absent until a push attempt stops part-way.
     pushed: Optional[dict[str, str]] = None
+    # A digest's own job (notify.digests): the bucket whose members it sends. Never collected again, never throttled.
+    digest: Optional[DigestRef] = None
+
+    def kind_name(self) -> str:
+        """The message's kind, as the queues' attributes and Kafka's headers name it."""
+        return "job"
 
     def due_at(self) -> Optional[datetime]:
         """The earliest moment this job may be sent: its send_after or retry time."""
@@ -333,6 +352,10 @@ class FanoutTask(BaseModel):
     campaign_id: Optional[str] = None
     run_id: Optional[str] = None
 
+    def kind_name(self) -> str:
+        """The message's kind, as the queues' attributes and Kafka's headers name it."""
+        return self.kind
+
 
 class AcceptedEvent(BaseModel):
     """The 202 answer: only returned once every job (or the segment's fan-out task) is durably stored."""
@@ -343,7 +366,29 @@ class AcceptedEvent(BaseModel):
     segment_id: Optional[str] = None
 
 
-Message: TypeAlias = NotificationJob | FanoutTask  # what goes onto the jobs topic and the delay queue
+class DigestFlushTask(BaseModel):
+    """Close a digest bucket and make its job, when its window ends or it is full: a delay-queue message.
+
+    ``due_at`` is when the bucket's window ends (it hops on the delay queue until then); a full bucket's task is due
+    at once. A task that finds its bucket already closed makes the digest's job again (its id is the bucket's), so
+    a worker killed between closing and sending still sends one digest.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["digest_flush"] = "digest_flush"
+    schema_version: int = JOB_SCHEMA_VERSION
+    group_key: str = Field(pattern=r"^[0-9a-f]{32}$")
+    generation: int = Field(ge=0)
+    due_at: datetime
+    attempt: int = 0
+
+    def kind_name(self) -> str:
+        """The message's kind, as the queues' attributes and Kafka's headers name it."""
+        return self.kind
+
+
+Message: TypeAlias = NotificationJob | FanoutTask | DigestFlushTask  # what goes onto the jobs topic and the delay queue
 
 
 def _zone(value: str) -> str:

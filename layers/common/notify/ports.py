@@ -12,12 +12,17 @@ from typing import Any, Optional, Protocol
 from notify.digests import DigestRule, StoredDigestRule
 from notify.models import AcceptedEvent, Category, Channel, Message, NotificationJob, Status
 from notify.records import (
+    AddOutcome,
+    BucketHead,
+    BucketOwner,
     Campaign,
     CampaignStatus,
     Claim,
+    ClosedBucket,
     Connection,
     ContactSnapshot,
     DeadLetter,
+    DigestMember,
     Engagement,
     EventRecord,
     InboxAction,
@@ -609,6 +614,43 @@ class PreferenceStore(Protocol):
         counter is still ``seen`` (None: the user has none), in one conditional write: ``(True, window)`` if stored;
         ``(False, the counter as it stands)`` if another worker changed it since it was read (a consistent view that
         the failed write returns, so deciding again needs no read)."""
+        ...
+
+
+class DigestStore(Protocol):
+    """Digest buckets (notify.digests): a group's head (its open generation) and each generation's members. Calls
+    that cannot reach the store raise StoreUnavailable."""
+
+    def head(self, group_key: str) -> Optional[BucketHead]:
+        """The group's head as it stands (a consistent read); None for a group never seen."""
+        ...
+
+    def add(
+        self,
+        head: BucketHead,
+        owner: BucketOwner,
+        member: DigestMember,
+        job: NotificationJob,
+        token: str,
+        now: datetime,
+        detail: dict[str, Any],
+    ) -> tuple[AddOutcome, int]:
+        """Atomically: add ``member`` to the bucket ``head`` names if that generation is still the open one (opening
+        it at ``head.flush_at`` when it has no member yet), and record the job DIGESTED with ``detail`` if ``token``
+        still holds its lease. The outcome and the bucket's count after it (ADDED)."""
+        ...
+
+    def close(self, group_key: str, generation: int, now: datetime) -> Optional[ClosedBucket]:
+        """Close the group's ``generation`` (the next member opens the one after): the closed bucket, also when it
+        was closed before; None if that generation has no member."""
+        ...
+
+    def members(self, bucket_id: str, limit: int) -> list[DigestMember]:
+        """The bucket's first ``limit`` members, oldest first (ties by job id)."""
+        ...
+
+    def closed(self, bucket_id: str) -> Optional[ClosedBucket]:
+        """A closed bucket, or None."""
         ...
 
 

@@ -510,3 +510,57 @@ class QueueDepth:
     visible: int
     in_flight: int
     delayed: int
+
+
+# -- digests (notify.digests) ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BucketHead:
+    """A digest group's open bucket as stored: its generation, how many members it holds (0: none yet, the next
+    member opens it) and when it is due (None until its first member)."""
+
+    group_key: str
+    generation: int
+    count: int = 0
+    flush_at: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class DigestMember:
+    """One job collected into a bucket: its id, when its event occurred (ISO 8601) and its payload."""
+
+    job_id: str
+    occurred_at: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BucketOwner:
+    """Whose bucket it is: the user, event type and channel, and the rule's ``max_items`` when it was opened."""
+
+    user_id: str
+    event_type: str
+    channel: str
+    max_items: int
+
+
+class AddOutcome(str, Enum):
+    """What adding a member did: ADDED (the job is DIGESTED in the bucket), CLOSED (that generation is no longer the
+    open one: read the head again), NOT_OURS (the job's lease is gone: another worker has it)."""
+
+    ADDED = "added"
+    CLOSED = "closed"
+    NOT_OURS = "not_ours"
+
+
+@dataclass(frozen=True)
+class ClosedBucket:
+    """A bucket that was closed for sending: its members' count, first and last times, and its owner."""
+
+    bucket_id: str
+    owner: BucketOwner
+    count: int
+    first_at: str
+    last_at: str
+    closed_at: str

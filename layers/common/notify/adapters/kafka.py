@@ -370,9 +370,12 @@ def _count_unavailable(messages: int) -> None:
 
 
 def _key(message: Message) -> str:
-    """Jobs are keyed by user (one user's jobs stay ordered); fan-out tasks by event."""
-    return message.user_id if isinstance(message, NotificationJob) else message.event_id
+    """Jobs are keyed by user (one user's jobs stay ordered); fan-out tasks by event; digest flushes (only the delay
+    queue carries them) by bucket."""
+    if isinstance(message, NotificationJob):
+        return message.user_id
+    return message.event_id if isinstance(message, FanoutTask) else message.group_key
 
 
 def _kind(message: Message) -> bytes:
-    return b"fanout" if isinstance(message, FanoutTask) else b"job"
+    return message.kind_name().encode()

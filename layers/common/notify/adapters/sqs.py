@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
-from notify.models import Message, NotificationJob
+from notify.models import DigestFlushTask, Message
 from notify.records import DeadLetter, QueueDepth, ReceivedLetter
 
 if TYPE_CHECKING:
@@ -20,8 +20,12 @@ def _batches(items: Sequence[Any], size: int = 10) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _kind(message: Message) -> str:
-    return "job" if isinstance(message, NotificationJob) else "fanout"
+def _attributes(message: Message) -> dict[str, Any]:
+    """A message's ``kind`` (job, fanout, digest_flush) and, for a job or a fan-out task, its ``event_id``."""
+    attributes: dict[str, Any] = {"kind": {"DataType": "String", "StringValue": message.kind_name()}}
+    if not isinstance(message, DigestFlushTask):
+        attributes["event_id"] = {"DataType": "String", "StringValue": message.event_id}
+    return attributes
 
 
 class SqsDelayQueue:
@@ -43,13 +47,7 @@ class SqsDelayQueue:
                     "Id": str(i),
                     "MessageBody": job.model_dump_json(exclude_none=True),
                     "DelaySeconds": delay_seconds,
-                    "MessageAttributes": {
-                        "kind": {
-                            "DataType": "String",
-                            "StringValue": "job" if isinstance(job, NotificationJob) else "fanout",
-                        },
-                        "event_id": {"DataType": "String", "StringValue": job.event_id},
-                    },
+                    "MessageAttributes": _attributes(job),
                 }
                 for i, job in enumerate(chunk)
             ]

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
 from notify.catalog import category_of
 from notify.clock import Clock, iso
@@ -74,6 +74,20 @@ class Outcome(str, Enum):
     DEFERRED = "deferred"  # another worker holds the job; re-checked later
     DEAD_LETTERED = "dead_lettered"  # not a job at all
     FANNED_OUT = "fanned_out"  # a segment page became jobs
+    DIGESTED = "digested"  # collected into a digest bucket (notify.services.digests)
+    DIGEST_MADE = "digest_made"  # a due bucket was closed and its digest's job made
+
+
+class Digester(Protocol):
+    """The digest step (``notify.services.digests.DigestService``), as the pipeline calls it."""
+
+    def collect(self, job: NotificationJob, token: str, now: datetime) -> Optional[Outcome]:
+        """DIGESTED (or DUPLICATE) if a rule collected the job; None to deliver it."""
+        ...
+
+    def context(self, job: NotificationJob) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A digest's job's payload and ``digest`` template variable."""
+        ...
 
 
 @dataclass
@@ -112,6 +126,7 @@ class DeliveryService:
         links: Optional[ShortLinks] = None,
         link_store: Optional[LinkStore] = None,
         throttles: Optional[ThrottleRules] = None,
+        digests: Optional[Digester] = None,
     ) -> None:
         self._unsubscribe = unsubscribe
         # Short links (``{{ url | short }}``): made for each render, stored before the message goes out.
@@ -120,6 +135,7 @@ class DeliveryService:
         self._preferences = preferences
         # Throttle rules (cached per container); the counters are on the user's item, through ``preferences``.
         self._throttles = throttles
+        self._digests = digests
         self._store = store
         self._templates = templates
         self._users = users
@@ -156,6 +172,8 @@ class DeliveryService:
             error = "a worker stopped while sending; the outcome is unknown, so it is not sent again"
             return self._fail(job, token, "outcome_unknown", error)
         held = self._timing(job, token, now)
+        if held is None and self._digests is not None:
+            held = self._digests.collect(job, token, now)
         if held is not None:
             return held
         preferences = self._preferences_of(job)
@@ -324,6 +342,8 @@ class DeliveryService:
         category = category_of(job.event_type)
         if self._throttles is None or self._preferences is None or category is Category.ACCOUNT or job.attempt > 0:
             return None
+        if job.digest is not None:
+            return None  # a digest is its members' throttle already: it is never refused (docs/WORKER.md#digests)
         rule = self._throttles.rule(category, job.channel)
         if rule is None:
             return None
@@ -448,7 +468,10 @@ class DeliveryService:
                     "job_id": job.job_id,
                     "unsubscribe_url": unsubscribe_url,  # for a visible link in the body; None for account mail
                 }
-                context = render_context(job.template_key, job.payload, profile.template_context(), event)
+                payload, digest = job.payload, None
+                if job.digest is not None and self._digests is not None:
+                    payload, digest = self._digests.context(job)
+                context = render_context(job.template_key, payload, profile.template_context(), event, digest=digest)
                 return render(template, context, shorten=shortened.short if shortened is not None else None)
         raise PermanentError(
             f"no template for {job.template_key}/{job.channel.value} in {requested or 'default'} locale"

@@ -2,7 +2,8 @@
 
 A Kafka value or an SQS body is parsed (:func:`parse_message`): a notification job goes to
 :class:`~notify.services.delivery.DeliveryService`, a fan-out task (one page of a segment) to
-:class:`~notify.services.fanout.FanoutService`, and anything else to the DLQ with its raw bytes and the reason
+:class:`~notify.services.fanout.FanoutService`, a digest's flush task to
+:class:`~notify.services.digests.DigestService` (and the digest's job it makes to delivery), and anything else to the DLQ with its raw bytes and the reason
 (:func:`raw_letter`), so that no record can stop the records behind it.
 """
 
@@ -19,10 +20,11 @@ from pydantic import ValidationError
 from notify.clock import Clock, iso
 from notify.errors import DeliveryError, PermanentError, StoreUnavailable
 from notify.limits import MAX_ERROR_CHARS
-from notify.models import JOB_SCHEMA_VERSION, FanoutTask, NotificationJob
+from notify.models import JOB_SCHEMA_VERSION, DigestFlushTask, FanoutTask, NotificationJob
 from notify.ports import DeadLetterQueue
 from notify.records import DeadLetter
 from notify.services.delivery import DeliveryService, Outcome
+from notify.services.digests import DigestService
 from notify.services.fanout import FanoutService
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class InvalidJob(ValueError):
     """A record that is not a job this worker understands."""
 
 
-def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
+def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask | DigestFlushTask:
     """Parse a Kafka value or SQS body; refuse unknown schema versions."""
     if isinstance(raw, bytes):
         try:
@@ -64,6 +66,8 @@ def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask:
     try:
         if data.get("kind") == "fanout":
             return FanoutTask.model_validate(data)
+        if data.get("kind") == "digest_flush":
+            return DigestFlushTask.model_validate(data)
         return NotificationJob.model_validate(data)
     except ValidationError as exc:
         raise InvalidJob(f"invalid job: {exc.errors(include_url=False)}") from None
@@ -79,8 +83,10 @@ class Triage:
         dlq: DeadLetterQueue,
         clock: Clock,
         fanout: Optional[FanoutService] = None,
+        digests: Optional[DigestService] = None,
     ) -> None:
         self._delivery = delivery
+        self._digests = digests
         self._dlq = dlq
         self._clock = clock
         self._fanout = fanout
@@ -104,6 +110,13 @@ class Triage:
                 page = self._fanout.handle(message)
                 outcome = Outcome.FANNED_OUT if page.outcome == "expanded" else Outcome(page.outcome)
                 return Result(outcome, None)
+            if isinstance(message, DigestFlushTask):
+                if self._digests is None:
+                    raise PermanentError("this worker does not send digests")
+                outcome, digest = self._digests.flush(message)
+                if digest is None:
+                    return Result(outcome, None)
+                return Result(self._delivery.handle(digest), digest)
             return Result(self._delivery.handle(message), message)
         except StoreUnavailable:
             raise

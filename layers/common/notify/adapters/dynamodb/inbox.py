@@ -26,11 +26,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from notify.adapters.aws import error_code
 from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
-from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
+from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item, transact
 from notify.clock import Clock, iso, utc_now
 from notify.errors import FieldError, StoreUnavailable, ValidationFailed
 from notify.records import InboxAction, InboxCounts, InboxFilter, InboxItem, InboxMark, inbox_mark
@@ -383,18 +380,7 @@ class DynamoInboxStore:
         return from_item(item) if item else None
 
     def _transact(self, what: str, actions: list[dict[str, Any]]) -> Optional[list[str]]:
-        """TransactWriteItems: None if it applied, else each action's cancellation reason code ("None" for the
-        actions that were not to blame). Any other failure is StoreUnavailable."""
-        try:
-            self._client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
-            return None
-        except ClientError as exc:
-            if error_code(exc) != "TransactionCanceledException":
-                raise StoreUnavailable(f"cannot {what}: {exc}") from exc
-            reasons = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
-            return reasons + ["None"] * (len(actions) - len(reasons))
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+        return transact(what, self._client, actions)
 
     def _back_off(self, attempt: int) -> None:
         self._sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))

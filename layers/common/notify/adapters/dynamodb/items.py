@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Optional
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -86,6 +86,22 @@ def conditional_update(what: str, client: DynamoDBClient, **kwargs: Any) -> tupl
             item = exc.response.get("Item")  # type: ignore[attr-defined]
             return False, from_item(item) if isinstance(item, dict) else {}
         raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+
+def transact(what: str, client: DynamoDBClient, actions: list[dict[str, Any]]) -> Optional[list[str]]:
+    """TransactWriteItems: None if it applied, else each action's cancellation reason code ("None" for the actions
+    that were not to blame; ``TransactionConflict`` when another write to one of its items was under way). Any other
+    failure is StoreUnavailable."""
+    try:
+        client.transact_write_items(TransactItems=actions)  # type: ignore[arg-type]
+        return None
+    except ClientError as exc:
+        if error_code(exc) != "TransactionCanceledException":
+            raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+        reasons = [str(r.get("Code", "None")) for r in exc.response.get("CancellationReasons", [])]
+        return reasons + ["None"] * (len(actions) - len(reasons))
     except BotoCoreError as exc:
         raise StoreUnavailable(f"cannot {what}: {exc}") from exc
 

@@ -19,7 +19,9 @@ from notify.records import MAX_HISTORY, Claim, ClaimOutcome, Engagement, JobReco
 if TYPE_CHECKING:
     from notify.ports import ClickStore, FeedbackStore, JobLedger
 
-RELEASING = frozenset({Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED})
+RELEASING = frozenset(
+    {Status.RETRYING, Status.SCHEDULED, Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED, Status.DIGESTED}
+)
 # Opens and clicks already counted, for SNS's and SES's repeats: each event's digest in one of this many slots
 # (``seen_00``…), chosen by the digest, so a repeat finds itself unless a later event took its slot meanwhile.
 SEEN_SLOTS = 16

@@ -1,0 +1,211 @@
+"""Digests in the worker (issue 23): collecting jobs into buckets, closing a bucket when it is due, and what its job
+renders. The rules and the arithmetic are :mod:`notify.digests`; the buckets are a :class:`~notify.ports.DigestStore`.
+
+1. **Collecting.** A job whose event type has a rule covering its channel (never an account notification, never a
+   digest's own job) is added to the open bucket of its group, and recorded ``DIGESTED`` with the bucket's id and its
+   digest's job id, in one atomic write (:meth:`DigestStore.add`): a redelivered job finds itself DIGESTED and is a
+   duplicate; a job meeting a bucket that closed meanwhile joins the next generation. Preferences, quiet hours and
+   suppression are the digest's, checked when it is sent, not each member's.
+2. **Due.** The member that opens a bucket first puts its flush task on the delay queue, due when the window ends
+   (before the write that opens it: a worker stopped in between leaves a task that finds nothing, never a bucket
+   without a task). A task due later than the queue's 15 minutes hops, like a long ``send_after``. The member that
+   fills a bucket puts a task due at once.
+3. **Sending.** A due task closes the bucket (:meth:`DigestStore.close`, atomic with moving the head to the next
+   generation, so a late member opens the next bucket) and makes the digest's job, whose id is derived from the
+   bucket (:func:`notify.digests.digest_job_id`): a task that finds its bucket closed already makes the same job
+   again, and the job's claim lets one of them through. That job then takes the normal pipeline (consent, quiet
+   hours, the Auth service, rendering, retries, the DLQ, feedback); it renders the event type's ``digest`` template
+   variant with the ``digest`` variable (:func:`notify.digests.digest_context`), read from the bucket's members.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Optional
+
+from notify.catalog import EVENT_TYPES, category_of
+from notify.clock import Clock, iso
+from notify.digests import (
+    CronWindow,
+    DigestItem,
+    DigestRule,
+    bucket_id,
+    bucket_key,
+    digest_context,
+    digest_event_id,
+    digest_job_id,
+    digest_template_key,
+    flush_at,
+    is_full,
+    window_end,
+)
+from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
+from notify.models import Category, Channel, DigestFlushTask, DigestRef, NotificationJob
+from notify.ports import DelayQueue, DigestRules, DigestStore, UserDirectory
+from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember
+from notify.resilience import TtlCache
+from notify.services.delivery import MAX_SQS_DELAY, Outcome
+
+log = logging.getLogger(__name__)
+
+# Cron windows end at the same instant for every user of a zone: their flushes are spread over this many seconds
+# (notify.digests.flush_at), so a million buckets due at 09:00 do not arrive in one second.
+CRON_SPREAD_SECONDS = 300
+# A member meeting a bucket that closes under it tries the next generation; this many heads read, at most.
+ADD_TRIES = 5
+# A digest's job may wait (quiet hours, retries) this long after its bucket closed before it expires.
+DIGEST_TTL = timedelta(days=1)
+
+
+class DigestService:
+    """Collects jobs into digest buckets, closes due buckets and makes their jobs (see the module)."""
+
+    def __init__(
+        self,
+        store: DigestStore,
+        rules: DigestRules,
+        delay_queue: DelayQueue,
+        users: UserDirectory,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._rules = rules
+        self._delay = delay_queue
+        self._users = users
+        self._clock = clock
+        # The buckets this container queued a flush for: the jobs of one batch (one user's, on the worker's threads)
+        # all find the bucket unopened, and one task is enough.
+        self._scheduled: TtlCache[bool] = TtlCache(ttl_seconds=MAX_SQS_DELAY, max_items=10_000)
+        self._scheduled_lock = threading.Lock()
+
+    # -- collecting (the worker's step after a job's timing) -----------------------------------
+
+    def collect(self, job: NotificationJob, token: str, now: datetime) -> Optional[Outcome]:
+        """DIGESTED if the job joined a bucket, DUPLICATE if its lease was lost meanwhile; None when no rule takes
+        it (deliver it as usual)."""
+        if job.digest is not None or category_of(job.event_type) is Category.ACCOUNT:
+            return None
+        rule = self._rules.rule(job.event_type, job.channel)
+        if rule is None:
+            return None
+        group = bucket_key(rule, job.user_id, job.channel, job.payload)
+        owner = BucketOwner(job.user_id, job.event_type, job.channel.value, rule.max_items)
+        member = DigestMember(job.job_id, iso(job.created_at), dict(job.payload))
+        for _ in range(ADD_TRIES):
+            head = self._store.head(group) or BucketHead(group, 0)
+            bucket = bucket_id(group, head.generation)
+            if head.count == 0:
+                due = self._window_end(rule, job, bucket, now)
+                head = BucketHead(group, head.generation, 0, iso(due))
+                self._schedule_once(group, head.generation, due, now)  # before the bucket exists: see the module
+            detail = {
+                "bucket_id": bucket,
+                "digest_job_id": digest_job_id(bucket, job.user_id, job.channel),
+                "flush_at": head.flush_at,
+            }
+            outcome, count = self._store.add(head, owner, member, job, token, now, detail)
+            if outcome is AddOutcome.NOT_OURS:
+                return Outcome.DUPLICATE
+            if outcome is AddOutcome.ADDED:
+                if is_full(count, rule):
+                    self._schedule(group, head.generation, now, now)
+                return Outcome.DIGESTED
+        raise StoreUnavailable(f"the digest buckets of group {group} kept closing under job {job.job_id}")
+
+    def _window_end(self, rule: DigestRule, job: NotificationJob, bucket: str, now: datetime) -> datetime:
+        """When a bucket opened now by ``job`` is due: a seconds window from now; a cron window at its next fire in
+        the user's zone (the Auth service's profile, else the rule's, else UTC), spread (CRON_SPREAD_SECONDS)."""
+        if not isinstance(rule.window, CronWindow):
+            return window_end(rule.window, now)
+        return flush_at(window_end(rule.window, now, self._zone(job)), bucket, CRON_SPREAD_SECONDS)
+
+    def _zone(self, job: NotificationJob) -> Optional[str]:
+        """The user's time zone as the Auth service knows it; None when it cannot say (the rule's zone is used)."""
+        try:
+            return self._users.get_user(job.user_id).timezone
+        except (TransientError, PermanentError, NotFound) as exc:
+            log.info("no time zone for user %s (%s): the digest rule's zone is used", job.user_id, exc)
+            return None
+
+    def _schedule_once(self, group: str, generation: int, due: datetime, now: datetime) -> None:
+        """Queue the opening flush of a bucket unless this container did already."""
+        key = bucket_id(group, generation)
+        with self._scheduled_lock:
+            if self._scheduled.get(key):
+                return
+            self._scheduled.put(key, True)
+        try:
+            self._schedule(group, generation, due, now)
+        except StoreUnavailable:
+            self._scheduled.pop(key)
+            raise
+
+    def _schedule(self, group: str, generation: int, due: datetime, now: datetime) -> None:
+        task = DigestFlushTask(group_key=group, generation=generation, due_at=due)
+        self._enqueue(task, math.ceil((due - now).total_seconds()))
+
+    def _enqueue(self, task: DigestFlushTask, wait_seconds: int) -> None:
+        try:
+            self._delay.enqueue([task], min(MAX_SQS_DELAY, max(0, wait_seconds)))
+        except DeliveryError as exc:
+            raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+
+    # -- sending (a flush task from the delay queue) -------------------------------------------
+
+    def flush(self, task: DigestFlushTask) -> tuple[Outcome, Optional[NotificationJob]]:
+        """Close the task's bucket if it is due and make its digest's job (the caller delivers it).
+
+        SCHEDULED (hopped) when not due yet; DUPLICATE with no job when the bucket has no member (its opener stopped
+        before writing it).
+        """
+        now = self._clock()
+        if now < task.due_at:
+            self._enqueue(task, math.ceil((task.due_at - now).total_seconds()))
+            return Outcome.SCHEDULED, None
+        closed = self._store.close(task.group_key, task.generation, now)
+        if closed is None:
+            return Outcome.DUPLICATE, None
+        return Outcome.DIGEST_MADE, self.digest_job(closed)
+
+    def digest_job(self, closed: ClosedBucket) -> NotificationJob:
+        """The job that sends a closed bucket: its id is the bucket's, so making it twice makes one job."""
+        owner = closed.owner
+        at = datetime.fromisoformat(closed.closed_at)
+        spec = EVENT_TYPES[owner.event_type]
+        return NotificationJob(
+            job_id=digest_job_id(closed.bucket_id, owner.user_id, owner.channel),
+            event_id=digest_event_id(closed.bucket_id),
+            event_type=owner.event_type,
+            user_id=owner.user_id,
+            channel=Channel(owner.channel),
+            template_key=digest_template_key(owner.event_type),
+            payload={},
+            priority=spec.priority,
+            created_at=at,
+            expires_at=at + DIGEST_TTL,
+            digest=DigestRef(bucket_id=closed.bucket_id, max_items=owner.max_items),
+        )
+
+    # -- rendering -------------------------------------------------------------------------------
+
+    def context(self, job: NotificationJob) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What a digest's template sees: the newest listed member's payload (the fields the members share, such as
+        the film's title, at the top level) and the ``digest`` variable. PermanentError if the bucket is gone."""
+        ref = job.digest
+        if ref is None:
+            raise ValueError(f"job {job.job_id} is not a digest")
+        closed = self._store.closed(ref.bucket_id)
+        if closed is None:
+            raise PermanentError(f"digest bucket {ref.bucket_id} is not closed or no longer kept")
+        members = self._store.members(ref.bucket_id, ref.max_items)
+        items = [DigestItem(m.payload, datetime.fromisoformat(m.occurred_at), m.job_id) for m in members]
+        digest = digest_context(items, closed.count, ref.max_items)
+        digest["first_at"], digest["last_at"] = _utc(closed.first_at), _utc(closed.last_at)
+        return (dict(members[-1].payload) if members else {}), digest
+
+
+def _utc(moment: str) -> str:
+    return iso(datetime.fromisoformat(moment))

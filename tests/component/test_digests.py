@@ -1,0 +1,106 @@
+"""Digests in the worker against moto and the real handler (issue 23): 50 likes of one review make one email listing
+50 likers; a redelivered batch changes nothing; a worker killed between closing the bucket and making its job still
+sends one email; a late member lands in the next digest."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import pytest
+from notify.adapters.dynamodb.digest_rules import DynamoDigestRules
+from notify.digests import DigestRule, StoredDigestRule, bucket_id
+from notify.models import DigestFlushTask
+
+from local.auth_service import AuthService
+from local.events import sqs_batch
+
+from .helpers import dies_after, emails_to, job_for, job_status, kafka_batch, queue_bodies, run_worker, worker_outcomes
+
+pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
+RULE = {"event_type": "review_liked", "channels": ["email"], "window": {"seconds": 20}, "key": ["review_id"]}
+
+
+@pytest.fixture
+def rules(stack_env: dict[str, str]) -> Iterator[DynamoDigestRules]:
+    """review_liked email digested per review for this test alone (rules are the whole stack's)."""
+    store = DynamoDigestRules(boto3.client("dynamodb"), stack_env["TEMPLATES_TABLE"], cache_seconds=0)
+    store.put(StoredDigestRule(DigestRule.model_validate(RULE), "2026-12-07T00:00:00Z"))
+    yield store
+    store.delete("review_liked")
+
+
+def _user(auth_service: AuthService) -> str:
+    user = f"digest-{uuid.uuid4().hex[:8]}"
+    auth_service.add_user(user, segments=(), email=f"{user}@example.com")
+    return user
+
+
+def _like(user: str, liked_by: str, review_id: str = "r-1") -> Any:
+    job = job_for(user, "review_liked")
+    return job.model_copy(update={"payload": {**job.payload, "liked_by": liked_by, "review_id": review_id}})
+
+
+def _flush_tasks(stack_env: dict[str, str], count: int) -> list[DigestFlushTask]:
+    bodies = queue_bodies(stack_env["DELAY_QUEUE_URL"], where=lambda b: b.get("kind") == "digest_flush", count=count)
+    return [DigestFlushTask.model_validate(b) for b in bodies]
+
+
+def _due_now(task: DigestFlushTask) -> str:
+    """The task as it comes back once its window has ended (the unit tests check the wait; this one does not sleep
+    20 s)."""
+    return task.model_copy(update={"due_at": datetime.now(UTC)}).model_dump_json()
+
+
+def _sqs_outcomes(*bodies: str) -> dict[str, int]:
+    from worker.app import sqs_processor
+
+    assert run_worker(sqs_batch(list(bodies))) == {"batchItemFailures": []}
+    return sqs_processor.outcomes
+
+
+@pytest.mark.usefixtures("rules")
+def test_fifty_likes_make_one_email_listing_fifty_likers_and_a_redelivered_batch_changes_nothing(
+    auth_service: AuthService, stack_env: dict[str, str], moto_endpoint: str
+) -> None:
+    user = _user(auth_service)
+    likers = [f"Liker{i:02d}" for i in range(50)]
+    likes = [_like(user, name) for name in likers]
+    assert worker_outcomes(kafka_batch(*likes)) == {"digested": 50}
+    assert worker_outcomes(kafka_batch(*likes)) == {"duplicate": 50}  # Kafka delivering the batch again
+    (task,) = _flush_tasks(stack_env, 1)  # one bucket opened: one task
+    assert _sqs_outcomes(_due_now(task)) == {"sent": 1}
+    (mail,) = emails_to(moto_endpoint, f"{user}@example.com")
+    assert all(name in json.dumps(mail) for name in likers)
+    member = job_status(likes[0].job_id)
+    assert member["status"] == "DIGESTED"
+    detail = member["history"][-1]["detail"]
+    assert detail["bucket_id"] == bucket_id(task.group_key, 0)
+    assert job_status(detail["digest_job_id"])["status"] == "SENT"
+
+
+@pytest.mark.usefixtures("rules")
+def test_a_worker_killed_after_closing_the_bucket_sends_one_email_when_the_task_comes_again_and_a_late_member_waits(
+    auth_service: AuthService, stack_env: dict[str, str], moto_endpoint: str
+) -> None:
+    user = _user(auth_service)
+    assert worker_outcomes(kafka_batch(_like(user, "Ann"), _like(user, "Bob"))) == {"digested": 2}
+    (task,) = _flush_tasks(stack_env, 1)
+    due = _due_now(task)
+    with dies_after("dynamodb.TransactWriteItems", "killed after closing the bucket"):
+        run_worker(sqs_batch([due]))
+    late = _like(user, "Cy")
+    assert worker_outcomes(kafka_batch(late)) == {"digested": 1}
+    assert job_status(late.job_id)["history"][-1]["detail"]["bucket_id"] == bucket_id(task.group_key, 1)
+    assert _sqs_outcomes(due) == {"sent": 1}  # the task again (SQS redelivers what the dead worker held)
+    assert _sqs_outcomes(due) == {"duplicate": 1}
+    (mail,) = emails_to(moto_endpoint, f"{user}@example.com")
+    assert "Ann" in json.dumps(mail) and "Bob" in json.dumps(mail) and "Cy" not in json.dumps(mail)
+    (second,) = _flush_tasks(stack_env, 1)
+    assert second.generation == 1
+    assert _sqs_outcomes(_due_now(second)) == {"sent": 1}
+    assert len(emails_to(moto_endpoint, f"{user}@example.com")) == 2

@@ -1,0 +1,155 @@
+"""Digests in the worker (issue 23): jobs collected into buckets as DIGESTED, once each; a due bucket closed into one
+digest job whatever repeats; a late member in the next bucket; account mail and other channels never collected."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from notify.digests import DigestRule, StoredDigestRule, bucket_id, digest_job_id
+from notify.models import Channel, DigestFlushTask, NotificationJob, Status
+from notify.services.delivery import Outcome
+from notify.services.triage import parse_message
+
+from .fakes import T0, MemoryDigestRules, MemoryDigestStore, World
+
+WINDOW = 20
+
+
+def _world(**rule: Any) -> World:
+    """u1's email pipeline with a digest rule on review_liked email (20 s window, one digest per review)."""
+    world = World()
+    rules = MemoryDigestRules()
+    spec = {"event_type": "review_liked", "channels": ["email"], "window": {"seconds": WINDOW}, "key": ["review_id"]}
+    rules.put(StoredDigestRule(DigestRule.model_validate({**spec, **rule}), "2026-11-24T00:00:00Z"))
+    world.digest_rules = rules
+    world.wire()
+    return world
+
+
+def _store(world: World) -> MemoryDigestStore:
+    assert world.digest_store is not None
+    return world.digest_store
+
+
+def _like(world: World, liked_by: str, review_id: str = "r-1") -> NotificationJob:
+    job = world.job("review_liked")
+    return job.model_copy(update={"payload": {**job.payload, "liked_by": liked_by, "review_id": review_id}})
+
+
+def _tasks(world: World) -> list[tuple[DigestFlushTask, int]]:
+    return [(m, delay) for m, delay in world.queue.sent if isinstance(m, DigestFlushTask)]
+
+
+def _run(world: World, task: DigestFlushTask) -> Outcome:
+    """The task as the worker gets it from the delay queue: through the triage, as raw JSON."""
+    return world.triage.handle_raw(task.model_dump_json(), "sqs").outcome
+
+
+def test_members_are_digested_into_one_bucket_whose_opener_queues_its_flush_for_the_window_end() -> None:
+    world = _world()
+    likes = [_like(world, name) for name in ("Ann", "Bob", "Cy")]
+    assert [world.service.handle(job) for job in likes] == [Outcome.DIGESTED] * 3
+    ((task, delay),) = _tasks(world)
+    assert (task.generation, task.due_at, delay) == (0, T0 + timedelta(seconds=WINDOW), WINDOW)
+    bucket = bucket_id(task.group_key, 0)
+    for job in likes:
+        entry = world.store.jobs[job.job_id]["history"][-1]
+        assert entry.status is Status.DIGESTED
+        assert entry.detail["bucket_id"] == bucket
+        assert entry.detail["digest_job_id"] == digest_job_id(bucket, "u1", Channel.EMAIL)
+    assert len(_store(world).buckets[bucket]) == 3
+    assert world.email.sent == []
+
+
+def test_a_redelivered_member_changes_nothing() -> None:
+    world = _world()
+    job = _like(world, "Ann")
+    assert world.service.handle(job) is Outcome.DIGESTED
+    assert world.service.handle(job) is Outcome.DUPLICATE
+    (bucket,) = _store(world).buckets.values()
+    assert len(bucket) == 1 and _store(world).adds == 1
+
+
+def test_other_key_values_channels_and_account_mail_are_not_collected_together() -> None:
+    world = _world()
+    assert world.service.handle(_like(world, "Ann", "r-1")) is Outcome.DIGESTED
+    assert world.service.handle(_like(world, "Bob", "r-2")) is Outcome.DIGESTED
+    assert len(_store(world).buckets) == 2  # one per review
+    assert world.service.handle(world.job("password_reset")) is Outcome.SENT
+    assert world.service.handle(world.job("new_film")) is Outcome.SENT  # no rule for it
+
+
+def test_a_flush_task_before_its_time_hops_and_writes_nothing() -> None:
+    world = _world()
+    world.service.handle(_like(world, "Ann"))
+    ((task, _),) = _tasks(world)
+    world.queue.sent.clear()
+    world.now += timedelta(seconds=WINDOW - 5)
+    assert _run(world, task) is Outcome.SCHEDULED
+    assert world.queue.sent == [(task, 5)]
+    assert not _store(world).closed_buckets
+
+
+def test_a_due_bucket_becomes_one_digest_job_that_is_sent_and_lists_its_members() -> None:
+    world = _world()
+    names = ["Ann", "Bob", "Cy", "Di", "Ed"]
+    for name in names:
+        world.service.handle(_like(world, name))
+        world.now += timedelta(seconds=1)
+    ((task, _),) = _tasks(world)
+    world.now = task.due_at
+    assert _run(world, task) is Outcome.SENT
+    (mail,) = world.email.sent
+    text = json.dumps(mail, default=str)
+    assert all(name in text for name in names)
+    bucket = bucket_id(task.group_key, 0)
+    digest = world.store.jobs[digest_job_id(bucket, "u1", Channel.EMAIL)]
+    assert digest["status"] is Status.SENT
+
+
+def test_a_second_flush_of_a_closed_bucket_sends_nothing_more() -> None:
+    """A worker killed after closing the bucket and before making its job: the task comes again; one email."""
+    world = _world()
+    world.service.handle(_like(world, "Ann"))
+    ((task, _),) = _tasks(world)
+    world.now = task.due_at
+    store = _store(world)
+    assert store.close(task.group_key, 0, world.now) is not None  # the first run got this far, then stopped
+    assert _run(world, task) is Outcome.SENT
+    assert _run(world, task) is Outcome.DUPLICATE
+    assert len(world.email.sent) == 1
+
+
+def test_a_late_member_opens_the_next_bucket_with_its_own_flush() -> None:
+    world = _world()
+    world.service.handle(_like(world, "Ann"))
+    ((first, _),) = _tasks(world)
+    world.now = first.due_at
+    assert _run(world, first) is Outcome.SENT
+    late = _like(world, "Bob")
+    assert world.service.handle(late) is Outcome.DIGESTED
+    second = _tasks(world)[-1][0]
+    assert second.generation == 1 and second.due_at == world.now + timedelta(seconds=WINDOW)
+    assert world.store.jobs[late.job_id]["history"][-1].detail["bucket_id"] == bucket_id(first.group_key, 1)
+    world.now = second.due_at
+    assert _run(world, second) is Outcome.SENT
+    assert len(world.email.sent) == 2
+
+
+def test_the_member_that_fills_a_bucket_queues_a_flush_due_at_once() -> None:
+    world = _world(max_items=2)
+    world.service.handle(_like(world, "Ann"))
+    world.service.handle(_like(world, "Bob"))
+    (opened, _), (full, delay) = _tasks(world)
+    assert (full.due_at, delay) == (world.now, 0)
+    assert _run(world, full) is Outcome.SENT
+    assert _run(world, opened) is Outcome.DUPLICATE  # the window's end finds it sent
+
+
+def test_a_flush_task_survives_the_queue_as_json() -> None:
+    world = _world()
+    world.service.handle(_like(world, "Ann"))
+    ((task, _),) = _tasks(world)
+    assert parse_message(task.model_dump_json(exclude_none=True)) == task
