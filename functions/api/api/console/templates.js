@@ -1,4 +1,5 @@
-// #/templates : every template by event type × channel × locale, and the throttle rules (throttleRules).
+// #/templates : every template by event type × channel × locale, the throttle rules (throttleRules) and the digest
+// rules (digestRules).
 // #/templates/{id} and #/templates/new : the editor, with a server-side preview as you type (debounced) and the
 // validation errors at their lines; saving makes a new version. The editor is its form (templateForm), its preview
 // (templatePreview), its saving (saveTemplate) and its versions (templateVersions).
@@ -7,7 +8,7 @@ import { ApiError, CHANNELS, del, get, listEventTypes, post, put, replacing, seg
 import { codeEditor, eventTypeSelect, filters, samplePayload } from "./forms.js";
 import {
   busy, clear, debounce, errorBox, field, h, info, link, localPager, message, mount, pageTitle, section, table, time,
-  timeText,
+  timeText, uid,
 } from "./ui.js";
 
 const PARTS = { email: ["subject", "body_text", "body_html"], push: ["title", "body"], websocket: ["title", "body"] };
@@ -34,14 +35,17 @@ export async function list({ view, query, signal, navigate }) {
   const { event_type: eventType, channel } = selects;
   const body = h("div");
   const throttles = throttleRules(signal);
+  const digests = digestRules(types, signal);
   mount(view,
     pageTitle(view, "Templates", h("a", { href: "#/templates/new", class: "button" }, "New template")),
     h("p", { class: "muted" }, "The newest version of each template: an event type's row, a channel's column, a locale each. Open one to edit it and see its versions."),
     form,
     body,
     throttles.element,
+    digests.element,
   );
   throttles.show();
+  digests.show();
   try {
     const answer = await get("templates", { query: { event_type: eventType.value, channel: channel.value }, signal });
     // A matrix: a row per event type, a column per channel, each cell the locales that have a template.
@@ -165,6 +169,133 @@ function throttleRules(signal) {
     "At most N notifications of a category on a channel per period, for each user; past it a notification is skipped (throttled). Account mail is never throttled. Workers apply a change within 30 s.",
   );
   return { element: section("Throttle rules", about, listed, form, outcome), show };
+}
+
+/** A digest rule's window as a person says it: "20 minutes after the first" or "0 9 * * * (Europe/Berlin)". */
+function windowText(window) {
+  if (window.seconds !== undefined) return `${periodText(window.seconds)} after the first`;
+  return `${window.cron} (${window.timezone || "the user's zone, else UTC"})`;
+}
+
+/**
+ * The digest rules (an event type's notifications on some channels collected into one per window, per user and key
+ * values): listed, each with a button that removes it, and a form that sets one (an event type's rule replaces the
+ * one it had). Account events take no rule, so they are not offered.
+ */
+function digestRules(types, signal) {
+  const digestible = types.filter((t) => t.category !== "account");
+  const listed = h("div");
+  const outcome = h("div", { "aria-live": "polite" });
+  const eventType = eventTypeSelect(digestible);
+  const channelBoxes = CHANNELS.map((c) => h("input", { type: "checkbox", name: "channels", value: c, id: uid(`digest-${c}`), checked: c === "email" }));
+  const kind = h("select", { name: "window" }, h("option", { value: "seconds" }, "seconds after the first"), h("option", { value: "cron" }, "a cron schedule"));
+  const seconds = h("input", { name: "seconds", type: "number", min: 10, max: 604800, value: "3600" });
+  const zones = typeof Intl.supportedValuesOf === "function" ? Intl.supportedValuesOf("timeZone") : [];
+  const zoneList = h("datalist", { id: uid("digest-zones") }, ["UTC", ...zones].map((z) => h("option", { value: z })));
+  const cron = h("input", { name: "cron", value: "0 9 * * *", spellcheck: "false", autocomplete: "off", class: "mono" });
+  const timezone = h("input", { name: "timezone", list: zoneList.id, spellcheck: "false", autocomplete: "off" });
+  const key = h("input", { name: "key", spellcheck: "false", autocomplete: "off", class: "mono" });
+  const maxItems = h("input", { name: "max_items", type: "number", min: 1, max: 1000, value: "100" });
+  const fields = h("p", { class: "muted" });
+  const save = h("button", { type: "submit" }, "Set digest rule");
+  const bySeconds = field("Window (seconds)", seconds, "10 to 604800 (7 days), from the first notification");
+  const byCron = h(
+    "div",
+    { class: "row" },
+    field("Cron", cron, "in the user's time zone, e.g. 0 9 * * *"),
+    field("Time zone", timezone, "for users without one; empty: UTC"),
+  );
+
+  function showWindow() {
+    bySeconds.hidden = kind.value !== "seconds";
+    byCron.hidden = kind.value !== "cron";
+  }
+  function showFields() {
+    const spec = digestible.find((t) => t.event_type === eventType.value);
+    fields.textContent = spec ? `${spec.event_type}'s payload fields: ${[...spec.required, ...spec.optional].join(", ")}` : "";
+  }
+  kind.addEventListener("change", showWindow);
+  eventType.addEventListener("change", showFields);
+  showWindow();
+  showFields();
+
+  async function change(button, busyText, action, said) {
+    try {
+      const answer = await busy(button, busyText, action);
+      clear(outcome, info(said(answer)));
+      show();
+    } catch (error) {
+      clear(outcome, errorBox(error));
+    }
+  }
+
+  const remove = (r) =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        "aria-label": `Remove the ${r.event_type} digest rule`,
+        on: {
+          click: (event) =>
+            change(event.currentTarget, "Removing…", () => del(`digest-rules/${seg(r.event_type)}`), () => `Removed: ${r.event_type} notifications are sent one by one.`),
+        },
+      },
+      "Remove",
+    );
+
+  async function show() {
+    try {
+      const answer = await get("digest-rules", { signal });
+      const columns = [
+        { label: "Event type", cell: (r) => r.event_type },
+        { label: "Channels", cell: (r) => r.channels.join(", ") },
+        { label: "Window", cell: (r) => windowText(r.window) },
+        { label: "Split by", cell: (r) => (r.key.length ? r.key.join(", ") : "user only") },
+        { label: "At most", cell: (r) => `${r.max_items} items` },
+        { label: "Set", cell: (r) => time(r.updated_at) },
+        { label: "", cell: remove },
+      ];
+      clear(listed, table(columns, answer.items, { empty: "No digest rules: every notification is sent on its own." }));
+    } catch (error) {
+      if (error.name !== "AbortError") clear(listed, errorBox(error));
+    }
+  }
+
+  const form = h(
+    "form",
+    { class: "editor", novalidate: true },
+    h("div", { class: "row" }, field("Event type", eventType), field("Window", kind), field("Items at most", maxItems, "1 to 1000; a full digest goes out early")),
+    h(
+      "fieldset",
+      { class: "channels" },
+      h("legend", {}, "Channels"),
+      channelBoxes.map((box) => h("label", { for: box.id, class: "check" }, box, ` ${box.value}`)),
+    ),
+    bySeconds,
+    byCron,
+    field("Split by (payload fields)", key, "comma-separated, e.g. review_id; empty: one digest per user"),
+    fields,
+    h("div", { class: "actions" }, save),
+    zoneList,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const zone = timezone.value.trim();
+    const body = {
+      channels: channelBoxes.filter((b) => b.checked).map((b) => b.value),
+      window: kind.value === "seconds" ? { seconds: Number(seconds.value) } : { cron: cron.value.trim(), ...(zone ? { timezone: zone } : {}) },
+      key: key.value.split(",").map((k) => k.trim()).filter(Boolean),
+      max_items: Number(maxItems.value),
+    };
+    change(save, "Saving…", () => put(`digest-rules/${seg(eventType.value)}`, body), (r) => `Set: ${r.event_type} on ${r.channels.join(", ")}, one digest per ${r.key.length ? r.key.join(", ") : "user"}, ${windowText(r.window)}, at most ${r.max_items} items.`);
+  });
+  const about = h(
+    "p",
+    { class: "muted" },
+    "An event type's notifications on the chosen channels, collected into one per window for each user (and each value of the fields it is split by), rendered with the type's digest template. Account events take no rule. Workers apply a change within 30 s.",
+  );
+  return { element: section("Digest rules", about, listed, form, outcome), show };
 }
 
 /**
