@@ -128,7 +128,7 @@ def test_concurrent_schedulers_fire_a_run_once(kafka_bootstrap: str, stack_env: 
 
     def run(scheduler: Any) -> None:
         barrier.wait()
-        fired.extend(r for r in scheduler.tick().fired if r.startswith(cid))
+        fired.extend(r for r in scheduler.campaigns.tick().fired if r.startswith(cid))
 
     threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
     for t in threads:

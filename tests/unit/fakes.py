@@ -14,7 +14,7 @@ from typing import Any, Optional
 from notify.catalog import EVENT_TYPES
 from notify.clock import iso
 from notify.default_templates import seed_default_templates
-from notify.digests import DigestRule, StoredDigestRule, bucket_id
+from notify.digests import DigestRule, StoredDigestRule, bucket_id, due_shard
 from notify.errors import (
     ConnectionGone,
     FieldError,
@@ -66,6 +66,7 @@ from notify.records import (
     ContactSnapshot,
     DeadLetter,
     DigestMember,
+    DueBucket,
     Engagement,
     EventRecord,
     InboxAction,
@@ -884,7 +885,15 @@ class MemoryDigestStore:
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets: dict[str, dict[str, DigestMember]] = field(default_factory=dict)
     closed_buckets: dict[str, ClosedBucket] = field(default_factory=dict)
+    due_index: dict[str, DueBucket] = field(default_factory=dict)
     adds: int = 0
+
+    def due(self, shard: int, until: datetime) -> list[DueBucket]:
+        return [
+            d
+            for d in self.due_index.values()
+            if due_shard(d.group_key) == shard and datetime.fromisoformat(d.flush_at) <= until
+        ]
 
     def head(self, group_key: str) -> Optional[BucketHead]:
         item = self.heads.get(group_key)
@@ -901,6 +910,7 @@ class MemoryDigestStore:
         token: str,
         now: datetime,
         detail: dict[str, Any],
+        indexed: bool = False,
     ) -> tuple[AddOutcome, int]:
         self.adds += 1
         item = self.heads.get(head.group_key)
@@ -916,6 +926,8 @@ class MemoryDigestStore:
         item.update(n=item.get("n", 0) + 1, last_at=member.occurred_at, owner=owner)
         self.heads[head.group_key] = item
         self.buckets.setdefault(bucket, {})[member.job_id] = member
+        if indexed and head.count == 0 and head.flush_at is not None:
+            self.due_index[bucket] = DueBucket(head.group_key, head.generation, head.flush_at)
         job_item.update(status=Status.DIGESTED, token=None)
         job_item["history"].append(Transition(Status.DIGESTED, iso(now), job.attempt, None, detail))
         return AddOutcome.ADDED, head.count + 1
@@ -931,6 +943,7 @@ class MemoryDigestStore:
             return None
         closed = ClosedBucket(bucket, item["owner"], item["n"], item["first_at"], item["last_at"], iso(now))
         self.closed_buckets[bucket] = closed
+        self.due_index.pop(bucket, None)
         self.heads[group_key] = {"gen": generation + 1, "owner": item["owner"]}
         return closed
 

@@ -4,12 +4,13 @@ digest job whatever repeats; a late member in the next bucket; account mail and 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from notify.digests import DigestRule, StoredDigestRule, bucket_id, digest_job_id
 from notify.models import Channel, DigestFlushTask, NotificationJob, Status
 from notify.services.delivery import Outcome
+from notify.services.digests import CRON_SPREAD_SECONDS, DigestSweep
 from notify.services.triage import parse_message
 
 from .fakes import T0, MemoryDigestRules, MemoryDigestStore, World
@@ -145,6 +146,7 @@ def test_the_member_that_fills_a_bucket_queues_a_flush_due_at_once() -> None:
     (opened, _), (full, delay) = _tasks(world)
     assert (full.due_at, delay) == (world.now, 0)
     assert _run(world, full) is Outcome.SENT
+    world.now = opened.due_at
     assert _run(world, opened) is Outcome.DUPLICATE  # the window's end finds it sent
 
 
@@ -153,3 +155,25 @@ def test_a_flush_task_survives_the_queue_as_json() -> None:
     world.service.handle(_like(world, "Ann"))
     ((task, _),) = _tasks(world)
     assert parse_message(task.model_dump_json(exclude_none=True)) == task
+
+
+def test_a_long_window_waits_in_the_due_index_and_the_sweep_queues_it_in_its_last_minute() -> None:
+    world = _world(window={"cron": "0 9 * * *", "timezone": "Europe/Berlin"})
+    world.service.handle(_like(world, "Ann"))
+    world.service.handle(_like(world, "Bob"))
+    assert _tasks(world) == []  # no queue message while it waits
+    (due,) = _store(world).due_index.values()
+    at = datetime.fromisoformat(due.flush_at)
+    # 09:00 in Berlin the next day is 08:00 UTC, spread over CRON_SPREAD_SECONDS by the bucket id.
+    assert T0.replace(day=25, hour=8) <= at <= T0.replace(day=25, hour=8) + timedelta(seconds=CRON_SPREAD_SECONDS)
+    sweep = DigestSweep(_store(world), world.queue, lambda: world.now)
+    world.now = at - timedelta(seconds=90)
+    assert sweep.sweep() == 0
+    world.now = at - timedelta(seconds=30)
+    assert sweep.sweep() == 1
+    ((task, delay),) = _tasks(world)
+    assert (task.due_at, delay) == (at, 30)
+    world.now = at
+    assert _run(world, task) is Outcome.SENT
+    assert _store(world).due_index == {}  # closed: out of the index
+    assert sweep.sweep() == 0

@@ -1,7 +1,9 @@
-"""SchedulerFunction: the one-minute EventBridge tick that fires due campaigns."""
+"""SchedulerFunction: the one-minute EventBridge tick that fires due campaigns and queues the digests due within the
+next minute whose windows were too long for the delay queue (notify.services.digests.DigestSweep)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -12,11 +14,13 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
+from notify.adapters.dynamodb.digests import DynamoDigestStore
 from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
 from notify.services.campaigns import CampaignScheduler, IngestTrigger
+from notify.services.digests import DigestSweep
 from notify.services.ingest import IngestService
 from notify.settings import SchedulerSettings, load
 
@@ -25,21 +29,30 @@ tracer = Tracer()
 metrics = Metrics()
 
 
-def build_scheduler(settings: SchedulerSettings) -> CampaignScheduler:
+@dataclass(frozen=True)
+class Services:
+    """What a tick runs: the campaigns' scheduler and the digests' sweep."""
+
+    campaigns: CampaignScheduler
+    digests: DigestSweep
+
+
+def build_scheduler(settings: SchedulerSettings) -> Services:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb")
     publisher = guarded_publisher(KafkaConfig.from_settings(settings))
-    ingest = IngestService(
-        DynamoEventLog(dynamodb, settings.notifications_table),
-        publisher,
-        SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
-        utc_now,
+    delay_queue = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
+    ingest = IngestService(DynamoEventLog(dynamodb, settings.notifications_table), publisher, delay_queue, utc_now)
+    campaigns = CampaignScheduler(
+        DynamoCampaignStore(dynamodb, settings.campaigns_table), IngestTrigger(ingest), utc_now
     )
-    return CampaignScheduler(DynamoCampaignStore(dynamodb, settings.campaigns_table), IngestTrigger(ingest), utc_now)
+    return Services(
+        campaigns, DigestSweep(DynamoDigestStore(dynamodb, settings.notifications_table), delay_queue, utc_now)
+    )
 
 
 @cache
-def services() -> CampaignScheduler:
+def services() -> Services:
     return build_scheduler(load(SchedulerSettings))
 
 
@@ -48,7 +61,13 @@ def services() -> CampaignScheduler:
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    result = services().tick()
+    result = services().campaigns.tick()
     metrics.add_metric(name="CampaignRunsFired", unit=MetricUnit.Count, value=len(result.fired))
-    logger.info("scheduler tick", extra={"scheduled_for": event.time.isoformat(), **result.__dict__})
-    return {"tick": event.time.isoformat(), **result.__dict__}
+    # After the campaigns: a sweep that fails (DynamoDB or SQS away) fails the tick, and the next makes it up.
+    digests = services().digests.sweep()
+    metrics.add_metric(name="DigestFlushesQueued", unit=MetricUnit.Count, value=digests)
+    logger.info(
+        "scheduler tick",
+        extra={"scheduled_for": event.time.isoformat(), "digests_queued": digests, **result.__dict__},
+    )
+    return {"tick": event.time.isoformat(), "digests_queued": digests, **result.__dict__}

@@ -234,6 +234,16 @@ def bucket_id(group_key: str, generation: int) -> str:
     return f"{group_key}-{generation}"
 
 
+# Buckets whose window is too long for the delay queue wait in a due index, split into this many partitions so that a
+# million windows ending at 09:00 do not all write (and the scheduler's sweep read) one partition.
+DUE_SHARDS = 32
+
+
+def due_shard(group_key: str) -> int:
+    """The due index partition of a group (fixed by its key, evenly spread)."""
+    return int(group_key[:8], 16) % DUE_SHARDS
+
+
 def digest_event_id(bucket_id_: str) -> str:
     """The event id a bucket's digest job belongs to (a UUID5 of the bucket id): where its status is found."""
     return str(uuid.uuid5(DIGEST_EVENTS, bucket_id_))

@@ -23,6 +23,7 @@ from notify.records import (
     ContactSnapshot,
     DeadLetter,
     DigestMember,
+    DueBucket,
     Engagement,
     EventRecord,
     InboxAction,
@@ -634,10 +635,16 @@ class DigestStore(Protocol):
         token: str,
         now: datetime,
         detail: dict[str, Any],
+        indexed: bool = False,
     ) -> tuple[AddOutcome, int]:
         """Atomically: add ``member`` to the bucket ``head`` names if that generation is still the open one (opening
-        it at ``head.flush_at`` when it has no member yet), and record the job DIGESTED with ``detail`` if ``token``
-        still holds its lease. The outcome and the bucket's count after it (ADDED)."""
+        it at ``head.flush_at`` when it has no member yet, in the due index if ``indexed``), and record the job
+        DIGESTED with ``detail`` if ``token`` still holds its lease. The outcome and the bucket's count after it
+        (ADDED)."""
+        ...
+
+    def due(self, shard: int, until: datetime) -> list[DueBucket]:
+        """The open buckets of the due index's ``shard`` (0 to DUE_SHARDS - 1) due at ``until`` or before."""
         ...
 
     def close(self, group_key: str, generation: int, now: datetime) -> Optional[ClosedBucket]:

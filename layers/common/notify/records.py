@@ -205,6 +205,7 @@ class JobRecord:
     opens: int = 0  # the email's opens and clicks as SES reported them; the history keeps the first of each
     clicks: int = 0
     history_omitted: int = 0  # entries not recorded because the history was full (MAX_HISTORY)
+    digest_bucket: Optional[str] = None  # a digest's own job: the bucket whose members it sends
 
 
 @dataclass(frozen=True)
@@ -552,6 +553,15 @@ class AddOutcome(str, Enum):
     ADDED = "added"
     CLOSED = "closed"
     NOT_OURS = "not_ours"
+
+
+@dataclass(frozen=True)
+class DueBucket:
+    """An open bucket in the due index (a window too long for the delay queue): its group, generation and time."""
+
+    group_key: str
+    generation: int
+    flush_at: str
 
 
 @dataclass(frozen=True)

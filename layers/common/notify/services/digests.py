@@ -6,10 +6,12 @@ renders. The rules and the arithmetic are :mod:`notify.digests`; the buckets are
    digest's job id, in one atomic write (:meth:`DigestStore.add`): a redelivered job finds itself DIGESTED and is a
    duplicate; a job meeting a bucket that closed meanwhile joins the next generation. Preferences, quiet hours and
    suppression are the digest's, checked when it is sent, not each member's.
-2. **Due.** The member that opens a bucket first puts its flush task on the delay queue, due when the window ends
-   (before the write that opens it: a worker stopped in between leaves a task that finds nothing, never a bucket
-   without a task). A task due later than the queue's 15 minutes hops, like a long ``send_after``. The member that
-   fills a bucket puts a task due at once.
+2. **Due.** The member that opens a bucket whose window ends within the delay queue's 15 minutes puts its flush task
+   on the queue, due when the window ends (before the write that opens it: a worker stopped in between leaves a task
+   that finds nothing, never a bucket without a task). A longer window's bucket is opened with an entry in the due
+   index (the same transaction), which the scheduler's one-minute sweep (:class:`DigestSweep`) turns into a task
+   in the minute before it is due: a bucket waiting a day costs no queue messages meanwhile. The member that fills
+   a bucket puts a task due at once.
 3. **Sending.** A due task closes the bucket (:meth:`DigestStore.close`, atomic with moving the head to the next
    generation, so a late member opens the next bucket) and makes the digest's job, whose id is derived from the
    bucket (:func:`notify.digests.digest_job_id`): a task that finds its bucket closed already makes the same job
@@ -29,6 +31,7 @@ from typing import Any, Optional
 from notify.catalog import EVENT_TYPES, category_of
 from notify.clock import Clock, iso
 from notify.digests import (
+    DUE_SHARDS,
     CronWindow,
     DigestItem,
     DigestRule,
@@ -43,7 +46,7 @@ from notify.digests import (
     window_end,
 )
 from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
-from notify.models import Category, Channel, DigestFlushTask, DigestRef, NotificationJob
+from notify.models import Category, Channel, DigestFlushTask, DigestRef, Message, NotificationJob
 from notify.ports import DelayQueue, DigestRules, DigestStore, UserDirectory
 from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember
 from notify.resilience import TtlCache
@@ -56,6 +59,8 @@ log = logging.getLogger(__name__)
 CRON_SPREAD_SECONDS = 300
 # A member meeting a bucket that closes under it tries the next generation; this many heads read, at most.
 ADD_TRIES = 5
+# The scheduler's sweep queues the due index's buckets due within this much of its tick (one minute apart).
+SWEEP_AHEAD = timedelta(seconds=60)
 # A digest's job may wait (quiet hours, retries) this long after its bucket closed before it expires.
 DIGEST_TTL = timedelta(days=1)
 
@@ -97,16 +102,21 @@ class DigestService:
         for _ in range(ADD_TRIES):
             head = self._store.head(group) or BucketHead(group, 0)
             bucket = bucket_id(group, head.generation)
+            indexed = False
             if head.count == 0:
                 due = self._window_end(rule, job, bucket, now)
                 head = BucketHead(group, head.generation, 0, iso(due))
-                self._schedule_once(group, head.generation, due, now)  # before the bucket exists: see the module
+                # A window the delay queue can hold is queued before the bucket exists (see the module); a longer
+                # one waits in the due index, written with the bucket, for the scheduler's sweep.
+                indexed = (due - now).total_seconds() > MAX_SQS_DELAY
+                if not indexed:
+                    self._schedule_once(group, head.generation, due, now)
             detail = {
                 "bucket_id": bucket,
                 "digest_job_id": digest_job_id(bucket, job.user_id, job.channel),
                 "flush_at": head.flush_at,
             }
-            outcome, count = self._store.add(head, owner, member, job, token, now, detail)
+            outcome, count = self._store.add(head, owner, member, job, token, now, detail, indexed)
             if outcome is AddOutcome.NOT_OURS:
                 return Outcome.DUPLICATE
             if outcome is AddOutcome.ADDED:
@@ -205,6 +215,35 @@ class DigestService:
         digest = digest_context(items, closed.count, ref.max_items)
         digest["first_at"], digest["last_at"] = _utc(closed.first_at), _utc(closed.last_at)
         return (dict(members[-1].payload) if members else {}), digest
+
+
+class DigestSweep:
+    """The scheduler's part: every tick, the due index's buckets due within the next SWEEP_AHEAD become flush tasks
+    on the delay queue, each delayed until its bucket is due. A bucket stays in the index until it is closed, so a
+    tick that is missed or fails is made up by the next; a task queued twice finds its bucket closed."""
+
+    def __init__(self, store: DigestStore, delay_queue: DelayQueue, clock: Clock) -> None:
+        self._store = store
+        self._delay = delay_queue
+        self._clock = clock
+
+    def sweep(self) -> int:
+        """Queue the flush tasks of the buckets due within SWEEP_AHEAD; how many."""
+        now = self._clock()
+        queued = 0
+        for shard in range(DUE_SHARDS):
+            by_wait: dict[int, list[Message]] = {}
+            for due in self._store.due(shard, now + SWEEP_AHEAD):
+                at = datetime.fromisoformat(due.flush_at)
+                task = DigestFlushTask(group_key=due.group_key, generation=due.generation, due_at=at)
+                by_wait.setdefault(max(0, math.ceil((at - now).total_seconds())), []).append(task)
+            for wait, tasks in by_wait.items():
+                try:
+                    self._delay.enqueue(tasks, min(MAX_SQS_DELAY, wait))
+                except DeliveryError as exc:
+                    raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+                queued += len(tasks)
+        return queued
 
 
 def _utc(moment: str) -> str:

@@ -6,12 +6,16 @@ Keys (``pk``, ``sk``):
   ``flush_at``, ``first_at``, ``last_at`` and its owner (user, event type, channel, the rule's ``max_items``)
 - ``DIG#<bucket id>``, ``M#<occurred at>#<job id>``: one member, its payload as JSON (oldest first in a query)
 - ``DIG#<bucket id>``, ``BUCKET``: a closed bucket: its count, first and last times, owner and when it closed
+- ``DIG#<group key>``, ``DUE#<generation>``: an open bucket whose window is longer than the delay queue's 15
+  minutes, in the ``by-user`` index as ``gsi1pk`` ``DIGEST-DUE#<shard>`` (notify.digests.due_shard), ``gsi1sk``
+  ``<flush at>#<group key>#<generation>``: the scheduler's sweep finds it there, and closing deletes it
 
 Adding a member is one transaction of three writes: the head's count (on condition that its generation is still the
 one read), the member (on condition it is new) and the job's ``DIGESTED`` entry (on condition its lease is still the
-worker's). Closing is one transaction too: the head moves to the next generation (on condition that it still has the
-generation and count read) and the closed bucket is written with that count, so no member can join a bucket after
-its count was taken. Every item expires (``ttl``) RETENTION after its last write.
+worker's); the member that opens a long window's bucket adds its due entry as a fourth. Closing is one transaction
+too: the head moves to the next generation (on condition that it still has the generation and count read), the closed
+bucket is written with that count and the due entry is deleted, so no member can join a bucket after its count was
+taken. Every item expires (``ttl``) RETENTION after its last write.
 """
 
 from __future__ import annotations
@@ -23,10 +27,10 @@ from typing import TYPE_CHECKING, Any, Optional
 from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item, transact
 from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.clock import iso
-from notify.digests import bucket_id
+from notify.digests import bucket_id, due_shard
 from notify.errors import StoreUnavailable
 from notify.models import NotificationJob, Status
-from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember
+from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember, DueBucket
 
 if TYPE_CHECKING:
     from notify.ports import DigestStore
@@ -63,6 +67,7 @@ class DynamoDigestStore(StatusTable):
         token: str,
         now: datetime,
         detail: dict[str, Any],
+        indexed: bool = False,
     ) -> tuple[AddOutcome, int]:
         """One transaction of the head, the member and the job's entry (see the module). The count after it is the
         head's as read plus one: concurrent members may make it more, never less."""
@@ -133,6 +138,8 @@ class DynamoDigestStore(StatusTable):
                 }
             },
         ]
+        if indexed and head.count == 0 and head.flush_at is not None:
+            actions.append({"Put": {"TableName": self._table, "Item": to_item(_due_item(head, ttl))}})
         reasons = transact("add a member to a digest", self._client, actions)
         if reasons is None:
             return AddOutcome.ADDED, head.count + 1
@@ -182,10 +189,34 @@ class DynamoDigestStore(StatusTable):
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
+                {"Delete": {"TableName": self._table, "Key": to_item(_due_key(group_key, generation))}},
             ]
             if transact("close a digest bucket", self._client, actions) is None:
                 return closed
         raise StoreUnavailable(f"digest bucket {bucket} kept changing while it was being closed")
+
+    def due(self, shard: int, until: datetime) -> list[DueBucket]:
+        """A query of the ``by-user`` index's ``DIGEST-DUE#<shard>`` partition up to ``until``, every page."""
+        found: list[DueBucket] = []
+        start: Optional[dict[str, Any]] = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": "by-user",
+                "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk <= :until",
+                "ExpressionAttributeValues": expression_values(
+                    {":pk": f"DIGEST-DUE#{shard}", ":until": f"{iso(until)}~"}
+                ),
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            resp = call("read the digests due", self._client.query, **kwargs)
+            for raw in resp.get("Items", []):
+                item = from_item(raw)
+                found.append(DueBucket(item["group_key"], int(item["gen"]), item["flush_at"]))
+            start = resp.get("LastEvaluatedKey")
+            if start is None:
+                return found
 
     def members(self, bucket_id: str, limit: int) -> list[DigestMember]:
         """A consistent query of the bucket's partition, oldest first, paged until ``limit``."""
@@ -217,6 +248,23 @@ class DynamoDigestStore(StatusTable):
             return None
         owner = BucketOwner(item["user_id"], item["event_type"], item["channel"], int(item["max_items"]))
         return ClosedBucket(bucket_id, owner, int(item["n"]), item["first_at"], item["last_at"], item["closed_at"])
+
+
+def _due_key(group_key: str, generation: int) -> dict[str, str]:
+    return {"pk": f"DIG#{group_key}", "sk": f"DUE#{generation}"}
+
+
+def _due_item(head: BucketHead, ttl: int) -> dict[str, Any]:
+    """A long window's entry in the due index (``by-user``, partition ``DIGEST-DUE#<shard>``, sorted by time)."""
+    return {
+        **_due_key(head.group_key, head.generation),
+        "gsi1pk": f"DIGEST-DUE#{due_shard(head.group_key)}",
+        "gsi1sk": f"{head.flush_at}#{head.group_key}#{head.generation}",
+        "group_key": head.group_key,
+        "gen": head.generation,
+        "flush_at": head.flush_at,
+        "ttl": ttl,
+    }
 
 
 def _closed_item(closed: ClosedBucket) -> dict[str, Any]:

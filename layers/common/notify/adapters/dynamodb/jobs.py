@@ -144,6 +144,9 @@ class DynamoJobLedger(DynamoJobReads):
             "gsi1sk = if_not_exists(gsi1sk, :gsi1sk)",
             "#ttl = if_not_exists(#ttl, :ttl)",
         ]
+        if job.digest is not None:
+            values[":digest_bucket"] = job.digest.bucket_id
+            sets.append("digest_bucket = :digest_bucket")
         for name, moment in (("send_after", job.send_after), ("expires_at", job.expires_at)):
             if moment is not None:
                 values[f":{name}"] = iso(moment)
@@ -498,6 +501,7 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         opens=int(item.get("opens", 0)),
         clicks=int(item.get("clicks", 0)),
         history_omitted=int(item.get("history_omitted", 0)) + omitted,
+        digest_bucket=item.get("digest_bucket"),
     )
 
 
