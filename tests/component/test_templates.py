@@ -29,6 +29,7 @@ RUNAWAYS = {
     ),
     "division_by_zero": ("{{ 1/0 }}", "ZeroDivisionError"),
 }
+SAMPLE_LIKE = {"review_id": "r-1", "movie_id": "m-1", "movie_title": "Dune", "liked_by": "Grace", "likes_count": 3}
 # The render budget's own deadline (CPU time): on a loaded machine it may be what stops a runaway first.
 DEADLINE = "rendering took longer than"
 
@@ -85,3 +86,37 @@ def test_an_optional_field_left_out_previews_as_empty() -> None:
     payload = {"payload": {"confirmation_url": "https://example.com/c/1"}}
     status, preview = call_api("POST", f"/api/v1/templates/{created['template_id']}/preview", payload)
     assert (status, preview["title"]) == (200, "Welcome")
+
+
+def test_a_digest_variant_is_created_previewed_listed_and_retired_through_the_api() -> None:
+    locale = f"zz-{uuid.uuid4().hex[:6]}"
+    body = {
+        "event_type": "review_liked.digest",
+        "channel": "push",
+        "locale": locale,
+        "title": "{{ digest.count }} likes",
+        "body": "{{ liked_by }} and {{ digest.count - 1 }} others liked {{ movie_title }}",
+    }
+    status, created = call_api("POST", "/api/v1/templates", body)
+    assert status == 201, created
+    tid = created["template_id"]
+    assert (tid, created["event_type"]) == (f"review_liked.digest.push.{locale}", "review_liked.digest")
+    status, preview = call_api(
+        "POST", f"/api/v1/templates/{tid}/preview", {"payload": {**SAMPLE_LIKE, "liked_by": "Ann"}}
+    )
+    assert (status, preview["title"], preview["body"]) == (200, "3 likes", "Ann and 2 others liked Dune"), preview
+    status, updated = call_api("PUT", f"/api/v1/templates/{tid}", {"title": "{{ digest.count }} new likes"})
+    assert (status, updated["version"]) == (200, 2), updated
+    status, listed = call_api("GET", "/api/v1/templates?event_type=review_liked.digest&channel=push")
+    assert status == 200 and tid in [t["template_id"] for t in listed["items"]]
+    assert [v["version"] for v in call_api("GET", f"/api/v1/templates/{tid}/versions")[1]["items"]] == [2, 1]
+    assert call_api("DELETE", f"/api/v1/templates/{tid}")[0] == 204
+    assert call_api("GET", f"/api/v1/templates/{tid}")[0] == 404
+
+
+def test_an_account_event_has_no_digest_variant() -> None:
+    body = {"event_type": "password_reset.digest", "channel": "push", "title": "t", "body": "b"}
+    status, error = call_api("POST", "/api/v1/templates", body)
+    assert status == 422, error
+    (field,) = error["error"]["fields"]
+    assert field["loc"] == "event_type" and "never in a digest" in field["msg"], field

@@ -2,6 +2,12 @@
 
 Push and in-app messages carry their links as short links (``{{ url | short }}``), whose clicks count on the job;
 emails keep plain links, which SES's click tracking wraps (account mail: neither, it is never tracked).
+
+The digest variants (``review_liked.digest``, ``new_episode.digest``, issue 23) render one notification for a
+digest of a type's notifications: the top-level payload fields are the newest member's, ``digest.count`` counts the
+members and ``digest.items`` (oldest first) holds the ones the rule keeps; the lists show at most
+:data:`DIGEST_LISTED` of them, then "and N more". Each wording covers one member ("Ann liked"), two ("Ann and Bob
+liked") and more ("Ann and 49 others liked").
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from notify.clock import Clock, iso
+from notify.digests import digest_template_key
 from notify.models import Channel
 from notify.ports import TemplateStore
 from notify.records import Template
@@ -89,6 +96,104 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
         "body": "A link to reset your password was sent to your email; it works for {{ expires_in_minutes }} minutes.",
     },
 }
+
+# -- digest variants ------------------------------------------------------------------------------------------------
+
+#: How many of a digest's members a default digest template lists before "and N more".
+DIGEST_LISTED = 10
+# Sets ``shown`` (the members listed) and ``more`` (how many are not), ahead of a part that lists members.
+_SHOWN = f"{{% set shown = digest.items[:{DIGEST_LISTED}] %}}{{% set more = digest.count - shown | length %}}"
+_AND_MORE_TEXT = "{% if more > 0 %}and {{ more }} more\n{% endif %}"
+_AND_MORE_HTML = "{% if more > 0 %}<p>and {{ more }} more</p>{% endif %}"
+_LIKERS = (
+    "{{ liked_by }}{% if digest.count == 2 %} and {{ digest.items[0].payload.liked_by }}"
+    "{% elif digest.count > 2 %} and {{ digest.count - 1 }} others{% endif %}"
+)
+_LIKES_SO_FAR = "({{ likes_count }} like{{ 's' if likes_count != 1 else '' }} so far)"
+_EPISODE = "S{{ item.payload.season }}E{{ item.payload.episode }}"
+_EPISODE_TITLE = "{% if item.payload.get('episode_title') %}: {{ item.payload.episode_title }}{% endif %}"
+_EPISODE_TITLE_TEXT = "{% if item.payload.get('episode_title') %} ({{ item.payload.episode_title }}){% endif %}"
+_EPISODES_OUT = "{{ digest.count }} new episodes of {{ series_title }} are out"
+_EPISODE_LIST_INLINE = (
+    "{% for item in shown %}" + _EPISODE + "{{ ', ' if not loop.last else '' }}{% endfor %}"
+    "{% if more > 0 %} and {{ more }} more{% endif %}"
+)
+
+DEFAULTS.update(
+    {
+        (digest_template_key("review_liked"), Channel.EMAIL): {
+            "subject": _LIKERS + " liked your review of {{ movie_title }}",
+            "body_text": _SHOWN
+            + _HI
+            + "\n\n"
+            + _LIKERS
+            + " liked your review of {{ movie_title }} "
+            + _LIKES_SO_FAR
+            + "{% if digest.count > 1 %}:\n{% for item in shown %}- {{ item.payload.liked_by }}\n{% endfor %}"
+            + _AND_MORE_TEXT
+            + "{% else %}.\n{% endif %}"
+            + _BYE_TEXT,
+            "body_html": _SHOWN
+            + "<p>"
+            + _HI
+            + "</p><p>"
+            + _LIKERS
+            + " liked your review of <b>{{ movie_title }}</b> "
+            + _LIKES_SO_FAR
+            + "{% if digest.count > 1 %}:</p><ul>{% for item in shown %}<li>{{ item.payload.liked_by }}"
+            "</li>{% endfor %}</ul>" + _AND_MORE_HTML + "{% else %}.</p>{% endif %}" + _BYE_HTML,
+        },
+        (digest_template_key("review_liked"), Channel.PUSH): {
+            "title": "Your review got {% if digest.count == 1 %}a like{% else %}{{ digest.count }} likes{% endif %}",
+            "body": _LIKERS + " liked your review of {{ movie_title }}",
+        },
+        (digest_template_key("review_liked"), Channel.WEBSOCKET): {
+            "title": _LIKERS + " liked your review",
+            "body": _LIKERS + " liked your review of {{ movie_title }} " + _LIKES_SO_FAR + ".",
+        },
+        (digest_template_key("new_episode"), Channel.EMAIL): {
+            "subject": "{% if digest.count == 1 %}New episode of {{ series_title }}: S{{ season }}E{{ episode }}"
+            "{% else %}{{ digest.count }} new episodes of {{ series_title }}{% endif %}",
+            "body_text": _SHOWN + _HI + "\n\n{% if digest.count == 1 %}Season {{ season }}, episode {{ episode }} of "
+            "{{ series_title }} is out.\nWatch it: {{ watch_url }}\n{% else %}" + _EPISODES_OUT + ":\n"
+            "{% for item in shown %}- "
+            + _EPISODE
+            + _EPISODE_TITLE_TEXT
+            + ": {{ item.payload.watch_url }}\n{% endfor %}"
+            + _AND_MORE_TEXT
+            + "{% endif %}"
+            + _BYE_TEXT,
+            "body_html": _SHOWN + "<p>" + _HI + "</p>{% if digest.count == 1 %}<p>Season {{ season }}, episode "
+            '{{ episode }} of <b>{{ series_title }}</b> is out.</p><p><a href="{{ watch_url }}">Watch now</a></p>'
+            "{% else %}<p>{{ digest.count }} new episodes of <b>{{ series_title }}</b> are out:</p><ul>"
+            '{% for item in shown %}<li><a href="{{ item.payload.watch_url }}">'
+            + _EPISODE
+            + "</a>"
+            + _EPISODE_TITLE
+            + "</li>{% endfor %}</ul>"
+            + _AND_MORE_HTML
+            + "{% endif %}"
+            + _BYE_HTML,
+        },
+        (digest_template_key("new_episode"), Channel.PUSH): {
+            "title": "{{ series_title }}: {% if digest.count == 1 %}new episode{% else %}{{ digest.count }} new "
+            "episodes{% endif %}",
+            "body": _SHOWN
+            + "{% if digest.count == 1 %}S{{ season }}E{{ episode }} is out{% else %}"
+            + _EPISODE_LIST_INLINE
+            + " are out{% endif %}. Watch now: {{ watch_url | short }}",
+        },
+        (digest_template_key("new_episode"), Channel.WEBSOCKET): {
+            "title": "{% if digest.count == 1 %}New episode{% else %}{{ digest.count }} new episodes{% endif %} of "
+            "{{ series_title }}",
+            "body": _SHOWN + "{% if digest.count == 1 %}Season {{ season }}, episode {{ episode }}"
+            "{% if episode_title %}: {{ episode_title }}{% endif %} is out{% else %}"
+            + _EPISODE_LIST_INLINE
+            + " are out{% endif %}. Watch it: {{ watch_url | short }}",
+        },
+    }
+)
+
 # Every other (type, channel) pair gets a generic template so no default channel is ever missing one.
 for _type in ("user_registered", "password_reset", "campaign_triggered"):
     for _channel in Channel:

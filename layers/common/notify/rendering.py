@@ -15,10 +15,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Optional
 
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined
 from jinja2 import Template as JinjaTemplate
-from jinja2 import TemplateSyntaxError, Undefined
+from jinja2.utils import Namespace
 
 from notify.catalog import EVENT_TYPES
+from notify.digests import DIGEST_VARIANT, variant_of
 from notify.errors import TemplateFailed, TransientError
 from notify.headers import header_value
 from notify.links import target
@@ -124,14 +126,27 @@ EVENT_FIELDS = ("event_id", "event_type", "job_id", "unsubscribe_url")
 
 
 def render_context(
-    event_type: str, payload: Mapping[str, Any], user: Mapping[str, Any], event: Mapping[str, Any]
+    template_key: str,
+    payload: Mapping[str, Any],
+    user: Mapping[str, Any],
+    event: Mapping[str, Any],
+    *,
+    digest: Optional[Mapping[str, Any]] = None,
 ) -> dict[str, Any]:
-    """The variables a template of ``event_type`` sees: the payload's fields, ``user`` and ``event``.
+    """The variables a template of ``template_key`` sees: the payload's fields, ``user`` and ``event``; a digest
+    variant's (``review_liked.digest``) also ``digest``.
 
-    Every field the type's payload model declares but ``payload`` omits (an optional one) is present
-    as an absent value: falsy, rendered as the empty string, so ``{% if first_name %}`` works. The same
+    ``template_key`` is an event type or a variant of one (:func:`notify.digests.variant_of`); the base event
+    type's payload model says which fields exist. Every field it declares but ``payload`` omits (an optional one)
+    is present as an absent value: falsy, rendered as the empty string, so ``{% if first_name %}`` works. The same
     holds for the user's empty profile fields. Names nobody declares stay strict errors.
+
+    ``digest`` (:func:`notify.digests.digest_context`: ``count``, ``items``, ``first_at``, ``last_at``) is given
+    to a digest variant only, whose ``payload`` is its newest member's. A digest variant rendered without one
+    fails on the first use of ``digest`` (a strict undefined naming the cause); a template that is not a digest
+    variant never sees ``digest``, even when one is passed.
     """
+    event_type, variant = variant_of(template_key)
     context: dict[str, Any] = {}
     spec = EVENT_TYPES.get(event_type)
     if spec is not None:
@@ -147,6 +162,17 @@ def render_context(
     # absent: falsy, and empty when printed.
     context["event"] = {name: _absent(f"event.{name}", f"the event has no {name!r}") for name in EVENT_FIELDS}
     context["event"].update({k: v for k, v in event.items() if v is not None})
+    if variant == DIGEST_VARIANT:
+        # A namespace, not a dict: ``digest.items`` must be the members, where a dict's would be its items() method.
+        # (The render budget measures a namespace's attributes as it does a dict's values.)
+        context["digest"] = (
+            Namespace(digest)
+            if digest is not None
+            else StrictUndefined(
+                hint=f"the digest template {template_key} was rendered without a digest (digest.count, digest.items)",
+                name="digest",
+            )
+        )
     return context
 
 

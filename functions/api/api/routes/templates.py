@@ -18,7 +18,14 @@ from api.views import RenderedPreview, TemplateList, TemplateView
 
 tracer = Tracer()
 router = Router()
-TemplateId = Annotated[str, Path(max_length=200, description="<event_type>.<channel>.<locale>"), PercentDecoded]
+TemplateId = Annotated[
+    str,
+    Path(
+        max_length=200,
+        description="<event_type>.<channel>.<locale>, or a digest variant's <event_type>.digest.<channel>.<locale>",
+    ),
+    PercentDecoded,
+]
 
 
 ON_TEMPLATE = links_to(
@@ -101,7 +108,9 @@ def preview_draft(
 def list_templates(
     _: TemplatesReader,
     templates: Templates,
-    event_type: Annotated[Optional[str], Query(max_length=64)] = None,
+    event_type: Annotated[
+        Optional[str], Query(max_length=64, description="an event type, or a digest variant: review_liked.digest")
+    ] = None,
     channel: Annotated[Optional[Channel], Query()] = None,
 ) -> TemplateList:
     """The newest version of every template, optionally filtered."""

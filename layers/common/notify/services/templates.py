@@ -1,8 +1,15 @@
-"""Template management: validation on save, versions, tombstone deletes and previews."""
+"""Template management: validation on save, versions, tombstone deletes and previews.
+
+A template's ``event_type`` is an event type (``review_liked``) or its digest variant (``review_liked.digest``,
+ids ``review_liked.digest.email.en``), which renders a digest of the type's notifications (issue 23) and also sees
+``digest`` (:func:`notify.digests.digest_context`). Account events have no digest variant: they are never
+digested.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
 
 from jinja2 import TemplateSyntaxError, meta
@@ -10,6 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 
 from notify.catalog import EventType, field_errors, get_event_type, validate_payload
 from notify.clock import Clock, iso
+from notify.digests import DIGEST_VARIANT, DigestItem, digest_context, digest_template_key, refuse_account, variant_of
 from notify.errors import FieldError, NotFound, TemplateFailed, ValidationFailed
 from notify.headers import first_control
 from notify.links import sample_link
@@ -39,6 +47,14 @@ _parser = BoundedEnvironment(autoescape=False)
 SAMPLE_USER = UserProfile("user-1", email="user-1@example.com", first_name="Ada", last_name="Lovelace")
 #: The recipient with only what every profile has, for the "optional fields absent" check at save.
 BARE_USER = UserProfile("user-1", email="user-1@example.com")
+#: How many members the sample digest of a digest variant's checks and previews has.
+SAMPLE_DIGEST_MEMBERS = 3
+_SAMPLE_DIGEST_START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+EVENT_TYPE_DESCRIPTION = (
+    "An event type (review_liked), or its digest variant (review_liked.digest), which renders one notification "
+    "for a digest of them and also sees digest.count, digest.items, digest.first_at and digest.last_at. "
+    "Account event types have no digest variant."
+)
 
 
 class TemplateContent(Strict):
@@ -54,7 +70,7 @@ class TemplateContent(Strict):
 class TemplateInput(TemplateContent):
     """Body of POST /api/v1/templates."""
 
-    event_type: str = Field(min_length=1, max_length=64)
+    event_type: str = Field(min_length=1, max_length=64, description=EVENT_TYPE_DESCRIPTION)
     channel: Channel
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 
@@ -78,7 +94,7 @@ class TemplateDraft(TemplateContent):
     its part (and line): see :meth:`TemplateService.preview_draft`.
     """
 
-    event_type: str = Field(min_length=1, max_length=64)
+    event_type: str = Field(min_length=1, max_length=64, description=EVENT_TYPE_DESCRIPTION)
     channel: Channel
     locale: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
     payload: Optional[dict[str, Any]] = None
@@ -93,16 +109,45 @@ class PreviewInput(Strict):
 
 
 def template_id(event_type: str, channel: Channel, locale: str) -> str:
-    """The public id of a template key: ``<event_type>.<channel>.<locale>``."""
+    """The public id of a template key: ``<event_type>.<channel>.<locale>`` (a digest variant's:
+    ``review_liked.digest.email.en``)."""
     return f"{event_type}.{channel.value}.{locale}"
 
 
 def parse_template_id(value: str) -> tuple[str, Channel, str]:
-    """Split a template id; NotFound if it is not one."""
+    """Split a template id into (event type or variant, channel, locale); NotFound if it is not one."""
     parts = value.split(".")
+    if len(parts) == 4 and parts[1] == DIGEST_VARIANT:
+        parts = [digest_template_key(parts[0]), *parts[2:]]
     if len(parts) != 3 or parts[1] not in {c.value for c in Channel}:
         raise NotFound(f"template {value} not found")
     return parts[0], Channel(parts[1]), parts[2]
+
+
+def template_spec(event_type: str) -> tuple[EventType, bool]:
+    """The event type a template's ``event_type`` renders, and whether it is the type's digest variant.
+
+    An unknown type or variant, and the digest variant of an account type, are 422 field errors on ``event_type``.
+    """
+    base, variant = variant_of(event_type)
+    if variant is not None and variant != DIGEST_VARIANT:
+        raise ValidationFailed(
+            [FieldError("event_type", f"{event_type!r}: the only variant is {digest_template_key(base)!r}", "enum")]
+        )
+    spec = get_event_type(base)
+    if variant is not None:
+        try:
+            refuse_account(spec.name)
+        except ValueError as exc:
+            raise ValidationFailed([FieldError("event_type", str(exc), "digest_account")]) from None
+    return spec, variant is not None
+
+
+def sample_digest(payload: Mapping[str, Any], count: int = SAMPLE_DIGEST_MEMBERS) -> dict[str, Any]:
+    """A digest of ``count`` members, each with ``payload``, a minute apart: what checks and previews render a
+    digest variant with."""
+    items = [DigestItem(payload, _SAMPLE_DIGEST_START + timedelta(minutes=i), f"sample-{i:04d}") for i in range(count)]
+    return digest_context(items, count, count)
 
 
 def check_parts(event_type: str, parts: dict[str, Optional[str]]) -> None:
@@ -116,8 +161,8 @@ def part_errors(event_type: str, parts: dict[str, Optional[str]]) -> list[FieldE
     """Each part's Jinja2 syntax error, and each variable it names that the event type does not provide, as a
     field error on the part with its line (``line`` and the message's ``line N:``); a line break or another
     control character in a part that is an email header (the subject) is one too."""
-    spec = get_event_type(event_type)
-    provided = set(spec.payload_model.model_fields) | GLOBALS
+    spec, digest = template_spec(event_type)
+    provided = set(spec.payload_model.model_fields) | GLOBALS | ({"digest"} if digest else set())
     errors: list[FieldError] = []
     for name, source in parts.items():
         if source is None:
@@ -175,14 +220,24 @@ def _event(spec: EventType, event_id: str) -> dict[str, Any]:
 
 def check_renders(template: Template) -> None:
     """Render every part under the render budget with the sample payload and user, then with only the
-    required payload fields and a bare user; a part that raises or breaks the budget is a field error."""
-    spec = get_event_type(template.event_type)
+    required payload fields and a bare user; a part that raises or breaks the budget is a field error.
+
+    A digest variant renders the first time with a digest of :data:`SAMPLE_DIGEST_MEMBERS` members of the sample
+    payload, the second with a digest of one member (only the required fields), so both wordings are checked."""
+    spec, digest = template_spec(template.event_type)
     samples = (
-        ("the sample payload", spec.sample_payload(), SAMPLE_USER),
-        ("only the required payload fields", required_payload(spec), BARE_USER),
+        ("the sample payload", spec.sample_payload(), SAMPLE_USER, SAMPLE_DIGEST_MEMBERS),
+        ("only the required payload fields", required_payload(spec), BARE_USER, 1),
     )
-    for label, payload, user in samples:
-        context = render_context(spec.name, payload, user.template_context(), _event(spec, "check"))
+    for label, payload, user, members in samples:
+        context = render_context(
+            template.event_type,
+            payload,
+            user.template_context(),
+            _event(spec, "check"),
+            digest=sample_digest(payload, members) if digest else None,
+        )
+        label = f"{label} in a digest of {members}" if digest else label
         try:
             render(template, context, shorten=sample_link)
         except RenderFailed as exc:
@@ -273,7 +328,7 @@ class TemplateService:
         A template that fails to render (it raises, or breaks the render budget) is a 422 on its part.
         """
         template = self.get(tid, version, retired=version is not None)
-        spec = get_event_type(template.event_type)
+        spec, _ = template_spec(template.event_type)
         payload = validate_payload(spec, data.payload) if data.payload is not None else spec.sample_payload()
         return _render_preview(template, spec, payload, data.user)
 
@@ -286,10 +341,10 @@ class TemplateService:
         type does not provide, an invalid payload; then a part that fails to render (raises, or breaks the
         render budget). The checks are the ones a save makes (:meth:`save`), so what previews cleanly saves.
         """
-        spec = get_event_type(draft.event_type)
+        spec, _ = template_spec(draft.event_type)
         parts = {p: getattr(draft, p) for p in ("subject", "body_text", "body_html", "title", "body")}
         errors = shape_errors(draft.channel, parts)
-        errors += part_errors(spec.name, {p: parts[p] for p in PARTS[draft.channel]})
+        errors += part_errors(draft.event_type, {p: parts[p] for p in PARTS[draft.channel]})
         payload = spec.sample_payload()
         if draft.payload is not None:
             try:
@@ -298,7 +353,7 @@ class TemplateService:
                 errors += exc.errors
         if errors:
             raise ValidationFailed(errors, "The template is not valid")
-        template = self._new(spec.name, draft.channel, draft.locale, parts)
+        template = self._new(draft.event_type, draft.channel, draft.locale, parts)
         return _render_preview(template, spec, payload, draft.user)
 
     def _new(self, event_type: str, channel: Channel, locale: str, parts: Mapping[str, Any]) -> Template:
@@ -317,9 +372,12 @@ class TemplateService:
 def _render_preview(
     template: Template, spec: EventType, payload: dict[str, Any], user: Optional[dict[str, Any]]
 ) -> RenderedMessage:
-    """Render with ``payload`` and the sample user (overridden by ``user``); a failure is a 422 on its part."""
+    """Render with ``payload`` and the sample user (overridden by ``user``); a failure is a 422 on its part.
+
+    A digest variant renders a digest of :data:`SAMPLE_DIGEST_MEMBERS` members with ``payload``."""
     profile = {**SAMPLE_USER.template_context(), **(user or {})}
-    context = render_context(spec.name, payload, profile, _event(spec, "preview"))
+    digest = sample_digest(payload) if variant_of(template.event_type)[1] == DIGEST_VARIANT else None
+    context = render_context(template.event_type, payload, profile, _event(spec, "preview"), digest=digest)
     try:
         return render(template, context, shorten=sample_link)  # a preview makes no short link: it shows a sample
     except RenderFailed as exc:
