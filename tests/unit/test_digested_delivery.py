@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from notify.digests import DigestRule, StoredDigestRule, bucket_id, digest_job_id
-from notify.models import Channel, DigestFlushTask, NotificationJob, Status
+from notify.models import Channel, Contact, DigestFlushTask, NotificationJob, Status
 from notify.services.delivery import Outcome
 from notify.services.digests import CRON_SPREAD_SECONDS, DigestSweep
 from notify.services.triage import parse_message
@@ -177,3 +177,16 @@ def test_a_long_window_waits_in_the_due_index_and_the_sweep_queues_it_in_its_las
     assert _run(world, task) is Outcome.SENT
     assert _store(world).due_index == {}  # closed: out of the index
     assert sweep.sweep() == 0
+
+
+def test_a_digest_of_inline_recipients_goes_to_the_newest_members_contact_without_asking_auth() -> None:
+    world = _world()
+    for address in ("old@example.com", "new@example.com"):
+        world.service.handle(_like(world, "Ann").model_copy(update={"contact": Contact(email=address)}))
+        world.now += timedelta(seconds=1)
+    ((task, _),) = _tasks(world)
+    world.now = task.due_at
+    world.users.users.clear()  # the Auth service does not know the user
+    assert _run(world, task) is Outcome.SENT
+    (mail,) = world.email.sent
+    assert "new@example.com" in json.dumps(mail, default=str)

@@ -538,12 +538,15 @@ class DigestMember:
 
 @dataclass(frozen=True)
 class BucketOwner:
-    """Whose bucket it is: the user, event type and channel, and the rule's ``max_items`` when it was opened."""
+    """Whose bucket it is: the user, event type and channel, the rule's ``max_items`` when it was opened, and the
+    newest member's inline contact (``recipients.users``) as JSON, if its members carried one: the digest is sent
+    to it, as they would have been."""
 
     user_id: str
     event_type: str
     channel: str
     max_items: int
+    contact: Optional[str] = None
 
 
 class AddOutcome(str, Enum):

@@ -46,7 +46,7 @@ from notify.digests import (
     window_end,
 )
 from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
-from notify.models import Category, Channel, DigestFlushTask, DigestRef, Message, NotificationJob
+from notify.models import Category, Channel, Contact, DigestFlushTask, DigestRef, Message, NotificationJob
 from notify.ports import DelayQueue, DigestRules, DigestStore, UserDirectory
 from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember
 from notify.resilience import TtlCache
@@ -97,7 +97,8 @@ class DigestService:
         if rule is None:
             return None
         group = bucket_key(rule, job.user_id, job.channel, job.payload)
-        owner = BucketOwner(job.user_id, job.event_type, job.channel.value, rule.max_items)
+        contact = job.contact.model_dump_json(exclude_none=True) if job.contact is not None else None
+        owner = BucketOwner(job.user_id, job.event_type, job.channel.value, rule.max_items, contact)
         member = DigestMember(job.job_id, iso(job.created_at), dict(job.payload))
         for _ in range(ADD_TRIES):
             head = self._store.head(group) or BucketHead(group, 0)
@@ -196,6 +197,7 @@ class DigestService:
             priority=spec.priority,
             created_at=at,
             expires_at=at + DIGEST_TTL,
+            contact=Contact.model_validate_json(owner.contact) if owner.contact else None,
             digest=DigestRef(bucket_id=closed.bucket_id, max_items=owner.max_items),
         )
 

@@ -84,7 +84,7 @@ class DynamoDigestStore(StatusTable):
                         "SET #gen = :gen, #n = if_not_exists(#n, :zero) + :one, "
                         "flush_at = if_not_exists(flush_at, :flush), first_at = if_not_exists(first_at, :at), "
                         "last_at = :at, user_id = :user, event_type = :type, channel = :channel, "
-                        "max_items = if_not_exists(max_items, :max), #ttl = :ttl"
+                        "max_items = if_not_exists(max_items, :max), contact = :contact, #ttl = :ttl"
                     ),
                     "ConditionExpression": "attribute_not_exists(pk) OR #gen = :gen",
                     "ExpressionAttributeNames": _NAMES,
@@ -99,6 +99,7 @@ class DynamoDigestStore(StatusTable):
                             ":type": owner.event_type,
                             ":channel": owner.channel,
                             ":max": owner.max_items,
+                            ":contact": owner.contact,
                             ":ttl": ttl,
                         }
                     ),
@@ -162,7 +163,7 @@ class DynamoDigestStore(StatusTable):
                 return None
             closed = ClosedBucket(
                 bucket,
-                BucketOwner(item["user_id"], item["event_type"], item["channel"], int(item["max_items"])),
+                _owner(item),
                 count,
                 item["first_at"],
                 item["last_at"],
@@ -246,8 +247,9 @@ class DynamoDigestStore(StatusTable):
         item = get_item(self._client, self._table, _closed_key(bucket_id))
         if item is None:
             return None
-        owner = BucketOwner(item["user_id"], item["event_type"], item["channel"], int(item["max_items"]))
-        return ClosedBucket(bucket_id, owner, int(item["n"]), item["first_at"], item["last_at"], item["closed_at"])
+        return ClosedBucket(
+            bucket_id, _owner(item), int(item["n"]), item["first_at"], item["last_at"], item["closed_at"]
+        )
 
 
 def _due_key(group_key: str, generation: int) -> dict[str, str]:
@@ -267,8 +269,15 @@ def _due_item(head: BucketHead, ttl: int) -> dict[str, Any]:
     }
 
 
+def _owner(item: dict[str, Any]) -> BucketOwner:
+    return BucketOwner(
+        item["user_id"], item["event_type"], item["channel"], int(item["max_items"]), item.get("contact")
+    )
+
+
 def _closed_item(closed: ClosedBucket) -> dict[str, Any]:
     return {
+        "contact": closed.owner.contact,
         "user_id": closed.owner.user_id,
         "event_type": closed.owner.event_type,
         "channel": closed.owner.channel,
