@@ -16,6 +16,17 @@ const LABELS = { subject: "Subject", body_text: "Text body", body_html: "HTML bo
 const ROWS = { subject: 2, title: 2, body_text: 9, body_html: 9, body: 6 };
 const THROTTLED = ["social", "content", "marketing"]; // account mail is never throttled
 
+/**
+ * The event types, then the digest variant of each that takes one (account types never do): `review_liked.digest`,
+ * labelled "review_liked (digest)", with its type's payload and `digest: true`.
+ */
+function withDigestVariants(types) {
+  const variants = types
+    .filter((t) => t.category !== "account")
+    .map((t) => ({ ...t, event_type: `${t.event_type}.digest`, label: `${t.event_type} (digest)`, digest: true }));
+  return [...types, ...variants];
+}
+
 async function eventTypes() {
   try {
     return await listEventTypes();
@@ -29,7 +40,7 @@ export async function list({ view, query, signal, navigate }) {
   const types = await eventTypes();
   const { form, selects } = filters(
     { base: "#/templates", query, navigate },
-    { label: "Event type", name: "event_type", values: types.map((t) => t.event_type) },
+    { label: "Event type", name: "event_type", values: withDigestVariants(types).map((t) => t.event_type) },
     { label: "Channel", name: "channel", values: CHANNELS },
   );
   const { event_type: eventType, channel } = selects;
@@ -303,9 +314,11 @@ function digestRules(types, signal) {
  * to preview with, and a save button. It reads the parts as the API takes them, shows the API's field errors at
  * their lines, and calls the function given to onEdit after each edit.
  */
-function templateForm(types, current, query) {
+function templateForm(catalog, current, query) {
   const isNew = !current;
+  const types = withDigestVariants(catalog);
   const eventType = eventTypeSelect(types, { disabled: !isNew, kept: current && current.event_type });
+  for (const option of eventType.options) option.textContent = types.find((t) => t.event_type === option.value)?.label || option.value;
   const channel = h("select", { name: "channel", disabled: !isNew }, CHANNELS.map((c) => h("option", { value: c }, c)));
   const locale = h("input", { name: "locale", value: "en", disabled: !isNew, spellcheck: "false", autocomplete: "off", size: 8 });
   if (current) {
@@ -335,6 +348,13 @@ function templateForm(types, current, query) {
       ", ",
       h("code", {}, "event.event_id, event.unsubscribe_url"),
       spec ? [", and the payload's ", h("code", {}, [...spec.required, ...spec.optional].join(", ")), spec.optional.length ? ` (optional: ${spec.optional.join(", ")})` : ""] : "",
+      spec && spec.digest
+        ? [
+          "; a digest's payload is its newest member's, and ",
+          h("code", {}, "digest.count, digest.items[i].payload, digest.items[i].occurred_at, digest.first_at, digest.last_at"),
+          " (the preview renders a digest of 3 members of the payload)",
+        ]
+        : "",
     );
   }
 
