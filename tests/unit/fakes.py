@@ -35,6 +35,7 @@ from notify.ports import (
     DeadLetterInbox,
     DeadLetterQueue,
     DelayQueue,
+    DigestReads,
     DigestRules,
     DigestStore,
     EmailSender,
@@ -160,6 +161,7 @@ class MemoryStore:
             ),
             opens=item.get("opens", 0),
             clicks=item.get("clicks", 0),
+            digest_bucket=item.get("digest_bucket"),
         )
 
     def get_jobs(self, job_ids: Sequence[str]) -> dict[str, JobRecord]:
@@ -191,6 +193,8 @@ class MemoryStore:
             "token": token,
             "lease_until": ts + lease_seconds,
         }
+        if job.digest is not None:
+            self.jobs[job.job_id]["digest_bucket"] = job.digest.bucket_id
         self.jobs[job.job_id]["history"].append(Transition(Status.PROCESSING, iso(now), job.attempt))
         return Claim(ClaimOutcome.CLAIMED, token)
 
@@ -954,5 +958,20 @@ class MemoryDigestStore:
     def closed(self, bucket_id: str) -> Optional[ClosedBucket]:
         return self.closed_buckets.get(bucket_id)
 
+    def member_page(
+        self, bucket_id: str, limit: int, cursor: Optional[str] = None
+    ) -> tuple[list[DigestMember], Optional[str]]:
+        """Cursors are ``<bucket id>@<offset>``: another bucket's, or anything else, is a 422 on ``cursor``."""
+        start = 0
+        if cursor is not None:
+            bucket, _, offset = cursor.rpartition("@")
+            if bucket != bucket_id or not offset.isdigit():
+                raise ValidationFailed([FieldError("cursor", "not a cursor of this digest's members")])
+            start = int(offset)
+        found = self.members(bucket_id, start + limit + 1)[start:]
+        more = len(found) > limit
+        return found[:limit], f"{bucket_id}@{start + limit}" if more else None
+
 
 _digest_store_check: DigestStore = MemoryDigestStore(MemoryStore())
+_digest_reads_check: DigestReads = MemoryDigestStore(MemoryStore())

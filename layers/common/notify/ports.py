@@ -661,6 +661,23 @@ class DigestStore(Protocol):
         ...
 
 
+class DigestReads(Protocol):
+    """What the status reads need of digest buckets: a closed bucket, and its members a page at a time. Calls that
+    cannot reach the store raise StoreUnavailable."""
+
+    def closed(self, bucket_id: str) -> Optional[ClosedBucket]:
+        """A closed bucket, or None."""
+        ...
+
+    def member_page(
+        self, bucket_id: str, limit: int, cursor: Optional[str] = None
+    ) -> tuple[list[DigestMember], Optional[str]]:
+        """Up to ``limit`` of the bucket's members, oldest first (ties by job id), from ``cursor`` on, and the
+        cursor of the next page (None: the last). A cursor this store did not issue for this bucket is a
+        ValidationFailed on ``cursor``."""
+        ...
+
+
 class DigestRules(Protocol):
     """Digest rules, at most one per event type (its channels are in the rule). Calls that cannot reach the store
     raise StoreUnavailable."""

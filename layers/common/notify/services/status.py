@@ -1,4 +1,7 @@
-"""Reading job state: a job the worker has not touched yet is ACCEPTED, found via its event record."""
+"""Reading job state: a job the worker has not touched yet is ACCEPTED, found via its event record.
+
+A digest's own job (its record names its bucket) shows the bucket: its count, times and first members, and its
+members page by page; a DIGESTED member shows its digest's job id (from its DIGESTED entry)."""
 
 from __future__ import annotations
 
@@ -8,14 +11,14 @@ from notify.catalog import category_of
 from notify.errors import NotFound
 from notify.jobs import job_id as derive_job_id
 from notify.models import Category, Channel, Status
-from notify.ports import StatusReader
-from notify.records import EventRecord, JobRecord
+from notify.ports import DigestReads, StatusReader
+from notify.records import DigestMember, EventRecord, JobRecord
 from notify.services.feedback import link_without_secrets
 
 
 def job_view(record: JobRecord) -> dict[str, Any]:
-    """The public JSON shape of a job."""
-    return {
+    """The public JSON shape of a job; a DIGESTED job adds ``digest_job_id``, its digest's job."""
+    view: dict[str, Any] = {
         "job_id": record.job_id,
         "event_id": record.event_id,
         "event_type": record.event_type,
@@ -48,6 +51,12 @@ def job_view(record: JobRecord) -> dict[str, Any]:
             for h in record.history
         ],
     }
+    if record.status is Status.DIGESTED:
+        entry = next((h for h in reversed(record.history) if h.status is Status.DIGESTED), None)
+        digest_job_id = entry.detail.get("digest_job_id") if entry is not None else None
+        if isinstance(digest_job_id, str):
+            view["digest_job_id"] = digest_job_id
+    return view
 
 
 def _shown(detail: dict[str, Any], event_type: str) -> dict[str, Any]:
@@ -87,13 +96,22 @@ def accepted_view(event: EventRecord, user_id: str, channel: str, job_id: str) -
 
 # Larger segment events are summarised; their jobs are read per user or per campaign run.
 MAX_LISTED_RECIPIENTS = 1000
+# A digest's notification lists its first members; the rest are paged (``digest_members``).
+DIGEST_MEMBERS_SHOWN = 20
+
+
+def _member_view(member: DigestMember) -> dict[str, Any]:
+    """A member as the status reads show it: its job and when its event occurred (never its payload)."""
+    return {"job_id": member.job_id, "occurred_at": member.occurred_at}
 
 
 class StatusQueries:
     """Reading events and jobs for the API, in their public JSON shapes."""
 
-    def __init__(self, store: StatusReader) -> None:
+    def __init__(self, store: StatusReader, digests: Optional[DigestReads] = None) -> None:
+        """``digests`` reads a digest's bucket for its job's view (without it, a digest's job shows none)."""
         self._store = store
+        self._digests = digests
 
     def user_notifications(
         self,
@@ -111,7 +129,10 @@ class StatusQueries:
         """One job with its history; NotFound if no event produced it."""
         record = self._store.get_job(job_id)
         if record is not None:
-            return job_view(record)
+            view = job_view(record)
+            if record.digest_bucket is not None and self._digests is not None:
+                view["digest"] = self._digest(record.digest_bucket)
+            return view
         event = self._store.find_event_of_job(job_id)
         if event is not None:
             for uid in event.user_ids:
@@ -119,6 +140,30 @@ class StatusQueries:
                     if derive_job_id(event.event_id, uid, ch) == job_id:
                         return accepted_view(event, uid, ch.value, job_id)
         raise NotFound(f"notification {job_id} not found")
+
+    def digest_members(self, job_id: str, limit: int = 50, cursor: Optional[str] = None) -> dict[str, Any]:
+        """A digest's members, oldest first, ``{items: [{job_id, occurred_at}], next_cursor}``; NotFound if the job
+        is not a digest's (or not recorded yet)."""
+        record = self._store.get_job(job_id)
+        if record is None or record.digest_bucket is None or self._digests is None:
+            raise NotFound(f"notification {job_id} is not a digest")
+        members, next_cursor = self._digests.member_page(record.digest_bucket, limit, cursor)
+        return {"items": [_member_view(m) for m in members], "next_cursor": next_cursor}
+
+    def _digest(self, bucket: str) -> dict[str, Any]:
+        """The bucket of a digest's job: its count and times (null if its record is gone) and its first members."""
+        assert self._digests is not None
+        closed = self._digests.closed(bucket)
+        members, next_cursor = self._digests.member_page(bucket, DIGEST_MEMBERS_SHOWN)
+        return {
+            "bucket_id": bucket,
+            "count": closed.count if closed else None,
+            "first_at": closed.first_at if closed else None,
+            "last_at": closed.last_at if closed else None,
+            "closed_at": closed.closed_at if closed else None,
+            "members": [_member_view(m) for m in members],
+            "members_next_cursor": next_cursor,
+        }
 
     def event(self, event_id: str) -> dict[str, Any]:
         """An event and every job it produced, each with its current status."""

@@ -28,12 +28,12 @@ from notify.adapters.dynamodb.items import call, expression_values, from_item, t
 from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.clock import iso
 from notify.digests import bucket_id, due_shard
-from notify.errors import StoreUnavailable
+from notify.errors import FieldError, StoreUnavailable, ValidationFailed
 from notify.models import NotificationJob, Status
 from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember, DueBucket
 
 if TYPE_CHECKING:
-    from notify.ports import DigestStore
+    from notify.ports import DigestReads, DigestStore
 
 # Closing retries while members keep joining the bucket it read (each retry reads the head again).
 CLOSE_TRIES = 10
@@ -49,7 +49,8 @@ def _closed_key(bucket: str) -> dict[str, str]:
 
 
 class DynamoDigestStore(StatusTable):
-    """Digest buckets; see the module for the layout. Implements DigestStore."""
+    """Digest buckets; see the module for the layout. Implements DigestStore, and DigestReads (the status reads,
+    built with the API's cursor codec)."""
 
     def head(self, group_key: str) -> Optional[BucketHead]:
         """The group's head (a consistent GetItem), or None."""
@@ -251,6 +252,31 @@ class DynamoDigestStore(StatusTable):
             bucket_id, _owner(item), int(item["n"]), item["first_at"], item["last_at"], item["closed_at"]
         )
 
+    def member_page(
+        self, bucket_id: str, limit: int, cursor: Optional[str] = None
+    ) -> tuple[list[DigestMember], Optional[str]]:
+        """One consistent query of the bucket's members, oldest first; the cursor is signed (the API's store) and
+        names a member of this bucket, or it is a 422 on ``cursor`` before DynamoDB sees it."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+            "ExpressionAttributeValues": expression_values({":pk": f"DIG#{bucket_id}", ":m": "M#"}),
+            "ConsistentRead": True,
+            "Limit": limit,
+        }
+        start = self._cursors.decode(cursor)
+        if start is not None:
+            key = from_item(start)
+            if set(key) != {"pk", "sk"} or key["pk"] != f"DIG#{bucket_id}" or not str(key["sk"]).startswith("M#"):
+                raise ValidationFailed([FieldError("cursor", "not a cursor of this digest's members")])
+            kwargs["ExclusiveStartKey"] = start
+        resp = call("read a digest's members", self._client.query, **kwargs)
+        found = []
+        for raw in resp.get("Items", []):
+            item = from_item(raw)
+            found.append(DigestMember(item["job_id"], item["occurred_at"], json.loads(item["payload"])))
+        return found, self._cursors.encode(resp.get("LastEvaluatedKey"))
+
 
 def _due_key(group_key: str, generation: int) -> dict[str, str]:
     return {"pk": f"DIG#{group_key}", "sk": f"DUE#{generation}"}
@@ -292,4 +318,7 @@ def _closed_item(closed: ClosedBucket) -> dict[str, Any]:
 if TYPE_CHECKING:
 
     def _plays(store: DynamoDigestStore) -> DigestStore:
+        return store
+
+    def _reads(store: DynamoDigestStore) -> DigestReads:
         return store
