@@ -19,7 +19,17 @@ from notify.models import DigestFlushTask
 from local.auth_service import AuthService
 from local.events import sqs_batch
 
-from .helpers import dies_after, emails_to, job_for, job_status, kafka_batch, queue_bodies, run_worker, worker_outcomes
+from .helpers import (
+    call_api,
+    dies_after,
+    emails_to,
+    job_for,
+    job_status,
+    kafka_batch,
+    queue_bodies,
+    run_worker,
+    worker_outcomes,
+)
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 RULE = {"event_type": "review_liked", "channels": ["email"], "window": {"seconds": 20}, "key": ["review_id"]}
@@ -80,7 +90,30 @@ def test_fifty_likes_make_one_email_listing_fifty_likers_and_a_redelivered_batch
     assert member["status"] == "DIGESTED"
     detail = member["history"][-1]["detail"]
     assert detail["bucket_id"] == bucket_id(task.group_key, 0)
-    assert job_status(detail["digest_job_id"])["status"] == "SENT"
+    assert member["digest_job_id"] == detail["digest_job_id"]  # the member points to its digest
+    digest = job_status(detail["digest_job_id"])
+    assert digest["status"] == "SENT"
+    # The digest lists its members: the first 20 in its view, all 50 through the members' pages.
+    assert (digest["digest"]["bucket_id"], digest["digest"]["count"]) == (detail["bucket_id"], 50)
+    listed = [m["job_id"] for m in digest["digest"]["members"]]
+    cursor = digest["digest"]["members_next_cursor"]
+    while cursor:
+        status, page = call_api("GET", f"/api/v1/notifications/{digest['job_id']}/members?limit=15&cursor={cursor}")
+        assert status == 200
+        listed += [m["job_id"] for m in page["items"]]
+        cursor = page["next_cursor"]
+    assert sorted(listed) == sorted(job.job_id for job in likes)
+    status, error = call_api("GET", f"/api/v1/notifications/{likes[0].job_id}/members")  # a member is no digest
+    assert (status, error["error"]["code"]) == (404, "not_found")
+    listing = call_api("GET", f"/api/v1/users/{user}/notifications?limit=1")[1]["next_cursor"]
+    for query, field in (
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("cursor=x", "cursor"),
+        (f"cursor={listing}", "cursor"),
+    ):
+        status, error = call_api("GET", f"/api/v1/notifications/{digest['job_id']}/members?{query}")
+        assert (status, error["error"]["fields"][0]["loc"].split(".")[-1]) == (422, field), query
 
 
 @pytest.mark.usefixtures("rules")

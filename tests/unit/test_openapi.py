@@ -29,6 +29,7 @@ def test_spec_documents_every_public_route() -> None:
         "/api/v1/campaigns:schedule",
         "/api/v1/overview",
         "/api/v1/notifications/{job_id}/rendered",
+        "/api/v1/notifications/{job_id}/members",
         "/api/v1/event-types",
         "/api/v1/links",
         "/api/v1/links/{code}",

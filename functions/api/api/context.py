@@ -23,6 +23,7 @@ from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
 from notify.adapters.dynamodb.digest_rules import DynamoDigestRules
+from notify.adapters.dynamodb.digests import DynamoDigestStore
 from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.dynamodb.inbox import DynamoInboxStore
 from notify.adapters.dynamodb.jobs import DynamoJobLedger
@@ -104,7 +105,8 @@ def build_services(settings: ApiSettings) -> Services:
     sqs = boto3.client("sqs")
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
-    status = StatusQueries(reader)
+    # A digest's notification reads its bucket (members a page at a time, under the same cursor keys).
+    status = StatusQueries(reader, DynamoDigestStore(dynamodb, settings.notifications_table, cursors))
     templates = TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now)
     dead_letters = SqsDeadLetterQueue(sqs, settings.dlq_url)
     campaigns = CampaignService(

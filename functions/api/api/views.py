@@ -64,7 +64,7 @@ class Transition(Compact):
     detail: Optional[dict[str, Any]] = None
 
 
-class JobSummary(View):
+class JobSummary(Compact):
     """A job's current state."""
 
     job_id: str
@@ -87,6 +87,29 @@ class JobSummary(View):
         description="clicks SES reported on an email, and clicks on the job's short links (the history keeps the "
         "first of each: SES's as feedback Click, a short link's as feedback CLICKED)",
     )
+    digest_job_id: Optional[str] = Field(
+        default=None, description="a DIGESTED job's digest: the job that sends it with the bucket's other members"
+    )
+
+
+class DigestMemberView(View):
+    """One notification collected into a digest."""
+
+    job_id: str
+    occurred_at: str = Field(description="when its event occurred")
+
+
+class DigestView(View):
+    """A digest's bucket: how many notifications it collected, their first and last times, when it closed (null if
+    its record has expired), and its first 20 members, oldest first (the rest: ``GET .../members``)."""
+
+    bucket_id: str
+    count: Optional[int]
+    first_at: Optional[str]
+    last_at: Optional[str]
+    closed_at: Optional[str]
+    members: list[DigestMemberView]
+    members_next_cursor: Optional[str] = Field(description="the cursor of GET .../members' next page (null: no more)")
 
 
 class Notification(JobSummary):
@@ -94,10 +117,18 @@ class Notification(JobSummary):
 
     history_omitted: int = Field(default=0, description="entries not recorded because the history was full")
     history: list[Transition]
+    digest: Optional[DigestView] = Field(default=None, description="a digest's job: the notifications it collected")
 
 
 class NotificationPage(View):
     items: list[Notification]
+    next_cursor: Optional[str]
+
+
+class DigestMemberPage(View):
+    """A page of a digest's members, oldest first."""
+
+    items: list[DigestMemberView]
     next_cursor: Optional[str]
 
 

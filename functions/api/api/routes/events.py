@@ -18,7 +18,15 @@ from api.deps import Admin, AnyKey, EventsWriter, Ingest, NotificationsReader, Q
 from api.errors import error_body
 from api.openapi import links_to, responses
 from api.params import PathUserId, PercentDecoded
-from api.views import BatchResults, EventStatus, EventTypeList, Notification, NotificationPage, RenderedNotification
+from api.views import (
+    BatchResults,
+    DigestMemberPage,
+    EventStatus,
+    EventTypeList,
+    Notification,
+    NotificationPage,
+    RenderedNotification,
+)
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -126,8 +134,31 @@ def get_event(
 def get_notification(
     _: NotificationsReader, queries: Queries, job_id: Annotated[str, Path(max_length=64), PercentDecoded]
 ) -> Notification:
-    """One notification's status, attempts and full transition history."""
+    """One notification's status, attempts and full transition history.
+
+    A digest's job adds ``digest`` (its count, times and first 20 members); a DIGESTED job adds ``digest_job_id``.
+    """
     return Notification.model_validate(queries.notification(job_id))
+
+
+@router.get(
+    "/api/v1/notifications/<job_id>/members",
+    tags=["notifications"],
+    responses=responses(200, "A page of the digest's members, oldest first", 404),
+)
+@tracer.capture_method
+def list_digest_members(
+    _: NotificationsReader,
+    queries: Queries,
+    job_id: Annotated[str, Path(max_length=64), PercentDecoded],
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    cursor: Annotated[Optional[str], Query(max_length=2048)] = None,
+) -> DigestMemberPage:
+    """A digest's members (the notifications it collected, each DIGESTED), oldest first, with cursor pagination.
+
+    404 for a job that is not a digest's. The digest's notification shows the first 20 and this page's cursor.
+    """
+    return DigestMemberPage.model_validate(queries.digest_members(job_id, limit, cursor))
 
 
 @router.get(
