@@ -104,9 +104,9 @@ def test_review_liked_digest_defaults(count: int, subject: str, push_title: str,
         assert "- Ann" not in email.text
     elif count == 2:
         assert "- Bob\n- Ann\n" in email.text and "<li>Bob</li><li>Ann</li>" in email.html
-    else:  # the ten oldest likers listed, then how many more
-        assert email.text.count("\n- ") == 10 and "- Fan 50\n" in email.text and "\nand 40 more\n" in email.text
-        assert email.html.count("<li>") == 10 and "<p>and 40 more</p>" in email.html
+    else:  # an email lists every liker the rule keeps (its max_items; here all 50)
+        assert email.text.count("\n- ") == 50 and "- Fan 50\n" in email.text and " more\n" not in email.text
+        assert email.html.count("<li>") == 50 and " more</p>" not in email.html
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ emails keep plain links, which SES's click tracking wraps (account mail: neither
 
 The digest variants (``review_liked.digest``, ``new_episode.digest``, issue 23) render one notification for a
 digest of a type's notifications: the top-level payload fields are the newest member's, ``digest.count`` counts the
-members and ``digest.items`` (oldest first) holds the ones the rule keeps; the lists show at most
-:data:`DIGEST_LISTED` of them, then "and N more". Each wording covers one member ("Ann liked"), two ("Ann and Bob
-liked") and more ("Ann and 49 others liked").
+members and ``digest.items`` (oldest first) holds the ones the rule keeps (its ``max_items``); an email lists them
+all, a push or an in-app message at most :data:`DIGEST_LISTED`, then "and N more". Each wording covers one member
+("Ann liked"), two ("Ann and Bob liked") and more ("Ann and 49 others liked").
 """
 
 from __future__ import annotations
@@ -101,8 +101,10 @@ DEFAULTS: dict[tuple[str, Channel], dict[str, Any]] = {
 
 #: How many of a digest's members a default digest template lists before "and N more".
 DIGEST_LISTED = 10
-# Sets ``shown`` (the members listed) and ``more`` (how many are not), ahead of a part that lists members.
+# Sets ``shown`` (the members listed) and ``more`` (how many are not), ahead of a part that lists members: a push or
+# an in-app message lists DIGEST_LISTED; an email lists every member the rule keeps (its max_items).
 _SHOWN = f"{{% set shown = digest.items[:{DIGEST_LISTED}] %}}{{% set more = digest.count - shown | length %}}"
+_SHOWN_ALL = "{% set shown = digest.items %}{% set more = digest.count - shown | length %}"
 _AND_MORE_TEXT = "{% if more > 0 %}and {{ more }} more\n{% endif %}"
 _AND_MORE_HTML = "{% if more > 0 %}<p>and {{ more }} more</p>{% endif %}"
 _LIKERS = (
@@ -123,7 +125,7 @@ DEFAULTS.update(
     {
         (digest_template_key("review_liked"), Channel.EMAIL): {
             "subject": _LIKERS + " liked your review of {{ movie_title }}",
-            "body_text": _SHOWN
+            "body_text": _SHOWN_ALL
             + _HI
             + "\n\n"
             + _LIKERS
@@ -133,7 +135,7 @@ DEFAULTS.update(
             + _AND_MORE_TEXT
             + "{% else %}.\n{% endif %}"
             + _BYE_TEXT,
-            "body_html": _SHOWN
+            "body_html": _SHOWN_ALL
             + "<p>"
             + _HI
             + "</p><p>"
@@ -154,7 +156,9 @@ DEFAULTS.update(
         (digest_template_key("new_episode"), Channel.EMAIL): {
             "subject": "{% if digest.count == 1 %}New episode of {{ series_title }}: S{{ season }}E{{ episode }}"
             "{% else %}{{ digest.count }} new episodes of {{ series_title }}{% endif %}",
-            "body_text": _SHOWN + _HI + "\n\n{% if digest.count == 1 %}Season {{ season }}, episode {{ episode }} of "
+            "body_text": _SHOWN_ALL
+            + _HI
+            + "\n\n{% if digest.count == 1 %}Season {{ season }}, episode {{ episode }} of "
             "{{ series_title }} is out.\nWatch it: {{ watch_url }}\n{% else %}" + _EPISODES_OUT + ":\n"
             "{% for item in shown %}- "
             + _EPISODE
@@ -163,7 +167,7 @@ DEFAULTS.update(
             + _AND_MORE_TEXT
             + "{% endif %}"
             + _BYE_TEXT,
-            "body_html": _SHOWN + "<p>" + _HI + "</p>{% if digest.count == 1 %}<p>Season {{ season }}, episode "
+            "body_html": _SHOWN_ALL + "<p>" + _HI + "</p>{% if digest.count == 1 %}<p>Season {{ season }}, episode "
             '{{ episode }} of <b>{{ series_title }}</b> is out.</p><p><a href="{{ watch_url }}">Watch now</a></p>'
             "{% else %}<p>{{ digest.count }} new episodes of <b>{{ series_title }}</b> are out:</p><ul>"
             '{% for item in shown %}<li><a href="{{ item.payload.watch_url }}">'
