@@ -369,6 +369,38 @@ def test_a_marketing_throttle_of_one_a_day_skips_the_second_new_film_and_lets_ac
         assert stack.call("DELETE", "/api/v1/throttle-rules/marketing?channel=email")[0] == 204
 
 
+@pytest.mark.timeout(420)  # 120 s for the members, 120 s for the digest's email, 60 s for its status
+def test_five_likes_of_a_review_make_one_email_listing_them_after_a_ten_second_window(stack: StackProcess) -> None:
+    user = f"digest-{uuid.uuid4().hex[:8]}"
+    email = f"{user}@example.com"
+    rule = {"channels": ["email"], "window": {"seconds": 10}, "key": ["review_id"]}
+    assert stack.call("PUT", "/api/v1/digest-rules/review_liked", rule)[0] == 200
+    try:
+        time.sleep(1.5)  # the local worker keeps the rules 1 s (PreferencesCacheSeconds)
+        likers = [f"Liker{i}-{user}" for i in range(5)]
+        members = []
+        for liker in likers:
+            payload = {"review_id": f"r-{user}", "movie_id": "m-1", "movie_title": "Dune", "liked_by": liker}
+            body = {
+                "event_type": "review_liked",
+                "payload": {**payload, "likes_count": len(members) + 1},
+                "recipients": {"users": [{"user_id": user, "email": email}]},
+                "channels": ["email"],
+            }
+            status, accepted = stack.call("POST", "/api/v1/events", body)
+            assert status == 202, accepted
+            members.extend(accepted["job_ids"])
+        digested = [stack.wait_status(job_id, "DIGESTED") for job_id in members]
+        (digest_id,) = {m["history"][-1]["detail"]["digest_job_id"] for m in digested}
+        (mail,) = _poll(lambda: sent_emails(stack.moto, to=email), lambda found: len(found) >= 1, 120)
+        assert mail["subject"] == f"{likers[-1]} and 4 others liked your review of Dune"
+        assert all(liker in mail["body"] for liker in likers)
+        digest = stack.wait_status(digest_id, "SENT", timeout=60)
+        assert digest["template_version"] and len(sent_emails(stack.moto, to=email)) == 1
+    finally:
+        assert stack.call("DELETE", "/api/v1/digest-rules/review_liked")[0] == 204
+
+
 def test_a_second_stack_on_the_same_ports_refuses_clearly(stack: StackProcess) -> None:
     second = subprocess.run(
         [sys.executable, "-m", "local"], cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=120

@@ -945,7 +945,8 @@ class MemoryDigestStore:
             return self.closed_buckets.get(bucket)
         if not item.get("n"):
             return None
-        closed = ClosedBucket(bucket, item["owner"], item["n"], item["first_at"], item["last_at"], iso(now))
+        times = sorted(m.occurred_at for m in self.buckets[bucket].values())
+        closed = ClosedBucket(bucket, item["owner"], item["n"], times[0], times[-1], iso(now))
         self.closed_buckets[bucket] = closed
         self.due_index.pop(bucket, None)
         self.heads[group_key] = {"gen": generation + 1, "owner": item["owner"]}

@@ -12,8 +12,9 @@ Keys (``pk``, ``sk``):
 
 Adding a member is one transaction of three writes: the head's count (on condition that its generation is still the
 one read), the member (on condition it is new) and the job's ``DIGESTED`` entry (on condition its lease is still the
-worker's); the member that opens a long window's bucket adds its due entry as a fourth. Closing is one transaction
-too: the head moves to the next generation (on condition that it still has the generation and count read), the closed
+worker's); the member that opens a long window's bucket adds its due entry as a fourth. Closing reads the head and
+the bucket's oldest and newest member (two queries of one item: members are collected concurrently, so the head's
+first and last writers need not be them), then is one transaction too: the head moves to the next generation (on condition that it still has the generation and count read), the closed
 bucket is written with that count and the due entry is deleted, so no member can join a bucket after its count was
 taken. Every item expires (``ttl``) RETENTION after its last write.
 """
@@ -162,12 +163,15 @@ class DynamoDigestStore(StatusTable):
             count = int(item.get("n", 0))
             if count == 0:
                 return None
+            # The oldest and the newest member, not the head's first and last writers (members are collected
+            # concurrently): their own query, each of one item; a member added meanwhile fails the close's condition.
+            first, last = self._edge(bucket, forward=True), self._edge(bucket, forward=False)
             closed = ClosedBucket(
                 bucket,
                 _owner(item),
                 count,
-                item["first_at"],
-                item["last_at"],
+                first or item["first_at"],
+                last or item["last_at"],
                 iso(now),
             )
             ttl = int(now.timestamp() + RETENTION.total_seconds())
@@ -242,6 +246,22 @@ class DynamoDigestStore(StatusTable):
             if start is None:
                 break
         return found
+
+    def _edge(self, bucket: str, *, forward: bool) -> Optional[str]:
+        """The time of the bucket's oldest (``forward``) or newest member."""
+        resp = call(
+            "read a digest's members",
+            self._client.query,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+            ExpressionAttributeValues=expression_values({":pk": f"DIG#{bucket}", ":m": "M#"}),
+            ConsistentRead=True,
+            ScanIndexForward=forward,
+            Limit=1,
+            ProjectionExpression="occurred_at",
+        )
+        items = resp.get("Items", [])
+        return str(from_item(items[0])["occurred_at"]) if items else None
 
     def closed(self, bucket_id: str) -> Optional[ClosedBucket]:
         """The bucket's closed record (a consistent GetItem), or None."""
