@@ -980,3 +980,43 @@ def test_the_roles_allow_what_throttle_rules_and_counters_need(sam: Translations
     for (function, table), needed in THROTTLE_ACTIONS.items():
         missing = needed - _actions_on(translation, function, table)
         assert not missing, f"{function} may not {sorted(missing)} on {table}"
+
+
+# --- digests (issue 23): buckets in NotificationsTable, swept by the scheduler through the by-user index -------------
+
+# A member's transaction updates the head and the job and puts the member (and a long window's due entry); closing
+# updates the head, puts the closed bucket and deletes the due entry; rendering queries the members. The scheduler's
+# sweep queries the due entries through the by-user index (it queues their flush tasks on the delay queue, which it
+# already did for campaigns when Kafka is down: SQSSendMessagePolicy).
+DIGEST_ACTIONS = {
+    ("WorkerFunction", "NotificationsTable"): {
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:Query",
+    },
+    ("WorkerFunction", "TemplatesTable"): {"dynamodb:Query"},
+    ("SchedulerFunction", "NotificationsTable"): {"dynamodb:Query"},
+}
+
+
+def _index_actions(translation: Translation, function: str, table: str) -> set[str]:
+    """The actions ``function``'s role allows on ``table``'s indexes (a ``…/index/*`` resource naming it)."""
+    role = _role(translation, function)
+    actions: set[str] = set()
+    for policy in translation.properties(role).get("Policies", []):
+        for statement in _listed(policy["PolicyDocument"]["Statement"]):
+            resources = [r for r in _listed(statement.get("Resource", [])) if "/index/" in json.dumps(r)]
+            if statement["Effect"] == "Allow" and table in set(references(resources, subs=True)):
+                actions |= set(_listed(statement["Action"]))
+    return actions
+
+
+@pytest.mark.parametrize("parameters", [{}, MSK], ids=["self-managed", "msk"])
+def test_the_roles_allow_what_digest_buckets_and_the_sweep_need(sam: Translations, parameters: dict[str, str]) -> None:
+    translation = sam.of(overrides=parameters)
+    for (function, resource), needed in DIGEST_ACTIONS.items():
+        missing = needed - _actions_on(translation, function, resource)
+        assert not missing, f"{function} may not {sorted(missing)} on {resource}"
+    assert "dynamodb:Query" in _index_actions(translation, "SchedulerFunction", "NotificationsTable")
