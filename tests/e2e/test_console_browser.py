@@ -647,3 +647,41 @@ def test_a_notification_shows_its_short_link_clicks_on_its_timeline(page: Any, l
     expect(page.locator("dl.facts dt", has_text="Clicks").locator("xpath=following-sibling::dd[1]")).to_have_text("2")
     clicked.scroll_into_view_if_needed()
     shot(page, "clicks")
+
+
+def test_a_digests_page_lists_its_members_and_a_members_page_links_to_its_digest(
+    page: Any, live_stack: StackProcess
+) -> None:
+    from playwright.sync_api import expect
+
+    rule = {"channels": ["email"], "window": {"seconds": 10}, "key": []}  # the local stack's shortest window
+    assert live_stack.call("PUT", "/api/v1/digest-rules/review_liked", rule)[0] == 200
+    user = f"console-digest-{uuid.uuid4().hex[:8]}"
+    members = []
+    try:
+        time.sleep(1.5)  # the local worker keeps the rules 1 s (PreferencesCacheSeconds)
+        for liker in [f"Liker{i}" for i in range(22)]:  # past the 20 a digest's notification lists
+            payload = {**EVENT_TYPES["review_liked"].sample_payload(), "liked_by": liker}
+            recipients = {"users": [{"user_id": user, "email": f"{user}@example.com"}]}
+            event = {"event_type": "review_liked", "payload": payload, "recipients": recipients, "channels": ["email"]}
+            status, accepted = live_stack.call("POST", "/api/v1/events", event)
+            assert status == 202, accepted
+            members += accepted["job_ids"]
+        digest = job_status(live_stack, members[0], "DIGESTED")["digest_job_id"]
+        job_status(live_stack, digest, "SENT")
+    finally:
+        live_stack.call("DELETE", "/api/v1/digest-rules/review_liked")
+
+    enter_key(page)
+    page.goto(f"{live_stack.api}/admin/#/notifications/{digest}")
+    listed = page.get_by_role("region", name="Digest of 22 notifications")
+    expect(listed.get_by_role("link")).to_have_count(20)
+    shot(page, "digest")
+    listed.get_by_role("button", name="More members").click()  # the rest, through the members' cursor
+    for job_id in members:
+        expect(listed.get_by_role("link", name=job_id)).to_be_visible()
+    expect(listed.get_by_role("button", name="More members")).to_have_count(0)
+    listed.get_by_role("link", name=members[1]).click()
+    expect(page).to_have_url(re.compile(f"#/notifications/{members[1]}$"))
+    page.get_by_role("link", name=digest).click()  # "Sent in digest"
+    expect(page.get_by_role("region", name="Digest of 22 notifications")).to_be_visible()

@@ -1,5 +1,5 @@
 // Notifications: look one up by job, event or user id; a job's timeline, its message as rendered and a redrive;
-// an event's jobs; a user's notifications, preferences and inbox.
+// a digest's members and a member's digest; an event's jobs; a user's notifications, preferences and inbox.
 
 import { ApiError, CHANNELS, get, redrive, seg } from "./api.js";
 import { filters } from "./forms.js";
@@ -9,7 +9,7 @@ import {
 } from "./ui.js";
 
 const STATUSES = ["ACCEPTED", "PROCESSING", "SENDING", "SCHEDULED", "RETRYING", "SENT", "DELIVERED", "BOUNCED",
-  "COMPLAINED", "FAILED", "EXPIRED", "SKIPPED"];
+  "COMPLAINED", "FAILED", "EXPIRED", "SKIPPED", "DIGESTED"];
 
 function lookupForm(label, button, placeholder, target, navigate) {
   const input = h("input", { name: label, required: true, spellcheck: "false", autocomplete: "off", placeholder });
@@ -93,11 +93,64 @@ async function redriveJob(jobId, out) {
   return false;
 }
 
+function membersTable(members) {
+  return table(
+    [
+      { label: "Member", cell: (m) => link(`#/notifications/${seg(m.job_id)}`, m.job_id) },
+      { label: "Occurred", cell: (m) => time(m.occurred_at) },
+    ],
+    members,
+    { empty: "No members: the bucket's record has expired." },
+  );
+}
+
+/**
+ * A digest's members, oldest first: the first 20 the notification came with, then 50 more from
+ * GET /notifications/{job_id}/members with the cursor each page gives, for as long as "More members" is pressed.
+ */
+function digestMembers(jobId, digest, signal) {
+  const members = [...digest.members];
+  const list = h("div", {}, membersTable(members));
+  const out = h("div");
+  const more = h("button", { type: "button", class: "secondary" }, "More members");
+  const nav = h("div", { class: "actions" });
+  let cursor = digest.members_next_cursor;
+  const offerMore = () => clear(nav, cursor ? more : null);
+  offerMore();
+  more.addEventListener("click", async () => {
+    clear(out);
+    try {
+      const page = await busy(more, "Loading…", () =>
+        get(`notifications/${seg(jobId)}/members`, { query: { limit: 50, cursor }, signal }));
+      members.push(...page.items);
+      clear(list, membersTable(members));
+      cursor = page.next_cursor;
+      offerMore();
+    } catch (error) {
+      if (error.name !== "AbortError") clear(out, errorBox(error));
+    }
+  });
+  const count = digest.count === null ? "?" : String(digest.count);
+  return section(
+    `Digest of ${count} notification${digest.count === 1 ? "" : "s"}`,
+    facts([
+      ["First", digest.first_at ? time(digest.first_at) : null],
+      ["Last", digest.last_at ? time(digest.last_at) : null],
+      ["Closed", digest.closed_at ? time(digest.closed_at) : null],
+    ]),
+    h("p", { class: "muted" }, `The notifications collected into this one, oldest first (times in ${browserZone()}).`),
+    list,
+    nav,
+    out,
+  );
+}
+
 /** #/notifications/{job_id} */
 export async function job({ view, params: [jobId], signal }) {
   const head = h("div");
   const actions = h("div", { class: "actions" });
   const outcome = h("div");
+  const digest = h("div");
   const history = h("div");
   const rendered = h("div");
   const remote = { images: false }; // the operator's choice for this message's remote images, kept across a refresh
@@ -107,6 +160,7 @@ export async function job({ view, params: [jobId], signal }) {
     head,
     actions,
     outcome,
+    digest,
     section("Timeline", history),
     section("Message as rendered", rendered),
   );
@@ -140,8 +194,11 @@ export async function job({ view, params: [jobId], signal }) {
         data.channel === "email" ? ["Opens", String(data.opens || 0)] : null,
         ["Clicks", String(data.clicks || 0)],
         data.last_error ? ["Last error", h("span", { class: "bad-text" }, data.last_error)] : null,
+        // A DIGESTED notification went out in its digest, whose page lists it among the digest's members.
+        data.digest_job_id ? ["Sent in digest", link(`#/notifications/${seg(data.digest_job_id)}`, data.digest_job_id)] : null,
       ]),
     );
+    clear(digest, data.digest ? digestMembers(jobId, data.digest, signal) : null);
     clear(actions);
     if (data.status === "FAILED") {
       const button = h("button", { type: "button", class: "danger" }, "Redrive");

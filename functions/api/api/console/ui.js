@@ -111,6 +111,7 @@ const STATUS_CLASS = {
   RETRYING: "warn",
   PAUSED: "warn",
   SKIPPED: "muted",
+  DIGESTED: "info",
   EXPIRED: "muted",
   INACTIVE: "muted",
   FAILED: "bad",
