@@ -190,3 +190,15 @@ def test_a_digest_of_inline_recipients_goes_to_the_newest_members_contact_withou
     assert _run(world, task) is Outcome.SENT
     (mail,) = world.email.sent
     assert "new@example.com" in json.dumps(mail, default=str)
+
+
+def test_members_added_together_that_fill_a_bucket_still_make_it_due_at_once() -> None:
+    """Two jobs of one batch read the empty head before either is added: both count 1, the true count is 2."""
+    world = _world(max_items=2)
+    store = _store(world)
+    real_head = store.head
+    stale = iter([None, None])
+    store.head = lambda group: next(stale, None) or real_head(group)  # type: ignore[method-assign]
+    world.service.handle(_like(world, "Ann"))
+    world.service.handle(_like(world, "Bob"))
+    assert [delay for _, delay in _tasks(world)] == [WINDOW, 0]  # the window's end, and the fill at once

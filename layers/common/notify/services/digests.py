@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 # Cron windows end at the same instant for every user of a zone: their flushes are spread over this many seconds
 # (notify.digests.flush_at), so a million buckets due at 09:00 do not arrive in one second.
 CRON_SPREAD_SECONDS = 300
+# Members added together read the same count; within this many of max_items, the one that may have filled the
+# bucket reads the head again (the worker's threads: WORKER_CONCURRENCY, 16 by default).
+FILL_SLACK = 16
 # A member meeting a bucket that closes under it tries the next generation; this many heads read, at most.
 ADD_TRIES = 5
 # The scheduler's sweep queues the due index's buckets due within this much of its tick (one minute apart).
@@ -121,10 +124,21 @@ class DigestService:
             if outcome is AddOutcome.NOT_OURS:
                 return Outcome.DUPLICATE
             if outcome is AddOutcome.ADDED:
-                if is_full(count, rule):
+                if self._filled(group, head.generation, count, rule):
                     self._schedule(group, head.generation, now, now)
                 return Outcome.DIGESTED
         raise StoreUnavailable(f"the digest buckets of group {group} kept closing under job {job.job_id}")
+
+    def _filled(self, group: str, generation: int, count: int, rule: DigestRule) -> bool:
+        """Whether this member filled the bucket. ``count`` is the head's count as read before the add, plus one:
+        members added at the same time (one user's jobs in one batch) all read the same count, so near the limit the
+        head is read again for the true one (one read, only within FILL_SLACK members of ``max_items``)."""
+        if is_full(count, rule):
+            return True
+        if count + FILL_SLACK < rule.max_items:
+            return False
+        head = self._store.head(group)
+        return head is not None and head.generation == generation and is_full(head.count, rule)
 
     def _window_end(self, rule: DigestRule, job: NotificationJob, bucket: str, now: datetime) -> datetime:
         """When a bucket opened now by ``job`` is due: a seconds window from now; a cron window at its next fire in
