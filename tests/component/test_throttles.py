@@ -16,6 +16,7 @@ from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.models import Category, Channel
 from notify.services.access import hash_key
+from notify.services.templates import parse_template_id
 from notify.throttles import ThrottleRule, ThrottleWindow
 
 from local.auth_service import AuthService
@@ -65,7 +66,7 @@ def test_a_rule_is_put_replaced_listed_read_and_deleted_per_category_and_channel
     assert [r["category"] for r in call_api("GET", RULES)[1]["items"]] == ["social"]
     # The rules live beside the templates, which a listing of the templates does not take for templates.
     assert all(
-        t.template_id.count(".") == 2
+        parse_template_id(t.template_id)
         for t in DynamoTemplateStore(boto3.client("dynamodb"), os.environ["TEMPLATES_TABLE"], 0).keys()
     )
 
@@ -144,14 +145,14 @@ def test_the_counters_write_is_conditional_on_the_state_read_and_returns_the_sta
     other = DynamoPreferenceStore(client, stack_env["NOTIFICATIONS_TABLE"], cache_seconds=0)
     user, attribute = f"throttled-{uuid.uuid4().hex[:8]}", "throttle#marketing#email"
     start = datetime.now(UTC).replace(microsecond=0)
-    first, second = ThrottleWindow(start, 1, "job-1"), ThrottleWindow(start, 2, "job-2")
+    first, second = ThrottleWindow(start, 1, ("job-1",)), ThrottleWindow(start, 2, ("job-1", "job-2"))
     assert worker.get(user) is None  # read (and cached) before any counter: a user never seen
     assert other.count_send(user, attribute, None, first) == (True, first)  # another container counts first
-    assert worker.count_send(user, attribute, None, ThrottleWindow(start, 1, "job-x")) == (False, first)
+    assert worker.count_send(user, attribute, None, ThrottleWindow(start, 1, ("job-x",))) == (False, first)
     cached = worker.get(user)  # the failed write brought this container's cached read up to the counter
     assert cached is not None and cached.throttles == {attribute: first}
     assert worker.count_send(user, attribute, first, second) == (True, second)
-    assert other.count_send(user, attribute, first, ThrottleWindow(start, 2, "job-y")) == (False, second)
+    assert other.count_send(user, attribute, first, ThrottleWindow(start, 2, ("job-1", "job-y"))) == (False, second)
     stored = other.get(user)
     assert stored is not None and stored.throttles == {attribute: second}
     # The counter is one more attribute of the user's preferences item: a PUT of their preferences keeps it.

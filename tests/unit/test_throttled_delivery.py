@@ -53,7 +53,9 @@ def test_a_job_within_the_limit_is_sent_and_counted_and_the_next_is_skipped_as_t
     world = _world(limit=1)
     first, second = world.job("new_film"), world.job("new_film")
     assert world.service.handle(first) is Outcome.SENT
-    assert _window(world) == ThrottleWindow(T0, 1, first.job_id)
+    assert _window(world) == ThrottleWindow(T0, 1, (first.job_id,))
+    # The count is the send's mark: claim, count, SENT (no SENDING), the three writes of any send.
+    assert world.store.statuses(first.job_id) == [Status.PROCESSING, Status.SENT]
     world.now += timedelta(hours=2)
     assert world.service.handle(second) is Outcome.SKIPPED
     assert _last(world, second) == (
@@ -105,28 +107,43 @@ def test_the_window_reopens_with_the_first_send_after_its_period() -> None:
     assert (_window(world).started_at, _window(world).count) == (T0 + timedelta(hours=1), 2)
 
 
-def test_a_retry_of_an_admitted_job_is_not_counted_again() -> None:
+def test_a_retry_of_a_job_that_failed_before_its_send_is_counted_once_and_marked_by_sending() -> None:
     world = _world(limit=2)
     job = world.job("new_film")
     world.users.errors.append(TransientError("Auth is down"))
-    assert world.service.handle(job) is Outcome.RETRYING  # admitted, counted, then the Auth service failed
+    assert world.service.handle(job) is Outcome.RETRYING  # admitted by the read, not counted: no send was made
+    assert _counts(world) == 0
     ((retry, _),) = world.queue.sent
     world.now = retry.not_before or world.now
     assert world.service.handle(retry) is Outcome.SENT
     assert _window(world).count == 1 and _counts(world) == 1
+    assert Status.SENDING in world.store.statuses(job.job_id)  # a retry's send is marked by SENDING
     assert world.service.handle(world.job("new_film")) is Outcome.SENT  # the second slot is still free
     assert world.service.handle(world.job("new_film")) is Outcome.SKIPPED
 
 
-def test_a_first_attempt_run_again_after_a_worker_stopped_finds_its_own_slot() -> None:
+def test_a_retry_of_a_counted_send_is_not_counted_again() -> None:
     world = _world(limit=1)
     job = world.job("new_film")
-    world.users.errors.append(StoreUnavailable("the worker lost DynamoDB after counting"))
+    world.email.errors.append(TransientError("SES throttled"))
+    assert world.service.handle(job) is Outcome.RETRYING  # counted, then the provider refused for now
+    ((retry, _),) = world.queue.sent
+    world.now = retry.not_before or world.now
+    assert world.service.handle(retry) is Outcome.SENT  # the window is full, but with this very job
+    assert _counts(world) == 1 and len(world.email.sent) == 1
+
+
+def test_a_first_attempt_that_stopped_after_its_count_is_not_sent_again() -> None:
+    world = _world(limit=1)
+    job = world.job("new_film")
+    world.store.crash_on = Status.SENT  # sent, then DynamoDB went away before SENT was recorded
     with pytest.raises(StoreUnavailable):
-        world.service.handle(job)  # counted; the record is redelivered, the claim's lease runs out
-    world.now += timedelta(seconds=61)
-    assert world.service.handle(job) is Outcome.SENT  # the window is full, but with this very job
-    assert _counts(world) == 1 and _window(world) == ThrottleWindow(T0, 1, job.job_id)
+        world.service.handle(job)
+    world.now += timedelta(seconds=61)  # the record is redelivered once the claim's lease has run out
+    assert world.service.handle(job) is Outcome.FAILED
+    assert _last(world, job)[1] == {"reason": "outcome_unknown"}
+    assert len(world.email.sent) == 1 and _counts(world) == 1
+    assert world.dlq.letters[-1].reason == "outcome_unknown"
 
 
 def test_two_workers_racing_for_the_last_slot_send_one_job_and_skip_the_other() -> None:
@@ -151,7 +168,7 @@ def test_a_counter_that_keeps_changing_holds_the_job_a_second_and_it_decides_aga
     def another_worker_counts() -> None:
         window = store.items["u1"].throttles.get(CONTENT_EMAIL) if "u1" in store.items else None
         count = window.count if window is not None else 0
-        store.count_send("u1", CONTENT_EMAIL, window, ThrottleWindow(T0, count + 1, f"other-{count}"))
+        store.count_send("u1", CONTENT_EMAIL, window, ThrottleWindow(T0, count + 1, (f"other-{count}",)))
         if count + 1 < THROTTLE_TRIES:
             store.before_count = another_worker_counts
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from notify.models import Category, Channel
 from notify.throttles import (
+    MAX_TRACKED,
     CategoryThrottle,
     ThrottleRule,
     ThrottleWindow,
@@ -156,28 +157,41 @@ def test_no_window_admits_more_than_its_limit_and_windows_start_a_period_apart(g
 
 def test_a_job_admitted_again_while_its_window_is_open_is_not_counted_twice() -> None:
     ok, first = admit(None, THREE_AN_HOUR, T0, "job-a")
-    assert ok and first == ThrottleWindow(T0, 1, "job-a")
+    assert ok and first == ThrottleWindow(T0, 1, ("job-a",))
     ok, again = admit(first, THREE_AN_HOUR, T0 + timedelta(minutes=5), "job-a")
     assert ok and again is first  # nothing to store
     ok, second = admit(first, THREE_AN_HOUR, T0 + timedelta(minutes=6), "job-b")
-    assert ok and second == ThrottleWindow(T0, 2, "job-b")
+    assert ok and second == ThrottleWindow(T0, 2, ("job-a", "job-b"))
 
 
-def test_a_full_window_still_admits_the_job_it_admitted_last_and_refuses_the_others() -> None:
-    full = ThrottleWindow(T0, 1, "job-a")
+def test_a_full_window_still_admits_a_job_it_admitted_and_refuses_the_others() -> None:
+    full = ThrottleWindow(T0, 1, ("job-a",))
     assert admit(full, DAILY_EMAIL, T0 + timedelta(hours=1), "job-a") == (True, full)
     assert admit(full, DAILY_EMAIL, T0 + timedelta(hours=1), "job-b") == (False, full)
 
 
-def test_after_its_window_ends_the_same_job_opens_and_counts_in_the_next() -> None:
-    ok, state = admit(ThrottleWindow(T0, 1, "job-a"), DAILY_EMAIL, T0 + timedelta(days=1), "job-a")
-    assert ok and state == ThrottleWindow(T0 + timedelta(days=1), 1, "job-a")
+def test_a_job_the_counter_admitted_is_not_counted_again_in_the_next_window_and_the_jobs_carry_over() -> None:
+    ended = ThrottleWindow(T0, 1, ("job-a",))
+    assert admit(ended, DAILY_EMAIL, T0 + timedelta(days=1), "job-a") == (True, ended)
+    ok, state = admit(ended, DAILY_EMAIL, T0 + timedelta(days=1), "job-b")
+    assert ok and state == ThrottleWindow(T0 + timedelta(days=1), 1, ("job-a", "job-b"))
 
 
-def test_the_last_job_is_stored_with_the_window_and_read_back() -> None:
-    window = ThrottleWindow(T0, 2, "job-a")
-    assert window.as_item() == {"s": 1795521600, "n": 2, "j": "job-a"}
-    assert ThrottleWindow.from_item({"s": Decimal(1795521600), "n": Decimal(2), "j": "job-a"}) == window
+def test_the_counter_remembers_the_last_ten_jobs_it_admitted() -> None:
+    state = None
+    many = ThrottleRule(channel=Channel.EMAIL, limit=100, period_seconds=3600)
+    for i in range(MAX_TRACKED + 3):
+        _, state = admit(state, many, T0, f"job-{i}")
+    assert state is not None and state.count == MAX_TRACKED + 3
+    assert state.jobs == tuple(f"job-{i}" for i in range(3, MAX_TRACKED + 3))
+
+
+def test_the_jobs_are_stored_with_the_window_and_read_back_also_from_an_older_single_job() -> None:
+    window = ThrottleWindow(T0, 2, ("job-a", "job-b"))
+    assert window.as_item() == {"s": 1795521600, "n": 2, "j": ["job-a", "job-b"]}
+    assert ThrottleWindow.from_item({"s": Decimal(1795521600), "n": Decimal(2), "j": ["job-a", "job-b"]}) == window
+    older = ThrottleWindow.from_item({"s": Decimal(1795521600), "n": Decimal(2), "j": "job-b"})
+    assert older == ThrottleWindow(T0, 2, ("job-b",)) and older.last_job == "job-b"
 
 
 def test_a_stored_rule_shows_its_category_channel_limit_period_and_time() -> None:

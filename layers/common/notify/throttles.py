@@ -16,16 +16,19 @@ limit of 1 (the common "at most one a day") the anchored window is exact: two ad
 
 **Storage**: one top-level attribute per (category, channel) on the user's item, named by :func:`attribute_name`
 (``throttle#marketing#email``), holding :meth:`ThrottleWindow.as_item` (``{"s": start in Unix seconds, "n":
-count, "j": the job last admitted}``). A top-level attribute rather than a ``throttles`` map: DynamoDB cannot
+count, "j": the jobs admitted last}``). A top-level attribute rather than a ``throttles`` map: DynamoDB cannot
 ``SET`` a key of a map the item does not have yet, and the first throttled send would need a second write to create
 it. The worker's write is a conditional ``UpdateItem`` on the state it read (``attribute_not_exists``, or ``s`` and
 ``n`` unchanged: an admission always changes one of them), so two workers cannot both take a window's last slot.
 Reading the state costs nothing (it comes with the preferences read every non-account job makes); the write is one
 more per admitted send of a throttled category and channel, and none where no rule applies (docs/WORKER.md).
 
-**A job counts once.** The window keeps the id of the job it last admitted, and :func:`admit` given that id again
-while the window is open admits it without counting it: a worker that stopped after the write and before the send
-runs the same job again without using a second slot. (The worker does not count retries at all: docs/WORKER.md.)
+**A job counts once, and its count is its send's mark.** The counter keeps the ids of the last
+:data:`MAX_TRACKED` jobs it admitted (``j``, carried over from window to window), and :func:`admit` given one of
+them again admits it without counting it. The worker counts a send right before the provider call, in place of the
+job's ``SENDING`` entry (docs/WORKER.md#throttles): a job that finds itself among the admitted ones reached its
+provider call before (a worker stopped after the write), so it is not sent again. That keeps a throttled send at
+the three writes of any send. (The worker does not count retries at all: docs/WORKER.md.)
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ MAX_LIMIT = 10_000
 MIN_PERIOD_SECONDS = 60
 MAX_PERIOD_SECONDS = 30 * 24 * 3600
 ATTRIBUTE_PREFIX = "throttle#"
+# How many of the jobs a counter admitted last it remembers (each id 36 bytes on the user's item): a job run again
+# after a worker stopped is found among them unless more than this many other sends of its user, category and
+# channel were admitted meanwhile (a minute or two: the claim's lease). Limits up to this are exact.
+MAX_TRACKED = 10
 
 
 def throttle_category(value: str) -> Category:
@@ -72,49 +79,58 @@ def attribute_name(category: Category | str, channel: Channel | str) -> str:
 
 @dataclass(frozen=True)
 class ThrottleWindow:
-    """An open (or ended) window: when its first send was (aware, whole seconds), how many it admitted, and the job
-    it admitted last (None where no job id was given)."""
+    """An open (or ended) window: when its first send was (aware, whole seconds), how many it admitted, and the last
+    :data:`MAX_TRACKED` jobs the counter admitted, oldest first (in this window or before)."""
 
     started_at: datetime
     count: int
-    last_job: Optional[str] = None
+    jobs: tuple[str, ...] = ()
+
+    @property
+    def last_job(self) -> Optional[str]:
+        """The job admitted last, if known."""
+        return self.jobs[-1] if self.jobs else None
 
     def ends_at(self, rule: ThrottleRule) -> datetime:
         """The first instant the window no longer covers: it covers [started_at, started_at + period)."""
         return self.started_at + timedelta(seconds=rule.period_seconds)
 
-    def as_item(self) -> dict[str, int | str]:
-        """The attribute's value: ``{"s": start in Unix seconds, "n": count}``, and ``"j"``: the last job, if known."""
-        item: dict[str, int | str] = {"s": int(self.started_at.timestamp()), "n": self.count}
-        if self.last_job is not None:
-            item["j"] = self.last_job
+    def as_item(self) -> dict[str, Any]:
+        """The attribute's value: ``{"s": start in Unix seconds, "n": count}``, and ``"j"``: the jobs, if known."""
+        item: dict[str, Any] = {"s": int(self.started_at.timestamp()), "n": self.count}
+        if self.jobs:
+            item["j"] = list(self.jobs)
         return item
 
     @classmethod
     def from_item(cls, item: Mapping[str, Any]) -> ThrottleWindow:
-        """The window an attribute holds (DynamoDB's numbers come back as Decimals)."""
-        last = item.get("j")
-        return cls(datetime.fromtimestamp(int(item["s"]), UTC), int(item["n"]), str(last) if last else None)
+        """The window an attribute holds (DynamoDB's numbers come back as Decimals; an older counter kept one job as
+        a string)."""
+        kept = item.get("j")
+        jobs = (str(kept),) if isinstance(kept, str) else tuple(str(j) for j in kept or ())
+        return cls(datetime.fromtimestamp(int(item["s"]), UTC), int(item["n"]), jobs)
 
 
 def admit(
     state: Optional[ThrottleWindow], rule: ThrottleRule, now: datetime, job_id: Optional[str] = None
 ) -> tuple[bool, ThrottleWindow]:
-    """Whether a send at ``now`` (aware) is within the rule, and the window's state after it.
+    """Whether a send at ``now`` (aware) is within the rule, and the counter's state after it.
 
-    No window, or one that has ended (``now`` at or past its end): a new one opens at ``now`` (to the second) with
-    this send. An open window below the limit counts the send; one at the limit refuses it and is returned as is.
-    ``job_id``, the job the send is for, is kept as the window's last; an open window whose last job it already is
-    admits it again without counting it, and is returned as is (nothing to store).
+    A counter that admitted ``job_id`` already (one of its last :data:`MAX_TRACKED`) admits it again without
+    counting it, and is returned as is (nothing to store). Otherwise: no window, or one that has ended (``now`` at or
+    past its end): a new one opens at ``now`` (to the second) with this send. An open window below the limit counts
+    the send; one at the limit refuses it and is returned as is. An admitted ``job_id`` joins the jobs remembered.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    if state is None or now >= state.ends_at(rule):
-        return True, ThrottleWindow(now.astimezone(UTC).replace(microsecond=0), 1, job_id)
-    if job_id is not None and state.last_job == job_id:
+    if job_id is not None and state is not None and job_id in state.jobs:
         return True, state
+    known = state.jobs if state is not None else ()
+    jobs = (*known, job_id)[-MAX_TRACKED:] if job_id is not None else known
+    if state is None or now >= state.ends_at(rule):
+        return True, ThrottleWindow(now.astimezone(UTC).replace(microsecond=0), 1, jobs)
     if state.count < rule.limit:
-        return True, ThrottleWindow(state.started_at, state.count + 1, job_id)
+        return True, ThrottleWindow(state.started_at, state.count + 1, jobs)
     return False, state
 
 

@@ -45,7 +45,7 @@ from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMe
 from notify.rendering import locale_chain, render, render_context
 from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
-from notify.throttles import ThrottleWindow, admit, attribute_name
+from notify.throttles import ThrottleRule, ThrottleWindow, admit, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
@@ -178,12 +178,16 @@ class DeliveryService:
             return held
         preferences = self._preferences_of(job)
         held = self._consent(job, token, now, preferences)
-        if held is None and claim.outcome is not ClaimOutcome.ABANDONED:
-            # (An abandoned in-app job run again reached SENDING: it was counted then, and its item may be out.)
-            held = self._throttle(job, token, now, preferences)
         if held is not None:
             return held
-        return self._attempt(job, token, now, preferences)
+        throttle: Optional[_Count] = None
+        if claim.outcome is not ClaimOutcome.ABANDONED:
+            # (An abandoned in-app job run again reached SENDING: it was counted then, and its item may be out.)
+            decided = self._throttle(job, token, now, preferences)
+            if isinstance(decided, Outcome):
+                return decided
+            throttle = decided
+        return self._attempt(job, token, now, preferences, throttle)
 
     # -- steps --------------------------------------------------------------------------
 
@@ -205,7 +209,12 @@ class DeliveryService:
         return None
 
     def _attempt(
-        self, job: NotificationJob, token: str, now: datetime, preferences: Optional[UserPreferences]
+        self,
+        job: NotificationJob,
+        token: str,
+        now: datetime,
+        preferences: Optional[UserPreferences],
+        throttle: Optional[_Count] = None,
     ) -> Outcome:
         """Deliver the job (:meth:`_deliver`) and record SENT, or the retry or failure that what it raised calls for.
 
@@ -214,7 +223,7 @@ class DeliveryService:
         deadline = now + timedelta(seconds=self._settings.lease_seconds)
         attempt = _Attempt(job, self._clock, deadline, self._settings.call_seconds)
         try:
-            sent = self._deliver(job, token, preferences, attempt)
+            sent = self._deliver(job, token, preferences, attempt, throttle)
         except TransientError as exc:
             return self._retry(attempt.progressed(job), token, str(exc))
         except OutcomeUnknown as exc:
@@ -237,10 +246,18 @@ class DeliveryService:
         return Outcome.SENT
 
     def _deliver(
-        self, job: NotificationJob, token: str, preferences: Optional[UserPreferences], attempt: _Attempt
+        self,
+        job: NotificationJob,
+        token: str,
+        preferences: Optional[UserPreferences],
+        attempt: _Attempt,
+        throttle: Optional[_Count] = None,
     ) -> Outcome | dict[str, Any]:
-        """Find the recipient, render, record SENDING and send: the detail of the job's SENT entry, or the outcome
-        that ended the job before the send (SKIPPED; DUPLICATE when another copy recorded SENDING first)."""
+        """Find the recipient, render, mark the send and send: the detail of the job's SENT entry, or the outcome
+        that ended the job before the send (SKIPPED; DUPLICATE when another copy recorded SENDING first).
+
+        The mark is SENDING on the job's item; for a first attempt a throttle counts (``throttle``), it is the
+        counter's write (:meth:`_count`), so a throttled send costs no more writes than any other."""
         profile, source = self._recipient(job, preferences)
         skipped = self._unreachable(job, token, profile, source, preferences)
         if skipped is not None:
@@ -250,7 +267,14 @@ class DeliveryService:
         message = self._render(job, profile, attempt.unsubscribe_link, shortened)
         self._store_links(shortened)
         rendered_with = {"template_version": message.template_version, "template_id": message.template_id}
-        if not self._transition(job, Status.SENDING, token, detail=rendered_with):
+        if throttle is not None:
+            attempt.before_call()  # no count for a send the lease could not cover
+            held = self._count(job, token, throttle)
+            if held is not None:
+                return held
+        if (throttle is None or not throttle.marks) and not self._transition(
+            job, Status.SENDING, token, detail=rendered_with
+        ):
             return Outcome.DUPLICATE
         attempt.sending = True
         sender = self._senders.get(job.channel)
@@ -258,6 +282,8 @@ class DeliveryService:
             raise PermanentError(f"the {job.channel.value} channel is not configured")
         sent = sender.send(job, profile, message, attempt)
         detail: dict[str, Any] = {"provider_message_id": sent.provider_id, "template_version": message.template_version}
+        if throttle is not None and throttle.marks:
+            detail["template_id"] = message.template_id  # (SENDING's detail, which this send did not write)
         detail["contact_source"] = source  # inline, auth or snapshot
         detail.update(sent.detail)  # the channel's: the email's unsubscribe header, push endpoints rejected, in-app
         if shortened is not None and shortened.made:
@@ -329,47 +355,81 @@ class DeliveryService:
 
     def _throttle(
         self, job: NotificationJob, token: str, now: datetime, preferences: Optional[UserPreferences]
-    ) -> Optional[Outcome]:
-        """The throttle of the job's category and channel, after the user's consent and before anything is rendered:
-        SKIPPED (``throttled``) when its window is full; None to go on, the send counted on the user's item.
+    ) -> Outcome | Optional[_Count]:
+        """The throttle of the job's category and channel, after the user's consent and before anything is looked up
+        or rendered: SKIPPED (``throttled``) when its window is full as the user's item was read; else the count to
+        make right before the send (:meth:`_count`), or None when no rule counts the job.
 
-        Account notifications are never throttled, and a job is counted once: a retry or a redrive (attempt 1 on)
-        is not counted again, since its first attempt was (docs/WORKER.md#throttles); a first attempt run again
-        finds itself the window's last job (``notify.throttles.admit``). A refusal read from the cached item
-        stands (a counter only fills up or moves to a later window, so a newer read would refuse too); an
-        admission is a conditional write, decided again on what a failed one returns.
+        Account notifications are never throttled, a digest's own job neither (it is its members' limit already), and
+        a job is counted once: a retry or a redrive whose first attempt was counted is not counted again (one that
+        failed before its provider call was not, and is), docs/WORKER.md#throttles. A refusal read from the cached
+        item stands (a counter only fills up or moves to a later window, so a newer read would refuse too); an
+        admission is decided again by the count's conditional write.
         """
         category = category_of(job.event_type)
-        if self._throttles is None or self._preferences is None or category is Category.ACCOUNT or job.attempt > 0:
+        if self._throttles is None or self._preferences is None or category is Category.ACCOUNT:
             return None
         if job.digest is not None:
-            return None  # a digest is its members' throttle already: it is never refused (docs/WORKER.md#digests)
+            return None
         rule = self._throttles.rule(category, job.channel)
         if rule is None:
             return None
         attribute = attribute_name(category, job.channel)
         seen: Optional[ThrottleWindow] = preferences.throttles.get(attribute) if preferences is not None else None
+        count = _Count(category, rule, attribute, seen, marks=job.attempt == 0)
+        if seen is not None and job.job_id in seen.jobs:
+            return self._counted_before(job, token, count)
+        admitted, window = admit(seen, rule, now, job.job_id)
+        if not admitted:
+            return self._throttled(job, token, count, window)
+        return count
+
+    def _count(self, job: NotificationJob, token: str, count: _Count) -> Optional[Outcome]:
+        """Count the send on the user's item, right before the provider call: the send's mark in place of SENDING.
+        None to send; SKIPPED (``throttled``) if the window filled up meanwhile, SCHEDULED (``throttle_busy``) after
+        THROTTLE_TRIES lost writes, or what :meth:`_counted_before` says of a job the counter admitted already.
+        """
+        assert self._preferences is not None
+        seen = count.seen
         for _ in range(THROTTLE_TRIES):
-            admitted, window = admit(seen, rule, now, job.job_id)
+            if seen is not None and job.job_id in seen.jobs:
+                return self._counted_before(job, token, count)
+            admitted, window = admit(seen, count.rule, self._clock(), job.job_id)
             if not admitted:
-                detail = {
-                    "reason": "throttled",
-                    "category": category.value,
-                    "limit": rule.limit,
-                    "period_seconds": rule.period_seconds,
-                    "window_ends_at": iso(window.ends_at(rule)),
-                }
-                self._transition(job, Status.SKIPPED, token, detail=detail)
-                return Outcome.SKIPPED
-            if window == seen:
-                return None  # this job's own admission, by an earlier run of this attempt
-            stored, seen = self._preferences.count_send(job.user_id, attribute, seen, window)
+                return self._throttled(job, token, count, window)
+            stored, seen = self._preferences.count_send(job.user_id, count.attribute, seen, window)
             if stored:
                 return None
+        now = self._clock()
         due = now + timedelta(seconds=THROTTLE_BUSY_SECONDS)
         self._enqueue(job.model_copy(update={"not_before": due, "waiting": True}), THROTTLE_BUSY_SECONDS)
         self._transition(job, Status.SCHEDULED, token, detail={"due_at": iso(due), "reason": "throttle_busy"})
         return Outcome.SCHEDULED
+
+    def _counted_before(self, job: NotificationJob, token: str, count: _Count) -> Optional[Outcome]:
+        """A job the counter admitted already. A retry (``count.marks`` false) was counted by an earlier attempt and
+        goes on, with SENDING as its mark: None. A first attempt was counted as its send's mark, so a worker reached
+        its provider call and then stopped (or its lease ran out) before recording SENT: an in-app job is safe to run
+        again (its inbox item is stored once), None; any other may have been sent, so it is FAILED
+        (``outcome_unknown``), as an abandoned SENDING is."""
+        if not count.marks or job.channel is Channel.WEBSOCKET:
+            return None
+        error = (
+            "a worker stopped after counting the send under its throttle; the outcome is unknown, "
+            "so it is not sent again"
+        )
+        return self._fail(job, token, "outcome_unknown", error)
+
+    def _throttled(self, job: NotificationJob, token: str, count: _Count, window: ThrottleWindow) -> Outcome:
+        detail = {
+            "reason": "throttled",
+            "category": count.category.value,
+            "limit": count.rule.limit,
+            "period_seconds": count.rule.period_seconds,
+            "window_ends_at": iso(window.ends_at(count.rule)),
+        }
+        self._transition(job, Status.SKIPPED, token, detail=detail)
+        return Outcome.SKIPPED
 
     def _recipient(self, job: NotificationJob, preferences: Optional[UserPreferences]) -> tuple[UserProfile, str]:
         """The job's recipient and where their contact came from (``contact_source``):
@@ -547,6 +607,18 @@ class DeliveryService:
             self._dlq.send(stamped)
         except DeliveryError as exc:
             raise StoreUnavailable(f"dead-letter queue unavailable: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class _Count:
+    """A send a throttle counts: the job's category, its rule, the counter's attribute and its state as read, and
+    whether the count is the send's mark (a first attempt's; a retry's send is marked by SENDING)."""
+
+    category: Category
+    rule: ThrottleRule
+    attribute: str
+    seen: Optional[ThrottleWindow]
+    marks: bool = True
 
 
 class _Attempt:
