@@ -5,9 +5,9 @@ wires them in. Account notifications are never throttled.
 
 **A fixed window anchored at the first admitted send**, not a sliding one. The window opens at a send that finds
 no open window and lasts ``period_seconds``; it admits ``limit`` sends, refuses the rest (refused jobs do not
-count), and the first send after it ends opens the next. Its state is two numbers, so it fits one attribute of the
-user's item that the worker already reads, whatever the limit (writing it is one more write per send under a rule:
-the worker otherwise writes that item at most once a day, docs/WORKER.md#throttles). A sliding log would keep up to
+count), and the first send after it ends opens the next. Its state is two numbers (and the last few jobs it
+admitted, below), so it fits one attribute of the user's item that the worker already reads, whatever the limit
+(writing it takes the place of the job's SENDING write, docs/WORKER.md#throttles). A sliding log would keep up to
 ``limit`` (10,000) timestamps on that item (its size, so every read and write of it, would grow with the limit), and a
 sliding-window estimate from two counters is approximate. The cost of the choice: sends at the end of one window
 and the start of the next can come closer together than the period, up to ``2 × limit`` in a short span. For a
@@ -20,8 +20,8 @@ count, "j": the jobs admitted last}``). A top-level attribute rather than a ``th
 ``SET`` a key of a map the item does not have yet, and the first throttled send would need a second write to create
 it. The worker's write is a conditional ``UpdateItem`` on the state it read (``attribute_not_exists``, or ``s`` and
 ``n`` unchanged: an admission always changes one of them), so two workers cannot both take a window's last slot.
-Reading the state costs nothing (it comes with the preferences read every non-account job makes); the write is one
-more per admitted send of a throttled category and channel, and none where no rule applies (docs/WORKER.md).
+Reading the state costs nothing (it comes with the preferences read every non-account job makes); the write replaces
+the job's SENDING write for an admitted first attempt, and there is none where no rule applies (docs/WORKER.md).
 
 **A job counts once, and its count is its send's mark.** The counter keeps the ids of the last
 :data:`MAX_TRACKED` jobs it admitted (``j``, carried over from window to window), and :func:`admit` given one of
