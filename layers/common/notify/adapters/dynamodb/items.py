@@ -1,4 +1,5 @@
-"""Item helpers every DynamoDB store shares: (de)serialising items, one way to call, one way to write conditionally."""
+"""Item helpers every DynamoDB store shares: (de)serialising items, one way to call, one way to write conditionally,
+one way to read every page of a Query."""
 
 from __future__ import annotations
 
@@ -104,6 +105,21 @@ def transact(what: str, client: DynamoDBClient, actions: list[dict[str, Any]]) -
         return reasons + ["None"] * (len(actions) - len(reasons))
     except BotoCoreError as exc:
         raise StoreUnavailable(f"cannot {what}: {exc}") from exc
+
+
+def query_all(what: str, client: DynamoDBClient, *, limit: Optional[int] = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Query finds (plain data), page after page; with ``limit``, at most that many, each page asking
+    only for the items still missing (1,000 at the most)."""
+    found: list[dict[str, Any]] = []
+    while limit is None or len(found) < limit:
+        if limit is not None:
+            kwargs["Limit"] = min(1000, limit - len(found))
+        resp = call(what, client.query, **kwargs)
+        found += [from_item(raw) for raw in resp.get("Items", [])]
+        if "LastEvaluatedKey" not in resp:
+            break
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    return found
 
 
 def batch_write(client: DynamoDBClient, table: str, requests: Sequence[dict[str, Any]], what: str) -> None:
