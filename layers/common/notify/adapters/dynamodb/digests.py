@@ -25,7 +25,7 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item, transact
+from notify.adapters.dynamodb.items import call, expression_values, from_item, query_all, to_item, transact
 from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.clock import iso
 from notify.digests import bucket_id, due_shard
@@ -203,49 +203,28 @@ class DynamoDigestStore(StatusTable):
 
     def due(self, shard: int, until: datetime) -> list[DueBucket]:
         """A query of the ``by-user`` index's ``DIGEST-DUE#<shard>`` partition up to ``until``, every page."""
-        found: list[DueBucket] = []
-        start: Optional[dict[str, Any]] = None
-        while True:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "IndexName": "by-user",
-                "KeyConditionExpression": "gsi1pk = :pk AND gsi1sk <= :until",
-                "ExpressionAttributeValues": expression_values(
-                    {":pk": f"DIGEST-DUE#{shard}", ":until": f"{iso(until)}~"}
-                ),
-            }
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            resp = call("read the digests due", self._client.query, **kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                found.append(DueBucket(item["group_key"], int(item["gen"]), item["flush_at"]))
-            start = resp.get("LastEvaluatedKey")
-            if start is None:
-                return found
+        items = query_all(
+            "read the digests due",
+            self._client,
+            TableName=self._table,
+            IndexName="by-user",
+            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :until",
+            ExpressionAttributeValues=expression_values({":pk": f"DIGEST-DUE#{shard}", ":until": f"{iso(until)}~"}),
+        )
+        return [DueBucket(item["group_key"], int(item["gen"]), item["flush_at"]) for item in items]
 
     def members(self, bucket_id: str, limit: int) -> list[DigestMember]:
         """A consistent query of the bucket's partition, oldest first, paged until ``limit``."""
-        found: list[DigestMember] = []
-        start: Optional[dict[str, Any]] = None
-        while len(found) < limit:
-            kwargs: dict[str, Any] = {
-                "TableName": self._table,
-                "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
-                "ExpressionAttributeValues": expression_values({":pk": f"DIG#{bucket_id}", ":m": "M#"}),
-                "ConsistentRead": True,
-                "Limit": min(1000, limit - len(found)),
-            }
-            if start is not None:
-                kwargs["ExclusiveStartKey"] = start
-            resp = call("read a digest's members", self._client.query, **kwargs)
-            for raw in resp.get("Items", []):
-                item = from_item(raw)
-                found.append(DigestMember(item["job_id"], item["occurred_at"], json.loads(item["payload"])))
-            start = resp.get("LastEvaluatedKey")
-            if start is None:
-                break
-        return found
+        items = query_all(
+            "read a digest's members",
+            self._client,
+            limit=limit,
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :m)",
+            ExpressionAttributeValues=expression_values({":pk": f"DIG#{bucket_id}", ":m": "M#"}),
+            ConsistentRead=True,
+        )
+        return [_member(item) for item in items]
 
     def _edge(self, bucket: str, *, forward: bool) -> Optional[str]:
         """The time of the bucket's oldest (``forward``) or newest member."""
@@ -291,10 +270,7 @@ class DynamoDigestStore(StatusTable):
                 raise ValidationFailed([FieldError("cursor", "not a cursor of this digest's members")])
             kwargs["ExclusiveStartKey"] = start
         resp = call("read a digest's members", self._client.query, **kwargs)
-        found = []
-        for raw in resp.get("Items", []):
-            item = from_item(raw)
-            found.append(DigestMember(item["job_id"], item["occurred_at"], json.loads(item["payload"])))
+        found = [_member(from_item(raw)) for raw in resp.get("Items", [])]
         return found, self._cursors.encode(resp.get("LastEvaluatedKey"))
 
 
@@ -319,6 +295,10 @@ def _owner(item: dict[str, Any]) -> BucketOwner:
     return BucketOwner(
         item["user_id"], item["event_type"], item["channel"], int(item["max_items"]), item.get("contact")
     )
+
+
+def _member(item: dict[str, Any]) -> DigestMember:
+    return DigestMember(item["job_id"], item["occurred_at"], json.loads(item["payload"]))
 
 
 def _closed_item(closed: ClosedBucket) -> dict[str, Any]:
