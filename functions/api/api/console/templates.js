@@ -103,17 +103,14 @@ function periodText(seconds) {
 }
 
 /**
- * The throttle rules (at most N of a category on a channel per period, per user): listed, each with a button that
- * removes it, and a form that sets one (a category and channel's rule replaces the one it had).
+ * A panel of rules (the throttle rules, the digest rules): `about`, the rules GET `path` answers in a table of
+ * `columns` and a Remove button each, `form` that sets one, and what the last change did. `removal(rule)` says how a
+ * rule is removed ({label, path, query, said}); `setting()`, when `form` is submitted with its button `save`, what is
+ * put ({path, body, said(rule)}). After a change the rules are listed again. Returns {element, show}.
  */
-function throttleRules(signal) {
+function rulePanel({ title, about, path, columns, empty, form, save, removal, setting, signal }) {
   const listed = h("div");
   const outcome = h("div", { "aria-live": "polite" });
-  const category = h("select", { name: "category" }, THROTTLED.map((c) => h("option", { value: c }, c)));
-  const channel = h("select", { name: "channel" }, CHANNELS.map((c) => h("option", { value: c }, c)));
-  const limit = h("input", { name: "limit", type: "number", min: 1, max: 10000, value: "1" });
-  const period = h("input", { name: "period_seconds", type: "number", min: 60, max: 2592000, value: "86400" });
-  const save = h("button", { type: "submit" }, "Set rule");
 
   async function change(button, busyText, action, said) {
     try {
@@ -125,37 +122,47 @@ function throttleRules(signal) {
     }
   }
 
-  const remove = (r) =>
-    h(
+  const remove = (r) => {
+    const { label, path: rulePath, query, said } = removal(r);
+    return h(
       "button",
       {
         type: "button",
         class: "secondary",
-        "aria-label": `Remove the ${r.category} ${r.channel} rule`,
-        on: {
-          click: (event) =>
-            change(event.currentTarget, "Removing…", () => del(`throttle-rules/${seg(r.category)}`, { query: { channel: r.channel } }), () => `Removed: ${r.category} ${r.channel} is no longer throttled.`),
-        },
+        "aria-label": label,
+        on: { click: (event) => change(event.currentTarget, "Removing…", () => del(rulePath, { query }), () => said) },
       },
       "Remove",
     );
+  };
 
   async function show() {
     try {
-      const answer = await get("throttle-rules", { signal });
-      const columns = [
-        { label: "Category", cell: (r) => r.category },
-        { label: "Channel", cell: (r) => r.channel },
-        { label: "At most", cell: (r) => `${r.limit} per ${periodText(r.period_seconds)}` },
-        { label: "Set", cell: (r) => time(r.updated_at) },
-        { label: "", cell: remove },
-      ];
-      clear(listed, table(columns, answer.items, { empty: "No throttle rules: every notification a user's preferences allow is sent." }));
+      const answer = await get(path, { signal });
+      clear(listed, table([...columns, { label: "", cell: remove }], answer.items, { empty }));
     } catch (error) {
       if (error.name !== "AbortError") clear(listed, errorBox(error));
     }
   }
 
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const { path: rulePath, body, said } = setting();
+    change(save, "Saving…", () => put(rulePath, body), said);
+  });
+  return { element: section(title, h("p", { class: "muted" }, about), listed, form, outcome), show };
+}
+
+/**
+ * The throttle rules (at most N of a category on a channel per period, per user): listed, each with a button that
+ * removes it, and a form that sets one (a category and channel's rule replaces the one it had).
+ */
+function throttleRules(signal) {
+  const category = h("select", { name: "category" }, THROTTLED.map((c) => h("option", { value: c }, c)));
+  const channel = h("select", { name: "channel" }, CHANNELS.map((c) => h("option", { value: c }, c)));
+  const limit = h("input", { name: "limit", type: "number", min: 1, max: 10000, value: "1" });
+  const period = h("input", { name: "period_seconds", type: "number", min: 60, max: 2592000, value: "86400" });
+  const save = h("button", { type: "submit" }, "Set rule");
   const form = h(
     "form",
     { class: "editor", novalidate: true },
@@ -169,17 +176,32 @@ function throttleRules(signal) {
     ),
     h("div", { class: "actions" }, save),
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const body = { channel: channel.value, limit: Number(limit.value), period_seconds: Number(period.value) };
-    change(save, "Saving…", () => put(`throttle-rules/${seg(category.value)}`, body), (r) => `Set: at most ${r.limit} ${r.category} ${r.channel} per ${periodText(r.period_seconds)} for each user.`);
+  return rulePanel({
+    title: "Throttle rules",
+    about: "At most N notifications of a category on a channel per period, for each user; past it a notification is skipped (throttled). Account mail is never throttled. Workers apply a change within 30 s.",
+    path: "throttle-rules",
+    columns: [
+      { label: "Category", cell: (r) => r.category },
+      { label: "Channel", cell: (r) => r.channel },
+      { label: "At most", cell: (r) => `${r.limit} per ${periodText(r.period_seconds)}` },
+      { label: "Set", cell: (r) => time(r.updated_at) },
+    ],
+    empty: "No throttle rules: every notification a user's preferences allow is sent.",
+    form,
+    save,
+    removal: (r) => ({
+      label: `Remove the ${r.category} ${r.channel} rule`,
+      path: `throttle-rules/${seg(r.category)}`,
+      query: { channel: r.channel },
+      said: `Removed: ${r.category} ${r.channel} is no longer throttled.`,
+    }),
+    setting: () => ({
+      path: `throttle-rules/${seg(category.value)}`,
+      body: { channel: channel.value, limit: Number(limit.value), period_seconds: Number(period.value) },
+      said: (r) => `Set: at most ${r.limit} ${r.category} ${r.channel} per ${periodText(r.period_seconds)} for each user.`,
+    }),
+    signal,
   });
-  const about = h(
-    "p",
-    { class: "muted" },
-    "At most N notifications of a category on a channel per period, for each user; past it a notification is skipped (throttled). Account mail is never throttled. Workers apply a change within 30 s.",
-  );
-  return { element: section("Throttle rules", about, listed, form, outcome), show };
 }
 
 /** A digest rule's window as a person says it: "20 minutes after the first" or "0 9 * * * (Europe/Berlin)". */
@@ -195,8 +217,6 @@ function windowText(window) {
  */
 function digestRules(types, signal) {
   const digestible = types.filter((t) => t.category !== "account");
-  const listed = h("div");
-  const outcome = h("div", { "aria-live": "polite" });
   const eventType = eventTypeSelect(digestible);
   const channelBoxes = CHANNELS.map((c) => h("input", { type: "checkbox", name: "channels", value: c, id: uid(`digest-${c}`), checked: c === "email" }));
   const kind = h("select", { name: "window" }, h("option", { value: "seconds" }, "seconds after the first"), h("option", { value: "cron" }, "a cron schedule"));
@@ -230,49 +250,6 @@ function digestRules(types, signal) {
   showWindow();
   showFields();
 
-  async function change(button, busyText, action, said) {
-    try {
-      const answer = await busy(button, busyText, action);
-      clear(outcome, info(said(answer)));
-      show();
-    } catch (error) {
-      clear(outcome, errorBox(error));
-    }
-  }
-
-  const remove = (r) =>
-    h(
-      "button",
-      {
-        type: "button",
-        class: "secondary",
-        "aria-label": `Remove the ${r.event_type} digest rule`,
-        on: {
-          click: (event) =>
-            change(event.currentTarget, "Removing…", () => del(`digest-rules/${seg(r.event_type)}`), () => `Removed: ${r.event_type} notifications are sent one by one.`),
-        },
-      },
-      "Remove",
-    );
-
-  async function show() {
-    try {
-      const answer = await get("digest-rules", { signal });
-      const columns = [
-        { label: "Event type", cell: (r) => r.event_type },
-        { label: "Channels", cell: (r) => r.channels.join(", ") },
-        { label: "Window", cell: (r) => windowText(r.window) },
-        { label: "Split by", cell: (r) => (r.key.length ? r.key.join(", ") : "user only") },
-        { label: "At most", cell: (r) => `${r.max_items} items` },
-        { label: "Set", cell: (r) => time(r.updated_at) },
-        { label: "", cell: remove },
-      ];
-      clear(listed, table(columns, answer.items, { empty: "No digest rules: every notification is sent on its own." }));
-    } catch (error) {
-      if (error.name !== "AbortError") clear(listed, errorBox(error));
-    }
-  }
-
   const form = h(
     "form",
     { class: "editor", novalidate: true },
@@ -290,23 +267,39 @@ function digestRules(types, signal) {
     h("div", { class: "actions" }, save),
     zoneList,
   );
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const zone = timezone.value.trim();
-    const body = {
-      channels: channelBoxes.filter((b) => b.checked).map((b) => b.value),
-      window: kind.value === "seconds" ? { seconds: Number(seconds.value) } : { cron: cron.value.trim(), ...(zone ? { timezone: zone } : {}) },
-      key: key.value.split(",").map((k) => k.trim()).filter(Boolean),
-      max_items: Number(maxItems.value),
-    };
-    change(save, "Saving…", () => put(`digest-rules/${seg(eventType.value)}`, body), (r) => `Set: ${r.event_type} on ${r.channels.join(", ")}, one digest per ${r.key.length ? r.key.join(", ") : "user"}, ${windowText(r.window)}, at most ${r.max_items} items.`);
+  return rulePanel({
+    title: "Digest rules",
+    about: "An event type's notifications on the chosen channels, collected into one per window for each user (and each value of the fields it is split by), rendered with the type's digest template. Account events take no rule. Workers apply a change within 30 s.",
+    path: "digest-rules",
+    columns: [
+      { label: "Event type", cell: (r) => r.event_type },
+      { label: "Channels", cell: (r) => r.channels.join(", ") },
+      { label: "Window", cell: (r) => windowText(r.window) },
+      { label: "Split by", cell: (r) => (r.key.length ? r.key.join(", ") : "user only") },
+      { label: "At most", cell: (r) => `${r.max_items} items` },
+      { label: "Set", cell: (r) => time(r.updated_at) },
+    ],
+    empty: "No digest rules: every notification is sent on its own.",
+    form,
+    save,
+    removal: (r) => ({
+      label: `Remove the ${r.event_type} digest rule`,
+      path: `digest-rules/${seg(r.event_type)}`,
+      said: `Removed: ${r.event_type} notifications are sent one by one.`,
+    }),
+    setting: () => {
+      const zone = timezone.value.trim();
+      const body = {
+        channels: channelBoxes.filter((b) => b.checked).map((b) => b.value),
+        window: kind.value === "seconds" ? { seconds: Number(seconds.value) } : { cron: cron.value.trim(), ...(zone ? { timezone: zone } : {}) },
+        key: key.value.split(",").map((k) => k.trim()).filter(Boolean),
+        max_items: Number(maxItems.value),
+      };
+      const said = (r) => `Set: ${r.event_type} on ${r.channels.join(", ")}, one digest per ${r.key.length ? r.key.join(", ") : "user"}, ${windowText(r.window)}, at most ${r.max_items} items.`;
+      return { path: `digest-rules/${seg(eventType.value)}`, body, said };
+    },
+    signal,
   });
-  const about = h(
-    "p",
-    { class: "muted" },
-    "An event type's notifications on the chosen channels, collected into one per window for each user (and each value of the fields it is split by), rendered with the type's digest template. Account events take no rule. Workers apply a change within 30 s.",
-  );
-  return { element: section("Digest rules", about, listed, form, outcome), show };
 }
 
 /**
