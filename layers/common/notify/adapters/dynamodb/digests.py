@@ -14,9 +14,10 @@ Adding a member is one transaction of three writes: the head's count (on conditi
 one read), the member (on condition it is new) and the job's ``DIGESTED`` entry (on condition its lease is still the
 worker's); the member that opens a long window's bucket adds its due entry as a fourth. Closing reads the head and
 the bucket's oldest and newest member (two queries of one item: members are collected concurrently, so the head's
-first and last writers need not be them), then is one transaction too: the head moves to the next generation (on condition that it still has the generation and count read), the closed
-bucket is written with that count and the due entry is deleted, so no member can join a bucket after its count was
-taken. Every item expires (``ttl``) RETENTION after its last write.
+first and last writers need not be them), then is one transaction too: the head moves to the next generation (on
+condition that it still has the generation and count read), the closed bucket is written with that count and the due
+entry is deleted, so no member can join a bucket after its count was taken. Every item expires (``ttl``) RETENTION
+after its last write.
 """
 
 from __future__ import annotations
