@@ -3,8 +3,8 @@
 A Kafka value or an SQS body is parsed (:func:`parse_message`): a notification job goes to
 :class:`~notify.services.delivery.DeliveryService`, a fan-out task (one page of a segment) to
 :class:`~notify.services.fanout.FanoutService`, a digest's flush task to
-:class:`~notify.services.digests.DigestService` (and the digest's job it makes to delivery), and anything else to the DLQ with its raw bytes and the reason
-(:func:`raw_letter`), so that no record can stop the records behind it.
+:class:`~notify.services.digests.DigestService` (and the digest's job it makes to delivery), and anything else to
+the DLQ with its raw bytes and the reason (:func:`raw_letter`), so that no record can stop the records behind it.
 """
 
 from __future__ import annotations
