@@ -198,7 +198,7 @@ def test_members_added_together_that_fill_a_bucket_still_make_it_due_at_once() -
     store = _store(world)
     real_head = store.head
     stale = iter([None, None])
-    store.head = lambda group: next(stale, None) or real_head(group)  # type: ignore[method-assign]
+    store.head = lambda group_key: next(stale, None) or real_head(group_key)  # type: ignore[method-assign]
     world.service.handle(_like(world, "Ann"))
     world.service.handle(_like(world, "Bob"))
     assert [delay for _, delay in _tasks(world)] == [WINDOW, 0]  # the window's end, and the fill at once
