@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench import arguments, cold_start, fanout, inapp, ingest, kafka_down, templates, worker
+from bench import arguments, cold_start, digests, fanout, inapp, ingest, kafka_down, templates, worker
 
 
 def main(quick: bool = False) -> None:
@@ -11,6 +11,7 @@ def main(quick: bool = False) -> None:
     quantities = ingest.main(quick)
     kafka_down.main(quick)
     quantities.update(worker.main(quick))
+    quantities.update(digests.main(quick))
     fanout.main(quick)
     templates.main(quick)
     inapp.main(quick)
