@@ -13,11 +13,18 @@ the session made), so reading mail through it costs more the more else the sessi
 SNS platform endpoint got, at ``GET /_local/sns/pushes?endpoint=<endpoint ARN>``: ``{"pushes": [{"id", "message"}]}``,
 oldest first, each message as the worker published it (``MessageStructure=json``: one text per platform).
 
+And its ``TransactWriteItems`` undoes a cancelled transaction item by item: moto 5 deep-copies every table a
+transaction names before it starts, to restore the copy if the transaction is cancelled. That is a copy of the whole
+table per transaction (100 ms at 3,000 items, growing with the table), and the copies piled up in the server's memory
+(a digest member is one transaction: a chaos run grew moto to 16 GB). With requests serialized, keeping the touched
+items is enough to undo one (:func:`_transact_write_items`).
+
 Run as ``python -m local.moto_server -H 127.0.0.1 -p PORT`` (moto's own arguments).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
 import threading
@@ -25,7 +32,10 @@ from collections.abc import Iterable
 from typing import Any, Optional
 from urllib.parse import parse_qs
 
+import moto.dynamodb.models as dynamodb_models
 from moto import server
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.table import Table
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
 from local.emails import EMAILS_PATH
@@ -139,9 +149,53 @@ def _serialized(self: DomainDispatcherApplication, environ: dict[str, Any], star
         return list(_dispatch(self, environ, start_response))
 
 
+class _TablesUncopied:
+    """The ``copy`` module as moto's DynamoDB backend sees it: a table "copied" is the table itself (a transaction's
+    rollback then restores nothing, and :func:`_transact_write_items` restores the items it touched instead); every
+    other value is deep-copied as before."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Optional[dict[int, Any]] = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+_transact = DynamoDBBackend.transact_write_items
+
+
+def _transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    """moto's TransactWriteItems, undone item by item when it is cancelled: each item it names is kept as it was
+    before, and put back (or removed again) if moto raises. DynamoDB requests are serialized (:func:`_serialized`),
+    so nothing else writes meanwhile."""
+    touched: list[tuple[Table, Any, Any, Any]] = []
+    try:
+        for action in transact_items:
+            _, op = next(iter(action.items()))
+            table = self.tables[op["TableName"]]
+            names = [n for n in (table.hash_key_attr, table.range_key_attr) if n]
+            key = op["Key"] if "Key" in op else {n: op["Item"][n] for n in names}
+            hash_key, range_key = self.get_keys_value(table, key)
+            touched.append((table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))))
+    except Exception:  # noqa: BLE001 - a malformed request: moto answers it with its own error, nothing is written
+        touched = []
+    try:
+        _transact(self, transact_items)
+    except Exception:
+        for table, hash_key, range_key, item in reversed(touched):
+            if item is None:
+                table.delete_item(hash_key, range_key)
+            elif range_key is not None:
+                table.items[hash_key][range_key] = item
+            else:
+                table.items[hash_key] = item
+        raise
+
+
 def main(argv: list[str]) -> None:
-    """moto's server, with the DynamoDB lock, the sent-mail index and the pushes' route in place."""
+    """moto's server, with the DynamoDB lock, item-by-item transactions, the sent-mail index and the pushes' route
+    in place."""
     DomainDispatcherApplication.__call__ = _serialized  # type: ignore[method-assign]
+    dynamodb_models.copy = _TablesUncopied  # type: ignore[assignment]
+    DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
     server.main(argv)
 
 
