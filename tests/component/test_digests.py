@@ -123,13 +123,15 @@ def test_a_worker_killed_after_closing_the_bucket_sends_one_email_when_the_task_
     from worker import app as worker_app
 
     worker_app.services.cache_clear()  # clients built under the hook below (botocore copies a session's handlers)
-    with dies_after("dynamodb.TransactWriteItems", "killed after closing the bucket"):
+    with dies_after("dynamodb.UpdateItem", "killed after closing the bucket, before recording it"):
         run_worker(sqs_batch([due]))
     worker_app.services.cache_clear()  # a new container, without the hook
     late = _like(user, "Cy")
     assert worker_outcomes(kafka_batch(late)) == {"digested": 1}
-    group = json.loads(due)["group_key"]
-    assert job_status(late.job_id)["history"][-1]["detail"]["bucket_id"] == bucket_id(group, 1)
+    task = json.loads(due)
+    assert job_status(late.job_id)["history"][-1]["detail"]["bucket_id"] == bucket_id(
+        task["group_key"], task["generation"] + 1
+    )
     assert _sqs_outcomes(due) == {"sent": 1}  # the task again (SQS redelivers what the dead worker held)
     assert _sqs_outcomes(due) == {"duplicate": 1}
     (mail,) = emails_to(moto_endpoint, f"{user}@example.com")

@@ -889,14 +889,19 @@ class MemoryDigestStore:
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets: dict[str, dict[str, DigestMember]] = field(default_factory=dict)
     closed_buckets: dict[str, ClosedBucket] = field(default_factory=dict)
-    due_index: dict[str, DueBucket] = field(default_factory=dict)
+    due_index: dict[str, tuple[DueBucket, bool]] = field(default_factory=dict)  # bucket id → (entry, swept)
     adds: int = 0
 
-    def due(self, shard: int, until: datetime) -> list[DueBucket]:
+    def due(
+        self, shard: int, until: datetime, after: Optional[datetime] = None, swept_only: bool = False
+    ) -> list[DueBucket]:
         return [
             d
-            for d in self.due_index.values()
-            if due_shard(d.group_key) == shard and datetime.fromisoformat(d.flush_at) <= until
+            for d, swept in self.due_index.values()
+            if due_shard(d.group_key) == shard
+            and datetime.fromisoformat(d.flush_at) <= until
+            and (after is None or datetime.fromisoformat(d.flush_at) > after)
+            and (swept or not swept_only)
         ]
 
     def head(self, group_key: str) -> Optional[BucketHead]:
@@ -914,7 +919,7 @@ class MemoryDigestStore:
         token: str,
         now: datetime,
         detail: dict[str, Any],
-        indexed: bool = False,
+        swept: bool = False,
     ) -> tuple[AddOutcome, int]:
         self.adds += 1
         item = self.heads.get(head.group_key)
@@ -930,8 +935,8 @@ class MemoryDigestStore:
         item.update(n=item.get("n", 0) + 1, last_at=member.occurred_at, owner=owner)
         self.heads[head.group_key] = item
         self.buckets.setdefault(bucket, {})[member.job_id] = member
-        if indexed and head.count == 0 and head.flush_at is not None:
-            self.due_index[bucket] = DueBucket(head.group_key, head.generation, head.flush_at)
+        if head.count == 0 and head.flush_at is not None:
+            self.due_index[bucket] = (DueBucket(head.group_key, head.generation, head.flush_at), swept)
         job_item.update(status=Status.DIGESTED, token=None)
         job_item["history"].append(Transition(Status.DIGESTED, iso(now), job.attempt, None, detail))
         return AddOutcome.ADDED, head.count + 1

@@ -7,10 +7,12 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from notify.digests import DigestRule, StoredDigestRule, bucket_id, digest_job_id
+from notify.errors import StoreUnavailable
 from notify.models import Channel, Contact, DigestFlushTask, NotificationJob, Status
 from notify.services.delivery import Outcome
-from notify.services.digests import CRON_SPREAD_SECONDS, DigestSweep
+from notify.services.digests import CRON_SPREAD_SECONDS, STUCK_AFTER, DigestSweep
 from notify.services.triage import parse_message
 
 from .fakes import T0, MemoryDigestRules, MemoryDigestStore, World
@@ -53,8 +55,9 @@ def test_members_are_digested_into_one_bucket_whose_opener_queues_its_flush_for_
     likes = [_like(world, name) for name in ("Ann", "Bob", "Cy")]
     assert [world.service.handle(job) for job in likes] == [Outcome.DIGESTED] * 3
     ((task, delay),) = _tasks(world)
-    assert (task.generation, task.due_at, delay) == (0, T0 + timedelta(seconds=WINDOW), WINDOW)
-    bucket = bucket_id(task.group_key, 0)
+    # A group's generations start at the time in seconds: a group whose head expired never reuses a bucket id.
+    assert (task.generation, task.due_at, delay) == (int(T0.timestamp()), T0 + timedelta(seconds=WINDOW), WINDOW)
+    bucket = bucket_id(task.group_key, task.generation)
     for job in likes:
         entry = world.store.jobs[job.job_id]["history"][-1]
         assert entry.status is Status.DIGESTED
@@ -105,7 +108,7 @@ def test_a_due_bucket_becomes_one_digest_job_that_is_sent_and_lists_its_members(
     (mail,) = world.email.sent
     text = json.dumps(mail, default=str)
     assert all(name in text for name in names)
-    bucket = bucket_id(task.group_key, 0)
+    bucket = bucket_id(task.group_key, task.generation)
     digest = world.store.jobs[digest_job_id(bucket, "u1", Channel.EMAIL)]
     assert digest["status"] is Status.SENT
 
@@ -117,7 +120,9 @@ def test_a_second_flush_of_a_closed_bucket_sends_nothing_more() -> None:
     ((task, _),) = _tasks(world)
     world.now = task.due_at
     store = _store(world)
-    assert store.close(task.group_key, 0, world.now) is not None  # the first run got this far, then stopped
+    assert (
+        store.close(task.group_key, task.generation, world.now) is not None
+    )  # the first run got this far, then stopped
     assert _run(world, task) is Outcome.SENT
     assert _run(world, task) is Outcome.DUPLICATE
     assert len(world.email.sent) == 1
@@ -132,8 +137,10 @@ def test_a_late_member_opens_the_next_bucket_with_its_own_flush() -> None:
     late = _like(world, "Bob")
     assert world.service.handle(late) is Outcome.DIGESTED
     second = _tasks(world)[-1][0]
-    assert second.generation == 1 and second.due_at == world.now + timedelta(seconds=WINDOW)
-    assert world.store.jobs[late.job_id]["history"][-1].detail["bucket_id"] == bucket_id(first.group_key, 1)
+    assert second.generation == first.generation + 1 and second.due_at == world.now + timedelta(seconds=WINDOW)
+    assert world.store.jobs[late.job_id]["history"][-1].detail["bucket_id"] == bucket_id(
+        first.group_key, second.generation
+    )
     world.now = second.due_at
     assert _run(world, second) is Outcome.SENT
     assert len(world.email.sent) == 2
@@ -162,7 +169,8 @@ def test_a_long_window_waits_in_the_due_index_and_the_sweep_queues_it_in_its_las
     world.service.handle(_like(world, "Ann"))
     world.service.handle(_like(world, "Bob"))
     assert _tasks(world) == []  # no queue message while it waits
-    (due,) = _store(world).due_index.values()
+    ((due, swept),) = _store(world).due_index.values()
+    assert swept  # the sweep queues its flush
     at = datetime.fromisoformat(due.flush_at)
     # 09:00 in Berlin the next day is 08:00 UTC, spread over CRON_SPREAD_SECONDS by the bucket id.
     assert T0.replace(day=25, hour=8) <= at <= T0.replace(day=25, hour=8) + timedelta(seconds=CRON_SPREAD_SECONDS)
@@ -202,3 +210,45 @@ def test_members_added_together_that_fill_a_bucket_still_make_it_due_at_once() -
     world.service.handle(_like(world, "Ann"))
     world.service.handle(_like(world, "Bob"))
     assert [delay for _, delay in _tasks(world)] == [WINDOW, 0]  # the window's end, and the fill at once
+
+
+def test_a_bucket_whose_opening_write_failed_gets_its_task_again_when_the_job_runs_again() -> None:
+    """The opener queued the task, then DynamoDB refused the add: the task finds nothing and ends; the job run again
+    in the same container must queue another, or the bucket would wait for a sweep."""
+    world = _world()
+    store = _store(world)
+    real_add = store.add
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        store.add = real_add  # type: ignore[method-assign]
+        raise StoreUnavailable("DynamoDB throttled the transaction")
+
+    store.add = refused  # type: ignore[method-assign]
+    job = _like(world, "Ann")
+    with pytest.raises(StoreUnavailable):
+        world.service.handle(job)
+    ((first, _),) = _tasks(world)
+    world.now = first.due_at
+    assert _run(world, first) is Outcome.DUPLICATE  # nothing in the bucket yet
+    world.queue.sent.clear()
+    world.now += timedelta(seconds=61)  # the claim's lease runs out
+    assert world.service.handle(job) is Outcome.DIGESTED  # the record comes again
+    ((again, _),) = _tasks(world)
+    world.now = again.due_at
+    assert _run(world, again) is Outcome.SENT
+
+
+def test_the_sweep_queues_again_a_short_windows_bucket_still_open_five_minutes_after_its_time() -> None:
+    world = _world()
+    world.service.handle(_like(world, "Ann"))
+    ((task, _),) = _tasks(world)
+    world.queue.sent.clear()  # the task is lost (its receives ran out into the DLQ, say)
+    sweep = DigestSweep(_store(world), world.queue, lambda: world.now)
+    world.now = task.due_at
+    assert sweep.sweep() == 0  # a short window's flush is the queue's, not the sweep's
+    world.now = task.due_at + STUCK_AFTER + timedelta(seconds=1)
+    assert sweep.sweep() == 1
+    ((again, delay),) = _tasks(world)
+    assert (again, delay) == (task, 0)
+    assert _run(world, again) is Outcome.SENT
+    assert sweep.sweep() == 0  # closed: out of the index

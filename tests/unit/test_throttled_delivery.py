@@ -11,7 +11,7 @@ from notify.models import Category, Channel, NotificationJob, Status
 from notify.records import UserPreferences
 from notify.services.delivery import THROTTLE_TRIES, Outcome
 from notify.services.throttles import ThrottleService
-from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow, attribute_name
+from notify.throttles import MAX_TRACKED, CategoryThrottle, ThrottleRule, ThrottleWindow, attribute_name
 
 from .fakes import T0, MemoryPreferences, MemoryThrottleRules, World
 
@@ -229,3 +229,17 @@ def test_account_and_unknown_categories_take_no_rule(category: str, message: str
         service.put(category, ThrottleRule(channel=Channel.EMAIL, limit=1, period_seconds=60))
     (error,) = refused.value.errors
     assert isinstance(error, FieldError) and error.loc == "category" and message in error.msg
+
+
+def test_a_retry_of_a_counted_send_is_not_counted_however_many_sends_came_since() -> None:
+    world = _world(limit=50)
+    job = world.job("new_film")
+    world.email.errors.append(TransientError("SES throttled"))
+    assert world.service.handle(job) is Outcome.RETRYING
+    ((retry, _),) = world.queue.sent
+    assert retry.throttle_counted  # the retry copy says its send was counted
+    for _ in range(MAX_TRACKED + 2):  # more sends than the counter remembers
+        assert world.service.handle(world.job("new_film")) is Outcome.SENT
+    world.now = retry.not_before or world.now
+    assert world.service.handle(retry) is Outcome.SENT
+    assert _window(world).count == MAX_TRACKED + 3  # the retry was not counted again

@@ -312,6 +312,9 @@ class NotificationJob(BaseModel):
     pushed: Optional[dict[str, str]] = None
     # A digest's own job (notify.digests): the bucket whose members it sends. Never collected again, never throttled.
     digest: Optional[DigestRef] = None
+    # Set on a retry (and a dead letter) of a job whose send a throttle counted: it is neither counted nor refused
+    # again, however many sends the counter admitted since (docs/WORKER.md#throttles).
+    throttle_counted: bool = False
 
     def kind_name(self) -> str:
         """The message's kind, as the queues' attributes and Kafka's headers name it."""

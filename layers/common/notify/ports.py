@@ -635,16 +635,19 @@ class DigestStore(Protocol):
         token: str,
         now: datetime,
         detail: dict[str, Any],
-        indexed: bool = False,
+        swept: bool = False,
     ) -> tuple[AddOutcome, int]:
         """Atomically: add ``member`` to the bucket ``head`` names if that generation is still the open one (opening
-        it at ``head.flush_at`` when it has no member yet, in the due index if ``indexed``), and record the job
-        DIGESTED with ``detail`` if ``token`` still holds its lease. The outcome and the bucket's count after it
-        (ADDED)."""
+        it at ``head.flush_at`` when it has no member yet, with its entry in the due index, ``swept`` if the sweep
+        queues its flush), and record the job DIGESTED with ``detail`` if ``token`` still holds its lease. The
+        outcome and the bucket's count after it (ADDED)."""
         ...
 
-    def due(self, shard: int, until: datetime) -> list[DueBucket]:
-        """The open buckets of the due index's ``shard`` (0 to DUE_SHARDS - 1) due at ``until`` or before."""
+    def due(
+        self, shard: int, until: datetime, after: Optional[datetime] = None, swept_only: bool = False
+    ) -> list[DueBucket]:
+        """The open buckets of the due index's ``shard`` (0 to DUE_SHARDS - 1) due after ``after`` (if given) and
+        at ``until`` or before; ``swept_only``: only those whose flush the sweep queues."""
         ...
 
     def close(self, group_key: str, generation: int, now: datetime) -> Optional[ClosedBucket]:

@@ -272,6 +272,7 @@ class DeliveryService:
             held = self._count(job, token, throttle)
             if held is not None:
                 return held
+            attempt.counted = True
         if (throttle is None or not throttle.marks) and not self._transition(
             job, Status.SENDING, token, detail=rendered_with
         ):
@@ -369,7 +370,7 @@ class DeliveryService:
         category = category_of(job.event_type)
         if self._throttles is None or self._preferences is None or category is Category.ACCOUNT:
             return None
-        if job.digest is not None:
+        if job.digest is not None or job.throttle_counted:
             return None
         rule = self._throttles.rule(category, job.channel)
         if rule is None:
@@ -628,6 +629,7 @@ class _Attempt:
 
     def __init__(self, job: NotificationJob, clock: Clock, deadline: datetime, call_seconds: float) -> None:
         self.pushed: dict[str, str] = dict(job.pushed or {})  # by this attempt or earlier ones
+        self.counted = job.throttle_counted  # a throttle counted the job's send (this attempt or an earlier one)
         self.unsubscribe_link: Optional[str] = None
         self.sending = False
         self._clock = clock
@@ -644,10 +646,14 @@ class _Attempt:
             raise TransientError("the claim's lease could run out during the provider call; retrying the rest later")
 
     def progressed(self, job: NotificationJob) -> NotificationJob:
-        """The job carrying its push progress, so its retry and its dead letter skip the endpoints already done."""
-        if not self.pushed or self.pushed == (job.pushed or {}):
-            return job
-        return job.model_copy(update={"pushed": dict(self.pushed)})
+        """The job carrying its progress, so its retry and its dead letter skip the push endpoints already done and
+        are not counted by a throttle again."""
+        changes: dict[str, Any] = {}
+        if self.pushed and self.pushed != (job.pushed or {}):
+            changes["pushed"] = dict(self.pushed)
+        if self.counted and not job.throttle_counted:
+            changes["throttle_counted"] = True
+        return job.model_copy(update=changes) if changes else job
 
 
 def _describe(exc: BaseException) -> str:

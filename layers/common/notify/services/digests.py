@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
@@ -62,8 +66,10 @@ CRON_SPREAD_SECONDS = 300
 FILL_SLACK = 16
 # A member meeting a bucket that closes under it tries the next generation; this many heads read, at most.
 ADD_TRIES = 5
-# The scheduler's sweep queues the due index's buckets due within this much of its tick (one minute apart).
+# The scheduler's sweep queues the due index's buckets due within this much of its tick (one minute apart), and any
+# bucket still open this long after its time (its flush task was lost).
 SWEEP_AHEAD = timedelta(seconds=60)
+STUCK_AFTER = timedelta(minutes=5)
 # A digest's job may wait (quiet hours, retries) this long after its bucket closed before it expires.
 DIGEST_TTL = timedelta(days=1)
 
@@ -78,15 +84,17 @@ class DigestService:
         delay_queue: DelayQueue,
         users: UserDirectory,
         clock: Clock,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._rules = rules
+        self._sleep = sleep
         self._delay = delay_queue
         self._users = users
         self._clock = clock
         # The buckets this container queued a flush for: the jobs of one batch (one user's, on the worker's threads)
         # all find the bucket unopened, and one task is enough.
-        self._scheduled: TtlCache[bool] = TtlCache(ttl_seconds=MAX_SQS_DELAY, max_items=10_000)
+        self._scheduled: TtlCache[datetime] = TtlCache(ttl_seconds=MAX_SQS_DELAY, max_items=10_000)
         self._scheduled_lock = threading.Lock()
 
     # -- collecting (the worker's step after a job's timing) -----------------------------------
@@ -103,30 +111,40 @@ class DigestService:
         contact = job.contact.model_dump_json(exclude_none=True) if job.contact is not None else None
         owner = BucketOwner(job.user_id, job.event_type, job.channel.value, rule.max_items, contact)
         member = DigestMember(job.job_id, iso(job.created_at), dict(job.payload))
-        for _ in range(ADD_TRIES):
-            head = self._store.head(group) or BucketHead(group, 0)
+        for tries in range(ADD_TRIES):
+            # A group's first head starts its generations at the time in seconds, so a group whose head expired
+            # (RETENTION without a member) never reuses an old bucket's id.
+            head = self._store.head(group) or BucketHead(group, int(now.timestamp()))
             bucket = bucket_id(group, head.generation)
-            indexed = False
+            swept = False
             if head.count == 0:
                 due = self._window_end(rule, job, bucket, now)
                 head = BucketHead(group, head.generation, 0, iso(due))
                 # A window the delay queue can hold is queued before the bucket exists (see the module); a longer
                 # one waits in the due index, written with the bucket, for the scheduler's sweep.
-                indexed = (due - now).total_seconds() > MAX_SQS_DELAY
-                if not indexed:
-                    self._schedule_once(group, head.generation, due, now)
+                swept = (due - now).total_seconds() > MAX_SQS_DELAY
+                if not swept:
+                    self._schedule_once(
+                        bucket, DigestFlushTask(group_key=group, generation=head.generation, due_at=due), now
+                    )
             detail = {
                 "bucket_id": bucket,
                 "digest_job_id": digest_job_id(bucket, job.user_id, job.channel),
                 "flush_at": head.flush_at,
             }
-            outcome, count = self._store.add(head, owner, member, job, token, now, detail, indexed)
+            try:
+                outcome, count = self._store.add(head, owner, member, job, token, now, detail, swept)
+            except StoreUnavailable:
+                self._scheduled.pop(bucket)  # the bucket may not exist: the job run again queues its task again
+                raise
             if outcome is AddOutcome.NOT_OURS:
                 return Outcome.DUPLICATE
             if outcome is AddOutcome.ADDED:
                 if self._filled(group, head.generation, count, rule):
-                    self._schedule(group, head.generation, now, now)
+                    full = DigestFlushTask(group_key=group, generation=head.generation, due_at=now)
+                    self._schedule_once(f"{bucket}#full", full, now)
                 return Outcome.DIGESTED
+            self._sleep(random.uniform(0, min(0.2, 0.01 * 2**tries)))  # another member's write, or a close
         raise StoreUnavailable(f"the digest buckets of group {group} kept closing under job {job.job_id}")
 
     def _filled(self, group: str, generation: int, count: int, rule: DigestRule) -> bool:
@@ -155,22 +173,20 @@ class DigestService:
             log.info("no time zone for user %s (%s): the digest rule's zone is used", job.user_id, exc)
             return None
 
-    def _schedule_once(self, group: str, generation: int, due: datetime, now: datetime) -> None:
-        """Queue the opening flush of a bucket unless this container did already."""
-        key = bucket_id(group, generation)
+    def _schedule_once(self, key: str, task: DigestFlushTask, now: datetime) -> None:
+        """Queue ``task`` unless this container queued ``key``'s task already and it is not due yet (the jobs of
+        one batch, on the worker's threads, all find the bucket unopened; one task is enough, and the due index's
+        sweep queues one again for a bucket still open well after its time)."""
         with self._scheduled_lock:
-            if self._scheduled.get(key):
+            queued = self._scheduled.get(key)
+            if queued is not None and queued > now:
                 return
-            self._scheduled.put(key, True)
+            self._scheduled.put(key, task.due_at)
         try:
-            self._schedule(group, generation, due, now)
+            self._enqueue(task, math.ceil((task.due_at - now).total_seconds()))
         except StoreUnavailable:
             self._scheduled.pop(key)
             raise
-
-    def _schedule(self, group: str, generation: int, due: datetime, now: datetime) -> None:
-        task = DigestFlushTask(group_key=group, generation=generation, due_at=due)
-        self._enqueue(task, math.ceil((due - now).total_seconds()))
 
     def _enqueue(self, task: DigestFlushTask, wait_seconds: int) -> None:
         try:
@@ -234,32 +250,41 @@ class DigestService:
 
 
 class DigestSweep:
-    """The scheduler's part: every tick, the due index's buckets due within the next SWEEP_AHEAD become flush tasks
-    on the delay queue, each delayed until its bucket is due. A bucket stays in the index until it is closed, so a
-    tick that is missed or fails is made up by the next; a task queued twice finds its bucket closed."""
+    """The scheduler's part, every tick, shard by shard on a few threads:
 
-    def __init__(self, store: DigestStore, delay_queue: DelayQueue, clock: Clock) -> None:
+    - the buckets of windows too long for the delay queue that fall due within the next SWEEP_AHEAD become flush
+      tasks, each delayed until its time (the tick before saw them when they were further off than that);
+    - any bucket still open STUCK_AFTER past its time, whatever its window, is queued again: its task was lost (it
+      went to the DLQ after its receives, or its worker's container stopped before queueing it). A closed bucket's
+      entry is gone, so this finds only the stuck ones, and a task queued twice finds its bucket closed.
+    """
+
+    def __init__(self, store: DigestStore, delay_queue: DelayQueue, clock: Clock, threads: int = 8) -> None:
         self._store = store
         self._delay = delay_queue
         self._clock = clock
+        self._threads = threads
 
     def sweep(self) -> int:
-        """Queue the flush tasks of the buckets due within SWEEP_AHEAD; how many."""
+        """Queue the flush tasks of the buckets due within SWEEP_AHEAD and of the stuck ones; how many."""
         now = self._clock()
-        queued = 0
-        for shard in range(DUE_SHARDS):
-            by_wait: dict[int, list[Message]] = {}
-            for due in self._store.due(shard, now + SWEEP_AHEAD):
-                at = datetime.fromisoformat(due.flush_at)
-                task = DigestFlushTask(group_key=due.group_key, generation=due.generation, due_at=at)
-                by_wait.setdefault(max(0, math.ceil((at - now).total_seconds())), []).append(task)
-            for wait, tasks in by_wait.items():
-                try:
-                    self._delay.enqueue(tasks, min(MAX_SQS_DELAY, wait))
-                except DeliveryError as exc:
-                    raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
-                queued += len(tasks)
-        return queued
+        with ThreadPoolExecutor(max_workers=self._threads) as pool:
+            return sum(pool.map(lambda shard: self._shard(shard, now), range(DUE_SHARDS)))
+
+    def _shard(self, shard: int, now: datetime) -> int:
+        due = self._store.due(shard, now + SWEEP_AHEAD, after=now, swept_only=True)
+        due += self._store.due(shard, now - STUCK_AFTER)
+        by_wait: dict[int, list[Message]] = {}
+        for bucket in due:
+            at = datetime.fromisoformat(bucket.flush_at)
+            task = DigestFlushTask(group_key=bucket.group_key, generation=bucket.generation, due_at=at)
+            by_wait.setdefault(max(0, math.ceil((at - now).total_seconds())), []).append(task)
+        for wait, tasks in by_wait.items():
+            try:
+                self._delay.enqueue(tasks, min(MAX_SQS_DELAY, wait))
+            except DeliveryError as exc:
+                raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+        return len(due)
 
 
 def _utc(moment: str) -> str:

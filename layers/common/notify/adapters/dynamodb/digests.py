@@ -6,18 +6,20 @@ Keys (``pk``, ``sk``):
   ``flush_at``, ``first_at``, ``last_at`` and its owner (user, event type, channel, the rule's ``max_items``)
 - ``DIG#<bucket id>``, ``M#<occurred at>#<job id>``: one member, its payload as JSON (oldest first in a query)
 - ``DIG#<bucket id>``, ``BUCKET``: a closed bucket: its count, first and last times, owner and when it closed
-- ``DIG#<group key>``, ``DUE#<generation>``: an open bucket whose window is longer than the delay queue's 15
-  minutes, in the ``by-user`` index as ``gsi1pk`` ``DIGEST-DUE#<shard>`` (notify.digests.due_shard), ``gsi1sk``
-  ``<flush at>#<group key>#<generation>``: the scheduler's sweep finds it there, and closing deletes it
+- ``DIG#<group key>``, ``DUE#<generation>``: an open bucket's entry in the ``by-user`` index as ``gsi1pk``
+  ``DIGEST-DUE#<shard>`` (notify.digests.due_shard), ``gsi1sk`` ``<flush at>#<group key>#<generation>``, and
+  ``swept`` when its window is longer than the delay queue's 15 minutes: the scheduler's sweep queues those, and any
+  bucket still open well after its time (a flush task lost); closing deletes it
 
 Adding a member is one transaction of three writes: the head's count (on condition that its generation is still the
 one read), the member (on condition it is new) and the job's ``DIGESTED`` entry (on condition its lease is still the
-worker's); the member that opens a long window's bucket adds its due entry as a fourth. Closing reads the head and
-the bucket's oldest and newest member (two queries of one item: members are collected concurrently, so the head's
-first and last writers need not be them), then is one transaction too: the head moves to the next generation (on
-condition that it still has the generation and count read), the closed bucket is written with that count and the due
-entry is deleted, so no member can join a bucket after its count was taken. Every item expires (``ttl``) RETENTION
-after its last write.
+worker's); the member that opens a bucket adds its due entry as a fourth. Closing is one conditional UpdateItem of the
+head (its generation still the one read, with a member), which moves it to the next generation and returns the count
+it held at that instant: no member joins the generation after it, so the count is exact, and no stream of members
+can hold the close off. The closed bucket's record (with its oldest and newest member's times, two one-item
+queries: members are collected concurrently, so the head's first and last writers need not be them) is written
+after it and the due entry deleted; a worker stopped in between leaves that to the next close of the same task,
+which counts the members (final by then). Every item expires (``ttl``) RETENTION after its last write.
 """
 
 from __future__ import annotations
@@ -26,7 +28,19 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from notify.adapters.dynamodb.items import call, expression_values, from_item, query_all, to_item, transact
+from botocore.exceptions import BotoCoreError, ClientError
+
+from notify.adapters.aws import error_code
+from notify.adapters.dynamodb.items import (
+    CONDITION_FAILED,
+    call,
+    conditional,
+    expression_values,
+    from_item,
+    query_all,
+    to_item,
+    transact,
+)
 from notify.adapters.dynamodb.status_items import RETENTION, StatusTable, get_item
 from notify.clock import iso
 from notify.digests import bucket_id, due_shard
@@ -70,7 +84,7 @@ class DynamoDigestStore(StatusTable):
         token: str,
         now: datetime,
         detail: dict[str, Any],
-        indexed: bool = False,
+        swept: bool = False,
     ) -> tuple[AddOutcome, int]:
         """One transaction of the head, the member and the job's entry (see the module). The count after it is the
         head's as read plus one: concurrent members may make it more, never less."""
@@ -142,8 +156,8 @@ class DynamoDigestStore(StatusTable):
                 }
             },
         ]
-        if indexed and head.count == 0 and head.flush_at is not None:
-            actions.append({"Put": {"TableName": self._table, "Item": to_item(_due_item(head, ttl))}})
+        if head.count == 0 and head.flush_at is not None:
+            actions.append({"Put": {"TableName": self._table, "Item": to_item(_due_item(head, swept, ttl))}})
         reasons = transact("add a member to a digest", self._client, actions)
         if reasons is None:
             return AddOutcome.ADDED, head.count + 1
@@ -152,65 +166,127 @@ class DynamoDigestStore(StatusTable):
         return AddOutcome.CLOSED, 0  # the head moved on, or a write to it was under way: read it again
 
     def close(self, group_key: str, generation: int, now: datetime) -> Optional[ClosedBucket]:
-        """A consistent read of the head, then one transaction conditioned on it (see the module), again while
-        members keep joining; StoreUnavailable after CLOSE_TRIES such races (the task's record is retried)."""
+        """One conditional UpdateItem moves the head past ``generation`` and returns what it held (its count as it
+        stood at that instant: no member joins the generation after it); the closed bucket's record is then written
+        and its due entry deleted. A close that finds the head moved on already finishes that work if a worker
+        stopped before it: the members are final by then, so they are counted (see the module)."""
         bucket = bucket_id(group_key, generation)
         for _ in range(CLOSE_TRIES):
             item = get_item(self._client, self._table, _head_key(group_key))
             if item is None or int(item["gen"]) < generation:
                 return None
             if int(item["gen"]) > generation:
-                return self.closed(bucket)
-            count = int(item.get("n", 0))
-            if count == 0:
+                return self.closed(bucket) or self._finish(bucket, group_key, generation, _owner(item), None, now)
+            if int(item.get("n", 0)) == 0:
                 return None
-            # The oldest and the newest member, not the head's first and last writers (members are collected
-            # concurrently): their own query, each of one item; a member added meanwhile fails the close's condition.
-            first, last = self._edge(bucket, forward=True), self._edge(bucket, forward=False)
-            closed = ClosedBucket(
-                bucket,
-                _owner(item),
-                count,
-                first or item["first_at"],
-                last or item["last_at"],
-                iso(now),
-            )
-            ttl = int(now.timestamp() + RETENTION.total_seconds())
-            actions: list[dict[str, Any]] = [
-                {
-                    "Update": {
-                        "TableName": self._table,
-                        "Key": to_item(_head_key(group_key)),
-                        "UpdateExpression": "SET #gen = :next, #ttl = :ttl REMOVE #n, flush_at, first_at, last_at",
-                        "ConditionExpression": "#gen = :gen AND #n = :n",
-                        "ExpressionAttributeNames": _NAMES,
-                        "ExpressionAttributeValues": expression_values(
-                            {":gen": generation, ":next": generation + 1, ":n": count, ":ttl": ttl}
-                        ),
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": to_item({**_closed_key(bucket), **_closed_item(closed), "ttl": ttl}),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {"Delete": {"TableName": self._table, "Key": to_item(_due_key(group_key, generation))}},
-            ]
-            if transact("close a digest bucket", self._client, actions) is None:
-                return closed
+            old = self._move_head(group_key, generation, now)
+            if old is not None:
+                return self._finish(bucket, group_key, generation, _owner(old), int(old["n"]), now)
         raise StoreUnavailable(f"digest bucket {bucket} kept changing while it was being closed")
 
-    def due(self, shard: int, until: datetime) -> list[DueBucket]:
-        """A query of the ``by-user`` index's ``DIGEST-DUE#<shard>`` partition up to ``until``, every page."""
+    def _move_head(self, group_key: str, generation: int, now: datetime) -> Optional[dict[str, Any]]:
+        """The head moved to the next generation if it still has ``generation`` and a member: the head as it stood
+        (``ReturnValues=ALL_OLD``), or None if it had changed (read it again)."""
+        try:
+            resp = self._client.update_item(
+                TableName=self._table,
+                Key=to_item(_head_key(group_key)),
+                UpdateExpression="SET #gen = :next, #ttl = :ttl REMOVE #n, flush_at, first_at, last_at",
+                ConditionExpression="#gen = :gen AND #n > :zero",
+                ExpressionAttributeNames=_NAMES,
+                ExpressionAttributeValues=expression_values(
+                    {
+                        ":gen": generation,
+                        ":next": generation + 1,
+                        ":zero": 0,
+                        ":ttl": int(now.timestamp() + RETENTION.total_seconds()),
+                    }
+                ),
+                ReturnValues="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) in CONDITION_FAILED:
+                return None
+            raise StoreUnavailable(f"cannot close a digest bucket: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreUnavailable(f"cannot close a digest bucket: {exc}") from exc
+        return from_item(resp.get("Attributes", {}))
+
+    def _finish(
+        self,
+        bucket: str,
+        group_key: str,
+        generation: int,
+        owner: BucketOwner,
+        count: Optional[int],
+        now: datetime,
+    ) -> Optional[ClosedBucket]:
+        """Write a closed bucket's record (its count as the close took it, else counted from its members: final
+        once the head has moved on) with its oldest and newest member's times, and delete its due entry. None for
+        a generation with no member."""
+        if count is None:
+            count = self._count(bucket)
+        first, last = self._edge(bucket, forward=True), self._edge(bucket, forward=False)
+        if not count or first is None or last is None:
+            return None
+        closed = ClosedBucket(bucket, owner, count, first, last, iso(now))
+        ttl = int(now.timestamp() + RETENTION.total_seconds())
+        item = to_item({**_closed_key(bucket), **_closed_item(closed), "ttl": ttl})
+        if not conditional(
+            "record a closed digest bucket",
+            self._client.put_item,
+            TableName=self._table,
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
+        ):
+            return self.closed(bucket)  # another worker's close got there first: its record stands
+        call(
+            "delete a digest's due entry",
+            self._client.delete_item,
+            TableName=self._table,
+            Key=to_item(_due_key(group_key, generation)),
+        )
+        return closed
+
+    def _count(self, bucket: str) -> int:
+        """How many members a bucket holds (a consistent COUNT query, every page)."""
+        total = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :m)",
+            "ExpressionAttributeValues": expression_values({":pk": f"DIG#{bucket}", ":m": "M#"}),
+            "ConsistentRead": True,
+            "Select": "COUNT",
+        }
+        while True:
+            resp = call("count a digest's members", self._client.query, **kwargs)
+            total += int(resp.get("Count", 0))
+            if "LastEvaluatedKey" not in resp:
+                return total
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def due(
+        self, shard: int, until: datetime, after: Optional[datetime] = None, swept_only: bool = False
+    ) -> list[DueBucket]:
+        """A query of the ``by-user`` index's ``DIGEST-DUE#<shard>`` partition, after ``after`` (if given) up to
+        ``until``, every page; ``swept_only``: only the windows too long for the delay queue."""
+        values: dict[str, Any] = {":pk": f"DIGEST-DUE#{shard}", ":until": f"{iso(until)}~"}
+        condition = "gsi1pk = :pk AND gsi1sk <= :until"
+        if after is not None:
+            values[":after"] = f"{iso(after)}~"
+            condition = "gsi1pk = :pk AND gsi1sk BETWEEN :after AND :until"
+        kwargs: dict[str, Any] = {}
+        if swept_only:
+            kwargs["FilterExpression"] = "swept = :swept"
+            values[":swept"] = True
         items = query_all(
             "read the digests due",
             self._client,
             TableName=self._table,
             IndexName="by-user",
-            KeyConditionExpression="gsi1pk = :pk AND gsi1sk <= :until",
-            ExpressionAttributeValues=expression_values({":pk": f"DIGEST-DUE#{shard}", ":until": f"{iso(until)}~"}),
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=expression_values(values),
+            **kwargs,
         )
         return [DueBucket(item["group_key"], int(item["gen"]), item["flush_at"]) for item in items]
 
@@ -279,9 +355,11 @@ def _due_key(group_key: str, generation: int) -> dict[str, str]:
     return {"pk": f"DIG#{group_key}", "sk": f"DUE#{generation}"}
 
 
-def _due_item(head: BucketHead, ttl: int) -> dict[str, Any]:
-    """A long window's entry in the due index (``by-user``, partition ``DIGEST-DUE#<shard>``, sorted by time)."""
+def _due_item(head: BucketHead, swept: bool, ttl: int) -> dict[str, Any]:
+    """An open bucket's entry in the due index (``by-user``, partition ``DIGEST-DUE#<shard>``, sorted by time);
+    ``swept``: its window is too long for the delay queue, so the sweep queues its flush."""
     return {
+        "swept": swept,
         **_due_key(head.group_key, head.generation),
         "gsi1pk": f"DIGEST-DUE#{due_shard(head.group_key)}",
         "gsi1sk": f"{head.flush_at}#{head.group_key}#{head.generation}",
