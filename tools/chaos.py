@@ -10,14 +10,17 @@ single events, ``events:batch`` calls and one segment event goes through the API
 - poison records land on every partition of the jobs topic;
 - a worker invocation is cut off mid-batch (at least twice), as a Lambda timeout would, and the batch is
   delivered again to a fresh container;
-- one template runs away (a loop over a payload number) for the events that feed it a large one.
+- one template runs away (a loop over a payload number) for the events that feed it a large one;
+- ``new_episode`` by email is digested (a rule: 10 s windows per series, 5 members make one full), and a stream of
+  such events to a few users fills buckets while all of the above happens.
 
 Then it drains: until every accepted job is terminal, or until no job has changed for a quiet period (120 s) with
 none waiting for a retry, or, a safety net, until a ceiling. It reads every accepted job's status, every letter in
 the DLQ and the ledger of provider calls, prints a table (accepted, SENT, FAILED with a letter, EXPIRED, SKIPPED;
 stuck, split into still moving, waiting in an undrained backlog and lettered; lost; duplicates; and the one
 documented ambiguous window on its own line), writes it as JSON to the state directory, and exits 1 unless lost,
-duplicates and stuck are all 0. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
+duplicates and stuck are all 0, and, for the digests, unless no member is lost (its digest's job not terminal, or
+the member in no digest) and no bucket was sent twice. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("chaos")
 # SES's feedback moves a sent email on (DELIVERED, BOUNCED, COMPLAINED): those were SENT first.
 AFTER_SENT = ("DELIVERED", "BOUNCED", "COMPLAINED")
-TERMINAL = ("SENT", "FAILED", "EXPIRED", "SKIPPED", *AFTER_SENT)
+# DIGESTED is final for a member: its digest's job sends it (the drain then waits for that job too).
+TERMINAL = ("SENT", "FAILED", "EXPIRED", "SKIPPED", "DIGESTED", *AFTER_SENT)
 RUNAWAY_BODY = (
     "{{ liked_by }} liked your review of {{ movie_title }}.\n"
     "{% for i in range(likes_count) %}{% for j in range(likes_count) %}{{ liked_by }} {% endfor %}{% endfor %}"
@@ -85,6 +89,14 @@ class Settings:
     segment_at: float = 22.0
     runaway_share: float = 0.15  # of review_liked events by email carry a likes_count the template cannot afford
     ses_rate: int = 200  # SES_MAX_SEND_RATE of each worker container (moto's "account" is not the limit here)
+    # Digests (issue 23): new_episode by email is collected per series over 10 s windows, max_items members a full
+    # digest; besides the load's own new_episode emails, digest_events more go to 1-3 of the first digest_users
+    # users about one of digest_series series, so that buckets fill, close and reopen under the same faults.
+    digest_window_seconds: int = 10
+    digest_max_items: int = 5
+    digest_events: int = 100
+    digest_users: int = 8
+    digest_series: int = 2
 
 
 # A small run for the test suite (tests/e2e/test_chaos.py): the same faults on a shorter timeline.
@@ -99,7 +111,10 @@ QUICK: dict[str, Any] = {
     "cut_offs": (2.0, 12.0),
     "segment_at": 8.0,
     "drain_ceiling_seconds": 420.0,
+    "digest_events": 30,
 }
+DIGEST_TYPE = "new_episode"
+DIGEST_RULE = {"channels": ["email"], "key": ["series_id"]}
 
 # What a job's record shows of its progress: its status, how long its history is and when it last changed.
 Signature = Optional[tuple[str, int, str]]
@@ -222,6 +237,30 @@ def _event(rng: random.Random, n: int, users: list[str], runaway_share: float) -
     return body, runaway
 
 
+def _digest_event(rng: random.Random, n: int, users: list[str], series: int) -> dict[str, Any]:
+    """One new_episode email for 1-3 of ``users`` about one of ``series`` series: a member of a digest."""
+    k = rng.randrange(series)
+    payload = _payload(DIGEST_TYPE, rng, n)
+    payload.update(series_id=f"s-digest-{k}", series_title=f"Digest {k}")
+    return {
+        "event_type": DIGEST_TYPE,
+        "payload": payload,
+        "recipients": {"user_ids": rng.sample(users, rng.randint(1, min(3, len(users))))},
+        "channels": ["email"],
+        "priority": rng.choice(["high", "normal"]),
+    }
+
+
+def _digested(record: Optional[JobRecord]) -> Optional[dict[str, Any]]:
+    """A DIGESTED member's ``bucket_id`` and ``digest_job_id`` (its DIGESTED entry's detail), else None."""
+    if record is None or record.status.value != "DIGESTED":
+        return None
+    for entry in reversed(record.history):
+        if entry.status.value == "DIGESTED":
+            return dict(entry.detail or {})
+    return {}
+
+
 def _stamped(body: dict[str, Any]) -> dict[str, Any]:
     """The event as sent now: a relative ``expires_at`` (seconds) becomes a time."""
     if isinstance(body.get("expires_at"), float):
@@ -264,6 +303,7 @@ class Chaos:
         self._seen: dict[str, Signature] = {}
         self._changed: dict[str, float] = {}
         self.drain: dict[str, Any] = {}
+        self.digest_jobs: set[str] = set()  # the digests' own jobs, learnt from their members' DIGESTED entries
         self.out: Any = sys.stdout  # where progress goes
 
     def note(self, what: str) -> None:
@@ -299,6 +339,16 @@ class Chaos:
         client.close()
         if resp.status_code != 200:
             raise SystemExit(f"could not save the runaway template: {resp.status_code} {resp.text}")
+        client = httpx.Client(base_url=self.stack.api_url, headers={"X-API-Key": self.stack.config.api_key})
+        rule = {
+            **DIGEST_RULE,
+            "window": {"seconds": self.s.digest_window_seconds},
+            "max_items": self.s.digest_max_items,
+        }
+        resp = client.put(f"/api/v1/digest-rules/{DIGEST_TYPE}", json=rule)
+        client.close()
+        if resp.status_code not in (200, 201):
+            raise SystemExit(f"could not put the digest rule: {resp.status_code} {resp.text}")
         faults = self.stack.auth.faults
         faults.rng = random.Random(self.s.seed)
         faults.error_rate, faults.slow_rate = self.s.auth_error_rate, self.s.auth_slow_rate
@@ -327,6 +377,12 @@ class Chaos:
             events = [_event(self.rng, 100_000 + b * 10 + i, self.users, self.s.runaway_share) for i in range(10)]
             plan.append(("batch", {"events": [e for e, _ in events]}, any(r for _, r in events)))
         self.rng.shuffle(plan)
+        # The digest stream has its own generator, so that the rest of the load stays what it was for a seed.
+        digest_rng = random.Random(f"digest-{self.s.seed}")
+        digest_users = self.users[: self.s.digest_users]
+        for n in range(self.s.digest_events):
+            body = _digest_event(digest_rng, 200_000 + n, digest_users, self.s.digest_series)
+            plan.insert(digest_rng.randrange(len(plan) + 1), ("digest", body, False))
         pace = self.s.load_seconds / len(plan)
         start = time.monotonic()
         segment_sent = False
@@ -442,11 +498,14 @@ class Chaos:
             if self._observe(records, now):
                 last_change = now
             terminal = sum(1 for r in records.values() if r.status.value in TERMINAL)
+            tracked = len(self.load.jobs) + len(self.digest_jobs)
             if terminal != last_done:
-                self.note(f"drain: {terminal}/{len(self.load.jobs)} terminal")
+                digests = f" (with {len(self.digest_jobs)} digest jobs)" if self.digest_jobs else ""
+                self.note(f"drain: {terminal}/{tracked} terminal{digests}")
                 last_done = terminal
             waiting = sum(1 for r in records.values() if r.status.value not in TERMINAL and self._waiting(r))
-            if terminal == len(self.load.jobs):
+            # A digest's job whose record is not written yet (its bucket not closed) is not terminal either.
+            if terminal == tracked:
                 ended = "terminal"
                 break
             if now - last_change >= quiet and not waiting:
@@ -467,7 +526,7 @@ class Chaos:
     def _observe(self, records: dict[str, JobRecord], now: float) -> bool:
         """Note which jobs' records changed since the last read; True if any did."""
         changed = False
-        for job in self.load.jobs:
+        for job in [*self.load.jobs, *sorted(self.digest_jobs)]:
             signature = _signature(records.get(job))
             if job not in self._seen or self._seen[job] != signature:
                 self._seen[job], self._changed[job] = signature, now
@@ -491,11 +550,18 @@ class Chaos:
     # -- the count ----------------------------------------------------------------------------------------
 
     def records(self) -> dict[str, JobRecord]:
-        """Every accepted job's record, by job id (BatchGetItem by key, never a scan)."""
+        """Every accepted job's record, by job id, and the records of the digests' jobs their DIGESTED members point
+        to (BatchGetItem by key, never a scan). A digest's job not made yet has no record."""
         from notify.adapters.dynamodb.jobs import DynamoJobLedger
 
         store = DynamoJobLedger(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
-        return store.get_jobs(list(self.load.jobs))
+        found = store.get_jobs(list(self.load.jobs))
+        for detail in map(_digested, found.values()):
+            if detail and detail.get("digest_job_id"):
+                self.digest_jobs.add(str(detail["digest_job_id"]))
+        if self.digest_jobs:
+            found.update(store.get_jobs(sorted(self.digest_jobs)))
+        return found
 
     def backlog(self) -> dict[str, Optional[int]]:
         """What the worker has yet to take: the records its Kafka group has not committed past on the jobs
@@ -540,6 +606,60 @@ class Chaos:
 
         dlq = SqsDeadLetterQueue(boto3.client("sqs"), os.environ["DLQ_URL"])
         return [letter_view(letter) for letter in dlq.receive(100_000, 900)]
+
+    def digests(self, records: dict[str, JobRecord], statuses: dict[str, str]) -> dict[str, Any]:
+        """The digests' count: members digested, digests sent, members lost (the digest's job they point to is not
+        terminal, or the member is not among its bucket's members) and digests doubled (a bucket with more than one
+        digest job, a digest job at the provider more than once, or a member sent on its own as well)."""
+        from notify.adapters.dynamodb.digests import DynamoDigestStore
+
+        store = DynamoDigestStore(boto3.client("dynamodb"), os.environ["NOTIFICATIONS_TABLE"])
+        members = {j: _digested(records.get(j)) or {} for j in self.load.jobs if statuses.get(j) == "DIGESTED"}
+        by_bucket: dict[str, set[str]] = {}
+        for detail in members.values():
+            if detail.get("bucket_id"):
+                by_bucket.setdefault(str(detail["bucket_id"]), set()).add(str(detail.get("digest_job_id")))
+        listed: dict[str, set[str]] = {}
+        counts_wrong = 0  # a closed bucket whose count is not the number of its members
+        for bucket in by_bucket:
+            listed[bucket] = {m.job_id for m in store.members(bucket, 100_000)}
+            closed = store.closed(bucket)
+            if closed is None or closed.count != len(listed[bucket]):
+                counts_wrong += 1
+        digest_status = {d: statuses.get(d, "MISSING") for d in self.digest_jobs}
+        in_no_digest = [
+            m
+            for m, d in members.items()
+            if not d.get("bucket_id") or not d.get("digest_job_id") or m not in listed.get(str(d["bucket_id"]), ())
+        ]
+        digest_not_terminal = [
+            m for m, d in members.items() if digest_status.get(str(d.get("digest_job_id"))) not in TERMINAL
+        ]
+        lost = sorted(set(in_no_digest) | set(digest_not_terminal))
+        emails = self.proxy.ledger.emails
+        several_jobs = [b for b, jobs in by_bucket.items() if len(jobs) > 1]
+        sent_twice = [d for d in self.digest_jobs if emails.get(d, 0) > 1]
+        reached = self.proxy.ledger.reached()
+        members_sent = [m for m in members if m in reached]
+        return {
+            "members_digested": len(members),
+            "members_by_load": dict(Counter(self.load.jobs[m] for m in members)),
+            "buckets": len(by_bucket),
+            "digest_jobs": len(self.digest_jobs),
+            "digest_statuses": dict(Counter(digest_status.values())),
+            "digests_sent": sum(1 for v in digest_status.values() if v in ("SENT", *AFTER_SENT)),
+            "digest_emails_accepted": sum(emails.get(d, 0) for d in self.digest_jobs),
+            "largest_bucket": max((len(v) for v in listed.values()), default=0),
+            "bucket_counts_wrong": counts_wrong,
+            "lost_members": len(lost),
+            "members_in_no_digest": len(in_no_digest),
+            "members_digest_not_terminal": len(digest_not_terminal),
+            "duplicate_digests": len(several_jobs) + len(sent_twice) + len(members_sent),
+            "buckets_with_several_digest_jobs": len(several_jobs),
+            "digests_sent_twice": len(sent_twice),
+            "members_also_sent_alone": len(members_sent),
+            "examples": {"lost": lost[:5], "duplicates": (several_jobs + sent_twice + members_sent)[:5]},
+        }
 
     def report(self) -> dict[str, Any]:
         records = self.records()
@@ -617,6 +737,7 @@ class Chaos:
             },
             "cut_offs": [{"records": c.records, "after_seconds": c.after} for c in cut],
             "worker_containers": {k: f.containers for k, f in self.stack.workers.items()},
+            "digests": self.digests(records, statuses),
             "runaway_statuses": dict(Counter(statuses.get(j, "MISSING") for j in self.load.runaway_jobs)),
             # Letters beyond one per FAILED job: a job with several, or a letter whose job did not end FAILED.
             "jobs_with_several_letters": {j: n for j, n in lettered.items() if n > 1},
@@ -692,6 +813,32 @@ def table(r: dict[str, Any]) -> str:
             f"{r['runaway_statuses'].get('EXPIRED', 0)} expired before their turn",
         ),
         ("worker cut off mid-batch", len(r["cut_offs"]), ", ".join(f"{c['records']} records" for c in r["cut_offs"])),
+    ]
+    d = r["digests"]
+    rows += [
+        (
+            "digests: members digested → buckets",
+            f"{d['members_digested']} → {d['buckets']}",
+            f"{', '.join(f'{k} {v}' for k, v in sorted(d['members_by_load'].items()))}; largest "
+            f"{d['largest_bucket']}, {d['bucket_counts_wrong']} counts wrong",
+        ),
+        (
+            "  digests SENT (digest jobs)",
+            f"{d['digests_sent']} ({d['digest_jobs']})",
+            ", ".join(f"{k} {v}" for k, v in sorted(d["digest_statuses"].items())),
+        ),
+        (
+            "  lost members",
+            d["lost_members"],
+            f"goal 0: {d['members_digest_not_terminal']} with a digest not terminal, {d['members_in_no_digest']} in no "
+            "digest",
+        ),
+        (
+            "  duplicate digests",
+            d["duplicate_digests"],
+            f"goal 0: {d['buckets_with_several_digest_jobs']} buckets with 2+ digest jobs, {d['digests_sent_twice']} "
+            f"digests emailed twice, {d['members_also_sent_alone']} members also sent alone",
+        ),
     ]
     calls = r["provider_calls"]
     width = max(len(str(name)) for name, _, _ in rows)
@@ -769,8 +916,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print(table(result))
     print(f"\n{result['wall_seconds']} s in all; the full result is in {state_dir / 'result.json'}")
+    digests = result["digests"]
     ok = result["lost"] == 0 and result["duplicates"] == 0 and result["stuck"] == 0
-    print("GOAL MET: lost 0, duplicates 0, stuck 0" if ok else "GOAL NOT MET", flush=True)
+    ok = (
+        ok
+        and digests["lost_members"] == 0
+        and digests["duplicate_digests"] == 0
+        and digests["bucket_counts_wrong"] == 0
+    )
+    goal = "lost 0, duplicates 0, stuck 0; digests: lost members 0, duplicate digests 0"
+    print(f"GOAL MET: {goal}" if ok else "GOAL NOT MET", flush=True)
     return 0 if ok else 1
 
 
