@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
 
@@ -63,9 +64,12 @@ class TestCa:
     def pem(self) -> str:
         return self.certificate.public_bytes(serialization.Encoding.PEM).decode()
 
-    def issue(self, common_name: str, *, server: bool, password: Optional[bytes] = None) -> Issued:
-        """A leaf certificate (for 127.0.0.1 if ``server``; a client's otherwise), its PKCS#8 key encrypted with
-        ``password`` if one is given. ``certificate`` holds the chain: the leaf, then this CA."""
+    def issue(
+        self, common_name: str, *, server: bool, password: Optional[bytes] = None, names: Sequence[str] = ()
+    ) -> Issued:
+        """A leaf certificate (if ``server``, for the DNS ``names`` given, else for 127.0.0.1; a client's otherwise),
+        its PKCS#8 key encrypted with ``password`` if one is given. ``certificate`` holds the chain: the leaf, then
+        this CA."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
         builder = (
@@ -83,9 +87,10 @@ class TestCa:
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), critical=False)
         )
         if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            alternatives: list[x509.GeneralName] = (
+                [x509.DNSName(name) for name in names] if names else [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
             )
+            builder = builder.add_extension(x509.SubjectAlternativeName(alternatives), critical=False)
         leaf = builder.sign(self._key, hashes.SHA256())
         encryption: serialization.KeySerializationEncryption = (
             serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()

@@ -42,8 +42,10 @@ from notify.records import (
     Transition,
     UserPreferences,
     UserProfile,
+    WebhookAttempt,
 )
 from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
+from notify.webhooks import Target
 
 
 class JobPublisher(Protocol):
@@ -294,6 +296,17 @@ class ConnectionPoster(Protocol):
         Raises ConnectionGone when it is closed already, or not open yet (410), TransientError when it may work
         later and PermanentError otherwise.
         """
+        ...
+
+
+class WebhookSender(Protocol):
+    """Status webhooks' HTTP client (issue 24)."""
+
+    def post(self, target: Target, address: str, headers: dict[str, str], body: bytes) -> WebhookAttempt:
+        """POST ``body`` with ``headers`` (the Standard Webhooks ones) to ``target``, connecting to ``address``,
+        the IP :func:`notify.webhooks.resolve_public` checked (no second lookup), with the target's host as Host
+        and for TLS. Redirects are not followed. Never raises for what the receiver or the network does: that is
+        the attempt's outcome."""
         ...
 
 

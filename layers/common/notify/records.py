@@ -577,3 +577,24 @@ class ClosedBucket:
     first_at: str
     last_at: str
     closed_at: str
+
+
+class WebhookOutcome(str, Enum):
+    """How one status webhook attempt ended: DELIVERED (a 2xx), GONE (410: the endpoint is to be disabled), RETRY
+    (anything else: no answer in time, no connection, a TLS failure, a 3xx (never followed), 429, 5xx, another
+    status)."""
+
+    DELIVERED = "delivered"
+    GONE = "gone"
+    RETRY = "retry"
+
+
+@dataclass(frozen=True)
+class WebhookAttempt:
+    """One POST of a status webhook: its outcome, the status code (None without an answer), how long the answer
+    took in milliseconds, and a short error (None on a 2xx) fit to show the endpoint's owner."""
+
+    outcome: WebhookOutcome
+    status_code: Optional[int]
+    latency_ms: int
+    error: Optional[str] = None
