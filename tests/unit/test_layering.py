@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2] / "layers" / "common"
 PACKAGE = ROOT / "notify"
 # Libraries only adapters may import.
-INFRASTRUCTURE = ("boto3", "botocore", "kafka", "httpx", "aws_msk_iam_sasl_signer", "mypy_boto3")
+INFRASTRUCTURE = ("boto3", "botocore", "kafka", "httpx", "httpcore", "aws_msk_iam_sasl_signer", "mypy_boto3")
 
 
 def _name(path: Path) -> str:
