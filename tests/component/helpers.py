@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -333,10 +334,23 @@ class Recorded:
     def __init__(self) -> None:
         self.function = Function("WebSocketFunction", "websocket.app.lambda_handler")
         self.events: list[dict[str, Any]] = []
+        self._running = threading.Lock()  # held by an invocation, or by idle()
 
     def invoke(self, event: dict[str, Any]) -> Any:
         self.events.append(event)
-        return self.function.invoke(event)
+        with self._running:
+            return self.function.invoke(event)
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """No invocation runs inside the block (one under way finishes first, the next waits for the block's end).
+
+        Where a test changes the function's environment and clears its cached services: an invocation under way
+        (a $disconnect of the previous test's sockets, say) may have read the old environment and would cache what
+        it built from it after the clear, for every invocation of the test to run on.
+        """
+        with self._running:
+            yield
 
     def of(self, route: str, connection_id: str) -> list[dict[str, Any]]:
         return [

@@ -28,19 +28,25 @@ LIMIT = 2
 
 
 @pytest.fixture
-def limit_of_two() -> Iterator[None]:
-    """WebSocketFunction built with MAX_CONNECTIONS_PER_USER=2 (the template's default is 10)."""
+def limit_of_two(handler: Recorded) -> Iterator[None]:
+    """WebSocketFunction built with MAX_CONNECTIONS_PER_USER=2 (the template's default is 10).
+
+    The environment changes between invocations only: the previous test's $disconnects may still be running, and
+    one that read the old environment would otherwise cache its services after the clear (limit 10 for this test).
+    """
     from websocket import app
 
     saved = os.environ.get("MAX_CONNECTIONS_PER_USER")
-    os.environ["MAX_CONNECTIONS_PER_USER"] = str(LIMIT)
-    app.services.cache_clear()
+    with handler.idle():
+        os.environ["MAX_CONNECTIONS_PER_USER"] = str(LIMIT)
+        app.services.cache_clear()
     yield
-    if saved is None:
-        os.environ.pop("MAX_CONNECTIONS_PER_USER", None)
-    else:
-        os.environ["MAX_CONNECTIONS_PER_USER"] = saved
-    app.services.cache_clear()
+    with handler.idle():
+        if saved is None:
+            os.environ.pop("MAX_CONNECTIONS_PER_USER", None)
+        else:
+            os.environ["MAX_CONNECTIONS_PER_USER"] = saved
+        app.services.cache_clear()
 
 
 def _user() -> str:
