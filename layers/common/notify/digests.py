@@ -228,9 +228,10 @@ def bucket_key(rule: DigestRule, user_id: str, channel: Channel | str, payload: 
 
 
 def bucket_id(group_key: str, generation: int) -> str:
-    """The id of the ``generation``-th bucket (from 0) of a group: a late member after a flush opens the next."""
+    """The id of a group's bucket of ``generation`` (the worker starts a group's generations at the time in seconds
+    its head is first written, and a late member after a flush opens the next)."""
     if generation < 0:
-        raise ValueError("a bucket's generation counts from 0")
+        raise ValueError("a bucket's generation is not negative")
     return f"{group_key}-{generation}"
 
 
