@@ -391,7 +391,33 @@ class DigestFlushTask(BaseModel):
         return self.kind
 
 
-Message: TypeAlias = NotificationJob | FanoutTask | DigestFlushTask  # what goes onto the jobs topic and the delay queue
+class WebhookTask(BaseModel):
+    """One status webhook message to one endpoint (issue 24), a delay-queue message: the message's id (the same on
+    every retry: ``notify.webhooks.message_id``), its type and data, the subject it is about, when it was first tried
+    and which attempt this is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["webhook"] = "webhook"
+    schema_version: int = JOB_SCHEMA_VERSION
+    webhook_id: str = Field(min_length=1, max_length=64)
+    message_id: str = Field(min_length=1, max_length=64)
+    message_type: str = Field(min_length=1, max_length=64)
+    subject: str = Field(min_length=1, max_length=256)
+    created_at: datetime
+    data: dict[str, Any]
+    attempt: int = 0
+    first_attempt_at: Optional[datetime] = None
+    not_before: Optional[datetime] = None
+
+    def kind_name(self) -> str:
+        """The message's kind, as the queues' attributes and Kafka's headers name it."""
+        return self.kind
+
+
+Message: TypeAlias = (
+    NotificationJob | FanoutTask | DigestFlushTask | WebhookTask
+)  # what goes onto the jobs topic and the delay queue
 
 
 def _zone(value: str) -> str:

@@ -43,6 +43,8 @@ from notify.records import (
     UserPreferences,
     UserProfile,
     WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
 from notify.webhooks import Target
@@ -296,6 +298,37 @@ class ConnectionPoster(Protocol):
         Raises ConnectionGone when it is closed already, or not open yet (410), TransientError when it may work
         later and PermanentError otherwise.
         """
+        ...
+
+
+class WebhookStore(Protocol):
+    """Status webhook endpoints and their deliveries log (issue 24). Calls that cannot reach the store raise
+    StoreUnavailable."""
+
+    def put(self, endpoint: WebhookEndpoint) -> None:
+        """Store ``endpoint``, replacing the one with its id."""
+        ...
+
+    def get(self, webhook_id: str) -> Optional[WebhookEndpoint]:
+        """One endpoint (a consistent read), or None."""
+        ...
+
+    def all(self) -> list[WebhookEndpoint]:
+        """Every endpoint, oldest first (the emitters' read, which may be cached)."""
+        ...
+
+    def delete(self, webhook_id: str) -> bool:
+        """Delete an endpoint: True if there was one (its deliveries expire with their TTL)."""
+        ...
+
+    def record(self, delivery: WebhookDelivery) -> None:
+        """Add one attempt to the endpoint's deliveries log (kept 30 days)."""
+        ...
+
+    def deliveries(
+        self, webhook_id: str, limit: int, cursor: Optional[str]
+    ) -> tuple[list[WebhookDelivery], Optional[str]]:
+        """The endpoint's attempts, newest first, a page at a time (an opaque, signed cursor)."""
         ...
 
 

@@ -598,3 +598,39 @@ class WebhookAttempt:
     status_code: Optional[int]
     latency_ms: int
     error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class WebhookEndpoint:
+    """A status webhook endpoint (issue 24): where to POST, which message types, its secrets (the current one first;
+    the one before it while ``previous_until`` has not passed, so both sign during a rotation), whether it is
+    ``enabled`` (else ``disabled_reason``: ``gone`` after a 410, ``failing`` after 24 h of failures, ``by_user``), and
+    since when its deliveries have failed without a success in between (None: the last one succeeded)."""
+
+    webhook_id: str
+    url: str
+    events: tuple[str, ...]
+    secrets: tuple[str, ...]
+    created_at: str
+    updated_at: str
+    description: Optional[str] = None
+    enabled: bool = True
+    disabled_reason: Optional[str] = None
+    previous_until: Optional[str] = None
+    failing_since: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class WebhookDelivery:
+    """One attempt as an endpoint's deliveries list shows it: when, the message (id and type), its attempt number,
+    the outcome, the status code, the latency and a short error."""
+
+    webhook_id: str
+    at: str
+    message_id: str
+    message_type: str
+    attempt: int
+    outcome: WebhookOutcome
+    status_code: Optional[int]
+    latency_ms: int
+    error: Optional[str] = None

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from notify.adapters.secrets import SecretsManagerJson
 from notify.errors import TransientError
-from notify.models import FanoutTask, Message, NotificationJob
+from notify.models import DigestFlushTask, FanoutTask, Message, NotificationJob
 from notify.publish_circuit import CircuitPublisher
 from notify.settings import KAFKA_SECRET_AUTHS, KafkaSettings
 
@@ -370,11 +370,13 @@ def _count_unavailable(messages: int) -> None:
 
 
 def _key(message: Message) -> str:
-    """Jobs are keyed by user (one user's jobs stay ordered); fan-out tasks by event; digest flushes (only the delay
-    queue carries them) by bucket."""
+    """Jobs are keyed by user (one user's jobs stay ordered); fan-out tasks by event; digest flushes and webhook
+    messages (only the delay queue carries them) by bucket and by endpoint."""
     if isinstance(message, NotificationJob):
         return message.user_id
-    return message.event_id if isinstance(message, FanoutTask) else message.group_key
+    if isinstance(message, FanoutTask):
+        return message.event_id
+    return message.group_key if isinstance(message, DigestFlushTask) else message.webhook_id
 
 
 def _kind(message: Message) -> bytes:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from botocore.exceptions import BotoCoreError, ClientError
 
 from notify.errors import PermanentError, TransientError
-from notify.models import DigestFlushTask, Message
+from notify.models import FanoutTask, Message, NotificationJob
 from notify.records import DeadLetter, QueueDepth, ReceivedLetter
 
 if TYPE_CHECKING:
@@ -21,9 +21,10 @@ def _batches(items: Sequence[Any], size: int = 10) -> list[Sequence[Any]]:
 
 
 def _attributes(message: Message) -> dict[str, Any]:
-    """A message's ``kind`` (job, fanout, digest_flush) and, for a job or a fan-out task, its ``event_id``."""
+    """A message's ``kind`` (job, fanout, digest_flush, webhook) and, for a job or a fan-out task, its
+    ``event_id``."""
     attributes: dict[str, Any] = {"kind": {"DataType": "String", "StringValue": message.kind_name()}}
-    if not isinstance(message, DigestFlushTask):
+    if isinstance(message, (NotificationJob, FanoutTask)):
         attributes["event_id"] = {"DataType": "String", "StringValue": message.event_id}
     return attributes
 
