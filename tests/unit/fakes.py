@@ -53,6 +53,7 @@ from notify.ports import (
     TemplateStore,
     ThrottleRules,
     UserDirectory,
+    WebhookStore,
 )
 from notify.records import (
     AddOutcome,
@@ -83,6 +84,8 @@ from notify.records import (
     Transition,
     UserPreferences,
     UserProfile,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 from notify.retry import RetryPolicy
 from notify.services.channels import EmailChannel, InAppChannel, PushChannel
@@ -981,3 +984,48 @@ class MemoryDigestStore:
 
 _digest_store_check: DigestStore = MemoryDigestStore(MemoryStore())
 _digest_reads_check: DigestReads = MemoryDigestStore(MemoryStore())
+
+
+# -- status webhooks --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MemoryWebhookStore:
+    """Webhook endpoints by id and every recorded attempt. Deliveries come newest first (by ``at``, then message id
+    and attempt, as DynamoWebhookStore's sort key orders them); cursors are ``<webhook id>@<offset>``: another
+    endpoint's, or anything else, is a 422 on ``cursor``."""
+
+    endpoints: dict[str, WebhookEndpoint] = field(default_factory=dict)
+    recorded: list[WebhookDelivery] = field(default_factory=list)
+
+    def put(self, endpoint: WebhookEndpoint) -> None:
+        self.endpoints[endpoint.webhook_id] = endpoint
+
+    def get(self, webhook_id: str) -> Optional[WebhookEndpoint]:
+        return self.endpoints.get(webhook_id)
+
+    def all(self) -> list[WebhookEndpoint]:
+        return sorted(self.endpoints.values(), key=lambda e: (e.created_at, e.webhook_id))
+
+    def delete(self, webhook_id: str) -> bool:
+        return self.endpoints.pop(webhook_id, None) is not None
+
+    def record(self, delivery: WebhookDelivery) -> None:
+        self.recorded.append(delivery)
+
+    def deliveries(
+        self, webhook_id: str, limit: int, cursor: Optional[str]
+    ) -> tuple[list[WebhookDelivery], Optional[str]]:
+        start = 0
+        if cursor is not None:
+            owner, _, offset = cursor.rpartition("@")
+            if owner != webhook_id or not offset.isdigit():
+                raise ValidationFailed([FieldError("cursor", "not a cursor of this webhook's deliveries")])
+            start = int(offset)
+        mine = [d for d in self.recorded if d.webhook_id == webhook_id]
+        mine.sort(key=lambda d: (d.at, d.message_id, str(d.attempt)), reverse=True)
+        page = mine[start : start + limit]
+        return page, f"{webhook_id}@{start + limit}" if len(mine) > start + limit else None
+
+
+_webhook_store_check: WebhookStore = MemoryWebhookStore()
