@@ -8,6 +8,10 @@
 - ``templates``: versioned templates (TemplateStore), TemplatesTable
 - ``throttles``: throttle rules (ThrottleRules), TemplatesTable
 - ``digest_rules``: digest rules (DigestRules), TemplatesTable
+- ``digests``: digest buckets, their members and the due index (DigestStore, DigestReads), NotificationsTable
+- ``webhooks``: status webhook endpoints (TemplatesTable) and their deliveries log (NotificationsTable), WebhookStore
+  (issue 24: not wired yet)
+- ``rules``: the cached partition reader the rule stores share
 - ``api_keys``: API keys by hash (ApiKeyLookup), ApiKeysTable
 - ``campaigns``: campaigns and runs (CampaignStore), CampaignsTable
 - ``segments``: static segments (SegmentSource), CampaignsTable
