@@ -13,7 +13,8 @@ import pytest
 from notify.clock import iso
 from notify.errors import NotFound, ValidationFailed
 from notify.records import WebhookDelivery, WebhookOutcome
-from notify.services.webhooks import WebhookAdmin, signing_secrets
+from notify.services.webhooks import WebhookAdmin
+from notify.webhooks import signing_secrets
 
 from .fakes import MemoryWebhookStore
 

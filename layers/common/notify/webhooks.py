@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from notify.clock import iso
+from notify.records import WebhookEndpoint
 
 # The message types an endpoint can subscribe to ("*": all of them). webhook.test is sent on request only.
 EVENT_TYPES = (
@@ -243,3 +244,11 @@ def system_resolver(host: str, port: int) -> list[str]:
 
     found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets to sign a message with at ``now``: the current one, then the previous one while its
+    ``previous_until`` is still ahead (a rotation's overlap)."""
+    current, *older = endpoint.secrets
+    overlapping = endpoint.previous_until is not None and datetime.fromisoformat(endpoint.previous_until) > now
+    return [current, *older[:1]] if overlapping else [current]

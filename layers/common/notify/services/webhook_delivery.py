@@ -44,6 +44,7 @@ from notify.webhooks import (
     headers,
     next_delay,
     resolve_public,
+    signing_secrets,
     subscribed,
 )
 
@@ -57,15 +58,6 @@ DELIVERED = "delivered"
 DISABLED = "disabled"
 RETRYING = "retrying"
 DEAD_LETTERED = "dead_lettered"
-
-
-def _signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    # The rule of notify.services.webhooks.signing_secrets (not committed when this was written; use it once it is):
-    # the current secret, and the previous one while the endpoint's previous_until is still in the future.
-    current, *rest = endpoint.secrets
-    if rest and endpoint.previous_until is not None and datetime.fromisoformat(endpoint.previous_until) > now:
-        return [current, rest[0]]
-    return [current]
 
 
 def replayed(task_json: dict[str, Any]) -> WebhookTask:
@@ -164,7 +156,7 @@ class WebhookDeliveryService:
         except ValueError as exc:  # UnsafeDestination, or a name the resolver cannot even encode
             return WebhookAttempt(WebhookOutcome.RETRY, None, 0, f"destination refused: {exc}")
         payload = body(task.message_type, task.created_at, task.data)
-        sent = headers(_signing_secrets(endpoint, now), task.message_id, now, payload)
+        sent = headers(signing_secrets(endpoint, now), task.message_id, now, payload)
         try:
             return self._sender.post(target, address, sent, payload)
         except Exception as exc:  # noqa: BLE001 - the sender promises not to raise; a bug there is one failed attempt

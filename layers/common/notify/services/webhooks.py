@@ -36,14 +36,6 @@ def new_webhook_id() -> str:
     return ID_PREFIX + secrets.token_hex(12)
 
 
-def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
-    """The secrets to sign a message with at ``now``: the current one, then the previous one while its
-    ``previous_until`` is still ahead (a rotation's overlap)."""
-    current, *older = endpoint.secrets
-    overlapping = endpoint.previous_until is not None and datetime.fromisoformat(endpoint.previous_until) > now
-    return [current, *older[:1]] if overlapping else [current]
-
-
 def endpoint_view(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """What the API shows of an endpoint: never its secrets."""
     return {
