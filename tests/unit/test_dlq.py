@@ -4,7 +4,7 @@ import json
 from datetime import timedelta
 
 from notify.errors import PermanentError, TransientError
-from notify.models import NotificationJob, Status
+from notify.models import NotificationJob, Status, WebhookTask
 from notify.records import DeadLetter, ReceivedLetter
 from notify.services.delivery import Outcome
 from notify.services.dlq import DeadLetterService
@@ -150,3 +150,25 @@ def test_lambdas_dead_letter_for_the_feedback_function_reads_as_feedback_not_app
     body = envelope(event)
     assert (body["reason"], body["source"]) == ("feedback_not_applied", "feedback-function")
     assert json.loads(body["raw"]) == event
+
+
+def test_an_undeliverable_webhook_message_is_queued_again_with_its_id_and_a_fresh_budget() -> None:
+    world = World()
+    task = WebhookTask(
+        webhook_id="wh_1",
+        message_id="msg_1",
+        message_type="notification.sent",
+        subject="j-1#SENT",
+        created_at=T0,
+        data={"job_id": "j-1", "status": "SENT"},
+        attempt=6,
+        first_attempt_at=T0,
+        not_before=T0,
+    )
+    letter = DeadLetter("webhook_undeliverable", "gave up", 6, job=task.model_dump(mode="json"), source="webhook")
+    inbox = MemoryInbox([ReceivedLetter("m0", "r0", {**letter.__dict__}, "1795491963495", 1)])
+    result = DeadLetterService(inbox, world.store, world.queue, lambda: T0).redrive()
+    assert result == {"redriven": ["webhook:wh_1:msg_1"], "skipped": []} and inbox.deleted == ["r0"]
+    ((again, delay),) = world.queue.sent
+    assert isinstance(again, WebhookTask) and delay == 0
+    assert (again.message_id, again.attempt, again.first_attempt_at, again.not_before) == ("msg_1", 0, None, None)

@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from notify.clock import Clock
 from notify.errors import DeliveryError
-from notify.models import FanoutTask, NotificationJob, Status
+from notify.models import FanoutTask, NotificationJob, Status, WebhookTask
 from notify.ports import DeadLetterInbox, DelayQueue, StatusReader
 from notify.records import JobRecord, ReceivedLetter
+from notify.services.webhook_delivery import replayed
 
 LIST_VISIBILITY_SECONDS = 2
 REDRIVE_VISIBILITY_SECONDS = 60
@@ -130,8 +131,9 @@ class DeadLetterService:
         """Send the selected (or all) jobs back through the worker with a fresh retry budget.
 
         A letter is deleted only after its copy is queued, so a failure part-way keeps it. A job that was
-        SENT, EXPIRED or SKIPPED meanwhile is not queued again (its letter is deleted); letters that are not
-        jobs, and the Kafka event source's records, stay.
+        SENT, EXPIRED or SKIPPED meanwhile is not queued again (its letter is deleted); a fan-out task and a status
+        webhook message (``webhook_undeliverable``, issue 24) are queued again with their retry budget restarted;
+        letters that are not jobs, and the Kafka event source's records, stay.
         """
         wanted = set(job_ids) if job_ids else None
         redriven: list[str] = []
@@ -146,20 +148,28 @@ class DeadLetterService:
                 self._inbox.release(letter.receipt)
                 skipped.append({"message_id": letter.message_id, "reason": "not a job; cannot be redriven"})
                 continue
-            if raw_job.get("kind") == "fanout":
+            if raw_job.get("kind") in ("fanout", "webhook"):
                 try:
-                    task = FanoutTask.model_validate(raw_job)
+                    task: FanoutTask | WebhookTask = (
+                        FanoutTask.model_validate(raw_job).model_copy(update={"attempt": 0, "not_before": None})
+                        if raw_job["kind"] == "fanout"
+                        else replayed(raw_job)
+                    )
                 except ValidationError as exc:
                     skipped.append({"message_id": letter.message_id, "reason": f"invalid task: {exc.error_count()}"})
                     continue
                 try:
-                    self._delay.enqueue([task.model_copy(update={"attempt": 0, "not_before": None})], 0)
+                    self._delay.enqueue([task], 0)
                 except DeliveryError as exc:
                     self._inbox.release(letter.receipt)
                     skipped.append({"message_id": letter.message_id, "reason": f"not queued, kept: {exc}"})
                     continue
                 self._inbox.delete(letter.receipt)
-                redriven.append(f"fanout:{task.event_id}:{task.page}")
+                redriven.append(
+                    f"fanout:{task.event_id}:{task.page}"
+                    if isinstance(task, FanoutTask)
+                    else f"webhook:{task.webhook_id}:{task.message_id}"
+                )
                 continue
             try:
                 job = NotificationJob.model_validate(raw_job)
