@@ -28,13 +28,10 @@ import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Optional
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from notify.adapters.aws import error_code
 from notify.adapters.dynamodb.items import (
-    CONDITION_FAILED,
     call,
     conditional,
+    conditional_update,
     expression_values,
     from_item,
     query_all,
@@ -187,30 +184,25 @@ class DynamoDigestStore(StatusTable):
     def _move_head(self, group_key: str, generation: int, now: datetime) -> Optional[dict[str, Any]]:
         """The head moved to the next generation if it still has ``generation`` and a member: the head as it stood
         (``ReturnValues=ALL_OLD``), or None if it had changed (read it again)."""
-        try:
-            resp = self._client.update_item(
-                TableName=self._table,
-                Key=to_item(_head_key(group_key)),
-                UpdateExpression="SET #gen = :next, #ttl = :ttl REMOVE #n, flush_at, first_at, last_at",
-                ConditionExpression="#gen = :gen AND #n > :zero",
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues=expression_values(
-                    {
-                        ":gen": generation,
-                        ":next": generation + 1,
-                        ":zero": 0,
-                        ":ttl": int(now.timestamp() + RETENTION.total_seconds()),
-                    }
-                ),
-                ReturnValues="ALL_OLD",
-            )
-        except ClientError as exc:
-            if error_code(exc) in CONDITION_FAILED:
-                return None
-            raise StoreUnavailable(f"cannot close a digest bucket: {exc}") from exc
-        except BotoCoreError as exc:
-            raise StoreUnavailable(f"cannot close a digest bucket: {exc}") from exc
-        return from_item(resp.get("Attributes", {}))
+        applied, old = conditional_update(
+            "close a digest bucket",
+            self._client,
+            TableName=self._table,
+            Key=to_item(_head_key(group_key)),
+            UpdateExpression="SET #gen = :next, #ttl = :ttl REMOVE #n, flush_at, first_at, last_at",
+            ConditionExpression="#gen = :gen AND #n > :zero",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues=expression_values(
+                {
+                    ":gen": generation,
+                    ":next": generation + 1,
+                    ":zero": 0,
+                    ":ttl": int(now.timestamp() + RETENTION.total_seconds()),
+                }
+            ),
+            ReturnValues="ALL_OLD",
+        )
+        return old if applied else None
 
     def _finish(
         self,

@@ -74,14 +74,16 @@ def conditional(what: str, method: Callable[..., Any], **kwargs: Any) -> bool:
 
 
 def conditional_update(what: str, client: DynamoDBClient, **kwargs: Any) -> tuple[bool, dict[str, Any]]:
-    """A conditional UpdateItem: ``(True, {})`` if it applied, else ``(False, the item as it stood)`` (``{}``: no
-    item), so the caller can tell which part of the condition failed without another read.
+    """A conditional UpdateItem: ``(True, what it returned)`` if it applied (the ``ReturnValues`` asked for, else
+    ``{}``), else ``(False, the item as it stood)`` (``{}``: no item), so the caller can tell which part of the
+    condition failed without another read.
 
     Every other failure is StoreUnavailable, as for :func:`conditional`.
     """
     try:
-        client.update_item(**kwargs, ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        return True, {}
+        resp = client.update_item(**kwargs, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        returned = resp.get("Attributes")
+        return True, from_item(returned) if isinstance(returned, dict) else {}
     except ClientError as exc:
         if error_code(exc) in CONDITION_FAILED:
             item = exc.response.get("Item")  # type: ignore[attr-defined]
