@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from notify.digests import DigestRule, StoredDigestRule, bucket_id, digest_job_id
 from notify.errors import StoreUnavailable
-from notify.models import Channel, Contact, DigestFlushTask, NotificationJob, Status
+from notify.models import Category, Channel, Contact, DigestFlushTask, NotificationJob, Status
+from notify.records import UserPreferences
 from notify.services.delivery import Outcome
 from notify.services.digests import CRON_SPREAD_SECONDS, STUCK_AFTER, DigestSweep
 from notify.services.triage import parse_message
+from notify.throttles import CategoryThrottle, ThrottleRule
 
-from .fakes import T0, MemoryDigestRules, MemoryDigestStore, World
+from .fakes import T0, MemoryDigestRules, MemoryDigestStore, MemoryPreferences, MemoryThrottleRules, World
 
 WINDOW = 20
 
@@ -252,3 +254,39 @@ def test_the_sweep_queues_again_a_short_windows_bucket_still_open_five_minutes_a
     assert (again, delay) == (task, 0)
     assert _run(world, again) is Outcome.SENT
     assert sweep.sweep() == 0  # closed: out of the index
+
+
+def test_consent_is_the_digests_a_member_of_an_opted_out_user_is_digested_and_the_digest_skipped() -> None:
+    world = _world()
+    preferences = MemoryPreferences()
+    preferences.items["u1"] = UserPreferences("u1", categories={"social": {"email": False}})
+    world.preferences = preferences
+    world.wire()
+    member = _like(world, "Ann")
+    assert world.service.handle(member) is Outcome.DIGESTED  # checked when the digest is sent, not per member
+    ((task, _),) = _tasks(world)
+    world.now = task.due_at
+    assert _run(world, task) is Outcome.SKIPPED
+    digest_id = world.store.jobs[member.job_id]["history"][-1].detail["digest_job_id"]
+    assert world.store.jobs[digest_id]["history"][-1].detail["reason"] == "opted_out"
+    assert world.email.sent == []
+
+
+def test_a_throttled_category_still_digests_and_the_digest_is_never_refused_by_the_throttle() -> None:
+    world = _world()
+    world.preferences = MemoryPreferences()
+    rules = MemoryThrottleRules()
+    rules.put(
+        CategoryThrottle(Category.SOCIAL, ThrottleRule(channel=Channel.EMAIL, limit=1, period_seconds=86400), "t")
+    )
+    world.throttles = rules
+    world.wire()
+    assert world.service.handle(world.job("review_liked")) is Outcome.DIGESTED
+    ((first, _),) = _tasks(world)
+    world.now = first.due_at
+    assert _run(world, first) is Outcome.SENT
+    assert world.service.handle(_like(world, "Bob")) is Outcome.DIGESTED  # past the limit: joins the next digest
+    second = _tasks(world)[-1][0]
+    world.now = second.due_at
+    assert _run(world, second) is Outcome.SENT  # a digest is its members' limit already
+    assert len(world.email.sent) == 2 and world.preferences.count_writes == 0
