@@ -215,7 +215,11 @@ def resolve_public(target: Target, resolve: Resolver, *, allow_loopback: bool = 
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not (is_public(ip) or (allow_loopback and _loopback(ip))):
-            raise UnsafeDestination(f"{target.host} resolves to {ip}, which is not a public address")
+            # The address itself is not named: an API caller must not learn how internal names resolve.
+            raise UnsafeDestination(
+                f"{target.host} resolves to an address that is not a public address "
+                "(private, loopback, link-local, shared, reserved or multicast)"
+            )
     return addresses[0]
 
 
