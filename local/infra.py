@@ -221,8 +221,13 @@ def own_origins(api_port: int) -> tuple[str, ...]:
 def local_environment(origins: Sequence[str] = ()) -> dict[str, dict[str, str]]:
     """What the local stack changes in the template's environment: the dev-only route that hands out user tokens
     without an API key (POST /dev/users/{user_id}/tokens, for the demo inbox page) is on here, and only here, for
-    browsers on the stack's own ``origins`` only (pages of any other site get a 403)."""
-    return {"ApiFunction": {"DEV_USER_TOKENS": "true", "DEV_USER_TOKEN_ORIGINS": ",".join(origins)}}
+    browsers on the stack's own ``origins`` only (pages of any other site get a 403); and status webhooks may go to
+    ``http://127.0.0.1`` (the demo receiver), which AWS never allows."""
+    loopback = {"WEBHOOK_ALLOW_HTTP_LOOPBACK": "true"}
+    return {
+        "ApiFunction": {"DEV_USER_TOKENS": "true", "DEV_USER_TOKEN_ORIGINS": ",".join(origins), **loopback},
+        "WorkerFunction": loopback,
+    }
 
 
 def function_environments(

@@ -449,6 +449,9 @@ def test_the_functions_post_to_the_websocket_apis_stage(tpl: Template) -> None:
     assert tpl.outputs["WebSocketManagementUrl"]["Value"] == {"Fn::Sub": url}
     # The local stack's dev-only token route is never on in a deployed stack.
     assert tpl.functions()["ApiFunction"].environment["DEV_USER_TOKENS"] == "false"
+    # Nor may a deployed stack's webhooks go to plain http on loopback (only the local stack's demo receiver may).
+    for function in ("ApiFunction", "WorkerFunction"):
+        assert tpl.functions()[function].environment["WEBHOOK_ALLOW_HTTP_LOOPBACK"] == "false", function
     for table in ("InboxTable", "ConnectionsTable"):
         assert tpl.outputs[f"{table}Name"]["Value"] == {"Ref": table}
 

@@ -111,7 +111,14 @@ class InAppSettings(_Settings):
     max_connections_per_user: int = Field(default=10, ge=1, le=100, alias="MAX_CONNECTIONS_PER_USER")
 
 
-class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
+class WebhookSettings(_Settings):
+    """Status webhooks' destinations (docs/WEBHOOKS.md): https to public addresses only. The local stack alone turns
+    on ``WEBHOOK_ALLOW_HTTP_LOOPBACK``, so its demo receiver on ``http://127.0.0.1`` can be registered and called."""
+
+    webhook_allow_http_loopback: bool = Field(default=False, alias="WEBHOOK_ALLOW_HTTP_LOOPBACK")
+
+
+class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings):
     """The API function's: the stores and Kafka, plus the idempotency and API key tables, the inbox and the three
     key lists (it issues and checks user tokens and cursors, and reads unsubscribe links)."""
 
@@ -133,7 +140,7 @@ class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
     short_link_base: Optional[str] = Field(default=None, alias="SHORT_LINK_BASE")
 
 
-class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists):
+class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings):
     """The worker's: the stores and Kafka, plus the Auth service, sender, concurrency, fan-out page size, send rate."""
 
     auth_api_url: str = Field(alias="AUTH_API_URL")
