@@ -93,6 +93,8 @@ from notify.services.delivery import DeliveryService, DeliverySettings
 from notify.services.digests import DigestService
 from notify.services.inbox import InboxService
 from notify.services.triage import Triage
+from notify.services.webhook_delivery import WebhookDeliveryService
+from notify.services.webhook_emitter import WebhookEmitter
 from notify.throttles import CategoryThrottle, ThrottleRule, ThrottleWindow
 from notify.unsubscribe import UnsubscribeLinks
 
@@ -732,6 +734,8 @@ class DeliveryWorld:
     digest_rules: Optional[DigestRules] = None  # with them, the digest step on ``digest_store`` (made at wire)
     digest_store: Optional[MemoryDigestStore] = None
     digests: Optional[DigestService] = None
+    webhooks: Optional[WebhookEmitter] = None  # status webhooks' emitter, given to delivery and the digest step
+    webhook_delivery: Optional[WebhookDeliveryService] = None  # the triage's poster of webhook tasks
     service: DeliveryService
     triage: Triage
 
@@ -770,7 +774,9 @@ class DeliveryWorld:
         if self.digest_rules is not None:
             if self.digest_store is None:
                 self.digest_store = MemoryDigestStore(self.store)
-            self.digests = DigestService(self.digest_store, self.digest_rules, self.queue, self.users, lambda: self.now)
+            self.digests = DigestService(
+                self.digest_store, self.digest_rules, self.queue, self.users, lambda: self.now, webhooks=self.webhooks
+            )
         self.service = DeliveryService(
             self.store,
             self.templates,
@@ -787,8 +793,11 @@ class DeliveryWorld:
             link_store=self.link_store,
             throttles=self.throttles,
             digests=self.digests,
+            webhooks=self.webhooks,
         )
-        self.triage = Triage(self.service, self.dlq, lambda: self.now, digests=self.digests)
+        self.triage = Triage(
+            self.service, self.dlq, lambda: self.now, digests=self.digests, webhooks=self.webhook_delivery
+        )
 
 
 # -- the email pipeline of user u1 at T0, which the worker's unit tests share ---------------------------------------

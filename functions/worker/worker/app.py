@@ -33,11 +33,13 @@ from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
 from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
+from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
+from notify.adapters.webhook_http import HttpWebhookSender
 from notify.clock import utc_now
 from notify.links import ShortLinks
 from notify.models import Channel
@@ -49,8 +51,11 @@ from notify.services.fanout import FanoutService
 from notify.services.inbox import InboxService
 from notify.services.segments import CompositeSegmentSource
 from notify.services.triage import Result, Triage
+from notify.services.webhook_delivery import WebhookDeliveryService
+from notify.services.webhook_emitter import WebhookEmitter
 from notify.settings import WorkerSettings, load
 from notify.unsubscribe import UnsubscribeLinks
+from notify.webhooks import system_resolver
 
 logger = Logger()
 tracer = Tracer()
@@ -114,6 +119,24 @@ def build_services(settings: WorkerSettings) -> Services:
         retention=timedelta(days=settings.inbox_retention_days),
         max_connections=settings.max_connections_per_user,
     )
+    # Status webhooks (docs/WEBHOOKS.md): the endpoints are read as the rules are (cached), each recorded status an
+    # endpoint subscribes to is queued as a message on the delay queue, and that message comes back here to be posted.
+    webhook_store = DynamoWebhookStore(
+        dynamodb,
+        settings.templates_table,
+        settings.notifications_table,
+        cache_seconds=settings.preferences_cache_seconds,
+    )
+    emitter = WebhookEmitter(webhook_store, delay_queue, utc_now)
+    webhooks = WebhookDeliveryService(
+        webhook_store,
+        HttpWebhookSender.build(),
+        delay_queue,
+        dlq,
+        utc_now,
+        resolver=system_resolver,
+        allow_loopback=settings.webhook_allow_http_loopback,
+    )
     # Digests (docs/WORKER.md#digests): rules beside the templates, read as the throttle rules are; buckets beside
     # the jobs they collect.
     digests = DigestService(
@@ -122,6 +145,7 @@ def build_services(settings: WorkerSettings) -> Services:
         delay_queue,
         users,
         utc_now,
+        webhooks=emitter,
     )
     delivery = DeliveryService(
         store=store,
@@ -158,10 +182,11 @@ def build_services(settings: WorkerSettings) -> Services:
             dynamodb, settings.templates_table, cache_seconds=settings.preferences_cache_seconds
         ),
         digests=digests,
+        webhooks=emitter,
     )
     # Each record is sorted first: a job goes to delivery, a segment's page to fan-out, a due digest to the digest
-    # step (its job then to delivery), anything else to the DLQ.
-    triage = Triage(delivery, dlq, utc_now, fanout, digests)
+    # step (its job then to delivery), a webhook's message to its POST, anything else to the DLQ.
+    triage = Triage(delivery, dlq, utc_now, fanout, digests, webhooks)
     return Services(triage, ThreadPoolExecutor(max_workers=settings.worker_concurrency))
 
 

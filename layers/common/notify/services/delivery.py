@@ -45,6 +45,7 @@ from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMe
 from notify.rendering import locale_chain, render, render_context
 from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
+from notify.services.webhook_emitter import WebhookEmitter, for_status, job_data
 from notify.throttles import ThrottleRule, ThrottleWindow, admit, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 
@@ -76,6 +77,13 @@ class Outcome(str, Enum):
     FANNED_OUT = "fanned_out"  # a segment page became jobs
     DIGESTED = "digested"  # collected into a digest bucket (notify.services.digests)
     DIGEST_MADE = "digest_made"  # a due bucket was closed and its digest's job made
+    # A status webhook's task (notify.services.webhook_delivery): what became of its one POST.
+    WEBHOOK_DELIVERED = "webhook_delivered"
+    WEBHOOK_RETRYING = "webhook_retrying"
+    WEBHOOK_WAITING = "webhook_waiting"  # a hop of a retry's wait longer than the delay queue's 15 minutes
+    WEBHOOK_DROPPED = "webhook_dropped"  # its endpoint was deleted, disabled or unsubscribed meanwhile
+    WEBHOOK_DISABLED = "webhook_disabled"  # a 410, or failing for 24 h: the endpoint was disabled
+    WEBHOOK_DEAD_LETTERED = "webhook_dead_lettered"  # its retries were spent: webhook_undeliverable in the DLQ
 
 
 class Digester(Protocol):
@@ -127,8 +135,11 @@ class DeliveryService:
         link_store: Optional[LinkStore] = None,
         throttles: Optional[ThrottleRules] = None,
         digests: Optional[Digester] = None,
+        webhooks: Optional[WebhookEmitter] = None,
     ) -> None:
         self._unsubscribe = unsubscribe
+        # Status webhooks: each recorded status an endpoint subscribes to becomes a message on the delay queue.
+        self._webhooks = webhooks
         # Short links (``{{ url | short }}``): made for each render, stored before the message goes out.
         self._links = links if link_store is not None else None
         self._link_store = link_store
@@ -165,6 +176,10 @@ class DeliveryService:
                 # Held by a live lease elsewhere: look again once it has run out.
                 self._enqueue(job, self._settings.lease_seconds + 1)
                 return Outcome.DEFERRED
+            if claim.current is not None:
+                # This copy may be the one its first run asked for by raising after recording the status but before
+                # its webhooks were queued: queue them again (the same ids: a receiver that got them drops these).
+                self._emit(job, claim.current)
             return Outcome.DUPLICATE
         token = claim.token
         if claim.outcome is ClaimOutcome.ABANDONED and job.channel is not Channel.WEBSOCKET:
@@ -594,7 +609,18 @@ class DeliveryService:
     ) -> bool:
         if error is not None and len(error) > MAX_ERROR_CHARS:
             error = error[:MAX_ERROR_CHARS] + "…"
-        return self._store.transition(job, status, self._clock(), token, attempt=attempt, error=error, detail=detail)
+        recorded = self._store.transition(
+            job, status, self._clock(), token, attempt=attempt, error=error, detail=detail
+        )
+        if recorded:
+            self._emit(job, status, detail)
+        return recorded
+
+    def _emit(self, job: NotificationJob, status: Status, detail: Optional[dict[str, Any]] = None) -> None:
+        """Queue the status webhooks of a recorded ``status`` (StoreUnavailable if the queue refuses them: the record
+        is then delivered again, and that copy, a DUPLICATE, queues them again)."""
+        if self._webhooks is not None:
+            self._webhooks.emit(for_status(job_data(job), status, detail))
 
     def _enqueue(self, job: NotificationJob, wait_seconds: int) -> None:
         try:

@@ -50,11 +50,12 @@ from notify.digests import (
     window_end,
 )
 from notify.errors import DeliveryError, NotFound, PermanentError, StoreUnavailable, TransientError
-from notify.models import Category, Channel, Contact, DigestFlushTask, DigestRef, Message, NotificationJob
+from notify.models import Category, Channel, Contact, DigestFlushTask, DigestRef, Message, NotificationJob, Status
 from notify.ports import DelayQueue, DigestRules, DigestStore, UserDirectory
 from notify.records import AddOutcome, BucketHead, BucketOwner, ClosedBucket, DigestMember
 from notify.resilience import TtlCache
 from notify.services.delivery import MAX_SQS_DELAY, Outcome
+from notify.services.webhook_emitter import WebhookEmitter, for_status, job_data
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,10 @@ class DigestService:
         users: UserDirectory,
         clock: Clock,
         sleep: Callable[[float], None] = time.sleep,
+        webhooks: Optional[WebhookEmitter] = None,
     ) -> None:
         self._store = store
+        self._webhooks = webhooks  # a member's DIGESTED is a status change too (notification.digested)
         self._rules = rules
         self._sleep = sleep
         self._delay = delay_queue
@@ -143,6 +146,8 @@ class DigestService:
                 if self._filled(group, head.generation, count, rule):
                     full = DigestFlushTask(group_key=group, generation=head.generation, due_at=now)
                     self._schedule_once(f"{bucket}#full", full, now)
+                if self._webhooks is not None:
+                    self._webhooks.emit(for_status(job_data(job), Status.DIGESTED, detail))
                 return Outcome.DIGESTED
             self._sleep(random.uniform(0, min(0.2, 0.01 * 2**tries)))  # another member's write, or a close
         raise StoreUnavailable(f"the digest buckets of group {group} kept closing under job {job.job_id}")

@@ -3,8 +3,9 @@
 A Kafka value or an SQS body is parsed (:func:`parse_message`): a notification job goes to
 :class:`~notify.services.delivery.DeliveryService`, a fan-out task (one page of a segment) to
 :class:`~notify.services.fanout.FanoutService`, a digest's flush task to
-:class:`~notify.services.digests.DigestService` (and the digest's job it makes to delivery), and anything else to
-the DLQ with its raw bytes and the reason (:func:`raw_letter`), so that no record can stop the records behind it.
+:class:`~notify.services.digests.DigestService` (and the digest's job it makes to delivery), a status webhook's
+message to :class:`~notify.services.webhook_delivery.WebhookDeliveryService`, and anything else to the DLQ with
+its raw bytes and the reason (:func:`raw_letter`), so that no record can stop the records behind it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pydantic import ValidationError
 from notify.clock import Clock, iso
 from notify.errors import DeliveryError, PermanentError, StoreUnavailable
 from notify.limits import MAX_ERROR_CHARS
-from notify.models import JOB_SCHEMA_VERSION, DigestFlushTask, FanoutTask, NotificationJob
+from notify.models import JOB_SCHEMA_VERSION, DigestFlushTask, FanoutTask, NotificationJob, WebhookTask
 from notify.ports import DeadLetterQueue
 from notify.records import DeadLetter
 from notify.services.delivery import DeliveryService, Outcome
 from notify.services.digests import DigestService
 from notify.services.fanout import FanoutService
+from notify.services.webhook_delivery import WebhookDeliveryService
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ class InvalidJob(ValueError):
     """A record that is not a job this worker understands."""
 
 
-def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask | DigestFlushTask:
+def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask | DigestFlushTask | WebhookTask:
     """Parse a Kafka value or SQS body; refuse unknown schema versions."""
     if isinstance(raw, bytes):
         try:
@@ -68,6 +70,8 @@ def parse_message(raw: str | bytes) -> NotificationJob | FanoutTask | DigestFlus
             return FanoutTask.model_validate(data)
         if data.get("kind") == "digest_flush":
             return DigestFlushTask.model_validate(data)
+        if data.get("kind") == "webhook":
+            return WebhookTask.model_validate(data)
         return NotificationJob.model_validate(data)
     except ValidationError as exc:
         raise InvalidJob(f"invalid job: {exc.errors(include_url=False)}") from None
@@ -84,8 +88,10 @@ class Triage:
         clock: Clock,
         fanout: Optional[FanoutService] = None,
         digests: Optional[DigestService] = None,
+        webhooks: Optional[WebhookDeliveryService] = None,
     ) -> None:
         self._delivery = delivery
+        self._webhooks = webhooks
         self._digests = digests
         self._dlq = dlq
         self._clock = clock
@@ -117,6 +123,10 @@ class Triage:
                 if digest is None:
                     return Result(outcome, None)
                 return Result(self._delivery.handle(digest), digest)
+            if isinstance(message, WebhookTask):
+                if self._webhooks is None:
+                    raise PermanentError("this worker does not post webhooks")
+                return Result(Outcome(f"webhook_{self._webhooks.handle(message)}"), None)
             return Result(self._delivery.handle(message), message)
         except StoreUnavailable:
             raise

@@ -4,8 +4,12 @@ endpoint on the delay queue (:class:`~notify.models.WebhookTask`), which the wor
 per container by the store) and one SQS request per ten endpoints: the job that changed status never waits for a
 receiver, and a slow or failing receiver never slows notifications.
 
-Not wired yet: the worker, the feedback function, the inbox and the short links will call :meth:`WebhookEmitter.emit`
-with what :func:`for_status`, :func:`for_engagement` and :func:`for_inbox_read` make of their changes.
+The worker (:class:`~notify.services.delivery.DeliveryService`, :class:`~notify.services.digests.DigestService`),
+the feedback function, the inbox and the short links call :meth:`WebhookEmitter.emit` with what :func:`for_status`,
+:func:`for_engagement` and :func:`for_inbox_read` make of their changes, after the change is recorded. A change whose
+messages could not be queued raises, so the record that made it is delivered again; that copy finds the change
+already recorded and emits it again (docs/WEBHOOKS.md#at-least-once): the messages' ids are the same, so a receiver
+that got both can tell.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Optional
 
 from notify.clock import Clock
 from notify.errors import DeliveryError, StoreUnavailable
-from notify.models import Message, Status, WebhookTask
+from notify.models import Message, NotificationJob, Status, WebhookTask
 from notify.ports import DelayQueue, WebhookStore
 from notify.webhooks import DATA_FIELDS, message_id, subscribed
 
@@ -43,6 +47,20 @@ class Change:
     message_type: str
     subject: str
     data: dict[str, Any]
+
+
+def job_data(job: NotificationJob) -> dict[str, Any]:
+    """What :func:`for_status` needs of a job: its identifiers, and its bucket when it is a digest's."""
+    data: dict[str, Any] = {
+        "job_id": job.job_id,
+        "event_id": job.event_id,
+        "event_type": job.event_type,
+        "user_id": job.user_id,
+        "channel": job.channel.value,
+    }
+    if job.digest is not None:
+        data["digest_bucket"] = job.digest.bucket_id
+    return data
 
 
 def for_status(job: Mapping[str, Any], status: Status, detail: Optional[Mapping[str, Any]] = None) -> list[Change]:
