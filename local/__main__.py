@@ -25,6 +25,7 @@ def _busy(config: Config) -> list[str]:
         "MOTO_PORT": config.moto_port,
         "AUTH_PORT": config.auth_port,
         "WS_PORT": config.ws_port,
+        "WEBHOOK_RECEIVER_PORT": config.webhook_receiver_port,
     }
     if config.kafka_bootstrap is None:
         ports["KAFKA_PORT"] = config.kafka_port
@@ -66,6 +67,8 @@ def _banner(stack: LocalStack, seconds: float) -> str:
             " with Content-Type: application/json, dev only, for no other site's page)",
             f"  WS management     {stack.ws_management_url}/@connections/<id>   (WEBSOCKET_ENDPOINT)",
             f"  Demo inbox        {stack.api_url}/demo/inbox.html{_demo_query(stack)}",
+            f"  Webhook receiver  {stack.receiver.url}/   (register it: POST /api/v1/webhooks"
+            f' {{"url": "{stack.receiver.url}/hooks", "events": ["*"]}}; it verifies each signature)',
             f"  Logs              {c.state_dir}/",
             "Ctrl-C stops everything this started.",
             "",
@@ -83,7 +86,8 @@ def main() -> int:
         owner = f" by the local stack already running as pid {pid}" if pid else ""
         print(f"make local: ports already in use{owner}: {', '.join(busy)}.", file=sys.stderr)
         print(
-            "Stop the other stack, or choose other ports with API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT, WS_PORT.",
+            "Stop the other stack, or choose other ports with API_PORT, MOTO_PORT, KAFKA_PORT, AUTH_PORT, WS_PORT,"
+            " WEBHOOK_RECEIVER_PORT.",
             file=sys.stderr,
         )
         return 2

@@ -22,7 +22,7 @@ from local.emails import sent_emails
 from local.processes import free_port
 
 KEY = "local-dev-key"
-PORTS = ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT")
+PORTS = ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT", "WEBHOOK_RECEIVER_PORT")
 #: The import roots Lambda gives the functions (the layer's package and each function's code), and the repo root.
 IMPORT_ROOTS = (
     "layers/common",
@@ -66,6 +66,11 @@ class StackProcess:
                 return resp.status, json.loads(resp.read() or b"null")
         except urllib.error.HTTPError as exc:
             return exc.code, json.loads(exc.read() or b"null")
+
+    @property
+    def receiver(self) -> str:
+        """The demo webhook receiver's base URL."""
+        return f"http://127.0.0.1:{self.ports['WEBHOOK_RECEIVER_PORT']}"
 
     def emails(self, contains: str) -> list[dict[str, Any]]:
         """The emails moto accepted holding ``contains`` (its SES store's index, not a dump of every backend)."""

@@ -39,6 +39,7 @@ from local.mappings import Invocable, KafkaMapping, KafkaWiring, Schedule, SqsMa
 from local.processes import Process, free_port, moto_process, tansu_process
 from local.provider_faults import ProviderFaults
 from local.ses_simulator import MailboxSimulator, published_events
+from local.webhook_receiver import WebhookReceiver
 from local.ws_gateway import WebSocketGateway
 
 log = logging.getLogger("local.stack")
@@ -54,6 +55,7 @@ class Config:
     kafka_port: int = 9092
     auth_port: int = 3001
     ws_port: int = 3002  # the WebSocket API and its management API (/@connections)
+    webhook_receiver_port: int = 3003  # the demo receiver of status webhooks (local/webhook_receiver.py)
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
@@ -86,6 +88,7 @@ class Config:
             kafka_port=int(env.get("KAFKA_PORT", 9092)),
             auth_port=int(env.get("AUTH_PORT", 3001)),
             ws_port=int(env.get("WS_PORT", 3002)),
+            webhook_receiver_port=int(env.get("WEBHOOK_RECEIVER_PORT", 3003)),
             kafka_bootstrap=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
             kafka_mode=env.get("KAFKA_MODE") or None,
             kafka_storage=env.get("KAFKA_STORAGE") or "memory",
@@ -109,6 +112,7 @@ class Config:
             "kafka_port": free_port(),
             "auth_port": free_port(),
             "ws_port": free_port(),
+            "webhook_receiver_port": free_port(),
         }
         return cls(**{**ports, **changes})  # type: ignore[arg-type]
 
@@ -129,6 +133,8 @@ class LocalStack:
         self.simulator: Optional[MailboxSimulator] = None
         self.ses_proxy: Optional[ProviderFaults] = None  # by trigger (kafka, sqs) when config.containers
         self.kafka_secrets: dict[str, str] = {}  # KafkaSecretArn, KafkaRootCaSecretArn: their secrets in moto
+        # The demo receiver of status webhooks; it learns the secrets of the endpoints registered for its URL.
+        self.receiver = WebhookReceiver(config.webhook_receiver_port, secret_source=self._receiver_secrets)
 
     @property
     def bootstrap(self) -> str:
@@ -335,6 +341,7 @@ class LocalStack:
         ((ws_api, stage),) = self.template.websocket_apis().items()
         ws_function = self.function(self.template.websocket_function(ws_api))
         self.ws_gateway = WebSocketGateway(ws_function, self.config.ws_port, stage=stage).start()
+        self.receiver.start()
         if not self.config.with_mappings:
             return
         # SES publishes each send's events (the mailbox simulator's bounces and complaints included) to
@@ -352,6 +359,25 @@ class LocalStack:
         ]
         for loop in self._loops:
             loop.start()
+
+    def _receiver_secrets(self) -> list[str]:
+        """The signing secrets of the endpoints registered for the demo receiver's URL: one Query of the webhook
+        endpoints' partition in TemplatesTable, as the stack's moto holds it."""
+        table = self.environments["WorkerFunction"]["TEMPLATES_TABLE"]
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        pages = dynamodb.get_paginator("query").paginate(
+            TableName=table,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": {"S": "WEBHOOK"}},
+        )
+        return [
+            secret["S"]
+            for page in pages
+            for item in page["Items"]
+            if item.get("url", {}).get("S", "").startswith(self.receiver.url)
+            for secret in item.get("secrets", {}).get("L", [])
+            if "S" in secret
+        ]
 
     def start(self) -> LocalStack:
         self.start_peers()
@@ -380,6 +406,7 @@ class LocalStack:
             self.gateway.stop()
         if self.ws_gateway is not None:
             self.ws_gateway.stop()
+        self.receiver.stop()
         self.auth.stop()
         for process in (self.kafka, self.moto):
             if process is not None:

@@ -6,6 +6,9 @@
   counted as a repeat (at-least-once delivery retries with the same id).
 - ``POST /_secrets`` with ``{"secret": "whsec_…"}`` teaches it a secret (204; 400 if it is not one; only from a
   loopback address). In process, ``WebhookReceiver(secrets=…)`` or :meth:`WebhookReceiver.add_secret` do the same.
+  The local stack's receiver also has a ``secret_source``: when no secret it knows verifies a message, it asks the
+  source for the secrets of the endpoints registered for its URL (read from the stack's moto), so an endpoint
+  registered through the API or the console is verified without anyone pasting its secret.
 - ``GET /`` lists the last 200 messages on a small page (no external assets); ``GET /messages.json`` gives them and
   the counts as JSON.
 - Faults, for the chaos tests: :meth:`WebhookReceiver.fail_next` answers the next ``n`` webhooks with a status,
@@ -20,12 +23,13 @@ from __future__ import annotations
 import html
 import ipaddress
 import json
+import logging
 import os
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
@@ -34,6 +38,8 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from local.quiet_http import QuietHandler
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 3003
 MAX_MESSAGES = 200
@@ -82,10 +88,13 @@ class WebhookReceiver:
         secrets: Iterable[str] = (),
         host: str = "127.0.0.1",
         max_messages: int = MAX_MESSAGES,
+        secret_source: Optional[Callable[[], Iterable[str]]] = None,
     ) -> None:
         self._host = host
+        self._secret_source = secret_source
         self._port = int(os.environ.get("WEBHOOK_RECEIVER_PORT", DEFAULT_PORT)) if port is None else port
         self._secrets: list[Webhook] = []
+        self._known: set[str] = set()  # the secrets behind _secrets
         self._messages: deque[Received] = deque(maxlen=max_messages)
         self._ids: set[str] = set()
         self._counts = Counts()
@@ -130,6 +139,7 @@ class WebhookReceiver:
             raise ValueError(f"not a webhook secret: {exc}") from None
         with self._lock:
             self._secrets.append(verifier)
+            self._known.add(secret)
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """Answer the next ``n`` webhooks ``status`` without looking at them."""
@@ -158,14 +168,11 @@ class WebhookReceiver:
                 self._counts.injected_failures += 1
                 return fault
             verifiers = list(self._secrets)
-        error: Optional[str] = "no secret known: POST /_secrets first" if not verifiers else None
-        for verifier in verifiers:
-            try:
-                verifier.verify(body, headers, json_parse=False)
-                error = None
-                break
-            except WebhookVerificationError as exc:
-                error = str(exc)
+        error = _verify(verifiers, headers, body)
+        if error is not None and self._secret_source is not None:
+            learnt = self._learn()
+            if learnt:
+                error = _verify(learnt, headers, body)
         try:
             document = json.loads(body)
         except ValueError:
@@ -195,6 +202,27 @@ class WebhookReceiver:
                 )
             )
         return 204 if valid else 400
+
+    def _learn(self) -> list[Webhook]:
+        """The verifiers of the source's secrets this receiver did not know yet (added to those it knows)."""
+        assert self._secret_source is not None
+        try:
+            offered = list(self._secret_source())
+        except Exception as exc:  # noqa: BLE001 - the demo's source is moto: unreachable means nothing learnt
+            log.warning("the webhook receiver could not read the endpoints' secrets: %s", exc)
+            return []
+        with self._lock:
+            known = self._known
+            fresh = [secret for secret in offered if secret not in known and secret.startswith("whsec_")]
+            verifiers = []
+            for secret in fresh:
+                try:
+                    verifiers.append(Webhook(secret))
+                except Exception:  # noqa: BLE001,S112 - not a secret the library reads: nothing to verify with
+                    continue
+                known.add(secret)
+            self._secrets.extend(verifiers)
+        return verifiers
 
     def _fault(self) -> Optional[int]:
         if self._faults.pending:
@@ -286,6 +314,18 @@ class WebhookReceiver:
                     self.wfile.write(data)
 
         return Handler
+
+
+def _verify(verifiers: list[Webhook], headers: dict[str, str], body: bytes) -> Optional[str]:
+    """None if one of ``verifiers`` verifies the message, else why not."""
+    error = "no secret known: POST /_secrets first"
+    for verifier in verifiers:
+        try:
+            verifier.verify(body, headers, json_parse=False)
+            return None
+        except WebhookVerificationError as exc:
+            error = str(exc)
+    return error
 
 
 def _text(value: Any) -> Optional[str]:

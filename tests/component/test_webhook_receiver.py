@@ -89,3 +89,26 @@ def test_the_page_escapes_what_it_shows(receiver: WebhookReceiver, sender: HttpW
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text and "msg_&lt;b&gt;" in page.text
     assert "<script>" not in page.text and "http" not in page.text.replace('http-equiv="refresh"', "")
+
+
+def test_a_secret_source_teaches_the_receiver_an_endpoint_registered_after_it_started(
+    sender: HttpWebhookSender,
+) -> None:
+    registered: list[str] = []
+    reads: list[int] = []
+
+    def source() -> list[str]:
+        reads.append(1)
+        return list(registered)
+
+    receiver = WebhookReceiver(port=0, secret_source=source).start()
+    try:
+        secret = new_secret()
+        assert _post(sender, receiver, [secret], "msg_a") == WebhookOutcome.RETRY  # not registered yet
+        registered.append(secret)
+        assert _post(sender, receiver, [secret], "msg_b") == WebhookOutcome.DELIVERED  # learnt on the miss
+        assert _post(sender, receiver, [secret], "msg_c") == WebhookOutcome.DELIVERED
+        assert len(reads) == 2  # known secrets verify without asking again
+        assert receiver.counts() == Counts(valid=2, unique=2, invalid=1)
+    finally:
+        receiver.stop()
