@@ -150,15 +150,15 @@ def _endpoint(**changes: Any) -> WebhookEndpoint:
 
 
 def _task(message_type: str = "notification.sent", **changes: Any) -> WebhookTask:
-    return WebhookTask(
-        webhook_id="wh_1",
-        message_id=message_id("wh_1", message_type, "j-1:SENT"),
-        message_type=message_type,
-        subject="j-1:SENT",
-        created_at=START - timedelta(seconds=2),
-        data={"job_id": "j-1", "status": "SENT", "channel": "email", "payload": {"code": "123"}},
-        **changes,
-    )
+    fields: dict[str, Any] = {
+        "webhook_id": "wh_1",
+        "message_id": message_id("wh_1", message_type, "j-1:SENT"),
+        "message_type": message_type,
+        "subject": "j-1:SENT",
+        "created_at": START - timedelta(seconds=2),
+        "data": {"job_id": "j-1", "status": "SENT", "channel": "email", "payload": {"code": "123"}},
+    }
+    return WebhookTask(**{**fields, **changes})
 
 
 def test_a_receiver_failing_three_times_then_answering_200_gets_four_posts_with_one_id_and_one_delivery() -> None:
@@ -203,13 +203,29 @@ def test_a_410_disables_the_endpoint_as_gone_without_a_retry() -> None:
     assert len(world.receiver.posts) == 1
 
 
-def test_an_endpoint_failing_for_24_hours_is_disabled_as_failing() -> None:
+def test_an_endpoint_failing_for_24_hours_is_disabled_as_failing_and_its_messages_kept_in_the_dlq() -> None:
     world = World(_endpoint(failing_since=iso(START - timedelta(hours=24) + timedelta(seconds=3))), statuses=(500, 500))
     assert world.service.handle(_task()) == RETRYING
     assert world.endpoint.enabled and world.store.puts == 0
     assert world.service.handle(world.next_task()) == DISABLED
     assert not world.endpoint.enabled and world.endpoint.disabled_reason == "failing"
-    assert len(world.queue.sent) == 1 and not world.dlq.letters
+    assert len(world.queue.sent) == 1
+    # The message that found it failing is kept, and so is another queued for it, when its turn comes: a redrive
+    # after the receiver is mended and the endpoint enabled again delivers them.
+    other = _task(message_id="msg_other", subject="j-2:SENT")
+    assert world.service.handle(other) == DEAD_LETTERED
+    first, second = world.dlq.letters
+    assert first.reason == second.reason == UNDELIVERABLE
+    assert "failing for 24 h" in first.error and "HTTP 500" in first.error and "disabled" in second.error
+    assert second.job is not None and second.job["message_id"] == other.message_id
+    assert len(world.receiver.posts) == 2  # the disabled endpoint was not called again
+
+
+def test_messages_of_an_endpoint_its_owner_disabled_or_that_answered_410_are_dropped() -> None:
+    for reason in ("by_user", "gone"):
+        world = World(_endpoint(enabled=False, disabled_reason=reason))
+        assert world.service.handle(_task()) == DROPPED
+        assert not world.dlq.letters and not world.receiver.posts
 
 
 def test_a_spent_schedule_dead_letters_the_task_and_its_redrive_delivers() -> None:

@@ -5,15 +5,18 @@ the endpoint's deliveries log and decides what follows:
 
 - **delivered** (a 2xx): done; the endpoint's ``failing_since`` is cleared if it was set.
 - **disabled**: the receiver answered 410 (the endpoint is disabled as ``gone``), or this failure comes 24 h or more
-  after the endpoint's ``failing_since`` (disabled as ``failing``). The message is not retried, nor are the other
-  messages queued for the endpoint: they are dropped when their turn comes.
+  after the endpoint's ``failing_since`` (disabled as ``failing``). A 410 says the receiver wants no more: its
+  message and the others queued for the endpoint are dropped. An endpoint disabled for failing has not said so: its
+  message, and each other one queued for it when its turn comes, is dead-lettered (``webhook_undeliverable``), so
+  once the receiver is mended and the endpoint enabled again, a redrive delivers them.
 - **retrying**: any other failure (no answer in 10 s, no connection, TLS, 3xx, 429, 5xx, a destination now refused
   because the name resolves to a private address): the task is queued again on :func:`notify.webhooks.next_delay`'s
   schedule (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then 10 h until 24 h after its first attempt), waits longer than
   the delay queue's 15 minutes hopping without writing anything.
 - **dead_lettered**: the schedule is spent: a ``webhook_undeliverable`` letter carries the task (see
   :func:`replayed` for what a redrive of it does).
-- **dropped**: the endpoint was deleted or disabled, or no longer subscribes to the message's type.
+- **dropped**: the endpoint was deleted, disabled by its owner or by a 410, or no longer subscribes to the message's
+  type.
 
 The ``webhook-id`` is the task's ``message_id`` on every attempt and after a redrive, so a receiver that got a
 message whose answer was lost can tell the repeat. Only the store's, the delay queue's and the DLQ's failures raise
@@ -51,6 +54,7 @@ from notify.webhooks import (
 log = logging.getLogger(__name__)
 
 UNDELIVERABLE = "webhook_undeliverable"
+FAILING = "failing"  # disabled_reason of an endpoint that failed for 24 h
 # What handle() answers (the worker counts each as a metric of that name).
 WAITING = "waiting"
 DROPPED = "dropped"
@@ -105,8 +109,13 @@ class WebhookDeliveryService:
             self._enqueue(task, math.ceil((task.not_before - now).total_seconds()))  # a hop: nothing written
             return WAITING
         endpoint = self._store.get(task.webhook_id)
-        if endpoint is None or not endpoint.enabled or not subscribed(endpoint.events, task.message_type):
+        if endpoint is None or not subscribed(endpoint.events, task.message_type):
             return DROPPED
+        if not endpoint.enabled:
+            if endpoint.disabled_reason != FAILING:
+                return DROPPED
+            self._give_up(task, task.first_attempt_at or now, now, "the endpoint was disabled after failing for 24 h")
+            return DEAD_LETTERED
         first_at = task.first_attempt_at or now
         attempt = self._post(endpoint, task, now)
         self._store.record(
@@ -131,13 +140,17 @@ class WebhookDeliveryService:
             return DISABLED
         failing_since = endpoint.failing_since or iso(now)
         if now - datetime.fromisoformat(failing_since) >= GIVE_UP_AFTER:
-            self._disable(endpoint.webhook_id, "failing", now)
+            self._disable(endpoint.webhook_id, FAILING, now)
+            self._give_up(task, first_at, now, f"failing for 24 h, the endpoint was disabled: {_said(attempt)}")
             return DISABLED
         if endpoint.failing_since is None:
             self._update(endpoint.webhook_id, lambda e: None if e.failing_since else replace(e, failing_since=iso(now)))
         delay = next_delay(task.attempt, first_at, now)
         if delay is None:
-            self._give_up(task, first_at, now, attempt)
+            hours = (now - first_at) / timedelta(hours=1)
+            self._give_up(
+                task, first_at, now, f"gave up after {task.attempt + 1} attempts in {hours:.1f} h: {_said(attempt)}"
+            )
             return DEAD_LETTERED
         nxt = task.model_copy(
             update={"attempt": task.attempt + 1, "first_attempt_at": first_at, "not_before": now + delay}
@@ -177,10 +190,8 @@ class WebhookDeliveryService:
         if changed is not None:
             self._store.put(changed)
 
-    def _give_up(self, task: WebhookTask, first_at: datetime, now: datetime, attempt: WebhookAttempt) -> None:
+    def _give_up(self, task: WebhookTask, first_at: datetime, now: datetime, error: str) -> None:
         tried = task.model_copy(update={"first_attempt_at": first_at, "not_before": None})
-        hours = (now - first_at) / timedelta(hours=1)
-        error = f"gave up after {task.attempt + 1} attempts in {hours:.1f} h: {attempt.error or attempt.status_code}"
         letter = DeadLetter(
             UNDELIVERABLE,
             _cut(error) or "",
@@ -199,6 +210,10 @@ class WebhookDeliveryService:
             self._delay.enqueue([task], min(MAX_SQS_DELAY, max(0, wait_seconds)))
         except DeliveryError as exc:
             raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+
+
+def _said(attempt: WebhookAttempt) -> str:
+    return attempt.error or f"HTTP {attempt.status_code}"
 
 
 def _cut(error: Optional[str]) -> Optional[str]:
