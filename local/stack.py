@@ -56,6 +56,7 @@ class Config:
     auth_port: int = 3001
     ws_port: int = 3002  # the WebSocket API and its management API (/@connections)
     webhook_receiver_port: int = 3003  # the demo receiver of status webhooks (local/webhook_receiver.py)
+    webhook_receiver_messages: int = 200  # the messages it keeps (the chaos run keeps them all)
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
@@ -134,7 +135,11 @@ class LocalStack:
         self.ses_proxy: Optional[ProviderFaults] = None  # by trigger (kafka, sqs) when config.containers
         self.kafka_secrets: dict[str, str] = {}  # KafkaSecretArn, KafkaRootCaSecretArn: their secrets in moto
         # The demo receiver of status webhooks; it learns the secrets of the endpoints registered for its URL.
-        self.receiver = WebhookReceiver(config.webhook_receiver_port, secret_source=self._receiver_secrets)
+        self.receiver = WebhookReceiver(
+            config.webhook_receiver_port,
+            secret_source=self._receiver_secrets,
+            max_messages=config.webhook_receiver_messages,
+        )
 
     @property
     def bootstrap(self) -> str:

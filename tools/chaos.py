@@ -12,7 +12,9 @@ single events, ``events:batch`` calls and one segment event goes through the API
   delivered again to a fresh container;
 - one template runs away (a loop over a payload number) for the events that feed it a large one;
 - ``new_episode`` by email is digested (a rule: 10 s windows per series, 5 members make one full), and a stream of
-  such events to a few users fills buckets while all of the above happens.
+  such events to a few users fills buckets while all of the above happens;
+- a status webhook endpoint (the stack's demo receiver) subscribes to every final status the worker records, and
+  its receiver answers 20% of requests with a 503.
 
 Then it drains: until every accepted job is terminal, or until no job has changed for a quiet period (120 s) with
 none waiting for a retry, or, a safety net, until a ceiling. It reads every accepted job's status, every letter in
@@ -20,7 +22,9 @@ the DLQ and the ledger of provider calls, prints a table (accepted, SENT, FAILED
 stuck, split into still moving, waiting in an undrained backlog and lettered; lost; duplicates; and the one
 documented ambiguous window on its own line), writes it as JSON to the state directory, and exits 1 unless lost,
 duplicates and stuck are all 0, and, for the digests, unless no member is lost (its digest's job not terminal, or
-the member in no digest) and no bucket was sent twice. Everything is seeded (``--seed``); see docs/RELIABILITY.md.
+the member in no digest) and no bucket was sent twice, and, for the webhooks, unless every subscribed status change
+reached the receiver (or waits for a retry the deliveries log shows) and none reached it under two ids. Everything
+is seeded (``--seed``); see docs/RELIABILITY.md.
 """
 
 from __future__ import annotations
@@ -97,6 +101,10 @@ class Settings:
     digest_events: int = 100
     digest_users: int = 8
     digest_series: int = 2
+    # Status webhooks (issue 24): the receiver fails this share of requests (503), seeded; after the jobs' drain the
+    # run waits up to webhook_wait_seconds for the messages whose retries are due soon (5 s after a first failure).
+    webhook_failure_rate: float = 0.2
+    webhook_wait_seconds: float = 180.0
 
 
 # A small run for the test suite (tests/e2e/test_chaos.py): the same faults on a shorter timeline.
@@ -112,6 +120,15 @@ QUICK: dict[str, Any] = {
     "segment_at": 8.0,
     "drain_ceiling_seconds": 420.0,
     "digest_events": 30,
+}
+# The final statuses the worker records, as the chaos endpoint subscribes to them (DELIVERED and the rest come from
+# SES's feedback, outside the faults under test).
+WEBHOOK_TYPES = {
+    "SENT": "notification.sent",
+    "FAILED": "notification.failed",
+    "EXPIRED": "notification.expired",
+    "SKIPPED": "notification.skipped",
+    "DIGESTED": "notification.digested",
 }
 DIGEST_TYPE = "new_episode"
 DIGEST_RULE = {"channels": ["email"], "key": ["series_id"]}
@@ -282,6 +299,7 @@ class Chaos:
             state_dir=state_dir,
             kafka_storage="s3",
             containers=True,
+            webhook_receiver_messages=1_000_000,
         )
         self.proxy = ProviderFaults(
             f"http://127.0.0.1:{config.moto_port}",
@@ -304,6 +322,8 @@ class Chaos:
         self._changed: dict[str, float] = {}
         self.drain: dict[str, Any] = {}
         self.digest_jobs: set[str] = set()  # the digests' own jobs, learnt from their members' DIGESTED entries
+        self.webhook_id = ""
+        self.webhook_wait: dict[str, Any] = {}
         self.out: Any = sys.stdout  # where progress goes
 
     def note(self, what: str) -> None:
@@ -349,6 +369,14 @@ class Chaos:
         client.close()
         if resp.status_code not in (200, 201):
             raise SystemExit(f"could not put the digest rule: {resp.status_code} {resp.text}")
+        client = httpx.Client(base_url=self.stack.api_url, headers={"X-API-Key": self.stack.config.api_key})
+        hook = {"url": f"{self.stack.receiver.url}/chaos", "events": [*WEBHOOK_TYPES.values(), "digest.sent"]}
+        resp = client.post("/api/v1/webhooks", json=hook)
+        client.close()
+        if resp.status_code != 201:
+            raise SystemExit(f"could not register the webhook endpoint: {resp.status_code} {resp.text}")
+        self.webhook_id = resp.json()["webhook_id"]
+        self.stack.receiver.fail_rate(self.s.webhook_failure_rate, seed=self.s.seed, status=503)
         faults = self.stack.auth.faults
         faults.rng = random.Random(self.s.seed)
         faults.error_rate, faults.slow_rate = self.s.auth_error_rate, self.s.auth_slow_rate
@@ -365,6 +393,7 @@ class Chaos:
         chaos.join()
         self.note(f"load done: {len(self.load.jobs)} jobs accepted; draining")
         self._drain()
+        self._drain_webhooks()
         return self.report()
 
     def _send_load(self) -> None:
@@ -546,6 +575,95 @@ class Chaos:
         if changed is not None and time.monotonic() - changed < self.s.quiet_seconds:
             return True
         return self._waiting(record)
+
+    def _drain_webhooks(self) -> None:
+        """Wait until every subscribed change's message has reached the receiver or waits for a retry that is not
+        due yet (its last attempt failed, as the deliveries log shows), or until webhook_wait_seconds."""
+        began = time.monotonic()
+        while True:
+            missing, waiting = self._webhooks_missing(self.records())
+            if not missing - waiting or time.monotonic() - began >= self.s.webhook_wait_seconds:
+                break
+            time.sleep(2)
+        self.webhook_wait = {"seconds": round(time.monotonic() - began, 1), "missing": len(missing)}
+        self.note(f"webhooks: {len(missing)} not received yet, {len(waiting)} of them waiting for a retry")
+
+    def _expected_webhooks(self, records: dict[str, JobRecord]) -> dict[str, tuple[str, str]]:
+        """The messages the endpoint should get, by webhook-id: (type, job id) for each subscribed status in each
+        tracked job's history (and digest.sent for a digest's job that was sent)."""
+        from notify.webhooks import message_id
+
+        expected: dict[str, tuple[str, str]] = {}
+        for job, record in records.items():
+            for status in {entry.status.value for entry in record.history} & set(WEBHOOK_TYPES):
+                kind = WEBHOOK_TYPES[status]
+                expected[message_id(self.webhook_id, kind, f"{job}#{status}")] = (kind, job)
+            if job in self.digest_jobs and any(entry.status.value == "SENT" for entry in record.history):
+                expected[message_id(self.webhook_id, "digest.sent", f"{job}#digest")] = ("digest.sent", job)
+        return expected
+
+    def _webhooks_missing(self, records: dict[str, JobRecord]) -> tuple[set[str], set[str]]:
+        """The expected messages the receiver has not accepted, and those of them waiting for a retry: their last
+        attempt on the deliveries log failed and the next one is not due yet."""
+        from notify.webhooks import SCHEDULE
+
+        received = {m.id for m in self.stack.receiver.messages() if m.valid}
+        missing = set(self._expected_webhooks(records)) - received
+        last: dict[str, dict[str, Any]] = {}
+        for item in self._deliveries():
+            mid = item["message_id"]["S"]
+            if mid in missing and int(item["attempt"]["N"]) >= int(last.get(mid, {}).get("attempt", {"N": -1})["N"]):
+                last[mid] = item
+        now = time.time()
+        waiting = set()
+        for mid, item in last.items():
+            attempt = int(item["attempt"]["N"])
+            step = SCHEDULE[min(attempt, len(SCHEDULE) - 1)].total_seconds()
+            at = datetime.fromisoformat(item["at"]["S"]).timestamp()
+            if item["outcome"]["S"] == "retry" and at + step > now:
+                waiting.add(mid)
+        return missing, waiting
+
+    def _deliveries(self) -> list[dict[str, Any]]:
+        """The chaos endpoint's deliveries log: one Query of its own partition (paged), never a scan."""
+        pages = (
+            boto3.client("dynamodb")
+            .get_paginator("query")
+            .paginate(
+                TableName=os.environ["NOTIFICATIONS_TABLE"],
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": f"WHD#{self.webhook_id}"}},
+            )
+        )
+        return [item for page in pages for item in page["Items"]]
+
+    def webhooks(self, records: dict[str, JobRecord]) -> dict[str, Any]:
+        """The webhooks' count: messages expected, received (once, and repeats of an id), lost (neither received
+        nor waiting for a retry) and changes received under two or more ids."""
+        expected = self._expected_webhooks(records)
+        missing, waiting = self._webhooks_missing(records)
+        valid = [m for m in self.stack.receiver.messages() if m.valid]
+        ids_by_change: dict[tuple[str, str], set[str]] = {}
+        for m in valid:
+            ids_by_change.setdefault((str(m.type), str((m.data or {}).get("job_id"))), set()).add(m.id)
+        doubled = [change for change, ids in ids_by_change.items() if len(ids) > 1]
+        counts = self.stack.receiver.counts()
+        lost = sorted(missing - waiting)
+        return {
+            "expected": len(expected),
+            "expected_by_type": dict(Counter(kind for kind, _ in expected.values())),
+            "received_unique": counts.unique,
+            "received_repeats": counts.repeats,
+            "invalid_signatures": counts.invalid,
+            "failures_injected": counts.injected_failures,
+            "unexpected": len({m.id for m in valid} - set(expected)),
+            "waiting_retry": len(waiting),
+            "lost": len(lost),
+            "duplicates_distinct_ids": len(doubled),
+            "wait": self.webhook_wait,
+            "letters": sum(1 for letter in self.letters() if letter["reason"] == "webhook_undeliverable"),
+            "examples": {"lost": [expected[m] for m in lost[:5]], "duplicates": doubled[:5]},
+        }
 
     # -- the count ----------------------------------------------------------------------------------------
 
@@ -738,6 +856,7 @@ class Chaos:
             "cut_offs": [{"records": c.records, "after_seconds": c.after} for c in cut],
             "worker_containers": {k: f.containers for k, f in self.stack.workers.items()},
             "digests": self.digests(records, statuses),
+            "webhooks": self.webhooks(records),
             "runaway_statuses": dict(Counter(statuses.get(j, "MISSING") for j in self.load.runaway_jobs)),
             # Letters beyond one per FAILED job: a job with several, or a letter whose job did not end FAILED.
             "jobs_with_several_letters": {j: n for j, n in lettered.items() if n > 1},
@@ -840,6 +959,17 @@ def table(r: dict[str, Any]) -> str:
             f"digests emailed twice, {d['members_also_sent_alone']} members also sent alone",
         ),
     ]
+    w = r["webhooks"]
+    rows += [
+        (
+            "webhooks: subscribed changes → received",
+            f"{w['expected']} → {w['received_unique']}",
+            f"{w['received_repeats']} repeats of an id, {w['failures_injected']} requests failed on purpose, "
+            f"{w['invalid_signatures']} invalid signatures, {w['waiting_retry']} waiting for a retry",
+        ),
+        ("  webhooks lost", w["lost"], "goal 0: neither received nor waiting for a retry"),
+        ("  webhooks under distinct ids", w["duplicates_distinct_ids"], "goal 0: one change received as two messages"),
+    ]
     calls = r["provider_calls"]
     width = max(len(str(name)) for name, _, _ in rows)
     lines = [f"{name:<{width}}  {value!s:>11}  {note}".rstrip() for name, value, note in rows]
@@ -924,7 +1054,17 @@ def main(argv: Optional[list[str]] = None) -> int:
         and digests["duplicate_digests"] == 0
         and digests["bucket_counts_wrong"] == 0
     )
-    goal = "lost 0, duplicates 0, stuck 0; digests: lost members 0, duplicate digests 0"
+    webhooks = result["webhooks"]
+    ok = (
+        ok
+        and webhooks["lost"] == 0
+        and webhooks["duplicates_distinct_ids"] == 0
+        and webhooks["invalid_signatures"] == 0
+    )
+    goal = (
+        "lost 0, duplicates 0, stuck 0; digests: lost members 0, duplicate digests 0; webhooks: lost 0, "
+        "distinct ids 0, invalid signatures 0"
+    )
     print(f"GOAL MET: {goal}" if ok else "GOAL NOT MET", flush=True)
     return 0 if ok else 1
 
