@@ -1020,3 +1020,83 @@ def test_the_roles_allow_what_digest_buckets_and_the_sweep_need(sam: Translation
         missing = needed - _actions_on(translation, function, resource)
         assert not missing, f"{function} may not {sorted(missing)} on {resource}"
     assert "dynamodb:Query" in _index_actions(translation, "SchedulerFunction", "NotificationsTable")
+
+
+# --- status webhooks (issue 24): endpoints in TemplatesTable's WEBHOOK partition, attempts in NotificationsTable ----
+
+# The calls the webhook code makes (notify.adapters.dynamodb.webhooks, notify.adapters.sqs), by the function making
+# them. The API manages endpoints (PutItem, GetItem, Query, DeleteItem), pages an endpoint's deliveries (a Query) and
+# queues a test message. The worker posts: it reads the endpoint, puts it back failing or disabled, records each
+# attempt, re-queues a retry and dead-letters an undeliverable message; it also emits the statuses it records. The
+# feedback function emits what SES reports: one Query of the endpoints and the delay queue (SqsDelayQueue's
+# SendMessageBatch, which sqs:SendMessage authorizes).
+WEBHOOK_CALLS = {
+    ("ApiFunction", "TemplatesTable"): {
+        "dynamodb:PutItem",
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:DeleteItem",
+    },
+    ("ApiFunction", "NotificationsTable"): {"dynamodb:Query"},
+    ("ApiFunction", "DelayQueue"): {"sqs:SendMessage"},
+    ("WorkerFunction", "TemplatesTable"): {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    ("WorkerFunction", "NotificationsTable"): {"dynamodb:PutItem"},
+    ("WorkerFunction", "DelayQueue"): {"sqs:SendMessage"},
+    ("WorkerFunction", "DeadLetterQueue"): {"sqs:SendMessage"},
+    ("FeedbackFunction", "TemplatesTable"): {"dynamodb:Query"},
+    ("FeedbackFunction", "DelayQueue"): {"sqs:SendMessage"},
+}
+DYNAMODB_WRITES = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
+ONLY_WEBHOOKS = {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["WEBHOOK"]}}
+
+
+def _statements_on(translation: Translation, function: str, resource: str) -> list[dict[str, Any]]:
+    """The Allow statements of ``function``'s role (inline, or a policy attached to it) that name ``resource``."""
+    role = _role(translation, function)
+    documents = [p["PolicyDocument"] for p in translation.properties(role).get("Policies", [])]
+    for policy in translation.created("AWS::IAM::Policy").values():
+        props = translation.evaluate(policy["Properties"])
+        if {"Ref": role} in props.get("Roles", []):
+            documents.append(props["PolicyDocument"])
+    return [
+        statement
+        for document in documents
+        for statement in _listed(document["Statement"])
+        if statement["Effect"] == "Allow" and resource in set(references(_listed(statement["Resource"]), subs=True))
+    ]
+
+
+def _allowed(statements: list[dict[str, Any]], action: str) -> bool:
+    return any(fnmatch.fnmatch(action, granted) for s in statements for granted in _listed(s["Action"]))
+
+
+@pytest.mark.parametrize("parameters", [{}, MSK], ids=["self-managed", "msk"])
+def test_the_roles_allow_every_call_the_status_webhooks_make(sam: Translations, parameters: dict[str, str]) -> None:
+    translation = sam.of(overrides=parameters)
+    for (function, resource), calls in WEBHOOK_CALLS.items():
+        statements = _statements_on(translation, function, resource)
+        missing = sorted(call for call in calls if not _allowed(statements, call))
+        assert not missing, f"{function} may not {missing} on {resource}"
+
+
+def test_the_worker_and_the_feedback_function_reach_no_further_into_templates_than_the_webhook_partition(
+    sam: Translations,
+) -> None:
+    translation = sam.of()
+    # The worker reads templates and rules (DynamoDBReadPolicy) and writes only endpoints, with one PutItem each.
+    writes = [
+        s
+        for s in _statements_on(translation, "WorkerFunction", "TemplatesTable")
+        if DYNAMODB_WRITES & set(_listed(s["Action"]))
+    ]
+    assert [(_listed(s["Action"]), s.get("Condition")) for s in writes] == [(["dynamodb:PutItem"], ONLY_WEBHOOKS)]
+    # The feedback function reads the endpoints, and nothing else of the table.
+    reads = _statements_on(translation, "FeedbackFunction", "TemplatesTable")
+    assert [(_listed(s["Action"]), s.get("Condition")) for s in reads] == [(["dynamodb:Query"], ONLY_WEBHOOKS)]
+    # It sends to the delay queue and to its own DeadLetterQueue (Lambda's failure records), and to no other queue.
+    sends = {
+        queue
+        for queue in translation.created("AWS::SQS::Queue")
+        if _allowed(_statements_on(translation, "FeedbackFunction", queue), "sqs:SendMessage")
+    }
+    assert sends == {"DelayQueue", "DeadLetterQueue"}
