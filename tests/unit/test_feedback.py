@@ -7,12 +7,14 @@ import json
 from typing import Any
 
 import pytest
-from notify.errors import FeedbackEarly
-from notify.models import Status
+from notify.errors import FeedbackEarly, StoreUnavailable
+from notify.models import Status, WebhookTask
+from notify.records import WebhookEndpoint
 from notify.services.delivery import Outcome
 from notify.services.feedback import Applied, FeedbackService
+from notify.services.webhook_emitter import WebhookEmitter
 
-from .fakes import MemoryPreferences, World
+from .fakes import MemoryPreferences, MemoryQueue, MemoryWebhookStore, World
 
 
 def _sent(world: World) -> tuple[str, str]:
@@ -247,3 +249,117 @@ def test_a_job_recorded_before_the_change_shows_no_link_a_key_could_use() -> Non
     assert job_view(old("new_film", unsubscribe))["history"][0]["detail"]["list_unsubscribe"] is True
     assert job_view(old("new_film", click))["history"][0]["detail"]["link"] == "https://auth.example.com/reset/u1"
     assert "link" not in job_view(old("password_reset", click))["history"][0]["detail"]
+
+
+# -- issue 24: status webhooks of what SES reported --------------------------------------------------------------
+
+
+def _with_webhooks(world: World, *events: str) -> tuple[FeedbackService, MemoryQueue]:
+    """The service with an emitter over one enabled endpoint per ``events`` entry (none: no endpoint)."""
+    store, queue = MemoryWebhookStore(), MemoryQueue()
+    for n, subscribed in enumerate(events):
+        store.put(WebhookEndpoint(f"wh_{n}", "https://hooks.example.com/", (subscribed,), ("whsec_x",), "t", "t"))
+    emitter = WebhookEmitter(store, queue, lambda: world.now)
+    return FeedbackService(world.store, MemoryPreferences(), lambda: world.now, emitter), queue
+
+
+def _messages(queue: MemoryQueue) -> list[WebhookTask]:
+    return [task for task, _ in queue.sent if isinstance(task, WebhookTask)]
+
+
+def test_a_delivery_emits_notification_delivered_once_and_a_redelivery_the_same_message(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, queue = _with_webhooks(world, "*")
+    event = ses("Delivery", message_id, job_id, recipients=["u1@example.com"])
+    assert feedback.apply(event) is Applied.APPLIED
+    (delivered,) = _messages(queue)
+    assert delivered.message_type == "notification.delivered" and delivered.subject == f"{job_id}#DELIVERED"
+    job = world.store.get_job(job_id)
+    assert job is not None
+    assert delivered.data == {
+        "job_id": job_id,
+        "event_id": job.event_id,
+        "event_type": "new_film",
+        "user_id": "u1",
+        "channel": "email",
+        "status": "DELIVERED",
+        "provider_message_id": message_id,
+    }
+    # SNS delivering it again emits it again under the same id (the first emission may be the one that failed).
+    assert feedback.apply(event) is Applied.DUPLICATE
+    assert [m.message_id for m in _messages(queue)] == [delivered.message_id] * 2
+    # Another Delivery event for the email moves nothing, so it emits nothing.
+    assert feedback.apply(ses("Delivery", message_id, job_id, timestamp="2026-11-24T12:09:00.000Z")) is Applied.APPLIED
+    assert len(_messages(queue)) == 2
+
+
+def test_bounces_and_complaints_emit_their_status_with_sess_reason_and_a_transient_bounce_nothing(
+    world: World,
+) -> None:
+    job_id, message_id = _sent(world)
+    feedback, queue = _with_webhooks(world, "notification.bounced", "notification.complained")
+    soft = ses("Bounce", message_id, job_id, bounceType="Transient", bounceSubType="MailboxFull", feedbackId="f-1")
+    assert feedback.apply(soft) is Applied.APPLIED
+    assert feedback.apply(soft) is Applied.DUPLICATE
+    assert _messages(queue) == []
+    hard = ses("Bounce", message_id, job_id, bounceType="Permanent", bounceSubType="NoEmail", feedbackId="f-2")
+    assert feedback.apply(hard) is Applied.APPLIED
+    (bounced,) = _messages(queue)
+    assert (bounced.webhook_id, bounced.message_type) == ("wh_0", "notification.bounced")
+    assert (bounced.data["status"], bounced.data["reason"]) == ("BOUNCED", "NoEmail")
+    other_job, other_message = _sent_as(world, "new_film")
+    complaint = ses("Complaint", other_message, other_job, feedbackId="c-1", complaintFeedbackType="abuse")
+    assert feedback.apply(complaint) is Applied.APPLIED
+    complained = _messages(queue)[-1]
+    assert (complained.webhook_id, complained.message_type) == ("wh_1", "notification.complained")
+    assert complained.data["reason"] == "abuse"
+
+
+def test_the_first_open_emits_notification_opened_and_later_ones_nothing(world: World) -> None:
+    job_id, message_id = _sent_as(world, "new_film")
+    feedback, queue = _with_webhooks(world, "*")
+    first = ses("Open", message_id, job_id, ipAddress="192.0.2.1")
+    later = ses("Open", message_id, job_id, timestamp="2026-11-24T12:30:00.000Z", ipAddress="192.0.2.1")
+    assert feedback.apply(first) is Applied.APPLIED
+    assert feedback.apply(later) is Applied.APPLIED  # COUNTED
+    (opened,) = _messages(queue)
+    assert opened.message_type == "notification.opened" and opened.subject == f"{job_id}#opened"
+    assert opened.data["provider_message_id"] == message_id and "status" not in opened.data
+    assert feedback.apply(later) is Applied.DUPLICATE  # a redelivered later open: still nothing
+    assert len(_messages(queue)) == 1
+    assert feedback.apply(first) is Applied.DUPLICATE  # the first one's redelivery: the same message again
+    assert [m.message_id for m in _messages(queue)] == [opened.message_id] * 2
+    click = ses("Click", message_id, job_id, link="https://x.io/a")
+    assert feedback.apply(click) is Applied.APPLIED
+    assert _messages(queue)[-1].message_type == "notification.clicked"
+
+
+def test_a_queue_that_refuses_the_messages_fails_the_event_and_its_retry_emits_them(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, queue = _with_webhooks(world, "*")
+    event = ses("Delivery", message_id, job_id)
+    queue.fail = True
+    with pytest.raises(StoreUnavailable):
+        feedback.apply(event)
+    assert world.store.jobs[job_id]["status"] is Status.DELIVERED and _messages(queue) == []
+    queue.fail = False
+    assert feedback.apply(event) is Applied.DUPLICATE  # Lambda's retry of the invocation
+    assert [m.message_type for m in _messages(queue)] == ["notification.delivered"]
+    opened = ses("Open", message_id, job_id)
+    queue.fail = True
+    with pytest.raises(StoreUnavailable):
+        feedback.apply(opened)
+    queue.fail = False
+    assert feedback.apply(opened) is Applied.DUPLICATE
+    assert [m.message_type for m in _messages(queue)][-1] == "notification.opened"
+
+
+def test_with_no_endpoint_subscribed_nothing_reaches_the_queue(world: World) -> None:
+    job_id, message_id = _sent(world)
+    feedback, queue = _with_webhooks(world, "inbox.read")
+    queue.fail = True  # any call would raise
+    assert feedback.apply(ses("Delivery", message_id, job_id)) is Applied.APPLIED
+    assert feedback.apply(ses("Open", message_id, job_id)) is Applied.APPLIED
+    nobody, _ = _with_webhooks(world)
+    assert nobody.apply(ses("Click", message_id, job_id, link="https://x.io/a")) is Applied.APPLIED
+    assert queue.sent == []

@@ -5,6 +5,10 @@ is one event in AWS's documented event-publishing format. ``notify.services.feed
 A message that is not an SES event is logged and dropped (a retry would not change it); a store that cannot be
 reached, or an event about a send its job has not recorded yet (``FeedbackEarly``), raises, so Lambda retries the
 invocation and, after its retries, sends it to the DLQ.
+
+A change of status (delivered, bounced, complained) and a first open or click become status webhook messages on the
+delay queue (issue 24) for the endpoints that subscribe to them; a queue that refuses them raises too, and the
+retry emits them again under the same ids.
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.config import Config
 from notify.adapters.dynamodb.jobs import DynamoJobLedger
 from notify.adapters.dynamodb.preferences import DynamoPreferenceStore
+from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
+from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import utc_now
 from notify.services.feedback import FeedbackService
+from notify.services.webhook_emitter import WebhookEmitter
 from notify.settings import FeedbackSettings, load
 
 logger = Logger()
@@ -33,10 +40,18 @@ metrics = Metrics()
 def build_service(settings: FeedbackSettings) -> FeedbackService:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    # Status webhooks: the endpoints (TemplatesTable's WEBHOOK partition) read once per 30 s per container, the
+    # messages queued on the delay queue for the worker to post.
+    webhooks = WebhookEmitter(
+        DynamoWebhookStore(dynamodb, settings.templates_table, settings.notifications_table, cache_seconds=30),
+        SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
+        utc_now,
+    )
     return FeedbackService(
         DynamoJobLedger(dynamodb, settings.notifications_table),
         DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0),
         utc_now,
+        webhooks,
     )
 
 

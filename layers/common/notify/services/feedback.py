@@ -27,6 +27,15 @@ unsubscribe link (``/u/<token>``) is cut to ``/u/``: the token would let whoever
 An event can arrive before the worker has recorded ``SENT`` with the message id (the job is still ``SENDING``):
 :class:`~notify.errors.FeedbackEarly` is raised, so the invocation fails and Lambda's retries of it (two, about
 a minute and two minutes later) apply the event once the send is on record.
+
+Status webhooks (issue 24), with a :class:`~notify.services.webhook_emitter.WebhookEmitter`: a move to
+``DELIVERED``, ``BOUNCED`` or ``COMPLAINED`` emits its ``notification.*`` message, and the first open or click
+``notification.opened`` or ``notification.clicked``, after the change (and its suppressions) are recorded. An event
+that moves nothing (a transient bounce, a second delivery, a later open) emits nothing. Emitting that fails raises
+StoreUnavailable, so the invocation fails and Lambda delivers the event again; that copy is a duplicate of an
+applied event and emits the change it made once more (its messages' ids derive from the endpoint and the change, so
+they are the same and a receiver that got both can tell). So does any redelivery of an applied event: a message is
+never lost, and at worst repeated under its id.
 """
 
 from __future__ import annotations
@@ -46,6 +55,7 @@ from notify.models import Category, Channel, Status
 from notify.ports import FeedbackStore, PreferenceStore
 from notify.records import Engagement, JobRecord, Transition
 from notify.services.preferences import PreferenceService
+from notify.services.webhook_emitter import Change, WebhookEmitter, for_engagement, for_status
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +70,8 @@ RECORDED = frozenset(
 )
 # Events a recipient may repeat without limit: counted on the job, the first of each recorded.
 COUNTED = {"Open": "opens", "Click": "clicks"}
+# The status webhook message of the first of each (notification.opened, notification.clicked).
+ENGAGED = {"Open": "opened", "Click": "clicked"}
 MAX_LINK_CHARS = 500
 
 
@@ -122,14 +134,22 @@ _SECTIONS = {"Rendering Failure": "failure", "DeliveryDelay": "deliveryDelay"}
 class FeedbackService:
     """Applies SES events to jobs, suppressing bounced and complained addresses."""
 
-    def __init__(self, store: FeedbackStore, preferences: PreferenceStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: FeedbackStore,
+        preferences: PreferenceStore,
+        clock: Clock,
+        webhooks: Optional[WebhookEmitter] = None,
+    ) -> None:
         self._store = store
         self._preferences = preferences
         self._consent = PreferenceService(preferences, clock)
         self._clock = clock
+        self._webhooks = webhooks
 
     def apply(self, data: Mapping[str, Any]) -> Applied:
-        """Apply one SES event (its JSON); ValueError if it is not one."""
+        """Apply one SES event (its JSON); ValueError if it is not one. StoreUnavailable if the job, the preferences
+        or the webhooks' queue cannot be reached (the event is to be delivered again)."""
         event = SesEvent.parse(data)
         if event.event_type not in RECORDED:
             return Applied.IGNORED
@@ -146,14 +166,36 @@ class FeedbackService:
             status, entry = self._effect(event, job)
             if event.event_type in COUNTED:
                 counted = self._store.record_engagement(job.job_id, COUNTED[event.event_type], event.feedback_id, entry)
+                if counted is Engagement.FIRST or (counted is Engagement.DUPLICATE and _first_of_kind(event, job)):
+                    self._emit(for_engagement(_identifiers(job, event), ENGAGED[event.event_type]))
                 return Applied.DUPLICATE if counted is Engagement.DUPLICATE else Applied.APPLIED
             if self._store.record_feedback(job.job_id, event.feedback_id, job.status, status, entry):
                 self._consequences(event, job)
+                if status is not job.status:
+                    self._emit(for_status(_identifiers(job, event), status, _webhook_detail(event)))
                 return Applied.APPLIED
             again = self._store.get_job(event.job_id)
             if again is not None and again.status == job.status:
-                return Applied.DUPLICATE  # the status held, so the feedback id was there already
+                break  # the status held, so the feedback id was there already
+        if again is not None:
+            self._emit_again(event, again)
         return Applied.DUPLICATE
+
+    def _emit(self, changes: list[Change]) -> None:
+        if self._webhooks is not None:
+            self._webhooks.emit(changes)
+
+    def _emit_again(self, event: SesEvent, job: JobRecord) -> None:
+        """A redelivered event: emit the move it made again, if it made one (the copy before may have failed to
+        emit). The messages keep their ids; an event that moved nothing emits nothing."""
+        target = _moves_to(event)
+        if target is None or self._webhooks is None:
+            return
+        moved = job.status is target or any(
+            entry.status is target and entry.detail.get("feedback") == event.event_type for entry in job.history
+        )
+        if moved:
+            self._emit(for_status(_identifiers(job, event), target, _webhook_detail(event)))
 
     def _effect(self, event: SesEvent, job: JobRecord) -> tuple[Status, Transition]:
         """The job's status after the event, and the history entry that says what happened."""
@@ -168,10 +210,9 @@ class FeedbackService:
                 detail["link"] = shown
         if event.event_type == "Rendering Failure" and isinstance(event.body.get("errorMessage"), str):
             detail["error"] = event.body["errorMessage"][:500]
-        target, allowed = MOVES.get(event.event_type, (job.status, frozenset()))
-        if event.event_type == "Bounce" and event.body.get("bounceType") != "Permanent":
-            target = job.status  # a transient bounce is recorded and changes nothing
-        status = target if job.status in allowed else job.status
+        target = _moves_to(event)
+        allowed = MOVES[event.event_type][1] if target is not None else frozenset()
+        status = target if target is not None and job.status in allowed else job.status
         at = event.timestamp or _now_iso(self._clock)
         return status, Transition(status=status, at=at, attempt=job.attempt, detail=detail)
 
@@ -207,6 +248,46 @@ def link_without_secrets(link: str) -> Optional[str]:
     netloc = f"[{host}]" if ":" in host else host
     shown = f"{parts.scheme.lower()}://{netloc}{f':{port}' if port is not None else ''}{path}"
     return shown[:MAX_LINK_CHARS]
+
+
+def _moves_to(event: SesEvent) -> Optional[Status]:
+    """The status the event moves a job to (from the statuses MOVES allows), or None: a transient bounce is recorded
+    and changes nothing."""
+    if event.event_type not in MOVES:
+        return None
+    if event.event_type == "Bounce" and event.body.get("bounceType") != "Permanent":
+        return None
+    return MOVES[event.event_type][0]
+
+
+def _identifiers(job: JobRecord, event: SesEvent) -> dict[str, Any]:
+    """What a status webhook message says of the job: its identifiers and the email's SES message id."""
+    return {
+        "job_id": job.job_id,
+        "event_id": job.event_id,
+        "event_type": job.event_type,
+        "user_id": job.user_id,
+        "channel": job.channel.value,
+        "provider_message_id": event.message_id,
+    }
+
+
+def _webhook_detail(event: SesEvent) -> dict[str, Any]:
+    """The message's ``reason``: SES's bounce subtype (``General``, ``NoEmail``, ``Suppressed``…) or complaint
+    feedback type (``abuse``…), when the event has one."""
+    key = {"Bounce": "bounceSubType", "Complaint": "complaintFeedbackType"}.get(event.event_type)
+    reason = event.body.get(key) if key else None
+    return {"reason": reason} if isinstance(reason, str) else {}
+
+
+def _first_of_kind(event: SesEvent, job: JobRecord) -> bool:
+    """Whether a redelivered open or click is the job's first of its kind (whose message the copy before may have
+    failed to emit): the history's first entry of its kind has its time and message. With no such entry (a history
+    that was full), emit all the same: the message keeps its id."""
+    first = next((e for e in job.history if e.detail.get("feedback") == event.event_type), None)
+    if first is None:
+        return job.history_omitted > 0
+    return first.at == event.timestamp and first.detail.get("message_id") == event.message_id
 
 
 def _message_ids(job: JobRecord) -> set[str]:
