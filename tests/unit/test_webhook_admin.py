@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import re
@@ -11,12 +12,13 @@ from typing import Any
 
 import pytest
 from notify.clock import iso
-from notify.errors import NotFound, ValidationFailed
+from notify.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
+from notify.models import WebhookTask
 from notify.records import WebhookDelivery, WebhookOutcome
 from notify.services.webhooks import WebhookAdmin
-from notify.webhooks import signing_secrets
+from notify.webhooks import TEST_TYPE, message_id, signing_secrets, subscribed, system_resolver
 
-from .fakes import MemoryWebhookStore
+from .fakes import MemoryQueue, MemoryWebhookStore
 
 START = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 ADDRESSES = {
@@ -236,3 +238,51 @@ def test_deliveries_are_listed_newest_first_a_page_at_a_time(admin: WebhookAdmin
     assert "cursor" in _refusal(lambda: admin.deliveries(other, 2, page["next_cursor"]))
     with pytest.raises(NotFound):
         admin.deliveries("wh_000000000000000000000000", 2)
+
+
+def test_a_url_that_cannot_even_be_parsed_or_encoded_is_a_422_on_url_not_an_error(
+    store: MemoryWebhookStore, clock: Clock
+) -> None:
+    # urlsplit raises ValueError for the first; IDNA encoding, inside getaddrinfo, UnicodeError for the others: no
+    # lookup is made for any of them.
+    admin = WebhookAdmin(store, clock, allow_http_loopback=False, resolver=system_resolver)
+    for url in ("https://[::1/", "https://a..b/", f"https://{'a' * 64}.example.com/"):
+        assert "valid host name" in _refusal(functools.partial(admin.create, url, ["*"]))["url"], url
+    assert store.endpoints == {}
+
+
+def test_a_test_message_is_queued_for_that_endpoint_alone_whatever_it_subscribes_to(
+    store: MemoryWebhookStore, clock: Clock
+) -> None:
+    queue = MemoryQueue()
+    admin = WebhookAdmin(store, clock, allow_http_loopback=False, resolver=resolver, delay_queue=queue)
+    webhook_id = admin.create(URL, ["notification.bounced"])["webhook_id"]
+    admin.create(URL, ["*"])
+    first, second = admin.send_test(webhook_id), admin.send_test(webhook_id)
+    assert first["webhook_id"] == webhook_id and first["message_type"] == TEST_TYPE
+    assert first["message_id"] != second["message_id"]  # each test is a message of its own
+    tasks = [task for task, _ in queue.sent if isinstance(task, WebhookTask)]
+    assert [(t.webhook_id, t.message_type, t.data, t.created_at) for t in tasks] == [
+        (webhook_id, TEST_TYPE, {}, START)
+    ] * 2
+    assert [t.message_id for t in tasks] == [first["message_id"], second["message_id"]]
+    assert all(t.message_id == message_id(webhook_id, TEST_TYPE, t.subject) for t in tasks)
+    assert subscribed(store.endpoints[webhook_id].events, TEST_TYPE)  # so the delivery does not drop it
+
+
+def test_a_test_message_needs_an_enabled_endpoint_and_a_queue_that_takes_it(
+    store: MemoryWebhookStore, clock: Clock
+) -> None:
+    queue = MemoryQueue()
+    admin = WebhookAdmin(store, clock, allow_http_loopback=False, resolver=resolver, delay_queue=queue)
+    webhook_id = admin.create(URL, ["*"])["webhook_id"]
+    with pytest.raises(NotFound):
+        admin.send_test("wh_000000000000000000000000")
+    admin.update(webhook_id, enabled=False)
+    with pytest.raises(Conflict, match="disabled"):  # the worker would drop it
+        admin.send_test(webhook_id)
+    admin.update(webhook_id, enabled=True)
+    queue.fail = True
+    with pytest.raises(StoreUnavailable):
+        admin.send_test(webhook_id)
+    assert queue.sent == []

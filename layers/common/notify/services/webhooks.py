@@ -13,16 +13,27 @@ and :func:`notify.webhooks.resolve_public`, so a private destination, or a name 
 from __future__ import annotations
 
 import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from notify.clock import Clock, iso
-from notify.errors import FieldError, NotFound, ValidationFailed
-from notify.ports import WebhookStore
+from notify.errors import Conflict, DeliveryError, FieldError, NotFound, StoreUnavailable, ValidationFailed
+from notify.models import WebhookTask
+from notify.ports import DelayQueue, WebhookStore
 from notify.records import WebhookDelivery, WebhookEndpoint
-from notify.webhooks import Resolver, UnsafeDestination, check_events, check_url, new_secret, resolve_public
+from notify.webhooks import (
+    TEST_TYPE,
+    Resolver,
+    UnsafeDestination,
+    check_events,
+    check_url,
+    message_id,
+    new_secret,
+    resolve_public,
+)
 
 ID_PREFIX = "wh_"
 MAX_DESCRIPTION = 200
@@ -67,13 +78,23 @@ def delivery_view(delivery: WebhookDelivery) -> dict[str, Any]:
 class WebhookAdmin:
     """Managing webhook endpoints; answers are :func:`endpoint_view`\\ s. ``allow_http_loopback`` is the local
     stack's: ``http://127.0.0.1…`` (and a name resolving to loopback) is accepted for its demo receiver; on AWS it is
-    False. ``resolver`` answers a host's addresses (:func:`notify.webhooks.system_resolver` in production)."""
+    False. ``resolver`` answers a host's addresses (:func:`notify.webhooks.system_resolver` in production);
+    ``delay_queue`` takes the test messages :meth:`send_test` queues (the API's; without one, it cannot send any)."""
 
-    def __init__(self, store: WebhookStore, clock: Clock, *, allow_http_loopback: bool, resolver: Resolver) -> None:
+    def __init__(
+        self,
+        store: WebhookStore,
+        clock: Clock,
+        *,
+        allow_http_loopback: bool,
+        resolver: Resolver,
+        delay_queue: Optional[DelayQueue] = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._allow_loopback = allow_http_loopback
         self._resolve = resolver
+        self._delay = delay_queue
 
     def create(self, url: str, events: Sequence[str], description: Optional[str] = None) -> dict[str, Any]:
         """A new, enabled endpoint: its view and ``secret`` (``whsec_…``, shown this once). ValidationFailed on
@@ -163,6 +184,31 @@ class WebhookAdmin:
         self._store.put(rotated)
         return {**endpoint_view(rotated), "secret": secret}
 
+    def send_test(self, webhook_id: str) -> dict[str, str]:
+        """Queue a ``webhook.test`` message (``data`` empty) for this endpoint alone, whatever it subscribes to:
+        ``{webhook_id, message_id, message_type}``; its attempts show in :meth:`deliveries` under that
+        ``message_id``, which is new for each test. NotFound if there is no endpoint; Conflict if it is disabled (the
+        worker drops a disabled endpoint's messages: enable it first); StoreUnavailable if the queue refuses it."""
+        endpoint = self._endpoint(webhook_id)
+        if not endpoint.enabled:
+            raise Conflict(f"webhook {webhook_id} is disabled ({endpoint.disabled_reason}): enable it to test it")
+        if self._delay is None:
+            raise StoreUnavailable("no delay queue to send a test message through")
+        subject = f"test#{uuid.uuid4().hex}"  # every test is a message of its own
+        task = WebhookTask(
+            webhook_id=webhook_id,
+            message_id=message_id(webhook_id, TEST_TYPE, subject),
+            message_type=TEST_TYPE,
+            subject=subject,
+            created_at=self._clock(),
+            data={},
+        )
+        try:
+            self._delay.enqueue([task])
+        except DeliveryError as exc:
+            raise StoreUnavailable(f"delay queue unavailable: {exc}") from exc
+        return {"webhook_id": webhook_id, "message_id": task.message_id, "message_type": TEST_TYPE}
+
     def deliveries(self, webhook_id: str, limit: int, cursor: Optional[str] = None) -> dict[str, Any]:
         """The endpoint's attempts, newest first: ``{items, next_cursor}``. NotFound if there is no endpoint;
         ValidationFailed on ``cursor`` for one the API did not issue for this endpoint."""
@@ -184,6 +230,8 @@ class WebhookAdmin:
             resolve_public(target, self._resolve, allow_loopback=self._allow_loopback)
         except UnsafeDestination as exc:
             errors.append(FieldError("url", str(exc)))
+        except ValueError:  # urlsplit's "Invalid IPv6 URL", or a host IDNA cannot encode (an empty or 64+ char label)
+            errors.append(FieldError("url", "a webhook URL is https://… with a valid host name"))
         return url
 
 
