@@ -25,10 +25,10 @@ from notify.adapters.apigw import ApiGatewayConnectionPoster
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.connections import DynamoConnectionStore
 from notify.adapters.dynamodb.cursors import CursorCodec
-from notify.adapters.dynamodb.inbox import DynamoInboxStore
+from notify.adapters.dynamodb.inbox import CHUNK, DynamoInboxStore
 from notify.adapters.dynamodb.items import expression_values, to_item
 from notify.clock import iso
-from notify.errors import ConnectionGone, PermanentError, TransientError, ValidationFailed
+from notify.errors import ConnectionGone, PermanentError, StoreUnavailable, TransientError, ValidationFailed
 from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, InboxItem
 
 from local.stack import LocalStack
@@ -137,6 +137,45 @@ def test_counts_are_exact_through_seen_read_unread_archive_and_read_all(inbox: D
         assert inbox.mark(user, nonsense, InboxAction.READ, NOW) is None
         assert inbox.get(user, nonsense) is None
     assert inbox.mark(_user(), b.id, InboxAction.READ, NOW) is None
+
+
+def test_the_items_about_to_be_read_are_told_before_the_write_and_a_refusal_leaves_them_unread(
+    inbox: DynamoInboxStore,
+) -> None:
+    user = _user()
+    items = [_item(user, n) for n in range(CHUNK + 2)]
+    for item in items:
+        inbox.put(item)
+    told: list[list[dict[str, str]]] = []
+
+    def refuse(jobs: list[dict[str, str]]) -> None:
+        told.append(jobs)
+        raise StoreUnavailable("queue down")
+
+    with pytest.raises(StoreUnavailable):
+        inbox.mark(user, items[0].id, InboxAction.READ, NOW, before_read=refuse)
+    assert told == [[{"job_id": items[0].job_id, "event_type": "review_liked"}]]
+    assert inbox.counts(user, NOW) == _counts(CHUNK + 2, CHUNK + 2, CHUNK + 2)  # nothing written
+    inbox.mark(user, items[0].id, InboxAction.SEEN, NOW, before_read=refuse)  # not a read: not told
+    assert len(told) == 1
+
+    batches: list[list[dict[str, str]]] = []
+
+    def second_refused(jobs: list[dict[str, str]]) -> None:
+        batches.append(jobs)
+        if len(batches) == 2:
+            raise StoreUnavailable("queue down")
+
+    with pytest.raises(StoreUnavailable):
+        inbox.mark_all_read(user, NOW, before_read=second_refused)
+    assert [[j["job_id"] for j in b] for b in batches] == [
+        [i.job_id for i in items[:CHUNK]],
+        [i.job_id for i in items[CHUNK:]],
+    ]
+    assert inbox.counts(user, NOW).unread == 2  # the first batch is read, the refused one is not
+    assert inbox.mark_all_read(user, NOW, before_read=batches.append) == 2
+    assert batches[-1] == [{"job_id": i.job_id, "event_type": "review_liked"} for i in items[CHUNK:]]
+    inbox.mark(user, items[0].id, InboxAction.READ, NOW, before_read=refuse)  # read already: not told
 
 
 def test_read_all_marks_more_than_one_transaction_holds(inbox: DynamoInboxStore) -> None:

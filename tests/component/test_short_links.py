@@ -113,8 +113,10 @@ def test_a_push_carries_a_short_link_that_redirects_and_counts_clicked_once_then
     status = job_status(job.job_id)
     clicked = [h for h in status["history"] if (h.get("detail") or {}).get("feedback") == "CLICKED"]
     assert len(clicked) == 1 and status["clicks"] == 3, status
-    assert clicked[0]["status"] == "SENT" and clicked[0]["detail"]["link"] == "https://example.com/watch/" + (
-        job.payload["watch_url"].rsplit("/", 1)[1].split("?")[0]
+    assert (
+        clicked[0]["status"] == "SENT"
+        and clicked[0]["detail"]["link"]
+        == "https://example.com/watch/" + (job.payload["watch_url"].rsplit("/", 1)[1].split("?")[0])
     )  # scheme, host and path: never the query
     assert status["history"][-1] == clicked[0]  # in its place in time, after SENT
     assert status["history"][-2]["detail"]["short_links"] == 1
@@ -224,8 +226,10 @@ def test_clicks_racing_on_one_job_count_each_and_leave_one_clicked_entry(stack_e
     code = "R" + uuid.uuid4().hex[:15]
     with ThreadPoolExecutor(8) as pool:
         done = list(pool.map(lambda n: store.record_click(job.job_id, code, iso(utc_now()), None), range(16)))
-    assert done == [True] * 16
+    # Exactly one write found no first click, and answers the job's identifiers for its notification.clicked.
+    ids = {"job_id": job.job_id, "event_id": job.event_id, "event_type": job.event_type, "user_id": job.user_id}
+    assert [d for d in done if d is not None] == [{**ids, "channel": "websocket"}]
     status = job_status(job.job_id)
     assert status["clicks"] == 16 and store.link_clicks(job.job_id, code) == 16
     assert [h["detail"]["feedback"] for h in status["history"] if h.get("detail", {}).get("feedback")] == ["CLICKED"]
-    assert store.record_click(str(uuid.uuid4()), code, iso(utc_now()), None) is False  # no such job: nothing made
+    assert store.record_click(str(uuid.uuid4()), code, iso(utc_now()), None) is None  # no such job: nothing made

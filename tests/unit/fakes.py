@@ -28,6 +28,7 @@ from notify.jobs import EventPlan, new_event_id
 from notify.links import ShortLinks
 from notify.models import Category, Channel, Message, NotificationJob, Priority, Status
 from notify.ports import (
+    BeforeRead,
     CampaignStore,
     ChannelSender,
     ConnectionPoster,
@@ -519,20 +520,34 @@ class MemoryInboxStore:
             total=len(counted),
         )
 
-    def mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> Optional[InboxItem]:
+    def mark(
+        self,
+        user_id: str,
+        item_id: str,
+        action: InboxAction,
+        at: datetime,
+        before_read: Optional[BeforeRead] = None,
+    ) -> Optional[InboxItem]:
         item = self.items.get((user_id, item_id))
         if item is None or not _live(item, at):
             return None
         changed, mark = item.marked(action, iso(at))
         if mark is not None:
+            if before_read is not None and "read_at" in mark.sets:
+                before_read([{"job_id": item.job_id, "event_type": item.event_type}])
             self.items[(user_id, item_id)] = changed
             self.writes += 1
         return changed
 
-    def mark_all_read(self, user_id: str, at: datetime) -> int:
+    def mark_all_read(self, user_id: str, at: datetime, before_read: Optional[BeforeRead] = None) -> int:
+        """In batches of two, so a test sees a failing ``before_read`` leave the later batches unread."""
         unread = [i for i in self._of(user_id, at) if i.read_at is None and i.archived_at is None]
-        for item in unread:
-            self.mark(user_id, item.id, InboxAction.READ, at)
+        for start in range(0, len(unread), 2):
+            batch = unread[start : start + 2]
+            if before_read is not None:
+                before_read([{"job_id": i.job_id, "event_type": i.event_type} for i in batch])
+            for item in batch:
+                self.mark(user_id, item.id, InboxAction.READ, at)
         return len(unread)
 
     def of(self, user_id: str) -> list[InboxItem]:

@@ -4,8 +4,9 @@ pushed after every change; and the user tokens that open a socket and an inbox."
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from notify.adapters.dynamodb.cursors import CursorCodec
@@ -14,14 +15,25 @@ from notify.clock import iso
 from notify.errors import NotFound, StoreUnavailable, TransientError, ValidationFailed
 from notify.jobs import EventPlan, new_event_id
 from notify.limits import FRAME_BYTES
-from notify.models import Category, Channel, Contact, NotificationJob, Status
-from notify.records import Connection, InboxAction, InboxCounts, InboxFilter, UserPreferences, UserProfile
+from notify.models import Category, Channel, Contact, Message, NotificationJob, Status, WebhookTask
+from notify.records import (
+    Connection,
+    InboxAction,
+    InboxCounts,
+    InboxFilter,
+    InboxItem,
+    UserPreferences,
+    UserProfile,
+    WebhookEndpoint,
+)
 from notify.services.delivery import Outcome
 from notify.services.inbox import InboxService
+from notify.services.webhook_emitter import WebhookEmitter
 from notify.signing import BadToken, Signer
 from notify.throttles import CategoryThrottle, ThrottleRule, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
+from notify.webhooks import message_id
 
 from .fakes import (
     DeliveryWorld,
@@ -29,7 +41,9 @@ from .fakes import (
     MemoryInboxStore,
     MemoryPoster,
     MemoryPreferences,
+    MemoryQueue,
     MemoryThrottleRules,
+    MemoryWebhookStore,
 )
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -310,3 +324,98 @@ def test_a_cursor_or_an_unsubscribe_token_is_not_a_user_token() -> None:
     for nobody in ({"v": 1, "u": "", "exp": exp}, {"v": 2, "u": "u1", "exp": exp}, {"v": 1, "u": "u1"}):
         with pytest.raises(BadToken):
             tokens.verify(Signer(lambda: key, "user").sign(nobody), T0)
+
+
+# -- status webhooks: inbox.read -----------------------------------------------------------------------------------
+
+
+class Reads:
+    """An inbox whose first reads are emitted to one endpoint subscribed to inbox.read (and one that is not)."""
+
+    def __init__(self) -> None:
+        self.inbox = MemoryInboxStore()
+        self.queue = MemoryQueue()
+        endpoints = MemoryWebhookStore()
+        for webhook_id, events in (("wh_reads", ("inbox.read",)), ("wh_sends", ("notification.sent",))):
+            endpoints.put(WebhookEndpoint(webhook_id, "https://hooks.example.com/", events, ("whsec_x",), "t", "t"))
+        emitter = WebhookEmitter(endpoints, self.queue, lambda: T0)
+        self.service = InboxService(self.inbox, MemoryConnections(), None, lambda: T0, webhooks=emitter)
+
+    def item(self, n: int, read_at: Optional[str] = None, archived_at: Optional[str] = None) -> InboxItem:
+        item = InboxItem(
+            id=f"{n:032x}",
+            user_id="u1",
+            job_id=f"job-{n}",
+            event_type="review_liked",
+            created_at=iso(T0),
+            expires_at=iso(T0 + timedelta(days=1)),
+            read_at=read_at,
+            archived_at=archived_at,
+        )
+        self.inbox.put(item)
+        return item
+
+    def emitted(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(endpoint, message id, data) of each message queued, emptying the queue."""
+        tasks = [t for t, _ in self.queue.sent if isinstance(t, WebhookTask)]
+        self.queue.sent.clear()
+        return [(t.webhook_id, t.message_id, t.data) for t in tasks]
+
+
+def test_an_items_first_read_emits_inbox_read_with_the_jobs_identifiers_and_a_second_read_nothing() -> None:
+    reads = Reads()
+    item = reads.item(1)
+    reads.service.mark("u1", item.id, InboxAction.SEEN)
+    assert reads.emitted() == []
+    reads.service.mark("u1", item.id, InboxAction.READ)
+    data = {"job_id": "job-1", "event_type": "review_liked", "user_id": "u1", "channel": "websocket"}
+    assert reads.emitted() == [("wh_reads", message_id("wh_reads", "inbox.read", "job-1#read"), data)]
+    reads.service.mark("u1", item.id, InboxAction.READ)
+    reads.service.mark("u1", item.id, InboxAction.ARCHIVE)
+    assert reads.emitted() == []
+
+
+def test_a_read_whose_message_cannot_be_queued_is_a_503_left_unread_and_its_retry_emits_the_same_id() -> None:
+    reads = Reads()
+    item = reads.item(1)
+    reads.queue.fail = True
+    with pytest.raises(StoreUnavailable):
+        reads.service.mark("u1", item.id, InboxAction.READ)
+    assert reads.inbox.items[("u1", item.id)].read_at is None  # emitted before the write: nothing written
+    reads.queue.fail = False
+    reads.service.mark("u1", item.id, InboxAction.READ)
+    assert [m for _, m, _ in reads.emitted()] == [message_id("wh_reads", "inbox.read", "job-1#read")]
+    assert reads.inbox.items[("u1", item.id)].read_at == iso(T0)
+
+
+def test_read_all_emits_each_batch_before_marking_it_and_a_failed_batch_is_left_for_the_retry() -> None:
+    reads = Reads()
+    reads.item(1, read_at=iso(T0))
+    reads.item(2, archived_at=iso(T0))
+    for n in range(3, 7):
+        reads.item(n)  # the fake store marks two at a time
+    enqueue = reads.queue.enqueue
+
+    def second_fails(jobs: Sequence[Message], delay_seconds: int = 0) -> None:
+        reads.queue.fail = bool(reads.queue.sent)
+        enqueue(jobs, delay_seconds)
+
+    reads.queue.enqueue = second_fails  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailable):
+        reads.service.read_all("u1")
+    assert [i.job_id for i in reads.inbox.of("u1") if i.read_at is None] == ["job-2", "job-5", "job-6"]
+    assert sorted(d["job_id"] for _, _, d in reads.emitted()) == ["job-3", "job-4"]
+    reads.queue.enqueue = enqueue  # type: ignore[method-assign]
+    reads.queue.fail = False
+    changed, counts = reads.service.read_all("u1")
+    assert changed == 2 and counts.unread == 0
+    assert sorted(d["job_id"] for _, _, d in reads.emitted()) == ["job-5", "job-6"]
+    assert reads.service.read_all("u1")[0] == 0 and reads.emitted() == []
+
+
+def test_without_webhooks_a_read_emits_nothing_and_cannot_fail_for_them() -> None:
+    inbox = MemoryInboxStore()
+    service = InboxService(inbox, MemoryConnections(), None, lambda: T0)
+    item = InboxItem("0" * 31 + "1", "u1", "job-1", "review_liked", iso(T0), iso(T0 + timedelta(days=1)))
+    inbox.put(item)
+    assert service.mark("u1", item.id, InboxAction.READ)[0].read_at == iso(T0)

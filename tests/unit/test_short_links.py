@@ -27,16 +27,18 @@ from notify.links import (
     random_code,
     target,
 )
-from notify.models import Channel, Contact, NotificationJob, Status
+from notify.models import Channel, Contact, NotificationJob, Status, WebhookTask
 from notify.ports import ClickStore, LinkStore, PushSender
-from notify.records import JOB_RETENTION, RenderedMessage, ShortLink, Template, UserProfile
+from notify.records import JOB_RETENTION, RenderedMessage, ShortLink, Template, UserProfile, WebhookEndpoint
 from notify.rendering import RenderFailed, render, render_context
 from notify.services.delivery import Outcome
 from notify.services.links import LinkService
 from notify.services.templates import check_renders
+from notify.services.webhook_emitter import WebhookEmitter
 from notify.signing import KeysUnusable
+from notify.webhooks import message_id
 
-from .fakes import DeliveryWorld
+from .fakes import DeliveryWorld, MemoryQueue, MemoryWebhookStore
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 KEY = "short-link test key of 32 bytes at least"
@@ -267,13 +269,14 @@ class MemoryClicks:
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     writes: int = 0
 
-    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> Optional[dict[str, str]]:
         self.writes += 1
         item = self.jobs.setdefault(job_id, {"clicks": 0, "links": {}, "first": None})
         item["clicks"] += 1
         item["links"][code] = item["links"].get(code, 0) + 1
+        first = item["first"] is None
         item["first"] = item["first"] or (at, link)
-        return True
+        return {"job_id": job_id, "event_id": "e1", "event_type": "new_film", "channel": "email"} if first else None
 
     def link_clicks(self, job_id: str, code: str) -> int:
         return int(self.jobs.get(job_id, {}).get("links", {}).get(code, 0))
@@ -411,12 +414,60 @@ def test_a_link_made_through_the_api_counts_its_own_clicks_and_is_shown_to_its_m
 
 def test_a_click_the_store_cannot_count_still_redirects() -> None:
     class Down(MemoryClicks):
-        def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+        def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> Optional[dict[str, str]]:
             raise StoreUnavailable("throttled")
 
     links = MemoryLinks()
     links.put_links([ShortLink("E" * 16, "https://example.com/", iso_of(T0 + timedelta(days=1)), job_id="j1")])
     assert _service(links, Down()).follow("E" * 16, count=True) == "https://example.com/"
+
+
+def _clicked_endpoint() -> tuple[WebhookEmitter, MemoryQueue]:
+    endpoints = MemoryWebhookStore()
+    endpoints.put(
+        WebhookEndpoint("wh_clicks", "https://hooks.example.com/", ("notification.clicked",), ("whsec_x",), "t", "t")
+    )
+    queue = MemoryQueue()
+    return WebhookEmitter(endpoints, queue, lambda: T0), queue
+
+
+def test_a_jobs_first_click_emits_notification_clicked_once_and_later_clicks_nothing() -> None:
+    links, clicks = MemoryLinks(), MemoryClicks()
+    expires = iso_of(T0 + timedelta(days=1))
+    links.put_links(
+        [
+            ShortLink("F" * 16, "https://example.com/a", expires, job_id="j1", user_id="u1"),
+            ShortLink("G" * 16, "https://example.com/b", expires, job_id="j1", user_id="u1"),
+            ShortLink("H" * 16, "https://example.com/c", expires, created_by="maker"),  # no job: nothing to tell
+        ]
+    )
+    emitter, queue = _clicked_endpoint()
+    service = LinkService(links, clicks, lambda: T0, BASE, webhooks=emitter)
+    service.follow("F" * 16, count=False)  # HEAD or a scanner: not a click
+    assert queue.sent == []
+    for code in ("F" * 16, "F" * 16, "G" * 16, "H" * 16):
+        assert service.follow(code, count=True) is not None
+    tasks = [t for t, _ in queue.sent if isinstance(t, WebhookTask)]
+    assert [(t.webhook_id, t.message_type, t.message_id, t.data) for t in tasks] == [
+        (
+            "wh_clicks",
+            "notification.clicked",
+            message_id("wh_clicks", "notification.clicked", "j1#clicked"),
+            {"job_id": "j1", "event_id": "e1", "event_type": "new_film", "user_id": "u1", "channel": "email"},
+        )
+    ]
+
+
+def test_a_first_click_whose_message_cannot_be_queued_still_redirects_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    links, clicks = MemoryLinks(), MemoryClicks()
+    links.put_links([ShortLink("F" * 16, "https://example.com/a", iso_of(T0 + timedelta(days=1)), job_id="j1")])
+    emitter, queue = _clicked_endpoint()
+    queue.fail = True
+    service = LinkService(links, clicks, lambda: T0, BASE, webhooks=emitter)
+    assert service.follow("F" * 16, count=True) == "https://example.com/a"
+    assert clicks.jobs["j1"]["clicks"] == 1 and "was not told to the status webhooks" in caplog.text
 
 
 # -- the job's history ---------------------------------------------------------------------------------------------

@@ -213,6 +213,10 @@ class ChannelSender(Protocol):
         ...
 
 
+# Told the jobs (``{"job_id", "event_type"}``) of inbox items about to be marked read, before the write (InboxStore).
+BeforeRead = Callable[[list[dict[str, str]]], None]
+
+
 class InboxStore(Protocol):
     """Users' in-app inboxes (DynamoDB, partitioned by user). Every call that cannot reach the store raises
     StoreUnavailable; items past their ``expires_at`` are never returned or counted, even before TTL deletes them.
@@ -239,15 +243,26 @@ class InboxStore(Protocol):
         """The user's unseen, unread and total counts (exact, read after every change)."""
         ...
 
-    def mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> Optional[InboxItem]:
+    def mark(
+        self,
+        user_id: str,
+        item_id: str,
+        action: InboxAction,
+        at: datetime,
+        before_read: Optional[BeforeRead] = None,
+    ) -> Optional[InboxItem]:
         """Apply ``action`` to one item and return it as stored now; None if the user has no such item.
 
-        Idempotent: marking a read item read again changes nothing (and keeps its first ``read_at``).
+        Idempotent: marking a read item read again changes nothing (and keeps its first ``read_at``). When the action
+        reads an unread item, ``before_read`` is called with its job (``{"job_id", "event_type"}``) before the write;
+        if it raises, nothing is written and the error propagates.
         """
         ...
 
-    def mark_all_read(self, user_id: str, at: datetime) -> int:
-        """Mark every unread item not archived read (and seen); return how many changed."""
+    def mark_all_read(self, user_id: str, at: datetime, before_read: Optional[BeforeRead] = None) -> int:
+        """Mark every unread item not archived read (and seen); return how many changed. ``before_read`` is called
+        with the jobs (``{"job_id", "event_type"}``) of each batch of items before the write that marks them; if it
+        raises, that batch and the ones after it stay unread and the error propagates."""
         ...
 
 
@@ -500,9 +515,11 @@ class LinkStore(Protocol):
 class ClickStore(Protocol):
     """The job side of a short link's click (the job's item in NotificationsTable)."""
 
-    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> Optional[dict[str, str]]:
         """In one write: the job's ``clicks`` + 1, the link's own count on the job + 1 and, on the first click, the
-        ``CLICKED`` entry of its history (``at``, and ``link``: the URL's scheme, host and path). False: no such job."""
+        ``CLICKED`` entry of its history (``at``, and ``link``: the URL's scheme, host and path). Answers the job's
+        identifiers (``job_id``, ``event_id``, ``event_type``, ``user_id``, ``channel``) when this write was the first
+        click on any of the job's short links, else None (a later click; or no such job, and nothing written)."""
         ...
 
     def link_clicks(self, job_id: str, code: str) -> int:

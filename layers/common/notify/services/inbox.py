@@ -9,6 +9,9 @@ Frames respect API Gateway's limits: a WebSocket frame carries at most 32 KiB an
 notification frame that would not fit one frame goes out without the item's ``body`` and ``data`` and with
 ``"truncated": true``; the client reads the whole item from the inbox API.
 
+An item's read, the first since it was unread (``read`` or ``read-all``), is told to the status webhooks that
+subscribe to ``inbox.read`` (``webhooks``; none, none told) before it is written: see :meth:`InboxService.mark`.
+
 A user has at most ``max_connections`` live connections (the MaxConnectionsPerUser parameter, 10 by default):
 ``$connect`` closes the oldest beyond it (:meth:`InboxService.connect`), and every read of a user's connections
 reads at most that many records, so a user with a flood of stale records cannot make a delivery's read unbounded.
@@ -27,8 +30,8 @@ from typing import Any, Optional
 from notify.clock import Clock, iso
 from notify.errors import ConnectionGone, DeliveryError, NotFound, StoreUnavailable
 from notify.limits import DEFAULT_MAX_CONNECTIONS, FRAME_BYTES
-from notify.models import NotificationJob
-from notify.ports import ConnectionPoster, ConnectionStore, InboxStore
+from notify.models import Channel, NotificationJob
+from notify.ports import BeforeRead, ConnectionPoster, ConnectionStore, InboxStore
 from notify.records import (
     Connection,
     InAppDelivery,
@@ -39,6 +42,7 @@ from notify.records import (
     InboxPage,
     RenderedMessage,
 )
+from notify.services.webhook_emitter import WebhookEmitter, for_inbox_read
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,7 @@ class InboxService:
         clock: Clock,
         retention: timedelta = DEFAULT_RETENTION,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        webhooks: Optional[WebhookEmitter] = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError("a user may have at least one connection")
@@ -120,6 +125,7 @@ class InboxService:
         self._clock = clock
         self._retention = retention
         self._max_connections = max_connections
+        self._webhooks = webhooks
 
     # -- the worker ---------------------------------------------------------------------
 
@@ -178,16 +184,38 @@ class InboxService:
         return self._inbox.counts(user_id, self._clock())
 
     def mark(self, user_id: str, item: str, action: InboxAction) -> tuple[InboxItem, InboxCounts]:
-        """Apply ``action`` to one of the user's items (NotFound if they have none by that id); push the counts."""
-        changed = self._inbox.mark(user_id, item, action, self._clock())
+        """Apply ``action`` to one of the user's items (NotFound if they have none by that id); push the counts.
+
+        Reading an unread item emits ``inbox.read`` first, before the write: if the messages cannot be queued
+        (StoreUnavailable, a 503) the item stays unread, so the user's retry emits them again. Emitting after the
+        write would lose them when the queue failed, since the retry would find the item read and emit nothing. A
+        message may therefore go out twice (the write failed after it, or two reads raced), always with the same
+        ``webhook-id`` (the endpoint, ``inbox.read`` and the job), so a receiver keeps one. An item marked unread
+        and read again emits again, with that same id."""
+        changed = self._inbox.mark(user_id, item, action, self._clock(), before_read=self._read_emitter(user_id))
         if changed is None:
             raise NotFound(f"inbox item {item} not found")
         return changed, self.push_counts(user_id)
 
     def read_all(self, user_id: str) -> tuple[int, InboxCounts]:
-        """Mark all the user's unread items read; return how many changed and the counts (pushed)."""
-        changed = self._inbox.mark_all_read(user_id, self._clock())
+        """Mark all the user's unread items read; return how many changed and the counts (pushed). Each batch's
+        ``inbox.read`` messages are emitted before its write, as in :meth:`mark`: a failure leaves that batch and the
+        rest unread for the retry."""
+        changed = self._inbox.mark_all_read(user_id, self._clock(), before_read=self._read_emitter(user_id))
         return changed, self.push_counts(user_id)
+
+    def _read_emitter(self, user_id: str) -> Optional[BeforeRead]:
+        """What the store calls with the jobs of the user's items it is about to mark read: their ``inbox.read``
+        messages onto the delay queue (StoreUnavailable if they cannot be). Only websocket jobs become items."""
+        webhooks = self._webhooks
+        if webhooks is None:
+            return None
+
+        def emit(jobs: list[dict[str, str]]) -> None:
+            channel = Channel.WEBSOCKET.value
+            webhooks.emit([c for job in jobs for c in for_inbox_read({**job, "user_id": user_id, "channel": channel})])
+
+        return emit
 
     def push_counts(self, user_id: str) -> InboxCounts:
         """Send the user's fresh counts to each live connection (best effort) and return them."""

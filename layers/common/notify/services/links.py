@@ -4,6 +4,10 @@ Following a link costs one read and, when the click counts, one write: a templat
 (the job's ``clicks``, the link's own count and, the first time, the ``CLICKED`` entry of the history, all in that
 one write); a link made through the API counts on its own item. A click the store cannot count (throttled, down)
 is logged and still redirected: the recipient gets where the link leads either way.
+
+The first click on any of a job's links is told to the status webhooks that subscribe to ``notification.clicked``
+(``webhooks``; none, none told), after the write that found it first. A message that cannot be queued is logged, not
+retried, for the same reason: the redirect never waits on, nor fails for, the accounting.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from notify.links import CODE_PATTERN, BadTarget, random_code, short_url, target
 from notify.ports import ClickStore, LinkStore
 from notify.records import ShortLink
 from notify.services.feedback import link_without_secrets
+from notify.services.webhook_emitter import WebhookEmitter, for_engagement
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +34,20 @@ class LinkService:
     """Short links under ``base_url`` (``SHORT_LINK_BASE``): made, read and followed. Without a base, a link's
     ``short_url`` starts with the one the caller passes: the host its request came to."""
 
-    def __init__(self, store: LinkStore, clicks: ClickStore, clock: Clock, base_url: Optional[str]) -> None:
+    def __init__(
+        self,
+        store: LinkStore,
+        clicks: ClickStore,
+        clock: Clock,
+        base_url: Optional[str],
+        *,
+        webhooks: Optional[WebhookEmitter] = None,
+    ) -> None:
         self._store = store
         self._clicks = clicks
         self._clock = clock
         self._base = base_url
+        self._webhooks = webhooks
 
     def follow(self, code: str, *, count: bool) -> str | None:
         """Where the link ``code`` leads (a stored http(s) URL, checked again), or None: no such link, expired, or
@@ -47,15 +61,28 @@ class LinkService:
             log.warning("short link %s… leads to a URL no link may lead to; refused", code[:4])
             return None
         if count:
-            at = iso(self._clock())
-            try:
-                if link.job_id:
-                    self._clicks.record_click(link.job_id, code, at, link_without_secrets(url))
-                else:
-                    self._store.count_click(code, at)
-            except StoreUnavailable as exc:
-                log.warning("a click on short link %s… was not counted: %s", code[:4], exc)
+            self._count(link, code, url)
         return url
+
+    def _count(self, link: ShortLink, code: str, url: str) -> None:
+        """Count a click (and emit a job's first): logged, never raised, when the store or the queue is down."""
+        at = iso(self._clock())
+        first: Optional[dict[str, str]] = None
+        try:
+            if link.job_id:
+                first = self._clicks.record_click(link.job_id, code, at, link_without_secrets(url))
+            else:
+                self._store.count_click(code, at)
+        except StoreUnavailable as exc:
+            log.warning("a click on short link %s… was not counted: %s", code[:4], exc)
+            return
+        if first is None or self._webhooks is None:
+            return
+        job = {"job_id": link.job_id, "user_id": link.user_id, **first}
+        try:
+            self._webhooks.emit(for_engagement(job, "clicked"))
+        except StoreUnavailable as exc:
+            log.warning("the first click on short link %s… was not told to the status webhooks: %s", code[:4], exc)
 
     def create(self, url: str, *, ttl_days: int, caller_id: str, base: str = "") -> dict[str, Any]:
         """A new link to ``url`` (BadTarget if it may not lead there) for ``ttl_days``, made by ``caller_id``."""

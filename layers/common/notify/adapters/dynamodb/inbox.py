@@ -35,6 +35,8 @@ from notify.records import InboxAction, InboxCounts, InboxFilter, InboxItem, Inb
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from notify.ports import BeforeRead
+
 COUNTS_ID = "#counts"  # sorts before every item id (hex digits are all above "#")
 ITEM_ID = re.compile(r"[0-9a-f]{32}")  # what notify.services.inbox.item_id makes
 FLAGS = ("seen_at", "read_at", "archived_at")
@@ -125,25 +127,37 @@ class DynamoInboxStore:
                 self._back_off(attempt)
         raise StoreUnavailable("cannot store an inbox item: the user's counts kept changing")
 
-    def mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> Optional[InboxItem]:
-        """A consistent read, then one transaction conditioned on the item still being as read (see the module)."""
-        return self._mark(user_id, item_id, action, at)[0]
+    def mark(
+        self,
+        user_id: str,
+        item_id: str,
+        action: InboxAction,
+        at: datetime,
+        before_read: Optional[BeforeRead] = None,
+    ) -> Optional[InboxItem]:
+        """A consistent read, then one transaction conditioned on the item still being as read (see the module);
+        ``before_read`` is told of the item between the two when the action reads it."""
+        return self._mark(user_id, item_id, action, at, before_read)[0]
 
-    def mark_all_read(self, user_id: str, at: datetime) -> int:
-        """Mark the user's unread, live items read, 99 to a transaction; a chunk whose transaction is cancelled is
-        marked one by one instead. Returns how many items changed."""
+    def mark_all_read(self, user_id: str, at: datetime, before_read: Optional[BeforeRead] = None) -> int:
+        """Mark the user's unread, live items read, 99 to a transaction, ``before_read`` told of each chunk before
+        its transaction; a chunk whose transaction is cancelled is marked one by one instead. Returns how many items
+        changed."""
         now = _seconds(at)
         unread = self._query_all(
             user_id,
             "attribute_not_exists(read_at) AND attribute_not_exists(archived_at) AND #ttl > :now",
             {":now": now},
+            jobs=before_read is not None,
         )
         changed = 0
         for i in range(0, len(unread), CHUNK):
             chunk = unread[i : i + CHUNK]
+            if before_read is not None:
+                before_read([_job_of(it) for it in chunk])
             if self._read_chunk(user_id, chunk, at):
                 changed += len(chunk)
-            else:
+            else:  # one by one, before_read already told of them
                 changed += sum(self._mark(user_id, it["item_id"], InboxAction.READ, at)[1] for it in chunk)
         return changed
 
@@ -223,8 +237,11 @@ class DynamoInboxStore:
 
     # -- steps ----------------------------------------------------------------------
 
-    def _mark(self, user_id: str, item_id: str, action: InboxAction, at: datetime) -> tuple[Optional[InboxItem], bool]:
-        """The item as stored after ``action`` (None if missing or expired), and whether this call changed it."""
+    def _mark(
+        self, user_id: str, item_id: str, action: InboxAction, at: datetime, before_read: Optional[BeforeRead] = None
+    ) -> tuple[Optional[InboxItem], bool]:
+        """The item as stored after ``action`` (None if missing or expired), and whether this call changed it;
+        ``before_read`` is told once, before the first write that would read the item."""
         if not ITEM_ID.fullmatch(item_id):
             return None, False
         now = _seconds(at)
@@ -235,6 +252,9 @@ class DynamoInboxStore:
             marked, mark = _inbox_item(item).marked(action, iso(at))
             if mark is None:
                 return marked, False
+            if before_read is not None and "read_at" in mark.sets:
+                before_read([_job_of(item)])
+                before_read = None
             ttl = int(item["ttl"])
             reasons = self._transact(
                 f"mark an inbox item {action.value}",
@@ -349,13 +369,16 @@ class DynamoInboxStore:
         )
         return reasons is None
 
-    def _query_all(self, user_id: str, filter_expression: str, values: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every item of the user's partition matching the filter: keys, flags and ttl only, read consistently."""
+    def _query_all(
+        self, user_id: str, filter_expression: str, values: Mapping[str, Any], jobs: bool = False
+    ) -> list[dict[str, Any]]:
+        """Every item of the user's partition matching the filter: keys, flags and ttl only (and, with ``jobs``, its
+        job's id and event type), read consistently."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "user_id = :user AND item_id > :counts",
             "FilterExpression": filter_expression,
-            "ProjectionExpression": "item_id, seen_at, read_at, archived_at, #ttl",
+            "ProjectionExpression": ", ".join(["item_id", *FLAGS, "#ttl", *(("job_id", "event_type") if jobs else ())]),
             "ExpressionAttributeNames": _NAMES,
             "ExpressionAttributeValues": expression_values({":user": user_id, ":counts": COUNTS_ID, **values}),
             "ConsistentRead": True,
@@ -432,6 +455,11 @@ def _inbox_item(item: Mapping[str, Any]) -> InboxItem:
         read_at=item.get("read_at"),
         archived_at=item.get("archived_at"),
     )
+
+
+def _job_of(item: Mapping[str, Any]) -> dict[str, str]:
+    """The job of a stored item, read whole or by :meth:`DynamoInboxStore._query_all`, as ``before_read`` is told."""
+    return {"job_id": str(item["job_id"]), "event_type": str(item["event_type"])}
 
 
 def _mark_of(item: Mapping[str, Any], action: InboxAction) -> Optional[InboxMark]:

@@ -26,6 +26,8 @@ RELEASING = frozenset(
 # (``seen_00``…), chosen by the digest, so a repeat finds itself unless a later event took its slot meanwhile.
 SEEN_SLOTS = 16
 COUNTERS = frozenset({"opens", "clicks"})
+# What record_click answers of a job on its first click.
+CLICK_IDENTIFIERS = ("job_id", "event_id", "event_type", "user_id", "channel")
 
 
 class DynamoJobReads(StatusTable):
@@ -315,28 +317,35 @@ class DynamoJobLedger(DynamoJobReads):
                 return Engagement.FIRST
         return Engagement.DUPLICATE
 
-    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> bool:
+    def record_click(self, job_id: str, code: str, at: str, link: Optional[str]) -> Optional[dict[str, str]]:
         """One UpdateItem, whatever the click: ``ADD clicks 1`` and the link's own ``clicks#<code>``, and
         ``first_click`` (the CLICKED entry: when, and the link's scheme, host and path) if the item has none yet.
 
         The entry is an attribute of its own, not a ``list_append`` to the history: an append on the first click only
         would need a condition, hence a second write (a failed condition is billed) on the first click or on every
         later one. ``if_not_exists`` keeps the first whoever races, and :func:`_job` shows it in the history in time
-        order (the history's cap counts it). No job (expired, or never taken): nothing, False.
+        order (the history's cap counts it). The update returns the item as it was (``ALL_OLD``: no capacity, a few KB
+        at most), so the write that found no ``first_click`` knows it was the first, and answers the job's
+        identifiers for its ``notification.clicked``; DynamoDB applies one item's updates one at a time, so of racing
+        clicks exactly one is first. No job (expired, or never taken): nothing, None.
         """
         first: dict[str, Any] = {"at": at}
         if link:
             first["link"] = link
-        return conditional(
+        applied, old = conditional_update(
             "record a click",
-            self._client.update_item,
+            self._client,
             TableName=self._table,
             Key=to_item(_key(job_id)),
             UpdateExpression="SET first_click = if_not_exists(first_click, :first) ADD clicks :one, #link :one",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#link": _link_counter(code)},
             ExpressionAttributeValues=expression_values({":first": first, ":one": 1}),
+            ReturnValues="ALL_OLD",
         )
+        if not applied or "first_click" in old:
+            return None
+        return {name: str(old[name]) for name in CLICK_IDENTIFIERS if old.get(name) is not None}
 
     def link_clicks(self, job_id: str, code: str) -> int:
         """The count of the job's short link ``code`` (a GetItem of that one attribute)."""
