@@ -32,6 +32,7 @@ from api.routes import (
     throttles,
     unsubscribe,
     users,
+    webhooks,
 )
 from api.views import Health
 
@@ -48,6 +49,7 @@ app.include_router(events.router)
 app.include_router(templates.router)
 app.include_router(throttles.router)
 app.include_router(digest_rules.router)
+app.include_router(webhooks.router)
 app.include_router(dlq.router)
 app.include_router(campaigns.router)
 app.include_router(segments.router)

@@ -33,6 +33,7 @@ from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.status import DynamoStatusReader
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
+from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
 from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue, SqsQueueStats
@@ -52,9 +53,12 @@ from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
 from notify.services.throttles import ThrottleService
+from notify.services.webhook_emitter import WebhookEmitter
+from notify.services.webhooks import WebhookAdmin
 from notify.settings import ApiSettings, load
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
+from notify.webhooks import system_resolver
 
 # The Idempotency-Key's record: keyed by ``key``, the body must match the first use, kept 24 hours. The
 # handler registers each invocation's Lambda context with it (so an in-progress record expires with a
@@ -87,6 +91,7 @@ class Services:
     links: LinkService  # short links: followed (GET /l/{code}), made and read (/api/v1/links)
     throttles: ThrottleService  # throttle rules, stored beside the templates
     digest_rules: DigestRuleService  # digest rules, stored beside the templates
+    webhooks: WebhookAdmin  # status webhook endpoints (issue 24), stored beside the templates
     dev_user_tokens: bool = False  # the local stack's POST /dev/users/{user_id}/tokens answers (never deployed)
     dev_token_origins: tuple[str, ...] = ()  # the pages whose browser requests it answers (the stack's own)
     clock: Clock = utc_now
@@ -109,6 +114,21 @@ def build_services(settings: ApiSettings) -> Services:
     status = StatusQueries(reader, DynamoDigestStore(dynamodb, settings.notifications_table, cursors))
     templates = TemplateService(DynamoTemplateStore(dynamodb, settings.templates_table, cache_seconds=0), utc_now)
     dead_letters = SqsDeadLetterQueue(sqs, settings.dlq_url)
+    # Status webhooks: the API changes statuses too (an inbox read, a short link's first click), and what an endpoint
+    # subscribes to goes onto the delay queue like the worker's. The emitter's read of the endpoints is cached (it runs
+    # for every such change); the admin's is not, so a GET right after a POST or PATCH shows it.
+    emitter = WebhookEmitter(
+        DynamoWebhookStore(dynamodb, settings.templates_table, settings.notifications_table), fallback, utc_now
+    )
+    webhooks = WebhookAdmin(
+        DynamoWebhookStore(
+            dynamodb, settings.templates_table, settings.notifications_table, cursors=cursors, cache_seconds=0
+        ),
+        utc_now,
+        allow_http_loopback=settings.webhook_allow_http_loopback,
+        resolver=system_resolver,
+        delay_queue=fallback,
+    )
     campaigns = CampaignService(
         DynamoCampaignStore(dynamodb, settings.campaigns_table, cursors), utc_now, status=status
     )
@@ -127,6 +147,7 @@ def build_services(settings: ApiSettings) -> Services:
         # No cache here: a GET right after a PUT shows it (the worker's reads are cached PREFERENCES_CACHE_SECONDS).
         throttles=ThrottleService(DynamoThrottleRules(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
         digest_rules=DigestRuleService(DynamoDigestRules(dynamodb, settings.templates_table, cache_seconds=0), utc_now),
+        webhooks=webhooks,
         dlq=DeadLetterService(dead_letters, reader, fallback, utc_now),
         campaigns=campaigns,
         segments=SegmentService(DynamoSegmentStore(dynamodb, settings.campaigns_table), utc_now),
@@ -135,7 +156,7 @@ def build_services(settings: ApiSettings) -> Services:
             DynamoPreferenceStore(dynamodb, settings.notifications_table, cache_seconds=0), utc_now
         ),
         unsubscribe=UnsubscribeLinks(SsmSecret(settings.unsubscribe_keys_parameter), base_url=""),
-        inbox=_inbox(settings, dynamodb, cursors),
+        inbox=_inbox(settings, dynamodb, cursors, emitter),
         user_tokens=UserTokens(
             SsmSecret(settings.user_token_keys_parameter), ttl=timedelta(seconds=settings.user_token_seconds)
         ),
@@ -148,12 +169,14 @@ def build_services(settings: ApiSettings) -> Services:
             DynamoJobLedger(dynamodb, settings.notifications_table),  # a click lands on its job (ClickStore)
             utc_now,
             settings.short_link_base,
+            webhooks=emitter,  # a link's first click: notification.clicked
         ),
     )
 
 
-def _inbox(settings: ApiSettings, dynamodb: Any, cursors: CursorCodec) -> InboxService:
-    """The inbox; each change pushes counts through the WebSocket API's management endpoint, when there is one."""
+def _inbox(settings: ApiSettings, dynamodb: Any, cursors: CursorCodec, webhooks: WebhookEmitter) -> InboxService:
+    """The inbox; each change pushes counts through the WebSocket API's management endpoint, when there is one, and
+    an item's first read is emitted to the status webhooks (inbox.read)."""
     poster = None
     if settings.websocket_endpoint:
         management = boto3.client(
@@ -162,7 +185,9 @@ def _inbox(settings: ApiSettings, dynamodb: Any, cursors: CursorCodec) -> InboxS
         poster = ApiGatewayConnectionPoster(management)
     connections = DynamoConnectionStore(dynamodb, settings.connections_table)
     inbox = DynamoInboxStore(dynamodb, settings.inbox_table, cursors)
-    return InboxService(inbox, connections, poster, utc_now, max_connections=settings.max_connections_per_user)
+    return InboxService(
+        inbox, connections, poster, utc_now, max_connections=settings.max_connections_per_user, webhooks=webhooks
+    )
 
 
 def _idempotent_accept(persistence: DynamoDBPersistenceLayer, config: IdempotencyConfig) -> RunOnce:

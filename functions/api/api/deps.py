@@ -37,6 +37,7 @@ from notify.services.segments import SegmentService
 from notify.services.status import StatusQueries
 from notify.services.templates import TemplateService
 from notify.services.throttles import ThrottleService
+from notify.services.webhooks import WebhookAdmin
 from notify.signing import MAX_TOKEN_CHARS, BadToken
 from notify.unsubscribe import UnsubscribeLinks
 from notify.usertokens import UserTokens
@@ -91,6 +92,8 @@ PreferencesReader = Annotated[Caller, Depends(caller_with("preferences:read"))]
 PreferencesWriter = Annotated[Caller, Depends(caller_with("preferences:write"))]
 TokenIssuer = Annotated[Caller, Depends(caller_with("users:token"))]
 LinksWriter = Annotated[Caller, Depends(caller_with("links:write"))]
+WebhooksReader = Annotated[Caller, Depends(caller_with("webhooks:read"))]
+WebhooksWriter = Annotated[Caller, Depends(caller_with("webhooks:write"))]
 Admin = Annotated[Caller, Depends(caller_with("admin"))]
 
 
@@ -145,6 +148,7 @@ Overviews = Annotated[OverviewService, Depends(_from_services("overview"))]  # t
 Rendered = Annotated[RenderedJobs, Depends(_from_services("rendered"))]  # renders a job's message again
 Inbox = Annotated[InboxService, Depends(_from_services("inbox"))]
 Tokens = Annotated[UserTokens, Depends(_from_services("user_tokens"))]  # issues and verifies user tokens
+Webhooks = Annotated[WebhookAdmin, Depends(_from_services("webhooks"))]  # status webhook endpoints (issue 24)
 
 # What a user token looks like (notify.signing): base64url, a dot, base64url. Anything else is refused before
 # any signature is computed, so a header of any size or script is a 401, never an error of the code.

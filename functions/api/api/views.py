@@ -6,11 +6,11 @@ schema and the wire cannot drift. A key the service leaves out stays out (see ``
 """
 # No `from __future__ import annotations`: the Event Handler reads these models at runtime.
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from notify.digests import CronWindow, SecondsWindow
 from notify.models import Category, Channel, Priority, QuietHours, Status
-from notify.records import CampaignStatus
+from notify.records import CampaignStatus, WebhookOutcome
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from api.openapi import ErrorBody
@@ -213,6 +213,66 @@ class DigestRuleView(View):
 
 class DigestRuleList(View):
     items: list[DigestRuleView]
+
+
+# -- status webhooks -------------------------------------------------------------------------------------------------
+
+
+class WebhookView(View):
+    """A status webhook endpoint (never its secrets)."""
+
+    webhook_id: str = Field(examples=["wh_5f0c2a9e41b7d3c86a1e0f42"])
+    url: str = Field(examples=["https://hooks.example.com/notify"])
+    events: list[str] = Field(examples=[["notification.delivered", "notification.bounced"]], description="sorted")
+    description: Optional[str] = Field(examples=["CRM: mark bounced addresses"])
+    status: Literal["enabled", "disabled"]
+    disabled_reason: Optional[str] = Field(
+        examples=["gone"],
+        description="by_user; gone (the receiver answered 410); failing (its deliveries failed for 24 h)",
+    )
+    created_at: str
+    updated_at: str
+
+
+class WebhookWithSecret(WebhookView):
+    """A new endpoint, or one whose secret was rotated, with its signing secret: shown this once."""
+
+    secret: str = Field(
+        examples=["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+        description="the Standard Webhooks signing secret (whsec_ and base64): shown only in this answer",
+    )
+
+
+class WebhookList(View):
+    items: list[WebhookView]
+
+
+class WebhookDeliveryView(View):
+    """One attempt to deliver a message to the endpoint."""
+
+    at: str
+    message_id: str = Field(description="the webhook-id header: the same on every attempt of one message")
+    message_type: str = Field(examples=["notification.delivered"])
+    attempt: int = Field(description="0 for the first attempt")
+    outcome: WebhookOutcome = Field(description="delivered (2xx), gone (410: endpoint disabled), retry (anything else)")
+    status_code: Optional[int] = Field(description="null when no answer came")
+    latency_ms: int
+    error: Optional[str]
+
+
+class WebhookDeliveryPage(View):
+    """An endpoint's attempts, newest first (kept 30 days)."""
+
+    items: list[WebhookDeliveryView]
+    next_cursor: Optional[str]
+
+
+class WebhookTestQueued(View):
+    """The test message queued; its attempt shows in the endpoint's deliveries under ``message_id``."""
+
+    webhook_id: str
+    message_id: str
+    message_type: Literal["webhook.test"]
 
 
 class RenderedPreview(Compact):

@@ -20,6 +20,8 @@ SCOPES = (
     "preferences:write",
     "users:token",  # issue user tokens (POST /api/v1/users/{user_id}/tokens) for the in-app inbox and WebSocket
     "links:write",  # make short links (POST /api/v1/links) and read the ones the key made
+    "webhooks:read",  # list status webhook endpoints and their deliveries (never their secrets)
+    "webhooks:write",  # create, change, delete, test them and rotate their secrets
     "admin",
 )
 
