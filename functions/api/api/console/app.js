@@ -9,6 +9,7 @@ import * as notifications from "./notifications.js";
 import * as overview from "./overview.js";
 import * as segments from "./segments.js";
 import * as templates from "./templates.js";
+import * as webhooks from "./webhooks.js";
 
 // [pattern, page, nav entry]; the first match wins.
 const ROUTES = [
@@ -26,6 +27,8 @@ const ROUTES = [
   [/^\/campaigns\/([^/]+)$/, campaigns.editor, "campaigns"],
   [/^\/segments\/?$/, segments.list, "segments"],
   [/^\/segments\/([^/]+)$/, segments.detail, "segments"],
+  [/^\/webhooks\/?$/, webhooks.list, "webhooks"],
+  [/^\/webhooks\/([^/]+)$/, webhooks.detail, "webhooks"],
   [/^\/dlq\/?$/, dlq.render, "dlq"],
 ];
 
@@ -142,7 +145,7 @@ function route() {
         "p",
         { class: "muted" },
         "The console uses the service's JSON API with your key, so it shows and changes what that key may: " +
-          "admin for everything, or notifications:read, templates:read/write, campaigns:read/write.",
+          "admin for everything, or notifications:read, templates:read/write, campaigns:read/write, webhooks:read/write.",
       ),
     );
     keyInput.focus();
