@@ -330,6 +330,44 @@ def test_throttle_and_digest_rules_are_set_shown_and_removed_on_the_templates_pa
     expect(digests.get_by_text("No digest rules")).to_be_visible()
 
 
+def test_a_webhook_is_created_its_secret_shown_once_listed_and_deleted(page: Any, live_stack: StackProcess) -> None:
+    from notify.webhooks import ALL, EVENT_TYPES
+    from playwright.sync_api import expect
+
+    url = f"http://127.0.0.1:9/console-{uuid.uuid4().hex[:8]}"  # loopback over http: the local stack's allowance
+    enter_key(page)
+    page.get_by_role("link", name="Webhooks").click()
+    new = page.get_by_role("region", name="New webhook")
+    boxes = new.get_by_role("group", name="Events").get_by_role("checkbox")
+    assert boxes.evaluate_all("all => all.map((b) => b.value)") == [ALL, *EVENT_TYPES]  # the service's types
+    new.get_by_label("URL").fill(url)
+    new.get_by_label("notification.bounced").check()
+    new.get_by_label("notification.complained").check()
+    new.get_by_label("Description").fill("CRM bounces")
+    new.get_by_role("button", name="Create webhook").click()
+    shown = page.get_by_role("region", name="Signing secret")
+    expect(shown).to_contain_text("you won't see it again")
+    secret = shown.locator("code").inner_text()
+    assert secret.startswith("whsec_")
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name=url))
+    expect(row).to_contain_text("notification.bounced, notification.complained")
+    expect(row).to_contain_text("enabled")
+    shot(page, "webhooks")
+    (webhook,) = [w for w in live_stack.call("GET", "/api/v1/webhooks")[1]["items"] if w["url"] == url]
+    assert "secret" not in webhook and webhook["description"] == "CRM bounces"
+
+    row.get_by_role("link", name=url).click()  # its page: no secret, only Rotate secret makes a new one
+    expect(page.get_by_role("heading", name=f"Webhook {url}")).to_be_visible()
+    expect(page.get_by_text("No attempts yet")).to_be_visible()
+    assert secret not in page.content()
+    shot(page, "webhook")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("heading", name="Webhooks")).to_be_visible()
+    expect(page.get_by_role("link", name=url)).to_have_count(0)
+    assert secret not in page.content()  # the list shows it no more either
+
+
 def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, live_stack: StackProcess) -> None:
     from playwright.sync_api import expect
 
