@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -142,3 +143,36 @@ def test_deliveries_come_newest_first_in_signed_pages_of_one_endpoint_and_expire
     )["Item"]
     assert item["ttl"] == {"N": str(int((START + timedelta(days=30)).timestamp()))}
     assert "error" in item and "status_code" in item
+
+
+def test_health_writes_change_their_fields_alone_and_only_when_their_condition_holds(
+    store: DynamoWebhookStore,
+) -> None:
+    store.put(_endpoint("wh_health"))
+    store.mark_failing("wh_health", "2026-12-07T12:00:00.000Z")
+    # The owner rotates the secret while deliveries fail: the worker's writes never put the old secret back.
+    rotated = store.get("wh_health")
+    assert rotated is not None
+    store.put(replace(rotated, secrets=(PREVIOUS, SECRET), updated_at="2026-12-07T12:00:01.000Z"))
+    store.mark_failing("wh_health", "2026-12-07T13:00:00.000Z")  # set already: kept as it was
+    stored = store.get("wh_health")
+    assert stored is not None and stored.failing_since == "2026-12-07T12:00:00.000Z"
+    assert stored.secrets == (PREVIOUS, SECRET) and stored.updated_at == "2026-12-07T12:00:01.000Z"
+    store.mark_recovered("wh_health")
+    stored = store.get("wh_health")
+    assert stored is not None and stored.failing_since is None and stored.secrets == (PREVIOUS, SECRET)
+
+    store.disable("wh_health", "gone", "2026-12-07T14:00:00.000Z")
+    store.disable("wh_health", "failing", "2026-12-07T15:00:00.000Z")  # disabled already: the first reason stays
+    stored = store.get("wh_health")
+    assert stored is not None and (stored.enabled, stored.disabled_reason) == (False, "gone")
+    assert stored.updated_at == "2026-12-07T14:00:00.000Z" and stored.secrets == (PREVIOUS, SECRET)
+
+    assert store.delete("wh_health")
+    for write in (
+        lambda: store.mark_failing("wh_health", "2026-12-07T16:00:00.000Z"),
+        lambda: store.mark_recovered("wh_health"),
+        lambda: store.disable("wh_health", "gone", "2026-12-07T16:00:00.000Z"),
+    ):
+        write()  # a deleted endpoint: nothing is made again
+    assert store.get("wh_health") is None

@@ -1026,7 +1026,7 @@ def test_the_roles_allow_what_digest_buckets_and_the_sweep_need(sam: Translation
 
 # The calls the webhook code makes (notify.adapters.dynamodb.webhooks, notify.adapters.sqs), by the function making
 # them. The API manages endpoints (PutItem, GetItem, Query, DeleteItem), pages an endpoint's deliveries (a Query) and
-# queues a test message. The worker posts: it reads the endpoint, puts it back failing or disabled, records each
+# queues a test message. The worker posts: it reads the endpoint, updates its health (failing, disabled), records each
 # attempt, re-queues a retry and dead-letters an undeliverable message; it also emits the statuses it records. The
 # feedback function emits what SES reports: one Query of the endpoints and the delay queue (SqsDelayQueue's
 # SendMessageBatch, which sqs:SendMessage authorizes).
@@ -1039,7 +1039,7 @@ WEBHOOK_CALLS = {
     },
     ("ApiFunction", "NotificationsTable"): {"dynamodb:Query"},
     ("ApiFunction", "DelayQueue"): {"sqs:SendMessage"},
-    ("WorkerFunction", "TemplatesTable"): {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query"},
+    ("WorkerFunction", "TemplatesTable"): {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
     ("WorkerFunction", "NotificationsTable"): {"dynamodb:PutItem"},
     ("WorkerFunction", "DelayQueue"): {"sqs:SendMessage"},
     ("WorkerFunction", "DeadLetterQueue"): {"sqs:SendMessage"},
@@ -1083,13 +1083,13 @@ def test_the_worker_and_the_feedback_function_reach_no_further_into_templates_th
     sam: Translations,
 ) -> None:
     translation = sam.of()
-    # The worker reads templates and rules (DynamoDBReadPolicy) and writes only endpoints, with one PutItem each.
+    # The worker reads templates and rules (DynamoDBReadPolicy) and writes only endpoints' health, one UpdateItem each.
     writes = [
         s
         for s in _statements_on(translation, "WorkerFunction", "TemplatesTable")
         if DYNAMODB_WRITES & set(_listed(s["Action"]))
     ]
-    assert [(_listed(s["Action"]), s.get("Condition")) for s in writes] == [(["dynamodb:PutItem"], ONLY_WEBHOOKS)]
+    assert [(_listed(s["Action"]), s.get("Condition")) for s in writes] == [(["dynamodb:UpdateItem"], ONLY_WEBHOOKS)]
     # The feedback function reads the endpoints, and nothing else of the table.
     reads = _statements_on(translation, "FeedbackFunction", "TemplatesTable")
     assert [(_listed(s["Action"]), s.get("Condition")) for s in reads] == [(["dynamodb:Query"], ONLY_WEBHOOKS)]

@@ -1034,6 +1034,21 @@ class MemoryWebhookStore:
     def delete(self, webhook_id: str) -> bool:
         return self.endpoints.pop(webhook_id, None) is not None
 
+    def mark_failing(self, webhook_id: str, since: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None and endpoint.failing_since is None:
+            self.endpoints[webhook_id] = replace(endpoint, failing_since=since)
+
+    def mark_recovered(self, webhook_id: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None:
+            self.endpoints[webhook_id] = replace(endpoint, failing_since=None)
+
+    def disable(self, webhook_id: str, reason: str, at: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None and endpoint.enabled:
+            self.endpoints[webhook_id] = replace(endpoint, enabled=False, disabled_reason=reason, updated_at=at)
+
     def record(self, delivery: WebhookDelivery) -> None:
         self.recorded.append(delivery)
 

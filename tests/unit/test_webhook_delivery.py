@@ -62,6 +62,22 @@ class StubStore:
     def delete(self, webhook_id: str) -> bool:
         return self.endpoints.pop(webhook_id, None) is not None
 
+    # The health writes touch their fields alone (DynamoWebhookStore's conditional UpdateItems); each counts as a put.
+    def mark_failing(self, webhook_id: str, since: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None and endpoint.failing_since is None:
+            self.put(replace(endpoint, failing_since=since))
+
+    def mark_recovered(self, webhook_id: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None:
+            self.put(replace(endpoint, failing_since=None))
+
+    def disable(self, webhook_id: str, reason: str, at: str) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is not None and endpoint.enabled:
+            self.put(replace(endpoint, enabled=False, disabled_reason=reason, updated_at=at))
+
     def record(self, delivery: WebhookDelivery) -> None:
         self.logged.append(delivery)
 

@@ -336,6 +336,20 @@ class WebhookStore(Protocol):
         """Delete an endpoint: True if there was one (its deliveries expire with their TTL)."""
         ...
 
+    def mark_failing(self, webhook_id: str, since: str) -> None:
+        """Set the endpoint's ``failing_since`` to ``since`` unless it is set already (or there is no endpoint);
+        nothing else of it changes, so an owner's edit made meanwhile is kept."""
+        ...
+
+    def mark_recovered(self, webhook_id: str) -> None:
+        """Clear the endpoint's ``failing_since`` (if there is an endpoint); nothing else changes."""
+        ...
+
+    def disable(self, webhook_id: str, reason: str, at: str) -> None:
+        """Disable the endpoint with ``reason`` (``updated_at`` ``at``) if it exists and is enabled; nothing else
+        changes."""
+        ...
+
     def record(self, delivery: WebhookDelivery) -> None:
         """Add one attempt to the endpoint's deliveries log (kept 30 days)."""
         ...

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
@@ -133,18 +131,18 @@ class WebhookDeliveryService:
         )
         if attempt.outcome is WebhookOutcome.DELIVERED:
             if endpoint.failing_since is not None:
-                self._update(endpoint.webhook_id, lambda e: replace(e, failing_since=None) if e.failing_since else None)
+                self._store.mark_recovered(endpoint.webhook_id)
             return DELIVERED
         if attempt.outcome is WebhookOutcome.GONE:
-            self._disable(endpoint.webhook_id, "gone", now)
+            self._store.disable(endpoint.webhook_id, "gone", iso(now))
             return DISABLED
         failing_since = endpoint.failing_since or iso(now)
         if now - datetime.fromisoformat(failing_since) >= GIVE_UP_AFTER:
-            self._disable(endpoint.webhook_id, FAILING, now)
+            self._store.disable(endpoint.webhook_id, FAILING, iso(now))
             self._give_up(task, first_at, now, f"failing for 24 h, the endpoint was disabled: {_said(attempt)}")
             return DISABLED
         if endpoint.failing_since is None:
-            self._update(endpoint.webhook_id, lambda e: None if e.failing_since else replace(e, failing_since=iso(now)))
+            self._store.mark_failing(endpoint.webhook_id, iso(now))
         delay = next_delay(task.attempt, first_at, now)
         if delay is None:
             hours = (now - first_at) / timedelta(hours=1)
@@ -175,20 +173,6 @@ class WebhookDeliveryService:
         except Exception as exc:  # noqa: BLE001 - the sender promises not to raise; a bug there is one failed attempt
             log.exception("posting webhook %s to %s raised", task.message_id, endpoint.webhook_id)
             return WebhookAttempt(WebhookOutcome.RETRY, None, 0, f"internal error: {type(exc).__name__}")
-
-    def _disable(self, webhook_id: str, reason: str, now: datetime) -> None:
-        self._update(
-            webhook_id,
-            lambda e: replace(e, enabled=False, disabled_reason=reason, updated_at=iso(now)) if e.enabled else None,
-        )
-
-    def _update(self, webhook_id: str, change: Callable[[WebhookEndpoint], Optional[WebhookEndpoint]]) -> None:
-        """Apply ``change`` to the endpoint as stored now (read again, so an owner's edit made while the POST ran,
-        a rotated secret say, is kept); ``change`` answers None when there is nothing to write."""
-        current = self._store.get(webhook_id)
-        changed = change(current) if current is not None else None
-        if changed is not None:
-            self._store.put(changed)
 
     def _give_up(self, task: WebhookTask, first_at: datetime, now: datetime, error: str) -> None:
         tried = task.model_copy(update={"first_attempt_at": first_at, "not_before": None})

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Optional
 
 from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
-from notify.adapters.dynamodb.items import call, expression_values, from_item, to_item
+from notify.adapters.dynamodb.items import call, conditional_update, expression_values, from_item, to_item
 from notify.adapters.dynamodb.rules import PartitionRules
 from notify.errors import FieldError, ValidationFailed
 from notify.records import WebhookDelivery, WebhookEndpoint, WebhookOutcome
@@ -76,6 +76,42 @@ class DynamoWebhookStore(PartitionRules[str, WebhookEndpoint, WebhookEndpoint]):
     def delete(self, webhook_id: str) -> bool:
         """A DeleteItem; True if there was an endpoint. Its deliveries expire with their TTL."""
         return self._delete(webhook_id)
+
+    def mark_failing(self, webhook_id: str, since: str) -> None:
+        """One conditional UpdateItem of ``failing_since`` alone: set only if the endpoint exists without it."""
+        self._set(
+            webhook_id,
+            "SET failing_since = :since",
+            "attribute_exists(pk) AND attribute_not_exists(failing_since)",
+            {":since": since},
+        )
+
+    def mark_recovered(self, webhook_id: str) -> None:
+        """One conditional UpdateItem removing ``failing_since`` (no item is made for a deleted endpoint)."""
+        self._set(webhook_id, "REMOVE failing_since", "attribute_exists(pk)", {})
+
+    def disable(self, webhook_id: str, reason: str, at: str) -> None:
+        """One conditional UpdateItem of ``enabled``, ``disabled_reason`` and ``updated_at``, if it is enabled."""
+        self._set(
+            webhook_id,
+            "SET enabled = :off, disabled_reason = :reason, updated_at = :at",
+            "attribute_exists(pk) AND enabled = :on",
+            {":off": False, ":on": True, ":reason": reason, ":at": at},
+        )
+
+    def _set(self, webhook_id: str, update: str, condition: str, values: Mapping[str, Any]) -> None:
+        """An UpdateItem of the endpoint's health alone (never its URL, events or secrets, which its owner may be
+        changing at the same time); a condition that does not hold writes nothing."""
+        extra: dict[str, Any] = {"ExpressionAttributeValues": expression_values(values)} if values else {}
+        conditional_update(
+            f"update a {self.NOUN}",
+            self._client,
+            TableName=self._table,
+            Key=to_item({"pk": self.PARTITION, "sk": webhook_id}),
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            **extra,
+        )
 
     def _from_item(self, item: Mapping[str, Any]) -> WebhookEndpoint:
         secrets = item["secrets"]
