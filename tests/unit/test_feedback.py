@@ -107,6 +107,41 @@ def test_a_complaint_suppresses_and_opts_the_user_out_of_marketing_email(world: 
     assert prefs.suppressed == {"u1@example.com"} and prefs.categories["marketing"]["email"] is False
 
 
+class FailingOnce(MemoryPreferences):
+    """Preferences whose first suppression cannot be written (DynamoDB throttled it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    def suppress(self, user_id: str, address: str, reason: str, at: str) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise StoreUnavailable("throttled")
+        super().suppress(user_id, address, reason, at)
+
+
+def test_a_suppression_that_failed_after_the_bounce_was_recorded_is_made_by_the_events_redelivery(
+    world: World,
+) -> None:
+    job_id, message_id = _sent(world)
+    preferences = FailingOnce()
+    feedback = FeedbackService(world.store, preferences, lambda: world.now)
+    hard = ses(
+        "Bounce",
+        message_id,
+        job_id,
+        bounceType="Permanent",
+        feedbackId="f-9",
+        bouncedRecipients=[{"emailAddress": "u1@example.com"}],
+    )
+    with pytest.raises(StoreUnavailable):
+        feedback.apply(hard)  # BOUNCED is recorded, the suppression is not: SNS delivers the event again
+    assert world.store.jobs[job_id]["status"] is Status.BOUNCED and "u1" not in preferences.items
+    assert feedback.apply(hard) is Applied.DUPLICATE
+    assert preferences.items["u1"].suppressed == {"u1@example.com"}
+
+
 def test_opens_clicks_and_delays_are_history_only_and_each_applies_once(world: World) -> None:
     job_id, message_id = _sent(world)
     feedback, _ = _service(world)

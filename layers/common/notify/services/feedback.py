@@ -178,6 +178,9 @@ class FeedbackService:
             if again is not None and again.status == job.status:
                 break  # the status held, so the feedback id was there already
         if again is not None:
+            # A redelivered event: what followed its record may have failed the copy before (a suppression, an
+            # opt-out, the webhooks' queue), so it is done again; each of those is idempotent.
+            self._consequences(event, again)
             self._emit_again(event, again)
         return Applied.DUPLICATE
 
