@@ -15,7 +15,7 @@ from notify.clock import iso
 from notify.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from notify.models import WebhookTask
 from notify.records import WebhookDelivery, WebhookOutcome
-from notify.services.webhooks import WebhookAdmin
+from notify.services.webhooks import MAX_ENDPOINTS, WebhookAdmin
 from notify.webhooks import TEST_TYPE, message_id, signing_secrets, subscribed, system_resolver
 
 from .fakes import MemoryQueue, MemoryWebhookStore
@@ -96,6 +96,15 @@ def test_create_shows_the_secret_once_and_the_views_never(admin: WebhookAdmin, s
     assert admin.get(created["webhook_id"]) == created
     assert admin.list() == [created]
     _no_secret_in([admin.get(created["webhook_id"]), admin.list()], secret)
+
+
+def test_an_account_has_at_most_max_endpoints(admin: WebhookAdmin) -> None:
+    for n in range(MAX_ENDPOINTS):
+        admin.create(f"https://hooks.example.com/{n}", ["*"])
+    with pytest.raises(Conflict, match=f"at most {MAX_ENDPOINTS}"):
+        admin.create("https://hooks.example.com/one-more", ["*"])
+    admin.delete(admin.list()[0]["webhook_id"])
+    assert admin.create("https://hooks.example.com/one-more", ["*"])["status"] == "enabled"
 
 
 def test_endpoints_are_listed_oldest_first_and_deleted(admin: WebhookAdmin, clock: Clock) -> None:

@@ -95,7 +95,7 @@ ON_WEBHOOK = links_to(
         "`{type, timestamp, data}` and retried for about 24 h until a 2xx. A `url` the service may not call, an "
         "unknown event type or a description over 200 characters is a 422 naming each field."
     ),
-    responses=responses(201, "Created, enabled, with its secret", links=ON_WEBHOOK),
+    responses=responses(201, "Created, enabled, with its secret", 409, links=ON_WEBHOOK),
 )
 @tracer.capture_method
 def create_webhook(

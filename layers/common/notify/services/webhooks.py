@@ -37,6 +37,9 @@ from notify.webhooks import (
 
 ID_PREFIX = "wh_"
 MAX_DESCRIPTION = 200
+# Endpoints an account may have (Stripe allows 16): every status change reads them all and queues one message per
+# subscriber, so the cap bounds what one change costs and how long it takes to emit.
+MAX_ENDPOINTS = 20
 ROTATION_OVERLAP = timedelta(hours=24)  # the secret a rotation replaces keeps signing this long
 BY_USER = "by_user"  # disabled_reason when the endpoint's owner disabled it
 _Errors = list[FieldError]  # (WebhookAdmin.list hides the builtin inside the class)
@@ -98,13 +101,15 @@ class WebhookAdmin:
 
     def create(self, url: str, events: Sequence[str], description: Optional[str] = None) -> dict[str, Any]:
         """A new, enabled endpoint: its view and ``secret`` (``whsec_…``, shown this once). ValidationFailed on
-        ``url``, ``events`` or ``description``, every problem at once."""
+        ``url``, ``events`` or ``description``, every problem at once; Conflict when there are MAX_ENDPOINTS."""
         errors: _Errors = []
         checked_url = self._url(url, errors)
         checked_events = _events(events, errors)
         checked_description = _description(description, errors) or None
         if errors:
             raise ValidationFailed(errors)
+        if len(self._store.all()) >= MAX_ENDPOINTS:
+            raise Conflict(f"at most {MAX_ENDPOINTS} webhook endpoints: delete one first")
         now = iso(self._clock())
         secret = new_secret()
         endpoint = WebhookEndpoint(
