@@ -170,9 +170,14 @@ class WebhookReceiver:
             verifiers = list(self._secrets)
         error = _verify(verifiers, headers, body)
         if error is not None and self._secret_source is not None:
-            learnt = self._learn()
-            if learnt:
-                error = _verify(learnt, headers, body)
+            # Learn what the source has that this receiver does not, then verify with every secret known now:
+            # another thread may have learnt this message's secret meanwhile (the first messages of a new endpoint
+            # arrive together), and what it learnt verifies this one too.
+            self._learn()
+            with self._lock:
+                known = [v for v in self._secrets if v not in verifiers]
+            if known:
+                error = _verify(known, headers, body)
         try:
             document = json.loads(body)
         except ValueError:
@@ -203,14 +208,14 @@ class WebhookReceiver:
             )
         return 204 if valid else 400
 
-    def _learn(self) -> list[Webhook]:
-        """The verifiers of the source's secrets this receiver did not know yet (added to those it knows)."""
+    def _learn(self) -> None:
+        """Add the verifiers of the source's secrets this receiver did not know yet."""
         assert self._secret_source is not None
         try:
             offered = list(self._secret_source())
         except Exception as exc:  # noqa: BLE001 - the demo's source is moto: unreachable means nothing learnt
             log.warning("the webhook receiver could not read the endpoints' secrets: %s", exc)
-            return []
+            return
         with self._lock:
             known = self._known
             fresh = [secret for secret in offered if secret not in known and secret.startswith("whsec_")]
@@ -222,7 +227,6 @@ class WebhookReceiver:
                     continue
                 known.add(secret)
             self._secrets.extend(verifiers)
-        return verifiers
 
     def _fault(self) -> Optional[int]:
         if self._faults.pending:

@@ -324,6 +324,7 @@ class Chaos:
         self.digest_jobs: set[str] = set()  # the digests' own jobs, learnt from their members' DIGESTED entries
         self.webhook_id = ""
         self.webhook_wait: dict[str, Any] = {}
+        self.webhook_count: dict[str, Any] = {}
         self.out: Any = sys.stdout  # where progress goes
 
     def note(self, what: str) -> None:
@@ -581,12 +582,16 @@ class Chaos:
         due yet (its last attempt failed, as the deliveries log shows), or until webhook_wait_seconds."""
         began = time.monotonic()
         while True:
-            missing, waiting = self._webhooks_missing(self.records())
+            records = self.records()
+            missing, waiting = self._webhooks_missing(records)
             if not missing - waiting or time.monotonic() - began >= self.s.webhook_wait_seconds:
                 break
             time.sleep(2)
         self.webhook_wait = {"seconds": round(time.monotonic() - began, 1), "missing": len(missing)}
         self.note(f"webhooks: {len(missing)} not received yet, {len(waiting)} of them waiting for a retry")
+        # The count is of this moment: a retry that comes due later, while the delay queue still holds it, would
+        # otherwise look lost to a count taken after.
+        self.webhook_count = self.webhooks(records, missing, waiting)
 
     def _expected_webhooks(self, records: dict[str, JobRecord]) -> dict[str, tuple[str, str]]:
         """The messages the endpoint should get, by webhook-id: (type, job id) for each subscribed status in each
@@ -637,11 +642,10 @@ class Chaos:
         )
         return [item for page in pages for item in page["Items"]]
 
-    def webhooks(self, records: dict[str, JobRecord]) -> dict[str, Any]:
-        """The webhooks' count: messages expected, received (once, and repeats of an id), lost (neither received
-        nor waiting for a retry) and changes received under two or more ids."""
+    def webhooks(self, records: dict[str, JobRecord], missing: set[str], waiting: set[str]) -> dict[str, Any]:
+        """The webhooks' count: messages expected, received (once, and repeats of an id), lost (``missing``: not
+        received, and not ``waiting`` for a retry) and changes received under two or more ids."""
         expected = self._expected_webhooks(records)
-        missing, waiting = self._webhooks_missing(records)
         valid = [m for m in self.stack.receiver.messages() if m.valid]
         ids_by_change: dict[tuple[str, str], set[str]] = {}
         for m in valid:
@@ -856,7 +860,7 @@ class Chaos:
             "cut_offs": [{"records": c.records, "after_seconds": c.after} for c in cut],
             "worker_containers": {k: f.containers for k, f in self.stack.workers.items()},
             "digests": self.digests(records, statuses),
-            "webhooks": self.webhooks(records),
+            "webhooks": self.webhook_count,
             "runaway_statuses": dict(Counter(statuses.get(j, "MISSING") for j in self.load.runaway_jobs)),
             # Letters beyond one per FAILED job: a job with several, or a letter whose job did not end FAILED.
             "jobs_with_several_letters": {j: n for j, n in lettered.items() if n > 1},

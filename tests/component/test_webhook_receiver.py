@@ -4,7 +4,9 @@ injected on demand, and what it received listed, escaped."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import httpx
@@ -112,3 +114,23 @@ def test_a_secret_source_teaches_the_receiver_an_endpoint_registered_after_it_st
         assert receiver.counts() == Counts(valid=2, unique=2, invalid=1)
     finally:
         receiver.stop()
+
+
+def test_the_first_messages_of_a_new_endpoint_arriving_together_all_verify() -> None:
+    secret = new_secret()
+
+    def slow_source() -> list[str]:
+        time.sleep(0.05)  # a read of moto: every thread of the first batch asks before any has learnt it
+        return [secret]
+
+    receiver = WebhookReceiver(port=0, secret_source=slow_source)
+    now = datetime.now(UTC)
+
+    def one(n: int) -> int:
+        payload = body("notification.sent", now, {"job_id": f"j-{n}"})
+        return receiver.receive(headers([secret], f"msg_{n}", now, payload), payload)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(one, range(32)))
+    assert answers == [204] * 32
+    assert receiver.counts() == Counts(valid=32, unique=32)
