@@ -178,6 +178,8 @@ def _placeholder_environment(model: Settings) -> dict[str, str]:
         kind = str(field.annotation)
         if field.alias == "KAFKA_AUTH":
             env[field.alias] = "none"
+        elif field.alias == "TRANSPORT":
+            env[field.alias] = "kafka"  # the default, whose producer SnapStart's hooks preload
         elif field.alias in ("KAFKA_SECRET_ARN", "KAFKA_ROOT_CA_SECRET_ARN"):
             env[field.alias] = ""  # unset: plaintext Kafka takes no secret (KafkaSettings refuses one)
         elif field.alias.endswith(("_URL", "_ENDPOINT")):

@@ -10,7 +10,8 @@ import os
 from collections.abc import Mapping
 from typing import Any, Literal, Optional, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class _Settings(BaseModel):
@@ -61,8 +62,14 @@ KafkaAuth = Literal["none", "tls", "iam", "scram-sha-256", "scram-sha-512", "mtl
 KAFKA_SECRET_AUTHS = ("scram-sha-256", "scram-sha-512", "mtls")
 
 
+# How jobs travel from the API, the scheduler and fan-out to the worker (docs/ARCHITECTURE.md#transport): the Kafka
+# topic, or the SQS jobs queue.
+Transport = Literal["kafka", "sqs"]
+
+
 class KafkaSettings(_Settings):
-    """The jobs topic: brokers, topic, authentication and the publish timeout.
+    """The jobs' transport: ``TRANSPORT`` kafka (the default: brokers, topic, authentication and the publish
+    timeout) or sqs (``JOBS_QUEUE_URL``, the jobs queue; no Kafka variable is needed or checked).
 
     ``kafka_auth``: none (PLAINTEXT), tls (SSL, no client identity), iam (MSK IAM over SASL_SSL), scram-sha-256 /
     scram-sha-512 (SASL_SSL with the username and password of ``KAFKA_SECRET_ARN``) or mtls (SSL with the client
@@ -71,16 +78,35 @@ class KafkaSettings(_Settings):
     the formats Lambda's SourceAccessConfigurations expect (docs/DEPLOY.md#kafka-authentication).
     """
 
-    kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
-    kafka_topic: str = Field(alias="KAFKA_TOPIC")
+    # First: the fields after it are checked against it (a field validator sees the fields defined before it).
+    transport: Transport = Field(default="kafka", alias="TRANSPORT")
+    jobs_queue_url: Optional[str] = Field(default=None, alias="JOBS_QUEUE_URL", validate_default=True)
+    # Required with TRANSPORT kafka (below); Optional only so that the sqs transport needs neither.
+    kafka_bootstrap_servers: Optional[str] = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS", validate_default=True)
+    kafka_topic: Optional[str] = Field(default=None, alias="KAFKA_TOPIC", validate_default=True)
     kafka_auth: KafkaAuth = Field(default="none", alias="KAFKA_AUTH")
     kafka_secret_arn: Optional[str] = Field(default=None, alias="KAFKA_SECRET_ARN")
     kafka_root_ca_secret_arn: Optional[str] = Field(default=None, alias="KAFKA_ROOT_CA_SECRET_ARN")
     kafka_timeout_seconds: float = Field(default=5.0, gt=0, le=60, alias="KAFKA_TIMEOUT_SECONDS")
     region: Optional[str] = Field(default=None, alias="AWS_REGION")
 
+    @field_validator("jobs_queue_url", "kafka_bootstrap_servers", "kafka_topic")
+    @classmethod
+    def _required_by_the_transport(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+        """A missing variable the transport needs is "Field required", reported with every other problem (a model
+        validator would run only once all the fields were valid). An invalid TRANSPORT is its own error."""
+        needs = {"kafka": ("kafka_bootstrap_servers", "kafka_topic"), "sqs": ("jobs_queue_url",)}
+        transport = info.data.get("transport")
+        if value is None and transport is not None and info.field_name in needs[transport]:
+            if transport == "sqs":
+                raise PydanticCustomError("missing", "Field required (TRANSPORT sqs publishes the jobs to this queue)")
+            raise PydanticCustomError("missing", "Field required")
+        return value
+
     @model_validator(mode="after")
     def _secrets_match_the_auth(self) -> KafkaSettings:
+        if self.transport != "kafka":  # nothing of Kafka is read
+            return self
         if self.kafka_auth in KAFKA_SECRET_AUTHS and not self.kafka_secret_arn:
             raise ValueError(
                 f"KAFKA_AUTH {self.kafka_auth} needs KAFKA_SECRET_ARN, the Secrets Manager secret with its credentials"
@@ -202,8 +228,16 @@ def load(model: type[S], environ: Optional[Mapping[str, str]] = None) -> S:
         return model.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors(include_url=False)
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
+        problems = "; ".join(f"{_where(model, e['loc'])}: {e['msg']}" if e["loc"] else e["msg"] for e in errors)
         raise SettingsError(f"{model.__name__} is not configured: {problems}") from None
+
+
+def _where(model: type[_Settings], loc: tuple[int | str, ...]) -> str:
+    """An error's location, a field by its variable: pydantic names a field the input left out by its field name
+    when a validator of its default refused it (one the transport needs)."""
+    first = model.model_fields.get(str(loc[0]))
+    head = first.alias if first is not None and first.alias else str(loc[0])
+    return ".".join([head, *map(str, loc[1:])])
 
 
 def env_names(model: type[_Settings]) -> set[str]:

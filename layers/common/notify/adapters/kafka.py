@@ -51,7 +51,10 @@ class KafkaConfig:
 
     @classmethod
     def from_settings(cls, settings: KafkaSettings) -> KafkaConfig:
-        """The config a function's ``KAFKA_*`` variables (and ``AWS_REGION``, for MSK IAM) describe."""
+        """The config a function's ``KAFKA_*`` variables (and ``AWS_REGION``, for MSK IAM) describe; ValueError with
+        ``TRANSPORT`` sqs, which configures no brokers or topic."""
+        if settings.kafka_bootstrap_servers is None or settings.kafka_topic is None:
+            raise ValueError(f"TRANSPORT {settings.transport} configures no Kafka brokers or topic")
         return cls(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             topic=settings.kafka_topic,
