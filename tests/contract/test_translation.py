@@ -375,14 +375,15 @@ def test_the_email_event_destinations_wait_for_the_topic_policy(sam: Translation
 
 
 def _kafka_producers() -> set[str]:
-    """Functions whose code builds a Kafka producer (notify.adapters.kafka): the ones that must reach Kafka."""
+    """Functions whose code builds a Kafka producer (notify.adapters.kafka, or the transport's factory in
+    notify.adapters.transport, which builds one with TRANSPORT kafka): the ones that must reach Kafka."""
     document = load_template()
     out = set()
     for name, resource in document["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         code = ROOT / resource["Properties"]["CodeUri"]
-        if any("notify.adapters.kafka" in p.read_text() for p in code.rglob("*.py")):
+        if any(m in p.read_text() for p in code.rglob("*.py") for m in ("notify.adapters.kafka", "publisher_for")):
             out.add(name)
     return out
 

@@ -34,9 +34,9 @@ from notify.adapters.dynamodb.status import DynamoStatusReader
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
-from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue, SqsQueueStats
+from notify.adapters.transport import publisher_for
 from notify.clock import Clock, utc_now
 from notify.errors import KeyReused
 from notify.ports import ApiKeyLookup, RunOnce
@@ -106,8 +106,8 @@ def build_services(settings: ApiSettings) -> Services:
     cursors = CursorCodec(SsmSecret(settings.cursor_keys_parameter))
     events = DynamoEventLog(dynamodb, settings.notifications_table)
     reader = DynamoStatusReader(dynamodb, settings.notifications_table, cursors)
-    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
     sqs = boto3.client("sqs")
+    publisher = publisher_for(settings, sqs)  # the Kafka topic or the SQS jobs queue (TRANSPORT)
     fallback = SqsDelayQueue(sqs, settings.delay_queue_url)
     persistence = DynamoDBPersistenceLayer(table_name=settings.idempotency_table, boto3_client=dynamodb)
     # A digest's notification reads its bucket (members a page at a time, under the same cursor keys).

@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from notify.adapters.dynamodb.campaigns import DynamoCampaignStore
 from notify.adapters.dynamodb.digests import DynamoDigestStore
 from notify.adapters.dynamodb.events import DynamoEventLog
-from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.sqs import SqsDelayQueue
+from notify.adapters.transport import publisher_for
 from notify.clock import utc_now
 from notify.services.campaigns import CampaignScheduler, IngestTrigger
 from notify.services.digests import DigestSweep
@@ -40,8 +40,9 @@ class Services:
 def build_scheduler(settings: SchedulerSettings) -> Services:
     """The composition root: every client is built here, once per container."""
     dynamodb = boto3.client("dynamodb")
-    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
-    delay_queue = SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url)
+    sqs = boto3.client("sqs")
+    publisher = publisher_for(settings, sqs)  # the Kafka topic or the SQS jobs queue (TRANSPORT)
+    delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
     ingest = IngestService(DynamoEventLog(dynamodb, settings.notifications_table), publisher, delay_queue, utc_now)
     campaigns = CampaignScheduler(
         DynamoCampaignStore(dynamodb, settings.campaigns_table), IngestTrigger(ingest), utc_now

@@ -1,4 +1,4 @@
-"""WorkerFunction: delivers jobs from the MSK topic and from the SQS delay queue."""
+"""WorkerFunction: delivers jobs from the Kafka topic (TRANSPORT sqs: the SQS jobs queue) and the SQS delay queue."""
 
 from __future__ import annotations
 
@@ -34,11 +34,11 @@ from notify.adapters.dynamodb.segments import DynamoSegmentStore
 from notify.adapters.dynamodb.templates import DynamoTemplateStore
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
 from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
-from notify.adapters.kafka import KafkaConfig, guarded_publisher
 from notify.adapters.secrets import SsmSecret
 from notify.adapters.ses import SesEmailSender
 from notify.adapters.sns import SnsPushSender
 from notify.adapters.sqs import SqsDeadLetterQueue, SqsDelayQueue
+from notify.adapters.transport import publisher_for
 from notify.adapters.webhook_http import HttpWebhookSender
 from notify.clock import utc_now
 from notify.links import ShortLinks
@@ -82,7 +82,7 @@ def build_services(settings: WorkerSettings) -> Services:
     users = HttpUserDirectory.build(settings.auth_api_url, token)
     delay_queue = SqsDelayQueue(sqs, settings.delay_queue_url)
     dlq = SqsDeadLetterQueue(sqs, settings.dlq_url)
-    publisher = guarded_publisher(KafkaConfig.from_settings(settings))
+    publisher = publisher_for(settings, sqs)  # fan-out's: the Kafka topic or the SQS jobs queue (TRANSPORT)
     fanout = FanoutService(
         pages,
         CompositeSegmentSource(DynamoSegmentStore(dynamodb, settings.campaigns_table), users),

@@ -1,9 +1,10 @@
-"""SQS adapters: the delay queue and the dead-letter queue."""
+"""SQS adapters: the delay queue, the jobs queue (``TRANSPORT`` sqs) and the dead-letter queue."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TYPE_CHECKING, Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,6 +30,60 @@ def _attributes(message: Message) -> dict[str, Any]:
     return attributes
 
 
+# At most this many SendMessageBatch calls of one send are in flight together: a batch of events may make 10,000 jobs,
+# 1,000 calls, too many round trips one after the other for a request API Gateway waits 30 s for. Within botocore's
+# default pool of 10 connections.
+PARALLEL_BATCHES = 8
+
+
+def send_batches(client: SQSClient, queue_url: str, messages: Sequence[Message], delay_seconds: int = 0) -> None:
+    """``SendMessageBatch`` in chunks of ten, up to :data:`PARALLEL_BATCHES` at once: each message as JSON, with
+    ``kind`` and ``event_id`` attributes, visible after ``delay_seconds``.
+
+    Entries SQS reports as failed are sent once more; any still failing, or a call that fails, is TransientError
+    once the calls under way have ended (chunks sent stay sent; those not started yet are not sent). The messages
+    are idempotent (deterministic job ids), so a caller that sends them all again elsewhere duplicates, never loses.
+    """
+    chunks = [
+        [
+            {
+                "Id": str(i),
+                "MessageBody": message.model_dump_json(exclude_none=True),
+                "DelaySeconds": delay_seconds,
+                "MessageAttributes": _attributes(message),
+            }
+            for i, message in enumerate(chunk)
+        ]
+        for chunk in _batches(list(messages))
+    ]
+    if len(chunks) <= 1:
+        for entries in chunks:
+            _send_batch(client, queue_url, entries)
+        return
+    # Threads of this call only (none outlives it, so none is in a SnapStart snapshot); boto3 clients are thread-safe.
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_BATCHES, len(chunks)), thread_name_prefix="sqs-send") as pool:
+        futures = [pool.submit(_send_batch, client, queue_url, entries) for entries in chunks]
+        failed = next((f.exception() for f in as_completed(futures) if f.exception() is not None), None)
+        if failed is not None:
+            for future in futures:
+                future.cancel()  # the rest go wherever the caller sends them all next
+    if failed is not None:
+        raise failed
+
+
+def _send_batch(client: SQSClient, queue_url: str, entries: list[dict[str, Any]]) -> None:
+    for _ in range(2):
+        try:
+            resp = client.send_message_batch(QueueUrl=queue_url, Entries=entries)  # type: ignore[arg-type]
+        except (ClientError, BotoCoreError) as exc:
+            raise TransientError(f"SQS send failed: {exc}") from exc
+        failed = {f["Id"] for f in resp.get("Failed", [])}
+        if not failed:
+            return
+        entries = [e for e in entries if e["Id"] in failed]
+    raise TransientError(f"SQS refused {len(entries)} messages")
+
+
 class SqsDelayQueue:
     """Sends jobs with DelaySeconds; batches of ten, failed entries retried once then raised."""
 
@@ -37,34 +92,26 @@ class SqsDelayQueue:
         self._url = queue_url
 
     def enqueue(self, jobs: Sequence[Message], delay_seconds: int = 0) -> None:
-        """``SendMessageBatch`` in chunks of ten: each message as JSON, with ``kind`` and ``event_id`` attributes.
+        """Queue the messages, visible after ``delay_seconds``: :func:`send_batches` (TransientError if any is not
+        taken)."""
+        send_batches(self._client, self._url, jobs, delay_seconds)
 
-        Entries SQS reports as failed are sent once more; any still failing, or a call that fails, is TransientError
-        (the chunks sent before it stay sent).
-        """
-        for chunk in _batches(list(jobs)):
-            entries: list[dict[str, Any]] = [
-                {
-                    "Id": str(i),
-                    "MessageBody": job.model_dump_json(exclude_none=True),
-                    "DelaySeconds": delay_seconds,
-                    "MessageAttributes": _attributes(job),
-                }
-                for i, job in enumerate(chunk)
-            ]
-            self._send(entries)
 
-    def _send(self, entries: list[dict[str, Any]]) -> None:
-        for _ in range(2):
-            try:
-                resp = self._client.send_message_batch(QueueUrl=self._url, Entries=entries)  # type: ignore[arg-type]
-            except (ClientError, BotoCoreError) as exc:
-                raise TransientError(f"SQS send failed: {exc}") from exc
-            failed = {f["Id"] for f in resp.get("Failed", [])}
-            if not failed:
-                return
-            entries = [e for e in entries if e["Id"] in failed]
-        raise TransientError(f"SQS refused {len(entries)} messages")
+class SqsJobPublisher:
+    """The jobs queue of ``TRANSPORT`` sqs (a :class:`~notify.ports.JobPublisher`): what the Kafka topic carries
+    otherwise, as the same messages the delay queue carries, which the worker reads through its SQS event source.
+
+    A standard queue: nothing depends on one user's jobs arriving in order (docs/ARCHITECTURE.md#transport).
+    """
+
+    def __init__(self, client: SQSClient, queue_url: str) -> None:
+        self._client = client
+        self._url = queue_url
+
+    def publish(self, jobs: Sequence[Message]) -> None:
+        """:func:`send_batches` with no delay; TransientError, as the Kafka publisher raises, when any message is not
+        taken, so ingestion parks them all in the delay queue (the worker's claim drops the copies)."""
+        send_batches(self._client, self._url, jobs)
 
 
 class SqsDeadLetterQueue:
