@@ -665,7 +665,6 @@ class Chaos:
             "lost": len(lost),
             "duplicates_distinct_ids": len(doubled),
             "wait": self.webhook_wait,
-            "letters": sum(1 for letter in self.letters() if letter["reason"] == "webhook_undeliverable"),
             "examples": {"lost": [expected[m] for m in lost[:5]], "duplicates": doubled[:5]},
         }
 
@@ -860,7 +859,8 @@ class Chaos:
             "cut_offs": [{"records": c.records, "after_seconds": c.after} for c in cut],
             "worker_containers": {k: f.containers for k, f in self.stack.workers.items()},
             "digests": self.digests(records, statuses),
-            "webhooks": self.webhook_count,
+            # (The DLQ is read once, above: a read hides its letters for 15 minutes.)
+            "webhooks": {**self.webhook_count, "letters": reasons.get("webhook_undeliverable", 0)},
             "runaway_statuses": dict(Counter(statuses.get(j, "MISSING") for j in self.load.runaway_jobs)),
             # Letters beyond one per FAILED job: a job with several, or a letter whose job did not end FAILED.
             "jobs_with_several_letters": {j: n for j, n in lettered.items() if n > 1},
