@@ -181,7 +181,9 @@ class MemoryStore:
             status: Status = item["status"]
             redrive = status is Status.FAILED and 0 < job.attempt == job.retry_base and item["attempt"] < job.attempt
             if (item["attempt"] > job.attempt or status.terminal) and not redrive:
-                return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT if item["attempt"] > job.attempt else status)
+                if item["attempt"] > job.attempt:  # a stale copy
+                    return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
+                return Claim(ClaimOutcome.DUPLICATE, current=status, history=tuple(item["history"]))
             expired = item.get("lease_until", 0) < ts
             if status is Status.SENDING and expired:
                 item.update(token=token, lease_until=ts + lease_seconds)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from notify.digests import DigestRule, StoredDigestRule
-from notify.errors import StoreUnavailable
+from notify.errors import StoreUnavailable, TransientError
 from notify.models import Status, WebhookTask
 from notify.records import WebhookAttempt, WebhookEndpoint, WebhookOutcome
 from notify.services.delivery import Outcome
@@ -84,6 +84,30 @@ def test_a_message_not_queued_makes_the_record_come_again_and_the_copy_queues_it
     assert len(world.email.sent) == 1  # never sent twice
     (message,) = _messages(queue)
     assert message.message_id == message_id("wh_1", "notification.sent", f"{job.job_id}#SENT")
+    assert message.data["provider_message_id"] == "msg-1"  # the recorded entry's detail, as the first time
+
+
+def test_the_copy_queues_every_status_the_worker_recorded_even_after_feedback_moved_the_job_on() -> None:
+    world, queue = _world("*")
+    job = world.job()
+    queue.fail = True
+    with pytest.raises(StoreUnavailable):
+        world.service.handle(job)
+    world.store.jobs[job.job_id]["status"] = Status.DELIVERED  # SES's feedback came before the record came back
+    queue.fail = False
+    assert world.service.handle(job) is Outcome.DUPLICATE
+    assert [(m.message_type, m.data.get("provider_message_id")) for m in _messages(queue)] == [
+        ("notification.sent", "msg-1")
+    ]
+
+
+def test_a_stale_copy_of_an_earlier_attempt_tells_nothing() -> None:
+    world, queue = _world("*")
+    job = world.job()
+    world.email.errors.append(TransientError("SES throttled"))
+    assert world.service.handle(job) is Outcome.RETRYING  # attempt 0 failed; attempt 1 waits on the delay queue
+    assert world.service.handle(job) is Outcome.DUPLICATE  # attempt 0's record delivered again
+    assert _messages(queue) == []  # never a notification.sent for a job not sent
 
 
 def test_a_digested_member_queues_notification_digested_naming_its_digest() -> None:

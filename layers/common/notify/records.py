@@ -156,6 +156,9 @@ class Claim:
     outcome: ClaimOutcome
     token: str = ""
     current: Optional[Status] = None
+    # A DUPLICATE of a finished job (not a stale copy of an older attempt): the job's history as found, so the copy
+    # can queue again the status webhooks its first delivery may have failed to queue.
+    history: tuple[Transition, ...] = ()
 
 
 # A job's history holds at most this many entries; the store counts the ones it left out (``history_omitted``), so

@@ -10,7 +10,7 @@ import logging
 import math
 import random
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
@@ -41,7 +41,15 @@ from notify.ports import (
     ThrottleRules,
     UserDirectory,
 )
-from notify.records import ClaimOutcome, ContactSnapshot, DeadLetter, RenderedMessage, UserPreferences, UserProfile
+from notify.records import (
+    ClaimOutcome,
+    ContactSnapshot,
+    DeadLetter,
+    RenderedMessage,
+    Transition,
+    UserPreferences,
+    UserProfile,
+)
 from notify.rendering import locale_chain, render, render_context
 from notify.resilience import TtlCache
 from notify.retry import DEFAULT_POLICIES, MAX_SQS_DELAY, RetryPolicy
@@ -50,6 +58,9 @@ from notify.throttles import ThrottleRule, ThrottleWindow, admit, attribute_name
 from notify.unsubscribe import UnsubscribeLinks
 
 log = logging.getLogger(__name__)
+
+# The final statuses the worker records (SES's feedback records the others, and emits them itself).
+WORKER_FINAL = frozenset({Status.SENT, Status.FAILED, Status.EXPIRED, Status.SKIPPED, Status.DIGESTED})
 
 # The last known contact (docs/WORKER.md, step 5): used when the Auth service is unreachable on a job's third
 # attempt (attempt index 2) or later, if taken within 30 days; rewritten when it changes or is a day old.
@@ -176,10 +187,10 @@ class DeliveryService:
                 # Held by a live lease elsewhere: look again once it has run out.
                 self._enqueue(job, self._settings.lease_seconds + 1)
                 return Outcome.DEFERRED
-            if claim.current is not None:
-                # This copy may be the one its first run asked for by raising after recording the status but before
-                # its webhooks were queued: queue them again (the same ids: a receiver that got them drops these).
-                self._emit(job, claim.current)
+            # A finished job's copy may be the one its first run asked for by raising after recording a status but
+            # before queuing its webhooks: queue again every status the worker recorded, each with its detail (the
+            # same ids: a receiver that got them drops these). A stale copy's claim carries no history.
+            self._emit_recorded(job, claim.history)
             return Outcome.DUPLICATE
         token = claim.token
         if claim.outcome is ClaimOutcome.ABANDONED and job.channel is not Channel.WEBSOCKET:
@@ -615,6 +626,12 @@ class DeliveryService:
         if recorded:
             self._emit(job, status, detail)
         return recorded
+
+    def _emit_recorded(self, job: NotificationJob, history: Sequence[Transition]) -> None:
+        if self._webhooks is not None:
+            data = job_data(job)
+            changes = [c for t in history if t.status in WORKER_FINAL for c in for_status(data, t.status, t.detail)]
+            self._webhooks.emit(changes)
 
     def _emit(self, job: NotificationJob, status: Status, detail: Optional[dict[str, Any]] = None) -> None:
         """Queue the status webhooks of a recorded ``status`` (StoreUnavailable if the queue refuses them: the record

@@ -202,9 +202,10 @@ class DynamoJobLedger(DynamoJobReads):
                 return Claim(ClaimOutcome.ABANDONED, token, status)
             return Claim(ClaimOutcome.DUPLICATE, current=status)
         if stale:
-            # An older copy of a job that has moved on: nothing left to do with it.
+            # An older copy of a job that has moved on: nothing left to do with it (nor anything to tell).
             return Claim(ClaimOutcome.DUPLICATE, current=Status.SENT)
-        return Claim(ClaimOutcome.DUPLICATE, current=status)
+        history = tuple(_history(item)) if status.terminal else ()
+        return Claim(ClaimOutcome.DUPLICATE, current=status, history=history)
 
     def transition(
         self,
@@ -478,8 +479,8 @@ def _entry(
     return entry
 
 
-def _job(item: Mapping[str, Any]) -> JobRecord:
-    history = [
+def _history(item: Mapping[str, Any]) -> list[Transition]:
+    return [
         Transition(
             status=Status(h["status"]),
             at=h["at"],
@@ -489,6 +490,10 @@ def _job(item: Mapping[str, Any]) -> JobRecord:
         )
         for h in item.get("history", [])
     ]
+
+
+def _job(item: Mapping[str, Any]) -> JobRecord:
+    history = _history(item)
     version = item.get("template_version")
     history, omitted = _with_first_click(item, history)
     return JobRecord(
