@@ -175,10 +175,18 @@ class Template:
     def outputs(self) -> dict[str, dict[str, Any]]:
         return dict(self.data.get("Outputs", {}))
 
-    def resources(self, kind: Optional[str] = None) -> dict[str, dict[str, Any]]:
-        """Resources by logical id, all of them or those of type ``kind``."""
+    def resources(
+        self, kind: Optional[str] = None, parameters: Optional[Mapping[str, str]] = None
+    ) -> dict[str, dict[str, Any]]:
+        """Resources by logical id, all of them or those of type ``kind``; with ``parameters``, only those
+        CloudFormation creates with these values (no Condition, or one that holds)."""
         resources: dict[str, dict[str, Any]] = self.data["Resources"]
-        return {k: v for k, v in resources.items() if kind is None or v["Type"] == kind}
+        return {
+            k: v
+            for k, v in resources.items()
+            if (kind is None or v["Type"] == kind)
+            and (parameters is None or "Condition" not in v or self.condition(v["Condition"], parameters))
+        }
 
     def properties(self, logical_id: str) -> dict[str, Any]:
         return dict(self.data["Resources"][logical_id].get("Properties", {}))
@@ -373,6 +381,11 @@ class Template:
             for k, v in {**pseudo, **values}.items()
             if isinstance(v, str | int | float | list)
         }
+        # A variable that is itself an Fn::Sub of resources only (a fragment chosen by an Fn::If, say): its text
+        # goes in as it is, and its ${Resource} placeholders become the outer Fn::Sub's, which resolves them alike.
+        for k, v in values.items():
+            if k in variables and isinstance(v, dict) and set(v) == {"Fn::Sub"} and isinstance(v["Fn::Sub"], str):
+                known[k] = v["Fn::Sub"]
         text = _SUB_VARIABLE.sub(lambda m: known.get(m.group(1), m.group(0)), text)
         if not _SUB_VARIABLE.search(text):
             return text

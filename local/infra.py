@@ -54,22 +54,24 @@ def planned_infra(
 ) -> Infra:
     """The :class:`Infra` that :func:`create_resources` would return, computed: nothing is created or called.
 
-    Each table, queue and SES configuration set is named ``<prefix>-<logical id>``; a queue's URL and ARN are
-    SQS's own in the local account and region (moto answers with a URL on its own host, which create_resources
-    keeps). ``apis`` maps API Gateway APIs to their base URLs, as for create_resources.
+    Each table, queue and SES configuration set that these ``parameters`` create (a resource whose Condition is
+    false is left out, as CloudFormation leaves it: the jobs queue of Transport sqs, say) is named
+    ``<prefix>-<logical id>``; a queue's URL and ARN are SQS's own in the local account and region (moto answers
+    with a URL on its own host, which create_resources keeps). ``apis`` maps API Gateway APIs to their base URLs,
+    as for create_resources.
     """
 
     def name(logical_id: str) -> str:
         return f"{prefix}-{logical_id}"
 
-    queues = {logical_id: name(logical_id) for logical_id in template.resources("AWS::SQS::Queue")}
+    queues = {logical_id: name(logical_id) for logical_id in template.resources("AWS::SQS::Queue", parameters)}
     return Infra(
-        tables={logical_id: name(logical_id) for logical_id in template.resources("AWS::DynamoDB::Table")},
+        tables={logical_id: name(logical_id) for logical_id in template.resources("AWS::DynamoDB::Table", parameters)},
         queues={logical_id: f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{q}" for logical_id, q in queues.items()},
         queue_arns={logical_id: f"arn:aws:sqs:{REGION}:{ACCOUNT}:{q}" for logical_id, q in queues.items()},
         parameters=parameters,
         configuration_sets={
-            logical_id: name(logical_id) for logical_id in template.resources("AWS::SES::ConfigurationSet")
+            logical_id: name(logical_id) for logical_id in template.resources("AWS::SES::ConfigurationSet", parameters)
         },
         apis=dict(apis or {}),
         stages={
@@ -90,7 +92,7 @@ def create_resources(
     plan = planned_infra(template, prefix, parameters, apis)
     dynamodb = boto3.client("dynamodb")
     sqs = boto3.client("sqs")
-    for logical_id, resource in template.resources("AWS::DynamoDB::Table").items():
+    for logical_id, resource in template.resources("AWS::DynamoDB::Table", parameters).items():
         name = plan.tables[logical_id]
         props = resource["Properties"]
         kwargs: dict[str, Any] = {
@@ -111,7 +113,7 @@ def create_resources(
 
     queues: dict[str, str] = {}
     arns: dict[str, str] = {}
-    pending = dict(template.resources("AWS::SQS::Queue"))
+    pending = dict(template.resources("AWS::SQS::Queue", parameters))
     while pending:  # queues named in a RedrivePolicy first
         for logical_id, resource in list(pending.items()):
             props = dict(resource.get("Properties", {}))
