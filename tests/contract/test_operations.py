@@ -105,6 +105,14 @@ def test_the_alarms_cover_the_signals_an_operator_needs(tpl: Template) -> None:
     assert has("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName=delay)
     assert has("AWS/Lambda", "OffsetLag", FunctionName={"Ref": "WorkerFunction"})
     assert has("Notifications", UNAVAILABLE_METRIC, service="notifications")  # Kafka down (the circuit)
+    # Transport sqs: the worker falls behind the jobs queue (the Kafka alarms exist with kafka only).
+    assert has("AWS/SQS", "ApproximateAgeOfOldestMessage", QueueName={"Fn::GetAtt": ["JobsQueue", "QueueName"]})
+    conditions = {name: tpl.resources()[name].get("Condition") for name in _alarms(tpl)}
+    assert {k: v for k, v in conditions.items() if v} == {
+        "KafkaOffsetLagAlarm": "UseKafka",
+        "KafkaUnavailableAlarm": "UseKafka",
+        "JobsQueueAgeAlarm": "UseSqs",
+    }
     for function in FUNCTIONS:
         assert has("AWS/Lambda", "Errors", FunctionName={"Ref": function}), function
         assert has("AWS/Lambda", "Throttles", FunctionName={"Ref": function}), function
@@ -130,27 +138,46 @@ def test_tunable_thresholds_are_parameters(tpl: Template) -> None:
 # --- dashboard -------------------------------------------------------------------------------------------
 
 
-def _dashboard(tpl: Template) -> tuple[str, dict[str, Any]]:
-    body = tpl.properties("Dashboard")["DashboardBody"]["Fn::Sub"]
-    assert isinstance(body, str)
+TRANSPORTS = ("kafka", "sqs")
+
+
+def _values(tpl: Template, transport: str) -> dict[str, str]:
+    """Every parameter's value (its default, or "" without one) with this Transport."""
+    return {**dict.fromkeys(tpl.parameters, ""), **tpl.parameter_defaults(), "Transport": transport}
+
+
+def _dashboard(tpl: Template, transport: str) -> tuple[str, dict[str, Any]]:
+    """The dashboard's body with this Transport: its variables (the transport's alarms and widget) put in, the
+    parameters and pseudo parameters resolved, only the resources' ${...} left."""
+    pseudo = {name: "x" for name in PSEUDO}
+    body = tpl.evaluate(tpl.properties("Dashboard")["DashboardBody"], _values(tpl, transport), pseudo)["Fn::Sub"]
+    assert isinstance(body, str), body
     return body, json.loads(re.sub(r"\$\{[^}]+\}", "x", body))
 
 
-def test_the_dashboard_is_valid_json_naming_only_what_exists(tpl: Template) -> None:
-    body, parsed = _dashboard(tpl)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_dashboard_is_valid_json_naming_only_what_exists(tpl: Template, transport: str) -> None:
+    body, parsed = _dashboard(tpl, transport)
     assert parsed["widgets"]
-    names = set(tpl.resources()) | set(tpl.parameters) | PSEUDO
+    names = set(tpl.resources(parameters=_values(tpl, transport)))  # what this transport creates
     for placeholder in re.findall(r"\$\{([^}]+)\}", body):
         assert placeholder.split(".", 1)[0] in names, placeholder
 
 
-def test_the_dashboard_shows_every_alarm_and_the_throughput(tpl: Template) -> None:
-    body, parsed = _dashboard(tpl)
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_the_dashboard_shows_every_alarm_and_the_throughput(tpl: Template, transport: str) -> None:
+    body, parsed = _dashboard(tpl, transport)
+    alarms = tpl.resources("AWS::CloudWatch::Alarm", _values(tpl, transport))
     (alarm_widget,) = [w for w in parsed["widgets"] if w["type"] == "alarm"]
-    assert len(alarm_widget["properties"]["alarms"]) == len(_alarms(tpl))
-    assert {f"${{{name}.Arn}}" for name in _alarms(tpl)} <= set(re.findall(r"\$\{[^}]+\.Arn\}", body))
+    assert len(alarm_widget["properties"]["alarms"]) == len(alarms)
+    assert {f"${{{name}.Arn}}" for name in alarms} <= set(re.findall(r"\$\{[^}]+\.Arn\}", body))
     metrics = {m[1] for w in parsed["widgets"] if w["type"] == "metric" for m in w["properties"]["metrics"]}
-    assert {"JobsAccepted", "sent", "failed", "OffsetLag", "5xx", "ApproximateAgeOfOldestMessage"} <= metrics
+    assert {"JobsAccepted", "sent", "failed", "5xx", "ApproximateAgeOfOldestMessage"} <= metrics
+    # How far the worker is behind: Kafka's offset lag, or the jobs queue's oldest message.
+    if transport == "kafka":
+        assert "OffsetLag" in metrics and "JobsQueue" not in body
+    else:
+        assert "OffsetLag" not in metrics and "${JobsQueue.QueueName}" in body
 
 
 def test_the_dashboards_custom_metrics_are_the_ones_the_code_emits() -> None:

@@ -19,13 +19,15 @@ from local.sam import Translations
 SAMCONFIG = ROOT / "samconfig.toml"
 # A parameter_overrides line, live or commented out as an example.
 OVERRIDES = re.compile(r'^[ \t]*(#[ \t]*)?parameter_overrides[ \t]*=[ \t]*"(?P<value>[^"]*)"[ \t]*$', re.MULTILINE)
-# What `sam deploy --guided` cannot leave at a default: the parameters without one, answered as a deployer to
-# self-managed Kafka would (MskClusterArn empty: there is no cluster).
+# What `sam deploy --guided` cannot leave at a default: the parameters without one, answered as a deployer would.
 GUIDED_ANSWERS = {
-    "MskClusterArn": "",
-    "KafkaBootstrapServers": "broker-1.example.com:9093",
     "AuthApiUrl": "https://auth.example.com",
     "SenderEmail": "notifications@example.com",
+}
+# And what the transport needs beyond them: the brokers for Kafka (the default, self-managed), nothing for SQS.
+TRANSPORT_ANSWERS = {
+    "kafka": {"KafkaBootstrapServers": "broker-1.example.com:9093"},
+    "sqs": {"Transport": "sqs"},
 }
 
 
@@ -82,12 +84,16 @@ def test_each_samconfig_example_passes_the_rules(where: str) -> None:
     assert tpl.rule_failures({**tpl.parameter_defaults(), **example}) == [], where
 
 
-def test_a_guided_deploy_with_the_defaults_passes_the_rules() -> None:
+@pytest.mark.parametrize("transport", sorted(TRANSPORT_ANSWERS))
+def test_a_guided_deploy_with_the_defaults_passes_the_rules(transport: str) -> None:
     tpl = template()
     assert set(GUIDED_ANSWERS) == {name for name, p in tpl.parameters.items() if "Default" not in p}
-    values = {**tpl.parameter_defaults(), **GUIDED_ANSWERS}
+    values = {**tpl.parameter_defaults(), **GUIDED_ANSWERS, **TRANSPORT_ANSWERS[transport]}
     assert value_problems(tpl.parameters, values) == []
     assert tpl.rule_failures(values) == []
+    # Kafka's brokers have no default that could work: the Rules ask for them before anything is created.
+    if transport == "kafka":
+        assert tpl.rule_failures({**values, "KafkaBootstrapServers": ""})
 
 
 def test_sam_hands_cloudformation_the_rules_checked_here(sam: Translations) -> None:

@@ -47,6 +47,8 @@ DEPLOYMENTS: dict[str, dict[str, str]] = {
         "KafkaRootCaSecretArn": f"{SECRETS}kafka-root-ca-GhIjKl",
         **VPC,
     },
+    # Transport sqs (issue 25): the jobs queue and its event source, nothing of Kafka.
+    "sqs": {"Transport": "sqs", "KafkaBootstrapServers": ""},
 }
 TOOLS = ("cfn-lint", "checkov")
 

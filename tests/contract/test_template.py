@@ -460,9 +460,15 @@ def test_the_functions_post_to_the_websocket_apis_stage(tpl: Template) -> None:
 
 def test_the_worker_reads_kafka_through_msk_or_self_managed_kafka(tpl: Template) -> None:
     mappings = tpl.event_source_mappings("WorkerFunction")
-    by_condition = {m.get("Condition"): m["Properties"] for m in mappings.values()}
+    by_condition = {m.get("Condition"): m["Properties"] for m in mappings.values() if "Topics" in m["Properties"]}
     assert set(by_condition) == {"UseMsk", "UseSelfManagedKafka"}
-    assert tpl.conditions["UseSelfManagedKafka"] == {"Fn::Not": [{"Condition": "UseMsk"}]}
+    # One of the two with Transport kafka, whichever KafkaMode says; neither with sqs.
+    for transport in tpl.parameters["Transport"]["AllowedValues"]:
+        for mode in tpl.parameters["KafkaMode"]["AllowedValues"]:
+            values = {**tpl.parameter_defaults(), "Transport": transport, "KafkaMode": mode}
+            values |= {"KafkaBootstrapServers": "broker:9093", "MskClusterArn": "arn" if mode == "msk" else ""}
+            held = {c for c in by_condition if tpl.condition(str(c), values)}
+            assert held == ({"UseMsk" if mode == "msk" else "UseSelfManagedKafka"} if transport == "kafka" else set())
     msk, self_managed = by_condition["UseMsk"], by_condition["UseSelfManagedKafka"]
     assert msk["EventSourceArn"] == {"Ref": "MskClusterArn"}
     assert msk["AmazonManagedKafkaEventSourceConfig"] == {"ConsumerGroupId": CONSUMER_GROUP}

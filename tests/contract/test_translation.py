@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pytest
 
 from local.cfn import ROOT, Template, load_template, references
-from local.sam import PSEUDO, Translation, TranslationError, Translations
+from local.sam import PSEUDO, Translation, TranslationError, Translations, parameter_values
 
 SUBNETS = "subnet-0aaa1111,subnet-0bbb2222"
 GROUPS = "sg-0ccc3333"
@@ -28,6 +28,10 @@ CLUSTER = "arn:aws:kafka:eu-west-1:123456789012:cluster/notifications/0f1e2d3c-a
 VPC = {"SubnetIds": SUBNETS, "SecurityGroupIds": GROUPS, "VpcId": VPC_ID, "SqsVpcEndpoint": "create"}
 MSK = {"KafkaMode": "msk", "MskClusterArn": CLUSTER, "KafkaAuth": "iam", **VPC}
 TWO_ORIGINS = "https://app.example.com,https://admin.example.com"
+# Transport sqs with no Kafka parameter at all: no brokers (KafkaBootstrapServers has a default, empty, for this).
+SQS = {"Transport": "sqs", "KafkaBootstrapServers": ""}
+# sqs with a Kafka deployment's parameters left in place (a stack moved from MSK to SQS): all of them ignored.
+SQS_WITH_KAFKA_LEFT = {**MSK, "Transport": "sqs", "KafkaAuth": "scram-sha-256"}
 
 
 def _listed(value: Any) -> list[Any]:
@@ -208,7 +212,7 @@ def _invoked(translation: Translation) -> dict[str, set[str]]:
     return out
 
 
-@pytest.mark.parametrize("parameters", [{}, MSK], ids=["self-managed", "msk"])
+@pytest.mark.parametrize("parameters", [{}, MSK, SQS], ids=["self-managed", "msk", "sqs"])
 def test_every_trigger_invokes_an_alias(sam: Translations, parameters: dict[str, str]) -> None:
     translation = sam.of(overrides=parameters)
     resources = translation.created()
@@ -234,7 +238,7 @@ def test_every_trigger_invokes_an_alias(sam: Translations, parameters: dict[str,
         "AWS::Lambda::Permission",
     } <= kinds
     kafka = [m for m in translation.created("AWS::Lambda::EventSourceMapping").values() if "Topics" in m["Properties"]]
-    assert len(kafka) == 1  # the mapping of the mode in use (MSK or self-managed)
+    assert len(kafka) == (0 if parameters is SQS else 1)  # the mapping of the mode in use (MSK or self-managed)
 
 
 # --- creation order --------------------------------------------------------------------------------------
@@ -316,7 +320,7 @@ def _depends_on(translation: Translation, name: str) -> set[str]:
     return seen
 
 
-@pytest.mark.parametrize("parameters", [{}, VPC, MSK], ids=["self-managed", "self-managed-in-vpc", "msk"])
+@pytest.mark.parametrize("parameters", [{}, VPC, MSK, SQS], ids=["self-managed", "self-managed-in-vpc", "msk", "sqs"])
 def test_a_mapping_is_created_after_the_permissions_lambda_checks(
     sam: Translations, parameters: dict[str, str]
 ) -> None:
@@ -388,13 +392,16 @@ def _kafka_producers() -> set[str]:
     return out
 
 
-@pytest.mark.parametrize("parameters", [{}, VPC, MSK], ids=["no-vpc", "self-managed-in-vpc", "msk"])
+@pytest.mark.parametrize(
+    "parameters", [{}, VPC, MSK, SQS_WITH_KAFKA_LEFT], ids=["no-vpc", "self-managed-in-vpc", "msk", "sqs-with-subnets"]
+)
 def test_only_the_functions_that_reach_kafka_run_in_the_vpc(sam: Translations, parameters: dict[str, str]) -> None:
     translation = sam.of(overrides=parameters)
     in_vpc = {
         name for name in translation.created("AWS::Lambda::Function") if translation.properties(name).get("VpcConfig")
     }
-    expected = _kafka_producers() if parameters else set()
+    # With sqs nothing reaches Kafka: SubnetIds (left from a Kafka deployment) puts no function in a VPC.
+    expected = _kafka_producers() if parameters and parameters is not SQS_WITH_KAFKA_LEFT else set()
     assert expected <= {"ApiFunction", "WorkerFunction", "SchedulerFunction"}
     # A function in a VPC reaches AWS's APIs (SES, SNS, the WebSocket management API, SSM, X-Ray) only through a
     # NAT or endpoints; one that never talks to Kafka has no reason to be there.
@@ -1101,3 +1108,149 @@ def test_the_worker_and_the_feedback_function_reach_no_further_into_templates_th
         if _allowed(_statements_on(translation, "FeedbackFunction", queue), "sqs:SendMessage")
     }
     assert sends == {"DelayQueue", "DeadLetterQueue"}
+
+
+# --- the transport (issue 25): Kafka, or an SQS jobs queue -------------------------------------------------------
+
+TRANSPORTS = {
+    "self-managed": {},
+    "self-managed-in-vpc": VPC,
+    "msk": MSK,
+    "sqs": SQS,
+    "sqs-kafka-left": SQS_WITH_KAFKA_LEFT,
+}
+JOBS_QUEUE = ("JobsQueue", "WorkerJobsQueueEventSource", "JobsQueueAgeAlarm")
+KAFKA_ALARMS = ("KafkaOffsetLagAlarm", "KafkaUnavailableAlarm")
+# What each role may do to the jobs queue: the producers send (SendMessageBatch is authorized as sqs:SendMessage),
+# the worker consumes it through its event source and sends fan-out pages back.
+JOBS_QUEUE_ACTIONS = {
+    "ApiFunction": {"sqs:SendMessage"},
+    "SchedulerFunction": {"sqs:SendMessage"},
+    "WorkerFunction": {"sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"},
+}
+
+
+def _transport(sam: Translations, case: str) -> Translation:
+    results = sam.many([(None, TRANSPORTS[c]) for c in sorted(TRANSPORTS)])
+    translation = dict(zip(sorted(TRANSPORTS), results, strict=True))[case]
+    assert isinstance(translation, Translation), translation
+    return translation
+
+
+def _kafka_grants(translation: Translation) -> list[str]:
+    """Where a role or policy of the translation grants a Kafka or Secrets Manager action."""
+    found = []
+    for name, resource in translation.created().items():
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::IAM::Policy"):
+            text = json.dumps(translation.evaluate(resource.get("Properties", {})))
+            found += [f"{name}: {action}" for action in ("kafka", "secretsmanager") if f'"{action}' in text]
+    return found
+
+
+@pytest.mark.parametrize("case", sorted(TRANSPORTS))
+def test_the_transport_parameter_chooses_what_is_created(sam: Translations, case: str) -> None:
+    translation = _transport(sam, case)
+    assert translation.rule_failures() == [], case
+    created = translation.created()
+    mappings = translation.created("AWS::Lambda::EventSourceMapping")
+    kafka = sorted(name for name, m in mappings.items() if "Topics" in m["Properties"])
+    sqs = case.startswith("sqs")
+    env = {
+        name: translation.properties(name)["Environment"]["Variables"]
+        for name in translation.created("AWS::Lambda::Function")
+    }
+    for name, variables in env.items():
+        assert variables["TRANSPORT"] == ("sqs" if sqs else "kafka"), name
+        assert variables["JOBS_QUEUE_URL"] == ({"Ref": "JobsQueue"} if sqs else ""), name
+    if not sqs:  # as before the transport: one Kafka mapping, nothing of the jobs queue
+        assert len(kafka) == 1, kafka
+        assert not set(JOBS_QUEUE) & set(created) and "JobsQueueUrl" not in _outputs(translation)
+        assert set(KAFKA_ALARMS) <= set(created)
+        return
+    # No cluster, no VPC, no poller: nothing of Kafka is created, and nothing grants a Kafka action or secret.
+    assert kafka == [] and set(JOBS_QUEUE) <= set(created)
+    assert not any("ProvisionedPollerConfig" in m["Properties"] for m in mappings.values())
+    assert not set(KAFKA_ALARMS) & set(created)
+    assert not translation.created("AWS::EC2::VPCEndpoint")
+    assert not [name for name in env if translation.properties(name).get("VpcConfig")]
+    assert _kafka_grants(translation) == []
+    assert _outputs(translation)["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
+
+
+def _outputs(translation: Translation) -> dict[str, Any]:
+    """The outputs CloudFormation reports (their Condition holds)."""
+    return {
+        k: v
+        for k, v in translation.template.outputs.items()
+        if "Condition" not in v or translation.template.condition(v["Condition"], translation.parameters)
+    }
+
+
+@pytest.mark.parametrize("concurrency", ["20", "250"])
+def test_the_worker_reads_the_jobs_queue_through_its_alias_with_partial_batch_failures(
+    sam: Translations, concurrency: str
+) -> None:
+    translation = sam.of(overrides={**SQS, "JobsQueueMaximumConcurrency": concurrency})
+    resources = translation.created()
+    jobs = {"Fn::GetAtt": ["JobsQueue", "Arn"]}
+    (name,) = [
+        n
+        for n in translation.created("AWS::Lambda::EventSourceMapping")
+        if translation.properties(n).get("EventSourceArn") == jobs
+    ]
+    props = translation.properties(name)
+    alias = resources[props["FunctionName"]["Ref"]]
+    assert alias["Type"] == "AWS::Lambda::Alias" and alias["Properties"]["FunctionName"] == {"Ref": "WorkerFunction"}
+    assert (props["BatchSize"], props["MaximumBatchingWindowInSeconds"]) == (10, 1)
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert int(props["ScalingConfig"]["MaximumConcurrency"]) == int(concurrency)
+    declared = translation.template.parameters["JobsQueueMaximumConcurrency"]
+    assert (declared["MinValue"], declared["MaxValue"]) == (2, 1000)  # Lambda's bounds for an SQS source
+    # The queue: five receives, then the DLQ; visibility six times the worker's timeout; encrypted; kept.
+    queue = resources["JobsQueue"]
+    assert (queue["DeletionPolicy"], queue["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
+    queue_props = translation.properties("JobsQueue")
+    assert queue_props["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    assert queue_props["VisibilityTimeout"] >= 6 * translation.properties("WorkerFunction")["Timeout"]
+    assert queue_props["SqsManagedSseEnabled"] is True
+    assert "FifoQueue" not in queue_props
+
+
+def test_the_jobs_queue_mapping_is_created_after_the_permissions_lambda_checks(sam: Translations) -> None:
+    translation = sam.of(overrides=SQS)
+    role = _role(translation, "WorkerFunction")
+    before = _depends_on(translation, "WorkerJobsQueueEventSource")
+    assert role in before
+    # In the role's own statements, not only in the managed policy SAM attaches for the delay queue's event.
+    consume = JOBS_QUEUE_ACTIONS["WorkerFunction"] - {"sqs:SendMessage"}
+    assert consume <= _actions_on(translation, "WorkerFunction", "JobsQueue")
+
+
+@pytest.mark.parametrize("case", sorted(TRANSPORTS))
+def test_each_role_may_do_exactly_its_part_to_the_jobs_queue(sam: Translations, case: str) -> None:
+    translation = _transport(sam, case)
+    for function in translation.created("AWS::Lambda::Function"):
+        granted = {
+            action
+            for statement in _statements_on(translation, function, "JobsQueue")
+            for action in _listed(statement["Action"])
+        }
+        expected = JOBS_QUEUE_ACTIONS.get(function, set()) if case.startswith("sqs") else set()
+        assert granted == expected, (case, function)
+
+
+def test_with_sqs_no_kafka_parameter_is_needed_and_with_kafka_the_brokers_are() -> None:
+    tpl = Template(load_template())
+    required = {name for name, p in tpl.parameters.items() if "Default" not in p}
+    assert not {name for name in required if "Kafka" in name or name in ("MskClusterArn", "SubnetIds")}, required
+    # Only what has no default, and Transport: every Kafka rule holds for kafka only.
+    answers = {"Transport": "sqs", "AuthApiUrl": "https://auth.example.com", "SenderEmail": "n@example.com"}
+    assert tpl.rule_failures({**tpl.parameter_defaults(), **answers}) == []
+    failures = tpl.rule_failures({**tpl.parameter_defaults(), **answers, "Transport": "kafka"})
+    assert failures and all("KafkaBootstrapServers" in f for f in failures), failures
+    # Every refused Kafka or network set is accepted as it is with sqs: those parameters are read by nothing.
+    for case, overrides in {**REFUSED, **KAFKA_AUTH_REFUSED}.items():
+        assert tpl.rule_failures(parameter_values(tpl, {**overrides, "Transport": "sqs"})) == [], case
