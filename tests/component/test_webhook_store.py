@@ -15,7 +15,7 @@ from notify.adapters.dynamodb.cursors import CursorCodec
 from notify.adapters.dynamodb.items import to_item
 from notify.adapters.dynamodb.webhooks import DynamoWebhookStore
 from notify.clock import iso
-from notify.errors import ValidationFailed
+from notify.errors import Conflict, NotFound, ValidationFailed
 from notify.records import WebhookDelivery, WebhookEndpoint, WebhookOutcome
 
 pytestmark = pytest.mark.usefixtures("local_stack")
@@ -176,3 +176,28 @@ def test_health_writes_change_their_fields_alone_and_only_when_their_condition_h
     ):
         write()  # a deleted endpoint: nothing is made again
     assert store.get("wh_health") is None
+
+
+def test_a_change_writes_its_fields_alone_over_the_endpoint_as_read(store: DynamoWebhookStore) -> None:
+    store.put(_endpoint("wh_change", description="first", failing_since="2026-12-07T12:00:00.000Z"))
+    read = store.get("wh_change")
+    assert read is not None
+    store.change(
+        "wh_change",
+        read.updated_at,
+        {"secrets": (PREVIOUS, SECRET), "description": None, "updated_at": "2026-12-07T12:05:00.000Z"},
+    )
+    changed = store.get("wh_change")
+    assert changed is not None
+    assert (changed.secrets, changed.description, changed.updated_at) == (
+        (PREVIOUS, SECRET),
+        None,
+        "2026-12-07T12:05:00.000Z",
+    )
+    assert changed.failing_since == "2026-12-07T12:00:00.000Z" and changed.url == read.url  # untouched
+    with pytest.raises(Conflict):  # written over a read from before that change
+        store.change("wh_change", read.updated_at, {"description": "late", "updated_at": "2026-12-07T12:06:00.000Z"})
+    assert store.delete("wh_change")
+    with pytest.raises(NotFound):
+        store.change("wh_change", changed.updated_at, {"description": "gone"})
+    assert store.get("wh_change") is None

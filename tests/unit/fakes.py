@@ -6,7 +6,7 @@ import copy
 import json
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
@@ -16,6 +16,7 @@ from notify.clock import iso
 from notify.default_templates import seed_default_templates
 from notify.digests import DigestRule, StoredDigestRule, bucket_id, due_shard
 from notify.errors import (
+    Conflict,
     ConnectionGone,
     FieldError,
     NotFound,
@@ -1035,6 +1036,14 @@ class MemoryWebhookStore:
 
     def delete(self, webhook_id: str) -> bool:
         return self.endpoints.pop(webhook_id, None) is not None
+
+    def change(self, webhook_id: str, expected_updated_at: str, fields: Mapping[str, Any]) -> None:
+        endpoint = self.endpoints.get(webhook_id)
+        if endpoint is None:
+            raise NotFound(f"no webhook {webhook_id}")
+        if endpoint.updated_at != expected_updated_at:
+            raise Conflict(f"webhook {webhook_id} changed meanwhile")
+        self.endpoints[webhook_id] = replace(endpoint, **fields)
 
     def mark_failing(self, webhook_id: str, since: str) -> None:
         endpoint = self.endpoints.get(webhook_id)

@@ -8,13 +8,13 @@ import json
 import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 from notify.clock import iso
 from notify.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from notify.models import WebhookTask
-from notify.records import WebhookDelivery, WebhookOutcome
+from notify.records import WebhookDelivery, WebhookEndpoint, WebhookOutcome
 from notify.services.webhooks import MAX_ENDPOINTS, WebhookAdmin
 from notify.webhooks import TEST_TYPE, message_id, signing_secrets, subscribed, system_resolver
 
@@ -295,3 +295,37 @@ def test_a_test_message_needs_an_enabled_endpoint_and_a_queue_that_takes_it(
     with pytest.raises(StoreUnavailable):
         admin.send_test(webhook_id)
     assert queue.sent == []
+
+
+class ReadBeforeTheOtherWrite(MemoryWebhookStore):
+    """A store whose next read answers the endpoint as it was before another writer's change: two requests that
+    read it at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stale: Optional[WebhookEndpoint] = None
+
+    def get(self, webhook_id: str) -> Optional[WebhookEndpoint]:
+        stale, self.stale = self.stale, None
+        return stale or super().get(webhook_id)
+
+
+def test_a_change_over_an_endpoint_another_request_changed_meanwhile_is_a_conflict_and_writes_nothing(
+    clock: Clock,
+) -> None:
+    store = ReadBeforeTheOtherWrite()
+    admin = WebhookAdmin(store, clock, allow_http_loopback=False, resolver=resolver)
+    hook = admin.create("https://hooks.example.com/a", ["*"])
+    before = store.endpoints[hook["webhook_id"]]
+    clock.now += timedelta(seconds=1)
+    first = admin.rotate(hook["webhook_id"])  # the rotation that wins
+    clock.now += timedelta(seconds=1)
+    for late in (
+        lambda: admin.rotate(hook["webhook_id"]),
+        lambda: admin.update(hook["webhook_id"], description="read before the rotation"),
+    ):
+        store.stale = before  # read before the first rotation was written
+        with pytest.raises(Conflict):
+            late()
+    after = store.endpoints[hook["webhook_id"]]
+    assert after.secrets[0] == first["secret"] and after.description is None  # the winner's secret still signs

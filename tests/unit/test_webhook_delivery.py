@@ -5,6 +5,7 @@ somewhere private is a failed attempt without a POST."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Optional
@@ -61,6 +62,9 @@ class StubStore:
 
     def delete(self, webhook_id: str) -> bool:
         return self.endpoints.pop(webhook_id, None) is not None
+
+    def change(self, webhook_id: str, expected_updated_at: str, fields: Mapping[str, Any]) -> None:
+        self.put(replace(self.endpoints[webhook_id], **fields))
 
     # The health writes touch their fields alone (DynamoWebhookStore's conditional UpdateItems); each counts as a put.
     def mark_failing(self, webhook_id: str, since: str) -> None:

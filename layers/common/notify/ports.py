@@ -5,7 +5,7 @@ Records (the data these methods take and return) are in :mod:`notify.records`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Optional, Protocol
 
@@ -334,6 +334,11 @@ class WebhookStore(Protocol):
 
     def delete(self, webhook_id: str) -> bool:
         """Delete an endpoint: True if there was one (its deliveries expire with their TTL)."""
+        ...
+
+    def change(self, webhook_id: str, expected_updated_at: str, fields: Mapping[str, Any]) -> None:
+        """Set ``fields`` of the endpoint (a None removes one), only if it exists with ``updated_at`` as expected:
+        NotFound if it does not exist, Conflict if another write changed it since it was read."""
         ...
 
     def mark_failing(self, webhook_id: str, since: str) -> None:

@@ -145,7 +145,9 @@ class WebhookAdmin:
         creation and forgets the old one's failures (``failing_since``). Enabling a disabled endpoint clears
         ``disabled_reason`` and ``failing_since`` (enabling an enabled one changes neither, so a PATCH cannot put off
         the disabling of an endpoint that keeps failing); disabling an enabled one gives the reason ``by_user``, and
-        one already disabled keeps its reason. NotFound, or ValidationFailed as :meth:`create`."""
+        one already disabled keeps its reason. NotFound, or ValidationFailed as :meth:`create`; Conflict if the
+        endpoint changed since it was read here (another change, a rotation, or the worker disabling it): only the
+        fields changed are written, and only over the endpoint as read, so nothing another writer did is undone."""
         endpoint = self._endpoint(webhook_id)
         errors: _Errors = []
         changes: dict[str, Any] = {}
@@ -164,9 +166,12 @@ class WebhookAdmin:
         elif enabled is False and endpoint.enabled:
             changes.update(enabled=False, disabled_reason=BY_USER)
         now = self._clock()
-        changed = replace(_without_expired_secret(endpoint, now), **changes, updated_at=iso(now))
-        self._store.put(changed)
-        return endpoint_view(changed)
+        trimmed = _without_expired_secret(endpoint, now)
+        if trimmed is not endpoint:
+            changes.update(secrets=trimmed.secrets, previous_until=None)
+        changes["updated_at"] = iso(now)
+        self._store.change(webhook_id, endpoint.updated_at, changes)
+        return endpoint_view(replace(endpoint, **changes))
 
     def delete(self, webhook_id: str) -> None:
         """Delete an endpoint (its deliveries log expires on its own); NotFound if there is none."""
@@ -176,18 +181,19 @@ class WebhookAdmin:
     def rotate(self, webhook_id: str) -> dict[str, Any]:
         """A new signing secret: its view and the new ``secret``, shown this once. The secret it replaces keeps
         signing beside it for 24 h, so receivers can move to the new one; a rotation during another's overlap drops
-        the oldest secret (two sign at most) and starts a new 24 h. NotFound if there is no endpoint."""
+        the oldest secret (two sign at most) and starts a new 24 h. NotFound if there is no endpoint; Conflict if it
+        changed since it was read here."""
         endpoint = self._endpoint(webhook_id)
         now = self._clock()
         secret = new_secret()
-        rotated = replace(
-            endpoint,
-            secrets=(secret, endpoint.secrets[0]),
-            previous_until=iso(now + ROTATION_OVERLAP),
-            updated_at=iso(now),
-        )
-        self._store.put(rotated)
-        return {**endpoint_view(rotated), "secret": secret}
+        changes: dict[str, Any] = {
+            "secrets": (secret, endpoint.secrets[0]),
+            "previous_until": iso(now + ROTATION_OVERLAP),
+            "updated_at": iso(now),
+        }
+        # Over the endpoint as read only: of two rotations at once one is a 409, never a secret shown that never signs.
+        self._store.change(webhook_id, endpoint.updated_at, changes)
+        return {**endpoint_view(replace(endpoint, **changes)), "secret": secret}
 
     def send_test(self, webhook_id: str) -> dict[str, str]:
         """Queue a ``webhook.test`` message (``data`` empty) for this endpoint alone, whatever it subscribes to:

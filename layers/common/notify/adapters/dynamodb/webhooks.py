@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from notify.adapters.dynamodb.cursors import NO_PAGING, CursorCodec
 from notify.adapters.dynamodb.items import call, conditional_update, expression_values, from_item, to_item
 from notify.adapters.dynamodb.rules import PartitionRules
-from notify.errors import FieldError, ValidationFailed
+from notify.errors import Conflict, FieldError, NotFound, ValidationFailed
 from notify.records import WebhookDelivery, WebhookEndpoint, WebhookOutcome
 
 if TYPE_CHECKING:
@@ -76,6 +76,41 @@ class DynamoWebhookStore(PartitionRules[str, WebhookEndpoint, WebhookEndpoint]):
     def delete(self, webhook_id: str) -> bool:
         """A DeleteItem; True if there was an endpoint. Its deliveries expire with their TTL."""
         return self._delete(webhook_id)
+
+    def change(self, webhook_id: str, expected_updated_at: str, fields: Mapping[str, Any]) -> None:
+        """One UpdateItem of ``fields`` alone, conditional on the endpoint's ``updated_at`` as read."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values: dict[str, Any] = {":expected": expected_updated_at}
+        sets, removes = [], []
+        for alias, name in names.items():
+            value = fields[name]
+            if value is None:
+                removes.append(alias)
+            else:
+                values[f":v{alias[2:]}"] = list(value) if isinstance(value, tuple) else value
+                sets.append(f"{alias} = :v{alias[2:]}")
+        update = " ".join(
+            part
+            for part in (
+                f"SET {', '.join(sets)}" if sets else "",
+                f"REMOVE {', '.join(removes)}" if removes else "",
+            )
+            if part
+        )
+        applied, found = conditional_update(
+            f"change a {self.NOUN}",
+            self._client,
+            TableName=self._table,
+            Key=to_item({"pk": self.PARTITION, "sk": webhook_id}),
+            UpdateExpression=update,
+            ConditionExpression="attribute_exists(pk) AND updated_at = :expected",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=expression_values(values),
+        )
+        if not applied:
+            if not found:
+                raise NotFound(f"no webhook {webhook_id}")
+            raise Conflict(f"webhook {webhook_id} changed meanwhile: read it again and retry")
 
     def mark_failing(self, webhook_id: str, since: str) -> None:
         """One conditional UpdateItem of ``failing_since`` alone: set only if the endpoint exists without it."""
