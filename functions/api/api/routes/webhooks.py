@@ -130,7 +130,7 @@ def get_webhook(_: WebhooksReader, webhooks: Webhooks, webhook_id: WebhookId) ->
         '`"enabled": true` enables a disabled endpoint (whatever disabled it) and `false` disables it '
         "(`disabled_reason` `by_user`). Messages already queued for a disabled endpoint are dropped."
     ),
-    responses=responses(200, "Changed", 404),
+    responses=responses(200, "Changed", 404, 409),
 )
 @tracer.capture_method
 def update_webhook(
@@ -168,7 +168,7 @@ def delete_webhook(_: WebhooksWriter, webhooks: Webhooks, webhook_id: WebhookId)
         "Answers the endpoint with its new `secret`, shown in this answer only. For 24 h each message carries two "
         "signatures, the new secret's and the one it replaces, so a receiver can switch without missing one."
     ),
-    responses=responses(200, "Rotated, with the new secret", 404),
+    responses=responses(200, "Rotated, with the new secret", 404, 409),
 )
 @tracer.capture_method
 def rotate_webhook_secret(_: WebhooksWriter, webhooks: Webhooks, webhook_id: WebhookId) -> WebhookWithSecret:
