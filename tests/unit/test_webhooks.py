@@ -176,6 +176,8 @@ def test_only_https_urls_without_credentials_and_http_only_to_the_local_stacks_l
         "::ffff:127.0.0.1",
         "::ffff:169.254.169.254",
         "2002:7f00:1::",
+        "64:ff9b::a00:5",  # NAT64 of 10.0.0.5
+        "64:ff9b::a9fe:a9fe",  # NAT64 of the metadata service
         "ff02::1",
         "::",
     ],
@@ -188,6 +190,7 @@ def test_a_name_resolving_to_an_address_that_is_not_public_is_refused(address: s
 def test_a_public_address_is_the_one_to_connect_to() -> None:
     target = check_url("https://hooks.example.com/")
     assert resolve_public(target, _resolving("93.184.216.34", "2606:2800:220:1::1")) == "93.184.216.34"
+    assert resolve_public(target, _resolving("64:ff9b::5db8:d822")) == "64:ff9b::5db8:d822"  # NAT64 of 93.184.216.34
 
 
 @pytest.mark.parametrize("host", ["2130706433", "0177.0.0.1", "0x7f.1", "127.1", "[::ffff:127.0.0.1]", "[::1]"])

@@ -228,13 +228,18 @@ def _loopback(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     return ip.is_loopback or (mapped is not None and mapped.is_loopback)
 
 
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052's well-known prefix
+
+
 def is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
     """Whether the service may call ``ip``: a globally routable unicast address. Private, loopback, link-local (the
     metadata service at 169.254.169.254 and fd00:ec2::254), shared (100.64/10), documentation, reserved,
     unspecified and multicast addresses are not, nor is an IPv6 address that embeds an IPv4 one that is not (mapped
-    ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, Teredo)."""
+    ``::ffff:a.b.c.d``, 6to4 ``2002::/16``, Teredo, and NAT64's ``64:ff9b::/96``, which a dual-stack VPC translates
+    to the IPv4 address in its last 32 bits)."""
     if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        nat64 = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF) if ip in NAT64 else None
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None) or nat64
         if embedded is not None and not is_public(embedded):
             return False
     return ip.is_global and not ip.is_multicast
