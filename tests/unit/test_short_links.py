@@ -278,6 +278,11 @@ class MemoryClicks:
         item["first"] = item["first"] or (at, link)
         return {"job_id": job_id, "event_id": "e1", "event_type": "new_film", "channel": "email"} if first else None
 
+    def forget_first_click(self, job_id: str, at: str) -> None:
+        item = self.jobs.get(job_id)
+        if item is not None and item["first"] is not None and item["first"][0] == at:
+            item["first"] = None
+
     def link_clicks(self, job_id: str, code: str) -> int:
         return int(self.jobs.get(job_id, {}).get("links", {}).get(code, 0))
 
@@ -468,6 +473,12 @@ def test_a_first_click_whose_message_cannot_be_queued_still_redirects_and_is_log
     service = LinkService(links, clicks, lambda: T0, BASE, webhooks=emitter)
     assert service.follow("F" * 16, count=True) == "https://example.com/a"
     assert clicks.jobs["j1"]["clicks"] == 1 and "was not told to the status webhooks" in caplog.text
+    # The click is not the first any more, so the next one tells it, under the same id.
+    queue.fail = False
+    assert service.follow("F" * 16, count=True) == "https://example.com/a"
+    (task,) = [t for t, _ in queue.sent if isinstance(t, WebhookTask)]
+    assert task.message_id == message_id("wh_clicks", "notification.clicked", "j1#clicked")
+    assert clicks.jobs["j1"]["clicks"] == 2
 
 
 # -- the job's history ---------------------------------------------------------------------------------------------

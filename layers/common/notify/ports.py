@@ -541,6 +541,11 @@ class ClickStore(Protocol):
         click on any of the job's short links, else None (a later click; or no such job, and nothing written)."""
         ...
 
+    def forget_first_click(self, job_id: str, at: str) -> None:
+        """Remove the job's first click if it is the one recorded at ``at`` (its status webhook could not be queued:
+        the next click is then the first again, and tells it); a later first click stays."""
+        ...
+
     def link_clicks(self, job_id: str, code: str) -> int:
         """How many clicks the job's link ``code`` had."""
         ...

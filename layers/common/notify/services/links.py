@@ -6,8 +6,9 @@ one write); a link made through the API counts on its own item. A click the stor
 is logged and still redirected: the recipient gets where the link leads either way.
 
 The first click on any of a job's links is told to the status webhooks that subscribe to ``notification.clicked``
-(``webhooks``; none, none told), after the write that found it first. A message that cannot be queued is logged, not
-retried, for the same reason: the redirect never waits on, nor fails for, the accounting.
+(``webhooks``; none, none told), after the write that found it first. A message that cannot be queued is logged and
+the click made not the first again (the counts stay), so the next click tells it: the redirect never waits on, nor
+fails for, the accounting.
 """
 
 from __future__ import annotations
@@ -82,7 +83,12 @@ class LinkService:
         try:
             self._webhooks.emit(for_engagement(job, "clicked"))
         except StoreUnavailable as exc:
+            # The redirect goes ahead; the click is made not the first again, so the next one tells it (same id).
             log.warning("the first click on short link %s… was not told to the status webhooks: %s", code[:4], exc)
+            try:
+                self._clicks.forget_first_click(str(link.job_id), at)
+            except StoreUnavailable as again:
+                log.warning("nor could it be forgotten, so no later click will tell it: %s", again)
 
     def create(self, url: str, *, ttl_days: int, caller_id: str, base: str = "") -> dict[str, Any]:
         """A new link to ``url`` (BadTarget if it may not lead there) for ``ttl_days``, made by ``caller_id``."""

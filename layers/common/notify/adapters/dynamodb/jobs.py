@@ -348,6 +348,19 @@ class DynamoJobLedger(DynamoJobReads):
             return None
         return {name: str(old[name]) for name in CLICK_IDENTIFIERS if old.get(name) is not None}
 
+    def forget_first_click(self, job_id: str, at: str) -> None:
+        """One conditional UpdateItem removing ``first_click`` if its ``at`` is this one's (the counts stay)."""
+        conditional_update(
+            "forget a first click",
+            self._client,
+            TableName=self._table,
+            Key=to_item(_key(job_id)),
+            UpdateExpression="REMOVE first_click",
+            ConditionExpression="first_click.#at = :at",
+            ExpressionAttributeNames={"#at": "at"},
+            ExpressionAttributeValues=expression_values({":at": at}),
+        )
+
     def link_clicks(self, job_id: str, code: str) -> int:
         """The count of the job's short link ``code`` (a GetItem of that one attribute)."""
         resp = call(
