@@ -973,6 +973,7 @@ def table(r: dict[str, Any]) -> str:
         ),
         ("  webhooks lost", w["lost"], "goal 0: neither received nor waiting for a retry"),
         ("  webhooks under distinct ids", w["duplicates_distinct_ids"], "goal 0: one change received as two messages"),
+        ("  webhooks unexpected", w["unexpected"], "goal 0: a message for a change no job's history records"),
     ]
     calls = r["provider_calls"]
     width = max(len(str(name)) for name, _, _ in rows)
@@ -1064,10 +1065,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         and webhooks["lost"] == 0
         and webhooks["duplicates_distinct_ids"] == 0
         and webhooks["invalid_signatures"] == 0
+        and webhooks["unexpected"] == 0
     )
     goal = (
         "lost 0, duplicates 0, stuck 0; digests: lost members 0, duplicate digests 0; webhooks: lost 0, "
-        "distinct ids 0, invalid signatures 0"
+        "distinct ids 0, invalid signatures 0, unexpected 0"
     )
     print(f"GOAL MET: {goal}" if ok else "GOAL NOT MET", flush=True)
     return 0 if ok else 1
