@@ -158,6 +158,20 @@ class KafkaSource:
 
 
 @dataclass(frozen=True)
+class SqsSource:
+    """A function's SQS event source mapping: a SAM ``Type: SQS`` event or a plain ``AWS::Lambda::EventSourceMapping``
+    whose EventSourceArn is a queue of the template, with its values as Lambda reads them (SAM passes an SQS
+    event's properties to the mapping it generates unchanged)."""
+
+    logical_id: str  # the mapping's (SAM names an event's ``<function><event>``)
+    queue: str  # the queue's logical id
+    batch_size: int = 10  # Lambda's default for SQS
+    batching_window_seconds: int = 0  # MaximumBatchingWindowInSeconds
+    report_batch_item_failures: bool = False
+    maximum_concurrency: Optional[int] = None  # ScalingConfig.MaximumConcurrency; None: no bound of its own
+
+
+@dataclass(frozen=True)
 class Template:
     """The parts of template.yaml that tests and local wiring read."""
 
@@ -265,6 +279,12 @@ class Template:
         alias SAM generates for ``AutoPublishAlias: live``, ``{"Ref": "FAliaslive"}`` (a published version, which
         SnapStart needs; locally the same handler)."""
         refs = [{"Ref": function}]
+        if function not in self.functions():  # SAM's translation: the AWS::Lambda::Alias resources of the function
+            return refs + [
+                {"Ref": alias}
+                for alias, resource in self.resources("AWS::Lambda::Alias").items()
+                if resource["Properties"].get("FunctionName") == {"Ref": function}
+            ]
         alias = self.functions()[function].properties.get("AutoPublishAlias")
         if isinstance(alias, str):
             generated = f"{function}Alias{''.join(c for c in alias if c.isalnum())}"
@@ -297,6 +317,37 @@ class Template:
             queue = event["Properties"]["Queue"]["Fn::GetAtt"][0]
             return str(queue), int(event["Properties"].get("BatchSize", 10))
         raise LookupError(f"{function} has no SQS event")
+
+    def sqs_sources(self, function: str, parameters: Mapping[str, str]) -> dict[str, SqsSource]:
+        """The SQS event source mappings that invoke ``function`` (or its alias) with these parameter values, by
+        logical id: its SAM ``Type: SQS`` events and the plain mappings on a queue of the template whose Condition
+        holds (Transport sqs's jobs queue). Read from SAM's translation, the same mappings, all of them plain."""
+        queues = self.resources("AWS::SQS::Queue")
+        found: list[tuple[str, dict[str, Any], Any]] = []
+        if function in self.functions():
+            for name, event in self.functions()[function].events_of_type("SQS").items():
+                props = self.evaluate(event["Properties"], parameters)
+                found.append((f"{function}{name}", props, props["Queue"]))
+        for logical_id, resource in self.event_source_mappings(function).items():
+            if "Condition" in resource and not self.condition(resource["Condition"], parameters):
+                continue
+            props = self.evaluate(resource["Properties"], parameters)
+            found.append((logical_id, props, props.get("EventSourceArn")))
+        sources = {}
+        for logical_id, props, arn in found:
+            target = arn.get("Fn::GetAtt") if isinstance(arn, dict) else None
+            if not target or target[0] not in queues or target[1] != "Arn":
+                continue  # Kafka, or a queue outside the template
+            concurrency = props.get("ScalingConfig", {}).get("MaximumConcurrency")
+            sources[logical_id] = SqsSource(
+                logical_id=logical_id,
+                queue=str(target[0]),
+                batch_size=int(props.get("BatchSize", 10)),
+                batching_window_seconds=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+                report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                maximum_concurrency=int(concurrency) if concurrency is not None else None,
+            )
+        return sources
 
     def schedule(self, function: str) -> str:
         """The schedule expression of the function's Schedule or ScheduleV2 event."""

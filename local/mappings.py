@@ -12,7 +12,7 @@ from typing import Any, Optional, Protocol
 
 import boto3
 
-from local.cfn import KafkaSource
+from local.cfn import KafkaSource, SqsSource
 from local.events import (
     consumer_record,
     function_arn,
@@ -416,40 +416,114 @@ def _one_line(exc: BaseException) -> str:
 
 
 class SqsMapping(_Loop):
-    """Like Lambda's SQS event source mapping with ReportBatchItemFailures."""
+    """Like Lambda's SQS event source mapping: the SAM event on the delay queue, or a plain mapping on a queue
+    (Transport sqs's jobs queue), with the values of its :class:`SqsSource`.
 
-    def __init__(self, function: Invocable, queue_url: str, queue_arn: str, batch_size: int) -> None:
-        super().__init__("sqs-mapping")
+    A batch is up to BatchSize messages; once the first has arrived, the poller keeps receiving for up to
+    MaximumBatchingWindowInSeconds or until the batch is full, as Lambda gathers a batch. With
+    ReportBatchItemFailures only the messages the answer names stay on the queue (an answer naming a message not
+    in the batch fails the whole batch, as Lambda reads it); without it any answer deletes the whole batch. A
+    raised invocation deletes nothing. What stays comes back after the queue's visibility timeout, and after
+    maxReceiveCount receives the queue's redrive policy moves it to its dead-letter queue (moto does that, as SQS).
+    One poller invokes one batch at a time: ScalingConfig.MaximumConcurrency (at least 2) is never reached here.
+    """
+
+    def __init__(
+        self,
+        function: Invocable,
+        queue_url: str,
+        queue_arn: str,
+        batch_size: int = 10,
+        *,
+        batching_window_seconds: float = 0,
+        report_batch_item_failures: bool = True,
+        name: str = "sqs-mapping",
+    ) -> None:
+        super().__init__(name)
         self._function = function
         self._url = queue_url
         self._arn = queue_arn
-        self._batch_size = min(10, batch_size)
+        self._batch_size = min(10, batch_size)  # one ReceiveMessage's most (Lambda's larger batches need a window)
+        self._window = batching_window_seconds
+        self._partial = report_batch_item_failures
         self._sqs = boto3.client("sqs")
 
-    def poll(self) -> None:
+    @classmethod
+    def of(cls, function: Invocable, source: SqsSource, queue_url: str, queue_arn: str) -> SqsMapping:
+        """The mapping ``source`` describes, on the queue at ``queue_url``."""
+        return cls(
+            function,
+            queue_url,
+            queue_arn,
+            source.batch_size,
+            batching_window_seconds=source.batching_window_seconds,
+            report_batch_item_failures=source.report_batch_item_failures,
+            name=f"sqs-mapping-{source.queue}",
+        )
+
+    def _receive(self, count: int, wait: int) -> list[dict[str, Any]]:
         resp = self._sqs.receive_message(
             QueueUrl=self._url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=1,
+            MaxNumberOfMessages=count,
+            WaitTimeSeconds=wait,
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         )
-        messages = resp.get("Messages", [])
+        return [dict(m) for m in resp.get("Messages", [])]
+
+    def batch(self) -> list[dict[str, Any]]:
+        """The next batch: what one long poll brings, then more until the batching window ends or it is full."""
+        messages = self._receive(self._batch_size, 1)
+        deadline = time.monotonic() + self._window
+        while messages and len(messages) < self._batch_size and not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            more = self._receive(self._batch_size - len(messages), 1 if left >= 1 else 0)
+            messages += more
+            if not more:
+                self._stop.wait(min(left, 0.1))
+        return messages
+
+    def poll(self) -> None:
+        messages = self.batch()
         if not messages:
             return
         event = sqs_event([received_message(m, self._arn) for m in messages])
         try:
-            result = self._function.invoke(event) or {}
-            failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+            result = self._function.invoke(event)
         except Exception:
-            log.exception("worker raised on an SQS batch of %d; it returns after the visibility timeout", len(messages))
+            log.exception(
+                "%s raised on an SQS batch of %d; it returns after the visibility timeout",
+                self._function.name,
+                len(messages),
+            )
             return
+        failed = self._reported(result, messages)
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):
             self._sqs.delete_message_batch(
                 QueueUrl=self._url,
                 Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
             )
+
+    def _reported(self, result: Any, messages: Sequence[dict[str, Any]]) -> set[str]:
+        """The message ids a partial batch response names; all of them if it names one not in the batch."""
+        if not self._partial or not isinstance(result, dict):
+            return set()  # without ReportBatchItemFailures, Lambda reads any answer as success
+        ids = {str(m["MessageId"]) for m in messages}
+        failed: set[str] = set()
+        for item in result.get("batchItemFailures") or []:
+            identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+            if not isinstance(identifier, str) or identifier not in ids:
+                log.warning(
+                    "%s reported a failure of no message in the batch: %r; the whole batch failed",
+                    self._function.name,
+                    item,
+                )
+                return ids
+            failed.add(identifier)
+        return failed
 
 
 class Schedule(_Loop):
