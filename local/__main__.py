@@ -27,7 +27,7 @@ def _busy(config: Config) -> list[str]:
         "WS_PORT": config.ws_port,
         "WEBHOOK_RECEIVER_PORT": config.webhook_receiver_port,
     }
-    if config.kafka_bootstrap is None:
+    if config.uses_kafka and config.kafka_bootstrap is None:  # Tansu's; Transport sqs runs no Kafka
         ports["KAFKA_PORT"] = config.kafka_port
     return [f"{name}={port}" for name, port in ports.items() if port_open(port)]
 
@@ -47,20 +47,33 @@ def _demo_query(stack: LocalStack) -> str:
     return "" if stack.config.ws_port == Config().ws_port else f"?ws={quote(stack.ws_url, safe='')}"
 
 
+def _jobs_line(stack: LocalStack) -> str:
+    """Where jobs travel to the worker: the Kafka topic, or with TRANSPORT=sqs the SQS jobs queue."""
+    if stack.config.uses_kafka:
+        return (
+            f"  Kafka             {stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
+            f"   ({stack.kafka_wiring().source.event_source} events)"
+        )
+    (source,) = [source for trigger, source in stack.sqs_sources().values() if trigger == "jobs"]
+    return (
+        f"  Jobs queue        {os.environ.get('JOBS_QUEUE_URL')}   (SQS, no Kafka: batches of up to"
+        f" {source.batch_size} to the worker)"
+    )
+
+
 def _banner(stack: LocalStack, seconds: float) -> str:
     c = stack.config
     return "\n".join(
         [
             "",
-            f"Notification service: local stack is up (started in {seconds:.1f} s)",
+            f"Notification service: local stack is up, transport {stack.transport} (started in {seconds:.1f} s)",
             f"  API               {stack.api_url}   (X-API-Key: {c.api_key})",
             f"  Console           {stack.api_url}/admin/   (enter the API key)",
             f"  Swagger UI        {stack.api_url}/docs",
             f"  OpenAPI           {stack.api_url}/openapi.json",
             f"  AWS (moto)        {stack.endpoint}   (AWS_ENDPOINT_URL)",
             f"  Sent emails       {stack.endpoint}{EMAILS_PATH}?to=<address>   or: make emails",
-            f"  Kafka             {stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
-            f"   ({stack.kafka_wiring().source.event_source} events)",
+            _jobs_line(stack),
             f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"
             " demo-bounce, demo-complaint)",
             f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens"
@@ -79,7 +92,11 @@ def _banner(stack: LocalStack, seconds: float) -> str:
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # connection chatter; failures surface in the handlers
-    config = Config.from_env()
+    try:
+        config = Config.from_env()
+    except ValueError as exc:
+        print(f"make local: {exc}", file=sys.stderr)
+        return 2
     busy = _busy(config)
     if busy:
         pid = _running_pid(config.state_dir / "pid")

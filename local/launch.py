@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 from local.cfn import ROOT
 from local.emails import sent_emails
+from local.infra import STATE_FILE, StackState
 from local.processes import free_port
 
 KEY = "local-dev-key"
@@ -51,6 +52,7 @@ class StackProcess:
     process: subprocess.Popen[str]
     log: Path
     ports: dict[str, int] = field(default_factory=dict)
+    transport: str = "kafka"  # TRANSPORT: how jobs reach the worker (kafka, or sqs: no Kafka runs)
 
     def call(
         self, method: str, path: str, body: Any = None, key: Optional[str] = KEY, **headers: str
@@ -71,6 +73,11 @@ class StackProcess:
     def receiver(self) -> str:
         """The demo webhook receiver's base URL."""
         return f"http://127.0.0.1:{self.ports['WEBHOOK_RECEIVER_PORT']}"
+
+    def queue_url(self, logical_id: str) -> str:
+        """The URL in moto of the stack's queue of that logical id in template.yaml (``JobsQueue``, say)."""
+        state = StackState.from_json((self.log.parent / STATE_FILE).read_text())
+        return state.infra.queues[logical_id]
 
     def emails(self, contains: str) -> list[dict[str, Any]]:
         """The emails moto accepted holding ``contains`` (its SES store's index, not a dump of every backend)."""
@@ -122,6 +129,7 @@ def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProce
         process=process,
         log=log,
         ports=ports,
+        transport=env.get("TRANSPORT") or "kafka",
     )
     deadline = time.monotonic() + timeout
     while True:

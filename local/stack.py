@@ -14,7 +14,7 @@ from typing import Any, Optional
 import boto3
 
 from local.auth_service import AuthService
-from local.cfn import ROOT, Template, template
+from local.cfn import ROOT, SqsSource, Template, template
 from local.container import ContainerFunction
 from local.events import ACCOUNT, REGION
 from local.gateway import Cors, Gateway
@@ -46,6 +46,8 @@ log = logging.getLogger("local.stack")
 
 # The demo inbox page and its assets, served by the local HTTP gateway at /demo/ (docs/INBOX.md).
 DEMO = ROOT / "local" / "demo"
+# The template's Transport values (template.yaml checks it too: parameters() refuses a value it does not allow).
+TRANSPORTS = ("kafka", "sqs")
 
 
 @dataclass
@@ -57,6 +59,9 @@ class Config:
     ws_port: int = 3002  # the WebSocket API and its management API (/@connections)
     webhook_receiver_port: int = 3003  # the demo receiver of status webhooks (local/webhook_receiver.py)
     webhook_receiver_messages: int = 200  # the messages it keeps (the chaos run keeps them all)
+    # How jobs travel to the worker, the template's Transport: kafka (Tansu, or kafka_bootstrap) or sqs (the
+    # template's jobs queue in moto, delivered by its event source mapping; no Kafka at all).
+    transport: str = "kafka"
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
@@ -79,11 +84,25 @@ class Config:
     # (PARAMETER_OVERRIDES="CorsAllowedOrigins=http://127.0.0.1:8080 LogLevel=DEBUG").
     parameter_overrides: dict[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.transport not in TRANSPORTS:
+            raise ValueError(f"TRANSPORT={self.transport!r}: {' or '.join(TRANSPORTS)}")
+
+    @property
+    def uses_kafka(self) -> bool:
+        return self.transport == "kafka"
+
     @classmethod
     def from_env(cls) -> Config:
+        """The configuration ``make local`` reads from its environment; ValueError names a variable it refuses."""
         env = os.environ
         seconds = env.get("SCHEDULE_SECONDS")
+        overrides = dict(pair.partition("=")[::2] for pair in shlex.split(env.get("PARAMETER_OVERRIDES", "")))
+        transport = env.get("TRANSPORT") or overrides.get("Transport") or "kafka"
+        if overrides.get("Transport", transport) != transport:
+            raise ValueError(f"TRANSPORT={transport} and PARAMETER_OVERRIDES Transport={overrides['Transport']}")
         return cls(
+            transport=transport,
             api_port=int(env.get("API_PORT", 3000)),
             moto_port=int(env.get("MOTO_PORT", 4566)),
             kafka_port=int(env.get("KAFKA_PORT", 9092)),
@@ -100,9 +119,7 @@ class Config:
             api_key=env.get("LOCAL_API_KEY", "local-dev-key"),
             schedule_seconds=float(seconds) if seconds else None,
             state_dir=Path(env["LOCAL_STATE_DIR"]) if env.get("LOCAL_STATE_DIR") else ROOT / ".local-stack",
-            parameter_overrides=dict(
-                pair.partition("=")[::2] for pair in shlex.split(env.get("PARAMETER_OVERRIDES", ""))
-            ),
+            parameter_overrides=overrides,
         )
 
     @classmethod
@@ -130,9 +147,11 @@ class LocalStack:
         self.gateway: Optional[Gateway] = None
         self.ws_gateway: Optional[WebSocketGateway] = None
         self._loops: list[KafkaMapping | SqsMapping | Schedule] = []
+        # The worker's containers by trigger when config.containers: kafka (Transport kafka), sqs (the delay
+        # queue), jobs (Transport sqs's jobs queue).
         self.workers: dict[str, ContainerFunction] = {}
         self.simulator: Optional[MailboxSimulator] = None
-        self.ses_proxy: Optional[ProviderFaults] = None  # by trigger (kafka, sqs) when config.containers
+        self.ses_proxy: Optional[ProviderFaults] = None
         self.kafka_secrets: dict[str, str] = {}  # KafkaSecretArn, KafkaRootCaSecretArn: their secrets in moto
         # The demo receiver of status webhooks; it learns the secrets of the endpoints registered for its URL.
         self.receiver = WebhookReceiver(
@@ -142,7 +161,14 @@ class LocalStack:
         )
 
     @property
+    def transport(self) -> str:
+        return self.config.transport
+
+    @property
     def bootstrap(self) -> str:
+        """The Kafka brokers (Transport kafka); empty with sqs, as a deployment without Kafka leaves them."""
+        if not self.config.uses_kafka:
+            return ""
         return self.config.kafka_bootstrap or f"127.0.0.1:{self.config.kafka_port}"
 
     @property
@@ -174,7 +200,8 @@ class LocalStack:
 
         KafkaMode is the template's default unless ``KAFKA_MODE`` says otherwise: the Kafka here is Tansu either
         way, but the worker gets the events of that mode's event source mapping (``SelfManagedKafka`` or
-        ``aws:kafka``), as it would in AWS.
+        ``aws:kafka``), as it would in AWS. Transport is ``Config.transport``; with sqs the Kafka parameters are
+        left empty, as a deployment without Kafka leaves them.
         """
         defaults = self.template.parameter_defaults()
         mode = self.config.kafka_mode or defaults["KafkaMode"]
@@ -185,10 +212,16 @@ class LocalStack:
         unknown = sorted(self.config.parameter_overrides.keys() - self.template.parameters.keys())
         if unknown:
             raise ValueError(f"PARAMETER_OVERRIDES: the template has no parameter {', '.join(unknown)}")
+        transports = self.template.parameters["Transport"].get("AllowedValues", TRANSPORTS)
+        if self.transport not in transports:
+            raise ValueError(f"TRANSPORT={self.transport!r}: the template allows {', '.join(transports)}")
+        if self.config.parameter_overrides.get("Transport", self.transport) != self.transport:
+            raise ValueError("PARAMETER_OVERRIDES: set the transport with TRANSPORT, not Transport")
         return {
             **defaults,
+            "Transport": self.transport,
             "KafkaMode": mode,
-            "MskClusterArn": msk if mode == "msk" else "",
+            "MskClusterArn": msk if mode == "msk" and self.config.uses_kafka else "",
             "KafkaBootstrapServers": self.bootstrap,
             "KafkaAuth": self.config.kafka_auth,
             **self.kafka_secrets,
@@ -203,16 +236,18 @@ class LocalStack:
         }
 
     def start_peers(self) -> None:
-        """moto server, Kafka and the Auth service; AWS clients in this process point at moto."""
+        """moto server, Kafka (Transport kafka only) and the Auth service; AWS clients in this process point at
+        moto."""
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
-        for name in ("moto.log", "tansu.log"):  # this run's logs only; restarts within the run append
+        logs = ("moto.log", "tansu.log") if self.config.uses_kafka else ("moto.log",)
+        for name in logs:  # this run's logs only; restarts within the run append
             (state / name).write_bytes(b"")
         # Kept before they are waited on, so that `stop` ends them even if start-up is interrupted.
         self.moto = moto_process(self.config.moto_port, state / "moto.log")
         self.moto.start()
         os.environ.update(AWS_ENV, AWS_ENDPOINT_URL=self.endpoint)
-        if self.config.kafka_bootstrap is None:
+        if self.config.uses_kafka and self.config.kafka_bootstrap is None:
             s3 = None
             if self.config.kafka_storage == "s3":
                 bucket = f"{self.config.prefix}-kafka"
@@ -225,7 +260,8 @@ class LocalStack:
         self.auth.start()
 
     def provision(self) -> dict[str, str]:
-        """Create the template's resources, the topic and the sender identity; set and return the env."""
+        """Create the template's resources, the topic (Transport kafka) and the sender identity; set and return the
+        env."""
         # The WebSocket API's execute-api URLs (WEBSOCKET_ENDPOINT) resolve to the local WebSocket gateway.
         apis = dict.fromkeys(self.template.websocket_apis(), f"http://127.0.0.1:{self.config.ws_port}")
         self.store_kafka_secrets()
@@ -243,7 +279,8 @@ class LocalStack:
         self.environments = function_environments(self.template, self.infra, local_environment(self.own_origins))
         env = merged_environment(self.environments)
         os.environ.update(env)
-        create_topic(self.bootstrap, env["KAFKA_TOPIC"], options=self.kafka_options())
+        if self.config.uses_kafka:
+            create_topic(self.bootstrap, env["KAFKA_TOPIC"], options=self.kafka_options())
         if self.kafka is not None:  # Tansu keeps topics in memory: a restarted broker gets it again
             self.kafka.after_start.append(lambda: create_topic(self.bootstrap, env["KAFKA_TOPIC"]))
         verify_sender(env["SENDER_EMAIL"])
@@ -307,7 +344,8 @@ class LocalStack:
         return Function(logical_id, spec.handler, spec.timeout, spec.memory_size)
 
     def kafka_wiring(self, function: str = "WorkerFunction") -> KafkaWiring:
-        """The function's active Kafka event source mapping, resolved to this stack's topic and queues."""
+        """The function's active Kafka event source mapping, resolved to this stack's topic and queues (LookupError
+        with Transport sqs, which has none)."""
         assert self.infra is not None
         source = self.template.kafka_source(function, self.infra.parameters)
         return KafkaWiring(
@@ -316,6 +354,15 @@ class LocalStack:
             resolve(source.topic, self.infra),
             queue_url(source.on_failure, self.infra) if source.on_failure is not None else None,
         )
+
+    def sqs_sources(self, function: str = "WorkerFunction") -> dict[str, tuple[str, SqsSource]]:
+        """The function's SQS event source mappings with these parameters, each with its trigger's name: ``sqs``
+        for the delay queue's (the SAM event), the queue's name otherwise (``jobs`` for Transport sqs's)."""
+        assert self.infra is not None
+        return {
+            logical_id: ("sqs" if source.queue == "DelayQueue" else source.queue.removesuffix("Queue").lower(), source)
+            for logical_id, source in self.template.sqs_sources(function, self.infra.parameters).items()
+        }
 
     def container(self, logical_id: str, trigger: str) -> ContainerFunction:
         """The function in its own container (child process) for one trigger, as Lambda scales per mapping."""
@@ -330,13 +377,11 @@ class LocalStack:
         """Load the handlers and wire their triggers, as template.yaml describes them."""
         assert self.infra is not None
         api, worker, scheduler = (self.function(f) for f in ("ApiFunction", "WorkerFunction", "SchedulerFunction"))
-        kafka_worker: Invocable = worker
-        sqs_worker: Invocable = worker
-        if self.config.containers:
-            kafka_worker, sqs_worker = (
-                self.container("WorkerFunction", "kafka"),
-                self.container("WorkerFunction", "sqs"),
-            )
+
+        def worker_for(trigger: str) -> Invocable:
+            """The worker as this trigger invokes it: its own container when config.containers."""
+            return self.container("WorkerFunction", trigger) if self.config.containers else worker
+
         # The routes and CORS of SAM's translation, as API Gateway gets them (local/http_api.py).
         served = http_api(self.template, "ApiFunction", self.infra.parameters, self.config.state_dir)
         self.gateway = Gateway(
@@ -355,13 +400,16 @@ class LocalStack:
         self.simulator = MailboxSimulator(self.function("FeedbackFunction").invoke, published=published).start()
         self.ses_proxy = ProviderFaults(self.endpoint, after_email=self.simulator.sent).start()
         os.environ["AWS_ENDPOINT_URL_SESV2"] = self.ses_proxy.url
-        queue, sqs_batch = self.template.sqs_event("WorkerFunction")
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
-        self._loops = [
-            KafkaMapping(kafka_worker, self.kafka_wiring("WorkerFunction")),
-            SqsMapping(sqs_worker, self.infra.queues[queue], self.infra.queue_arns[queue], sqs_batch),
-            Schedule(scheduler, seconds),
-        ]
+        self._loops = []
+        if self.config.uses_kafka:
+            self._loops.append(KafkaMapping(worker_for("kafka"), self.kafka_wiring("WorkerFunction")))
+        for trigger, source in self.sqs_sources("WorkerFunction").values():
+            queue = source.queue
+            self._loops.append(
+                SqsMapping.of(worker_for(trigger), source, self.infra.queues[queue], self.infra.queue_arns[queue])
+            )
+        self._loops.append(Schedule(scheduler, seconds))
         for loop in self._loops:
             loop.start()
 

@@ -1,0 +1,149 @@
+"""`TRANSPORT=sqs make local` as a black box: the whole service with no Kafka, jobs travelling on the SQS jobs queue."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import boto3
+import pytest
+
+from local.events import REGION
+from local.launch import StackProcess, start
+from local.processes import port_open
+
+pytestmark = pytest.mark.e2e
+T = TypeVar("T")
+# Every wait is a ceiling that returns as soon as its condition holds (a loaded machine gets the time).
+
+
+def _poll(read: Callable[[], T], done: Callable[[T], bool], timeout: float, every: float = 0.5) -> T:
+    """``read()`` again until ``done`` holds for what it returned; AssertionError with the last value after
+    ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s; last seen: {value!r}")
+        time.sleep(every)
+
+
+def _raw(letter: dict[str, Any]) -> bytes:
+    """The bytes a dead letter keeps (as text, or base64 when they are not)."""
+    return base64.b64decode(letter["raw_base64"]) if letter.get("raw_base64") else str(letter.get("raw") or "").encode()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
+    """The module's own stack with TRANSPORT=sqs; 240 s: a ceiling for its start on a loaded machine."""
+    launched = start(tmp_path_factory.mktemp("sqs"), timeout=240, TRANSPORT="sqs")
+    yield launched
+    launched.stop()
+
+
+def _accepted(stack: StackProcess, event: dict[str, object]) -> list[str]:
+    status, accepted = stack.call("POST", "/api/v1/events", event)
+    assert status == 202, accepted
+    return [str(j) for j in accepted["job_ids"]]
+
+
+@pytest.mark.timeout(600)  # the module's stack starts in this test's time (240 s), then one wait of 180 s
+def test_an_email_and_an_in_app_notification_are_sent_through_the_jobs_queue(stack: StackProcess) -> None:
+    assert stack.transport == "sqs"
+    (email,) = _accepted(
+        stack,
+        {
+            "event_type": "user_registered",
+            "payload": {"confirmation_url": "https://example.com/confirm/sqs", "first_name": "Ada"},
+            "recipients": {"user_ids": ["demo-user-1"]},
+        },
+    )
+    (in_app,) = _accepted(
+        stack,
+        {
+            "event_type": "review_liked",
+            "payload": {
+                "review_id": "r-" + uuid.uuid4().hex[:8],
+                "movie_id": "m-1",
+                "movie_title": "Dune",
+                "liked_by": "Grace",
+                "likes_count": 2,
+            },
+            "recipients": {"user_ids": ["demo-user-2"]},
+            "channels": ["websocket"],
+        },
+    )
+    deadline = time.monotonic() + 180
+    for job_id, channel in ((email, "email"), (in_app, "websocket")):
+        job = stack.wait_status(job_id, "SENT", timeout=max(1, deadline - time.monotonic()))
+        assert job["channel"] == channel
+        assert [h["status"] for h in job["history"]].count("SENT") == 1, job["history"]
+
+
+def test_no_kafka_runs_and_the_banner_names_the_jobs_queue(stack: StackProcess) -> None:
+    assert not port_open(stack.ports["KAFKA_PORT"])
+    children = subprocess.run(["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True).stdout.split()
+    commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in children]
+    assert commands and not [c for c in commands if "tansu" in c], commands  # moto server only
+    queue = stack.queue_url("JobsQueue")
+    log = _poll(stack.log.read_text, lambda text: "local stack is up" in text, timeout=60)
+    assert "local stack is up, transport sqs" in log
+    assert f"Jobs queue        {queue}" in log
+    assert "Kafka (Tansu)" not in log and "  Kafka  " not in log
+
+
+@pytest.mark.timeout(420)  # 180 s for the jobs, 120 s for the letter
+def test_a_poison_message_beside_good_jobs_on_the_jobs_queue_goes_to_the_dlq_alone(stack: StackProcess) -> None:
+    """Bytes that are no job, sent straight to the jobs queue in one SendMessageBatch with two good jobs."""
+    from notify.catalog import EVENT_TYPES
+    from notify.jobs import EventPlan, new_event_id
+    from notify.models import Channel
+
+    spec = EVENT_TYPES["new_film"]
+    now = datetime.now(UTC)
+    users = ["demo-user-30", "demo-user-31"]
+    plan = EventPlan(
+        new_event_id(),
+        spec,
+        spec.sample_payload(),
+        users,
+        [Channel.EMAIL],
+        spec.priority,
+        now,
+        now + timedelta(hours=1),
+    )
+    jobs = plan.jobs()
+    poison = f"\u00ff not a job {uuid.uuid4().hex}"
+    bodies = [jobs[0].model_dump_json(exclude_none=True), poison, jobs[1].model_dump_json(exclude_none=True)]
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=stack.moto,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    answer = sqs.send_message_batch(
+        QueueUrl=stack.queue_url("JobsQueue"),
+        Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(bodies)],
+    )
+    assert not answer.get("Failed"), answer
+    deadline = time.monotonic() + 180
+    for job in jobs:
+        stack.wait_status(job.job_id, "SENT", timeout=max(1, deadline - time.monotonic()))
+
+    def letters() -> list[dict[str, Any]]:
+        status, body = stack.call("GET", "/api/v1/dlq?limit=200")
+        assert status == 200, body
+        return [x for x in body["items"] if poison.encode() in _raw(x)]
+
+    # A listing hides what it returns for 2 s (dlq.LIST_VISIBILITY_SECONDS): the next one within the ceiling sees it.
+    (letter,) = _poll(letters, lambda found: len(found) == 1, timeout=120, every=3)
+    assert letter["reason"] == "invalid_job" and letter["source"] == "sqs", letter
