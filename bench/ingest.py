@@ -1,20 +1,26 @@
-"""Ingestion: accepted jobs per CPU-second of the API process, next to the raw kafka-python producer.
+"""Ingestion: accepted jobs per CPU-second of the API process, with each transport, next to its raw client.
 
-moto server and Kafka (Tansu) run in their own processes, so the CPU time
-measured here (``time.process_time``) is the API's own work: validation,
-job expansion, the DynamoDB write, producing to Kafka and waiting for acks.
+moto server and Kafka (Tansu) run in their own processes, so the CPU time measured here (``time.process_time``)
+is the API's own work: validation, job expansion, the DynamoDB write, and publishing: producing to Kafka and
+waiting for acks (Transport kafka), or ``SendMessageBatch`` of ten to the jobs queue on moto (Transport sqs, the
+same requests again with ``TRANSPORT`` sqs; the queue is emptied between requests, off the clock, as its event source
+would keep it). The raw clients publish job-sized messages with nothing around them:
+kafka-python's producer with the API's settings, and SQS ``SendMessageBatch`` of ten in one thread.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+import boto3
+
 from bench import arguments
-from bench.peers import peers
+from bench.peers import jobs_queue, peers, sqs_transport
 from bench.worker import largest_item
 from local.cfn import template
 from local.events import http_api_event
@@ -31,10 +37,25 @@ class Sizes:
     wide: int = 20  # POST /events, each to wide_recipients users
     wide_recipients: int = 1000
     raw: int = 20_000  # messages from the raw producer
+    raw_sqs: int = 2_000  # messages from the raw SQS client, ten a request
 
 
 FULL = Sizes()
-QUICK = Sizes(single=2, batch_calls=1, batch_events=5, wide=1, wide_recipients=10, raw=200)
+QUICK = Sizes(single=2, batch_calls=1, batch_events=5, wide=1, wide_recipients=10, raw=200, raw_sqs=20)
+PATHS = ("single", "batch", "wide")
+TRANSPORTS = ("kafka", "sqs")
+
+
+@dataclass
+class _Sends:
+    """The SendMessageBatch requests made (botocore's ``before-send`` hook) and the largest one's body, in bytes."""
+
+    calls: int = 0
+    largest: int = 0
+
+    def count(self, request: Any, **_: Any) -> None:
+        self.calls += 1
+        self.largest = max(self.largest, len(request.body or b""))
 
 
 def _event(users: list[str]) -> dict[str, Any]:
@@ -59,41 +80,78 @@ def _cpu(fn: Callable[[], int]) -> tuple[int, float, float]:
     return jobs, time.process_time() - cpu, time.perf_counter() - wall
 
 
+def _timed(requests: Sequence[Callable[[], int]], between: Callable[[], None]) -> tuple[int, float, float]:
+    """(jobs, CPU seconds, wall seconds) of the requests, each timed on its own, with ``between`` after each, off the
+    clock."""
+    jobs, cpu, wall = 0, 0.0, 0.0
+    for request in requests:
+        n, c, w = _cpu(request)
+        jobs, cpu, wall = jobs + n, cpu + c, wall + w
+        between()
+    return jobs, cpu, wall
+
+
 def run(sizes: Sizes = FULL) -> dict[str, tuple[int, float, float]]:
-    with peers() as stack:
-        from api.app import lambda_handler
+    """(jobs, CPU s, wall s) of each path: ``single``, ``batch``, ``wide`` with Kafka, ``sqs single`` ... with the
+    jobs queue, ``raw`` / ``raw100`` / ``sqs raw`` for the raw clients; ``event item`` and ``sqs sends <path>``
+    (SendMessageBatch requests, the largest request's bytes) carry counts in their first two places."""
+    sends = _Sends()
+    session = boto3._get_default_session()
+    session.events.register("before-send.sqs.SendMessageBatch", sends.count, unique_id="bench-ingest-sends")
+    try:
+        with peers() as stack:
+            from api.app import lambda_handler
 
-        headers = {"content-type": "application/json", "x-api-key": stack.config.api_key}
+            headers = {"content-type": "application/json", "x-api-key": stack.config.api_key}
 
-        def post(path: str, body: Any) -> dict[str, Any]:
-            event = http_api_event("POST", path, headers=headers, body=json.dumps(body).encode())
-            result = lambda_handler(event, LambdaContext("ApiFunction"))
-            assert result["statusCode"] in (202, 207), result
-            return dict(json.loads(result["body"]))
+            def post(path: str, body: Any) -> dict[str, Any]:
+                event = http_api_event("POST", path, headers=headers, body=json.dumps(body).encode())
+                result = lambda_handler(event, LambdaContext("ApiFunction"))
+                assert result["statusCode"] in (202, 207), result
+                return dict(json.loads(result["body"]))
 
-        post("/api/v1/events", _event(["warm-up"]))  # cold start and the producer's connection, not measured
+            def events(users: list[str]) -> int:
+                return len(post("/api/v1/events", _event(users))["job_ids"])
 
-        def single() -> int:
-            return sum(len(post("/api/v1/events", _event([f"u{i}"]))["job_ids"]) for i in range(sizes.single))
-
-        def batch() -> int:
-            jobs = 0
-            for c in range(sizes.batch_calls):
+            def batch(c: int) -> int:
                 body = {"events": [_event([f"b{c}-{i}"]) for i in range(sizes.batch_events)]}
-                jobs += sum(len(r["job_ids"]) for r in post("/api/v1/events:batch", body)["results"])
-            return jobs
+                return sum(len(r["job_ids"]) for r in post("/api/v1/events:batch", body)["results"])
 
-        def wide() -> int:
-            return sum(
-                len(post("/api/v1/events", _event([f"w{c}-{i}" for i in range(sizes.wide_recipients)]))["job_ids"])
-                for c in range(sizes.wide)
-            )
+            paths: dict[str, list[Callable[[], int]]] = {
+                "single": [partial(events, [f"u{i}"]) for i in range(sizes.single)],
+                "batch": [partial(batch, c) for c in range(sizes.batch_calls)],
+                "wide": [
+                    partial(events, [f"w{c}-{i}" for i in range(sizes.wide_recipients)]) for c in range(sizes.wide)
+                ],
+            }
+            post("/api/v1/events", _event(["warm-up"]))  # cold start and the producer's connection, not measured
+            results = {name: _timed(requests, lambda: None) for name, requests in paths.items()}
+            results["event item"] = (largest_item("EVT#"), 0.0, 0.0)
+            results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, sizes.raw))
+            results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, 100))
+            queue_url, _ = jobs_queue(stack)
+            client: Any = boto3.client("sqs")
 
-        results = {"single": _cpu(single), "batch": _cpu(batch), "wide": _cpu(wide)}
-        results["event item"] = (largest_item("EVT#"), 0.0, 0.0)
-        results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, sizes.raw))
-        results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, 100))
-        return results
+            def empty() -> None:
+                """A new, empty jobs queue under the same URL: moto's SendMessage counts every message in the queue
+                for each message sent (it builds the queue's attributes), which the event source, draining the
+                queue as it fills, would not let grow; moto would be the benchmark."""
+                client.delete_queue(QueueUrl=queue_url)
+                assert jobs_queue(stack)[0] == queue_url
+
+            with sqs_transport(queue_url):  # the same requests, each API container publishing to the jobs queue
+                post("/api/v1/events", _event(["warm-up-sqs"]))  # a new container: its services and SQS connection
+                for name, requests in paths.items():
+                    sends.calls = sends.largest = 0
+                    results[f"sqs {name}"] = _timed(requests, empty)
+                    results[f"sqs sends {name}"] = (sends.calls, float(sends.largest), 0.0)
+            raw = [
+                partial(_raw_sqs, client, queue_url, min(100, sizes.raw_sqs - n)) for n in range(0, sizes.raw_sqs, 100)
+            ]
+            results["sqs raw"] = _timed(raw, empty)
+            return results
+    finally:
+        session.events.unregister("before-send.sqs.SendMessageBatch", unique_id="bench-ingest-sends")
 
 
 def _raw_producer(bootstrap: str, topic: str, count: int, flush_every: int) -> int:
@@ -115,6 +173,22 @@ def _raw_producer(bootstrap: str, topic: str, count: int, flush_every: int) -> i
         for future in futures:
             future.get(timeout=30)
     producer.close()
+    return count
+
+
+def _raw_sqs(client: Any, queue_url: str, count: int) -> int:
+    """``count`` job-sized messages (the raw producer's value, with the ``kind`` and ``event_id`` attributes the
+    jobs carry) sent with ``SendMessageBatch`` of ten, one request after the other."""
+    body = json.dumps({"job_id": "x" * 36, "payload": _event(["u"]), "pad": "y" * 300})
+    attributes = {
+        "kind": {"DataType": "String", "StringValue": "job"},
+        "event_id": {"DataType": "String", "StringValue": "e" * 26},
+    }
+    for start in range(0, count, 10):
+        entries = [
+            {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i in range(min(10, count - start))
+        ]
+        assert not client.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
     return count
 
 
@@ -148,35 +222,44 @@ def main(quick: bool = False) -> dict[str, float]:
     """Print the run; return the per-job quantities docs/COST.md rests on (``quick``: :data:`QUICK`'s sizes)."""
     sizes = QUICK if quick else FULL
     results = run(sizes)
-    raw_rate = results["raw"][0] / results["raw"][1]
-    print("ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes)")
+    print(
+        "ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes),"
+        " Transport kafka | sqs side by side"
+    )
+    raw = {"kafka": results["raw"][0] / results["raw"][1], "sqs": results["sqs raw"][0] / results["sqs raw"][1]}
     labels = {
         "raw": f"raw producer, one flush ({sizes.raw} msgs)",
         "raw100": "raw producer, a flush per 100 msgs",
+        "sqs raw": f"raw SQS client, SendMessageBatch of 10 ({sizes.raw_sqs} msgs)",
         "single": f"POST /events, 1 job each ({sizes.single})",
         "batch": f"POST /events:batch, {sizes.batch_events} events × 1 job ({sizes.batch_calls})",
         "wide": f"POST /events, {sizes.wide_recipients:,} recipients ({sizes.wide})",
     }
-    for name in ("raw", "raw100", "single", "batch", "wide"):
+
+    def figures(name: str, base: float) -> str:
         jobs, cpu, wall = results[name]
-        rate = jobs / cpu
-        print(
-            f"  {labels[name]:<46}{rate:10,.0f} jobs/CPU-s {jobs / wall:10,.0f} jobs/s wall   "
-            f"{rate / raw_rate:6.0%} of raw"
-        )
+        return f"{jobs / cpu:7,.0f} jobs/CPU-s {jobs / wall:7,.0f} jobs/s wall {jobs / cpu / base:5.0%} of raw"
+
+    for name in ("raw", "raw100"):
+        print(f"  {labels[name]:<52}kafka {figures(name, raw['kafka'])}")
+    blank = " " * len(f"kafka {figures('raw', raw['kafka'])} ")  # the kafka column, empty
+    print(f"  {labels['sqs raw']:<52}{blank}| sqs {figures('sqs raw', raw['sqs'])}")
+    for name in PATHS:
+        print(f"  {labels[name]:<52}kafka {figures(name, raw['kafka'])} | sqs {figures(f'sqs {name}', raw['sqs'])}")
     # Lambda bills each invocation's wall time × MemorySize (wall time here includes waiting for moto and Kafka).
     memory_gb = template().functions()["ApiFunction"].memory_size / 1024
     calls = {"single": sizes.single, "batch": sizes.batch_calls, "wide": sizes.wide}
     quantities: dict[str, float] = {}
     print(f"  per accepted job ({memory_gb:g} GB API function): invocations, GB-s from wall time (from CPU time)")
-    for name in ("single", "batch", "wide"):
-        jobs, cpu, wall = results[name]
-        quantities[f"api_invocations_{name}"] = calls[name] / jobs
-        quantities[f"api_gb_s_{name}"] = wall * memory_gb / jobs
-        print(
-            f"    {labels[name]:<44}{calls[name] / jobs:9.4f} invocations {wall * memory_gb / jobs:10.6f} GB-s"
-            f" ({cpu * memory_gb / jobs:.6f})"
-        )
+    for name in PATHS:
+        line = f"    {labels[name]:<48}{calls[name] / results[name][0]:9.4f} invocations"
+        for transport in TRANSPORTS:
+            jobs, cpu, wall = results[name if transport == "kafka" else f"sqs {name}"]
+            suffix = "" if transport == "kafka" else "_sqs"
+            quantities[f"api_invocations_{name}{suffix}"] = calls[name] / jobs
+            quantities[f"api_gb_s_{name}{suffix}"] = wall * memory_gb / jobs
+            line += f"  {transport} {wall * memory_gb / jobs:10.6f} GB-s ({cpu * memory_gb / jobs:.6f})"
+        print(line)
     item = results["event item"][0]
     print(f"  largest event item the API wrote: {item} bytes = {-(-item // 1024)} write request unit(s)")
     quantities["api_event_item_bytes"] = item
@@ -185,6 +268,16 @@ def main(quick: bool = False) -> dict[str, float]:
     print(
         f"  bytes per job on Kafka: {size['total']} (JSON value {size['value']} + key {size['key']}"
         f" + headers {size['headers']}; record framing not counted)"
+    )
+    largest = max(int(results[f"sqs sends {name}"][1]) for name in PATHS)
+    sends = {name: results[f"sqs sends {name}"][0] / results[f"sqs {name}"][0] for name in PATHS}
+    for name in PATHS:
+        quantities[f"sqs_sends_per_job_{name}"] = sends[name]
+    quantities["sqs_send_request_bytes"] = largest
+    print(
+        "  SQS SendMessageBatch requests per job: "
+        + ", ".join(f"{name} {sends[name]:.3f}" for name in PATHS)
+        + f"; the largest request {largest:,} bytes = {-(-largest // 65536)} billed request(s) (64 KB chunks)"
     )
     return quantities
 

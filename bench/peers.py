@@ -1,9 +1,11 @@
 """Real peers for the benchmarks: moto server and Tansu in their own processes, provisioned from template.yaml;
-dynalite (a DynamoDB implementation in Node.js) for the worker benchmark's DynamoDB, installed on first use."""
+dynalite (a DynamoDB implementation in Node.js) for the worker benchmark's DynamoDB, installed on first use; and
+Transport sqs's jobs queue on the same moto, for the runs of that transport next to Kafka's."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -56,6 +58,48 @@ def peers() -> Iterator[LocalStack]:
                 # would wait 5 s for them to leave: nothing of it is needed any more.
                 stack.kafka.stop(timeout=1.0)
             stack.stop()
+
+
+def jobs_queue(stack: LocalStack) -> tuple[str, str]:
+    """Transport sqs's jobs queue on the stack's moto, with the properties template.yaml gives it (its redrive into
+    the stack's DLQ included) and the name the local stack would; the stack's other resources, Kafka's, stay as they
+    are. Its URL and ARN."""
+    import boto3
+
+    assert stack.infra is not None
+    props = stack.template.properties("JobsQueue")
+    redrive = props.pop("RedrivePolicy")
+    attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
+    attributes["RedrivePolicy"] = json.dumps(
+        {
+            "deadLetterTargetArn": stack.infra.queue_arns[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]],
+            "maxReceiveCount": int(redrive["maxReceiveCount"]),
+        }
+    )
+    client: Any = boto3.client("sqs")
+    url = client.create_queue(QueueName=f"{stack.config.prefix}-JobsQueue", Attributes=attributes)["QueueUrl"]
+    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return str(url), str(arn)
+
+
+@contextmanager
+def sqs_transport(queue_url: str) -> Iterator[None]:
+    """The handlers publish to the jobs queue at ``queue_url`` instead of Kafka while it is open: ``TRANSPORT`` sqs
+    and ``JOBS_QUEUE_URL`` in the environment, as the template sets them for Transport sqs, and the handlers'
+    services built again (a new container) on their next invocation, and again after, with the environment as it
+    was."""
+    saved = {name: os.environ.get(name) for name in ("TRANSPORT", "JOBS_QUEUE_URL")}
+    os.environ.update(TRANSPORT="sqs", JOBS_QUEUE_URL=queue_url)
+    _forget_clients()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _forget_clients()
 
 
 _logged: set[Path] = set()  # the logs this process has started: the first use empties them, later ones append

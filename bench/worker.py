@@ -18,6 +18,12 @@ Every user of the measured batches is notified once before, in a pass of its own
 a user seen earlier the same day), since a user's first notification of a day also keeps their last known contact
 (one more ``UpdateItem``, docs/WORKER.md step 5); that pass's requests are printed as the first-notification cost.
 
+Transport sqs, on both peers: the same number of emails published with ``SqsJobPublisher`` to the jobs queue (on
+moto, as template.yaml makes it), received from it ten at a time as the jobs queue's event source receives them
+(``BatchSize: 10``), and handled as SQS events of those messages, one invocation per ten, one after the other in
+the concurrent run's container (three times, the median reported). Its receives and deletes, which Lambda's poller
+makes and the account pays for, are made and counted outside the measured time.
+
 Last, on dynalite, the last measured users get two more batches under a throttle on the batch's category and
 channel (content email, docs/WORKER.md#throttles): one within its limit (each send counted on its user's item) and
 one past it (each job skipped); their requests are printed as the cost of a throttled category.
@@ -25,6 +31,7 @@ one past it (each job skipped); their requests are printed as the cost of a thro
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import subprocess
@@ -36,6 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,19 +57,20 @@ from notify.models import Category, Channel
 from notify.throttles import CategoryThrottle, ThrottleRule
 
 from bench import arguments
-from bench.peers import copy_tables, dynalite, peers
+from bench.peers import copy_tables, dynalite, jobs_queue, peers, sqs_transport
 from local.cfn import template
-from local.events import kafka_record, msk_event
+from local.events import kafka_record, msk_event, received_message, sqs_event
 from local.invoke import LambdaContext
 from local.processes import free_port
 
 CONCURRENCY = 16
+SQS_BATCH = 10  # the jobs queue's event source's BatchSize (template.yaml)
 AUTH_LATENCY = 0.020
 SES_LATENCY = 0.030
 # SES_MAX_SEND_RATE models the account's SES quota (default 14 a second per container), not the worker: raised
 # so that the benchmark measures the worker (100 emails at 14/s would take 7 s whatever the worker does).
 SES_RATE = 10_000
-AUTH_USERS = 1_000
+AUTH_USERS = 2_000  # the measured users of both peers (7 × batch each) and the warm-up user, the last
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READS = {"GetItem", "Query", "BatchGetItem", "Scan"}
 PEERS = {
@@ -74,7 +83,7 @@ PEERS = {
 class Sizes:
     """``make bench``'s sizes by default, :data:`QUICK`'s with ``--quick``."""
 
-    batch: int = 100  # records in the MSK batch: one invocation
+    batch: int = 100  # records in the MSK batch: one invocation (Transport sqs: ten invocations of ten)
     repeat: int = 3  # concurrent batches per peer (a second each): the median is reported, the others printed beside it
 
 
@@ -122,7 +131,56 @@ class PeerRuns:
     sequential: Measured
     concurrent: Measured
     bare: Bare
+    sqs: Measured  # the concurrent container fed from the jobs queue, ten messages an invocation
     concurrent_rates: list[float] = field(default_factory=list)  # every concurrent batch, the median reported
+    sqs_rates: list[float] = field(default_factory=list)
+
+
+@dataclass
+class JobsQueue:
+    """Transport sqs's jobs queue on moto: jobs go in through the API's publisher and come out as the SQS events its
+    event source would deliver. ``receives`` and ``deletes`` count the requests the event source makes for them."""
+
+    url: str
+    arn: str
+    receives: int = 0
+    deletes: int = 0
+    messages: int = 0
+
+    @cached_property
+    def client(self) -> Any:
+        return boto3.client("sqs")
+
+    def events(self, users: list[int]) -> list[dict[str, Any]]:
+        """One email job per user, published to the queue, received and cut into events of :data:`SQS_BATCH`."""
+        from notify.adapters.sqs import SqsJobPublisher
+
+        client = self.client
+        SqsJobPublisher(client, self.url).publish(_jobs(users))
+        records: list[dict[str, Any]] = []
+        for _ in range(10 * len(users) + 10):  # a bound: each receive takes up to ten of them
+            if len(records) == len(users):
+                break
+            answer = client.receive_message(
+                QueueUrl=self.url,
+                MaxNumberOfMessages=SQS_BATCH,
+                WaitTimeSeconds=1,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            self.receives += 1
+            records += [received_message(m, self.arn) for m in answer.get("Messages", [])]
+        assert len(records) == len(users), f"received {len(records)} of {len(users)} messages"
+        self.messages += len(records)
+        return [sqs_event(records[i : i + SQS_BATCH]) for i in range(0, len(records), SQS_BATCH)]
+
+    def delete(self, events: list[dict[str, Any]]) -> None:
+        """What the event source does after a batch with no failure reported: ``DeleteMessageBatch`` of its
+        messages."""
+        for event in events:
+            entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(event["Records"])]
+            assert not self.client.delete_message_batch(QueueUrl=self.url, Entries=entries).get("Failed")
+            self.deletes += 1
 
 
 @dataclass
@@ -163,6 +221,8 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
         ):
             endpoint = f"http://127.0.0.1:{dyn.port}"
             copy_tables(stack, endpoint)
+            queue = JobsQueue(*jobs_queue(stack))
+            results["jobs queue"] = queue
             # The worker's caches (preferences, throttle rules) as deployed, not the local stack's 1 s for its tests:
             # each measured user is new to its container either way, and the rules are read once per container.
             os.environ.update(AUTH_API_URL=auth_url, SES_MAX_SEND_RATE=str(SES_RATE), PREFERENCES_CACHE_SECONDS="30")
@@ -179,32 +239,48 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
                 # are the steady state; this pass's requests are what a user's first notification of the day costs.
                 os.environ["WORKER_CONCURRENCY"] = str(CONCURRENCY)
                 app.services.cache_clear()
-                seen = [AUTH_USERS, *range(first, first + sizes.batch * (1 + sizes.repeat))]
+                seen = [AUTH_USERS, *range(first, first + sizes.batch * (1 + 2 * sizes.repeat))]
                 hooks.calls.clear()
                 _handle(app, _batch(seen))
                 results[f"{peer} first notification"] = {"calls": dict(hooks.calls), "notifications": len(seen)}
                 runs: dict[str, list[Measured]] = {}
                 captured: list[tuple[str, dict[str, Any]]] = []
-                for label, concurrency, repeat in (("sequential", 1, 1), ("concurrent", CONCURRENCY, sizes.repeat)):
+                for label, concurrency, repeat in (
+                    ("sequential", 1, 1),
+                    ("concurrent", CONCURRENCY, sizes.repeat),
+                    ("sqs", CONCURRENCY, sizes.repeat),
+                ):
                     os.environ["WORKER_CONCURRENCY"] = str(concurrency)
-                    app.services.cache_clear()  # a new container: clients, caches and pool of this size
-                    hooks.capture = captured if not captured else None
-                    _handle(app, _batch([AUTH_USERS]))  # warm-up: cold start, template cache, connections
-                    hooks.capture = None
-                    runs[label] = []
-                    for _ in range(repeat):
-                        runs[label].append(_measure(app, hooks, range(first, first + sizes.batch), processes))
-                        first += sizes.batch
+                    with sqs_transport(queue.url) if label == "sqs" else contextlib.nullcontext():
+                        app.services.cache_clear()  # a new container: clients, caches and pool of this size
+                        hooks.capture = captured if not captured else None
+                        warm_up = queue.events([AUTH_USERS]) if label == "sqs" else [_batch([AUTH_USERS])]
+                        for event in warm_up:  # cold start, template cache, connections
+                            _handle(app, event)
+                        if label == "sqs":
+                            queue.delete(warm_up)
+                        hooks.capture = None
+                        runs[label] = []
+                        for _ in range(repeat):
+                            users = list(range(first, first + sizes.batch))
+                            events = queue.events(users) if label == "sqs" else [_batch(users)]
+                            runs[label].append(_measure(app, hooks, events, processes))
+                            if label == "sqs":
+                                queue.delete(events)
+                            first += sizes.batch
                 if peer == "moto":
                     results["job item"] = {"bytes": largest_item("JOB#")}
                 else:
                     results["throttled"] = _throttled(app, hooks, range(first - sizes.batch, first))
                 concurrent = sorted(runs["concurrent"], key=lambda m: m.rate)
+                sqs = sorted(runs["sqs"], key=lambda m: m.rate)
                 results[peer] = PeerRuns(
                     runs["sequential"][0],
                     concurrent[len(concurrent) // 2],
                     _bare(captured, hooks, processes, sizes.batch),
+                    sqs[len(sqs) // 2],
                     [m.rate for m in runs["concurrent"]],
+                    [m.rate for m in runs["sqs"]],
                 )
     finally:
         os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
@@ -230,24 +306,32 @@ def auth_service(users: int, latency: float) -> Iterator[tuple[str, int]]:
         process.wait(10)
 
 
-def _measure(app: Any, hooks: _Hooks, users: range, processes: dict[str, int]) -> Measured:
-    event = _batch(list(users))
+def _measure(app: Any, hooks: _Hooks, events: list[dict[str, Any]], processes: dict[str, int]) -> Measured:
+    """The events through the handler, one invocation after the other in this container."""
     hooks.calls.clear()
     peers_cpu = {name: _cpu_seconds(pid) for name, pid in processes.items()}
     machine, cpu, started = _machine_cpu_seconds(), time.process_time(), time.perf_counter()
-    _handle(app, event)
+    for event in events:
+        _handle(app, event)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     machine = _machine_cpu_seconds() - machine
     peers_cpu = {name: _cpu_seconds(pid) - peers_cpu[name] for name, pid in processes.items()}
-    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine, len(users))
+    return Measured(elapsed, cpu, peers_cpu, dict(hooks.calls), machine, sum(_records(e) for e in events))
+
+
+def _records(event: dict[str, Any]) -> int:
+    """The records of an MSK or an SQS event."""
+    if "records" in event:
+        return sum(len(r) for r in event["records"].values())
+    return len(event["Records"])
 
 
 def _handle(app: Any, event: dict[str, Any], outcome: Optional[str] = "sent") -> None:
     """The batch through the handler; every record must end ``outcome`` (None: whatever it ends)."""
     answer = app.lambda_handler(event, LambdaContext("WorkerFunction", 120))
-    records = sum(len(r) for r in event["records"].values())
+    processor = app.kafka_processor if "records" in event else app.sqs_processor
     if outcome is not None:
-        assert app.kafka_processor.outcomes == {outcome: records}, (app.kafka_processor.outcomes, answer)
+        assert processor.outcomes == {outcome: _records(event)}, (processor.outcomes, answer)
 
 
 def _throttled(app: Any, hooks: _Hooks, users: range) -> dict[str, dict[str, int]]:
@@ -307,6 +391,15 @@ def _bare(captured: list[tuple[str, dict[str, Any]]], hooks: _Hooks, processes: 
 
 
 def _batch(users: list[int]) -> dict[str, Any]:
+    """An MSK event of one email job per user."""
+    records = [
+        kafka_record("notification-jobs", 0, i, j.model_dump_json().encode()) for i, j in enumerate(_jobs(users))
+    ]
+    return msk_event(records, "127.0.0.1:9092")
+
+
+def _jobs(users: list[int]) -> list[Any]:
+    """One ``new_episode`` email job for each user (``demo-user-<n>``)."""
     spec = EVENT_TYPES["new_episode"]
     now = datetime.now(UTC)
     plan = EventPlan(
@@ -319,8 +412,7 @@ def _batch(users: list[int]) -> dict[str, Any]:
         now,
         now + timedelta(days=1),
     )
-    records = [kafka_record("notification-jobs", 0, i, j.model_dump_json().encode()) for i, j in enumerate(plan.jobs())]
-    return msk_event(records, "127.0.0.1:9092")
+    return list(plan.jobs())
 
 
 def largest_item(prefix: str) -> int:
@@ -354,6 +446,14 @@ def _attribute_size(value: dict[str, Any]) -> int:
     return 1  # BOOL, NULL
 
 
+def _requests(calls: dict[str, int]) -> tuple[int, int, int, int]:
+    """DynamoDB writes, DynamoDB reads, SQS requests and SES sends among ``calls`` (``service.Operation``: count)."""
+    writes = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
+    reads = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in READS)
+    sqs = sum(v for k, v in calls.items() if k.startswith("sqs."))
+    return writes, reads, sqs, calls.get("sesv2.SendEmail", 0)
+
+
 def _machine_cpu_seconds() -> float:
     """CPU seconds every core of the machine has been busy (from /proc/stat: all but idle and iowait)."""
     with open("/proc/stat") as stat:
@@ -376,7 +476,9 @@ def main(quick: bool = False) -> dict[str, float]:
     print(
         f"worker: one MSK batch of {batch} emails through the handler, Auth +{AUTH_LATENCY * 1000:.0f} ms"
         f" (own process), SES +{SES_LATENCY * 1000:.0f} ms; sequential = a pool of 1, concurrent = {CONCURRENCY}"
-        f" threads\n  SES_MAX_SEND_RATE raised to {SES_RATE:,}/s for this benchmark: its default (14/s per"
+        f" threads; sqs = Transport sqs: the same {batch} emails from the jobs queue as {-(-batch // SQS_BATCH)}"
+        f" SQS events of {SQS_BATCH} (its event source's BatchSize), one after the other in the concurrent container"
+        f"\n  SES_MAX_SEND_RATE raised to {SES_RATE:,}/s for this benchmark: its default (14/s per"
         " container) models the account's SES quota, not the worker"
     )
     cores = os.cpu_count() or 1
@@ -384,7 +486,7 @@ def main(quick: bool = False) -> dict[str, float]:
         runs: PeerRuns = results[peer]
         base = runs.sequential.rate
         print(f"  {title}:")
-        for label in ("sequential", "concurrent"):
+        for label in ("sequential", "concurrent", "sqs"):
             r: Measured = getattr(runs, label)
             others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in r.peers_cpu.items())
             print(
@@ -392,7 +494,10 @@ def main(quick: bool = False) -> dict[str, float]:
                 f"   CPU ms per notification: worker {r.cpu / batch * 1000:.1f} | {others};"
                 f" machine busy {r.machine / r.seconds:.1f} of {cores} cores"
             )
-        print(f"      (concurrent batches: {', '.join(f'{x:.1f}' for x in runs.concurrent_rates)} notifications/s)")
+        print(
+            f"      (concurrent batches: {', '.join(f'{x:.1f}' for x in runs.concurrent_rates)} notifications/s;"
+            f" sqs: {', '.join(f'{x:.1f}' for x in runs.sqs_rates)})"
+        )
         b = runs.bare
         others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in b.peers_cpu.items())
         print(
@@ -410,15 +515,20 @@ def main(quick: bool = False) -> dict[str, float]:
             f" {1 / worker:.0f}/s ({1 / worker / base:.1f}×)"
         )
     calls = results["dynalite"].concurrent.calls
-    writes = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
-    reads = sum(v for k, v in calls.items() if k.startswith("dynamodb.") and k.split(".")[1] in READS)
-    sqs = sum(v for k, v in calls.items() if k.startswith("sqs."))
-    ses = calls.get("sesv2.SendEmail", 0)
+    writes, reads, sqs, ses = _requests(calls)
     print(
         f"  AWS requests per delivered notification: DynamoDB {writes / batch:.2f} writes + {reads / batch:.2f} reads,"
         f" SES {ses / batch:.2f}, SQS {sqs / batch:.2f}"
     )
     print(f"  (all requests of the batch: {dict(sorted(calls.items()))})")
+    sqs_writes, sqs_reads, sqs_sqs, sqs_ses = (n / batch for n in _requests(results["dynalite"].sqs.calls))
+    queue: JobsQueue = results["jobs queue"]
+    print(
+        f"  Transport sqs, the worker's own requests per notification: DynamoDB {sqs_writes:.2f} writes +"
+        f" {sqs_reads:.2f} reads, SES {sqs_ses:.2f}, SQS {sqs_sqs:.2f}; the event source's (Lambda's poller, billed"
+        f" to the account) {queue.receives / queue.messages:.2f} ReceiveMessage +"
+        f" {queue.deletes / queue.messages:.2f} DeleteMessageBatch"
+    )
     first = results["dynalite first notification"]
     first_writes = sum(v for k, v in first["calls"].items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
     print(
@@ -441,6 +551,7 @@ def main(quick: bool = False) -> dict[str, float]:
     # Lambda bills the invocation's wall time × MemorySize: one batch of records is one invocation.
     memory_gb = template().functions()["WorkerFunction"].memory_size / 1024
     moto, dyn = results["moto"].concurrent, results["dynalite"].concurrent
+    moto_sqs, dyn_sqs = results["moto"].sqs, results["dynalite"].sqs
     quantities = {
         "worker_gb_s": dyn.seconds * memory_gb / batch,
         "worker_gb_s_moto": moto.seconds * memory_gb / batch,
@@ -452,10 +563,16 @@ def main(quick: bool = False) -> dict[str, float]:
         "ses_sends": ses / batch,
         "sqs_requests": sqs / batch,
         "job_item_bytes": results["job item"]["bytes"],
+        "worker_gb_s_sqs": dyn_sqs.seconds * memory_gb / batch,
+        "worker_gb_s_sqs_moto": moto_sqs.seconds * memory_gb / batch,
+        "worker_invocations_sqs": 1 / SQS_BATCH,
+        "sqs_esm_requests": (queue.receives + queue.deletes) / queue.messages,
     }
     print(
         f"  worker GB-s per notification ({memory_gb:g} GB × time per batch / {batch}): "
-        f"{quantities['worker_gb_s']:.5f} on dynalite, {quantities['worker_gb_s_moto']:.5f} on moto"
+        f"{quantities['worker_gb_s']:.5f} on dynalite, {quantities['worker_gb_s_moto']:.5f} on moto;"
+        f" sqs ({memory_gb:g} GB × the {-(-batch // SQS_BATCH)} invocations' time / {batch}):"
+        f" {quantities['worker_gb_s_sqs']:.5f} on dynalite, {quantities['worker_gb_s_sqs_moto']:.5f} on moto"
     )
     size = results["job item"]["bytes"]
     print(f"  largest job item after SENT: {size} bytes = {-(-size // 1024)} write request unit(s) per write")

@@ -31,6 +31,10 @@ FIGURES = {
         *(rf"^  {path}.* {RATE} +[\d,]+ jobs/s wall +\d+% of raw$" for path in ("raw producer", "POST /events")),
         r"^  largest event item the API wrote: \d+ bytes",
         r"^  bytes per job on Kafka: \d+ ",
+        # Transport sqs beside Kafka (issue 25)
+        rf"^  raw SQS client.*\| sqs +{RATE} +[\d,]+ jobs/s wall +\d+% of raw$",
+        rf"^  POST /events.* of raw \| sqs +{RATE} +[\d,]+ jobs/s wall +\d+% of raw$",
+        r"^  SQS SendMessageBatch requests per job: single [\d.]+, batch [\d.]+",
     ],
     "kafka_down": [
         r"^  Kafka up +p50 +[\d.]+ ms +p99 +[\d.]+ ms$",
@@ -41,9 +45,10 @@ FIGURES = {
     "worker": [
         r"^  DynamoDB and SES on one moto server:$",
         r"^  DynamoDB on dynalite, SES on moto server:$",
-        *(rf"^    {run} +[\d.]+ s +[\d.]+ notifications/s" for run in ("sequential", "concurrent")),
+        *(rf"^    {run} +[\d.]+ s +[\d.]+ notifications/s" for run in ("sequential", "concurrent", "sqs")),
         r"^    bare AWS calls, .*: [\d.]+ ms per notification",
         r"^  AWS requests per delivered notification: DynamoDB [\d.]+ writes \+ [\d.]+ reads, SES [\d.]+",
+        r"^  Transport sqs, the worker's own requests .*: DynamoDB [\d.]+ writes .* [\d.]+ ReceiveMessage",
         r"^  a user's first notification of the day .*: DynamoDB [\d.]+ writes",
         r"^  under a throttle rule .*: DynamoDB [\d.]+ writes \+ [\d.]+ reads per notification sent .* [\d.]+ writes",
     ],
@@ -54,7 +59,15 @@ FIGURES = {
     ],
     "inapp": [r"^  median +[\d.]+ ms +p99 +[\d.]+ ms"],
 }
-QUANTITIES = ("api_gb_s_batch", "kafka_bytes_per_job", "worker_gb_s", "dynamodb_writes", "job_item_bytes")
+QUANTITIES = (
+    "api_gb_s_batch",
+    "kafka_bytes_per_job",
+    "worker_gb_s",
+    "dynamodb_writes",
+    "job_item_bytes",
+    "api_gb_s_batch_sqs",
+    "worker_gb_s_sqs",
+)
 
 
 @pytest.mark.timeout(900)  # above the run's own ceiling, so a slow run fails with its output
