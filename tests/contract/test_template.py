@@ -454,6 +454,9 @@ def test_the_functions_post_to_the_websocket_apis_stage(tpl: Template) -> None:
     # Nor may a deployed stack's webhooks go to plain http on loopback (only the local stack's demo receiver may).
     for function in ("ApiFunction", "WorkerFunction"):
         assert tpl.functions()[function].environment["WEBHOOK_ALLOW_HTTP_LOOPBACK"] == "false", function
+    # The functions that emit webhooks keep the endpoints as long as the other cached reads (PreferencesCacheSeconds).
+    for function in ("ApiFunction", "WorkerFunction", "FeedbackFunction"):
+        assert tpl.functions()[function].environment["WEBHOOK_CACHE_SECONDS"] == {"Ref": "PreferencesCacheSeconds"}
     for table in ("InboxTable", "ConnectionsTable"):
         assert tpl.outputs[f"{table}Name"]["Value"] == {"Ref": table}
 

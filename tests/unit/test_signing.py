@@ -120,6 +120,7 @@ def test_a_function_names_only_its_own_key_lists_and_never_one_for_two_purposes(
     with pytest.raises(SettingsError, match="SIGNING_KEY_PARAMETER is no longer read.*docs/OPERATIONS.md"):
         load(WebSocketSettings, {**in_app, "SIGNING_KEY_PARAMETER": "/n/signing-key"})
     api = {f.alias: "x" for f in ApiSettings.model_fields.values() if f.alias and f.is_required()}
+    api.update(KAFKA_BOOTSTRAP_SERVERS="x", KAFKA_TOPIC="x")  # required by the default transport, kafka
     lists = {"USER_TOKEN_KEYS_PARAMETER": "/n/u", "CURSOR_KEYS_PARAMETER": "/n/c", "UNSUBSCRIBE_KEYS_PARAMETER": "/n/s"}
     assert load(ApiSettings, {**api, **lists}).unsubscribe_keys_parameter == "/n/s"
     with pytest.raises(SettingsError, match="one SSM parameter holds the keys of two purposes"):

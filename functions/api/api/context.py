@@ -118,7 +118,14 @@ def build_services(settings: ApiSettings) -> Services:
     # subscribes to goes onto the delay queue like the worker's. The emitter's read of the endpoints is cached (it runs
     # for every such change); the admin's is not, so a GET right after a POST or PATCH shows it.
     emitter = WebhookEmitter(
-        DynamoWebhookStore(dynamodb, settings.templates_table, settings.notifications_table), fallback, utc_now
+        DynamoWebhookStore(
+            dynamodb,
+            settings.templates_table,
+            settings.notifications_table,
+            cache_seconds=settings.webhook_cache_seconds,
+        ),
+        fallback,
+        utc_now,
     )
     webhooks = WebhookAdmin(
         DynamoWebhookStore(

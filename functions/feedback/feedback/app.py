@@ -43,7 +43,12 @@ def build_service(settings: FeedbackSettings) -> FeedbackService:
     # Status webhooks: the endpoints (TemplatesTable's WEBHOOK partition) read once per 30 s per container, the
     # messages queued on the delay queue for the worker to post.
     webhooks = WebhookEmitter(
-        DynamoWebhookStore(dynamodb, settings.templates_table, settings.notifications_table, cache_seconds=30),
+        DynamoWebhookStore(
+            dynamodb,
+            settings.templates_table,
+            settings.notifications_table,
+            cache_seconds=settings.webhook_cache_seconds,
+        ),
         SqsDelayQueue(boto3.client("sqs"), settings.delay_queue_url),
         utc_now,
     )

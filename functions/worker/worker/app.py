@@ -125,7 +125,7 @@ def build_services(settings: WorkerSettings) -> Services:
         dynamodb,
         settings.templates_table,
         settings.notifications_table,
-        cache_seconds=settings.preferences_cache_seconds,
+        cache_seconds=settings.webhook_cache_seconds,
     )
     emitter = WebhookEmitter(webhook_store, delay_queue, utc_now)
     webhooks = WebhookDeliveryService(

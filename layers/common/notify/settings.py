@@ -144,7 +144,14 @@ class WebhookSettings(_Settings):
     webhook_allow_http_loopback: bool = Field(default=False, alias="WEBHOOK_ALLOW_HTTP_LOOPBACK")
 
 
-class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings):
+class WebhookCacheSettings(_Settings):
+    """How long the functions that emit status webhooks keep the endpoints they read (the template sets
+    PreferencesCacheSeconds): a new or changed endpoint applies to changes from at most that long after."""
+
+    webhook_cache_seconds: float = Field(default=30, ge=0, le=300, alias="WEBHOOK_CACHE_SECONDS")
+
+
+class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings, WebhookCacheSettings):
     """The API function's: the stores and Kafka, plus the idempotency and API key tables, the inbox and the three
     key lists (it issues and checks user tokens and cursors, and reads unsubscribe links)."""
 
@@ -166,7 +173,7 @@ class ApiSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, Webhoo
     short_link_base: Optional[str] = Field(default=None, alias="SHORT_LINK_BASE")
 
 
-class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings):
+class WorkerSettings(StoreSettings, KafkaSettings, InAppSettings, _KeyLists, WebhookSettings, WebhookCacheSettings):
     """The worker's: the stores and Kafka, plus the Auth service, sender, concurrency, fan-out page size, send rate."""
 
     auth_api_url: str = Field(alias="AUTH_API_URL")
@@ -202,7 +209,7 @@ class SchedulerSettings(StoreSettings, KafkaSettings):
     """The scheduler reads campaigns and ingests their runs like the API does."""
 
 
-class FeedbackSettings(StoreSettings, KafkaSettings):
+class FeedbackSettings(StoreSettings, KafkaSettings, WebhookCacheSettings):
     """The feedback function's: the stores (it writes job feedback and preferences to NotificationsTable)."""
 
 
