@@ -368,6 +368,73 @@ def test_a_webhook_is_created_its_secret_shown_once_listed_and_deleted(page: Any
     assert secret not in page.content()  # the list shows it no more either
 
 
+def test_a_webhook_is_tested_its_secret_rotated_disabled_enabled_and_its_events_edited(
+    page: Any, live_stack: StackProcess
+) -> None:
+    from playwright.sync_api import expect
+
+    url = f"http://127.0.0.1:9/console-{uuid.uuid4().hex[:8]}"  # nothing listens on port 9: each attempt a retry
+    status, created = live_stack.call("POST", "/api/v1/webhooks", {"url": url, "events": ["notification.bounced"]})
+    assert status == 201, created
+    try:
+        enter_key(page)
+        page.get_by_role("link", name="Webhooks").click()
+        page.get_by_role("link", name=url).click()
+        state = page.locator(".facts")
+        status_fact = state.locator("dt:text-is('Status') + dd")
+        send_test = page.get_by_role("button", name="Send test")
+
+        send_test.click()  # the worker takes it from the delay queue and tries it: refused, so a retry
+        queued = page.get_by_text(re.compile(r"A webhook\.test message \(\S+\) is queued"))
+        expect(queued).to_be_visible()
+        message_id = re.search(r"\((\S+)\)", queued.inner_text())[1]  # type: ignore[index]
+        deliveries = page.get_by_role("region", name="Deliveries")
+        attempt = deliveries.get_by_role("row").filter(has_text=message_id)
+
+        def attempted() -> bool:
+            deliveries.get_by_role("button", name="Refresh").click()
+            deliveries.locator(".pager-body:not([aria-busy])").wait_for()  # listed again
+            return attempt.count() > 0
+
+        until(attempted, timeout=60)
+        expect(attempt.first).to_contain_text("webhook.test")
+        expect(attempt.first.locator(".badge")).to_have_text("retry")
+
+        said: list[str] = []
+
+        def confirm(dialog: Any) -> None:
+            said.append(dialog.message)
+            dialog.accept()
+
+        page.once("dialog", confirm)
+        page.get_by_role("button", name="Rotate secret").click()
+        rotated = page.get_by_role("region", name="New signing secret")
+        expect(rotated).to_contain_text("you won't see it again")
+        expect(rotated).to_contain_text("keeps signing beside the new one for 24 hours")
+        secret = rotated.locator("code").inner_text()
+        assert secret.startswith("whsec_") and secret != created["secret"], secret
+        assert "24 hours" in said[0]
+
+        page.get_by_role("button", name="Disable").click()
+        expect(status_fact).to_have_text("disabled disabled by an operator")
+        expect(send_test).to_be_disabled()
+        assert live_stack.call("GET", f"/api/v1/webhooks/{created['webhook_id']}")[1]["disabled_reason"] == "by_user"
+        page.get_by_role("button", name="Enable").click()
+        expect(status_fact).to_have_text("enabled")
+        expect(send_test).to_be_enabled()
+
+        edit = page.get_by_role("region", name="Edit")
+        edit.get_by_label("notification.delivered").check()
+        edit.get_by_role("button", name="Save changes").click()
+        expect(edit.get_by_text("Saved.")).to_be_visible()
+        expect(state.locator("dt:text-is('Events') + dd")).to_have_text("notification.bounced, notification.delivered")
+        expect(rotated).to_be_visible()  # the other actions leave the new secret in place, until the page is left
+        stored = live_stack.call("GET", f"/api/v1/webhooks/{created['webhook_id']}")[1]
+        assert (stored["status"], stored["events"]) == ("enabled", ["notification.bounced", "notification.delivered"])
+    finally:
+        live_stack.call("DELETE", f"/api/v1/webhooks/{created['webhook_id']}")  # its queued retries are dropped
+
+
 def test_a_campaign_shows_its_next_fire_times_as_you_type_and_pauses(page: Any, live_stack: StackProcess) -> None:
     from playwright.sync_api import expect
 
