@@ -23,6 +23,8 @@ from local.cfn import ROOT
 from local.emails import sent_emails
 from local.launch import StackProcess, start
 
+from .jobs import new_film_emails
+
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")
 # Every wait below is a ceiling that returns as soon as its condition holds: a loaded machine gets the time, a fast
@@ -196,24 +198,8 @@ def test_bad_requests_get_clear_4xx_answers(stack: StackProcess) -> None:
 def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: StackProcess) -> None:
     """Bad bytes written straight to the stack's topic, between good jobs, as any producer could."""
     from kafka import KafkaProducer
-    from notify.catalog import EVENT_TYPES
-    from notify.jobs import EventPlan, new_event_id
-    from notify.models import Channel
 
-    spec = EVENT_TYPES["new_film"]
-    now = datetime.now(UTC)
-    users = [f"demo-user-{n}" for n in range(60, 66)]
-    plan = EventPlan(
-        new_event_id(),
-        spec,
-        spec.sample_payload(),
-        users,
-        [Channel.EMAIL],
-        spec.priority,
-        now,
-        now + timedelta(hours=1),
-    )
-    jobs = plan.jobs()
+    jobs = new_film_emails([f"demo-user-{n}" for n in range(60, 66)])
     poison = [b"\xff\xfe not text", b'{"key":"value"}', b"[1, 2]", b"[" * 5000 + b"]" * 5000, b""]
     producer = KafkaProducer(bootstrap_servers=f"127.0.0.1:{stack.env['KAFKA_PORT']}", api_version=(2, 8, 0))
     for i, job in enumerate(jobs):  # one partition: good, bad, good, bad, ...
