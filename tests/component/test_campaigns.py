@@ -16,7 +16,7 @@ from notify.adapters.dynamodb.events import DynamoEventLog
 from notify.adapters.kafka import KafkaConfig, KafkaJobPublisher
 from notify.adapters.sqs import SqsDelayQueue
 from notify.clock import iso, utc_now
-from notify.cron import next_fire
+from notify.cron import latest_fire, next_fire
 from notify.models import AcceptedEvent
 from notify.records import Campaign, CampaignStatus
 from notify.services.campaigns import CampaignScheduler, IngestTrigger
@@ -212,8 +212,11 @@ class Meanwhile:
 
 
 def _due_now(**changes: Any) -> tuple[str, datetime]:
-    created = _campaign(cron="* * * * *", timezone="UTC", **changes)
-    fire = datetime.now(UTC).replace(second=0, microsecond=0)
+    """A campaign due at its latest fire time. The cron is yearly, so the run a tick fires is that time however long
+    the test takes: with ``* * * * *`` a minute turning before the tick coalesced into the next minute's run."""
+    cron = "0 0 1 1 *"
+    created = _campaign(cron=cron, timezone="UTC", **changes)
+    fire = latest_fire(cron, "UTC", utc_now())
     _make_due(created["campaign_id"], fire)
     return created["campaign_id"], fire
 
