@@ -256,7 +256,10 @@ def _kafka_record(record: KafkaEventRecord) -> str:
 
 
 def _sqs_record(record: SQSRecord) -> str:
-    return _deliver(record.body, "sqs").outcome.value
+    """One SQS message (the delay queue's, or Transport sqs's jobs queue's): a letter names its queue and message,
+    as a Kafka record's names its coordinates, so two poison messages are two letters an operator can tell apart."""
+    queue = (record.event_source_arn or "").rsplit(":", 1)[-1] or "unknown"
+    return _deliver(record.body, f"sqs:{queue}@{record.message_id}").outcome.value
 
 
 @logger.inject_lambda_context
