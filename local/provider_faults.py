@@ -6,6 +6,10 @@ answered with the provider's own throttling error instead (SES: HTTP 429 ``TooMa
 HTTP 429 ``Throttled``), in the wire format botocore parses. Each send that moto accepted is counted by the job it
 belongs to (SES's ``job_id`` tag; the ``job_id`` in a push's data) and, for push, by endpoint: a count above one
 is a notification that reached its provider twice.
+
+Point ``AWS_ENDPOINT_URL_SQS`` at it too and :meth:`ProviderFaults.sqs_outage` makes SQS unavailable: while it
+lasts every SQS call (the JSON protocol's ``AmazonSQS.*`` targets) is answered HTTP 503 ``ServiceUnavailable``, as
+SQS answers when it cannot serve, and botocore's retries give up on it like on the real one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ _SNS_THROTTLED = (
     b"<RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
 )
 
+_SQS_UNAVAILABLE = b'{"__type": "com.amazonaws.sqs#ServiceUnavailable", "message": "Service Unavailable"}'
+
 
 @dataclass
 class Ledger:
@@ -40,6 +46,7 @@ class Ledger:
     untagged: int = 0  # sends with no job id (not the worker's)
     throttled_emails: int = 0
     throttled_pushes: int = 0
+    sqs_refused: int = 0  # SQS calls answered 503 during an outage
 
     def duplicates(self) -> dict[str, int]:
         """Job id → provider calls beyond the first, for every job that reached its provider more than once."""
@@ -75,6 +82,7 @@ class ProviderFaults:
         self._after_email = after_email  # (request, answer) of every SendEmail moto accepted
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
+        self._sqs_down = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
@@ -91,6 +99,13 @@ class ProviderFaults:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def sqs_outage(self, down: bool) -> None:
+        """Make SQS unavailable (``down``) to every client pointed at the proxy, or available again."""
+        if down:
+            self._sqs_down.set()
+        else:
+            self._sqs_down.clear()
 
     def _draw(self, rate: float) -> bool:
         with self._lock:
@@ -118,6 +133,12 @@ class ProviderFaults:
             def _relay(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy._sqs_down.is_set() and str(self.headers.get("x-amz-target") or "").startswith("AmazonSQS."):
+                    with proxy._lock:
+                        proxy.ledger.sqs_refused += 1
+                    headers = {"x-amzn-query-error": "ServiceUnavailable;Receiver"}
+                    self._answer(503, _SQS_UNAVAILABLE, headers, "application/x-amz-json-1.0")
+                    return
                 kind = _send_kind(self.command, self.path, body)
                 if kind == "email" and proxy._draw(proxy.email_throttle_rate):
                     with proxy._lock:

@@ -6,8 +6,10 @@ single events, ``events:batch`` calls and one segment event goes through the API
 
 - the Auth service answers 20% of requests with a 500 and delays 10% past the worker's read timeout;
 - SES throttles 10% of sends and SNS 5% of publishes (a proxy in front of moto answers with their own 429s);
-- the Kafka broker is stopped, then restarted;
-- poison records land on every partition of the jobs topic;
+- the Kafka broker is stopped, then restarted; with ``--transport sqs`` (``make chaos TRANSPORT=sqs``: no Kafka,
+  jobs on the SQS jobs queue) SQS is unavailable instead for 10 s to every function and to the event sources'
+  pollers (a proxy in front of moto answers every SQS call 503);
+- poison records land on every partition of the jobs topic (with sqs: poison messages on the jobs queue);
 - a worker invocation is cut off mid-batch (at least twice), as a Lambda timeout would, and the batch is
   delivered again to a fresh container;
 - one template runs away (a loop over a payload number) for the events that feed it a large one;
@@ -16,7 +18,8 @@ single events, ``events:batch`` calls and one segment event goes through the API
 - a status webhook endpoint (the stack's demo receiver) subscribes to every final status the worker records, and
   its receiver answers 20% of requests with a 503.
 
-Then it drains: until every accepted job is terminal, or until no job has changed for a quiet period (120 s) with
+Then it drains: until every accepted job is terminal (with sqs: and the jobs queue empty, none in flight: a message
+whose batch failed comes back after the visibility timeout), or until no job has changed for a quiet period (120 s) with
 none waiting for a retry, or, a safety net, until a ceiling. It reads every accepted job's status, every letter in
 the DLQ and the ledger of provider calls, prints a table (accepted, SENT, FAILED with a letter, EXPIRED, SKIPPED;
 stuck, split into still moving, waiting in an undrained backlog and lettered; lost; duplicates; and the one
@@ -71,6 +74,7 @@ RUNAWAY_BODY = (
 @dataclass
 class Settings:
     seed: int = 1
+    transport: str = "kafka"  # or sqs: the SQS outage replaces the broker's restart
     users: int = 300
     singles: int = 700  # POST /api/v1/events, 1 to 3 recipients each
     batches: int = 25  # POST /api/v1/events:batch, 10 events each
@@ -86,6 +90,8 @@ class Settings:
     push_throttle_rate: float = 0.05
     kafka_down_at: float = 15.0  # stopped then (SIGTERM), started again kafka_down_seconds after it exited
     kafka_down_seconds: float = 10.0
+    sqs_down_at: float = 15.0  # with sqs: every SQS call refused (503) for sqs_down_seconds from then
+    sqs_down_seconds: float = 10.0
     poison_at: float = 30.0
     poison_per_partition: int = 3
     cut_offs: tuple[float, ...] = (5.0, 38.0)  # armed at these seconds; each kills the next batch of 10+ records
@@ -115,6 +121,8 @@ QUICK: dict[str, Any] = {
     "load_seconds": 20.0,
     "kafka_down_at": 6.0,
     "kafka_down_seconds": 4.0,
+    "sqs_down_at": 6.0,
+    "sqs_down_seconds": 4.0,
     "poison_at": 9.0,
     "cut_offs": (2.0, 12.0),
     "segment_at": 8.0,
@@ -298,6 +306,7 @@ class Chaos:
             prefix=f"chaos{settings.seed}",
             state_dir=state_dir,
             kafka_storage="s3",
+            transport=settings.transport,
             containers=True,
             webhook_receiver_messages=1_000_000,
         )
@@ -312,6 +321,8 @@ class Chaos:
             "AWS_ENDPOINT_URL_SNS": self.proxy.url,
             "SES_MAX_SEND_RATE": str(settings.ses_rate),
         }
+        if self.sqs_mode:  # every function's SQS calls, and the pollers', go through the proxy (see start)
+            config.worker_env["AWS_ENDPOINT_URL_SQS"] = self.proxy.url
         self.stack = LocalStack(config)
         self.load = Load()
         self.timeline: list[tuple[float, str]] = []
@@ -325,7 +336,21 @@ class Chaos:
         self.webhook_id = ""
         self.webhook_wait: dict[str, Any] = {}
         self.webhook_count: dict[str, Any] = {}
+        self._pending_noted: Optional[int] = None  # the jobs queue's count the drain last printed (sqs)
         self.out: Any = sys.stdout  # where progress goes
+
+    @property
+    def sqs_mode(self) -> bool:
+        return self.s.transport == "sqs"
+
+    @property
+    def jobs_trigger(self) -> str:
+        """The worker's container for the jobs' trigger: the Kafka mapping's, or the jobs queue's."""
+        return "jobs" if self.sqs_mode else "kafka"
+
+    def sqs(self) -> Any:
+        """An SQS client of the run's own (counting, poison): moto's, never through the outage."""
+        return boto3.client("sqs", endpoint_url=self.stack.endpoint)
 
     def note(self, what: str) -> None:
         at = time.monotonic() - self._t0
@@ -336,6 +361,8 @@ class Chaos:
 
     def start(self) -> None:
         self.proxy.start()
+        if self.sqs_mode:  # the in-process functions (API, scheduler, feedback) and the SQS event sources' pollers
+            os.environ["AWS_ENDPOINT_URL_SQS"] = self.proxy.url
         self.stack.start()
         sns = boto3.client("sns")
         app = sns.create_platform_application(Name="chaos", Platform="GCM", Attributes={"PlatformCredential": "key"})[
@@ -478,7 +505,7 @@ class Chaos:
     def _faults(self) -> None:
         """The timeline of faults, in its own thread while the load runs."""
         events: list[tuple[float, str]] = [(t, "cut") for t in self.s.cut_offs]
-        events += [(self.s.kafka_down_at, "kafka")]
+        events += [(self.s.sqs_down_at, "sqs")] if self.sqs_mode else [(self.s.kafka_down_at, "kafka")]
         events += [(self.s.poison_at, "poison")]
         self.note(
             f"Auth fails {self.s.auth_error_rate:.0%} (500) and delays {self.s.auth_slow_rate:.0%} "
@@ -488,8 +515,8 @@ class Chaos:
         for at, what in sorted(events):
             time.sleep(max(0.0, self._t0 + at - time.monotonic()))
             if what == "cut":
-                self.stack.workers["kafka"].cut_off(self.s.cut_after, min_records=10)
-                self.note(f"armed: cut off the next Kafka batch of 10+ records {self.s.cut_after} s in")
+                self.stack.workers[self.jobs_trigger].cut_off(self.s.cut_after, min_records=10)
+                self.note(f"armed: cut off the next {self.jobs_trigger} batch of 10+ records {self.s.cut_after} s in")
             elif what == "kafka":
                 assert self.stack.kafka is not None
                 self.stack.kafka.stop()
@@ -497,10 +524,18 @@ class Chaos:
                 time.sleep(self.s.kafka_down_seconds)
                 self.stack.kafka.start()
                 self.note("Kafka broker restarted")
+            elif what == "sqs":
+                self.proxy.sqs_outage(True)
+                self.note("SQS unavailable")
+                time.sleep(self.s.sqs_down_seconds)
+                self.proxy.sqs_outage(False)
+                self.note(f"SQS available again ({self.proxy.ledger.sqs_refused} calls refused)")
             elif what == "poison":
                 self.note(f"poison: {self._poison()} records on every partition")
 
     def _poison(self) -> int:
+        if self.sqs_mode:
+            return self._poison_queue()
         from kafka import KafkaProducer
 
         topic = os.environ["KAFKA_TOPIC"]
@@ -515,6 +550,31 @@ class Chaos:
         self.poison = len(partitions) * self.s.poison_per_partition
         self.partitions = len(partitions)
         return self.s.poison_per_partition
+
+    def _poison_queue(self) -> int:
+        """What SQS can carry of the Kafka poison (a body is Unicode text of at least one character), on the jobs
+        queue: poison_per_partition of them, three times over, between the load's jobs."""
+        samples = ["not json at all", "[1, 2, 3]", "[" * 5000 + "]" * 5000, '{"job_id": 7}']
+        url = self.stack.infra.queues["JobsQueue"] if self.stack.infra else ""
+        sqs = self.sqs()
+        sent = 0
+        for _ in range(3):
+            for body in samples[: self.s.poison_per_partition]:
+                sqs.send_message(QueueUrl=url, MessageBody=body)
+                sent += 1
+        self.poison, self.partitions = sent, 1
+        return sent
+
+    def jobs_queue_pending(self) -> Optional[int]:
+        """With sqs: the jobs queue's messages visible or in flight (a batch that failed or was cut off comes back
+        after the visibility timeout); None with Kafka."""
+        if not self.sqs_mode or self.stack.infra is None:
+            return None
+        attributes = self.sqs().get_queue_attributes(
+            QueueUrl=self.stack.infra.queues["JobsQueue"],
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
 
     def _drain(self) -> None:
         """Read every accepted job every 5 s until all are terminal, or until none has changed for the quiet
@@ -534,6 +594,16 @@ class Chaos:
                 self.note(f"drain: {terminal}/{tracked} terminal{digests}")
                 last_done = terminal
             waiting = sum(1 for r in records.values() if r.status.value not in TERMINAL and self._waiting(r))
+            # A message of the jobs queue in flight comes back: its job (or a webhook the record's first handling
+            # could not queue) is not done until it has.
+            pending = self.jobs_queue_pending()
+            if pending:
+                if pending != self._pending_noted:
+                    self.note(f"drain: {pending} messages on the jobs queue, visible or in flight")
+                    self._pending_noted = pending
+                if now - began < ceiling:
+                    time.sleep(5)
+                    continue
             # A digest's job whose record is not written yet (its bucket not closed) is not terminal either.
             if terminal == tracked:
                 ended = "terminal"
@@ -686,13 +756,17 @@ class Chaos:
 
     def backlog(self) -> dict[str, Optional[int]]:
         """What the worker has yet to take: the records its Kafka group has not committed past on the jobs
-        topic (None if the broker would not say), and the delay queue's messages visible or in flight (delayed
-        ones are retries and scheduled sends, which their jobs' records show)."""
-        attributes = boto3.client("sqs").get_queue_attributes(
+        topic (None if the broker would not say) or, with sqs, the jobs queue's messages visible or in flight, and
+        the delay queue's messages visible or in flight (delayed ones are retries and scheduled sends, which their
+        jobs' records show)."""
+        attributes = self.sqs().get_queue_attributes(
             QueueUrl=os.environ["DELAY_QUEUE_URL"],
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return {"kafka_lag": self._kafka_lag(), "delay_queue": sum(int(v) for v in attributes.values())}
+        delayed = sum(int(v) for v in attributes.values())
+        if self.sqs_mode:
+            return {"jobs_queue": self.jobs_queue_pending(), "delay_queue": delayed}
+        return {"kafka_lag": self._kafka_lag(), "delay_queue": delayed}
 
     def _kafka_lag(self) -> Optional[int]:
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -725,7 +799,7 @@ class Chaos:
         from notify.adapters.sqs import SqsDeadLetterQueue
         from notify.services.dlq import letter_view
 
-        dlq = SqsDeadLetterQueue(boto3.client("sqs"), os.environ["DLQ_URL"])
+        dlq = SqsDeadLetterQueue(self.sqs(), os.environ["DLQ_URL"])
         return [letter_view(letter) for letter in dlq.receive(100_000, 900)]
 
     def digests(self, records: dict[str, JobRecord], statuses: dict[str, str]) -> dict[str, Any]:
@@ -812,9 +886,11 @@ class Chaos:
         unknown = [j for j in failed if reason_of.get(j) == "outcome_unknown"]
         sent_not_reached = [j for j in accepted if statuses.get(j) in ("SENT", *AFTER_SENT) and j not in reached]
         moto_emails = _moto_email_count(self.stack.endpoint)
-        cut = self.stack.workers["kafka"].cut
+        cut = self.stack.workers[self.jobs_trigger].cut
         result = {
             "settings": asdict(self.s),
+            "transport": self.s.transport,
+            "sqs_calls_refused": self.proxy.ledger.sqs_refused,
             "timeline": self.timeline,
             "accepted": len(accepted),
             "accepted_by": dict(Counter(self.load.jobs.values())),
@@ -879,6 +955,8 @@ class Chaos:
     def stop(self) -> None:
         self.stack.stop()
         self.proxy.stop()
+        if self.sqs_mode:
+            os.environ.pop("AWS_ENDPOINT_URL_SQS", None)
 
 
 def _moto_email_count(endpoint: str) -> int:
@@ -919,8 +997,7 @@ def table(r: dict[str, Any]) -> str:
         (
             "  waiting in an undrained backlog",
             r["in_backlog"],
-            f"not moving; Kafka lag {_unknown(r['backlog']['kafka_lag'])}, delay queue "
-            f"{r['backlog']['delay_queue']} visible or in flight",
+            f"not moving; {_backlog_line(r['backlog'])}",
         ),
         ("  in the DLQ, not terminal", r["stuck_with_letter"], ""),
         ("lost (stuck, and none of those three)", r["lost"], "goal 0: nothing left that could move it"),
@@ -980,6 +1057,11 @@ def table(r: dict[str, Any]) -> str:
     lines = [f"{name:<{width}}  {value!s:>11}  {note}".rstrip() for name, value, note in rows]
     lines.append("")
     lines.append(f"drain: {_drain_line(r['drain'])}")
+    if r.get("transport") == "sqs":
+        lines.append(
+            f"transport: sqs; SQS unavailable for {r['settings']['sqs_down_seconds']:g} s, "
+            f"{r['sqs_calls_refused']} calls refused"
+        )
     lines.append(
         f"provider: {calls['emails_accepted']} emails accepted ({calls['emails_in_moto']} in moto's store), "
         f"{calls['pushes_accepted']} pushes; throttled {calls['emails_throttled']} emails, "
@@ -1004,6 +1086,15 @@ def _unknown(value: Optional[int]) -> str:
     return "unknown" if value is None else str(value)
 
 
+def _backlog_line(backlog: dict[str, Optional[int]]) -> str:
+    """What the worker had yet to take when the drain ended, in words."""
+    if "jobs_queue" in backlog:
+        first = f"jobs queue {_unknown(backlog['jobs_queue'])}"
+    else:
+        first = f"Kafka lag {_unknown(backlog.get('kafka_lag'))}"
+    return f"{first}, delay queue {backlog['delay_queue']} visible or in flight"
+
+
 def _drain_line(drain: dict[str, Any]) -> str:
     """Why the drain ended, in a line."""
     took, quiet, ceiling = drain["seconds"], drain["quiet_seconds"], drain["ceiling_seconds"]
@@ -1020,6 +1111,12 @@ def _drain_line(drain: dict[str, Any]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="make chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=int(os.environ.get("CHAOS_SEED", "1")))
+    parser.add_argument(
+        "--transport",
+        choices=("kafka", "sqs"),
+        default=os.environ.get("TRANSPORT") or "kafka",
+        help="the jobs' transport (default: TRANSPORT, else kafka); sqs swaps the broker's restart for an SQS outage",
+    )
     parser.add_argument("--quick", action="store_true", help="a small run: 40 users, about 200 jobs, 20 s of load")
     parser.add_argument("--singles", type=int, help=f"single events (default {Settings.singles})")
     parser.add_argument("--batches", type=int, help=f"events:batch calls of 10 events (default {Settings.batches})")
@@ -1031,13 +1128,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("local.mappings").setLevel(logging.ERROR)
     chosen = {"singles": args.singles, "batches": args.batches, "load_seconds": args.load_seconds}
     settings = dataclasses.replace(
-        Settings(seed=args.seed), **(QUICK if args.quick else {}), **{k: v for k, v in chosen.items() if v is not None}
+        Settings(seed=args.seed, transport=args.transport),
+        **(QUICK if args.quick else {}),
+        **{k: v for k, v in chosen.items() if v is not None},
     )
-    state_dir = args.state_dir or ROOT / ".chaos" / f"seed-{settings.seed}"
+    suffix = "-sqs" if settings.transport == "sqs" else ""
+    state_dir = args.state_dir or ROOT / ".chaos" / f"seed-{settings.seed}{suffix}"
     state_dir.mkdir(parents=True, exist_ok=True)
     chaos = Chaos(settings, state_dir)
     began = time.monotonic()
-    print(f"make chaos: seed {settings.seed}, logs in {state_dir}/", flush=True)
+    print(f"make chaos: seed {settings.seed}, transport {settings.transport}, logs in {state_dir}/", flush=True)
     # The in-process API's logs (Powertools writes JSON to stdout) go to a file; the progress stays here.
     with (state_dir / "api.log").open("w") as api_log, contextlib.redirect_stdout(api_log):
         chaos.out = sys.__stdout__

@@ -167,3 +167,33 @@ def test_a_producer_that_failed_is_replaced_so_a_broker_restart_cannot_leave_it_
             assert time.monotonic() < deadline, "no publish succeeded within a minute of the restart"
     assert publisher._producer is not None and publisher._producer is not first
     publisher.close()
+
+
+def test_an_sqs_outage_refuses_every_sqs_call_through_the_proxy_until_it_ends(moto_endpoint: str) -> None:
+    from botocore.config import Config as BotoConfig
+    from notify.adapters.sqs import SqsJobPublisher
+
+    proxy = ProviderFaults(moto_endpoint).start()
+    try:
+        direct = boto3.client("sqs", endpoint_url=moto_endpoint)
+        url = direct.create_queue(QueueName=f"outage-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+        through = boto3.client("sqs", endpoint_url=proxy.url, config=BotoConfig(retries={"max_attempts": 2}))
+        publisher = SqsJobPublisher(through, url)
+        spec, now = EVENT_TYPES["password_reset"], datetime.now(UTC)
+        jobs = EventPlan(
+            new_event_id(), spec, spec.sample_payload(), ["u1"], [Channel.EMAIL], spec.priority, now, now + timedelta(1)
+        ).jobs()
+        proxy.sqs_outage(True)
+        # As SQS's own 503: botocore retries it, then the adapter calls it transient (the API's truthful 503).
+        with pytest.raises(TransientError):
+            publisher.publish(jobs)
+        with pytest.raises(through.exceptions.ClientError, match="ServiceUnavailable"):
+            through.receive_message(QueueUrl=url, WaitTimeSeconds=0)
+        assert proxy.ledger.sqs_refused >= 4  # two attempts of each call
+        assert "Messages" not in direct.receive_message(QueueUrl=url, WaitTimeSeconds=0)  # nothing got through
+        proxy.sqs_outage(False)
+        publisher.publish(jobs)
+        (message,) = direct.receive_message(QueueUrl=url, WaitTimeSeconds=1)["Messages"]
+        assert jobs[0].job_id in message["Body"]
+    finally:
+        proxy.stop()
