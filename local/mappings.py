@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Protocol
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from local.cfn import KafkaSource, SqsSource
 from local.events import (
@@ -22,7 +23,7 @@ from local.events import (
     scheduled_event,
     sqs_event,
 )
-from local.invoke import Function
+from local.invoke import Function, TaskTimedOut
 
 log = logging.getLogger("local.mappings")
 
@@ -486,12 +487,23 @@ class SqsMapping(_Loop):
         return messages
 
     def poll(self) -> None:
-        messages = self.batch()
+        """One batch: received, handed to the function, and what it did not report deleted. SQS failing (a receive
+        or a delete refused) is a warning line, as Lambda's poller only retries: a batch whose delete failed comes
+        back after the visibility timeout, and the worker's claim drops what it already did."""
+        try:
+            messages = self.batch()
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("%s could not receive: %s; polling again in 1 s", self._thread.name, _one_line(exc))
+            self._stop.wait(1.0)
+            return
         if not messages:
             return
         event = sqs_event([received_message(m, self._arn) for m in messages])
         try:
             result = self._function.invoke(event)
+        except TaskTimedOut as exc:
+            log.warning("%s: %s; the batch returns after the visibility timeout", self._function.name, exc)
+            return
         except Exception:
             log.exception(
                 "%s raised on an SQS batch of %d; it returns after the visibility timeout",
@@ -502,10 +514,18 @@ class SqsMapping(_Loop):
         failed = self._reported(result, messages)
         done = [m for m in messages if m["MessageId"] not in failed]
         for i in range(0, len(done), 10):
-            self._sqs.delete_message_batch(
-                QueueUrl=self._url,
-                Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])],
-            )
+            entries: list[Any] = [
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done[i : i + 10])
+            ]
+            try:
+                self._sqs.delete_message_batch(QueueUrl=self._url, Entries=entries)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning(
+                    "%s could not delete %d handled messages: %s; they return after the visibility timeout",
+                    self._thread.name,
+                    len(entries),
+                    _one_line(exc),
+                )
 
     def _reported(self, result: Any, messages: Sequence[dict[str, Any]]) -> set[str]:
         """The message ids a partial batch response names; all of them if it names one not in the batch."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import random
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -83,7 +84,7 @@ class ProviderFaults:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._sqs_down = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        self._server = _Server(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
 
@@ -176,6 +177,15 @@ class ProviderFaults:
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay  # noqa: N815 - http.server's naming
 
         return Handler
+
+
+class _Server(ThreadingHTTPServer):
+    """A caller that went away mid-request (a worker container cut off, its kept-alive connections reset) is no
+    error of the proxy's: nothing to print for it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            super().handle_error(request, client_address)
 
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "server", "date"}

@@ -531,7 +531,9 @@ class Chaos:
                 self.proxy.sqs_outage(False)
                 self.note(f"SQS available again ({self.proxy.ledger.sqs_refused} calls refused)")
             elif what == "poison":
-                self.note(f"poison: {self._poison()} records on every partition")
+                count = self._poison()
+                where = "messages on the jobs queue" if self.sqs_mode else "records on every partition"
+                self.note(f"poison: {count} {where}")
 
     def _poison(self) -> int:
         if self.sqs_mode:

@@ -197,3 +197,60 @@ def test_an_sqs_outage_refuses_every_sqs_call_through_the_proxy_until_it_ends(mo
         assert jobs[0].job_id in message["Body"]
     finally:
         proxy.stop()
+
+
+def test_the_local_sqs_mapping_rides_out_an_outage_and_a_batch_it_could_not_delete_comes_back(
+    moto_endpoint: str,
+) -> None:
+    """The runner's SQS poller through the proxy: receives refused while SQS is down (a warning, no crash), the
+    message taken once it is back; a delete refused leaves the batch to return after the visibility timeout (1 s
+    here), as Lambda's poller does, and the function gets it again."""
+    from local.mappings import SqsMapping
+
+    proxy = ProviderFaults(moto_endpoint).start()
+    direct = boto3.client("sqs", endpoint_url=moto_endpoint)
+    url = direct.create_queue(QueueName=f"poller-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "1"})[
+        "QueueUrl"
+    ]
+    arn = direct.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    got: list[str] = []
+
+    class Recorder:
+        name = "Recorder"
+
+        def invoke(self, event: dict[str, Any]) -> Any:
+            got.extend(r["body"] for r in event["Records"])
+            if len(got) == 1:
+                proxy.sqs_outage(True)  # SQS goes down while the first batch runs: its delete is refused
+            return {"batchItemFailures": []}
+
+    os.environ["AWS_ENDPOINT_URL_SQS"] = proxy.url
+    try:
+        mapping = SqsMapping(Recorder(), url, arn, 10)
+    finally:
+        os.environ.pop("AWS_ENDPOINT_URL_SQS")
+    direct.send_message(QueueUrl=url, MessageBody="one")
+    mapping.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(got) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert got == ["one"]
+        time.sleep(2.5)  # down: the poller's receives are refused, past the message's visibility timeout
+        assert got == ["one"] and proxy.ledger.sqs_refused > 0
+        proxy.sqs_outage(False)
+        while len(got) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert got == ["one", "one"]  # not deleted the first time: it came back
+        while time.monotonic() < deadline:  # deleted this time: the queue empties
+            counts = direct.get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            )["Attributes"]
+            if sum(int(v) for v in counts.values()) == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the message was never deleted: {counts}")
+    finally:
+        mapping.stop()
+        proxy.stop()

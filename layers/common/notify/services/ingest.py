@@ -227,22 +227,24 @@ class IngestService:
 
 
 def publish_durably(publisher: JobPublisher, fallback: DelayQueue, messages: Sequence[Message]) -> None:
-    """Kafka first; the delay queue when Kafka cannot take them (or its circuit is open: see
-    :mod:`notify.publish_circuit`); IngestUnavailable when neither can."""
+    """The transport first (Kafka, or Transport sqs's jobs queue); the delay queue when it cannot take them (or the
+    Kafka circuit is open: see :mod:`notify.publish_circuit`); IngestUnavailable when neither can."""
     try:
         publisher.publish(messages)
-    except TransientError as kafka_error:
-        if isinstance(kafka_error, CircuitOpen):  # known down: the circuit said so once, when it opened
+    except TransientError as transport_error:
+        if isinstance(transport_error, CircuitOpen):  # known down: the circuit said so once, when it opened
             log.debug("Kafka circuit open; parking %d messages in the delay queue", len(messages))
         else:
             log.warning(
-                "Kafka did not take %d messages; parking them in the delay queue: %s", len(messages), kafka_error
+                "the transport did not take %d messages; parking them in the delay queue: %s",
+                len(messages),
+                transport_error,
             )
         try:
             fallback.enqueue(messages)
         except TransientError as queue_error:
             raise IngestUnavailable(
-                f"no durable store took the jobs (kafka: {kafka_error}; delay queue: {queue_error})"
+                f"no durable store took the jobs (transport: {transport_error}; delay queue: {queue_error})"
             ) from queue_error
 
 
