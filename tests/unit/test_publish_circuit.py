@@ -201,7 +201,7 @@ def test_both_down_is_still_ingest_unavailable_without_waiting_for_kafka() -> No
     queue = MemoryQueue(fail=True)
     with pytest.raises(IngestUnavailable, match="delay queue: queue down"):
         publish_durably(h.circuit, queue, JOBS)
-    with pytest.raises(IngestUnavailable, match=r"kafka: Kafka is unreachable \(circuit open"):
+    with pytest.raises(IngestUnavailable, match=r"transport: Kafka is unreachable \(circuit open"):
         publish_durably(h.circuit, queue, JOBS)
     assert h.topic.calls == 1
 
