@@ -26,7 +26,15 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 
 from local.emails import sent_emails
-from local.events import http_api_event, kafka_record, msk_event
+from local.events import (
+    ConsumerRecord,
+    consumer_record,
+    http_api_event,
+    kafka_record,
+    msk_event,
+    received_message,
+    sqs_event,
+)
 from local.invoke import Function, LambdaContext
 
 KEY = "local-dev-key"
@@ -66,7 +74,12 @@ def record_key(value: dict[str, Any]) -> Any:
     return value.get("job_id") or (value.get("event_id"), value.get("page"))
 
 
-def kafka_values(
+def parsed(record: ConsumerRecord) -> Any:
+    """A Kafka record's value, parsed as JSON (a tombstone's as null)."""
+    return json.loads(record.value or b"null")
+
+
+def kafka_records(
     bootstrap: str,
     topic: str,
     contains: str,
@@ -75,9 +88,10 @@ def kafka_values(
     count: int = 0,
     timeout: float = 60.0,
     unique: bool = True,
-) -> list[dict[str, Any]]:
+) -> list[ConsumerRecord]:
     """The records published on the topic after ``since`` (:func:`topic_ends`) whose value contains ``contains``,
-    one per :func:`record_key` (every copy with ``unique=False``), in the order they were read.
+    as a Kafka consumer fetches them, one per :func:`record_key` of the value (every copy with ``unique=False``), in
+    the order they were read.
 
     Reads at least up to the end of each partition as it is now (what was acknowledged before the call), and on
     until ``count`` distinct records have come; fails after ``timeout`` seconds without them.
@@ -91,20 +105,36 @@ def kafka_values(
         ends = consumer.end_offsets(partitions)
         for tp in partitions:
             consumer.seek(tp, since.get(tp.partition, 0))
-        found: dict[Any, dict[str, Any]] = {}
-        copies: list[dict[str, Any]] = []
+        found: dict[Any, ConsumerRecord] = {}
+        copies: list[ConsumerRecord] = []
         deadline = time.monotonic() + timeout
         while len(found) < count or any(consumer.position(tp) < ends[tp] for tp in partitions):
             assert time.monotonic() < deadline, (
                 f"{len(found)} of {count} records containing {contains!r} on {topic} after {timeout:g} s"
             )
             for records in consumer.poll(timeout_ms=500).values():
-                for value in (json.loads(r.value) for r in records if contains.encode() in r.value):
-                    found.setdefault(record_key(value), value)
-                    copies.append(value)
+                for record in records:
+                    if record.value is not None and contains.encode() in record.value:
+                        found.setdefault(record_key(parsed(record)), record)
+                        copies.append(record)
         return list(found.values()) if unique else copies
     finally:
         consumer.close()
+
+
+def kafka_values(
+    bootstrap: str,
+    topic: str,
+    contains: str,
+    *,
+    since: Mapping[int, int],
+    count: int = 0,
+    timeout: float = 60.0,
+    unique: bool = True,
+) -> list[dict[str, Any]]:
+    """The values of :func:`kafka_records` (same arguments), parsed."""
+    records = kafka_records(bootstrap, topic, contains, since=since, count=count, timeout=timeout, unique=unique)
+    return [parsed(r) for r in records]
 
 
 def emails_to(endpoint: str, address: str) -> list[dict[str, Any]]:
@@ -118,7 +148,7 @@ def job_id_of(body: Mapping[str, Any]) -> Optional[str]:
     return body.get("job_id") or (job.get("job_id") if isinstance(job, dict) else None)
 
 
-def queue_bodies(
+def queue_messages(
     url: str,
     job_ids: Collection[str] = (),
     *,
@@ -126,8 +156,8 @@ def queue_bodies(
     count: int = 0,
     wait: float = 60.0,
 ) -> list[dict[str, Any]]:
-    """Receive and delete a test's own messages on a queue, bodies parsed: those of ``job_ids`` (:func:`job_id_of`),
-    or those ``where`` accepts.
+    """Receive and delete a test's own messages on a queue, as ReceiveMessage returns them (their attributes and
+    message attributes included): those whose body is of ``job_ids`` (:func:`job_id_of`), or one ``where`` accepts.
 
     Every message visible now is looked at; until ``count`` of the test's own have come (a delayed one turning
     visible), the queue is read again, failing after ``wait`` seconds. Other messages (other tests': delayed ones,
@@ -139,13 +169,17 @@ def queue_bodies(
     def mine(body: dict[str, Any]) -> bool:
         return job_id_of(body) in wanted or (where is not None and where(body))
 
-    bodies: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     others: list[str] = []  # receipts of messages left for their own tests: hidden while this reads on
     deadline = time.monotonic() + wait
     try:
         while True:
             messages = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
             ).get("Messages", [])
             for m in messages:
                 try:
@@ -153,15 +187,15 @@ def queue_bodies(
                 except ValueError:
                     body = None
                 if isinstance(body, dict) and mine(body):
-                    bodies.append(body)
+                    found.append(dict(m))
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 else:
                     others.append(m["ReceiptHandle"])
             if messages:
                 continue
-            if len(bodies) >= count:
-                return bodies
-            assert time.monotonic() < deadline, f"{len(bodies)} of {count} messages on {url} after {wait:g} s"
+            if len(found) >= count:
+                return found
+            assert time.monotonic() < deadline, f"{len(found)} of {count} messages on {url} after {wait:g} s"
             time.sleep(0.2)
     finally:
         for i in range(0, len(others), 10):
@@ -169,6 +203,19 @@ def queue_bodies(
                 {"Id": str(n), "ReceiptHandle": r, "VisibilityTimeout": 0} for n, r in enumerate(others[i : i + 10])
             ]
             sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)  # type: ignore[arg-type]
+
+
+def queue_bodies(
+    url: str,
+    job_ids: Collection[str] = (),
+    *,
+    where: Optional[Callable[[dict[str, Any]], bool]] = None,
+    count: int = 0,
+    wait: float = 60.0,
+) -> list[dict[str, Any]]:
+    """The bodies of :func:`queue_messages` (same arguments), parsed."""
+    messages = queue_messages(url, job_ids, where=where, count=count, wait=wait)
+    return [json.loads(m["Body"]) for m in messages]
 
 
 @dataclass(frozen=True)
@@ -323,6 +370,77 @@ def dies_after(operation: str, why: str) -> Iterator[None]:
 
     with hooked(f"after-call.{operation}", crash), pytest.raises(SystemExit):
         yield
+
+
+# --- the jobs' transport (TRANSPORT, issue 25): what the functions published, handed to the worker ---------------
+
+
+@dataclass(frozen=True)
+class Received:
+    """Jobs a transport carried (their JSON, parsed), and the event its event source hands WorkerFunction them in."""
+
+    jobs: list[dict[str, Any]]
+    event: dict[str, Any]
+
+
+class JobsTransport:
+    """Where the functions publish jobs in a test, and how WorkerFunction gets them (the ``transport`` fixture sets
+    the functions' variables): ``kafka``, the stack's topic, read from where it ended when the test began, the
+    records handed over in an MSK event; or ``sqs``, a jobs queue of the test's own, its messages received and
+    handed over in the SQS event of its event source mapping."""
+
+    def __init__(self, name: str, *, bootstrap: str = "", topic: str = "", queue_url: str = "") -> None:
+        self.name = name
+        self._bootstrap, self._topic, self._queue_url = bootstrap, topic, queue_url
+        self._since = topic_ends(bootstrap, topic) if name == "kafka" else {}
+        self._queue_arn = (
+            boto3.client("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            if name == "sqs"
+            else ""
+        )
+
+    def receive(self, job_ids: Collection[str], *, copies: bool = False, timeout: float = 60.0) -> Received:
+        """The published jobs of ``job_ids``, once each came (looking again for up to ``timeout`` seconds): the first
+        copy of each (both transports deliver at least once), or every copy published so far with ``copies``.
+
+        Kafka's records stay on the topic; the queue's messages are received and deleted, as the event source does.
+        """
+        wanted = set(job_ids)
+        taken: list[tuple[dict[str, Any], Any]] = []  # (job, its record or message), in the order they came
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.name == "kafka":
+                records = kafka_records(self._bootstrap, self._topic, "", since=self._since, unique=False)
+                taken = [(job, r) for r in records if (job := parsed(r)).get("job_id") in wanted]
+            else:
+                messages = queue_messages(self._queue_url, wanted, wait=0)
+                taken += [(json.loads(m["Body"]), m) for m in messages]
+            if {job["job_id"] for job, _ in taken} >= wanted:
+                break
+            assert time.monotonic() < deadline, f"{len(taken)} of {len(wanted)} jobs on {self.name} after {timeout:g} s"
+            time.sleep(0.2)
+        if not copies:
+            firsts: dict[str, tuple[dict[str, Any], Any]] = {}
+            for job, raw in taken:
+                firsts.setdefault(job["job_id"], (job, raw))
+            taken = list(firsts.values())
+        jobs = [job for job, _ in taken]
+        if self.name == "kafka":
+            return Received(jobs, msk_event([consumer_record(r) for _, r in taken], self._bootstrap))
+        return Received(jobs, sqs_event([received_message(m, self._queue_arn) for _, m in taken]))
+
+    def run(self, received: Received) -> dict[str, int]:
+        """WorkerFunction over the received jobs; its outcome counts (every record must have ended somewhere)."""
+        from worker.app import kafka_processor, sqs_processor
+
+        assert run_worker(received.event) == {"batchItemFailures": []}
+        return (kafka_processor if self.name == "kafka" else sqs_processor).outcomes
+
+    def deliver(self, job_ids: Collection[str]) -> dict[str, int]:
+        """:meth:`receive` the jobs (one copy each) and :meth:`run` the worker over them."""
+        return self.run(self.receive(job_ids))
 
 
 # --- WebSocketFunction behind the local WebSocket gateway (its fixtures are in conftest.py) ------------------------

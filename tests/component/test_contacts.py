@@ -20,7 +20,7 @@ from local.auth_service import AuthService
 from local.events import kafka_record, msk_event, sqs_event, sqs_record
 from local.invoke import LambdaContext
 
-from .helpers import call_api, emails_to, job_id_of, kafka_values, queue_bodies, sqs_sends, topic_ends
+from .helpers import JobsTransport, Received, call_api, emails_to, job_id_of, queue_bodies, sqs_sends
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 
@@ -66,14 +66,13 @@ def _new_user(auth: AuthService, **profile: Any) -> str:
     return user
 
 
-def _posted(body: dict[str, Any], kafka_bootstrap: str, topic: str) -> tuple[str, NotificationJob]:
-    """POST the event through ApiFunction; its one job as Tansu holds it."""
-    ends = topic_ends(kafka_bootstrap, topic)
+def _posted(body: dict[str, Any], transport: JobsTransport) -> tuple[str, NotificationJob, Received]:
+    """POST the event through ApiFunction; its one job as the transport carried it, and as the worker receives it."""
     status, accepted = call_api("POST", "/api/v1/events", body)
     assert status == 202, accepted
-    (job_id,) = accepted["job_ids"]
-    (value,) = kafka_values(kafka_bootstrap, topic, job_id, since=ends, count=1)
-    return accepted["event_id"], NotificationJob.model_validate(value)
+    received = transport.receive(accepted["job_ids"])
+    (value,) = received.jobs
+    return accepted["event_id"], NotificationJob.model_validate(value), received
 
 
 def _forget_services() -> None:
@@ -126,7 +125,7 @@ def test_a_user_auth_says_is_gone_loses_the_last_known_contact_and_is_never_sent
 
 
 def test_an_inline_recipient_is_sent_with_the_callers_profile_and_the_auth_service_is_not_asked(
-    auth_service: AuthService, moto_endpoint: str, kafka_bootstrap: str, stack_env: dict[str, str]
+    auth_service: AuthService, moto_endpoint: str, transport: JobsTransport
 ) -> None:
     invitee = f"invitee-{uuid.uuid4().hex[:10]}"
     address = f"{invitee}@example.com"
@@ -135,10 +134,10 @@ def test_an_inline_recipient_is_sent_with_the_callers_profile_and_the_auth_servi
         "payload": {"confirmation_url": "https://example.com/invite/7"},
         "recipients": {"users": [{"user_id": invitee, "email": address, "first_name": "Zed", "locale": "en"}]},
     }
-    event_id, job = _posted(body, kafka_bootstrap, stack_env["KAFKA_TOPIC"])
+    event_id, job, received = _posted(body, transport)
     assert job.contact is not None and job.contact.email == address
     paths_before = len(auth_service.faults.paths)
-    assert _worker(_kafka(job)) == {"sent": 1}
+    assert transport.run(received) == {"sent": 1}
     assert [p for p in auth_service.faults.paths[paths_before:] if invitee in p] == []  # Auth never asked
     assert invitee not in auth_service.faults.user_requests
     (email,) = emails_to(moto_endpoint, address)
@@ -164,7 +163,7 @@ def test_inline_recipients_that_break_a_rule_are_a_422_naming_the_field() -> Non
 
 
 def test_a_push_to_a_user_with_no_endpoint_is_skipped_unreachable_and_the_dlq_stays_empty(
-    auth_service: AuthService, kafka_bootstrap: str, stack_env: dict[str, str]
+    auth_service: AuthService, transport: JobsTransport, stack_env: dict[str, str]
 ) -> None:
     user = _new_user(auth_service, email="nopush@example.com")  # no push endpoint, like demo-user-5
     body = {
@@ -173,9 +172,9 @@ def test_a_push_to_a_user_with_no_endpoint_is_skipped_unreachable_and_the_dlq_st
         "recipients": {"user_ids": [user]},
         "channels": ["push"],
     }
-    event_id, job = _posted(body, kafka_bootstrap, stack_env["KAFKA_TOPIC"])
+    event_id, job, received = _posted(body, transport)
     with sqs_sends() as sent:
-        assert _worker(_kafka(job)) == {"skipped": 1}
+        assert transport.run(received) == {"skipped": 1}
     assert [m for m in sent if job_id_of(m.body) == job.job_id] == []  # no letter, no retry
     assert queue_bodies(stack_env["DLQ_URL"], [job.job_id]) == []
     status = _status(job.job_id)

@@ -28,10 +28,10 @@ from notify.records import Transition
 from notify.services.access import hash_key
 
 from local.auth_service import AuthService
-from local.events import kafka_record, msk_event, ses_event, sns_event
+from local.events import ses_event, sns_event
 from local.invoke import LambdaContext
 
-from .helpers import call_api, emails_to, kafka_values, topic_ends
+from .helpers import JobsTransport, call_api, emails_to
 
 pytestmark = pytest.mark.usefixtures("local_stack", "purge_queues", "fresh_services")
 
@@ -67,17 +67,12 @@ def send_calls() -> Iterator[list[dict[str, Any]]]:
     session.events.unregister("provide-client-params.sesv2.SendEmail", unique_id="feedback-send-calls")
 
 
-def _sent(stack_env: dict[str, str], bootstrap: str, event: dict[str, Any]) -> dict[str, Any]:
-    """POST the event, hand its job from Kafka to WorkerFunction, and return the job's status once SENT."""
-    from worker.app import lambda_handler as worker
-
-    ends = topic_ends(bootstrap, stack_env["KAFKA_TOPIC"])
+def _sent(transport: JobsTransport, event: dict[str, Any]) -> dict[str, Any]:
+    """POST the event, hand its job from the transport to WorkerFunction, and return the job's status once SENT."""
     status, accepted = call_api("POST", "/api/v1/events", event)
     assert status == 202, accepted
     (job_id,) = accepted["job_ids"]
-    (job,) = kafka_values(bootstrap, stack_env["KAFKA_TOPIC"], job_id, since=ends, count=1)
-    batch = msk_event([kafka_record(stack_env["KAFKA_TOPIC"], 0, 0, json.dumps(job).encode(), b"k")], "x")
-    assert worker(batch, LambdaContext("WorkerFunction", 120)) == {"batchItemFailures": []}
+    assert transport.deliver([job_id]) == {"sent": 1}
     status, body = call_api("GET", f"/api/v1/notifications/{job_id}")
     assert status == 200 and body["status"] == "SENT", body
     return dict(body)
@@ -110,7 +105,7 @@ def _reads(job: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def test_a_click_on_a_reset_link_leaves_no_token_anywhere_a_key_reads_the_job(
-    auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str, send_calls: list[dict[str, Any]]
+    auth_service: AuthService, transport: JobsTransport, send_calls: list[dict[str, Any]]
 ) -> None:
     user, address = _user(auth_service)
     secret = uuid.uuid4().hex
@@ -120,7 +115,7 @@ def test_a_click_on_a_reset_link_leaves_no_token_anywhere_a_key_reads_the_job(
         "payload": {"reset_url": reset_url, "expires_in_minutes": 15},
         "recipients": {"user_ids": [user]},
     }
-    job = _sent(stack_env, kafka_bootstrap, event)
+    job = _sent(transport, event)
     # A Click (from an email sent before account mail had its own configuration set): the link is cut.
     tags = {"job_id": job["job_id"], "event_type": "password_reset"}
     click = {"timestamp": "2026-11-25T12:00:04.000Z", "link": reset_url, "ipAddress": "192.0.2.7", "userAgent": "x"}
@@ -143,10 +138,10 @@ def test_a_click_on_a_reset_link_leaves_no_token_anywhere_a_key_reads_the_job(
 
 
 def test_the_unsubscribe_link_is_not_in_the_history_only_that_the_email_carried_one(
-    auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str, moto_endpoint: str
+    auth_service: AuthService, transport: JobsTransport, moto_endpoint: str
 ) -> None:
     user, address = _user(auth_service)
-    job = _sent(stack_env, kafka_bootstrap, _film_email(user, "f-9"))
+    job = _sent(transport, _film_email(user, "f-9"))
     (email,) = emails_to(moto_endpoint, address)
     token = re.search(r"/u/([A-Za-z0-9_.-]+)", email["body"])
     assert token is not None, email["body"]  # the email carries it (body and List-Unsubscribe header)
@@ -178,11 +173,12 @@ OPENS = int(os.environ.get("FEEDBACK_OPENS", "1000"))
 
 
 @pytest.mark.timeout(240 + OPENS // 40)
+@pytest.mark.parametrize("transport", ["kafka"], indirect=True)  # the feedback's bounds: one transport is enough
 def test_many_opens_leave_the_item_under_64_kb_not_growing_and_every_later_write_succeeding(
-    auth_service: AuthService, stack_env: dict[str, str], kafka_bootstrap: str
+    auth_service: AuthService, stack_env: dict[str, str], transport: JobsTransport
 ) -> None:
     user, address = _user(auth_service)
-    job = _sent(stack_env, kafka_bootstrap, _film_email(user, "f-8"))
+    job = _sent(transport, _film_email(user, "f-8"))
     tags = {"job_id": job["job_id"], "event_type": "new_film"}
     message_id = job["provider_message_id"]
 

@@ -1,11 +1,13 @@
 """TRANSPORT sqs (issue 25) against moto server: the jobs queue's publisher, and the API publishing to it, falling
-back to the delay queue, answering 503 when neither takes the jobs, and the worker sending what it received."""
+back to the delay queue, answering 503 when neither takes the jobs, and the worker sending what it received.
+
+What both transports do alike (an accepted event's jobs reaching the worker and sent) is tested in both, through
+the ``transport`` fixture (tests/component/conftest.py), in the modules of each feature."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -31,23 +33,6 @@ def _event() -> dict[str, Any]:
         "recipients": {"user_ids": ["demo-user-1"]},
         "channels": ["email"],
     }
-
-
-@pytest.fixture
-def jobs_queue() -> Iterator[str]:
-    """A jobs queue of the test's own (the stack's functions are given it through JOBS_QUEUE_URL)."""
-    sqs = boto3.client("sqs")
-    url = sqs.create_queue(QueueName=f"jobs-{uuid.uuid4().hex[:12]}")["QueueUrl"]
-    yield url
-    sqs.delete_queue(QueueUrl=url)
-
-
-@pytest.fixture
-def sqs_transport(jobs_queue: str, monkeypatch: pytest.MonkeyPatch, fresh_services: None) -> str:
-    """The functions' environment with TRANSPORT sqs and the test's jobs queue (their services built afresh)."""
-    monkeypatch.setenv("TRANSPORT", "sqs")
-    monkeypatch.setenv("JOBS_QUEUE_URL", jobs_queue)
-    return jobs_queue
 
 
 def _receive(url: str, count: int) -> list[dict[str, Any]]:
@@ -99,21 +84,6 @@ def test_a_queue_that_does_not_exist_or_sqs_down_is_the_kafka_publishers_error(j
     )
     with pytest.raises(TransientError, match="SQS send failed"):
         SqsJobPublisher(down, jobs_queue).publish(job)
-
-
-def test_an_event_accepted_with_the_sqs_transport_is_on_the_jobs_queue_and_the_worker_sends_it(
-    sqs_transport: str,
-) -> None:
-    status, accepted = call_api("POST", "/api/v1/events", _event())
-    assert status == 202, accepted
-    (job_id,) = accepted["job_ids"]
-    (message,) = _receive(sqs_transport, 1)
-    assert json.loads(message["Body"])["job_id"] == job_id
-    # As Lambda's SQS event source hands it over: the record of the message received off the queue.
-    event = sqs_event([received_message(message, _queue_arn(sqs_transport))])
-    assert event["Records"][0]["eventSource"] == "aws:sqs"
-    assert run_worker(event) == {"batchItemFailures": []}
-    assert job_status(job_id)["status"] == "SENT"
 
 
 @pytest.mark.usefixtures("purge_queues")
