@@ -1,4 +1,10 @@
-"""The local stack as a black box: `python -m local` in a subprocess, driven over HTTP as a user would."""
+"""The local stack as a black box: `python -m local` in a subprocess, driven over HTTP as a user would.
+
+The end-to-end slice (an accepted event ending in its final status: one email, a batch of every channel and a
+failure, a segment's fan-out, a campaign's run) runs in both transports (issue 25): on this module's Kafka stack,
+and on the session's TRANSPORT=sqs stack (tests/e2e/conftest.py), each test once per stack through
+``slice_stack``, the campaign on both at once. The rest is of one stack: Kafka's, whose poison test writes to the
+topic, and whose last test stops it."""
 
 from __future__ import annotations
 
@@ -16,11 +22,14 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional, TypeVar
+from urllib.parse import quote
 
+import boto3
 import pytest
 
 from local.cfn import ROOT
 from local.emails import sent_emails
+from local.events import REGION
 from local.launch import StackProcess, start
 
 from .jobs import new_film_emails
@@ -59,8 +68,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
     launched.stop()
 
 
-@pytest.mark.timeout(600)  # the module's stack starts in this test's time (240 s), then two waits of 120 s
-def test_a_user_registered_event_is_emailed_and_its_status_is_sent(stack: StackProcess) -> None:
+@pytest.fixture(params=["kafka", "sqs"])
+def slice_stack(request: pytest.FixtureRequest) -> StackProcess:
+    """The slice's tests run on each transport's stack in turn: this module's (Kafka), then the session's sqs one."""
+    found: StackProcess = request.getfixturevalue("stack" if request.param == "kafka" else "sqs_stack")
+    assert found.transport == request.param
+    return found
+
+
+@pytest.mark.timeout(600)  # each stack may start in this test's time (240 s), then two waits of 120 s
+def test_a_user_registered_event_is_emailed_and_its_status_is_sent(slice_stack: StackProcess) -> None:
+    stack = slice_stack
     status, accepted = stack.call(
         "POST",
         "/api/v1/events",
@@ -105,8 +123,84 @@ def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: 
     assert job["last_error"] is None
 
 
+def _push_endpoint(stack: StackProcess) -> str:
+    """An SNS platform endpoint in the stack's moto, for an inline recipient's push."""
+    sns = boto3.client(
+        "sns", endpoint_url=stack.moto, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
+    )
+    app = sns.create_platform_application(
+        Name=f"e2e-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
+    )["PlatformApplicationArn"]
+    return str(sns.create_platform_endpoint(PlatformApplicationArn=app, Token=uuid.uuid4().hex)["EndpointArn"])
+
+
+def _pushes(stack: StackProcess, endpoint: str) -> list[dict[str, Any]]:
+    """What moto's SNS published to the endpoint (its store's index of pushes, by endpoint)."""
+    with urllib.request.urlopen(f"{stack.moto}/_local/sns/pushes?endpoint={quote(endpoint)}", timeout=30) as resp:
+        return list(json.load(resp)["pushes"])
+
+
+@pytest.mark.timeout(300)  # one ceiling of 120 s for the four jobs, 60 s for the letter
+def test_a_batch_of_an_email_a_push_an_in_app_and_an_unknown_users_event_ends_each_in_its_final_status(
+    slice_stack: StackProcess,
+) -> None:
+    stack = slice_stack
+    tag = uuid.uuid4().hex[:8]
+    user, address, endpoint = f"batch-{tag}", f"batch-{tag}@example.com", _push_endpoint(stack)
+    like = {"review_id": f"r-{tag}", "movie_id": "m-1", "movie_title": "Dune", "liked_by": "Grace", "likes_count": 2}
+    signup = {
+        "event_type": "user_registered",
+        "payload": {"confirmation_url": f"https://example.com/confirm/{tag}"},
+        "channels": ["email"],
+    }
+    events = [
+        {**signup, "recipients": {"users": [{"user_id": user, "email": address}]}},
+        {
+            "event_type": "review_liked",
+            "payload": like,
+            "recipients": {"users": [{"user_id": user, "push_endpoints": [endpoint]}]},
+            "channels": ["push"],
+        },
+        {
+            "event_type": "review_liked",
+            "payload": like,
+            "recipients": {"users": [{"user_id": user}]},  # inline: the Auth service is not asked
+            "channels": ["websocket"],
+        },
+        # The Auth service does not know this user: a permanent failure, with its letter in the DLQ.
+        {**signup, "recipients": {"user_ids": [f"nobody-{tag}"]}},
+    ]
+    status, answer = stack.call("POST", "/api/v1/events:batch", {"events": events})
+    assert status == 207 and [r["status"] for r in answer["results"]] == [202] * len(events), answer
+    email, push, in_app, unknown = (r["job_ids"] for r in answer["results"])
+    deadline = time.monotonic() + 120  # one ceiling for all of them: they are worked on together
+    for (job_id,), channel in ((email, "email"), (push, "push"), (in_app, "websocket")):
+        job = stack.wait_status(job_id, "SENT", timeout=max(1, deadline - time.monotonic()))
+        assert job["channel"] == channel
+        assert [h["status"] for h in job["history"]].count("SENT") == 1, job["history"]
+    failed = stack.wait_status(unknown[0], "FAILED", timeout=max(1, deadline - time.monotonic()))
+    assert "does not exist" in failed["last_error"], failed
+    assert [e["destinations"]["ToAddresses"] for e in sent_emails(stack.moto, to=address)] == [[address]]
+    assert len(_pushes(stack, endpoint)) == 1
+    status, token = stack.call("POST", f"/api/v1/users/{user}/tokens")
+    assert status == 201, token
+    status, inbox = stack.call("GET", "/api/v1/inbox", key=None, authorization=f"Bearer {token['token']}")
+    assert status == 200 and [item["job_id"] for item in inbox["items"]] == in_app, inbox
+    # A listing hides the letters it returns for 2 s (dlq.LIST_VISIBILITY_SECONDS): gather what each one shows.
+    seen: set[str] = set()
+
+    def lettered() -> set[str]:
+        status, body = stack.call("GET", "/api/v1/dlq?limit=200")
+        assert status == 200, body
+        seen.update(x["job_id"] for x in body["items"] if x.get("job_id") in unknown)
+        return seen
+
+    _poll(lettered, lambda found: found == set(unknown), timeout=60, every=1)
+
+
 @pytest.mark.timeout(420)  # a 240 s ceiling for 100 deliveries, and the requests around it
-def test_a_segment_event_reaches_every_demo_user_once(stack: StackProcess) -> None:
+def test_a_segment_event_reaches_every_demo_user_once(slice_stack: StackProcess) -> None:
+    stack = slice_stack
     marker = f"https://example.com/watch/{time.time_ns()}"
     status, accepted = stack.call(
         "POST",
@@ -131,9 +225,8 @@ def test_a_segment_event_reaches_every_demo_user_once(stack: StackProcess) -> No
     assert (status, event["recipients"]) == (200, 100)
 
 
-@pytest.mark.timeout(480)  # 300 s for the run and its deliveries, then up to 60 s each for its record and its jobs
-def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: StackProcess) -> None:
-    marker = f"https://example.com/campaign/{time.time_ns()}"
+def _campaign(stack: StackProcess, marker: str) -> str:
+    """A campaign due every minute, emailing the segment ``all`` a new_film whose link is ``marker``, run once."""
     status, campaign = stack.call(
         "POST",
         "/api/v1/campaigns",
@@ -149,7 +242,12 @@ def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Sta
         },
     )
     assert status == 201 and campaign["status"] == "ACTIVE"
-    deadline = time.monotonic() + 300  # a ceiling: the next minute, a 5-second tick, then 100 deliveries
+    return str(campaign["campaign_id"])
+
+
+def _ran_once(stack: StackProcess, campaign_id: str, marker: str, deadline: float) -> None:
+    """The campaign ran once, by ``deadline`` (a ceiling: the next minute, a 5-second tick, then 100 deliveries),
+    and every demo user got its email once."""
     sent: list[dict[str, Any]] = []
     while time.monotonic() < deadline:
         sent = stack.emails(marker)
@@ -159,7 +257,7 @@ def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Sta
     # The scheduler records the run (and, max_runs reached, INACTIVE) just after it hands the run's event in, so
     # the emails may come first: wait for the record.
     stored = _poll(
-        lambda: stack.call("GET", f"/api/v1/campaigns/{campaign['campaign_id']}")[1],
+        lambda: stack.call("GET", f"/api/v1/campaigns/{campaign_id}")[1],
         lambda found: found["status"] != "ACTIVE",
         timeout=max(60, deadline - time.monotonic()),
     )
@@ -167,7 +265,7 @@ def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Sta
     final = ("SENT", "DELIVERED", "BOUNCED", "COMPLAINED", "FAILED", "EXPIRED", "SKIPPED")
 
     def runs() -> list[dict[str, Any]]:
-        status, body = stack.call("GET", f"/api/v1/campaigns/{campaign['campaign_id']}/runs")
+        status, body = stack.call("GET", f"/api/v1/campaigns/{campaign_id}/runs")
         assert status == 200, body
         return list(body["items"])
 
@@ -182,6 +280,19 @@ def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(stack: Sta
     sent = stack.emails(marker)
     recipients = sorted(e["destinations"]["ToAddresses"][0] for e in sent)
     assert recipients == sorted(f"demo-user-{n}@example.com" for n in range(1, 101))
+
+
+@pytest.mark.timeout(600)  # 300 s for both runs and their deliveries, then up to 60 s each for a record and its jobs
+def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(
+    stack: StackProcess, sqs_stack: StackProcess
+) -> None:
+    """On each transport's stack (the slice's campaign: the scheduler publishes the run). Both campaigns are made
+    due together, so they wait for the same minute: the sqs half does not add a minute of its own."""
+    marker = f"https://example.com/campaign/{time.time_ns()}"
+    made = [(each, _campaign(each, f"{marker}/{each.transport}")) for each in (stack, sqs_stack)]
+    deadline = time.monotonic() + 300  # one ceiling for both: they run in the same minute, or the next
+    for each, campaign_id in made:
+        _ran_once(each, campaign_id, f"{marker}/{each.transport}", deadline)
 
 
 def test_bad_requests_get_clear_4xx_answers(stack: StackProcess) -> None:
@@ -364,7 +475,7 @@ def test_five_likes_of_a_review_make_one_email_listing_them_after_a_ten_second_w
     try:
         time.sleep(1.5)  # the local worker keeps the rules 1 s (PreferencesCacheSeconds)
         likers = [f"Liker{i}-{user}" for i in range(5)]
-        members = []
+        members: list[str] = []
         for liker in likers:
             payload = {"review_id": f"r-{user}", "movie_id": "m-1", "movie_title": "Dune", "liked_by": liker}
             body = {

@@ -1,4 +1,7 @@
-"""`TRANSPORT=sqs make local` as a black box: the whole service with no Kafka, jobs travelling on the SQS jobs queue."""
+"""`TRANSPORT=sqs make local` as a black box: the whole service with no Kafka, jobs travelling on the SQS jobs queue.
+
+The session's sqs stack (tests/e2e/conftest.py) is shared with test_local_stack, whose end-to-end slice runs on it
+as well as on Kafka; here is what only this transport has: no Kafka at all, and poison on the jobs queue."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import base64
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,7 +17,7 @@ import boto3
 import pytest
 
 from local.events import REGION
-from local.launch import StackProcess, start
+from local.launch import StackProcess
 from local.processes import port_open
 
 from .jobs import new_film_emails
@@ -42,54 +45,10 @@ def _raw(letter: dict[str, Any]) -> bytes:
     return base64.b64decode(letter["raw_base64"]) if letter.get("raw_base64") else str(letter.get("raw") or "").encode()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackProcess]:
-    """The module's own stack with TRANSPORT=sqs; 240 s: a ceiling for its start on a loaded machine."""
-    launched = start(tmp_path_factory.mktemp("sqs"), timeout=240, TRANSPORT="sqs")
-    yield launched
-    launched.stop()
-
-
-def _accepted(stack: StackProcess, event: dict[str, object]) -> list[str]:
-    status, accepted = stack.call("POST", "/api/v1/events", event)
-    assert status == 202, accepted
-    return [str(j) for j in accepted["job_ids"]]
-
-
-@pytest.mark.timeout(600)  # the module's stack starts in this test's time (240 s), then one wait of 180 s
-def test_an_email_and_an_in_app_notification_are_sent_through_the_jobs_queue(stack: StackProcess) -> None:
+@pytest.mark.timeout(360)  # the session's sqs stack may start in this test's time (240 s)
+def test_no_kafka_runs_and_the_banner_names_the_jobs_queue(sqs_stack: StackProcess) -> None:
+    stack = sqs_stack
     assert stack.transport == "sqs"
-    (email,) = _accepted(
-        stack,
-        {
-            "event_type": "user_registered",
-            "payload": {"confirmation_url": "https://example.com/confirm/sqs", "first_name": "Ada"},
-            "recipients": {"user_ids": ["demo-user-1"]},
-        },
-    )
-    (in_app,) = _accepted(
-        stack,
-        {
-            "event_type": "review_liked",
-            "payload": {
-                "review_id": "r-" + uuid.uuid4().hex[:8],
-                "movie_id": "m-1",
-                "movie_title": "Dune",
-                "liked_by": "Grace",
-                "likes_count": 2,
-            },
-            "recipients": {"user_ids": ["demo-user-2"]},
-            "channels": ["websocket"],
-        },
-    )
-    deadline = time.monotonic() + 180
-    for job_id, channel in ((email, "email"), (in_app, "websocket")):
-        job = stack.wait_status(job_id, "SENT", timeout=max(1, deadline - time.monotonic()))
-        assert job["channel"] == channel
-        assert [h["status"] for h in job["history"]].count("SENT") == 1, job["history"]
-
-
-def test_no_kafka_runs_and_the_banner_names_the_jobs_queue(stack: StackProcess) -> None:
     assert not port_open(stack.ports["KAFKA_PORT"])
     children = subprocess.run(["pgrep", "-P", str(stack.process.pid)], capture_output=True, text=True).stdout.split()
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in children]
@@ -102,10 +61,11 @@ def test_no_kafka_runs_and_the_banner_names_the_jobs_queue(stack: StackProcess) 
 
 
 @pytest.mark.timeout(420)  # 180 s for the jobs, 120 s for the letters
-def test_poison_messages_between_good_jobs_on_the_jobs_queue_go_to_the_dlq_alone(stack: StackProcess) -> None:
+def test_poison_messages_between_good_jobs_on_the_jobs_queue_go_to_the_dlq_alone(sqs_stack: StackProcess) -> None:
     """Messages that are no job (text, a JSON array, JSON 5,000 deep, an object of no known shape) sent straight
     to the jobs queue in one SendMessageBatch between good jobs. SQS takes only text, so bytes that are not UTF-8
     cannot reach this queue (the Kafka transport's test sends those)."""
+    stack = sqs_stack
     jobs = new_film_emails(["demo-user-30", "demo-user-31", "demo-user-32"])
     tag = uuid.uuid4().hex
     poison = [f"\u00ff not a job {tag}", f'["{tag}", 1]', "[" * 5000 + f'"{tag}"' + "]" * 5000, f'{{"key": "{tag}"}}']
