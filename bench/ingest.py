@@ -3,15 +3,17 @@
 moto server and Kafka (Tansu) run in their own processes, so the CPU time measured here (``time.process_time``)
 is the API's own work: validation, job expansion, the DynamoDB write, and publishing: producing to Kafka and
 waiting for acks (Transport kafka), or ``SendMessageBatch`` of ten to the jobs queue on moto (Transport sqs, the
-same requests again with ``TRANSPORT`` sqs; the queue is emptied between requests, off the clock, as its event source
-would keep it). The raw clients publish job-sized messages with nothing around them:
-kafka-python's producer with the API's settings, and SQS ``SendMessageBatch`` of ten in one thread.
+same requests again with ``TRANSPORT`` sqs). The single and batch requests run a third time against a FIFO jobs queue
+(bench/fifo.py: each job grouped by its user and deduplicated by its id), which the template does not offer, to
+compare the two kinds of queue. The raw clients publish job-sized messages with nothing around them: kafka-python's
+producer with the API's settings, and SQS ``SendMessageBatch`` of ten in one thread (to each kind of queue).
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -20,6 +22,7 @@ from typing import Any
 import boto3
 
 from bench import arguments
+from bench.fifo import fifo_transport
 from bench.peers import jobs_queue, peers, sqs_transport
 from bench.worker import largest_item
 from local.cfn import template
@@ -37,13 +40,14 @@ class Sizes:
     wide: int = 20  # POST /events, each to wide_recipients users
     wide_recipients: int = 1000
     raw: int = 20_000  # messages from the raw producer
-    raw_sqs: int = 2_000  # messages from the raw SQS client, ten a request
+    raw_sqs: int = 2_000  # messages from the raw SQS client, ten a request (to each kind of queue)
 
 
 FULL = Sizes()
 QUICK = Sizes(single=2, batch_calls=1, batch_events=5, wide=1, wide_recipients=10, raw=200, raw_sqs=20)
 PATHS = ("single", "batch", "wide")
-TRANSPORTS = ("kafka", "sqs")
+FIFO_PATHS = ("single", "batch")  # the FIFO queue's: one job to one user, as many as the wide path makes
+TRANSPORTS = ("kafka", "sqs", "fifo")
 
 
 @dataclass
@@ -80,21 +84,20 @@ def _cpu(fn: Callable[[], int]) -> tuple[int, float, float]:
     return jobs, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def _timed(requests: Sequence[Callable[[], int]], between: Callable[[], None]) -> tuple[int, float, float]:
-    """(jobs, CPU seconds, wall seconds) of the requests, each timed on its own, with ``between`` after each, off the
-    clock."""
+def _timed(requests: Sequence[Callable[[], int]]) -> tuple[int, float, float]:
+    """(jobs, CPU seconds, wall seconds) of the requests, each timed on its own."""
     jobs, cpu, wall = 0, 0.0, 0.0
     for request in requests:
         n, c, w = _cpu(request)
         jobs, cpu, wall = jobs + n, cpu + c, wall + w
-        between()
     return jobs, cpu, wall
 
 
 def run(sizes: Sizes = FULL) -> dict[str, tuple[int, float, float]]:
     """(jobs, CPU s, wall s) of each path: ``single``, ``batch``, ``wide`` with Kafka, ``sqs single`` ... with the
-    jobs queue, ``raw`` / ``raw100`` / ``sqs raw`` for the raw clients; ``event item`` and ``sqs sends <path>``
-    (SendMessageBatch requests, the largest request's bytes) carry counts in their first two places."""
+    jobs queue, ``fifo single`` and ``fifo batch`` with a FIFO jobs queue, ``raw`` / ``raw100`` / ``sqs raw`` /
+    ``fifo raw`` for the raw clients; ``event item`` and ``sqs sends <path>`` (SendMessageBatch requests, the largest
+    request's bytes) carry counts in their first two places."""
     sends = _Sends()
     session = boto3._get_default_session()
     session.events.register("before-send.sqs.SendMessageBatch", sends.count, unique_id="bench-ingest-sends")
@@ -125,30 +128,37 @@ def run(sizes: Sizes = FULL) -> dict[str, tuple[int, float, float]]:
                 ],
             }
             post("/api/v1/events", _event(["warm-up"]))  # cold start and the producer's connection, not measured
-            results = {name: _timed(requests, lambda: None) for name, requests in paths.items()}
+            results = {name: _timed(requests) for name, requests in paths.items()}
             results["event item"] = (largest_item("EVT#"), 0.0, 0.0)
             results["raw"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, sizes.raw))
             results["raw100"] = _cpu(lambda: _raw_producer(stack.bootstrap, "bench-raw", sizes.raw, 100))
+            # The queues keep what the requests send (nothing drains them): moto's sends no longer cost more the
+            # more a queue holds (local/moto_server.py's _QueueAttributes).
             queue_url, _ = jobs_queue(stack)
+            fifo_url, _ = jobs_queue(stack, fifo=True)
             client: Any = boto3.client("sqs")
-
-            def empty() -> None:
-                """A new, empty jobs queue under the same URL: moto's SendMessage counts every message in the queue
-                for each message sent (it builds the queue's attributes), which the event source, draining the
-                queue as it fills, would not let grow; moto would be the benchmark."""
-                client.delete_queue(QueueUrl=queue_url)
-                assert jobs_queue(stack)[0] == queue_url
-
             with sqs_transport(queue_url):  # the same requests, each API container publishing to the jobs queue
                 post("/api/v1/events", _event(["warm-up-sqs"]))  # a new container: its services and SQS connection
                 for name, requests in paths.items():
                     sends.calls = sends.largest = 0
-                    results[f"sqs {name}"] = _timed(requests, empty)
+                    results[f"sqs {name}"] = _timed(requests)
                     results[f"sqs sends {name}"] = (sends.calls, float(sends.largest), 0.0)
-            raw = [
-                partial(_raw_sqs, client, queue_url, min(100, sizes.raw_sqs - n)) for n in range(0, sizes.raw_sqs, 100)
-            ]
-            results["sqs raw"] = _timed(raw, empty)
+            with fifo_transport(fifo_url):  # and to the FIFO queue (the same users again: other job ids)
+                post("/api/v1/events", _event(["warm-up-fifo"]))
+                for name in FIFO_PATHS:
+                    results[f"fifo {name}"] = _timed(paths[name])
+            # Every job is on its queue: none went to the delay queue instead (a refused publish is answered 202 too).
+            for url, names in ((queue_url, [f"sqs {p}" for p in PATHS]), (fifo_url, [f"fifo {p}" for p in FIFO_PATHS])):
+                held = client.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+                assert int(held["Attributes"]["ApproximateNumberOfMessages"]) == 1 + sum(results[n][0] for n in names)
+            for name, url in (("sqs raw", queue_url), ("fifo raw", fifo_url)):
+                step = 100
+                results[name] = _timed(
+                    [
+                        partial(_raw_sqs, client, url, min(step, sizes.raw_sqs - n))
+                        for n in range(0, sizes.raw_sqs, step)
+                    ]
+                )
             return results
     finally:
         session.events.unregister("before-send.sqs.SendMessageBatch", unique_id="bench-ingest-sends")
@@ -178,16 +188,21 @@ def _raw_producer(bootstrap: str, topic: str, count: int, flush_every: int) -> i
 
 def _raw_sqs(client: Any, queue_url: str, count: int) -> int:
     """``count`` job-sized messages (the raw producer's value, with the ``kind`` and ``event_id`` attributes the
-    jobs carry) sent with ``SendMessageBatch`` of ten, one request after the other."""
+    jobs carry) sent with ``SendMessageBatch`` of ten, one request after the other; to a FIFO queue each with a user
+    of its own as its group and a new deduplication id, as :func:`~bench.fifo.fifo_entry` gives them."""
     body = json.dumps({"job_id": "x" * 36, "payload": _event(["u"]), "pad": "y" * 300})
     attributes = {
         "kind": {"DataType": "String", "StringValue": "job"},
         "event_id": {"DataType": "String", "StringValue": "e" * 26},
     }
+    fifo = queue_url.endswith(".fifo")
     for start in range(0, count, 10):
-        entries = [
+        entries: list[dict[str, Any]] = [
             {"Id": str(i), "MessageBody": body, "MessageAttributes": attributes} for i in range(min(10, count - start))
         ]
+        if fifo:
+            for entry in entries:
+                entry.update(MessageGroupId=f"u-{uuid.uuid4()}", MessageDeduplicationId=str(uuid.uuid4()))
         assert not client.send_message_batch(QueueUrl=queue_url, Entries=entries).get("Failed")
     return count
 
@@ -224,13 +239,18 @@ def main(quick: bool = False) -> dict[str, float]:
     results = run(sizes)
     print(
         "ingestion: accepted jobs per CPU-second of the API process (moto and Kafka in other processes),"
-        " Transport kafka | sqs side by side"
+        " Transport kafka | sqs (its standard jobs queue) | fifo (a FIFO jobs queue, bench only) side by side"
     )
-    raw = {"kafka": results["raw"][0] / results["raw"][1], "sqs": results["sqs raw"][0] / results["sqs raw"][1]}
+    raw = {
+        "kafka": results["raw"][0] / results["raw"][1],
+        "sqs": results["sqs raw"][0] / results["sqs raw"][1],
+        "fifo": results["fifo raw"][0] / results["fifo raw"][1],
+    }
     labels = {
         "raw": f"raw producer, one flush ({sizes.raw} msgs)",
         "raw100": "raw producer, a flush per 100 msgs",
         "sqs raw": f"raw SQS client, SendMessageBatch of 10 ({sizes.raw_sqs} msgs)",
+        "fifo raw": f"raw SQS client, FIFO, SendMessageBatch of 10 ({sizes.raw_sqs} msgs)",
         "single": f"POST /events, 1 job each ({sizes.single})",
         "batch": f"POST /events:batch, {sizes.batch_events} events × 1 job ({sizes.batch_calls})",
         "wide": f"POST /events, {sizes.wide_recipients:,} recipients ({sizes.wide})",
@@ -244,8 +264,13 @@ def main(quick: bool = False) -> dict[str, float]:
         print(f"  {labels[name]:<52}kafka {figures(name, raw['kafka'])}")
     blank = " " * len(f"kafka {figures('raw', raw['kafka'])} ")  # the kafka column, empty
     print(f"  {labels['sqs raw']:<52}{blank}| sqs {figures('sqs raw', raw['sqs'])}")
+    sqs_blank = " " * len(f"sqs {figures('sqs raw', raw['sqs'])} ")  # the sqs column, empty
+    print(f"  {labels['fifo raw']:<52}{blank}| {sqs_blank}| fifo {figures('fifo raw', raw['fifo'])}")
     for name in PATHS:
-        print(f"  {labels[name]:<52}kafka {figures(name, raw['kafka'])} | sqs {figures(f'sqs {name}', raw['sqs'])}")
+        line = f"  {labels[name]:<52}kafka {figures(name, raw['kafka'])} | sqs {figures(f'sqs {name}', raw['sqs'])}"
+        if name in FIFO_PATHS:
+            line += f" | fifo {figures(f'fifo {name}', raw['fifo'])}"
+        print(line)
     # Lambda bills each invocation's wall time × MemorySize (wall time here includes waiting for moto and Kafka).
     memory_gb = template().functions()["ApiFunction"].memory_size / 1024
     calls = {"single": sizes.single, "batch": sizes.batch_calls, "wide": sizes.wide}
@@ -254,8 +279,10 @@ def main(quick: bool = False) -> dict[str, float]:
     for name in PATHS:
         line = f"    {labels[name]:<48}{calls[name] / results[name][0]:9.4f} invocations"
         for transport in TRANSPORTS:
-            jobs, cpu, wall = results[name if transport == "kafka" else f"sqs {name}"]
-            suffix = "" if transport == "kafka" else "_sqs"
+            if transport == "fifo" and name not in FIFO_PATHS:
+                continue
+            jobs, cpu, wall = results[name if transport == "kafka" else f"{transport} {name}"]
+            suffix = "" if transport == "kafka" else f"_{transport}"
             quantities[f"api_invocations_{name}{suffix}"] = calls[name] / jobs
             quantities[f"api_gb_s_{name}{suffix}"] = wall * memory_gb / jobs
             line += f"  {transport} {wall * memory_gb / jobs:10.6f} GB-s ({cpu * memory_gb / jobs:.6f})"

@@ -60,26 +60,41 @@ def peers() -> Iterator[LocalStack]:
             stack.stop()
 
 
-def jobs_queue(stack: LocalStack) -> tuple[str, str]:
+def jobs_queue(stack: LocalStack, fifo: bool = False) -> tuple[str, str]:
     """Transport sqs's jobs queue on the stack's moto, with the properties template.yaml gives it (its redrive into
     the stack's DLQ included) and the name the local stack would; the stack's other resources, Kafka's, stay as they
-    are. Its URL and ARN."""
+    are. Its URL and ARN.
+
+    ``fifo``: the same queue as a FIFO queue (``.fifo``, no content-based deduplication), for the benchmarks' FIFO
+    runs (bench/fifo.py); a FIFO queue's redrive must go to a FIFO queue, so its DLQ is the stack's DLQ made again as
+    one."""
     import boto3
 
     assert stack.infra is not None
-    props = stack.template.properties("JobsQueue")
-    redrive = props.pop("RedrivePolicy")
-    attributes = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
-    attributes["RedrivePolicy"] = json.dumps(
-        {
-            "deadLetterTargetArn": stack.infra.queue_arns[redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]],
-            "maxReceiveCount": int(redrive["maxReceiveCount"]),
-        }
-    )
     client: Any = boto3.client("sqs")
-    url = client.create_queue(QueueName=f"{stack.config.prefix}-JobsQueue", Attributes=attributes)["QueueUrl"]
-    arn = client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    return str(url), str(arn)
+    suffix = ".fifo" if fifo else ""
+
+    def attributes(logical_id: str) -> dict[str, str]:
+        props = {k: v for k, v in stack.template.properties(logical_id).items() if k != "RedrivePolicy"}
+        if fifo:
+            props.update(FifoQueue=True, ContentBasedDeduplication=False)
+        return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in props.items()}
+
+    def arn(url: str) -> str:
+        return str(client.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
+
+    redrive = stack.template.properties("JobsQueue")["RedrivePolicy"]
+    dlq = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
+    dlq_arn = stack.infra.queue_arns[dlq]
+    if fifo:
+        dlq_url = client.create_queue(QueueName=f"{stack.config.prefix}-{dlq}.fifo", Attributes=attributes(dlq))
+        dlq_arn = arn(dlq_url["QueueUrl"])
+    queue = attributes("JobsQueue")
+    queue["RedrivePolicy"] = json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": int(redrive["maxReceiveCount"])}
+    )
+    url = client.create_queue(QueueName=f"{stack.config.prefix}-JobsQueue{suffix}", Attributes=queue)["QueueUrl"]
+    return str(url), arn(url)
 
 
 @contextmanager

@@ -22,7 +22,10 @@ Transport sqs, on both peers: the same number of emails published with ``SqsJobP
 moto, as template.yaml makes it), received from it ten at a time as the jobs queue's event source receives them
 (``BatchSize: 10``), and handled as SQS events of those messages, one invocation per ten, one after the other in
 the concurrent run's container (three times, the median reported). Its receives and deletes, which Lambda's poller
-makes and the account pays for, are made and counted outside the measured time.
+makes and the account pays for, are made and counted outside the measured time. The same again (``fifo``) with a FIFO
+jobs queue, which the template does not offer (bench/fifo.py: each job grouped by its user and deduplicated by its id),
+to compare the two kinds of queue: each batch's ten users are distinct, so FIFO's one batch per message group at a
+time holds nothing back here.
 
 Last, on dynalite, the last measured users get two more batches under a throttle on the batch's category and
 channel (content email, docs/WORKER.md#throttles): one within its limit (each send counted on its user's item) and
@@ -51,12 +54,14 @@ import boto3
 from botocore.config import Config
 from notify.adapters.aws import SEND_CONFIG
 from notify.adapters.dynamodb.throttles import DynamoThrottleRules
+from notify.adapters.sqs import SqsJobPublisher
 from notify.catalog import EVENT_TYPES
 from notify.jobs import EventPlan, new_event_id
 from notify.models import Category, Channel
 from notify.throttles import CategoryThrottle, ThrottleRule
 
 from bench import arguments
+from bench.fifo import FifoJobPublisher, fifo_transport
 from bench.peers import copy_tables, dynalite, jobs_queue, peers, sqs_transport
 from local.cfn import template
 from local.events import kafka_record, msk_event, received_message, sqs_event
@@ -70,7 +75,7 @@ SES_LATENCY = 0.030
 # SES_MAX_SEND_RATE models the account's SES quota (default 14 a second per container), not the worker: raised
 # so that the benchmark measures the worker (100 emails at 14/s would take 7 s whatever the worker does).
 SES_RATE = 10_000
-AUTH_USERS = 2_000  # the measured users of both peers (7 × batch each) and the warm-up user, the last
+AUTH_USERS = 2_100  # the measured users of both peers (10 × batch each) and the warm-up user, the last
 WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 READS = {"GetItem", "Query", "BatchGetItem", "Scan"}
 PEERS = {
@@ -132,17 +137,21 @@ class PeerRuns:
     concurrent: Measured
     bare: Bare
     sqs: Measured  # the concurrent container fed from the jobs queue, ten messages an invocation
+    fifo: Measured  # the same from a FIFO jobs queue
     concurrent_rates: list[float] = field(default_factory=list)  # every concurrent batch, the median reported
     sqs_rates: list[float] = field(default_factory=list)
+    fifo_rates: list[float] = field(default_factory=list)
 
 
 @dataclass
 class JobsQueue:
     """Transport sqs's jobs queue on moto: jobs go in through the API's publisher and come out as the SQS events its
-    event source would deliver. ``receives`` and ``deletes`` count the requests the event source makes for them."""
+    event source would deliver. ``receives`` and ``deletes`` count the requests the event source makes for them.
+    ``publisher``: the API's, or bench/fifo.py's for a FIFO queue."""
 
     url: str
     arn: str
+    publisher: type[SqsJobPublisher] = SqsJobPublisher
     receives: int = 0
     deletes: int = 0
     messages: int = 0
@@ -153,10 +162,8 @@ class JobsQueue:
 
     def events(self, users: list[int]) -> list[dict[str, Any]]:
         """One email job per user, published to the queue, received and cut into events of :data:`SQS_BATCH`."""
-        from notify.adapters.sqs import SqsJobPublisher
-
         client = self.client
-        SqsJobPublisher(client, self.url).publish(_jobs(users))
+        self.publisher(client, self.url).publish(_jobs(users))
         records: list[dict[str, Any]] = []
         for _ in range(10 * len(users) + 10):  # a bound: each receive takes up to ten of them
             if len(records) == len(users):
@@ -221,8 +228,11 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
         ):
             endpoint = f"http://127.0.0.1:{dyn.port}"
             copy_tables(stack, endpoint)
-            queue = JobsQueue(*jobs_queue(stack))
-            results["jobs queue"] = queue
+            queues = {
+                "sqs": JobsQueue(*jobs_queue(stack)),
+                "fifo": JobsQueue(*jobs_queue(stack, fifo=True), publisher=FifoJobPublisher),
+            }
+            results["jobs queue"], results["fifo queue"] = queues["sqs"], queues["fifo"]
             # The worker's caches (preferences, throttle rules) as deployed, not the local stack's 1 s for its tests:
             # each measured user is new to its container either way, and the rules are read once per container.
             os.environ.update(AUTH_API_URL=auth_url, SES_MAX_SEND_RATE=str(SES_RATE), PREFERENCES_CACHE_SECONDS="30")
@@ -239,7 +249,7 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
                 # are the steady state; this pass's requests are what a user's first notification of the day costs.
                 os.environ["WORKER_CONCURRENCY"] = str(CONCURRENCY)
                 app.services.cache_clear()
-                seen = [AUTH_USERS, *range(first, first + sizes.batch * (1 + 2 * sizes.repeat))]
+                seen = [AUTH_USERS, *range(first, first + sizes.batch * (1 + 3 * sizes.repeat))]
                 hooks.calls.clear()
                 _handle(app, _batch(seen))
                 results[f"{peer} first notification"] = {"calls": dict(hooks.calls), "notifications": len(seen)}
@@ -249,38 +259,47 @@ def run(sizes: Sizes = FULL) -> dict[str, Any]:
                     ("sequential", 1, 1),
                     ("concurrent", CONCURRENCY, sizes.repeat),
                     ("sqs", CONCURRENCY, sizes.repeat),
+                    ("fifo", CONCURRENCY, sizes.repeat),
                 ):
                     os.environ["WORKER_CONCURRENCY"] = str(concurrency)
-                    with sqs_transport(queue.url) if label == "sqs" else contextlib.nullcontext():
+                    queue = queues.get(label)
+                    transport: Any = contextlib.nullcontext()
+                    if queue is not None:
+                        transport = fifo_transport(queue.url) if label == "fifo" else sqs_transport(queue.url)
+                    with transport:
                         app.services.cache_clear()  # a new container: clients, caches and pool of this size
                         hooks.capture = captured if not captured else None
-                        warm_up = queue.events([AUTH_USERS]) if label == "sqs" else [_batch([AUTH_USERS])]
+                        warm_up = queue.events([AUTH_USERS]) if queue else [_batch([AUTH_USERS])]
                         for event in warm_up:  # cold start, template cache, connections
                             _handle(app, event)
-                        if label == "sqs":
+                        if queue:
                             queue.delete(warm_up)
                         hooks.capture = None
                         runs[label] = []
                         for _ in range(repeat):
                             users = list(range(first, first + sizes.batch))
-                            events = queue.events(users) if label == "sqs" else [_batch(users)]
+                            events = queue.events(users) if queue else [_batch(users)]
                             runs[label].append(_measure(app, hooks, events, processes))
-                            if label == "sqs":
+                            if queue:
                                 queue.delete(events)
                             first += sizes.batch
                 if peer == "moto":
                     results["job item"] = {"bytes": largest_item("JOB#")}
                 else:
                     results["throttled"] = _throttled(app, hooks, range(first - sizes.batch, first))
-                concurrent = sorted(runs["concurrent"], key=lambda m: m.rate)
-                sqs = sorted(runs["sqs"], key=lambda m: m.rate)
+                median = {
+                    label: sorted(runs[label], key=lambda m: m.rate)[len(runs[label]) // 2]
+                    for label in ("concurrent", "sqs", "fifo")
+                }
                 results[peer] = PeerRuns(
                     runs["sequential"][0],
-                    concurrent[len(concurrent) // 2],
+                    median["concurrent"],
                     _bare(captured, hooks, processes, sizes.batch),
-                    sqs[len(sqs) // 2],
+                    median["sqs"],
+                    median["fifo"],
                     [m.rate for m in runs["concurrent"]],
                     [m.rate for m in runs["sqs"]],
+                    [m.rate for m in runs["fifo"]],
                 )
     finally:
         os.environ.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
@@ -477,7 +496,8 @@ def main(quick: bool = False) -> dict[str, float]:
         f"worker: one MSK batch of {batch} emails through the handler, Auth +{AUTH_LATENCY * 1000:.0f} ms"
         f" (own process), SES +{SES_LATENCY * 1000:.0f} ms; sequential = a pool of 1, concurrent = {CONCURRENCY}"
         f" threads; sqs = Transport sqs: the same {batch} emails from the jobs queue as {-(-batch // SQS_BATCH)}"
-        f" SQS events of {SQS_BATCH} (its event source's BatchSize), one after the other in the concurrent container"
+        f" SQS events of {SQS_BATCH} (its event source's BatchSize), one after the other in the concurrent container;"
+        " fifo = the same from a FIFO jobs queue (bench only: MessageGroupId the user, MessageDeduplicationId the job)"
         f"\n  SES_MAX_SEND_RATE raised to {SES_RATE:,}/s for this benchmark: its default (14/s per"
         " container) models the account's SES quota, not the worker"
     )
@@ -486,7 +506,7 @@ def main(quick: bool = False) -> dict[str, float]:
         runs: PeerRuns = results[peer]
         base = runs.sequential.rate
         print(f"  {title}:")
-        for label in ("sequential", "concurrent", "sqs"):
+        for label in ("sequential", "concurrent", "sqs", "fifo"):
             r: Measured = getattr(runs, label)
             others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in r.peers_cpu.items())
             print(
@@ -496,7 +516,8 @@ def main(quick: bool = False) -> dict[str, float]:
             )
         print(
             f"      (concurrent batches: {', '.join(f'{x:.1f}' for x in runs.concurrent_rates)} notifications/s;"
-            f" sqs: {', '.join(f'{x:.1f}' for x in runs.sqs_rates)})"
+            f" sqs: {', '.join(f'{x:.1f}' for x in runs.sqs_rates)};"
+            f" fifo: {', '.join(f'{x:.1f}' for x in runs.fifo_rates)})"
         )
         b = runs.bare
         others = ", ".join(f"{name} {cpu / batch * 1000:.1f}" for name, cpu in b.peers_cpu.items())
@@ -523,11 +544,13 @@ def main(quick: bool = False) -> dict[str, float]:
     print(f"  (all requests of the batch: {dict(sorted(calls.items()))})")
     sqs_writes, sqs_reads, sqs_sqs, sqs_ses = (n / batch for n in _requests(results["dynalite"].sqs.calls))
     queue: JobsQueue = results["jobs queue"]
+    fifo: JobsQueue = results["fifo queue"]
     print(
         f"  Transport sqs, the worker's own requests per notification: DynamoDB {sqs_writes:.2f} writes +"
         f" {sqs_reads:.2f} reads, SES {sqs_ses:.2f}, SQS {sqs_sqs:.2f}; the event source's (Lambda's poller, billed"
         f" to the account) {queue.receives / queue.messages:.2f} ReceiveMessage +"
-        f" {queue.deletes / queue.messages:.2f} DeleteMessageBatch"
+        f" {queue.deletes / queue.messages:.2f} DeleteMessageBatch (FIFO queue: {fifo.receives / fifo.messages:.2f}"
+        f" + {fifo.deletes / fifo.messages:.2f})"
     )
     first = results["dynalite first notification"]
     first_writes = sum(v for k, v in first["calls"].items() if k.startswith("dynamodb.") and k.split(".")[1] in WRITES)
@@ -552,6 +575,7 @@ def main(quick: bool = False) -> dict[str, float]:
     memory_gb = template().functions()["WorkerFunction"].memory_size / 1024
     moto, dyn = results["moto"].concurrent, results["dynalite"].concurrent
     moto_sqs, dyn_sqs = results["moto"].sqs, results["dynalite"].sqs
+    moto_fifo, dyn_fifo = results["moto"].fifo, results["dynalite"].fifo
     quantities = {
         "worker_gb_s": dyn.seconds * memory_gb / batch,
         "worker_gb_s_moto": moto.seconds * memory_gb / batch,
@@ -565,6 +589,8 @@ def main(quick: bool = False) -> dict[str, float]:
         "job_item_bytes": results["job item"]["bytes"],
         "worker_gb_s_sqs": dyn_sqs.seconds * memory_gb / batch,
         "worker_gb_s_sqs_moto": moto_sqs.seconds * memory_gb / batch,
+        "worker_gb_s_fifo": dyn_fifo.seconds * memory_gb / batch,
+        "worker_gb_s_fifo_moto": moto_fifo.seconds * memory_gb / batch,
         "worker_invocations_sqs": 1 / SQS_BATCH,
         "sqs_esm_requests": (queue.receives + queue.deletes) / queue.messages,
     }
@@ -572,7 +598,8 @@ def main(quick: bool = False) -> dict[str, float]:
         f"  worker GB-s per notification ({memory_gb:g} GB × time per batch / {batch}): "
         f"{quantities['worker_gb_s']:.5f} on dynalite, {quantities['worker_gb_s_moto']:.5f} on moto;"
         f" sqs ({memory_gb:g} GB × the {-(-batch // SQS_BATCH)} invocations' time / {batch}):"
-        f" {quantities['worker_gb_s_sqs']:.5f} on dynalite, {quantities['worker_gb_s_sqs_moto']:.5f} on moto"
+        f" {quantities['worker_gb_s_sqs']:.5f} on dynalite, {quantities['worker_gb_s_sqs_moto']:.5f} on moto;"
+        f" fifo {quantities['worker_gb_s_fifo']:.5f} on dynalite, {quantities['worker_gb_s_fifo_moto']:.5f} on moto"
     )
     size = results["job item"]["bytes"]
     print(f"  largest job item after SENT: {size} bytes = {-(-size // 1024)} write request unit(s) per write")

@@ -34,6 +34,12 @@ FIGURES = {
         # Transport sqs beside Kafka (issue 25)
         rf"^  raw SQS client.*\| sqs +{RATE} +[\d,]+ jobs/s wall +\d+% of raw$",
         rf"^  POST /events.* of raw \| sqs +{RATE} +[\d,]+ jobs/s wall +\d+% of raw$",
+        # a FIFO jobs queue beside the standard one (bench/fifo.py), single events and batches
+        rf"^  raw SQS client, FIFO.*\| fifo +{RATE} +[\d,]+ jobs/s wall +\d+% of raw$",
+        *(
+            rf"^  {path}.* of raw \| sqs .* of raw \| fifo +{RATE} +[\d,]+ jobs/s wall"
+            for path in ("POST /events,", "POST /events:batch")
+        ),
         r"^  SQS SendMessageBatch requests per job: single [\d.]+, batch [\d.]+",
     ],
     "kafka_down": [
@@ -45,7 +51,7 @@ FIGURES = {
     "worker": [
         r"^  DynamoDB and SES on one moto server:$",
         r"^  DynamoDB on dynalite, SES on moto server:$",
-        *(rf"^    {run} +[\d.]+ s +[\d.]+ notifications/s" for run in ("sequential", "concurrent", "sqs")),
+        *(rf"^    {run} +[\d.]+ s +[\d.]+ notifications/s" for run in ("sequential", "concurrent", "sqs", "fifo")),
         r"^    bare AWS calls, .*: [\d.]+ ms per notification",
         r"^  AWS requests per delivered notification: DynamoDB [\d.]+ writes \+ [\d.]+ reads, SES [\d.]+",
         r"^  Transport sqs, the worker's own requests .*: DynamoDB [\d.]+ writes .* [\d.]+ ReceiveMessage",
@@ -67,6 +73,8 @@ QUANTITIES = (
     "job_item_bytes",
     "api_gb_s_batch_sqs",
     "worker_gb_s_sqs",
+    "api_gb_s_batch_fifo",
+    "worker_gb_s_fifo",
 )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from notify.settings import ApiSettings, WebSocketSettings, WorkerSettings, load
 
-from bench import cold_start, peers, worker
+from bench import cold_start, fifo, peers, worker
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
@@ -80,6 +80,23 @@ def test_hooks_capture_a_copy_of_each_request_and_count_it() -> None:
     hooks.count("before-send.sesv2.SendEmail")
     assert hooks.capture == [("UpdateItem", {"Key": {"pk": {"S": "JOB#1"}}})]
     assert hooks.calls == {"sesv2.SendEmail": 1}
+
+
+def test_a_fifo_entry_is_the_standard_message_grouped_by_its_user_and_deduplicated_by_its_job_id() -> None:
+    """bench/fifo.py's entries for the FIFO jobs queue: the same body and attributes as the standard publisher's, with
+    no per-message delay (a FIFO queue refuses one)."""
+    job = worker._jobs([7])[0]
+    entry = fifo.fifo_entry(3, job)
+    assert entry.pop("MessageGroupId") == "demo-user-7"
+    assert entry.pop("MessageDeduplicationId") == job.job_id
+    assert entry == {
+        "Id": "3",
+        "MessageBody": job.model_dump_json(exclude_none=True),
+        "MessageAttributes": {
+            "kind": {"DataType": "String", "StringValue": "job"},
+            "event_id": {"DataType": "String", "StringValue": job.event_id},
+        },
+    }
 
 
 @pytest.mark.parametrize(
