@@ -27,7 +27,7 @@ def _busy(config: Config) -> list[str]:
         "WS_PORT": config.ws_port,
         "WEBHOOK_RECEIVER_PORT": config.webhook_receiver_port,
     }
-    if config.uses_kafka and config.kafka_bootstrap is None:  # Tansu's; Transport sqs runs no Kafka
+    if config.uses_kafka and config.kafka_bootstrap is None:  # Tansu's; Transport sqs alone runs no Kafka
         ports["KAFKA_PORT"] = config.kafka_port
     return [f"{name}={port}" for name, port in ports.items() if port_open(port)]
 
@@ -47,33 +47,51 @@ def _demo_query(stack: LocalStack) -> str:
     return "" if stack.config.ws_port == Config().ws_port else f"?ws={quote(stack.ws_url, safe='')}"
 
 
-def _jobs_line(stack: LocalStack) -> str:
-    """Where jobs travel to the worker: the Kafka topic, or with TRANSPORT=sqs the SQS jobs queue."""
-    if stack.config.uses_kafka:
-        return (
-            f"  Kafka             {stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
-            f"   ({stack.kafka_wiring().source.event_source} events)"
-        )
-    (source,) = [source for trigger, source in stack.sqs_sources().values() if trigger == "jobs"]
+def _kafka(stack: LocalStack, note: str = "") -> str:
+    """The Kafka the worker reads: brokers, topic and the kind of events its mapping delivers."""
     return (
-        f"  Jobs queue        {os.environ.get('JOBS_QUEUE_URL')}   (SQS, no Kafka: batches of up to"
-        f" {source.batch_size} to the worker)"
+        f"{stack.bootstrap}   topic {os.environ.get('KAFKA_TOPIC')}"
+        f"   ({stack.kafka_wiring().source.event_source} events{note})"
     )
+
+
+def _jobs_queue(stack: LocalStack, kind: str, note: str = "") -> str:
+    """The jobs queue the worker reads, by its own URL: JOBS_QUEUE_URL names it only while it is the Transport."""
+    assert stack.infra is not None
+    (source,) = [source for trigger, source in stack.sqs_sources().values() if trigger == "jobs"]
+    return f"{stack.infra.queues[source.queue]}   ({kind}: batches of up to {source.batch_size} to the worker{note})"
+
+
+def _jobs_lines(stack: LocalStack) -> list[str]:
+    """Where jobs travel to the worker: the Kafka topic, or with TRANSPORT=sqs the SQS jobs queue; and with
+    DRAIN_TRANSPORT the transport being left, which the worker still reads while nothing publishes to it."""
+    left = "; nothing publishes to it"
+    if stack.transport == "kafka":
+        lines = [f"  Kafka             {_kafka(stack)}"]
+    else:
+        lines = [f"  Jobs queue        {_jobs_queue(stack, 'SQS' if stack.config.uses_kafka else 'SQS, no Kafka')}"]
+    if stack.drain_transport == "kafka":
+        lines.append(f"  Draining Kafka    {_kafka(stack, left)}")
+    elif stack.drain_transport == "sqs":
+        lines.append(f"  Draining queue    {_jobs_queue(stack, 'SQS', left)}")
+    return lines
 
 
 def _banner(stack: LocalStack, seconds: float) -> str:
     c = stack.config
+    draining = f", draining {stack.drain_transport}" if stack.drain_transport != "none" else ""
     return "\n".join(
         [
             "",
-            f"Notification service: local stack is up, transport {stack.transport} (started in {seconds:.1f} s)",
+            f"Notification service: local stack is up, transport {stack.transport}{draining}"
+            f" (started in {seconds:.1f} s)",
             f"  API               {stack.api_url}   (X-API-Key: {c.api_key})",
             f"  Console           {stack.api_url}/admin/   (enter the API key)",
             f"  Swagger UI        {stack.api_url}/docs",
             f"  OpenAPI           {stack.api_url}/openapi.json",
             f"  AWS (moto)        {stack.endpoint}   (AWS_ENDPOINT_URL)",
             f"  Sent emails       {stack.endpoint}{EMAILS_PATH}?to=<address>   or: make emails",
-            _jobs_line(stack),
+            *_jobs_lines(stack),
             f"  Auth service      {stack.auth.url}   (demo-user-1 … demo-user-100, segment 'all';"
             " demo-bounce, demo-complaint)",
             f"  WebSocket         {stack.ws_url}?token=…   (a token: POST /dev/users/<user_id>/tokens"

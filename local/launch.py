@@ -53,6 +53,8 @@ class StackProcess:
     log: Path
     ports: dict[str, int] = field(default_factory=dict)
     transport: str = "kafka"  # TRANSPORT: how jobs reach the worker (kafka, or sqs: no Kafka runs)
+    # DRAIN_TRANSPORT: none, or the transport being left, which the worker still reads (kafka runs Tansu then).
+    drain_transport: str = "none"
 
     def call(
         self, method: str, path: str, body: Any = None, key: Optional[str] = KEY, **headers: str
@@ -130,6 +132,7 @@ def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProce
         log=log,
         ports=ports,
         transport=env.get("TRANSPORT") or "kafka",
+        drain_transport=env.get("DRAIN_TRANSPORT") or "none",
     )
     deadline = time.monotonic() + timeout
     while True:

@@ -48,6 +48,8 @@ log = logging.getLogger("local.stack")
 DEMO = ROOT / "local" / "demo"
 # The template's Transport values (template.yaml checks it too: parameters() refuses a value it does not allow).
 TRANSPORTS = ("kafka", "sqs")
+# Its DrainTransport values: none, or the transport being left, whose event source stays until it is drained.
+DRAIN_TRANSPORTS = ("none", *TRANSPORTS)
 
 
 @dataclass
@@ -62,6 +64,9 @@ class Config:
     # How jobs travel to the worker, the template's Transport: kafka (Tansu, or kafka_bootstrap) or sqs (the
     # template's jobs queue in moto, delivered by its event source mapping; no Kafka at all).
     transport: str = "kafka"
+    # The template's DrainTransport: none, or the transport being left (never ``transport``), which the worker's
+    # event source mapping still reads while nothing publishes to it (docs/DEPLOY.md#transport). kafka runs Tansu.
+    drain_transport: str = "none"
     kafka_bootstrap: Optional[str] = None  # an existing Kafka instead of starting Tansu
     kafka_mode: Optional[str] = None  # the template's KafkaMode (msk | self-managed); its default if None
     kafka_storage: str = "memory"  # Tansu's log: memory, or s3 (a bucket in moto: survives a broker restart)
@@ -87,10 +92,17 @@ class Config:
     def __post_init__(self) -> None:
         if self.transport not in TRANSPORTS:
             raise ValueError(f"TRANSPORT={self.transport!r}: {' or '.join(TRANSPORTS)}")
+        if self.drain_transport not in DRAIN_TRANSPORTS:
+            raise ValueError(f"DRAIN_TRANSPORT={self.drain_transport!r}: {', '.join(DRAIN_TRANSPORTS)}")
+        if self.drain_transport == self.transport:
+            raise ValueError(
+                f"DRAIN_TRANSPORT={self.drain_transport}: the transport being left, not TRANSPORT={self.transport}"
+            )
 
     @property
     def uses_kafka(self) -> bool:
-        return self.transport == "kafka"
+        """Kafka runs: the functions publish to it (Transport kafka), or the worker drains it (DrainTransport)."""
+        return "kafka" in (self.transport, self.drain_transport)
 
     @classmethod
     def from_env(cls) -> Config:
@@ -101,8 +113,14 @@ class Config:
         transport = env.get("TRANSPORT") or overrides.get("Transport") or "kafka"
         if overrides.get("Transport", transport) != transport:
             raise ValueError(f"TRANSPORT={transport} and PARAMETER_OVERRIDES Transport={overrides['Transport']}")
+        drain = env.get("DRAIN_TRANSPORT") or overrides.get("DrainTransport") or "none"
+        if overrides.get("DrainTransport", drain) != drain:
+            raise ValueError(
+                f"DRAIN_TRANSPORT={drain} and PARAMETER_OVERRIDES DrainTransport={overrides['DrainTransport']}"
+            )
         return cls(
             transport=transport,
+            drain_transport=drain,
             api_port=int(env.get("API_PORT", 3000)),
             moto_port=int(env.get("MOTO_PORT", 4566)),
             kafka_port=int(env.get("KAFKA_PORT", 9092)),
@@ -147,8 +165,8 @@ class LocalStack:
         self.gateway: Optional[Gateway] = None
         self.ws_gateway: Optional[WebSocketGateway] = None
         self._loops: list[KafkaMapping | SqsMapping | Schedule] = []
-        # The worker's containers by trigger when config.containers: kafka (Transport kafka), sqs (the delay
-        # queue), jobs (Transport sqs's jobs queue).
+        # The worker's containers by trigger when config.containers: kafka (the topic's mapping), sqs (the delay
+        # queue), jobs (the jobs queue's mapping); kafka and jobs both while DrainTransport drains one of them.
         self.workers: dict[str, ContainerFunction] = {}
         self.simulator: Optional[MailboxSimulator] = None
         self.ses_proxy: Optional[ProviderFaults] = None
@@ -165,8 +183,13 @@ class LocalStack:
         return self.config.transport
 
     @property
+    def drain_transport(self) -> str:
+        return self.config.drain_transport
+
+    @property
     def bootstrap(self) -> str:
-        """The Kafka brokers (Transport kafka); empty with sqs, as a deployment without Kafka leaves them."""
+        """The Kafka brokers (Transport or DrainTransport kafka); empty with sqs alone, as a deployment without Kafka
+        leaves them."""
         if not self.config.uses_kafka:
             return ""
         return self.config.kafka_bootstrap or f"127.0.0.1:{self.config.kafka_port}"
@@ -200,8 +223,9 @@ class LocalStack:
 
         KafkaMode is the template's default unless ``KAFKA_MODE`` says otherwise: the Kafka here is Tansu either
         way, but the worker gets the events of that mode's event source mapping (``SelfManagedKafka`` or
-        ``aws:kafka``), as it would in AWS. Transport is ``Config.transport``; with sqs the Kafka parameters are
-        left empty, as a deployment without Kafka leaves them.
+        ``aws:kafka``), as it would in AWS. Transport is ``Config.transport`` and DrainTransport
+        ``Config.drain_transport``; with sqs alone the Kafka parameters are left empty, as a deployment without Kafka
+        leaves them.
         """
         defaults = self.template.parameter_defaults()
         mode = self.config.kafka_mode or defaults["KafkaMode"]
@@ -217,9 +241,15 @@ class LocalStack:
             raise ValueError(f"TRANSPORT={self.transport!r}: the template allows {', '.join(transports)}")
         if self.config.parameter_overrides.get("Transport", self.transport) != self.transport:
             raise ValueError("PARAMETER_OVERRIDES: set the transport with TRANSPORT, not Transport")
+        drains = self.template.parameters["DrainTransport"].get("AllowedValues", DRAIN_TRANSPORTS)
+        if self.drain_transport not in drains:
+            raise ValueError(f"DRAIN_TRANSPORT={self.drain_transport!r}: the template allows {', '.join(drains)}")
+        if self.config.parameter_overrides.get("DrainTransport", self.drain_transport) != self.drain_transport:
+            raise ValueError("PARAMETER_OVERRIDES: set the transport being drained with DRAIN_TRANSPORT")
         return {
             **defaults,
             "Transport": self.transport,
+            "DrainTransport": self.drain_transport,
             "KafkaMode": mode,
             "MskClusterArn": msk if mode == "msk" and self.config.uses_kafka else "",
             "KafkaBootstrapServers": self.bootstrap,
@@ -236,8 +266,8 @@ class LocalStack:
         }
 
     def start_peers(self) -> None:
-        """moto server, Kafka (Transport kafka only) and the Auth service; AWS clients in this process point at
-        moto."""
+        """moto server, Kafka (Transport or DrainTransport kafka only) and the Auth service; AWS clients in this
+        process point at moto."""
         state = self.config.state_dir
         state.mkdir(parents=True, exist_ok=True)
         logs = ("moto.log", "tansu.log") if self.config.uses_kafka else ("moto.log",)
@@ -260,8 +290,8 @@ class LocalStack:
         self.auth.start()
 
     def provision(self) -> dict[str, str]:
-        """Create the template's resources, the topic (Transport kafka) and the sender identity; set and return the
-        env."""
+        """Create the template's resources, the topic (Transport or DrainTransport kafka) and the sender identity;
+        set and return the env."""
         # The WebSocket API's execute-api URLs (WEBSOCKET_ENDPOINT) resolve to the local WebSocket gateway.
         apis = dict.fromkeys(self.template.websocket_apis(), f"http://127.0.0.1:{self.config.ws_port}")
         self.store_kafka_secrets()
@@ -345,7 +375,7 @@ class LocalStack:
 
     def kafka_wiring(self, function: str = "WorkerFunction") -> KafkaWiring:
         """The function's active Kafka event source mapping, resolved to this stack's topic and queues (LookupError
-        with Transport sqs, which has none)."""
+        with Transport sqs alone, which has none)."""
         assert self.infra is not None
         source = self.template.kafka_source(function, self.infra.parameters)
         return KafkaWiring(
@@ -355,9 +385,18 @@ class LocalStack:
             queue_url(source.on_failure, self.infra) if source.on_failure is not None else None,
         )
 
+    def kafka_wirings(self, function: str = "WorkerFunction") -> list[KafkaWiring]:
+        """The function's Kafka event source mapping with these parameters, if its Condition holds: with Transport
+        kafka, and with DrainTransport kafka beside the jobs queue's; none with Transport sqs alone."""
+        try:
+            return [self.kafka_wiring(function)]
+        except LookupError:
+            return []
+
     def sqs_sources(self, function: str = "WorkerFunction") -> dict[str, tuple[str, SqsSource]]:
         """The function's SQS event source mappings with these parameters, each with its trigger's name: ``sqs``
-        for the delay queue's (the SAM event), the queue's name otherwise (``jobs`` for Transport sqs's)."""
+        for the delay queue's (the SAM event), the queue's name otherwise (``jobs`` for the jobs queue's, with
+        Transport or DrainTransport sqs)."""
         assert self.infra is not None
         return {
             logical_id: ("sqs" if source.queue == "DelayQueue" else source.queue.removesuffix("Queue").lower(), source)
@@ -374,7 +413,8 @@ class LocalStack:
         return function
 
     def start_functions(self) -> None:
-        """Load the handlers and wire their triggers, as template.yaml describes them."""
+        """Load the handlers and wire their triggers, as template.yaml describes them with these parameters: every
+        event source mapping whose Condition holds (both the Kafka one and the jobs queue's while one is drained)."""
         assert self.infra is not None
         api, worker, scheduler = (self.function(f) for f in ("ApiFunction", "WorkerFunction", "SchedulerFunction"))
 
@@ -402,8 +442,8 @@ class LocalStack:
         os.environ["AWS_ENDPOINT_URL_SESV2"] = self.ses_proxy.url
         seconds = self.config.schedule_seconds or rate_seconds(self.template.schedule("SchedulerFunction"))
         self._loops = []
-        if self.config.uses_kafka:
-            self._loops.append(KafkaMapping(worker_for("kafka"), self.kafka_wiring("WorkerFunction")))
+        for wiring in self.kafka_wirings("WorkerFunction"):
+            self._loops.append(KafkaMapping(worker_for("kafka"), wiring))
         for trigger, source in self.sqs_sources("WorkerFunction").values():
             queue = source.queue
             self._loops.append(

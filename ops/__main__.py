@@ -1,4 +1,5 @@
-"""``python -m ops``: create API keys, seed default templates and align function aliases in a deployed stack.
+"""``python -m ops``: create API keys, seed default templates, align function aliases and tell whether the transport
+being left is drained, in a deployed stack.
 
 Tables are given by name or found in the stack's CloudFormation outputs; the
 AWS endpoint, region and credentials come from the usual AWS environment
@@ -20,6 +21,10 @@ from notify.services.access import SCOPES, hash_key, new_key
 
 from ops.aliases import align as align_aliases
 from ops.aliases import report, stack_aliases
+from ops.drain import CONSUMER_GROUP, TRANSPORTS, kafka_backlog, sqs_backlog, stack_transports
+from ops.drain import report as report_backlog
+
+KAFKA_AUTHS = ("none", "tls", "iam", "scram-sha-256", "scram-sha-512", "mtls")
 
 
 def stack_output(stack: str, key: str) -> str:
@@ -39,6 +44,44 @@ def _table(explicit: Optional[str], stack: Optional[str], output: str) -> str:
     raise SystemExit(f"give --table or --stack (to read the {output} output)")
 
 
+def transport_drained(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``transport-drained``: 0 when the transport being left holds no job, 1 when it does, 2 when it cannot be
+    read. Each value is the option's, else the stack's (``--stack``)."""
+    from kafka.errors import KafkaError
+    from notify.adapters.kafka import KafkaConfig
+    from notify.errors import TransientError
+
+    stack = stack_transports(boto3.client("cloudformation"), args.stack) if args.stack else None
+    transport = args.transport or (stack.draining if stack else None)
+    if transport is None:
+        where = f"stack {args.stack} drains nothing (DrainTransport none)" if stack else "no --stack"
+        parser.error(f"{where}: give --transport kafka or sqs")
+    values = stack.parameters if stack else {}
+    if transport == "sqs":
+        url = args.queue_url or (stack.jobs_queue_url if stack else None)
+        if not url:
+            parser.error("give --queue-url: the stack's JobsQueueUrl output exists only while the queue is read")
+        return report_backlog(sqs_backlog(boto3.client("sqs"), url), sys.stdout)
+    bootstrap = args.bootstrap_servers or values.get("KafkaBootstrapServers")
+    if not bootstrap:
+        parser.error("give --bootstrap-servers (or --stack, to read KafkaBootstrapServers)")
+    config = KafkaConfig(
+        bootstrap,
+        args.topic or values.get("KafkaTopic") or "notification-jobs",
+        timeout_seconds=args.timeout,
+        auth=args.kafka_auth or values.get("KafkaAuth") or "tls",
+        region=boto3.session.Session().region_name,
+        secret_arn=args.kafka_secret_arn or values.get("KafkaSecretArn") or None,
+        root_ca_secret_arn=args.kafka_root_ca_secret_arn or values.get("KafkaRootCaSecretArn") or None,
+    )
+    try:
+        backlog = kafka_backlog(config.client_options(), config.topic, args.group)
+    except (KafkaError, LookupError, TransientError) as exc:
+        print(f"transport-drained: cannot read Kafka at {bootstrap}: {exc}", file=sys.stderr)
+        return 2
+    return report_backlog(backlog, sys.stdout)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__.splitlines()[0] if __doc__ else "")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,7 +97,23 @@ def main(argv: Optional[list[str]] = None) -> int:
     align = sub.add_parser("align-aliases", help="point each alias at a version of its $LATEST configuration")
     align.add_argument("--stack", required=True)
     align.add_argument("--check", action="store_true", help="only report; exit 1 when an alias lags")
+    drained = sub.add_parser(
+        "transport-drained",
+        help="exit 0 when the transport being left (DrainTransport) holds no job any more, 1 while it does",
+    )
+    drained.add_argument("--stack", help="read DrainTransport, the Kafka parameters and JobsQueueUrl from this stack")
+    drained.add_argument("--transport", choices=TRANSPORTS, help="the one to check (default: DrainTransport)")
+    drained.add_argument("--queue-url", help="sqs: the jobs queue (default: the stack's JobsQueueUrl output)")
+    drained.add_argument("--bootstrap-servers", help="kafka: the brokers (default: the stack's KafkaBootstrapServers)")
+    drained.add_argument("--topic", help="kafka: the topic (default: the stack's KafkaTopic)")
+    drained.add_argument("--kafka-auth", choices=KAFKA_AUTHS, help="kafka: default the stack's KafkaAuth, else tls")
+    drained.add_argument("--kafka-secret-arn", help="kafka: default the stack's KafkaSecretArn")
+    drained.add_argument("--kafka-root-ca-secret-arn", help="kafka: default the stack's KafkaRootCaSecretArn")
+    drained.add_argument("--group", default=CONSUMER_GROUP, help="kafka: the worker's event source's consumer group")
+    drained.add_argument("--timeout", type=float, default=30.0, help="kafka: seconds a request may take")
     args = parser.parse_args(argv)
+    if args.command == "transport-drained":
+        return transport_drained(args, parser)
     if args.command == "align-aliases":
         aliases = stack_aliases(boto3.client("cloudformation"), args.stack)
         outcomes = align_aliases(boto3.client("lambda"), aliases, apply=not args.check)

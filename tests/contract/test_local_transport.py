@@ -1,6 +1,7 @@
-"""The local stack in each Transport (`TRANSPORT=sqs make local`): the parameters, resources, environment and event
-source mappings it runs are those of a deployment with the same values, as SAM translates the template; and the
-TRANSPORT values `make local` refuses, by name."""
+"""The local stack in each Transport (`TRANSPORT=sqs make local`), and while one is drained (`DRAIN_TRANSPORT=kafka`,
+the first step of a switch: docs/DEPLOY.md#transport): the parameters, resources, environment and event source
+mappings it runs are those of a deployment with the same values, as SAM translates the template; and the TRANSPORT
+and DRAIN_TRANSPORT values `make local` refuses, by name."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from local.sam import Translations
 from local.stack import Config, LocalStack
 
 TRANSPORTS = ["kafka", "sqs"]
+# (Transport, DrainTransport) of a switch's first step, in each direction.
+DRAINS = [("sqs", "kafka"), ("kafka", "sqs")]
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -89,6 +92,85 @@ def test_a_transport_the_stack_cannot_run_is_refused_by_name(
     monkeypatch: pytest.MonkeyPatch, transport: str, overrides: str, message: str
 ) -> None:
     monkeypatch.setenv("TRANSPORT", transport)
+    monkeypatch.setenv("PARAMETER_OVERRIDES", overrides)
+    with pytest.raises(ValueError, match=message):
+        Config.from_env()
+
+
+@pytest.mark.parametrize(("transport", "drain"), DRAINS)
+def test_while_a_transport_is_drained_the_local_stack_wires_both_worker_mappings_sam_translates(
+    sam: Translations, transport: str, drain: str
+) -> None:
+    stack = LocalStack(Config.free_ports(transport=transport, drain_transport=drain))
+    parameters = stack.parameters()
+    assert (parameters["Transport"], parameters["DrainTransport"]) == (transport, drain)
+    assert stack.template.rule_failures(parameters) == []
+    # Kafka runs either way (Tansu, on its port), with brokers as a deployment gives them; the jobs queue is made.
+    assert stack.config.uses_kafka and parameters["KafkaBootstrapServers"] == stack.bootstrap != ""
+    assert f"KAFKA_PORT={stack.config.kafka_port}" in _busy_when_taken(stack.config)
+    apis = dict.fromkeys(stack.template.websocket_apis(), "http://127.0.0.1:3002")
+    stack.infra = planned_infra(stack.template, "notify-local", parameters, apis)
+    assert "JobsQueue" in stack.infra.queues
+    # The functions publish to Transport only.
+    worker = function_environments(stack.template, stack.infra)["WorkerFunction"]
+    assert worker["TRANSPORT"] == transport
+    assert worker["JOBS_QUEUE_URL"] == (stack.infra.queues["JobsQueue"] if transport == "sqs" else "")
+    # What start_functions() runs: the Kafka mapping and the jobs queue's beside the delay queue's, each as SAM's
+    # translation of the same values has it.
+    translation = sam.of(overrides=parameters)
+    (wiring,) = stack.kafka_wirings()
+    assert wiring.source == translation.template.kafka_source("WorkerFunction", translation.parameters)
+    assert wiring.bootstrap == stack.bootstrap
+    triggers = {trigger: source for trigger, source in stack.sqs_sources().values()}
+    assert set(triggers) == {"sqs", "jobs"}
+    assert {s.logical_id: s for s in triggers.values()} == translation.template.sqs_sources(
+        "WorkerFunction", translation.parameters
+    )
+
+
+def _busy_when_taken(config: Config) -> list[str]:
+    """What `make local` reports busy with ``config`` while its Kafka port is taken by another process."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", config.kafka_port))
+        taken.listen()
+        return _busy(config)
+
+
+def test_with_sqs_alone_the_local_stack_wires_no_kafka_mapping() -> None:
+    stack = LocalStack(Config(transport="sqs"))
+    apis = dict.fromkeys(stack.template.websocket_apis(), "http://127.0.0.1:3002")
+    stack.infra = planned_infra(stack.template, "notify-local", stack.parameters(), apis)
+    assert stack.kafka_wirings() == []
+    assert {trigger for trigger, _ in stack.sqs_sources().values()} == {"sqs", "jobs"}
+
+
+def test_drain_transport_is_none_unless_drain_transport_or_the_parameter_overrides_say_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("TRANSPORT", "DRAIN_TRANSPORT", "PARAMETER_OVERRIDES"):
+        monkeypatch.delenv(name, raising=False)
+    assert Config.from_env().drain_transport == "none"
+    monkeypatch.setenv("TRANSPORT", "sqs")
+    monkeypatch.setenv("DRAIN_TRANSPORT", "kafka")
+    assert (Config.from_env().transport, Config.from_env().drain_transport) == ("sqs", "kafka")
+    monkeypatch.delenv("DRAIN_TRANSPORT")
+    monkeypatch.setenv("PARAMETER_OVERRIDES", "Transport=sqs DrainTransport=kafka")
+    assert Config.from_env().drain_transport == "kafka"
+
+
+@pytest.mark.parametrize(
+    ("transport", "drain", "overrides", "message"),
+    [
+        ("sqs", "sqs", "", "DRAIN_TRANSPORT=sqs: the transport being left, not TRANSPORT=sqs"),
+        ("kafka", "rabbitmq", "", "DRAIN_TRANSPORT='rabbitmq': none, kafka, sqs"),
+        ("sqs", "kafka", "DrainTransport=none", "DRAIN_TRANSPORT=kafka and PARAMETER_OVERRIDES DrainTransport=none"),
+    ],
+)
+def test_a_drain_the_stack_cannot_run_is_refused_by_name(
+    monkeypatch: pytest.MonkeyPatch, transport: str, drain: str, overrides: str, message: str
+) -> None:
+    monkeypatch.setenv("TRANSPORT", transport)
+    monkeypatch.setenv("DRAIN_TRANSPORT", drain)
     monkeypatch.setenv("PARAMETER_OVERRIDES", overrides)
     with pytest.raises(ValueError, match=message):
         Config.from_env()

@@ -24,10 +24,17 @@ GUIDED_ANSWERS = {
     "AuthApiUrl": "https://auth.example.com",
     "SenderEmail": "notifications@example.com",
 }
-# And what the transport needs beyond them: the brokers for Kafka (the default, self-managed), nothing for SQS.
+# And what the transport needs beyond them: the brokers for Kafka (the default, self-managed), nothing for SQS; and
+# the brokers again while the worker drains Kafka in the first step of a switch to SQS (docs/DEPLOY.md#transport).
 TRANSPORT_ANSWERS = {
     "kafka": {"KafkaBootstrapServers": "broker-1.example.com:9093"},
     "sqs": {"Transport": "sqs"},
+    "sqs-draining-kafka": {
+        "Transport": "sqs",
+        "DrainTransport": "kafka",
+        "KafkaBootstrapServers": "broker-1.example.com:9093",
+    },
+    "kafka-draining-sqs": {"DrainTransport": "sqs", "KafkaBootstrapServers": "broker-1.example.com:9093"},
 }
 
 
@@ -68,8 +75,9 @@ EXAMPLES = samconfig_examples()
 
 
 def test_samconfig_holds_the_examples() -> None:
-    # The localstack environment, the MSK example and the self-managed examples.
+    # The localstack environment, the MSK example, the self-managed examples and a switch's first steps.
     assert len(EXAMPLES) >= 4, sorted(EXAMPLES)
+    assert {example.get("DrainTransport") for example in EXAMPLES.values()} >= {"kafka", "sqs"}
 
 
 @pytest.mark.parametrize("where", sorted(EXAMPLES))
@@ -91,8 +99,9 @@ def test_a_guided_deploy_with_the_defaults_passes_the_rules(transport: str) -> N
     values = {**tpl.parameter_defaults(), **GUIDED_ANSWERS, **TRANSPORT_ANSWERS[transport]}
     assert value_problems(tpl.parameters, values) == []
     assert tpl.rule_failures(values) == []
-    # Kafka's brokers have no default that could work: the Rules ask for them before anything is created.
-    if transport == "kafka":
+    # Kafka's brokers have no default that could work: the Rules ask for them before anything is created, whether
+    # the functions publish to Kafka or its event source drains it.
+    if "KafkaBootstrapServers" in TRANSPORT_ANSWERS[transport]:
         assert tpl.rule_failures({**values, "KafkaBootstrapServers": ""})
 
 

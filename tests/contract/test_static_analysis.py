@@ -1,9 +1,10 @@
 """The field's static analysis on what AWS receives: cfn-lint with the serverless rules, and checkov.
 
-Both tools read template.yaml (each understands SAM) and SAM's translation of it (local/sam.py) for four
-deployments (self-managed Kafka without and with a VPC, MSK in a VPC with the SQS endpoint, self-managed Kafka in a
-VPC with SASL/SCRAM and a private CA from Secrets Manager), so a finding that shows only once SAM has expanded the
-template (roles, aliases, versions, permissions, the HTTP API's stage) is seen too.
+Both tools read template.yaml (each understands SAM) and SAM's translation of it (local/sam.py) for the deployments
+of ``DEPLOYMENTS`` (self-managed Kafka without and with a VPC, MSK in a VPC with the SQS endpoint, self-managed Kafka
+in a VPC with SASL/SCRAM and a private CA from Secrets Manager, Transport sqs, and each direction of a switch's
+first step, DrainTransport), so a finding that shows only once SAM has expanded the template (roles, aliases,
+versions, permissions, the HTTP API's stage) is seen too.
 The tools come from their own virtualenv (``make scan-venv``): checkov pins many packages that the others need at
 other versions.
 
@@ -49,6 +50,18 @@ DEPLOYMENTS: dict[str, dict[str, str]] = {
     },
     # Transport sqs (issue 25): the jobs queue and its event source, nothing of Kafka.
     "sqs": {"Transport": "sqs", "KafkaBootstrapServers": ""},
+    # The first step of a switch (docs/DEPLOY.md#transport): everything publishes to the new transport while the
+    # worker drains the old, MSK in a VPC with its consumer policy, pollers' network and SQS endpoint; or the jobs
+    # queue with its event source, beside Kafka.
+    "sqs-draining-msk-in-a-vpc": {
+        "Transport": "sqs",
+        "DrainTransport": "kafka",
+        "KafkaMode": "msk",
+        "MskClusterArn": CLUSTER,
+        "KafkaAuth": "iam",
+        **VPC,
+    },
+    "kafka-draining-sqs": {"DrainTransport": "sqs"},
 }
 TOOLS = ("cfn-lint", "checkov")
 

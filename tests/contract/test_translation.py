@@ -1254,3 +1254,174 @@ def test_with_sqs_no_kafka_parameter_is_needed_and_with_kafka_the_brokers_are() 
     # Every refused Kafka or network set is accepted as it is with sqs: those parameters are read by nothing.
     for case, overrides in {**REFUSED, **KAFKA_AUTH_REFUSED}.items():
         assert tpl.rule_failures(parameter_values(tpl, {**overrides, "Transport": "sqs"})) == [], case
+
+
+# --- DrainTransport: switching Transport without losing what waits in the old one --------------------------------
+
+# Step 1 of a switch away from Kafka (docs/DEPLOY.md#transport): Transport sqs, the worker still reading the topic.
+LEAVING_KAFKA = {"Transport": "sqs", "DrainTransport": "kafka"}
+# Step 1 of a switch away from SQS: Transport kafka, the worker still reading the jobs queue.
+LEAVING_SQS = {"DrainTransport": "sqs"}
+# The Kafka deployments a stack may leave (each as it was before step 1).
+KAFKA_LEFT = {
+    "self-managed": {},
+    "self-managed-in-vpc": VPC,
+    "self-managed-scram-private-ca-in-vpc": {**_SCRAM512, **_ROOT_CA, **VPC},
+    "msk": MSK,
+}
+# What step 1 removes when leaving Kafka: only what publishes to it (the producers' MSK grant, their circuit's alarm).
+PUBLISHING_TO_KAFKA = {"MskProducerPolicy", "KafkaUnavailableAlarm"}
+# The actions a role needs to reach Kafka: the cluster, the pollers' network, the Kafka secrets and their keys.
+KAFKA_REACH = ("kafka", "ec2:", "secretsmanager:", "kms:")
+
+
+def _drains(sam: Translations) -> dict[str, Translation]:
+    """Every Kafka deployment before step 1 (``<case>``) and while its topic is drained (``<case>-drained``), and
+    Transport kafka draining the jobs queue (``sqs-drained``, ``msk-sqs-drained``), in one run of the translator."""
+    requests = {case: values for case, values in KAFKA_LEFT.items()}
+    requests |= {f"{case}-drained": {**values, **LEAVING_KAFKA} for case, values in KAFKA_LEFT.items()}
+    requests |= {"sqs": SQS, "sqs-drained": LEAVING_SQS, "msk-sqs-drained": {**MSK, **LEAVING_SQS}}
+    names = sorted(requests)
+    results = sam.many([(None, requests[name]) for name in names])
+    out = {name: result for name, result in zip(names, results, strict=True) if isinstance(result, Translation)}
+    assert set(out) == set(names), [r for r in results if not isinstance(r, Translation)]
+    return out
+
+
+def _kafka_statements(translation: Translation, function: str) -> list[str]:
+    """The statements of ``function``'s role (inline or attached) that allow reaching Kafka, as sorted JSON."""
+    role = _role(translation, function)
+    documents = [p["PolicyDocument"] for p in translation.properties(role).get("Policies", [])]
+    for policy in translation.created("AWS::IAM::Policy").values():
+        props = translation.evaluate(policy["Properties"])
+        if {"Ref": role} in props.get("Roles", []):
+            documents.append(props["PolicyDocument"])
+    return sorted(
+        json.dumps(statement, sort_keys=True)
+        for document in documents
+        for statement in _listed(document["Statement"])
+        if any(str(action).startswith(KAFKA_REACH) for action in _listed(statement["Action"]))
+    )
+
+
+def _environments(translation: Translation) -> dict[str, dict[str, Any]]:
+    return {
+        name: translation.properties(name)["Environment"]["Variables"]
+        for name in translation.created("AWS::Lambda::Function")
+    }
+
+
+@pytest.mark.parametrize("case", sorted(KAFKA_LEFT))
+def test_draining_kafka_keeps_its_event_source_and_all_it_needs_while_everything_publishes_to_sqs(
+    sam: Translations, case: str
+) -> None:
+    translations = _drains(sam)
+    before, drained = translations[case], translations[f"{case}-drained"]
+    assert drained.rule_failures() == [], case
+    # The very mapping of the Kafka deployment: same logical id, same properties, so CloudFormation leaves it be and
+    # it goes on from the consumer group's committed offsets.
+    assert _kafka_mapping(drained) == _kafka_mapping(before)
+    # Everything else of Kafka stays too (MSK's consumer policy, the SQS endpoint, the offset lag alarm), but what
+    # publishes to Kafka; and the jobs queue comes, with its event source.
+    assert set(before.created()) - set(drained.created()) == PUBLISHING_TO_KAFKA & set(before.created())
+    assert set(drained.created()) - set(before.created()) == set(JOBS_QUEUE)
+    # The worker's role reaches Kafka as before (the pollers use it) but to write to the topic; the producers' roles
+    # no longer reach it at all.
+    consuming = [s for s in _kafka_statements(before, "WorkerFunction") if "kafka-cluster:WriteData" not in s]
+    assert _kafka_statements(drained, "WorkerFunction") == consuming
+    assert _secret_reads(drained, _role(drained, "WorkerFunction")) == _secret_reads(
+        before, _role(before, "WorkerFunction")
+    )
+    for producer in ("ApiFunction", "SchedulerFunction"):
+        assert _kafka_statements(drained, producer) == [], producer
+    # Every function publishes to the jobs queue, from outside any VPC, and each role does its part to the queue.
+    for name, variables in _environments(drained).items():
+        assert (variables["TRANSPORT"], variables["JOBS_QUEUE_URL"]) == ("sqs", {"Ref": "JobsQueue"}), name
+        assert not drained.properties(name).get("VpcConfig"), name
+    for function, actions in JOBS_QUEUE_ACTIONS.items():
+        assert _actions_on(drained, function, "JobsQueue") == actions, function
+    assert _outputs(drained)["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
+
+
+@pytest.mark.parametrize("case", ["sqs-drained", "msk-sqs-drained"])
+def test_draining_the_jobs_queue_keeps_its_event_source_and_the_grant_to_consume_while_everything_publishes_to_kafka(
+    sam: Translations, case: str
+) -> None:
+    translations = _drains(sam)
+    drained, sqs = translations[case], translations["sqs"]
+    kafka = translations["msk" if case.startswith("msk") else "self-managed"]
+    assert drained.rule_failures() == [], case
+    # Kafka's deployment, whole, and the jobs queue's consumer side: the queue, its mapping as it was, its alarm.
+    assert set(drained.created()) - set(kafka.created()) == set(JOBS_QUEUE)
+    assert set(kafka.created()) <= set(drained.created())
+    mapping = "WorkerJobsQueueEventSource"
+    assert drained.properties(mapping) == sqs.properties(mapping)
+    assert drained.properties("JobsQueue") == sqs.properties("JobsQueue")
+    assert _outputs(drained)["JobsQueueUrl"]["Value"] == {"Ref": "JobsQueue"}
+    # The worker may consume it, and nobody may send to it any more.
+    consume = JOBS_QUEUE_ACTIONS["WorkerFunction"] - {"sqs:SendMessage"}
+    for function in drained.created("AWS::Lambda::Function"):
+        expected = consume if function == "WorkerFunction" else set()
+        assert _actions_on(drained, function, "JobsQueue") == expected, function
+    for name, variables in _environments(drained).items():
+        assert (variables["TRANSPORT"], variables["JOBS_QUEUE_URL"]) == ("kafka", ""), name
+        assert drained.properties(name).get("VpcConfig") == kafka.properties(name).get("VpcConfig"), name
+    # Both event sources wait for what Lambda checks when it creates them.
+    assert _role(drained, "WorkerFunction") in _depends_on(drained, mapping)
+
+
+@pytest.mark.parametrize("transport", ["kafka", "sqs"])
+def test_the_rules_refuse_draining_the_transport_in_use(transport: str) -> None:
+    tpl = Template(load_template())
+    values = parameter_values(tpl, {"Transport": transport, "DrainTransport": transport})
+    failures = tpl.rule_failures(values)
+    assert failures and all(f.startswith("DrainTransportIsTheOneBeingLeft") for f in failures), failures
+    assert tpl.rule_failures({**values, "DrainTransport": "none"}) == []
+
+
+@pytest.mark.parametrize("case", sorted({**REFUSED, **KAFKA_AUTH_REFUSED, "no-brokers": {}}))
+def test_the_rules_ask_a_kafka_drain_for_the_kafka_parameters_kafka_needs(case: str) -> None:
+    tpl = Template(load_template())
+    overrides = {**REFUSED, **KAFKA_AUTH_REFUSED}.get(case, {"KafkaBootstrapServers": ""})
+    # Refused while Kafka is drained (its event source needs them as it did), accepted once it is left for good.
+    assert tpl.rule_failures(parameter_values(tpl, {**overrides, **LEAVING_KAFKA})), case
+    assert tpl.rule_failures(parameter_values(tpl, {**overrides, "Transport": "sqs"})) == [], case
+
+
+@pytest.mark.parametrize("case", ["msk-drained", "self-managed-in-vpc-drained", "msk-sqs-drained"])
+def test_each_mapping_of_a_drain_is_created_after_the_permissions_lambda_checks(sam: Translations, case: str) -> None:
+    translation = _drains(sam)[case]
+    resources = translation.created()
+    mappings = translation.created("AWS::Lambda::EventSourceMapping")
+    assert len([m for m in mappings.values() if "Topics" in m["Properties"]]) == 1  # Kafka's, and the queues'
+    missing = []
+    for name, mapping in mappings.items():
+        function = resources[translation.evaluate(mapping["Properties"]["FunctionName"])["Ref"]]["Properties"]
+        role = _role(translation, function["FunctionName"]["Ref"])
+        grants, before = _grants(translation, role), _depends_on(translation, name)
+        for action in sorted(_checked_at_creation(translation.properties(name))):
+            granting = {g for g, actions in grants.items() if any(fnmatch.fnmatch(action, a) for a in actions)}
+            if not granting & before:
+                missing.append(f"{name} needs {action}, granted by {sorted(granting)}, which it does not wait for")
+    assert not missing, "\n".join(missing)
+
+
+@pytest.mark.parametrize(
+    ("case", "metric"), [("msk-drained", "OffsetLag"), ("msk-sqs-drained", "ApproximateNumberOfMessagesDelayed")]
+)
+def test_the_dashboard_shows_the_transport_being_drained_and_every_alarm(
+    sam: Translations, case: str, metric: str
+) -> None:
+    translation = _drains(sam)[case]
+    body = translation.properties("Dashboard")["DashboardBody"]
+    text = body["Fn::Sub"] if isinstance(body, dict) else body
+    assert isinstance(text, str), body
+    created = set(translation.created())
+    for placeholder in re.findall(r"\$\{([^}]+)\}", text):  # only what this deployment creates
+        assert placeholder.split(".", 1)[0] in created, placeholder
+    parsed = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))
+    (alarms,) = [w["properties"]["alarms"] for w in parsed["widgets"] if w["type"] == "alarm"]
+    assert len(alarms) == len(translation.created("AWS::CloudWatch::Alarm"))
+    (widget,) = [w for w in parsed["widgets"] if w["properties"].get("title", "").startswith("Draining")]
+    assert metric in [m[1] for m in widget["properties"]["metrics"]]
+    assert "JobsQueue" in text and "OffsetLag" in text  # the transport in use has its widget as before

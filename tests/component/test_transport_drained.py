@@ -1,0 +1,203 @@
+"""``python -m ops transport-drained`` against Tansu and moto server (``ops/drain.py``): while anything of the
+transport being left is unread, being handled, or (SQS) delayed, the answer is NOT DRAINED (exit 1); once the worker's
+Kafka event source mapping (the local runner's, as template.yaml configures it) has committed every record, or the
+jobs queue's last message is deleted, it is DRAINED (exit 0). The function behind the mapping is a stand-in that
+holds its first batch until told: what is under test is what the command sees."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from kafka import KafkaProducer
+
+from local.infra import create_topic
+from local.mappings import KafkaMapping
+from local.processes import free_port
+from local.stack import LocalStack
+from ops.__main__ import main
+from ops.drain import CONSUMER_GROUP
+
+pytestmark = pytest.mark.usefixtures("local_stack")
+
+
+def _drained(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The command's exit status and what it printed (stdout, then stderr)."""
+    capsys.readouterr()
+    try:
+        code = main(["transport-drained", *args])
+    except SystemExit as exited:  # argparse's refusals
+        code = int(exited.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _until_drained(capsys: pytest.CaptureFixture[str], *args: str, timeout: float = 60) -> str:
+    """Poll the command until it answers DRAINED (a ceiling: it returns as soon as it does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        code, out = _drained(capsys, *args)
+        if code == 0:
+            return out
+        assert code == 1 and time.monotonic() < deadline, out
+        time.sleep(0.3)
+
+
+class Holding:
+    """The worker as the mapping invokes it: it keeps every value and holds its first batch until ``release``."""
+
+    name = "WorkerFunction"
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        self.seen += [base64.b64decode(r["value"]) for rs in event["records"].values() for r in rs]
+        self.holding.set()
+        assert self.release.wait(60), "the test never released the batch"
+        return {"batchItemFailures": []}
+
+
+def _produce(bootstrap: str, topic: str, values: dict[int, list[bytes]]) -> None:
+    """Each value a batch of its own: Tansu answers a partition's end offset as its last batch's first offset plus
+    one, not its last record's (Kafka's high watermark), so a batch of several records would look like one."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, api_version=(2, 8, 0), acks="all")
+    try:
+        for partition, records in values.items():
+            for value in records:
+                producer.send(topic, value, partition=partition)
+                producer.flush(10)
+    finally:
+        producer.close()
+
+
+@pytest.fixture
+def topic(kafka_bootstrap: str) -> str:
+    name = f"drain-{uuid.uuid4().hex[:8]}"
+    create_topic(kafka_bootstrap, name, partitions=2)
+    return name
+
+
+def test_the_group_the_command_reads_is_the_one_the_worker_mapping_commits_as(local_stack: LocalStack) -> None:
+    assert local_stack.kafka_wiring("WorkerFunction").source.consumer_group == CONSUMER_GROUP
+
+
+def test_a_topic_is_drained_once_the_worker_mapping_has_committed_every_record_and_not_before(
+    local_stack: LocalStack, topic: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = f"group-{uuid.uuid4().hex[:8]}"
+    kafka = ("--transport", "kafka", "--bootstrap-servers", local_stack.bootstrap, "--topic", topic)
+    args = (*kafka, "--kafka-auth", "none", "--group", group, "--timeout", "10")
+    # Nothing written yet: an empty topic is drained, whether or not the group ever committed.
+    code, out = _drained(capsys, *args)
+    assert code == 0 and out.startswith("DRAINED"), out
+    # Written, never read: every record counts, from the start of each partition (the mapping's TRIM_HORIZON).
+    _produce(local_stack.bootstrap, topic, {0: [b"a-0", b"a-1", b"a-2"], 1: [b"b-0", b"b-1"]})
+    code, out = _drained(capsys, *args)
+    assert code == 1, out
+    assert out.startswith(f"NOT DRAINED  kafka topic {topic}, group {group}: 5 waiting"), out
+    assert "partition 0 3, partition 1 2" in out
+    # Read and being handled: the batch is not committed until the worker answers for it, so it still counts.
+    wiring = local_stack.kafka_wiring("WorkerFunction")
+    source = dataclasses.replace(wiring.source, consumer_group=group)
+    handler = Holding()
+    mapping = KafkaMapping(handler, dataclasses.replace(wiring, source=source, topic=topic))
+    mapping.start()
+    try:
+        assert handler.holding.wait(60), "the mapping never invoked the worker"
+        code, out = _drained(capsys, *args)
+        assert code == 1 and "NOT DRAINED" in out, out
+        handler.release.set()
+        out = _until_drained(capsys, *args)
+        assert out.startswith(f"DRAINED      kafka topic {topic}, group {group}: nothing waits"), out
+        assert sorted(handler.seen) == [b"a-0", b"a-1", b"a-2", b"b-0", b"b-1"]
+    finally:
+        handler.release.set()
+        mapping.stop()
+    # A record published afterwards (by a version still on the old transport, say) makes it undrained again.
+    _produce(local_stack.bootstrap, topic, {1: [b"late"]})
+    code, out = _drained(capsys, *args)
+    assert code == 1 and "1 waiting (partition 1 1)" in out, out
+
+
+def test_kafka_that_cannot_be_reached_is_neither_drained_nor_not(capsys: pytest.CaptureFixture[str]) -> None:
+    unreachable = f"127.0.0.1:{free_port()}"
+    code, out = _drained(
+        capsys, "--transport", "kafka", "--bootstrap-servers", unreachable, "--kafka-auth", "none", "--timeout", "2"
+    )
+    assert code == 2 and f"cannot read Kafka at {unreachable}" in out, out
+
+
+@pytest.fixture
+def jobs_queue() -> Iterator[str]:
+    """A jobs queue of the test's own, with the template's visibility timeout."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=f"jobs-{uuid.uuid4().hex[:12]}", Attributes={"VisibilityTimeout": "720"})
+    yield str(url["QueueUrl"])
+    sqs.delete_queue(QueueUrl=url["QueueUrl"])
+
+
+def test_the_jobs_queue_is_drained_once_no_message_waits_is_in_flight_or_is_delayed(
+    jobs_queue: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sqs = boto3.client("sqs")
+    args = ("--transport", "sqs", "--queue-url", jobs_queue)
+    code, out = _drained(capsys, *args)
+    assert code == 0 and out.startswith(f"DRAINED      sqs {jobs_queue}: nothing waits"), out
+    sqs.send_message(QueueUrl=jobs_queue, MessageBody=json.dumps({"job_id": "j1"}))
+    assert _drained(capsys, *args) == (1, f"NOT DRAINED  sqs {jobs_queue}: 1 waiting (waiting 1)\n")
+    # Received by the event source and not yet deleted: the worker is handling it, or it comes back.
+    (message,) = sqs.receive_message(QueueUrl=jobs_queue, MaxNumberOfMessages=10)["Messages"]
+    assert _drained(capsys, *args) == (1, f"NOT DRAINED  sqs {jobs_queue}: 1 waiting (in flight 1)\n")
+    sqs.delete_message(QueueUrl=jobs_queue, ReceiptHandle=message["ReceiptHandle"])
+    assert _drained(capsys, *args)[0] == 0
+    # A message sent with a delay waits too, though nothing can receive it yet.
+    sqs.send_message(QueueUrl=jobs_queue, MessageBody=json.dumps({"job_id": "j2"}), DelaySeconds=900)
+    assert _drained(capsys, *args) == (1, f"NOT DRAINED  sqs {jobs_queue}: 1 waiting (delayed 1)\n")
+
+
+# A stack as CloudFormation describes it: its DrainTransport and, while the jobs queue is read, its URL.
+STACK_TEMPLATE = {
+    "Parameters": {"Transport": {"Type": "String"}, "DrainTransport": {"Type": "String"}},
+    "Resources": {"JobsQueue": {"Type": "AWS::SQS::Queue"}},
+    "Outputs": {"JobsQueueUrl": {"Value": {"Ref": "JobsQueue"}}},
+}
+
+
+@pytest.fixture
+def stack() -> Iterator[str]:
+    """A CloudFormation stack in moto that drains its jobs queue (Transport kafka, DrainTransport sqs)."""
+    cloudformation = boto3.client("cloudformation")
+    name = f"drain-{uuid.uuid4().hex[:8]}"
+    cloudformation.create_stack(
+        StackName=name,
+        TemplateBody=json.dumps(STACK_TEMPLATE),
+        Parameters=[
+            {"ParameterKey": "Transport", "ParameterValue": "kafka"},
+            {"ParameterKey": "DrainTransport", "ParameterValue": "sqs"},
+        ],
+    )
+    yield name
+    cloudformation.delete_stack(StackName=name)
+
+
+def test_with_a_stack_the_command_checks_what_the_stack_drains_where_its_outputs_say(
+    stack: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = boto3.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    (url,) = [o["OutputValue"] for o in outputs if o["OutputKey"] == "JobsQueueUrl"]
+    code, out = _drained(capsys, "--stack", stack)
+    assert code == 0 and out.startswith(f"DRAINED      sqs {url}"), out
+    boto3.client("sqs").send_message(QueueUrl=url, MessageBody="{}")
+    code, out = _drained(capsys, "--stack", stack)
+    assert code == 1 and out.startswith(f"NOT DRAINED  sqs {url}"), out
