@@ -72,6 +72,11 @@ def _jobs_lines(stack: LocalStack) -> list[str]:
         lines = [f"  Jobs queue        {_jobs_queue(stack, 'SQS' if stack.config.uses_kafka else 'SQS, no Kafka')}"]
     if stack.drain_transport == "kafka":
         lines.append(f"  Draining Kafka    {_kafka(stack, left)}")
+        # docs/DEPLOY.md#transport: Tansu's end offset is its last batch's first offset plus one.
+        lines.append(
+            "                    (Tansu's end offset is its last batch's first offset plus one: python -m ops"
+            " transport-drained counts a batch of several records as one; Kafka and MSK count each)"
+        )
     elif stack.drain_transport == "sqs":
         lines.append(f"  Draining queue    {_jobs_queue(stack, 'SQS', left)}")
     return lines

@@ -21,7 +21,7 @@ from notify.services.access import SCOPES, hash_key, new_key
 
 from ops.aliases import align as align_aliases
 from ops.aliases import report, stack_aliases
-from ops.drain import CONSUMER_GROUP, TRANSPORTS, kafka_backlog, sqs_backlog, stack_transports
+from ops.drain import CONSUMER_GROUP, TRANSPORTS, kafka_backlog, lagging_aliases, sqs_backlog, stack_transports
 from ops.drain import report as report_backlog
 
 KAFKA_AUTHS = ("none", "tls", "iam", "scram-sha-256", "scram-sha-512", "mtls")
@@ -45,8 +45,21 @@ def _table(explicit: Optional[str], stack: Optional[str], output: str) -> str:
 
 
 def transport_drained(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``transport-drained``: 0 when the transport being left holds no job, 1 when it does, 2 when it cannot be
-    read. Each value is the option's, else the stack's (``--stack``)."""
+    """``transport-drained``: 0 when the transport being left holds no job, 1 when it does (or, with ``--stack``,
+    when an alias still runs a version that may publish to it), 2 when it cannot be read. Each value is the
+    option's, else the stack's (``--stack``)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _transport_drained(args, parser)
+    except (ClientError, BotoCoreError) as exc:
+        # The stack, its aliases or the jobs queue could not be read (an endpoint that does not answer, no
+        # credentials, a stack or queue that does not exist): neither drained nor not.
+        print(f"transport-drained: cannot read AWS: {exc}", file=sys.stderr)
+        return 2
+
+
+def _transport_drained(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from kafka.errors import KafkaError
     from notify.adapters.kafka import KafkaConfig
     from notify.errors import TransientError
@@ -56,6 +69,11 @@ def transport_drained(args: argparse.Namespace, parser: argparse.ArgumentParser)
     if transport is None:
         where = f"stack {args.stack} drains nothing (DrainTransport none)" if stack else "no --stack"
         parser.error(f"{where}: give --transport kafka or sqs")
+    if args.stack:
+        lagging = lagging_aliases(boto3.client("lambda"), stack_aliases(boto3.client("cloudformation"), args.stack))
+        if lagging:
+            print("\n".join(lagging), file=sys.stdout)
+            return 1
     values = stack.parameters if stack else {}
     if transport == "sqs":
         url = args.queue_url or (stack.jobs_queue_url if stack else None)
@@ -76,7 +94,10 @@ def transport_drained(args: argparse.Namespace, parser: argparse.ArgumentParser)
     )
     try:
         backlog = kafka_backlog(config.client_options(), config.topic, args.group)
-    except (KafkaError, LookupError, TransientError) as exc:
+    except LookupError as exc:
+        print(f"transport-drained: Kafka at {bootstrap}: {exc}", file=sys.stderr)
+        return 2
+    except (KafkaError, TransientError) as exc:
         print(f"transport-drained: cannot read Kafka at {bootstrap}: {exc}", file=sys.stderr)
         return 2
     return report_backlog(backlog, sys.stdout)
@@ -99,7 +120,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     align.add_argument("--check", action="store_true", help="only report; exit 1 when an alias lags")
     drained = sub.add_parser(
         "transport-drained",
-        help="exit 0 when the transport being left (DrainTransport) holds no job any more, 1 while it does",
+        help="exit 0 when the transport being left (DrainTransport) holds no job any more, 1 while it does (or, with"
+        " --stack, while an alias lags $LATEST: run make align-aliases), 2 when it cannot tell",
     )
     drained.add_argument("--stack", help="read DrainTransport, the Kafka parameters and JobsQueueUrl from this stack")
     drained.add_argument("--transport", choices=TRANSPORTS, help="the one to check (default: DrainTransport)")

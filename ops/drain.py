@@ -14,14 +14,20 @@ source, so it may only come once nothing waits in the old transport. This says w
   (``...NotVisible``: being handled, or back after the visibility timeout) and delayed (``...Delayed``). SQS's counts
   are approximate and settle within a minute of the last send, so check again a minute later before believing a 0.
 
-It reads; it never changes an offset or a message.
+With a stack, it first checks the functions' aliases as ``make align-aliases CHECK=1`` does (ops.aliases): an alias
+still on a version behind its function's ``$LATEST`` may still publish to the transport being left, so while one
+lags the answer is NOT DRAINED, whatever the transport holds.
+
+It reads; it never changes an offset or a message, and never creates a topic.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional, TextIO
+
+from ops.aliases import Alias, LambdaClient, align
 
 # boto3's CloudFormation and SQS clients (the project installs no type stubs for CloudFormation).
 CloudFormationClient = Any
@@ -79,29 +85,38 @@ def partition_lag(
 def kafka_backlog(options: Mapping[str, Any], topic: str, group: str = CONSUMER_GROUP) -> Backlog:
     """The group's lag on every partition of ``topic``, with kafka-python's clients made from ``options`` (the
     producers' connection options: notify.adapters.kafka.KafkaConfig.client_options). KafkaError when Kafka cannot
-    be read; LookupError for a topic Kafka does not know."""
-    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+    be read; LookupError for a topic Kafka does not know.
 
-    # The topic's partitions first, through the one client of kafka-python 3 whose wait for metadata is bounded
-    # (max_block_ms): its consumer and admin client retry brokers that cannot be reached for minutes. A producer
-    # that sends nothing, so it needs no write permission.
+    Nothing here may create the topic: with ``auto.create.topics.enable`` (Kafka's default) a Metadata request that
+    names a topic and allows creation creates it empty, so a mistyped ``--topic`` would be answered DRAINED. The
+    admin client's metadata requests never allow it (it takes no ``allow_auto_create_topics``), the consumer is told
+    not to, and the topic is looked up before anything else reads it."""
+    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka.errors import UnknownTopicOrPartitionError, for_code
+
+    # The admin client first, its bootstrap bounded by the request timeout: it tells an unreachable Kafka (a
+    # KafkaTimeoutError) within that time (2 s for --timeout 2, against a refused port, an address that never
+    # answers and a name that does not resolve), so the consumer, which retries such a broker far longer, meets
+    # only a reachable one.
     timeout_ms = int(options.get("request_timeout_ms", 30_000))
-    producer = KafkaProducer(**options, max_block_ms=timeout_ms, enable_idempotence=False)
+    admin = KafkaAdminClient(**options, bootstrap_timeout_ms=timeout_ms)
     try:
-        found_partitions = producer.partitions_for(topic)
-    finally:
-        producer.close(timeout=1)
-    if not found_partitions:
-        raise LookupError(f"Kafka knows no topic {topic}")
-    partitions = [TopicPartition(topic, p) for p in sorted(found_partitions)]
-    consumer = KafkaConsumer(**options, enable_auto_commit=False)
-    try:
-        ends = {tp.partition: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
-        beginnings = {tp.partition: int(offset) for tp, offset in consumer.beginning_offsets(partitions).items()}
-    finally:
-        consumer.close()
-    admin = KafkaAdminClient(**options)
-    try:
+        (described,) = admin.describe_topics([topic])
+        error = for_code(described["error_code"])
+        if error is UnknownTopicOrPartitionError:
+            raise LookupError(f"Kafka knows no topic {topic} (check --topic or the stack's KafkaTopic)")
+        if described["error_code"]:
+            raise error(f"topic {topic}")
+        partitions = [TopicPartition(topic, p["partition_index"]) for p in described["partitions"]]
+        partitions.sort(key=lambda tp: tp.partition)
+        if not partitions:
+            raise LookupError(f"Kafka knows no partition of topic {topic}")
+        consumer = KafkaConsumer(**options, enable_auto_commit=False, allow_auto_create_topics=False)
+        try:
+            ends = {tp.partition: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
+            beginnings = {tp.partition: int(offset) for tp, offset in consumer.beginning_offsets(partitions).items()}
+        finally:
+            consumer.close()
         found = admin.list_group_offsets({group: partitions}).get(group, {})
     finally:
         admin.close()
@@ -136,6 +151,19 @@ def stack_transports(cloudformation: CloudFormationClient, stack: str) -> StackT
     parameters = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in described.get("Parameters", [])}
     outputs = {o["OutputKey"]: str(o["OutputValue"]) for o in described.get("Outputs", [])}
     return StackTransports(parameters, outputs.get("JobsQueueUrl"))
+
+
+def lagging_aliases(client: LambdaClient, aliases: Iterable[Alias]) -> list[str]:
+    """A NOT DRAINED line for each alias behind its function's ``$LATEST`` (what ``make align-aliases`` checks and
+    fixes: ops.aliases). Until an alias moves, its function runs the version it points at, which may still publish
+    to the transport being left: after a bare ``sam deploy`` that changed only ``Transport``, every alias does. Such
+    a version could put a job there after this said DRAINED, and the next deployment would strand it."""
+    return [
+        f"NOT DRAINED  alias {o.alias.function}:{o.alias.name} still on version {o.version}, behind $LATEST's"
+        f" {', '.join(o.changed)}: run make align-aliases"
+        for o in align(client, aliases, apply=False)
+        if o.changed
+    ]
 
 
 def report(backlog: Backlog, out: TextIO) -> int:

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import json
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 
 from local.infra import create_topic
 from local.mappings import KafkaMapping
 from local.processes import free_port
 from local.stack import LocalStack
 from ops.__main__ import main
+from ops.aliases import Alias, align
 from ops.drain import CONSUMER_GROUP
 
 pytestmark = pytest.mark.usefixtures("local_stack")
@@ -138,6 +141,36 @@ def test_kafka_that_cannot_be_reached_is_neither_drained_nor_not(capsys: pytest.
     assert code == 2 and f"cannot read Kafka at {unreachable}" in out, out
 
 
+def test_a_topic_kafka_does_not_know_is_neither_drained_nor_created(
+    local_stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped --topic (or KafkaTopic): Tansu, as Kafka by default, creates a topic a Metadata request names and
+    allows to be created, and an empty topic would be DRAINED."""
+    missing = f"drain-missing-{uuid.uuid4().hex[:8]}"
+    code, out = _drained(
+        capsys, "--transport", "kafka", "--bootstrap-servers", local_stack.bootstrap, "--topic", missing,
+        "--kafka-auth", "none", "--timeout", "10",
+    )  # fmt: skip
+    assert code == 2 and f"Kafka at {local_stack.bootstrap}: Kafka knows no topic {missing}" in out, out
+    admin = KafkaAdminClient(bootstrap_servers=local_stack.bootstrap, api_version=(2, 8, 0))
+    try:
+        assert missing not in admin.list_topics()
+    finally:
+        admin.close()
+
+
+@pytest.mark.parametrize("where", [("--stack", "notification-service"), ("--transport", "sqs", "--queue-url", "q")])
+def test_aws_that_cannot_be_reached_is_neither_drained_nor_not(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], where: tuple[str, ...]
+) -> None:
+    """The stack (DescribeStacks) or the jobs queue (GetQueueAttributes) behind an endpoint that does not answer."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    code, out = _drained(capsys, *where)
+    assert code == 2 and out.startswith("transport-drained: cannot read AWS: Could not connect"), out
+    assert "Traceback" not in out and len(out.splitlines()) == 1, out
+
+
 @pytest.fixture
 def jobs_queue() -> Iterator[str]:
     """A jobs queue of the test's own, with the template's visibility timeout."""
@@ -201,3 +234,54 @@ def test_with_a_stack_the_command_checks_what_the_stack_drains_where_its_outputs
     boto3.client("sqs").send_message(QueueUrl=url, MessageBody="{}")
     code, out = _drained(capsys, "--stack", stack)
     assert code == 1 and out.startswith(f"NOT DRAINED  sqs {url}"), out
+
+
+def _zip(source: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def worker_alias(stack: str, monkeypatch: pytest.MonkeyPatch) -> Alias:
+    """The stack's worker in moto's Lambda, as a deployment leaves it: version 1 published, the alias `live` on it.
+    moto's CloudFormation makes no AWS::Lambda::Alias, so the stack's aliases (ListStackResources' summaries, which
+    ops.aliases.aliases_of reads: tests/unit/test_align_aliases.py) are given as they would be found."""
+    client = boto3.client("lambda")
+    name = f"drain-worker-{uuid.uuid4().hex[:8]}"
+    role = boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": _zip("def handler(event, context):\n    return 1\n")},
+        Environment={"Variables": {"TRANSPORT": "sqs"}},
+    )
+    client.create_alias(
+        FunctionName=name, Name="live", FunctionVersion=client.publish_version(FunctionName=name)["Version"]
+    )
+    alias = Alias("WorkerFunction", name, "live")
+    monkeypatch.setattr("ops.__main__.stack_aliases", lambda _, found: [alias] if found == stack else [])
+    return alias
+
+
+def test_while_an_alias_runs_a_version_behind_latest_the_stack_is_not_drained(
+    stack: str, worker_alias: Alias, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bare `sam deploy` of the first step changed TRANSPORT on $LATEST and published nothing: the alias's version
+    still publishes to the jobs queue being drained, which may be empty now and not in a minute."""
+    client = boto3.client("lambda")
+    client.update_function_configuration(
+        FunctionName=worker_alias.function, Environment={"Variables": {"TRANSPORT": "kafka"}}
+    )
+    code, out = _drained(capsys, "--stack", stack)
+    assert code == 1, out
+    assert out == (
+        f"NOT DRAINED  alias {worker_alias.function}:live still on version 1, behind $LATEST's Environment:"
+        " run make align-aliases\n"
+    )
+    list(align(client, [worker_alias]))  # what make align-aliases does
+    code, out = _drained(capsys, "--stack", stack)
+    assert code == 0 and out.startswith("DRAINED      sqs"), out
