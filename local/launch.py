@@ -21,6 +21,7 @@ from local.cfn import ROOT
 from local.emails import sent_emails
 from local.infra import STATE_FILE, StackState
 from local.processes import free_port
+from local.stack import transports
 
 KEY = "local-dev-key"
 PORTS = ("API_PORT", "MOTO_PORT", "KAFKA_PORT", "AUTH_PORT", "WS_PORT", "WEBHOOK_RECEIVER_PORT")
@@ -118,6 +119,8 @@ def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProce
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KAFKA_"))}
     env.update({k: str(v) for k, v in ports.items()}, LOCAL_STATE_DIR=str(state), **env_overrides)
     env["PYTHONPATH"] = pythonpath()
+    # What the stack will run, as `python -m local` reads it (TRANSPORT, else PARAMETER_OVERRIDES' Transport, ...).
+    transport, drain_transport = transports(env)
     log = state / "local.log"
     with log.open("w") as out:
         process = subprocess.Popen(
@@ -131,8 +134,8 @@ def start(state: Path, timeout: float = 120, **env_overrides: str) -> StackProce
         process=process,
         log=log,
         ports=ports,
-        transport=env.get("TRANSPORT") or "kafka",
-        drain_transport=env.get("DRAIN_TRANSPORT") or "none",
+        transport=transport,
+        drain_transport=drain_transport,
     )
     deadline = time.monotonic() + timeout
     while True:

@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import shlex
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -50,6 +51,27 @@ DEMO = ROOT / "local" / "demo"
 TRANSPORTS = ("kafka", "sqs")
 # Its DrainTransport values: none, or the transport being left, whose event source stays until it is drained.
 DRAIN_TRANSPORTS = ("none", *TRANSPORTS)
+
+
+def parameter_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """PARAMETER_OVERRIDES' template parameter values, as `sam deploy --parameter-overrides` takes them."""
+    return dict(pair.partition("=")[::2] for pair in shlex.split(env.get("PARAMETER_OVERRIDES", "")))
+
+
+def transports(env: Mapping[str, str]) -> tuple[str, str]:
+    """The Transport and DrainTransport ``env`` gives `make local`: TRANSPORT and DRAIN_TRANSPORT, else
+    PARAMETER_OVERRIDES' Transport and DrainTransport, else kafka and none. ValueError when the two ways disagree
+    (whether the values are allowed is Config's to say)."""
+    overrides = parameter_overrides(env)
+    transport = env.get("TRANSPORT") or overrides.get("Transport") or "kafka"
+    if overrides.get("Transport", transport) != transport:
+        raise ValueError(f"TRANSPORT={transport} and PARAMETER_OVERRIDES Transport={overrides['Transport']}")
+    drain = env.get("DRAIN_TRANSPORT") or overrides.get("DrainTransport") or "none"
+    if overrides.get("DrainTransport", drain) != drain:
+        raise ValueError(
+            f"DRAIN_TRANSPORT={drain} and PARAMETER_OVERRIDES DrainTransport={overrides['DrainTransport']}"
+        )
+    return transport, drain
 
 
 @dataclass
@@ -109,15 +131,8 @@ class Config:
         """The configuration ``make local`` reads from its environment; ValueError names a variable it refuses."""
         env = os.environ
         seconds = env.get("SCHEDULE_SECONDS")
-        overrides = dict(pair.partition("=")[::2] for pair in shlex.split(env.get("PARAMETER_OVERRIDES", "")))
-        transport = env.get("TRANSPORT") or overrides.get("Transport") or "kafka"
-        if overrides.get("Transport", transport) != transport:
-            raise ValueError(f"TRANSPORT={transport} and PARAMETER_OVERRIDES Transport={overrides['Transport']}")
-        drain = env.get("DRAIN_TRANSPORT") or overrides.get("DrainTransport") or "none"
-        if overrides.get("DrainTransport", drain) != drain:
-            raise ValueError(
-                f"DRAIN_TRANSPORT={drain} and PARAMETER_OVERRIDES DrainTransport={overrides['DrainTransport']}"
-            )
+        overrides = parameter_overrides(env)
+        transport, drain = transports(env)
         return cls(
             transport=transport,
             drain_transport=drain,
@@ -387,11 +402,10 @@ class LocalStack:
 
     def kafka_wirings(self, function: str = "WorkerFunction") -> list[KafkaWiring]:
         """The function's Kafka event source mapping with these parameters, if its Condition holds: with Transport
-        kafka, and with DrainTransport kafka beside the jobs queue's; none with Transport sqs alone."""
-        try:
-            return [self.kafka_wiring(function)]
-        except LookupError:
-            return []
+        kafka, and with DrainTransport kafka beside the jobs queue's; none with Transport sqs alone. Decided by the
+        configuration, never by a failed lookup: a stack that consumes Kafka and cannot wire its mapping fails to
+        start rather than start without its Kafka consumer."""
+        return [self.kafka_wiring(function)] if self.config.uses_kafka else []
 
     def sqs_sources(self, function: str = "WorkerFunction") -> dict[str, tuple[str, SqsSource]]:
         """The function's SQS event source mappings with these parameters, each with its trigger's name: ``sqs``

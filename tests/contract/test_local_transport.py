@@ -6,10 +6,15 @@ and DRAIN_TRANSPORT values `make local` refuses, by name."""
 from __future__ import annotations
 
 import socket
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from local import launch
 from local.__main__ import _busy
+from local.cfn import Template
 from local.infra import function_environments, planned_infra
 from local.sam import Translations
 from local.stack import Config, LocalStack
@@ -144,6 +149,22 @@ def test_with_sqs_alone_the_local_stack_wires_no_kafka_mapping() -> None:
     assert {trigger for trigger, _ in stack.sqs_sources().values()} == {"sqs", "jobs"}
 
 
+@pytest.mark.parametrize(("transport", "drain"), [("kafka", "none"), ("sqs", "kafka")])
+def test_a_stack_that_consumes_kafka_and_cannot_wire_its_mapping_fails_rather_than_run_without_it(
+    monkeypatch: pytest.MonkeyPatch, transport: str, drain: str
+) -> None:
+    stack = LocalStack(Config(transport=transport, drain_transport=drain))
+    apis = dict.fromkeys(stack.template.websocket_apis(), "http://127.0.0.1:3002")
+    stack.infra = planned_infra(stack.template, "notify-local", stack.parameters(), apis)
+
+    def broken(*args: Any) -> Any:
+        raise KeyError("KafkaTopic")  # a lookup bug, which must not read as "no Kafka mapping"
+
+    monkeypatch.setattr(Template, "kafka_source", broken)
+    with pytest.raises(KeyError, match="KafkaTopic"):
+        stack.kafka_wirings()
+
+
 def test_drain_transport_is_none_unless_drain_transport_or_the_parameter_overrides_say_otherwise(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -174,3 +195,36 @@ def test_a_drain_the_stack_cannot_run_is_refused_by_name(
     monkeypatch.setenv("PARAMETER_OVERRIDES", overrides)
     with pytest.raises(ValueError, match=message):
         Config.from_env()
+
+
+class _Started:
+    """``python -m local`` as the launcher sees it: running, and its /health answering."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.env = kwargs["env"]
+
+    def poll(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("env", "transports"),
+    [
+        ({}, ("kafka", "none")),
+        ({"PARAMETER_OVERRIDES": "LogLevel=DEBUG Transport=sqs DrainTransport=kafka"}, ("sqs", "kafka")),
+        ({"TRANSPORT": "kafka", "DRAIN_TRANSPORT": "sqs"}, ("kafka", "sqs")),
+    ],
+)
+def test_the_launcher_knows_the_transports_the_stack_it_starts_runs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], transports: tuple[str, str]
+) -> None:
+    """local.launch.start reads TRANSPORT, DRAIN_TRANSPORT and PARAMETER_OVERRIDES as Config.from_env does."""
+    for name in ("TRANSPORT", "DRAIN_TRANSPORT", "PARAMETER_OVERRIDES"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(subprocess, "Popen", _Started)
+    monkeypatch.setattr(launch.StackProcess, "call", lambda *args, **kwargs: (200, {"status": "ok"}))
+    started = launch.start(tmp_path, 120, **env)
+    assert (started.transport, started.drain_transport) == transports
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert (Config.from_env().transport, Config.from_env().drain_transport) == transports
