@@ -235,7 +235,9 @@ class _Uncounted:
 class _QueueAttributes(Mapping[str, Any]):
     """``Queue.attributes`` as moto builds it (the same names, values and order), but each message count is counted
     only when it is read: a send that reads ``ContentBasedDeduplication`` no longer walks the queue's messages
-    three times. A ``GetQueueAttributes`` of the counts still walks them, once per count, as moto did."""
+    three times. A ``GetQueueAttributes`` of the counts still walks them: with ``All``, once per count, as moto did;
+    naming a count, three times for it (moto asks ``name in queue.attributes``, then ``queue.attributes.get(name)``
+    twice, each through a new mapping, so a count cached in the mapping would not be read again anyway)."""
 
     def __init__(self, queue: Queue) -> None:
         self._queue = queue

@@ -140,7 +140,9 @@ def _pushes(stack: StackProcess, endpoint: str) -> list[dict[str, Any]]:
         return list(json.load(resp)["pushes"])
 
 
-@pytest.mark.timeout(300)  # one ceiling of 120 s for the four jobs, 60 s for the letter
+# One ceiling of 120 s for the four jobs, 60 s for the letter, and its stack's start (240 s): run alone or first, the
+# test starts it (the session's sqs_stack, or this module's).
+@pytest.mark.timeout(540)
 def test_a_batch_of_an_email_a_push_an_in_app_and_an_unknown_users_event_ends_each_in_its_final_status(
     slice_stack: StackProcess,
 ) -> None:
@@ -282,7 +284,9 @@ def _ran_once(stack: StackProcess, campaign_id: str, marker: str, deadline: floa
     assert recipients == sorted(f"demo-user-{n}@example.com" for n in range(1, 101))
 
 
-@pytest.mark.timeout(600)  # 300 s for both runs and their deliveries, then up to 60 s each for a record and its jobs
+# 300 s for both runs and their deliveries, then up to 60 s each for a record and its jobs; and each stack's start
+# (240 s each): run alone or first, the test starts the session's sqs_stack, and this module's stack too.
+@pytest.mark.timeout(1080)
 def test_a_campaign_due_within_a_minute_emails_the_whole_segment_once(
     stack: StackProcess, sqs_stack: StackProcess
 ) -> None:
