@@ -12,7 +12,9 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -85,6 +87,26 @@ class StackProcess:
     def emails(self, contains: str) -> list[dict[str, Any]]:
         """The emails moto accepted holding ``contains`` (its SES store's index, not a dump of every backend)."""
         return sent_emails(self.moto, contains=contains)
+
+    def push_endpoint(self) -> str:
+        """A new SNS platform endpoint in the stack's moto, for an inline recipient's push."""
+        import boto3
+
+        from local.events import REGION
+
+        sns = boto3.client(
+            "sns", endpoint_url=self.moto, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
+        )
+        app = sns.create_platform_application(
+            Name=f"e2e-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
+        )["PlatformApplicationArn"]
+        return str(sns.create_platform_endpoint(PlatformApplicationArn=app, Token=uuid.uuid4().hex)["EndpointArn"])
+
+    def pushes(self, endpoint: str) -> list[dict[str, Any]]:
+        """What moto's SNS published to the endpoint (its store's index of pushes, by endpoint)."""
+        url = f"{self.moto}/_local/sns/pushes?endpoint={urllib.parse.quote(endpoint)}"
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return list(json.load(resp)["pushes"])
 
     def wait_status(self, job_id: str, want: str, timeout: float = 120) -> dict[str, Any]:
         """The job once its status is ``want``; AssertionError once it is final otherwise, or after ``timeout``

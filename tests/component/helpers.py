@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -494,3 +496,11 @@ def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.05)
+
+
+def lambda_zip(source: str) -> bytes:
+    """A Lambda deployment package holding ``source`` as app.py."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", source)
+    return buffer.getvalue()

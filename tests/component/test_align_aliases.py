@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import io
 import uuid
-import zipfile
 
 import boto3
 import pytest
 
 from ops.aliases import Alias, align, report
 
-
-def _zip(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
+from .helpers import lambda_zip
 
 
 @pytest.fixture
@@ -31,7 +25,7 @@ def deployed(moto_endpoint: str) -> Alias:
         Runtime="python3.13",
         Role=role,
         Handler="app.handler",
-        Code={"ZipFile": _zip("def handler(event, context):\n    return 1\n")},
+        Code={"ZipFile": lambda_zip("def handler(event, context):\n    return 1\n")},
         Timeout=30,
         Environment={"Variables": {"POWERTOOLS_LOG_LEVEL": "INFO"}},
     )
@@ -70,7 +64,8 @@ def test_an_alias_behind_latest_is_moved_to_a_version_of_it(deployed: Alias) -> 
 
 def test_new_code_on_latest_is_published_too(deployed: Alias) -> None:
     client = boto3.client("lambda")
-    client.update_function_code(FunctionName=deployed.function, ZipFile=_zip("def handler(e, c):\n    return 2\n"))
+    code = lambda_zip("def handler(e, c):\n    return 2\n")
+    client.update_function_code(FunctionName=deployed.function, ZipFile=code)
     [outcome] = list(align(client, [deployed]))
     assert outcome.changed == ["CodeSha256"]
     latest = client.get_function_configuration(FunctionName=deployed.function)

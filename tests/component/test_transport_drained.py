@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import io
 import json
 import threading
 import time
 import uuid
-import zipfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +26,8 @@ from local.stack import LocalStack
 from ops.__main__ import main
 from ops.aliases import Alias, align
 from ops.drain import CONSUMER_GROUP
+
+from .helpers import lambda_zip
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
@@ -236,13 +236,6 @@ def test_with_a_stack_the_command_checks_what_the_stack_drains_where_its_outputs
     assert code == 1 and out.startswith(f"NOT DRAINED  sqs {url}"), out
 
 
-def _zip(source: str) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", source)
-    return buffer.getvalue()
-
-
 @pytest.fixture
 def worker_alias(stack: str, monkeypatch: pytest.MonkeyPatch) -> Alias:
     """The stack's worker in moto's Lambda, as a deployment leaves it: version 1 published, the alias `live` on it.
@@ -256,7 +249,7 @@ def worker_alias(stack: str, monkeypatch: pytest.MonkeyPatch) -> Alias:
         Runtime="python3.13",
         Role=role,
         Handler="app.handler",
-        Code={"ZipFile": _zip("def handler(event, context):\n    return 1\n")},
+        Code={"ZipFile": lambda_zip("def handler(event, context):\n    return 1\n")},
         Environment={"Variables": {"TRANSPORT": "sqs"}},
     )
     client.create_alias(

@@ -22,14 +22,11 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Optional, TypeVar
-from urllib.parse import quote
 
-import boto3
 import pytest
 
 from local.cfn import ROOT
 from local.emails import sent_emails
-from local.events import REGION
 from local.launch import StackProcess, start
 
 from .jobs import new_film_emails
@@ -123,23 +120,6 @@ def test_a_user_registered_event_without_the_optional_first_name_is_sent(stack: 
     assert job["last_error"] is None
 
 
-def _push_endpoint(stack: StackProcess) -> str:
-    """An SNS platform endpoint in the stack's moto, for an inline recipient's push."""
-    sns = boto3.client(
-        "sns", endpoint_url=stack.moto, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
-    )
-    app = sns.create_platform_application(
-        Name=f"e2e-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
-    )["PlatformApplicationArn"]
-    return str(sns.create_platform_endpoint(PlatformApplicationArn=app, Token=uuid.uuid4().hex)["EndpointArn"])
-
-
-def _pushes(stack: StackProcess, endpoint: str) -> list[dict[str, Any]]:
-    """What moto's SNS published to the endpoint (its store's index of pushes, by endpoint)."""
-    with urllib.request.urlopen(f"{stack.moto}/_local/sns/pushes?endpoint={quote(endpoint)}", timeout=30) as resp:
-        return list(json.load(resp)["pushes"])
-
-
 # One ceiling of 120 s for the four jobs, 60 s for the letter, and its stack's start (240 s): run alone or first, the
 # test starts it (the session's sqs_stack, or this module's).
 @pytest.mark.timeout(540)
@@ -148,7 +128,7 @@ def test_a_batch_of_an_email_a_push_an_in_app_and_an_unknown_users_event_ends_ea
 ) -> None:
     stack = slice_stack
     tag = uuid.uuid4().hex[:8]
-    user, address, endpoint = f"batch-{tag}", f"batch-{tag}@example.com", _push_endpoint(stack)
+    user, address, endpoint = f"batch-{tag}", f"batch-{tag}@example.com", stack.push_endpoint()
     like = {"review_id": f"r-{tag}", "movie_id": "m-1", "movie_title": "Dune", "liked_by": "Grace", "likes_count": 2}
     signup = {
         "event_type": "user_registered",
@@ -183,7 +163,7 @@ def test_a_batch_of_an_email_a_push_an_in_app_and_an_unknown_users_event_ends_ea
     failed = stack.wait_status(unknown[0], "FAILED", timeout=max(1, deadline - time.monotonic()))
     assert "does not exist" in failed["last_error"], failed
     assert [e["destinations"]["ToAddresses"] for e in sent_emails(stack.moto, to=address)] == [[address]]
-    assert len(_pushes(stack, endpoint)) == 1
+    assert len(stack.pushes(endpoint)) == 1
     status, token = stack.call("POST", f"/api/v1/users/{user}/tokens")
     assert status == 201, token
     status, inbox = stack.call("GET", "/api/v1/inbox", key=None, authorization=f"Bearer {token['token']}")

@@ -8,15 +8,12 @@ import http.client
 import json
 import re
 import time
-import urllib.request
 import uuid
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-import boto3
 import pytest
 
-from local.events import REGION
 from local.launch import StackProcess
 
 pytestmark = pytest.mark.e2e
@@ -35,22 +32,6 @@ def _until(check: Any, what: str) -> Any:
         time.sleep(0.3)
 
 
-def _push_endpoint(stack: StackProcess) -> str:
-    """An SNS platform endpoint in the stack's moto, for an inline recipient's push."""
-    sns = boto3.client(
-        "sns", endpoint_url=stack.moto, region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local"
-    )
-    app = sns.create_platform_application(
-        Name=f"e2e-{uuid.uuid4().hex[:6]}", Platform="GCM", Attributes={"PlatformCredential": "key"}
-    )["PlatformApplicationArn"]
-    return str(sns.create_platform_endpoint(PlatformApplicationArn=app, Token=uuid.uuid4().hex)["EndpointArn"])
-
-
-def _pushes(stack: StackProcess, endpoint: str) -> list[dict[str, Any]]:
-    with urllib.request.urlopen(f"{stack.moto}/_local/sns/pushes?endpoint={quote(endpoint)}", timeout=30) as resp:
-        return list(json.load(resp)["pushes"])
-
-
 def _open(url: str, method: str = "GET", agent: str = CHROME) -> http.client.HTTPResponse:
     """One request to a short link, its redirect not followed (the target is not on this machine)."""
     parts = urlsplit(url)
@@ -63,7 +44,7 @@ def _open(url: str, method: str = "GET", agent: str = CHROME) -> http.client.HTT
 
 
 def test_push_and_in_app_carry_short_links_that_redirect_and_count_clicked_once(live_stack: StackProcess) -> None:
-    endpoint = _push_endpoint(live_stack)
+    endpoint = live_stack.push_endpoint()
     user = f"e2e-links-{uuid.uuid4().hex[:8]}"
     watch = f"https://example.com/films/{uuid.uuid4().hex[:8]}?from=app"
     status, accepted = live_stack.call(
@@ -85,7 +66,7 @@ def test_push_and_in_app_carry_short_links_that_redirect_and_count_clicked_once(
     )
 
     # The push as SNS took it: the short link in its text, not the URL.
-    (push,) = _until(lambda: _pushes(live_stack, endpoint), "push in moto")
+    (push,) = _until(lambda: live_stack.pushes(endpoint), "push in moto")
     message = json.loads(push["message"])
     pushed = SHORT.search(json.loads(message["GCM"])["notification"]["body"])
     assert pushed is not None and watch not in message["default"], message
