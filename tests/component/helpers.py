@@ -504,3 +504,24 @@ def lambda_zip(source: str) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("app.py", source)
     return buffer.getvalue()
+
+
+def deployed_function(prefix: str, environment: dict[str, str], **configuration: Any) -> str:
+    """A function in moto's Lambda as a deployment leaves it: version 1 published from ``$LATEST``, the alias
+    ``live`` on it; its name."""
+    client = boto3.client("lambda")
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    role = boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    client.create_function(
+        FunctionName=name,
+        Runtime="python3.13",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": lambda_zip("def handler(event, context):\n    return 1\n")},
+        Environment={"Variables": environment},
+        **configuration,
+    )
+    client.create_alias(
+        FunctionName=name, Name="live", FunctionVersion=client.publish_version(FunctionName=name)["Version"]
+    )
+    return name

@@ -4,33 +4,19 @@ is moved to a version of ``$LATEST``, and an alias that is current is left alone
 from __future__ import annotations
 
 import io
-import uuid
 
 import boto3
 import pytest
 
 from ops.aliases import Alias, align, report
 
-from .helpers import lambda_zip
+from .helpers import deployed_function, lambda_zip
 
 
 @pytest.fixture
 def deployed(moto_endpoint: str) -> Alias:
     """A function as a deployment leaves it: version 1 published from $LATEST, the alias `live` on it."""
-    iam, client = boto3.client("iam"), boto3.client("lambda")
-    name = f"align-{uuid.uuid4().hex[:8]}"
-    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    client.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": lambda_zip("def handler(event, context):\n    return 1\n")},
-        Timeout=30,
-        Environment={"Variables": {"POWERTOOLS_LOG_LEVEL": "INFO"}},
-    )
-    version = client.publish_version(FunctionName=name)["Version"]
-    client.create_alias(FunctionName=name, Name="live", FunctionVersion=version)
+    name = deployed_function("align", {"POWERTOOLS_LOG_LEVEL": "INFO"}, Timeout=30)
     return Alias("WorkerFunction", name, "live")
 
 

@@ -27,7 +27,7 @@ from ops.__main__ import main
 from ops.aliases import Alias, align
 from ops.drain import CONSUMER_GROUP
 
-from .helpers import lambda_zip
+from .helpers import deployed_function
 
 pytestmark = pytest.mark.usefixtures("local_stack")
 
@@ -241,20 +241,7 @@ def worker_alias(stack: str, monkeypatch: pytest.MonkeyPatch) -> Alias:
     """The stack's worker in moto's Lambda, as a deployment leaves it: version 1 published, the alias `live` on it.
     moto's CloudFormation makes no AWS::Lambda::Alias, so the stack's aliases (ListStackResources' summaries, which
     ops.aliases.aliases_of reads: tests/unit/test_align_aliases.py) are given as they would be found."""
-    client = boto3.client("lambda")
-    name = f"drain-worker-{uuid.uuid4().hex[:8]}"
-    role = boto3.client("iam").create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    client.create_function(
-        FunctionName=name,
-        Runtime="python3.13",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": lambda_zip("def handler(event, context):\n    return 1\n")},
-        Environment={"Variables": {"TRANSPORT": "sqs"}},
-    )
-    client.create_alias(
-        FunctionName=name, Name="live", FunctionVersion=client.publish_version(FunctionName=name)["Version"]
-    )
+    name = deployed_function("drain-worker", {"TRANSPORT": "sqs"})
     alias = Alias("WorkerFunction", name, "live")
     monkeypatch.setattr("ops.__main__.stack_aliases", lambda _, found: [alias] if found == stack else [])
     return alias

@@ -18,10 +18,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Optional, TypeVar
+from typing import Any, Optional
 
 import pytest
 
@@ -30,25 +30,12 @@ from local.emails import sent_emails
 from local.launch import StackProcess, start
 
 from .jobs import new_film_emails
+from .waits import poll
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 # Every wait below is a ceiling that returns as soon as its condition holds: a loaded machine gets the time, a fast
 # one loses none. A test whose ceilings add up past pytest's 300 s carries its own timeout mark, above their sum,
 # so a slow run fails with the test's own message rather than pytest-timeout's.
-
-
-def _poll(read: Callable[[], T], done: Callable[[T], bool], timeout: float, every: float = 0.5) -> T:
-    """``read()`` again until ``done`` holds for what it returned; that value. AssertionError, with the last one,
-    after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s; last seen: {value!r}")
-        time.sleep(every)
 
 
 def _children(pid: int) -> list[int]:
@@ -177,7 +164,7 @@ def test_a_batch_of_an_email_a_push_an_in_app_and_an_unknown_users_event_ends_ea
         seen.update(x["job_id"] for x in body["items"] if x.get("job_id") in unknown)
         return seen
 
-    _poll(lettered, lambda found: found == set(unknown), timeout=60, every=1)
+    poll(lettered, lambda found: found == set(unknown), timeout=60, every=1)
 
 
 @pytest.mark.timeout(420)  # a 240 s ceiling for 100 deliveries, and the requests around it
@@ -238,7 +225,7 @@ def _ran_once(stack: StackProcess, campaign_id: str, marker: str, deadline: floa
         time.sleep(2)
     # The scheduler records the run (and, max_runs reached, INACTIVE) just after it hands the run's event in, so
     # the emails may come first: wait for the record.
-    stored = _poll(
+    stored = poll(
         lambda: stack.call("GET", f"/api/v1/campaigns/{campaign_id}")[1],
         lambda found: found["status"] != "ACTIVE",
         timeout=max(60, deadline - time.monotonic()),
@@ -255,7 +242,7 @@ def _ran_once(stack: StackProcess, campaign_id: str, marker: str, deadline: floa
         counts = (items[0]["status_counts"] or {}) if items else {}
         return sum(n for s, n in counts.items() if s in final) >= 100
 
-    items = _poll(runs, ended, timeout=max(60, deadline - time.monotonic()), every=1)
+    items = poll(runs, ended, timeout=max(60, deadline - time.monotonic()), every=1)
     assert [run["recipients"] for run in items] == [100]
     counts = items[0]["status_counts"]
     assert counts.get("SENT", 0) + counts.get("DELIVERED", 0) == 100, counts
@@ -320,7 +307,7 @@ def test_poison_records_on_the_topic_never_stop_the_jobs_behind_them(stack: Stac
                 kept[x["message_id"]] = raw
         return {i for i, record in enumerate(poison) if record in kept.values()}
 
-    _poll(lettered, lambda found: len(found) == len(poison), timeout=120, every=3)
+    poll(lettered, lambda found: len(found) == len(poison), timeout=120, every=3)
 
 
 def _event(stack: StackProcess, event_type: str, user: str, email: str = "") -> str:
@@ -359,7 +346,7 @@ def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: 
     first = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "BOUNCED")
     assert first["history"][-1]["detail"]["bounceType"] == "Permanent"
     # The feedback function records the status first, then the suppression: wait until it is stored.
-    prefs = _poll(lambda: _preferences(stack, "demo-bounce"), lambda p: bool(p["suppressed"]), timeout=60)
+    prefs = poll(lambda: _preferences(stack, "demo-bounce"), lambda p: bool(p["suppressed"]), timeout=60)
     assert prefs["suppressed"] == ["bounce@simulator.amazonses.com"]
     time.sleep(1.5)  # the local worker keeps preferences 1 s: a copy read before the suppression is gone by now
     second = stack.wait_status(_event(stack, "new_film", "demo-bounce"), "SKIPPED")
@@ -370,7 +357,7 @@ def test_a_hard_bounce_from_the_mailbox_simulator_suppresses_the_address(stack: 
 def test_a_complaint_suppresses_and_opts_out_of_marketing(stack: StackProcess) -> None:
     stack.wait_status(_event(stack, "new_film", "demo-complaint"), "COMPLAINED")
     # The feedback function records the status first, then the suppression and the opt-out: wait for both.
-    prefs = _poll(
+    prefs = poll(
         lambda: _preferences(stack, "demo-complaint"),
         lambda p: bool(p["suppressed"]) and p["categories"]["marketing"]["email"] is False,
         timeout=60,
@@ -473,7 +460,7 @@ def test_five_likes_of_a_review_make_one_email_listing_them_after_a_ten_second_w
             members.extend(accepted["job_ids"])
         digested = [stack.wait_status(job_id, "DIGESTED") for job_id in members]
         (digest_id,) = {m["history"][-1]["detail"]["digest_job_id"] for m in digested}
-        (mail,) = _poll(lambda: sent_emails(stack.moto, to=email), lambda found: len(found) >= 1, 120)
+        (mail,) = poll(lambda: sent_emails(stack.moto, to=email), lambda found: len(found) >= 1, 120)
         assert mail["subject"] == f"{likers[-1]} and 4 others liked your review of Dune"
         assert all(liker in mail["body"] for liker in likers)
         digest = stack.wait_status(digest_id, "SENT", timeout=60)
@@ -509,4 +496,4 @@ def test_stopping_the_stack_stops_everything_it_started(stack: StackProcess) -> 
                 alive.append(pid)
         return alive
 
-    assert _poll(running, lambda alive: not alive, timeout=30) == []
+    assert poll(running, lambda alive: not alive, timeout=30) == []

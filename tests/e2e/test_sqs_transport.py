@@ -9,9 +9,8 @@ import base64
 import subprocess
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 import pytest
@@ -21,23 +20,10 @@ from local.launch import StackProcess
 from local.processes import port_open
 
 from .jobs import new_film_emails
+from .waits import poll
 
 pytestmark = pytest.mark.e2e
-T = TypeVar("T")
 # Every wait is a ceiling that returns as soon as its condition holds (a loaded machine gets the time).
-
-
-def _poll(read: Callable[[], T], done: Callable[[T], bool], timeout: float, every: float = 0.5) -> T:
-    """``read()`` again until ``done`` holds for what it returned; AssertionError with the last value after
-    ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = read()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f} s; last seen: {value!r}")
-        time.sleep(every)
 
 
 def _raw(letter: dict[str, Any]) -> bytes:
@@ -54,7 +40,7 @@ def test_no_kafka_runs_and_the_banner_names_the_jobs_queue(sqs_stack: StackProce
     commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid in children]
     assert commands and not [c for c in commands if "tansu" in c], commands  # moto server only
     queue = stack.queue_url("JobsQueue")
-    log = _poll(stack.log.read_text, lambda text: "local stack is up" in text, timeout=60)
+    log = poll(stack.log.read_text, lambda text: "local stack is up" in text, timeout=60)
     assert "local stack is up, transport sqs" in log
     assert f"Jobs queue        {queue}" in log
     assert "Kafka (Tansu)" not in log and "  Kafka  " not in log
@@ -99,7 +85,7 @@ def test_poison_messages_between_good_jobs_on_the_jobs_queue_go_to_the_dlq_alone
         found.update({x["message_id"]: x for x in letters()})
         return found
 
-    _poll(all_letters, lambda seen: len(seen) == len(poison), timeout=120, every=3)
+    poll(all_letters, lambda seen: len(seen) == len(poison), timeout=120, every=3)
     assert all(x["reason"] == "invalid_job" for x in found.values()), found
     # Each letter names its queue and message, as a Kafka record's names its coordinates.
     queue = stack.queue_url("JobsQueue").rsplit("/", 1)[-1]
